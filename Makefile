@@ -1,0 +1,48 @@
+# Thin wrapper over CMake: `make run` and `make test` work on a fresh Debian 12 machine.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PROVE_ARGS ?=
+
+.PHONY: all deps build run test test-asan unit clean format
+
+all: build
+
+# Install the Debian packages listed in debian-packages.txt that are not installed yet.
+deps:
+	@missing=$$(grep -v '^\s*\(#\|$$\)' debian-packages.txt | while read -r p; do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@bin=$(BUILD) ./scripts/run-sample
+
+test: build
+	CONFLUX_BUILD=$(BUILD) prove $(PROVE_ARGS) -r t/
+
+$(ASAN_BUILD)/Makefile: CMakeLists.txt
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCONFLUX_SANITIZE=ON
+
+test-asan: deps $(ASAN_BUILD)/Makefile
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	CONFLUX_BUILD=$(ASAN_BUILD) CONFLUX_SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	prove $(PROVE_ARGS) -r t/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

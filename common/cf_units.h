@@ -1,0 +1,14 @@
+/* Parsing of the units the YAML speaks: durations (250ms, 2s, 1m, 1h) and sizes (512KiB, 64MiB, bytes). */
+#ifndef CF_UNITS_H
+#define CF_UNITS_H
+
+#include <stdint.h>
+
+/** "250ms", "2s", "1m", "1h" (and "0") -> milliseconds. Returns 0, or -1 when not a duration or overflowing. */
+int cf_parse_duration(const char *s, uint64_t *ms);
+/** "123", "512KiB", "64MiB", "1GiB" (also KB/MB/GB as powers of 1000) -> bytes. Returns 0 or -1. */
+int cf_parse_size(const char *s, uint64_t *bytes);
+/** Writes a duration the way the YAML spells it ("1500ms" -> "1500ms", "2000" -> "2s"); returns buf. */
+const char *cf_format_duration(uint64_t ms, char *buf, unsigned long bufsize);
+
+#endif

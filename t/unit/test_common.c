@@ -1,0 +1,173 @@
+/* Unit tests of common/: units, host:port parsing, buffers, YAML loading and table-driven decoding. */
+#include <stdlib.h>
+#include <string.h>
+#include "cf_buf.h"
+#include "cf_net.h"
+#include "cf_units.h"
+#include "cf_yaml.h"
+#include "tap.h"
+
+static void test_units(void)
+{
+    uint64_t v = 1;
+    ok(cf_parse_duration("250ms", &v) == 0 && v == 250, "250ms");
+    ok(cf_parse_duration("2s", &v) == 0 && v == 2000, "2s");
+    ok(cf_parse_duration("1m", &v) == 0 && v == 60000, "1m");
+    ok(cf_parse_duration("1h", &v) == 0 && v == 3600000, "1h");
+    ok(cf_parse_duration("0", &v) == 0 && v == 0, "0 is a duration");
+    ok(cf_parse_duration("5", &v) != 0, "a bare number is not a duration");
+    ok(cf_parse_duration("5 sec", &v) != 0, "\"5 sec\" is not a duration");
+    ok(cf_parse_duration("-1s", &v) != 0, "negative is not a duration");
+    ok(cf_parse_duration("s", &v) != 0, "a unit alone is not a duration");
+    ok(cf_parse_duration("99999999999999999999ms", &v) != 0, "overflow is refused");
+    ok(cf_parse_duration("18446744073709552s", &v) != 0, "overflow in scaling is refused");
+    ok(cf_parse_size("512KiB", &v) == 0 && v == 512 * 1024, "512KiB");
+    ok(cf_parse_size("64MiB", &v) == 0 && v == 64 * 1024 * 1024, "64MiB");
+    ok(cf_parse_size("1GiB", &v) == 0 && v == 1024ull * 1024 * 1024, "1GiB");
+    ok(cf_parse_size("1000", &v) == 0 && v == 1000, "plain byte count");
+    ok(cf_parse_size("1MB", &v) == 0 && v == 1000000, "1MB is decimal");
+    ok(cf_parse_size("1 MiB", &v) != 0, "space before the unit is refused");
+    ok(cf_parse_size("1TiB", &v) != 0, "unknown unit is refused");
+    char buf[32];
+    is_str(cf_format_duration(1500, buf, sizeof(buf)), "1500ms", "format 1500ms");
+    is_str(cf_format_duration(2000, buf, sizeof(buf)), "2s", "format 2s");
+    is_str(cf_format_duration(120000, buf, sizeof(buf)), "2m", "format 2m");
+    is_str(cf_format_duration(0, buf, sizeof(buf)), "0ms", "format 0");
+}
+
+static void test_hostport(void)
+{
+    char *host;
+    uint16_t port = 0;
+    ok(cf_parse_hostport("127.0.0.1:9901", &host, &port) == 0 && port == 9901, "ipv4:port");
+    is_str(host, "127.0.0.1", "ipv4 host");
+    free(host);
+    ok(cf_parse_hostport("[::1]:80", &host, &port) == 0 && port == 80, "[v6]:port");
+    is_str(host, "::1", "v6 host without brackets");
+    free(host);
+    ok(cf_parse_hostport(":8080", &host, &port) == 0 && port == 8080 && host == NULL, ":port has no host");
+    ok(cf_parse_hostport("8080", &host, &port) == 0 && port == 8080 && host == NULL, "bare port");
+    ok(cf_parse_hostport("host:99999", &host, &port) != 0, "port out of range");
+    ok(cf_parse_hostport("host:", &host, &port) != 0, "missing port");
+    ok(cf_parse_hostport("host:12x", &host, &port) != 0, "junk after the port");
+    ok(cf_parse_hostport("[::1]80", &host, &port) != 0, "v6 without colon");
+}
+
+static void test_buf(void)
+{
+    cf_buf_t b = CF_BUF_INIT;
+    for (int i = 0; i < 1000; ++i)
+        cf_buf_appendf(&b, "%d,", i);
+    ok(b.len == strlen(b.base), "length matches the NUL-terminated text");
+    ok(strncmp(b.base, "0,1,2,", 6) == 0 && strcmp(b.base + b.len - 4, "999,") == 0, "appendf grows the buffer");
+    cf_buf_reset(&b);
+    is(b.len, 0, "reset empties");
+    cf_buf_appends(&b, "x");
+    cf_buf_appendc(&b, 'y');
+    is_str(b.base, "xy", "appends and appendc");
+    cf_buf_free(&b);
+}
+
+struct st_sample_t {
+    uint64_t timeout, size, count;
+    int flag, mode;
+    char *name;
+    cf_strlist_t list;
+    int custom_seen;
+};
+
+static int decode_custom(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    struct st_sample_t *s = object;
+    if (cf_yscalar(node) == NULL || strcmp(cf_yscalar(node), "magic") != 0)
+        return cf_yerror(ctx, node, "must be magic");
+    s->custom_seen = 1;
+    return 0;
+}
+
+static const char *const modes[] = {"group", "merge", NULL};
+static const cf_yfield_t sample_table[] = {
+    {"timeout", CF_YT_DURATION, offsetof(struct st_sample_t, timeout), 1, 60000},
+    {"size", CF_YT_SIZE, offsetof(struct st_sample_t, size)},
+    {"count", CF_YT_UINT, offsetof(struct st_sample_t, count), 1, 100},
+    {"flag", CF_YT_BOOL, offsetof(struct st_sample_t, flag)},
+    {"mode", CF_YT_ENUM, offsetof(struct st_sample_t, mode), 0, 0, modes},
+    {"name", CF_YT_STRING, offsetof(struct st_sample_t, name)},
+    {"list", CF_YT_STRLIST, offsetof(struct st_sample_t, list)},
+    {"custom", CF_YT_CUSTOM, 0, 0, 0, NULL, decode_custom},
+    {"cache", CF_YT_UNSUPPORTED, 0, 0, 0, NULL, NULL, "caching is a later issue"},
+    {NULL},
+};
+
+/* Decodes `yaml` (a mapping under key "top") and returns the error text, or "" on success. */
+static const char *decode(const char *yaml, struct st_sample_t *s, uint64_t *seen)
+{
+    static char err[1024];
+    cf_yaml_t y;
+    cf_yctx_t ctx;
+    memset(s, 0, sizeof(*s));
+    if (cf_yaml_load_string(&y, "t.yaml", yaml, strlen(yaml), err, sizeof(err)) != 0)
+        return err;
+    cf_yctx_init(&ctx, &y);
+    size_t mark = cf_ypath_key(&ctx, "top");
+    int ret = cf_ydecode(&ctx, cf_ymap_get(&y, cf_yaml_root(&y), "top"), sample_table, s, seen);
+    cf_ypath_restore(&ctx, mark);
+    strcpy(err, ret == 0 ? "" : ctx.err);
+    cf_yaml_dispose(&y);
+    return err;
+}
+
+static void sample_free(struct st_sample_t *s)
+{
+    free(s->name);
+    cf_strlist_free(&s->list);
+}
+
+static void test_yaml(void)
+{
+    struct st_sample_t s;
+    uint64_t seen = 0;
+    is_str(decode("top:\n  timeout: 500ms\n  size: 1KiB\n  count: 7\n  flag: true\n  mode: merge\n  name: hi\n"
+                  "  list: [a, b]\n  custom: magic\n",
+                  &s, &seen),
+           "", "a full mapping decodes");
+    ok(s.timeout == 500 && s.size == 1024 && s.count == 7 && s.flag == 1 && s.mode == 1, "scalar fields");
+    is_str(s.name, "hi", "string field");
+    ok(s.list.n == 2 && strcmp(s.list.items[1], "b") == 0, "list field");
+    ok(s.custom_seen, "custom decoder ran");
+    is(seen, 0xff, "seen has a bit per present key");
+    sample_free(&s);
+
+    is_str(decode("top:\n  timeout: 5 sec\n", &s, NULL),
+           "t.yaml:2:12: top.timeout: \"5 sec\" is not a duration (use 500ms, 2s, 1m)",
+           "bad duration names file:line:col and the key path");
+    is_str(decode("top:\n  timout: 5s\n", &s, NULL), "t.yaml:2:3: top: unknown key \"timout\" (did you mean \"timeout\"?)",
+           "unknown key with a suggestion");
+    is_str(decode("top:\n  zzzzzzzz: 5s\n", &s, NULL), "t.yaml:2:3: top: unknown key \"zzzzzzzz\"",
+           "unknown key without a suggestion");
+    is_str(decode("top:\n  count: 1\n  count: 2\n", &s, NULL), "t.yaml:3:3: top.count: duplicate key", "duplicate key");
+    is_str(decode("top:\n  count: 101\n", &s, NULL), "t.yaml:2:10: top.count: 101 is out of range (1 to 100)", "uint range");
+    is_str(decode("top:\n  timeout: 2m\n", &s, NULL), "t.yaml:2:12: top.timeout: \"2m\" is out of range", "duration range");
+    is_str(decode("top:\n  flag: yes\n", &s, NULL), "t.yaml:2:9: top.flag: \"yes\" is not a boolean (use true or false)", "bool");
+    is_str(decode("top:\n  mode: both\n", &s, NULL), "t.yaml:2:9: top.mode: \"both\" is not one of: group, merge", "enum");
+    is_str(decode("top:\n  cache: 30s\n", &s, NULL), "t.yaml:2:10: top.cache: not supported yet (caching is a later issue)",
+           "unsupported key");
+    is_str(decode("top:\n  custom: plain\n", &s, NULL), "t.yaml:2:11: top.custom: must be magic", "custom error");
+    is_str(decode("top:\n  list: [a, {x: 1}]\n", &s, NULL), "t.yaml:2:13: top.list[1]: expected a string, not a mapping",
+           "list item error has its index");
+    sample_free(&s);
+    is_str(decode("top:\n  name:\n", &s, NULL), "t.yaml:2:8: top.name: expected a string, got nothing", "empty value");
+    is_str(decode("top: [1, 2]\n", &s, NULL), "t.yaml:1:6: top: expected a mapping (key: value)", "not a mapping");
+    is_str(decode("top:\n  a: [1, 2\n", &s, NULL),
+           "t.yaml:3:1: invalid YAML: did not find expected ',' or ']' while parsing a flow sequence",
+           "syntax error has a position");
+}
+
+int main(void)
+{
+    test_units();
+    test_hostport();
+    test_buf();
+    test_yaml();
+    return done_testing();
+}
