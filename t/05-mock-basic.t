@@ -1,0 +1,214 @@
+# conflux-mock: stubs, templates, delays on the loop, sequences, fault rates, /__mock/respond, argv, bad files.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use IO::Socket::INET;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $dir = tmpdir();
+write_file("$dir/profile.json", qq({"name": "from a file"}\n));
+
+my $mock = spawn_mock(<<"EOF");
+stubs:
+  - path: /users/{id}
+    headers: { Cache-Control: max-age=60, X-Mock: yes }
+    body: '{"id": "{id}", "name": "user {id}"}'
+  - path: /users/me
+    body: '{"id": "me"}'
+  - path: /files/{rest*}
+    body: 'file {rest}'
+  - path: /any
+    method: '*'
+    body: 'any method'
+  - path: /post-only
+    method: POST
+    status: 201
+    body: '{"created": true}'
+  - path: /inventory
+    body: '{"sku": "{query.sku}"}'
+  - path: /from-file
+    body_file: profile.json
+  - path: /fixed
+    delay: 300ms
+    body: 'fixed'
+  - path: /uniform
+    delay: { uniform: [100ms, 300ms] }
+  - path: /lognormal
+    delay: { lognormal: { median: 50ms, p99: 400ms } }
+  - path: /flaky
+    sequence: [503, 503, 200]
+    body: 'flaky'
+  - path: /half
+    fault: empty
+    fault_rate: 0.5
+  - path: /parallel
+    delay: 500ms
+EOF
+
+sub get { http_get($mock->url(shift)) }
+
+# One request on a fresh connection, the whole answer as raw bytes ('' when closed without a byte).
+# (HTTP::Tiny retries a GET once when the connection ends early, which would hide half of the faults.)
+sub raw_get {
+    my ($path) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mock->port, Timeout => 5) or die "connect: $!";
+    print $s "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    my $data = '';
+    while (1) {
+        my $n = sysread($s, my $buf, 65536);
+        last unless $n;
+        $data .= $buf;
+    }
+    return $data;
+}
+
+subtest 'stubs, parameters and templates' => sub {
+    my $r = get('/users/42');
+    is $r->{status}, 200, 'status';
+    is_deeply decode_json($r->{body}), { id => '42', name => 'user 42' }, '{id} substituted in the body';
+    is $r->{headers}{'cache-control'}, 'max-age=60', 'configured header';
+    is $r->{headers}{'x-mock'}, 'yes', 'second configured header';
+    is $r->{headers}{'content-type'}, 'application/json', 'JSON bodies default to application/json';
+    is $r->{headers}{'content-length'}, length($r->{body}), 'Content-Length';
+
+    is decode_json(get('/users/me')->{body})->{id}, 'me', 'a literal segment beats {param}';
+    is get('/users/a%22b')->{body}, '{"id": "a%22b", "name": "user a%22b"}', 'captures are raw path bytes';
+    is get('/files/a/b/c.txt')->{body}, 'file a/b/c.txt', '{rest*} takes the rest of the path';
+    is get('/files/a/b/c.txt')->{headers}{'content-type'}, 'text/plain; charset=utf-8', 'text bodies default to text/plain';
+    is get('/users/42/extra')->{status}, 404, 'extra segments do not match';
+
+    is http_request('DELETE', $mock->url('/any'))->{body}, 'any method', 'method "*" matches any method';
+    is http_request('POST', $mock->url('/users/1'))->{status}, 404, 'method defaults to GET';
+    my $p = http_request('POST', $mock->url('/post-only'), {}, 'x');
+    is $p->{status}, 201, 'configured status';
+    is get('/post-only')->{status}, 404, 'POST stub does not answer GET';
+
+    is get('/inventory?sku=A%22B&x=1')->{body}, '{"sku": "A\\"B"}', '{query.sku} decoded and JSON-escaped';
+    is get('/inventory')->{body}, '{"sku": ""}', 'absent query parameter is empty';
+    is get('/from-file')->{body}, qq({"name": "from a file"}\n), 'body_file read relative to the stubs file';
+
+    my $nf = get('/nothing/here');
+    is $nf->{status}, 404, 'unmatched is 404';
+    my $j = decode_json_ok($nf->{body});
+    is $j->{error}, 'no stub', 'error names the cause';
+    is $j->{path}, '/nothing/here', 'and the path';
+};
+
+subtest 'delays' => sub {
+    my $r = get('/fixed');
+    is $r->{status}, 200, 'fixed delay answers';
+    cmp_ok $r->{elapsed}, '>=', 0.28, 'fixed 300ms: not early';
+    cmp_ok $r->{elapsed}, '<', 0.6, 'fixed 300ms: not late';
+
+    my @u = map { get('/uniform')->{elapsed} } 1 .. 10;
+    my ($min, $max) = (sort { $a <=> $b } @u)[0, -1];
+    cmp_ok $min, '>=', 0.095, 'uniform [100ms, 300ms]: none early';
+    cmp_ok $max, '<', 0.45, 'uniform: none late';
+    cmp_ok $max - $min, '>', 0.02, 'uniform: delays vary';
+
+    my @l = sort { $a <=> $b } map { get('/lognormal')->{elapsed} } 1 .. 31;
+    my $median = $l[15];
+    cmp_ok $median, '>', 0.025, "lognormal median 50ms: measured median $median not far below";
+    cmp_ok $median, '<', 0.11, 'lognormal: measured median not far above';
+};
+
+subtest '200 concurrent delayed requests finish in about one delay' => sub {
+    # (the stub's body is empty: http_parallel's curl prints bodies to the same stream as its -w lines)
+    my ($res, $wall) = http_parallel(200, $mock->url('/parallel'));
+    is scalar(@$res), 200, '200 answers';
+    is scalar(grep { $_->{status} == 200 } @$res), 200, 'all 200';
+    cmp_ok $wall, '>=', 0.5, 'not before the delay';
+    cmp_ok $wall, '<', 1.6, "wall time $wall s: the loop does not serialize delays";
+};
+
+subtest 'sequence and fault_rate' => sub {
+    is_deeply [map { get('/flaky')->{status} } 1 .. 5], [503, 503, 200, 200, 200], 'sequence, last step repeats';
+    my ($faults, $answers) = (0, 0);
+    for (1 .. 200) {
+        my $data = raw_get('/half');
+        $faults++ if $data eq '';
+        $answers++ if $data =~ m{^HTTP/1\.1 200 };
+    }
+    is $faults + $answers, 200, 'each request got either the fault or the answer';
+    cmp_ok $faults, '>=', 60, "fault_rate 0.5: $faults of 200 faulted (at least 30%)";
+    cmp_ok $faults, '<=', 140, 'fault_rate 0.5: at most 70%';
+};
+
+subtest '/__mock/respond' => sub {
+    my $r = get('/__mock/respond?status=503&body=%7B%22a%22%3A+1%7D&header=X-Reason:testing&delay=200ms');
+    is $r->{status}, 503, 'status as asked';
+    is $r->{body}, '{"a": 1}', 'body percent-decoded, + is a space';
+    is $r->{headers}{'x-reason'}, 'testing', 'header as asked';
+    is $r->{headers}{'content-type'}, 'application/json', 'content type guessed';
+    cmp_ok $r->{elapsed}, '>=', 0.19, 'delay as asked';
+    cmp_ok $r->{elapsed}, '<', 0.5, 'not much later';
+    is get('/__mock/respond')->{status}, 200, 'defaults to 200';
+    my $bad = get('/__mock/respond?status=abc');
+    is $bad->{status}, 400, 'bad status is refused';
+    like $bad->{body}, qr/status/, 'and named';
+    is get('/__mock/respond?colour=red')->{status}, 400, 'unknown parameter refused';
+    is get('/__mock/respond?fault=reset')->{status}, 599, 'fault as asked';
+};
+
+subtest 'command line: --stub, --port 0, --version, SIGTERM' => sub {
+    my $bin = bindir() . '/conflux-mock';
+    like `$bin --version`, qr/^conflux-mock \d+\.\d+/, '--version';
+    like `$bin --help`, qr/usage: conflux-mock/, '--help';
+    open(my $saved_err, '>&', \*STDERR) or die;
+    open(STDERR, '>', '/dev/null') or die;
+    my $pid = open(my $out, '-|', $bin, '--port', '0', '--stub', 'GET /users/{id} 200 {"id":"{id}"} delay=100ms header=X-A:b',
+        '--stub', 'POST /x 202 sequence=500,202')
+        or die "cannot run $bin: $!";
+    open(STDERR, '>&', $saved_err) or die;
+    my $line = <$out>;
+    like $line, qr/^listening on 127\.0\.0\.1:(\d+)$/, 'prints the bound port';
+    my ($port) = $line =~ /:(\d+)$/;
+    my $r = http_get("http://127.0.0.1:$port/users/7");
+    is $r->{body}, '{"id":"7"}', '--stub body with {id}';
+    is $r->{headers}{'x-a'}, 'b', '--stub header=';
+    cmp_ok $r->{elapsed}, '>=', 0.095, '--stub delay=';
+    is http_request('POST', "http://127.0.0.1:$port/x")->{status}, 500, '--stub sequence= first';
+    is http_request('POST', "http://127.0.0.1:$port/x")->{status}, 202, '--stub sequence= second';
+    my $t0 = time;
+    kill 'TERM', $pid;
+    close $out;
+    is $?, 0, 'SIGTERM: exit 0';
+    cmp_ok time - $t0, '<', 1.5, 'promptly';
+
+    my $err = `$bin --port 0 --stub 'GET /x notastatus' 2>&1`;
+    isnt $? >> 8, 0, 'bad --stub fails';
+    like $err, qr/notastatus/, 'and says why';
+};
+
+subtest 'bad stub files fail at start with file:line:col and key path' => sub {
+    my $bin = bindir() . '/conflux-mock';
+    my @cases = (
+        [ "stubs:\n  - path: /a\n  - path: /b\n    delay: 5 sec\n", qr/:4:12: stubs\[1\]\.delay: "5 sec" is not a duration/ ],
+        [ "stubs:\n  - path: /a\n    colour: red\n", qr/:3:5: stubs\[0\]: unknown key "colour"|stubs\[0\].*colour/ ],
+        [ "stubs:\n  - path: /a\n    delay: { uniform: [900ms, 100ms] }\n", qr/stubs\[0\]\.delay\.uniform: .*lower bound/ ],
+        [ "stubs:\n  - path: /a\n    fault: explode\n", qr/:3:12: stubs\[0\]\.fault: / ],
+        [ "stubs:\n  - path: /a\n    fault_rate: 2\n", qr/stubs\[0\]\.fault_rate: "2" is not a fraction/ ],
+        [ "stubs:\n  - path: /a\n    sequence: [503, boom]\n", qr/stubs\[0\]\.sequence\[1\]: "boom"/ ],
+        [ "stubs:\n  - path: a/b\n", qr/:2:11: stubs\[0\]\.path: "a\/b" must start with \// ],
+        [ "stubs:\n  - path: /a\n    body: '{id}'\n", qr/stubs\[0\]\.body: \{id\} is not a parameter/ ],
+        [ "stubs:\n  - path: /a\n    body_file: /nonexistent/x\n", qr/stubs\[0\]\.body_file: cannot open/ ],
+        [ "stubs:\n  - path: /a\n  - path: /a\n", qr/stubs\[1\]: a second stub for GET \/a/ ],
+        [ "stubs:\n  - method: GET\n", qr/stubs\[0\]: path is required/ ],
+        [ "stubs: [\n", qr/invalid YAML/ ],
+    );
+    my $i = 0;
+    for my $c (@cases) {
+        my $file = write_file("$dir/bad-" . $i++ . ".yaml", $c->[0]);
+        my $out = `$bin -c $file --port 0 2>&1`;
+        is $? >> 8, 1, "exit 1 for: " . (split /\n/, $c->[0])[-1];
+        like $out, qr/\Q$file\E/, 'names the file';
+        like $out, $c->[1], 'says where and what';
+    }
+};
+
+undef $mock; # stop it before global destruction
+done_testing;
