@@ -20,6 +20,12 @@ const char *cf_method_name(unsigned bit);
 /** Writes "GET, HEAD, POST" for a mask into buf (for Allow:); returns buf. */
 const char *cf_methods_format(unsigned mask, char *buf, size_t bufsize);
 
+/** Whether a path segment is "." or ".." (RFC 3986 §5.2.4 dot segments). */
+static inline int cf_is_dot_segment(const char *s, size_t len)
+{
+    return (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
+}
+
 #define CF_MAX_PARAMS 16
 
 /** A parsed route pattern such as "/dashboard/{user_id}" or "/legacy/{rest*}". */

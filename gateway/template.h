@@ -46,7 +46,7 @@ enum {
 };
 
 /**
- * Supplies the raw (decoded, unencoded) value of a placeholder. Returns CF_TPL_OK with *val/*len set (borrowed
+ * Supplies the raw (decoded, unencoded) value of a placeholder. Returns CF_TPL_OK with *val and *len set (borrowed
  * until expansion ends), or CF_TPL_MISSING.
  */
 typedef int (*cf_tpl_lookup_cb)(void *ctx, const cf_tpl_part_t *part, const char **val, size_t *len);
@@ -54,6 +54,8 @@ typedef int (*cf_tpl_lookup_cb)(void *ctx, const cf_tpl_part_t *part, const char
 /**
  * Appends the expansion of `t` to `out`, each value percent-encoded for where it lands, so that no value can
  * add a path segment, a query parameter, a fragment, or any byte outside RFC 3986 unreserved characters.
+ * An empty value in the path (not in the query, not a rest capture) is CF_TPL_MISSING: "/users/" instead of
+ * "/users/42" would address another resource.
  * Returns CF_TPL_OK, CF_TPL_MISSING or CF_TPL_BAD_INPUT; on failure *failed (if not NULL) names the part.
  */
 int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, const cf_tpl_part_t **failed);

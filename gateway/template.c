@@ -1,0 +1,419 @@
+/* URL templates: parsing "/users/{id}?lang={query.lang}" and expanding it with values encoded for where they land. */
+/*
+ * The guarantee (SPEC §3): a value can never change the structure of the URL. Every value byte but the RFC 3986
+ * unreserved ones (A-Z a-z 0-9 - . _ ~) is percent-encoded, so a value adds no '/', '?', '&', '=', '#', '%' of its
+ * own, no space, CR, LF, NUL, control or non-ASCII byte. In the path, a value that is exactly "." or ".." is
+ * encoded as "%2E" / "%2E%2E" so that it cannot become a dot segment. The one exception is a route's {name*}
+ * capture (PARAM with rest = 1) in the path: it keeps its '/' separators, each segment being encoded, and a "." or
+ * ".." segment or an empty segment other than the last one makes the expansion fail with CF_TPL_BAD_INPUT (the
+ * router already answers 400 for those; this is the second lock). A path segment that a value helped build and that
+ * comes out as "." or ".." (the literal "/.{v}" with an empty value) is encoded as "%2E" / "%2E%2E" too. Empty values are allowed
+ * and expand to nothing, in the path too ("/users/{id}" with "" gives "/users/"): a value that must not be empty is the caller's
+ * check.
+ *
+ * Literal text is validated at parse time: only what RFC 3986 allows in a path and query (unreserved, sub-delims,
+ * ':', '@', '/', '?', and '%' followed by two hex digits). No '#', space, control, non-ASCII, '"', '<', '>', '\\',
+ * '^', '`', '|', '[', ']' bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "router.h"
+#include "template.h"
+
+static int is_alpha(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_unreserved(int c)
+{
+    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static int is_hex(int c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986: pchar / "/" / "?" without pct-encoded (checked separately) */
+static int is_literal_byte(int c)
+{
+    return is_unreserved(c) || (c != '\0' && strchr("!$&'()*+,;=:@/?", c) != NULL);
+}
+
+/* RFC 9110 5.6.2 tchar */
+static int is_tchar(int c)
+{
+    return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char hexdigits[] = "0123456789ABCDEF";
+
+static void encode_bytes(cf_buf_t *out, const char *s, size_t len)
+{
+    cf_buf_reserve(out, len * 3);
+    char *dst = out->base + out->len;
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_unreserved(c)) {
+            *dst++ = (char)c;
+        } else {
+            *dst++ = '%';
+            *dst++ = hexdigits[c >> 4];
+            *dst++ = hexdigits[c & 15];
+        }
+    }
+    out->len = (size_t)(dst - out->base);
+    out->base[out->len] = '\0';
+}
+
+void cf_encode_segment(cf_buf_t *out, const char *s, size_t len)
+{
+    if (cf_is_dot_segment(s, len)) {
+        cf_buf_append(out, len == 1 ? "%2E" : "%2E%2E", len * 3);
+        return;
+    }
+    encode_bytes(out, s, len);
+}
+
+void cf_encode_query(cf_buf_t *out, const char *s, size_t len)
+{
+    encode_bytes(out, s, len);
+}
+
+/* A {name*} value in the path: segments encoded one by one, '/' kept; returns CF_TPL_BAD_INPUT for a dot segment or
+ * an empty segment that is not the last one (a leading '/', or "//"). */
+static int encode_rest(cf_buf_t *out, const char *s, size_t len)
+{
+    size_t pos = 0;
+    for (;;) {
+        const char *slash = memchr(s + pos, '/', len - pos);
+        size_t end = slash != NULL ? (size_t)(slash - s) : len;
+        if (cf_is_dot_segment(s + pos, end - pos) || (end == pos && slash != NULL))
+            return CF_TPL_BAD_INPUT;
+        encode_bytes(out, s + pos, end - pos);
+        if (slash == NULL)
+            return CF_TPL_OK;
+        cf_buf_appendc(out, '/');
+        pos = end + 1;
+    }
+}
+
+/* --- parsing --- */
+
+static void part_free(cf_tpl_part_t *p)
+{
+    free(p->text);
+    if (p->fields != NULL) {
+        for (size_t i = 0; i != p->num_fields; ++i)
+            free(p->fields[i]);
+        free(p->fields);
+    }
+}
+
+void cf_template_free(cf_template_t *t)
+{
+    for (size_t i = 0; i != t->num_parts; ++i)
+        part_free(t->parts + i);
+    free(t->parts);
+    free(t->src);
+    memset(t, 0, sizeof(*t));
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p == NULL) {
+        fprintf(stderr, "fatal: out of memory\n");
+        abort();
+    }
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+static cf_tpl_part_t *add_part(cf_template_t *t, cf_tpl_kind_t kind, const char *text, size_t len)
+{
+    cf_tpl_part_t *parts = realloc(t->parts, (t->num_parts + 1) * sizeof(*parts));
+    if (parts == NULL) {
+        fprintf(stderr, "fatal: out of memory\n");
+        abort();
+    }
+    t->parts = parts;
+    cf_tpl_part_t *p = t->parts + t->num_parts++;
+    memset(p, 0, sizeof(*p));
+    p->kind = kind;
+    p->text = dup_bytes(text, len);
+    p->len = len;
+    p->call_index = -1;
+    return p;
+}
+
+static int valid_ident(const char *s, size_t len, int allow_dash)
+{
+    if (len == 0 || !(is_alpha((unsigned char)s[0]) || s[0] == '_'))
+        return 0;
+    for (size_t i = 1; i != len; ++i) {
+        int c = (unsigned char)s[i];
+        if (!(is_alpha(c) || is_digit(c) || c == '_' || (allow_dash && c == '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits "a.b.c" into the part's NULL-terminated field list; each field is 1*(ALPHA / DIGIT / "_" / "-"). */
+static int parse_fields(cf_tpl_part_t *p, const char *s, size_t len, size_t offset, char *err, size_t errlen)
+{
+    size_t count = 1;
+    for (size_t i = 0; i != len; ++i)
+        count += s[i] == '.';
+    p->fields = calloc(count + 1, sizeof(*p->fields));
+    if (p->fields == NULL) {
+        fprintf(stderr, "fatal: out of memory\n");
+        abort();
+    }
+    size_t start = 0;
+    for (size_t i = 0; i <= len; ++i) {
+        if (i < len && s[i] != '.') {
+            int c = (unsigned char)s[i];
+            if (!(is_alpha(c) || is_digit(c) || c == '_' || c == '-')) {
+                snprintf(err, errlen, "invalid character '%c' in field name at offset %zu", c >= 0x21 && c < 0x7f ? c : '?',
+                         offset + i);
+                return -1;
+            }
+            continue;
+        }
+        if (i == start) {
+            snprintf(err, errlen, "empty field name at offset %zu", offset + i);
+            return -1;
+        }
+        p->fields[p->num_fields++] = dup_bytes(s + start, i - start);
+        start = i + 1;
+    }
+    return 0;
+}
+
+/* Classifies the inside of one "{...}" standing at `offset` (of the '{'). */
+static int parse_placeholder(cf_template_t *t, const char *s, size_t len, size_t offset, int in_query, char *err, size_t errlen)
+{
+    const char *dot = memchr(s, '.', len);
+    size_t headlen = dot != NULL ? (size_t)(dot - s) : len, taillen = dot != NULL ? len - headlen - 1 : 0;
+    const char *tail = s + headlen + 1;
+    size_t tailoff = offset + 1 + headlen + 1;
+    cf_tpl_part_t *p;
+
+    if (dot == NULL) {
+        if (len == 4 && memcmp(s, "item", 4) == 0) {
+            p = add_part(t, CF_TPL_ITEM, s, len);
+        } else if (valid_ident(s, len, 0)) {
+            p = add_part(t, CF_TPL_PARAM, s, len);
+        } else {
+            snprintf(err, errlen, "invalid placeholder {%.*s} at offset %zu (a parameter name is letters, digits and '_')",
+                     (int)len, s, offset);
+            return -1;
+        }
+    } else if (headlen == 5 && memcmp(s, "query", 5) == 0) {
+        if (taillen == 0) {
+            snprintf(err, errlen, "empty query parameter name at offset %zu", tailoff);
+            return -1;
+        }
+        for (size_t i = 0; i != taillen; ++i) {
+            int c = (unsigned char)tail[i];
+            if (!(is_unreserved(c) || c == '[' || c == ']')) {
+                snprintf(err, errlen, "invalid character in query parameter name at offset %zu", tailoff + i);
+                return -1;
+            }
+        }
+        p = add_part(t, CF_TPL_QUERY, tail, taillen);
+    } else if (headlen == 6 && memcmp(s, "header", 6) == 0) {
+        if (taillen == 0) {
+            snprintf(err, errlen, "empty header name at offset %zu", tailoff);
+            return -1;
+        }
+        for (size_t i = 0; i != taillen; ++i) {
+            if (!is_tchar((unsigned char)tail[i])) {
+                snprintf(err, errlen, "invalid character in header name at offset %zu", tailoff + i);
+                return -1;
+            }
+        }
+        p = add_part(t, CF_TPL_HEADER, tail, taillen);
+        for (size_t i = 0; i != p->len; ++i)
+            if (p->text[i] >= 'A' && p->text[i] <= 'Z')
+                p->text[i] = (char)(p->text[i] - 'A' + 'a');
+    } else {
+        int is_item = headlen == 4 && memcmp(s, "item", 4) == 0;
+        if (!is_item && !valid_ident(s, headlen, 1)) {
+            snprintf(err, errlen, "invalid call name \"%.*s\" at offset %zu", (int)headlen, s, offset + 1);
+            return -1;
+        }
+        p = add_part(t, is_item ? CF_TPL_ITEM : CF_TPL_CALL, s, headlen);
+        if (parse_fields(p, tail, taillen, tailoff, err, errlen) != 0)
+            return -1;
+    }
+    p->in_query = in_query;
+    return 0;
+}
+
+int cf_template_parse(const char *src, cf_template_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (src == NULL || src[0] != '/') {
+        snprintf(err, errlen, "a URL template must start with '/'");
+        return -1;
+    }
+    out->src = dup_bytes(src, strlen(src));
+    int in_query = 0;
+    size_t lit_start = 0, i = 0;
+    for (;;) {
+        int c = (unsigned char)src[i];
+        if (c != '\0' && c != '{') {
+            if (c == '}') {
+                snprintf(err, errlen, "unbalanced '}' at offset %zu", i);
+                goto Error;
+            }
+            if (c == '%') {
+                if (!is_hex((unsigned char)src[i + 1]) || !is_hex((unsigned char)src[i + 2])) {
+                    snprintf(err, errlen, "'%%' at offset %zu does not start a %%XX escape", i);
+                    goto Error;
+                }
+                i += 3;
+                continue;
+            }
+            if (!is_literal_byte(c)) {
+                if (c > 0x20 && c < 0x7f)
+                    snprintf(err, errlen, "'%c' at offset %zu may not appear in a URL (percent-encode it)", c, i);
+                else
+                    snprintf(err, errlen, "byte 0x%02x at offset %zu may not appear in a URL (percent-encode it)", c, i);
+                goto Error;
+            }
+            if (c == '?')
+                in_query = 1;
+            ++i;
+            continue;
+        }
+        if (i != lit_start)
+            add_part(out, CF_TPL_LITERAL, src + lit_start, i - lit_start);
+        if (c == '\0')
+            break;
+        /* a placeholder */
+        size_t open = i, close = i + 1;
+        for (; src[close] != '}'; ++close) {
+            if (src[close] == '\0') {
+                snprintf(err, errlen, "unbalanced '{' at offset %zu", open);
+                goto Error;
+            }
+            if (src[close] == '{') {
+                snprintf(err, errlen, "'{' inside a placeholder at offset %zu", close);
+                goto Error;
+            }
+        }
+        if (close == open + 1) {
+            snprintf(err, errlen, "empty placeholder '{}' at offset %zu", open);
+            goto Error;
+        }
+        if (parse_placeholder(out, src + open + 1, close - open - 1, open, in_query, err, errlen) != 0)
+            goto Error;
+        i = lit_start = close + 1;
+    }
+    return 0;
+Error:
+    cf_template_free(out);
+    return -1;
+}
+
+/* --- expansion --- */
+
+/*
+ * Called at the end of each path segment of the output (out[seg..len)): when a value took part in it and it came
+ * out as "." or ".." (a literal dot beside an empty value: "/.{v}", "/{name}.{ext}" with both empty), its dots are
+ * encoded so that it cannot act as a dot segment.
+ */
+static void close_segment(cf_buf_t *out, size_t seg, int has_value)
+{
+    size_t len = out->len - seg;
+    if (has_value && cf_is_dot_segment(out->base + seg, len)) {
+        out->len = seg;
+        cf_buf_append(out, len == 1 ? "%2E" : "%2E%2E", len * 3);
+    }
+}
+
+int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, const cf_tpl_part_t **failed)
+{
+    size_t start = out->len, seg = start; /* seg: where the current path segment begins in out */
+    int rc = CF_TPL_OK, in_path = 1, has_value = 0;
+    const cf_tpl_part_t *p = NULL;
+    for (size_t i = 0; i != t->num_parts; ++i) {
+        p = t->parts + i;
+        if (p->kind == CF_TPL_LITERAL) {
+            size_t done = 0;
+            for (size_t j = 0; in_path && j != p->len; ++j) {
+                if (p->text[j] != '/' && p->text[j] != '?')
+                    continue;
+                cf_buf_append(out, p->text + done, j - done);
+                close_segment(out, seg, has_value);
+                cf_buf_appendc(out, p->text[j]);
+                seg = out->len;
+                has_value = 0;
+                in_path = p->text[j] == '/';
+                done = j + 1;
+            }
+            cf_buf_append(out, p->text + done, p->len - done);
+            continue;
+        }
+        const char *val = NULL;
+        size_t len = 0;
+        if ((rc = lookup(ctx, p, &val, &len)) != CF_TPL_OK) {
+            if (rc != CF_TPL_BAD_INPUT)
+                rc = CF_TPL_MISSING;
+            goto Fail;
+        }
+        if (val == NULL) {
+            if (len != 0) {
+                rc = CF_TPL_MISSING;
+                goto Fail;
+            }
+            val = "";
+        }
+        /* an empty value in the path would address another resource ("/users/" instead of "/users/42") */
+        if (len == 0 && !p->in_query && !(p->kind == CF_TPL_PARAM && p->rest)) {
+            rc = CF_TPL_MISSING;
+            goto Fail;
+        }
+        if (p->in_query) {
+            cf_encode_query(out, val, len);
+        } else if (p->kind == CF_TPL_PARAM && p->rest) {
+            size_t before = out->len;
+            if ((rc = encode_rest(out, val, len)) != CF_TPL_OK)
+                goto Fail;
+            /* the segment the rest started in ended at its first '/': it holds a non-empty, non-dot segment of the
+             * rest, so it cannot be a dot segment; go on from after its last '/' */
+            size_t last = out->len;
+            while (last != before && out->base[last - 1] != '/')
+                --last;
+            if (last != before)
+                seg = last;
+        } else {
+            cf_encode_segment(out, val, len);
+        }
+        has_value = 1;
+    }
+    if (in_path)
+        close_segment(out, seg, has_value);
+    cf_buf_reserve(out, 0); /* NUL-terminated even when the template expanded to nothing new */
+    out->base[out->len] = '\0';
+    return CF_TPL_OK;
+Fail:
+    /* leave `out` as it was */
+    out->len = start;
+    if (out->base != NULL)
+        out->base[start] = '\0';
+    if (failed != NULL)
+        *failed = p;
+    return rc;
+}

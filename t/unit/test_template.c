@@ -1,0 +1,533 @@
+/* Unit tests of URL templates: parsing, errors, expansion, and proof that no value changes the URL's structure. */
+#include <stdint.h>
+#include <stdlib.h>
+#include "tap.h"
+#include "../../gateway/template.c"
+
+/* --- parsing --- */
+
+static const char *kind_name(cf_tpl_kind_t k)
+{
+    static const char *names[] = {"LITERAL", "PARAM", "QUERY", "HEADER", "CALL", "ITEM"};
+    return (unsigned)k < 6 ? names[k] : "?";
+}
+
+/* Renders parts as "KIND:text[.field...][?]" joined by ' ' ('?' marks in_query), for one is_str per template. */
+static char rendered[2048];
+static const char *render(const cf_template_t *t)
+{
+    size_t off = 0;
+    rendered[0] = '\0';
+    for (size_t i = 0; i != t->num_parts; ++i) {
+        const cf_tpl_part_t *p = t->parts + i;
+        off += snprintf(rendered + off, sizeof(rendered) - off, "%s%s:%s", i ? " " : "", kind_name(p->kind), p->text);
+        for (size_t j = 0; j != p->num_fields; ++j)
+            off += snprintf(rendered + off, sizeof(rendered) - off, ".%s", p->fields[j]);
+        if (p->in_query)
+            off += snprintf(rendered + off, sizeof(rendered) - off, "?");
+    }
+    return rendered;
+}
+
+static void parses_as(const char *src, const char *want)
+{
+    cf_template_t t;
+    char err[256] = "";
+    if (cf_template_parse(src, &t, err, sizeof(err)) != 0) {
+        ok(0, "parse %s", src);
+        diag("error: %s", err);
+        return;
+    }
+    is_str(render(&t), want, "parse %s", src);
+    int sane = 1;
+    for (size_t i = 0; i != t.num_parts; ++i) {
+        const cf_tpl_part_t *p = t.parts + i;
+        if (p->call_index != -1 || p->rest != 0 || strlen(p->text) != p->len ||
+            (p->fields != NULL && p->fields[p->num_fields] != NULL))
+            sane = 0;
+    }
+    ok(sane, "  call_index -1, rest 0, len matches, fields NULL-terminated");
+    is_str(t.src, src, "  src kept");
+    cf_template_free(&t);
+}
+
+/* The string with control and non-ASCII bytes shown as \xNN, for test names. */
+static const char *printable(const char *s)
+{
+    static char buf[512];
+    size_t o = 0;
+    if (s == NULL)
+        return "(null)";
+    for (; *s != '\0' && o + 5 < sizeof(buf); ++s) {
+        unsigned char c = (unsigned char)*s;
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, c < 0x20 || c >= 0x7f ? "\\x%02x" : "%c", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void fails_with(const char *src, const char *want)
+{
+    cf_template_t t;
+    char err[256] = "";
+    int rc = cf_template_parse(src, &t, err, sizeof(err));
+    is(rc, -1, "refused: %s", printable(src));
+    is_str(err, want, "  message");
+    if (rc == 0)
+        cf_template_free(&t);
+}
+
+static void test_parse(void)
+{
+    parses_as("/users/{user_id}", "LITERAL:/users/ PARAM:user_id");
+    parses_as("/orders?user={user_id}&lang={query.lang}", "LITERAL:/orders?user= PARAM:user_id? LITERAL:&lang= QUERY:lang?");
+    parses_as("/recs/{profile.segment}", "LITERAL:/recs/ CALL:profile.segment");
+    parses_as("/x/{header.x-tenant}", "LITERAL:/x/ HEADER:x-tenant");
+    parses_as("/x/{header.X-Tenant}", "LITERAL:/x/ HEADER:x-tenant");
+    parses_as("/users/{item}", "LITERAL:/users/ ITEM:item");
+    parses_as("/u/{item.id}", "LITERAL:/u/ ITEM:item.id");
+    parses_as("/u/{item.a.b_c.d-e.0}", "LITERAL:/u/ ITEM:item.a.b_c.d-e.0");
+    parses_as("/legacy/{rest}", "LITERAL:/legacy/ PARAM:rest");
+    parses_as("/a/{call-1.data.items}", "LITERAL:/a/ CALL:call-1.data.items");
+    parses_as("/plain/path", "LITERAL:/plain/path");
+    parses_as("/", "LITERAL:/");
+    parses_as("/{a}{b}", "LITERAL:/ PARAM:a PARAM:b");
+    parses_as("/u-{id}.json", "LITERAL:/u- PARAM:id LITERAL:.json");
+    parses_as("/{query}/{header}", "LITERAL:/ PARAM:query LITERAL:/ PARAM:header");
+    parses_as("/a/{p}?x={q}&y=?{r}", "LITERAL:/a/ PARAM:p LITERAL:?x= PARAM:q? LITERAL:&y=? PARAM:r?");
+    parses_as("/a?{query.ids[]}={query.a.b}", "LITERAL:/a? QUERY:ids[]? LITERAL:= QUERY:a.b?");
+    parses_as("/caf%C3%A9/%7e?q=a%20b", "LITERAL:/caf%C3%A9/%7e?q=a%20b");
+    parses_as("/a:b@c!$&'()*+,;=~-._/?x=/?", "LITERAL:/a:b@c!$&'()*+,;=~-._/?x=/?");
+
+    fails_with(NULL, "a URL template must start with '/'");
+    fails_with("", "a URL template must start with '/'");
+    fails_with("users/{id}", "a URL template must start with '/'");
+    fails_with("{id}", "a URL template must start with '/'");
+    fails_with("/users/{id", "unbalanced '{' at offset 7");
+    fails_with("/users/id}", "unbalanced '}' at offset 9");
+    fails_with("/users/{a{b}}", "'{' inside a placeholder at offset 9");
+    fails_with("/users/{}", "empty placeholder '{}' at offset 7");
+    fails_with("/users/{1d}", "invalid placeholder {1d} at offset 7 (a parameter name is letters, digits and '_')");
+    fails_with("/users/{a-b}", "invalid placeholder {a-b} at offset 7 (a parameter name is letters, digits and '_')");
+    fails_with("/users/{ id}", "invalid placeholder { id} at offset 7 (a parameter name is letters, digits and '_')");
+    fails_with("/users/{query.}", "empty query parameter name at offset 14");
+    fails_with("/users/{query.a b}", "invalid character in query parameter name at offset 15");
+    fails_with("/users/{query.a&b}", "invalid character in query parameter name at offset 15");
+    fails_with("/users/{header.}", "empty header name at offset 15");
+    fails_with("/users/{header.a:b}", "invalid character in header name at offset 16");
+    fails_with("/users/{header.a\r\nb}", "invalid character in header name at offset 16");
+    fails_with("/users/{item.}", "empty field name at offset 13");
+    fails_with("/users/{item..a}", "empty field name at offset 13");
+    fails_with("/users/{p.a.}", "empty field name at offset 12");
+    fails_with("/users/{p.a/b}", "invalid character '/' in field name at offset 11");
+    fails_with("/users/{.a}", "invalid call name \"\" at offset 8");
+    fails_with("/users/{9p.a}", "invalid call name \"9p\" at offset 8");
+    fails_with("/a b", "byte 0x20 at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a#frag", "'#' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a\r\nHost: x", "byte 0x0d at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a\n", "byte 0x0a at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a\t", "byte 0x09 at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a\x7f", "byte 0x7f at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/caf\xc3\xa9", "byte 0xc3 at offset 4 may not appear in a URL (percent-encode it)");
+    fails_with("/a\"b", "'\"' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a<b>", "'<' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a\\b", "'\\' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a|b", "'|' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a[0]", "'[' at offset 2 may not appear in a URL (percent-encode it)");
+    fails_with("/a%", "'%' at offset 2 does not start a %XX escape");
+    fails_with("/a%4", "'%' at offset 2 does not start a %XX escape");
+    fails_with("/a%4g", "'%' at offset 2 does not start a %XX escape");
+    fails_with("/a%%41", "'%' at offset 2 does not start a %XX escape");
+    fails_with("/{id}/x y", "byte 0x20 at offset 7 may not appear in a URL (percent-encode it)");
+}
+
+/* --- expansion --- */
+
+/* values looked up by placeholder text (for CALL/ITEM: text + fields joined with '.') */
+struct values {
+    size_t n;
+    struct {
+        const char *key, *val;
+        size_t len;
+        int rc;
+    } v[16];
+    int calls;
+};
+
+static int on_lookup(void *_ctx, const cf_tpl_part_t *part, const char **val, size_t *len)
+{
+    struct values *ctx = _ctx;
+    char key[256];
+    size_t off = (size_t)snprintf(key, sizeof(key), "%s", part->text);
+    for (size_t i = 0; i != part->num_fields; ++i)
+        off += (size_t)snprintf(key + off, sizeof(key) - off, ".%s", part->fields[i]);
+    ++ctx->calls;
+    for (size_t i = 0; i != ctx->n; ++i) {
+        if (strcmp(ctx->v[i].key, key) == 0) {
+            if (ctx->v[i].rc != CF_TPL_OK)
+                return ctx->v[i].rc;
+            *val = ctx->v[i].val;
+            *len = ctx->v[i].len;
+            return CF_TPL_OK;
+        }
+    }
+    return CF_TPL_MISSING;
+}
+
+static void set_value(struct values *vs, const char *key, const char *val, size_t len)
+{
+    vs->v[vs->n].key = key;
+    vs->v[vs->n].val = val;
+    vs->v[vs->n].len = len;
+    vs->v[vs->n].rc = CF_TPL_OK;
+    ++vs->n;
+}
+
+/* Expands src with one value for every placeholder; returns the result or "#MISSING"/"#BAD_INPUT". */
+static char expanded[8192];
+static const char *expand1(const char *src, const char *val, size_t len, int rest)
+{
+    cf_template_t t;
+    char err[256];
+    if (cf_template_parse(src, &t, err, sizeof(err)) != 0) {
+        snprintf(expanded, sizeof(expanded), "#PARSE %s", err);
+        return expanded;
+    }
+    for (size_t i = 0; i != t.num_parts; ++i)
+        if (t.parts[i].kind == CF_TPL_PARAM)
+            t.parts[i].rest = rest;
+    struct values vs = {0};
+    const char *keys[] = {"v", "rest", "lang", "x-tenant", "item", "item.id", "profile.segment"};
+    for (size_t i = 0; i != sizeof(keys) / sizeof(keys[0]); ++i)
+        set_value(&vs, keys[i], val, len);
+    cf_buf_t out = CF_BUF_INIT;
+    const cf_tpl_part_t *failed = NULL;
+    int rc = cf_template_expand(&t, on_lookup, &vs, &out, &failed);
+    if (rc == CF_TPL_OK)
+        snprintf(expanded, sizeof(expanded), "%s", out.len ? out.base : "");
+    else
+        snprintf(expanded, sizeof(expanded), "%s", rc == CF_TPL_MISSING ? "#MISSING" : "#BAD_INPUT");
+    cf_buf_free(&out);
+    cf_template_free(&t);
+    return expanded;
+}
+#define E(src, val) expand1(src, val, strlen(val), 0)
+
+static void test_encoders(void)
+{
+    cf_buf_t b = CF_BUF_INIT;
+    cf_encode_segment(&b, "", 0);
+    is(b.len, 0, "empty segment encodes to nothing");
+    cf_encode_segment(&b, "AZaz09-._~", 10);
+    is_str(b.base, "AZaz09-._~", "unreserved kept");
+    cf_buf_reset(&b);
+    cf_encode_segment(&b, "!*'();:@&=+$,/?#[]% \"<>\\^`{|}", 29);
+    is_str(b.base, "%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D%25%20%22%3C%3E%5C%5E%60%7B%7C%7D",
+           "reserved and unsafe encoded, upper-case hex");
+    cf_buf_reset(&b);
+    cf_encode_segment(&b, ".", 1);
+    is_str(b.base, "%2E", "dot segment");
+    cf_buf_reset(&b);
+    cf_encode_segment(&b, "..", 2);
+    is_str(b.base, "%2E%2E", "dot-dot segment");
+    cf_buf_reset(&b);
+    cf_encode_segment(&b, "...", 3);
+    is_str(b.base, "...", "three dots are a name");
+    cf_buf_reset(&b);
+    cf_encode_segment(&b, "\0\x01\xff\x7f\r\n", 6);
+    is_str(b.base, "%00%01%FF%7F%0D%0A", "NUL, controls, 0xFF");
+    cf_buf_reset(&b);
+    cf_encode_query(&b, "..", 2);
+    is_str(b.base, "..", "dots need no encoding in a query value");
+    cf_buf_reset(&b);
+    cf_encode_query(&b, "a b&c=d+e#f?g/h", 15);
+    is_str(b.base, "a%20b%26c%3Dd%2Be%23f%3Fg%2Fh", "query value");
+    cf_buf_reset(&b);
+    cf_buf_appends(&b, "prefix:");
+    cf_encode_query(&b, "x y", 3);
+    is_str(b.base, "prefix:x%20y", "appends");
+    cf_buf_free(&b);
+}
+
+static void test_expand(void)
+{
+    /* a value lands in one path segment */
+    is_str(E("/users/{v}", "42"), "/users/42", "plain value");
+    is_str(E("/users/{v}", ""), "#MISSING", "an empty value in the path is missing (it would address /users/)");
+    is_str(E("/users?id={v}", ""), "/users?id=", "an empty value in the query is a value");
+    is_str(E("/users/{v}", "../"), "/users/..%2F", "../");
+    is_str(E("/users/{v}", ".."), "/users/%2E%2E", "..");
+    is_str(E("/users/{v}", "."), "/users/%2E", ".");
+    is_str(E("/users/{v}/x", "../../admin"), "/users/..%2F..%2Fadmin/x", "../../admin");
+    is_str(E("/users/{v}", "%2F"), "/users/%252F", "%%2F is taken literally");
+    is_str(E("/users/{v}", "a/b"), "/users/a%2Fb", "a/b");
+    is_str(E("/users/{v}", "?x=1"), "/users/%3Fx%3D1", "?x=1");
+    is_str(E("/users/{v}", "#f"), "/users/%23f", "#f");
+    is_str(E("/users/{v}", "\r\nHost: evil"), "/users/%0D%0AHost%3A%20evil", "CRLF injection");
+    is_str(E("/users/{v}", "a b"), "/users/a%20b", "space");
+    is_str(E("/users/{v}", "&admin=1"), "/users/%26admin%3D1", "&admin=1");
+    is_str(expand1("/users/{v}", "a\0b", 3, 0), "/users/a%00b", "NUL");
+    is_str(E("/users/{v}", "caf\xc3\xa9"), "/users/caf%C3%A9", "UTF-8");
+    is_str(E("/users/{v}", "\xff\xfe"), "/users/%FF%FE", "0xFF bytes");
+    is_str(E("/users/{v}", "~user.name_1-2"), "/users/~user.name_1-2", "unreserved untouched");
+    is_str(E("/.{v}", "."), "/.%2E", "a '.' value next to a literal dot stays encoded");
+    is_str(E("/{v}{v}", "."), "/%2E%2E", "two adjacent '.' values");
+    is_str(E("/.{v}/x", ""), "#MISSING", "literal '.' + empty value: missing");
+    is_str(E("/{v}.{v}?q", ""), "#MISSING", "'{name}.{ext}' with both empty: missing");
+    is_str(E("/{v}.{v}?q=.", "a"), "/a.a?q=.", "'{name}.{ext}' with values: as is");
+    is_str(E("/a/../b/{v}", "x"), "/a/../b/x", "the template's own literal dots are left as written");
+    is_str(expand1("/.{rest}", "", 0, 1), "/%2E", "literal '.' + empty rest");
+    is_str(expand1("/x/{rest}.", "a/", 2, 1), "/x/a/%2E", "empty tail of a rest + literal '.'");
+    is_str(expand1("/x{rest}/y", "a/b", 3, 1), "/xa/b/y", "rest joined to literal text");
+
+    /* in the query */
+    is_str(E("/o?user={v}&lang={query.lang}", "a&admin=1"), "/o?user=a%26admin%3D1&lang=a%26admin%3D1", "& and = in query");
+    is_str(E("/o?user={v}", ".."), "/o?user=..", "dots are harmless in a query");
+    is_str(E("/o?user={v}", "a+b c"), "/o?user=a%2Bb%20c", "+ and space");
+    is_str(E("/o?user={v}", "x#y"), "/o?user=x%23y", "#");
+    is_str(E("/o?user={v}", "a/b?c"), "/o?user=a%2Fb%3Fc", "/ and ? encoded too");
+    is_str(E("/o?user={v}", ""), "/o?user=", "empty query value");
+
+    /* other kinds */
+    is_str(E("/x/{header.X-Tenant}", "t 1"), "/x/t%201", "header value");
+    is_str(E("/recs/{profile.segment}", "a/b"), "/recs/a%2Fb", "call field");
+    is_str(E("/u/{item}", "7"), "/u/7", "item");
+    is_str(E("/u/{item.id}", "7?"), "/u/7%3F", "item field");
+
+    /* {name*} values */
+    is_str(expand1("/legacy/{rest}", "a/b/c", 5, 1), "/legacy/a/b/c", "rest keeps '/'");
+    is_str(expand1("/legacy/{rest}", "a b/\xc3\xa9/?#", 9, 1), "/legacy/a%20b/%C3%A9/%3F%23", "rest segments encoded");
+    is_str(expand1("/legacy/{rest}", "", 0, 1), "/legacy/", "empty rest");
+    is_str(expand1("/legacy/{rest}", "a/", 2, 1), "/legacy/a/", "rest with a trailing slash");
+    is_str(expand1("/legacy/{rest}", "...", 3, 1), "/legacy/...", "rest: three dots");
+    is_str(expand1("/legacy/{rest}", "%2E%2E", 6, 1), "/legacy/%252E%252E", "rest: a literal %%2E stays literal");
+    is_str(expand1("/legacy/{rest}", "..", 2, 1), "#BAD_INPUT", "rest: ..");
+    is_str(expand1("/legacy/{rest}", ".", 1, 1), "#BAD_INPUT", "rest: .");
+    is_str(expand1("/legacy/{rest}", "a/../b", 6, 1), "#BAD_INPUT", "rest: a/../b");
+    is_str(expand1("/legacy/{rest}", "a/./b", 5, 1), "#BAD_INPUT", "rest: a/./b");
+    is_str(expand1("/legacy/{rest}", "a/..", 4, 1), "#BAD_INPUT", "rest: trailing ..");
+    is_str(expand1("/legacy/{rest}", "/etc", 4, 1), "#BAD_INPUT", "rest: leading '/'");
+    is_str(expand1("/legacy/{rest}", "a//b", 4, 1), "#BAD_INPUT", "rest: empty segment");
+    is_str(expand1("/legacy?p={rest}", "a/b", 3, 1), "/legacy?p=a%2Fb", "rest in the query is a plain query value");
+}
+
+static void test_expand_failures(void)
+{
+    cf_template_t t;
+    char err[256];
+    struct values vs = {0};
+    cf_buf_t out = CF_BUF_INIT;
+    const cf_tpl_part_t *failed = NULL;
+
+    is(cf_template_parse("/u/{id}?lang={query.lang}&t={header.x-t}", &t, err, sizeof(err)), 0, "parse");
+    set_value(&vs, "id", "7", 1);
+    set_value(&vs, "x-t", "T", 1);
+    cf_buf_appends(&out, "GET ");
+    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "missing query parameter");
+    ok(failed == t.parts + 3, "failed points at the query part");
+    is_str(failed->text, "lang", "failed part is 'lang'");
+    is(out.len, 4, "out is left as it was");
+    is_str(out.base, "GET ", "out content as it was");
+
+    set_value(&vs, "lang", "fr", 2);
+    vs.calls = 0;
+    is(cf_template_expand(&t, on_lookup, &vs, &out, NULL), CF_TPL_OK, "all present (failed may be NULL)");
+    is_str(out.base, "GET /u/7?lang=fr&t=T", "appended to what was there");
+    is(vs.calls, 3, "lookup called once per placeholder");
+
+    vs.v[0].rc = CF_TPL_BAD_INPUT;
+    cf_buf_reset(&out);
+    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_BAD_INPUT, "lookup's BAD_INPUT is passed on");
+    ok(failed == t.parts + 1, "  on the id part");
+    is(out.len, 0, "  nothing left in out");
+    vs.v[0].rc = 42;
+    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "another code counts as missing");
+    cf_template_free(&t);
+
+    /* a literal-only template needs no lookup */
+    is(cf_template_parse("/health", &t, err, sizeof(err)), 0, "parse literal");
+    cf_buf_reset(&out);
+    is(cf_template_expand(&t, NULL, NULL, &out, NULL), CF_TPL_OK, "expand without a callback");
+    is_str(out.base, "/health", "literal copied");
+    cf_template_free(&t);
+    cf_buf_free(&out);
+}
+
+/* --- structure: no value can add a segment, a parameter, a fragment or a byte outside the allowed set --- */
+
+static int count_of(const char *s, size_t len, char c)
+{
+    int n = 0;
+    for (size_t i = 0; i != len; ++i)
+        n += s[i] == c;
+    return n;
+}
+
+/*
+ * Checks the expansion of `src` (every placeholder = val) against the template's literals: the same count of each
+ * structural byte, every '%' a valid escape, only unreserved bytes otherwise, no dot segment, and the value
+ * decodes back exactly (for a single-placeholder template). Returns 1 when all hold.
+ */
+static int structure_holds(const char *src, const char *val, size_t len, char *why, size_t whylen)
+{
+    cf_template_t t;
+    char err[256];
+    if (cf_template_parse(src, &t, err, sizeof(err)) != 0) {
+        snprintf(why, whylen, "parse: %s", err);
+        return 0;
+    }
+    struct values vs = {0};
+    const char *keys[] = {"v", "w", "lang", "x-tenant", "item.id"};
+    for (size_t i = 0; i != 5; ++i)
+        set_value(&vs, keys[i], val, len);
+    cf_buf_t out = CF_BUF_INIT;
+    int rc = cf_template_expand(&t, on_lookup, &vs, &out, NULL), good = 1;
+    const char *o = out.len ? out.base : "";
+    size_t srclen = strlen(src);
+    if (rc == CF_TPL_MISSING && len == 0)
+        goto Done; /* an empty value in the path is refused: no URL at all, so nothing can change */
+    if (rc != CF_TPL_OK) {
+        snprintf(why, whylen, "rc %d", rc);
+        good = 0;
+        goto Done;
+    }
+    static const char structural[] = "/?&=#;+, ";
+    for (const char *c = structural; *c != '\0'; ++c) {
+        if (count_of(o, out.len, *c) != count_of(src, srclen, *c)) {
+            snprintf(why, whylen, "count of '%c' changed: %s", *c, o);
+            good = 0;
+            goto Done;
+        }
+    }
+    for (size_t i = 0; i != out.len; ++i) {
+        unsigned char c = (unsigned char)o[i];
+        if (c == '%') {
+            if (i + 2 >= out.len || !is_hex((unsigned char)o[i + 1]) || !is_hex((unsigned char)o[i + 2])) {
+                snprintf(why, whylen, "bad escape at %zu: %s", i, o);
+                good = 0;
+                goto Done;
+            }
+        } else if (!is_literal_byte(c)) {
+            snprintf(why, whylen, "byte 0x%02x at %zu: %s", c, i, o);
+            good = 0;
+            goto Done;
+        }
+    }
+    /* no dot segment in the path part */
+    size_t pathlen = strcspn(o, "?");
+    for (size_t i = 0; i < pathlen; ++i) {
+        if (o[i] != '/')
+            continue;
+        size_t seglen = strcspn(o + i + 1, "/?");
+        if ((seglen == 1 && o[i + 1] == '.') || (seglen == 2 && o[i + 1] == '.' && o[i + 2] == '.')) {
+            snprintf(why, whylen, "dot segment at %zu: %s", i, o);
+            good = 0;
+            goto Done;
+        }
+    }
+Done:
+    cf_buf_free(&out);
+    cf_template_free(&t);
+    return good;
+}
+
+/* Decodes what cf_encode_segment / cf_encode_query produced and compares it with the input. */
+static int round_trips(const char *val, size_t len, int query)
+{
+    cf_buf_t b = CF_BUF_INIT;
+    if (query)
+        cf_encode_query(&b, val, len);
+    else
+        cf_encode_segment(&b, val, len);
+    char *dec = malloc(b.len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < b.len; ++i) {
+        if (b.base[i] == '%') {
+            char hex[3] = {b.base[i + 1], b.base[i + 2], 0};
+            dec[n++] = (char)strtoul(hex, NULL, 16);
+            i += 2;
+        } else {
+            dec[n++] = b.base[i];
+        }
+    }
+    int same = n == len && memcmp(dec, val, len) == 0;
+    free(dec);
+    cf_buf_free(&b);
+    return same;
+}
+
+static uint32_t rng_state = 4242;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (rng_state >> 8) % n;
+}
+
+static void test_structure(void)
+{
+    static const char *templates[] = {
+        "/users/{v}",
+        "/users/{v}/orders",
+        "/a/{v}{w}/b",
+        "/.{v}/x",
+        "/o?user={v}",
+        "/o?user={v}&lang={query.lang}",
+        "/r/{v}?a={w}&b={header.x-tenant}#",
+        "/u/{item.id}?q={item.id}",
+    };
+    static const struct {
+        const char *val;
+        size_t len;
+    } hostile[] = {
+        {"../", 3},      {"..", 2},          {".", 1},      {"%2F", 3},
+        {"a/b", 3},      {"?x=1", 4},        {"#f", 2},     {"\r\nHost: evil", 12},
+        {"a b", 3},      {"&admin=1", 8},    {"\0", 1},     {"a\0b", 3},
+        {"\xc3\xa9", 2}, {"\xff\xff", 2},    {"", 0},       {"%", 1},
+        {"%%", 2},       {"+", 1},           {";a=b", 4},   {",", 1},
+        {"/", 1},        {"//evil.com", 10}, {"\\..\\", 4}, {"..;/", 4},
+        {"%2e%2e", 6},   {"\t", 1},          {"@host", 5},  {"http://x/", 9},
+        {"{v}", 3},      {"\x7f", 1},
+    };
+    size_t nt = sizeof(templates) / sizeof(templates[0]); /* [6] has a '#': checked below as a parse error */
+    int bad = 0, checked = 0;
+    char why[512];
+    for (size_t i = 0; i != nt; ++i) {
+        if (i == 6)
+            continue;
+        for (size_t j = 0; j != sizeof(hostile) / sizeof(hostile[0]); ++j) {
+            ++checked;
+            if (!structure_holds(templates[i], hostile[j].val, hostile[j].len, why, sizeof(why)) && bad++ < 10)
+                diag("%s with value #%zu: %s", templates[i], j, why);
+        }
+    }
+    is(bad, 0, "%d hostile values x templates keep the URL's structure", checked);
+    ok(!structure_holds(templates[6], "x", 1, why, sizeof(why)), "(a template with '#' does not even parse)");
+
+    /* random bytes */
+    char val[64];
+    bad = 0;
+    for (int n = 0; n < 20000; ++n) {
+        size_t len = rnd(sizeof(val));
+        for (size_t k = 0; k != len; ++k)
+            val[k] = rnd(4) == 0 ? "./%?#&=\r\n \0"[rnd(11)] : (char)rnd(256);
+        const char *tpl = templates[rnd(6) == 0 ? 7 : rnd(6)];
+        if (!structure_holds(tpl, val, len, why, sizeof(why)) && bad++ < 10)
+            diag("%s with random value: %s", tpl, why);
+        if ((!round_trips(val, len, 0) && !(len <= 2 && strspn(val, ".") == len)) || !round_trips(val, len, 1)) {
+            if (bad++ < 10)
+                diag("value of %zu bytes does not decode back", len);
+        }
+    }
+    is(bad, 0, "20000 random values: structure kept, and the encoding decodes back to the value");
+    ok(round_trips("..", 2, 0) && round_trips(".", 1, 0), "even %%2E%%2E decodes back to ..");
+}
+
+int main(void)
+{
+    test_parse();
+    test_encoders();
+    test_expand();
+    test_expand_failures();
+    test_structure();
+    return done_testing();
+}
