@@ -1,0 +1,1398 @@
+/* The config loader: YAML (SPEC §2, §3) -> cf_config_t, validated, each error as "file:line:col: key.path: message". */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "cf_buf.h"
+#include "cf_net.h"
+#include "cf_units.h"
+#include "config.h"
+
+/* Bounds shared by the tables below. */
+#define MAX_TIMEOUT_MS (3600 * 1000ull) /* no single upstream exchange or request may take more than an hour */
+#define MAX_CALLS 64                    /* per route: more would be a design problem, not a config */
+
+/**
+ * The decoding context of one load. The cf_yctx_t comes first so that the table decoders, which only receive the
+ * ctx, can cast it back to the loader.
+ */
+struct st_loader_t {
+    cf_yctx_t ctx;
+    cf_config_t *c;
+    yaml_node_t *routes; /* decoded last, so that every backend is known whatever the order of the keys */
+    cf_route_t *route;   /* the route being decoded */
+};
+
+static struct st_loader_t *loader_of(cf_yctx_t *ctx)
+{
+    return (struct st_loader_t *)ctx;
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+    return n != NULL && n->type == YAML_SEQUENCE_NODE ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 0;
+}
+
+static yaml_node_t *seq_item(cf_yctx_t *ctx, yaml_node_t *seq, size_t i)
+{
+    return cf_yaml_node(ctx->y, seq->data.sequence.items.start[i]);
+}
+
+static size_t map_len(const yaml_node_t *n)
+{
+    return n != NULL && n->type == YAML_MAPPING_NODE ? (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start) : 0;
+}
+
+/* Whether the key `key` of `table` was present, after cf_ydecode filled `seen`. */
+static int was_seen(const cf_yfield_t *table, uint64_t seen, const char *key)
+{
+    for (size_t i = 0; table[i].key != NULL; ++i)
+        if (strcmp(table[i].key, key) == 0)
+            return (seen & ((uint64_t)1 << i)) != 0;
+    return 0;
+}
+
+/* The value of a node that must be a non-empty scalar, or NULL after an error. */
+static const char *want_string(cf_yctx_t *ctx, yaml_node_t *node, const char *what)
+{
+    const char *s = cf_yscalar(node);
+    if (s == NULL || *s == '\0' || (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strcmp(s, "~") == 0)) {
+        cf_yerror(ctx, node, "expected %s", what);
+        return NULL;
+    }
+    return s;
+}
+
+static void lower_case(char *s)
+{
+    for (; *s != '\0'; ++s)
+        if (*s >= 'A' && *s <= 'Z')
+            *s += 'a' - 'A';
+}
+
+static int is_ip_address(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A call or backend name: [A-Za-z_][A-Za-z0-9_-]* */
+static int is_name(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return 0;
+    for (++s; *s != '\0'; ++s)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* An HTTP field name is a token (RFC 9110 5.1, 5.6.2). */
+static int is_token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; ++s)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+            return 0;
+    return 1;
+}
+
+/* Appends the names in a strlist, comma-separated. */
+static void append_list(cf_buf_t *b, char *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        cf_buf_appendf(b, "%s%s", i ? ", " : "", items[i]);
+}
+
+/* ---- listen ---- */
+
+static int on_listen_host(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_listen_t *l = object;
+    const char *s = want_string(ctx, node, "an IP address (0.0.0.0, 127.0.0.1, \"[::]\")");
+    if (s == NULL)
+        return -1;
+    size_t len = strlen(s);
+    if (s[0] == '[' && len > 2 && s[len - 1] == ']')
+        l->host = strndup(s + 1, len - 2);
+    else
+        l->host = strdup(s);
+    if (!is_ip_address(l->host))
+        return cf_yerror(ctx, node, "\"%s\" is not an IP address (use 0.0.0.0, 127.0.0.1 or \"[::]\")", s);
+    return 0;
+}
+
+static int on_listen_port(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    uint64_t v;
+    if (cf_yget_uint(ctx, node, 1, 65535, &v) != 0)
+        return -1;
+    ((cf_listen_t *)object)->port = (uint16_t)v;
+    return 0;
+}
+
+static const cf_yfield_t listen_fields[] = {
+    {.key = "host", .type = CF_YT_CUSTOM, .custom = on_listen_host},
+    {.key = "port", .type = CF_YT_CUSTOM, .custom = on_listen_port},
+    {.key = "tls", .type = CF_YT_UNSUPPORTED, .help = "terminate TLS in front of conflux for now"},
+    {.key = "http2", .type = CF_YT_UNSUPPORTED, .help = "it needs tls:"},
+    {NULL},
+};
+
+static int same_host(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "0.0.0.0", b != NULL ? b : "0.0.0.0") == 0;
+}
+
+static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = loader_of(ctx)->c;
+    size_t n = seq_len(node);
+    if (node == NULL || node->type != YAML_SEQUENCE_NODE || n == 0)
+        return cf_yerror(ctx, node, "expected a list of listeners, e.g. [{port: 8080}, {host: 127.0.0.1, port: 8081}]");
+    c->listen = calloc(n, sizeof(*c->listen));
+    for (size_t i = 0; i < n; ++i) {
+        yaml_node_t *item = seq_item(ctx, node, i);
+        cf_listen_t *l = &c->listen[c->num_listen++];
+        size_t mark = cf_ypath_index(ctx, i);
+        uint64_t seen = 0;
+        if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0)
+            return -1;
+        if (!was_seen(listen_fields, seen, "port"))
+            return cf_yerror(ctx, item, "missing port:");
+        for (size_t j = 0; j < i; ++j)
+            if (c->listen[j].port == l->port && same_host(c->listen[j].host, l->host))
+                return cf_yerror(ctx, item, "the same address as listen[%zu]", j);
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+/* ---- top-level scalars ---- */
+
+static int on_threads(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    uint64_t v;
+    if (cf_yget_uint(ctx, node, 1, 1024, &v) != 0)
+        return -1;
+    if (v != 1)
+        return cf_yerror(ctx, node, "more than one thread is not supported yet (use threads: 1)");
+    ((cf_config_t *)object)->threads = v;
+    return 0;
+}
+
+/* admin: "host:port"; the host defaults to 127.0.0.1, because the admin listener is never meant to be public. */
+static int on_admin(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = object;
+    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:9901");
+    if (s == NULL)
+        return -1;
+    char *host = NULL;
+    uint16_t port = 0;
+    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
+        free(host);
+        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:9901)", s);
+    }
+    c->admin_host = host != NULL ? host : strdup("127.0.0.1");
+    c->admin_port = port;
+    if (!is_ip_address(c->admin_host))
+        return cf_yerror(ctx, node, "\"%s\" is not an IP address and port (e.g. 127.0.0.1:9901)", s);
+    return 0;
+}
+
+static const cf_yfield_t limits_fields[] = {
+    {.key = "max_request_body", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, limits.max_request_body), .max = 1ull << 30},
+    {.key = "max_response_body",
+     .type = CF_YT_SIZE,
+     .offset = offsetof(cf_config_t, limits.max_response_body),
+     .min = 1,
+     .max = 1ull << 30},
+    {.key = "max_inflight", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, limits.max_inflight), .min = 1, .max = 10000000},
+    {NULL},
+};
+
+static int on_limits(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_ydecode(ctx, node, limits_fields, object, NULL);
+}
+
+/* ---- backends ---- */
+
+/* Parses "http://host[:port][/base]" into `s`; returns NULL or a message. */
+static const char *parse_server_url(const char *url, cf_server_t *s, char *buf, size_t bufsize)
+{
+    if (strncasecmp(url, "https://", 8) == 0)
+        return "https:// backends are not supported yet (use http://)";
+    if (strncasecmp(url, "http://", 7) != 0)
+        return "is not an http:// URL (e.g. http://127.0.0.1:9001)";
+    const char *p = url + 7, *hstart, *hend;
+    if (*p == '[') {
+        hstart = p + 1;
+        if ((hend = strchr(hstart, ']')) == NULL)
+            return "has an unterminated [IPv6 address]";
+        p = hend + 1;
+    } else {
+        hstart = p;
+        while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
+               *p == '_')
+            ++p;
+        hend = p;
+    }
+    if (hend == hstart)
+        return "has no host (e.g. http://127.0.0.1:9001)";
+    s->host = strndup(hstart, (size_t)(hend - hstart));
+    if (hstart != url + 7) {
+        unsigned char a[16];
+        if (inet_pton(AF_INET6, s->host, a) != 1)
+            return "has a bracketed host that is not an IPv6 address";
+    }
+    s->port = 80;
+    if (*p == ':') {
+        unsigned long v = 0;
+        const char *d = ++p;
+        while (*p >= '0' && *p <= '9' && p - d < 6)
+            v = v * 10 + (unsigned long)(*p++ - '0');
+        if (p == d || v == 0 || v > 65535 || (*p >= '0' && *p <= '9'))
+            return "has an invalid port (1 to 65535)";
+        s->port = (uint16_t)v;
+    }
+    if (*p != '\0' && *p != '/') {
+        snprintf(buf, bufsize, "has '%c' after the host; only http://host[:port][/path] is allowed", *p);
+        return buf;
+    }
+    for (const char *q = p; *q != '\0'; ++q)
+        if (*q == '?' || *q == '#' || (unsigned char)*q <= ' ' || *q == 0x7f)
+            return "may not have a query, a fragment, spaces or control characters; only http://host[:port][/path]";
+    size_t blen = strlen(p);
+    while (blen > 0 && p[blen - 1] == '/')
+        --blen;
+    s->base_path = strndup(p, blen);
+    return NULL;
+}
+
+static int add_server(cf_yctx_t *ctx, yaml_node_t *node, cf_backend_t *b)
+{
+    const char *url = want_string(ctx, node, "an http:// URL");
+    if (url == NULL)
+        return -1;
+    cf_server_t *s = &b->servers[b->num_servers++];
+    char buf[128];
+    const char *msg;
+    s->url = strdup(url);
+    if ((msg = parse_server_url(url, s, buf, sizeof(buf))) != NULL)
+        return cf_yerror(ctx, node, "\"%s\" %s", url, msg);
+    return 0;
+}
+
+static int on_backend_url(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_backend_t *b = object;
+    if (b->servers != NULL)
+        return cf_yerror(ctx, node, "use either servers: or url:, not both");
+    b->servers = calloc(1, sizeof(*b->servers));
+    return add_server(ctx, node, b);
+}
+
+static int on_backend_servers(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_backend_t *b = object;
+    if (b->servers != NULL)
+        return cf_yerror(ctx, node, "use either servers: or url:, not both");
+    if (node->type == YAML_SCALAR_NODE) {
+        b->servers = calloc(1, sizeof(*b->servers));
+        return add_server(ctx, node, b);
+    }
+    size_t n = seq_len(node);
+    if (n == 0)
+        return cf_yerror(ctx, node, "expected a list of http:// URLs");
+    b->servers = calloc(n, sizeof(*b->servers));
+    for (size_t i = 0; i < n; ++i) {
+        size_t mark = cf_ypath_index(ctx, i);
+        if (add_server(ctx, seq_item(ctx, node, i), b) != 0)
+            return -1;
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+static const cf_yfield_t backend_fields[] = {
+    {.key = "servers", .type = CF_YT_CUSTOM, .custom = on_backend_servers},
+    {.key = "url", .type = CF_YT_CUSTOM, .custom = on_backend_url},
+    {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_backend_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
+    {.key = "connect_timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, connect_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    {.key = "max_connections", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_connections), .min = 1, .max = 100000},
+    {.key = "retries", .type = CF_YT_UNSUPPORTED},
+    {.key = "hedge_after", .type = CF_YT_UNSUPPORTED},
+    {.key = "circuit_breaker", .type = CF_YT_UNSUPPORTED},
+    {NULL},
+};
+
+static int on_backends(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = object;
+    if (node == NULL || node->type != YAML_MAPPING_NODE) {
+        if (cf_yscalar(node) != NULL && *cf_yscalar(node) == '\0')
+            return 0; /* "backends:" with nothing under it */
+        return cf_yerror(ctx, node, "expected a mapping of backend names to {servers: [...]} or {url: ...}");
+    }
+    size_t n = map_len(node);
+    c->backends = calloc(n + 1, sizeof(*c->backends));
+    for (size_t i = 0; i < n; ++i) {
+        yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
+        yaml_node_t *knode = cf_yaml_node(ctx->y, pair->key), *vnode = cf_yaml_node(ctx->y, pair->value);
+        const char *name = cf_yscalar(knode);
+        if (name == NULL || !is_name(name))
+            return cf_yerror(ctx, knode, "a backend name is letters, digits, '_' and '-', starting with a letter or '_'");
+        size_t mark = cf_ypath_key(ctx, name);
+        for (size_t j = 0; j < c->num_backends; ++j)
+            if (strcmp(c->backends[j].name, name) == 0)
+                return cf_yerror(ctx, knode, "backend \"%s\" is defined twice", name);
+        cf_backend_t *b = &c->backends[c->num_backends++];
+        b->name = strdup(name);
+        b->index = i;
+        b->line = (int)knode->start_mark.line + 1;
+        b->col = (int)knode->start_mark.column + 1;
+        b->timeout_ms = 5000;
+        b->connect_timeout_ms = 1000;
+        b->max_connections = 256;
+        if (cf_ydecode(ctx, vnode, backend_fields, b, NULL) != 0)
+            return -1;
+        if (b->num_servers == 0)
+            return cf_yerror(ctx, vnode, "needs servers: [http://host:port, ...] or url: http://host:port");
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+static cf_backend_t *find_backend(const cf_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->num_backends; ++i)
+        if (strcmp(c->backends[i].name, name) == 0)
+            return &c->backends[i];
+    return NULL;
+}
+
+/* Looks up a backend by the name in `node`; on failure, the message lists the known ones. */
+static int get_backend(cf_yctx_t *ctx, yaml_node_t *node, cf_backend_t **out)
+{
+    const cf_config_t *c = loader_of(ctx)->c;
+    const char *name = want_string(ctx, node, "a backend name");
+    if (name == NULL)
+        return -1;
+    if ((*out = find_backend(c, name)) != NULL)
+        return 0;
+    cf_buf_t b = CF_BUF_INIT;
+    for (size_t i = 0; i < c->num_backends; ++i)
+        cf_buf_appendf(&b, "%s%s", i ? ", " : "", c->backends[i].name);
+    cf_yerror(ctx, node, "unknown backend \"%s\" (%s%s)", name, c->num_backends ? "backends: " : "no backends: defined",
+              c->num_backends ? b.base : "");
+    cf_buf_free(&b);
+    return -1;
+}
+
+/* ---- calls ---- */
+
+static int on_call_name(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    const cf_route_t *r = loader_of(ctx)->route;
+    if (cf_yget_string(ctx, node, &call->name) != 0)
+        return -1;
+    if (!is_name(call->name))
+        return cf_yerror(ctx, node, "\"%s\" is not a call name (letters, digits, '_' and '-', starting with a letter or '_')",
+                         call->name);
+    if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0)
+        return cf_yerror(ctx, node, "\"%s\" is reserved in templates ({%s.NAME}); choose another name", call->name, call->name);
+    for (size_t i = 0; i < call->index; ++i)
+        if (strcmp(r->calls[i].name, call->name) == 0)
+            return cf_yerror(ctx, node, "\"%s\" is already the name of calls[%zu]", call->name, i);
+    return 0;
+}
+
+static int on_call_backend(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return get_backend(ctx, node, &((cf_call_t *)object)->backend);
+}
+
+static int on_call_path(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    const char *src = want_string(ctx, node, "a path template such as /users/{user_id}");
+    if (src == NULL)
+        return -1;
+    char err[256] = "";
+    cf_template_t t;
+    memset(&t, 0, sizeof(t));
+    if (cf_template_parse(src, &t, err, sizeof(err)) != 0)
+        return cf_yerror(ctx, node, "%s", err);
+    call->path = t;
+    return 0;
+}
+
+static int on_call_target(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    const char *s = want_string(ctx, node, "a field path such as data.items");
+    if (s == NULL)
+        return -1;
+    size_t n = 1;
+    for (const char *p = s; *p != '\0'; ++p)
+        n += *p == '.';
+    call->target = calloc(n + 1, sizeof(*call->target));
+    for (const char *p = s;;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (len == 0)
+            return cf_yerror(ctx, node, "\"%s\" is not a field path (names separated by dots, e.g. data.items)", s);
+        call->target[call->num_target++] = strndup(p, len);
+        if (dot == NULL)
+            break;
+        p = dot + 1;
+    }
+    return 0;
+}
+
+static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    size_t n = map_len(node);
+    if (n == 0)
+        return cf_yerror(ctx, node, "expected a mapping of field names, e.g. { total: amount }");
+    call->rename = calloc(n, sizeof(*call->rename));
+    for (size_t i = 0; i < n; ++i) {
+        yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
+        yaml_node_t *knode = cf_yaml_node(ctx->y, pair->key), *vnode = cf_yaml_node(ctx->y, pair->value);
+        const char *from = want_string(ctx, knode, "a field name"), *to;
+        if (from == NULL)
+            return -1;
+        size_t mark = cf_ypath_key(ctx, from);
+        if ((to = want_string(ctx, vnode, "the new name of the field")) == NULL)
+            return -1;
+        for (size_t j = 0; j < call->num_rename; ++j) {
+            if (strcmp(call->rename[j].from, from) == 0)
+                return cf_yerror(ctx, knode, "\"%s\" is renamed twice", from);
+            if (strcmp(call->rename[j].to, to) == 0)
+                return cf_yerror(ctx, vnode, "\"%s\" and \"%s\" are both renamed to \"%s\"", call->rename[j].from, from, to);
+        }
+        if (strcmp(from, to) == 0)
+            return cf_yerror(ctx, vnode, "\"%s\" is renamed to itself", from);
+        call->rename[call->num_rename].from = strdup(from);
+        call->rename[call->num_rename++].to = strdup(to);
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+static const char *const on_error_names[] = {"null", "omit", NULL};
+
+static const cf_yfield_t call_fields[] = {
+    {.key = "name", .type = CF_YT_CUSTOM, .custom = on_call_name},
+    {.key = "backend", .type = CF_YT_CUSTOM, .custom = on_call_backend},
+    {.key = "path", .type = CF_YT_CUSTOM, .custom = on_call_path},
+    {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_call_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
+    {.key = "required", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, required)},
+    {.key = "on_error", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, on_error), .names = on_error_names},
+    {.key = "target", .type = CF_YT_CUSTOM, .custom = on_call_target},
+    {.key = "allow", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, allow)},
+    {.key = "deny", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, deny)},
+    {.key = "rename", .type = CF_YT_CUSTOM, .custom = on_call_rename},
+    {.key = "cache", .type = CF_YT_UNSUPPORTED},
+    {.key = "foreach", .type = CF_YT_UNSUPPORTED},
+    {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
+    {NULL},
+};
+
+static int has_str(const cf_strlist_t *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; ++i)
+        if (strcmp(l->items[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Checks what cf_ydecode cannot: required keys, and shaping options that contradict each other. */
+static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call, uint64_t seen)
+{
+    if (call->name == NULL)
+        return cf_yerror(ctx, node, "missing name:");
+    if (call->backend == NULL)
+        return cf_yerror(ctx, node, "missing backend:");
+    if (call->path.src == NULL)
+        return cf_yerror(ctx, node, "missing path:");
+    if (!was_seen(call_fields, seen, "timeout"))
+        call->timeout_ms = call->backend->timeout_ms;
+    if (call->allow.n != 0 && call->deny.n != 0)
+        return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "deny"), "use either allow: or deny:, not both");
+    for (size_t i = 0; i < call->num_rename; ++i) {
+        const char *from = call->rename[i].from;
+        if ((call->allow.n != 0 && !has_str(&call->allow, from)) || has_str(&call->deny, from)) {
+            yaml_node_t *rn = cf_ymap_get(ctx->y, node, "rename");
+            size_t mark = cf_ypath_key(ctx, "rename");
+            cf_ypath_key(ctx, from);
+            cf_yerror(ctx, rn, "\"%s\" is removed by %s: before it could be renamed", from, call->allow.n != 0 ? "allow" : "deny");
+            cf_ypath_restore(ctx, mark);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_route_t *r = object;
+    size_t n = seq_len(node);
+    if (n == 0)
+        return cf_yerror(ctx, node, "expected a list of calls, each {name:, backend:, path:}");
+    if (n > MAX_CALLS)
+        return cf_yerror(ctx, node, "%zu calls; a route may have at most %d", n, MAX_CALLS);
+    r->calls = calloc(n, sizeof(*r->calls));
+    for (size_t i = 0; i < n; ++i) {
+        yaml_node_t *item = seq_item(ctx, node, i);
+        cf_call_t *call = &r->calls[r->num_calls++];
+        size_t mark = cf_ypath_index(ctx, i);
+        uint64_t seen = 0;
+        call->index = i;
+        call->line = (int)item->start_mark.line + 1;
+        call->col = (int)item->start_mark.column + 1;
+        call->on_error = CF_ON_ERROR_NULL;
+        if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || check_call(ctx, item, call, seen) != 0)
+            return -1;
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+/* ---- routes ---- */
+
+static int on_route_path(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_route_t *r = object;
+    const char *src = want_string(ctx, node, "a path pattern such as /users/{id}");
+    if (src == NULL)
+        return -1;
+    char err[256] = "";
+    cf_pattern_t p;
+    memset(&p, 0, sizeof(p));
+    if (cf_pattern_parse(src, &p, err, sizeof(err)) != 0)
+        return cf_yerror(ctx, node, "%s", err);
+    r->pattern = p;
+    return 0;
+}
+
+static int on_route_methods(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_route_t *r = object;
+    cf_strlist_t l = {NULL, 0};
+    if (cf_yget_strlist(ctx, node, &l) != 0) {
+        cf_strlist_free(&l);
+        return -1;
+    }
+    r->methods = 0;
+    for (size_t i = 0; i < l.n; ++i) {
+        char upper[16] = "";
+        size_t len = strlen(l.items[i]);
+        for (size_t k = 0; k < len && k < sizeof(upper) - 1; ++k)
+            upper[k] = l.items[i][k] >= 'a' && l.items[i][k] <= 'z' ? l.items[i][k] - ('a' - 'A') : l.items[i][k];
+        unsigned bit = len < sizeof(upper) ? cf_method_bit(upper, len) : 0;
+        if (bit == 0) {
+            yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
+            size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
+            cf_yerror(ctx, item, "unknown method \"%s\" (use GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)", l.items[i]);
+            cf_ypath_restore(ctx, mark);
+            cf_strlist_free(&l);
+            return -1;
+        }
+        r->methods |= bit;
+    }
+    cf_strlist_free(&l);
+    if (r->methods == 0)
+        return cf_yerror(ctx, node, "expected at least one method");
+    return 0;
+}
+
+static const char *const conflict_names[] = {"first", "last", NULL};
+
+static int on_route_on_conflict(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    int idx;
+    if (cf_yget_enum(ctx, node, conflict_names, &idx) != 0)
+        return -1;
+    ((cf_route_t *)object)->on_conflict = idx == 0 ? CF_CONFLICT_FIRST : CF_CONFLICT_LAST;
+    return 0;
+}
+
+/*
+ * Header names are lower-cased. Hop-by-hop headers (RFC 9110 7.6.1) describe one connection and must not cross a
+ * proxy; Host and Content-Length are conflux's to set for each upstream request. Naming any of them is refused rather
+ * than silently dropped, so that the config says what really happens.
+ */
+static int on_route_forward_headers(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    static const char *const hop_by_hop[] = {
+        "connection", "keep-alive",          "proxy-connection",   "te", "trailer", "transfer-encoding",
+        "upgrade",    "proxy-authorization", "proxy-authenticate", NULL};
+    static const char *const set_by_conflux[] = {"host", "content-length", NULL};
+    cf_route_t *r = object;
+    if (cf_yget_strlist(ctx, node, &r->forward_headers) != 0)
+        return -1;
+    for (size_t i = 0; i < r->forward_headers.n; ++i) {
+        char *h = r->forward_headers.items[i];
+        yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
+        size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
+        if (!is_token(h)) {
+            cf_yerror(ctx, item, "\"%s\" is not a header name", h);
+            return -1;
+        }
+        char orig[128];
+        snprintf(orig, sizeof(orig), "%s", h);
+        lower_case(h);
+        for (size_t k = 0; hop_by_hop[k] != NULL; ++k)
+            if (strcmp(h, hop_by_hop[k]) == 0)
+                return cf_yerror(ctx, item, "\"%s\" is a hop-by-hop header and is never forwarded (RFC 9110 7.6.1)", orig);
+        for (size_t k = 0; set_by_conflux[k] != NULL; ++k)
+            if (strcmp(h, set_by_conflux[k]) == 0)
+                return cf_yerror(ctx, item, "\"%s\" is set by conflux for each upstream request and cannot be forwarded", orig);
+        cf_ypath_restore(ctx, mark);
+    }
+    return 0;
+}
+
+static int on_route_proxy(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return get_backend(ctx, node, &((cf_route_t *)object)->proxy);
+}
+
+static const char *const merge_names[] = {"group", "merge", NULL};
+
+static const cf_yfield_t route_fields[] = {
+    {.key = "path", .type = CF_YT_CUSTOM, .custom = on_route_path},
+    {.key = "methods", .type = CF_YT_CUSTOM, .custom = on_route_methods},
+    {.key = "deadline", .type = CF_YT_DURATION, .offset = offsetof(cf_route_t, deadline_ms), .min = 1, .max = MAX_TIMEOUT_MS},
+    {.key = "merge", .type = CF_YT_ENUM, .offset = offsetof(cf_route_t, merge), .names = merge_names},
+    {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
+    {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
+    {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
+    {.key = "calls", .type = CF_YT_CUSTOM, .custom = on_calls},
+    {.key = "proxy", .type = CF_YT_CUSTOM, .custom = on_route_proxy},
+    {NULL},
+};
+
+/* An error at `key` (or at the call itself when NULL) of call `j` of the route `rnode`, as routes[i].calls[j].key. */
+static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *key, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    yaml_node_t *node = seq_item(ctx, cf_ymap_get(ctx->y, rnode, "calls"), j);
+    size_t mark = cf_ypath_key(ctx, "calls");
+    cf_ypath_index(ctx, j);
+    if (key != NULL) {
+        cf_ypath_key(ctx, key);
+        node = cf_ymap_get(ctx->y, node, key);
+    }
+    cf_yerror(ctx, node, "%s", msg);
+    cf_ypath_restore(ctx, mark);
+    return -1;
+}
+
+static int find_call(const cf_route_t *r, const char *name, size_t len)
+{
+    for (size_t i = 0; i < r->num_calls; ++i)
+        if (strlen(r->calls[i].name) == len && memcmp(r->calls[i].name, name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Binds the placeholders of every call's template to route parameters and other calls; fills in the dependencies. */
+static int resolve_templates(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r)
+{
+    char uses[MAX_CALLS];
+    for (size_t j = 0; j < r->num_calls; ++j) {
+        cf_call_t *call = &r->calls[j];
+        memset(uses, 0, sizeof(uses));
+        for (size_t k = 0; k < call->path.num_parts; ++k) {
+            cf_tpl_part_t *part = &call->path.parts[k];
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)part->len, part->text);
+            switch (part->kind) {
+            case CF_TPL_LITERAL:
+            case CF_TPL_QUERY:
+                break;
+            case CF_TPL_HEADER:
+                lower_case(part->text);
+                break;
+            case CF_TPL_PARAM: {
+                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len);
+                if (idx < 0) {
+                    cf_buf_t b = CF_BUF_INIT;
+                    if (find_call(r, part->text, part->len) >= 0) {
+                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id}", name, name);
+                    } else if (r->pattern.num_params != 0) {
+                        cf_buf_appends(&b, "the route has ");
+                        append_list(&b, r->pattern.param_names, r->pattern.num_params);
+                    } else {
+                        cf_buf_appends(&b, "the route path has no parameters");
+                    }
+                    call_error(ctx, rnode, j, "path", "unknown route parameter {%s} (%s)", name, b.base);
+                    cf_buf_free(&b);
+                    return -1;
+                }
+                part->rest = idx == r->pattern.rest_index;
+                break;
+            }
+            case CF_TPL_CALL: {
+                int idx = find_call(r, part->text, part->len);
+                if (idx < 0) {
+                    cf_buf_t b = CF_BUF_INIT;
+                    if (cf_pattern_param_index(&r->pattern, part->text, part->len) >= 0) {
+                        cf_buf_appendf(&b, "%s is a route parameter, which has no fields", name);
+                    } else {
+                        cf_buf_appends(&b, "calls: ");
+                        for (size_t i = 0; i < r->num_calls; ++i)
+                            cf_buf_appendf(&b, "%s%s", i ? ", " : "", r->calls[i].name);
+                    }
+                    call_error(ctx, rnode, j, "path", "unknown call \"%s\" (%s)", name, b.base);
+                    cf_buf_free(&b);
+                    return -1;
+                }
+                part->call_index = idx;
+                uses[idx] = 1;
+                break;
+            }
+            case CF_TPL_ITEM:
+                return call_error(ctx, rnode, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
+            }
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < r->num_calls; ++i)
+            n += uses[i];
+        if (n != 0) {
+            call->deps = calloc(n, sizeof(*call->deps));
+            for (size_t i = 0; i < r->num_calls; ++i)
+                if (uses[i])
+                    call->deps[call->num_deps++] = i;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Depth-first search along the dependencies from call i. On finding a cycle, writes it as "a -> b -> a" (each call
+ * waits for the next) into `out` and returns 1 with *start set to the call where the cycle closes.
+ */
+static int find_cycle(const cf_route_t *r, size_t i, char *color, size_t *stack, size_t depth, cf_buf_t *out, size_t *start)
+{
+    color[i] = 1;
+    stack[depth] = i;
+    for (size_t d = 0; d < r->calls[i].num_deps; ++d) {
+        size_t dep = r->calls[i].deps[d];
+        if (color[dep] == 1) {
+            size_t from = 0;
+            while (stack[from] != dep)
+                ++from;
+            for (size_t k = from; k <= depth; ++k)
+                cf_buf_appendf(out, "%s -> ", r->calls[stack[k]].name);
+            cf_buf_appends(out, r->calls[dep].name);
+            *start = dep;
+            return 1;
+        }
+        if (color[dep] == 0 && find_cycle(r, dep, color, stack, depth + 1, out, start))
+            return 1;
+    }
+    color[i] = 2;
+    return 0;
+}
+
+static int check_cycles(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
+{
+    char color[MAX_CALLS] = {0};
+    size_t stack[MAX_CALLS], start = 0;
+    for (size_t i = 0; i < r->num_calls; ++i) {
+        cf_buf_t b = CF_BUF_INIT;
+        if (color[i] == 0 && find_cycle(r, i, color, stack, 0, &b, &start)) {
+            call_error(ctx, rnode, start, "path", "the calls wait for each other in a cycle: %s", b.base);
+            cf_buf_free(&b);
+            return -1;
+        }
+        cf_buf_free(&b);
+    }
+    return 0;
+}
+
+/*
+ * The timing plan of a route's calls (a DAG by now): for each call its stage (0 without dependencies, else one more
+ * than its latest dependency) and the time from the start of the request by which it ends at the latest (its timeout
+ * after its slowest dependency). Memoized, so that a dense graph costs O(calls * deps), not one walk per path.
+ */
+typedef struct st_plan_t {
+    uint64_t finish[MAX_CALLS];
+    size_t stage[MAX_CALLS];
+    char done[MAX_CALLS];
+} plan_t;
+
+static void plan_visit(const cf_route_t *r, size_t i, plan_t *p)
+{
+    if (p->done[i])
+        return;
+    uint64_t before = 0;
+    size_t stage = 0;
+    for (size_t d = 0; d < r->calls[i].num_deps; ++d) {
+        size_t dep = r->calls[i].deps[d];
+        plan_visit(r, dep, p);
+        if (p->finish[dep] > before)
+            before = p->finish[dep];
+        if (p->stage[dep] + 1 > stage)
+            stage = p->stage[dep] + 1;
+    }
+    p->finish[i] = before + r->calls[i].timeout_ms;
+    p->stage[i] = stage;
+    p->done[i] = 1;
+}
+
+static void plan_route(const cf_route_t *r, plan_t *p)
+{
+    memset(p->done, 0, sizeof(p->done));
+    for (size_t i = 0; i < r->num_calls; ++i)
+        plan_visit(r, i, p);
+}
+
+/*
+ * The keys a call can put into a `merge: merge` document. With allow: they are known: the allowed fields, renamed.
+ * Without it the call may produce any key but the denied and renamed-away ones (a "cofinite" set).
+ */
+typedef struct st_keyset_t {
+    int any;           /* 1: every key except `keys`; 0: exactly `keys` */
+    const char **keys; /* borrowed from the call */
+    size_t n;
+} keyset_t;
+
+static int keyset_has(const keyset_t *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; ++i)
+        if (strcmp(s->keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static void keyset_build(const cf_call_t *call, keyset_t *s)
+{
+    s->keys = calloc(call->allow.n + call->deny.n + call->num_rename + 1, sizeof(*s->keys));
+    s->n = 0;
+    s->any = call->allow.n == 0;
+    if (!s->any) {
+        for (size_t i = 0; i < call->allow.n; ++i) {
+            const char *k = call->allow.items[i];
+            for (size_t r = 0; r < call->num_rename; ++r)
+                if (strcmp(call->rename[r].from, k) == 0)
+                    k = call->rename[r].to;
+            if (!keyset_has(s, k))
+                s->keys[s->n++] = k;
+        }
+    } else {
+        /* excluded: the denied keys and the renamed-away ones, except those that a rename produces again */
+        for (size_t i = 0; i < call->deny.n; ++i)
+            s->keys[s->n++] = call->deny.items[i];
+        for (size_t r = 0; r < call->num_rename; ++r)
+            if (!keyset_has(s, call->rename[r].from))
+                s->keys[s->n++] = call->rename[r].from;
+        for (size_t r = 0; r < call->num_rename; ++r) {
+            for (size_t i = 0; i < s->n; ++i) {
+                if (strcmp(s->keys[i], call->rename[r].to) == 0) {
+                    s->keys[i] = s->keys[--s->n];
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/*
+ * Whether two calls can produce the same key. Returns 0 when they cannot, 1 with *key set to one key both produce, or 2
+ * when both may produce any key.
+ */
+static int keysets_collide(const keyset_t *a, const keyset_t *b, const char **key)
+{
+    if (a->any && b->any)
+        return 2;
+    if (a->any) {
+        const keyset_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = 0; i < a->n; ++i) {
+        if (b->any ? !keyset_has(b, a->keys[i]) : keyset_has(b, a->keys[i])) {
+            *key = a->keys[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int check_merge(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
+{
+    if (r->merge != CF_MERGE_MERGE || r->on_conflict != CF_CONFLICT_ERROR)
+        return 0;
+    keyset_t sets[MAX_CALLS];
+    int ret = 0;
+    for (size_t i = 0; i < r->num_calls; ++i)
+        keyset_build(&r->calls[i], &sets[i]);
+    for (size_t j = 1; j < r->num_calls && ret == 0; ++j) {
+        for (size_t i = 0; i < j && ret == 0; ++i) {
+            const char *key = NULL;
+            int kind = keysets_collide(&sets[i], &sets[j], &key);
+            if (kind == 0)
+                continue;
+            if (kind == 2)
+                call_error(ctx, rnode, j, NULL,
+                           "calls \"%s\" and \"%s\" may both produce any key in merge: merge: set allow: on them, or on_conflict: "
+                           "first|last on the route",
+                           r->calls[i].name, r->calls[j].name);
+            else
+                call_error(ctx, rnode, j, NULL,
+                           "calls \"%s\" and \"%s\" can both produce \"%s\" in merge: merge: narrow allow:/deny:/rename:, or set "
+                           "on_conflict: first|last on the route",
+                           r->calls[i].name, r->calls[j].name, key);
+            ret = -1;
+        }
+    }
+    for (size_t i = 0; i < r->num_calls; ++i)
+        free(sets[i].keys);
+    return ret;
+}
+
+/* Checks a decoded route as a whole; `router` is a scratch router that catches routes that shadow each other. */
+static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64_t seen, cf_router_t *router)
+{
+    if (r->pattern.src == NULL)
+        return cf_yerror(ctx, rnode, "missing path:");
+    if (r->proxy == NULL && r->num_calls == 0)
+        return cf_yerror(ctx, rnode, "needs calls: (an aggregated route) or proxy: BACKEND (a pass-through route)");
+    if (r->proxy != NULL) {
+        static const char *const calls_only[] = {"calls", "merge", "on_conflict", "forward_headers", "forward_query", NULL};
+        for (size_t i = 0; calls_only[i] != NULL; ++i) {
+            if (was_seen(route_fields, seen, calls_only[i])) {
+                size_t mark = cf_ypath_key(ctx, calls_only[i]);
+                if (i == 0)
+                    cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, calls_only[i]), "a route has either calls: or proxy:, not both");
+                else
+                    cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, calls_only[i]),
+                              "only for routes with calls: (a proxy: route passes the whole request through)");
+                cf_ypath_restore(ctx, mark);
+                return -1;
+            }
+        }
+        if (!was_seen(route_fields, seen, "deadline"))
+            r->deadline_ms = r->proxy->timeout_ms;
+    } else {
+        if (r->on_conflict != CF_CONFLICT_ERROR && r->merge != CF_MERGE_MERGE) {
+            size_t mark = cf_ypath_key(ctx, "on_conflict");
+            cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, "on_conflict"), "only applies with merge: merge");
+            cf_ypath_restore(ctx, mark);
+            return -1;
+        }
+        if (resolve_templates(ctx, rnode, r) != 0 || check_cycles(ctx, rnode, r) != 0 || check_merge(ctx, rnode, r) != 0)
+            return -1;
+        /*
+         * SPEC §2 says the default deadline is "the largest call timeout". That is only right when the calls all run
+         * at once: a call that waits for another starts when that one ends, so the budget a chain needs is the sum of
+         * its timeouts. The default is therefore the longest chain of timeouts through the dependencies, which equals
+         * the largest timeout when no call depends on another.
+         */
+        if (!was_seen(route_fields, seen, "deadline")) {
+            plan_t plan;
+            plan_route(r, &plan);
+            r->deadline_ms = 0;
+            for (size_t i = 0; i < r->num_calls; ++i)
+                if (plan.finish[i] > r->deadline_ms)
+                    r->deadline_ms = plan.finish[i];
+        }
+    }
+    char err[256] = "";
+    if (cf_router_add(router, r->pattern.src, r->methods, r, err, sizeof(err)) != 0) {
+        size_t mark = cf_ypath_key(ctx, "path");
+        cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, "path"), "%s", err);
+        cf_ypath_restore(ctx, mark);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_routes(struct st_loader_t *L)
+{
+    cf_yctx_t *ctx = &L->ctx;
+    cf_config_t *c = L->c;
+    yaml_node_t *node = L->routes;
+    size_t n = seq_len(node), mark = cf_ypath_key(ctx, "routes");
+    if (n == 0)
+        return cf_yerror(ctx, node, "expected a list of routes, each {path:, calls: [...]} or {path:, proxy: BACKEND}");
+    cf_router_t *router = cf_router_new();
+    int ret = 0;
+    c->routes = calloc(n, sizeof(*c->routes));
+    for (size_t i = 0; i < n && ret == 0; ++i) {
+        yaml_node_t *item = seq_item(ctx, node, i);
+        cf_route_t *r = &c->routes[c->num_routes++];
+        size_t imark = cf_ypath_index(ctx, i);
+        uint64_t seen = 0;
+        r->index = i;
+        r->line = (int)item->start_mark.line + 1;
+        r->col = (int)item->start_mark.column + 1;
+        r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
+        r->merge = CF_MERGE_GROUP;
+        r->on_conflict = CF_CONFLICT_ERROR;
+        L->route = r;
+        if (cf_ydecode(ctx, item, route_fields, r, &seen) != 0 || check_route(ctx, item, r, seen, router) != 0)
+            ret = -1;
+        cf_ypath_restore(ctx, imark);
+    }
+    L->route = NULL;
+    cf_router_free(router);
+    cf_ypath_restore(ctx, mark);
+    return ret;
+}
+
+/* ---- the top level ---- */
+
+static int on_routes(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    loader_of(ctx)->routes = node;
+    return 0;
+}
+
+static const cf_yfield_t top_fields[] = {
+    {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
+    {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
+    {.key = "admin", .type = CF_YT_CUSTOM, .custom = on_admin},
+    {.key = "access_log", .type = CF_YT_STRING, .offset = offsetof(cf_config_t, access_log)},
+    {.key = "shutdown_timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_config_t, shutdown_timeout_ms),
+     .min = 0,
+     .max = MAX_TIMEOUT_MS},
+    {.key = "limits", .type = CF_YT_CUSTOM, .custom = on_limits},
+    {.key = "cache", .type = CF_YT_UNSUPPORTED},
+    {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
+    {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
+    {NULL},
+};
+
+static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, size_t errlen)
+{
+    struct st_loader_t L;
+    memset(&L, 0, sizeof(L));
+    cf_yctx_init(&L.ctx, y);
+    cf_config_t *c = L.c = calloc(1, sizeof(*c));
+    c->filename = strdup(name);
+    c->threads = 1;
+    c->shutdown_timeout_ms = 10000;
+    c->limits.max_request_body = 1 << 20;
+    c->limits.max_response_body = 8 << 20;
+    c->limits.max_inflight = 10000;
+
+    yaml_node_t *root = cf_yaml_root(y);
+    uint64_t seen = 0;
+    if (root == NULL || (root->type == YAML_SCALAR_NODE && *cf_yscalar(root) == '\0')) {
+        cf_yerror(&L.ctx, NULL, "the file is empty (it needs at least listen: and routes:)");
+    } else if (cf_ydecode(&L.ctx, root, top_fields, c, &seen) == 0) {
+        if (c->num_listen == 0)
+            cf_yerror(&L.ctx, root, "missing listen: (e.g. listen: [{port: 8080}])");
+        else if (L.routes == NULL)
+            cf_yerror(&L.ctx, root, "missing routes:");
+        else if (load_routes(&L) == 0 && c->admin_host != NULL) {
+            for (size_t i = 0; i < c->num_listen; ++i) {
+                if (c->listen[i].port == c->admin_port) {
+                    size_t mark = cf_ypath_key(&L.ctx, "admin");
+                    cf_yerror(&L.ctx, cf_ymap_get(y, root, "admin"), "port %u is also a public listener (listen[%zu])",
+                              c->admin_port, i);
+                    cf_ypath_restore(&L.ctx, mark);
+                    break;
+                }
+            }
+        }
+    }
+    if (L.ctx.failed) {
+        snprintf(err, errlen, "%s", L.ctx.err);
+        cf_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+cf_config_t *cf_config_load(const char *path, char *err, size_t errlen)
+{
+    cf_yaml_t y;
+    if (cf_yaml_load_file(&y, path, err, errlen) != 0) {
+        cf_yaml_dispose(&y);
+        return NULL;
+    }
+    cf_config_t *c = load_document(&y, path, err, errlen);
+    cf_yaml_dispose(&y);
+    return c;
+}
+
+cf_config_t *cf_config_load_string(const char *name, const char *yaml, size_t len, char *err, size_t errlen)
+{
+    cf_yaml_t y;
+    if (cf_yaml_load_string(&y, name, yaml, len, err, errlen) != 0) {
+        cf_yaml_dispose(&y);
+        return NULL;
+    }
+    cf_config_t *c = load_document(&y, name, err, errlen);
+    cf_yaml_dispose(&y);
+    return c;
+}
+
+static void free_call(cf_call_t *call)
+{
+    free(call->name);
+    cf_template_free(&call->path);
+    free(call->deps);
+    for (size_t i = 0; i < call->num_target; ++i)
+        free(call->target[i]);
+    free(call->target);
+    cf_strlist_free(&call->allow);
+    cf_strlist_free(&call->deny);
+    for (size_t i = 0; i < call->num_rename; ++i) {
+        free(call->rename[i].from);
+        free(call->rename[i].to);
+    }
+    free(call->rename);
+}
+
+void cf_config_free(cf_config_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->num_routes; ++i) {
+        cf_route_t *r = &c->routes[i];
+        cf_pattern_free(&r->pattern);
+        cf_strlist_free(&r->forward_headers);
+        cf_strlist_free(&r->forward_query);
+        for (size_t j = 0; j < r->num_calls; ++j)
+            free_call(&r->calls[j]);
+        free(r->calls);
+    }
+    free(c->routes);
+    for (size_t i = 0; i < c->num_backends; ++i) {
+        cf_backend_t *b = &c->backends[i];
+        for (size_t j = 0; j < b->num_servers; ++j) {
+            free(b->servers[j].url);
+            free(b->servers[j].host);
+            free(b->servers[j].base_path);
+        }
+        free(b->servers);
+        free(b->name);
+    }
+    free(c->backends);
+    for (size_t i = 0; i < c->num_listen; ++i)
+        free(c->listen[i].host);
+    free(c->listen);
+    free(c->admin_host);
+    free(c->access_log);
+    free(c->filename);
+    free(c);
+}
+
+/* ---- --explain ---- */
+
+static void explain_keys(FILE *out, const keyset_t *s)
+{
+    if (s->any && s->n == 0) {
+        fputs("any key", out);
+        return;
+    }
+    fputs(s->any ? "any key but " : "", out);
+    for (size_t i = 0; i < s->n; ++i)
+        fprintf(out, "%s%s", i ? ", " : "", s->keys[i]);
+}
+
+static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
+{
+    char d[32];
+    const cf_server_t *s = &call->backend->servers[0];
+    fprintf(out, "      %s: %s  (backend %s: http://%s%s%s:%u%s%s)\n", call->name, call->path.src, call->backend->name,
+            strchr(s->host, ':') != NULL ? "[" : "", s->host, strchr(s->host, ':') != NULL ? "]" : "", s->port, s->base_path,
+            call->backend->num_servers > 1 ? ", ..." : "");
+    fprintf(out, "        timeout %s", cf_format_duration(call->timeout_ms, d, sizeof(d)));
+    if (call->required)
+        fputs(", required: a failure fails the request", out);
+    else
+        fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
+    fputc('\n', out);
+    if (call->num_deps != 0) {
+        fputs("        after ", out);
+        for (size_t i = 0; i < call->num_deps; ++i)
+            fprintf(out, "%s%s", i ? ", " : "", r->calls[call->deps[i]].name);
+        fprintf(out, " (starts when %s, finishes by %s at the latest)\n", call->num_deps > 1 ? "they end" : "it ends",
+                cf_format_duration(plan->finish[call->index], d, sizeof(d)));
+    }
+    if (call->num_target != 0 || call->allow.n != 0 || call->deny.n != 0 || call->num_rename != 0) {
+        fputs("        keeps", out);
+        if (call->num_target != 0) {
+            fputs(" the sub-document ", out);
+            for (size_t i = 0; i < call->num_target; ++i)
+                fprintf(out, "%s%s", i ? "." : "", call->target[i]);
+        }
+        if (call->allow.n != 0) {
+            fputs(call->num_target != 0 ? ", only fields " : " only fields ", out);
+            for (size_t i = 0; i < call->allow.n; ++i)
+                fprintf(out, "%s%s", i ? ", " : "", call->allow.items[i]);
+        }
+        if (call->deny.n != 0) {
+            fputs(call->num_target != 0 ? ", without fields " : " all but fields ", out);
+            for (size_t i = 0; i < call->deny.n; ++i)
+                fprintf(out, "%s%s", i ? ", " : "", call->deny.items[i]);
+        }
+        if (call->num_rename != 0) {
+            fputs(call->num_target != 0 || call->allow.n != 0 || call->deny.n != 0 ? "; renames " : " everything; renames ", out);
+            for (size_t i = 0; i < call->num_rename; ++i)
+                fprintf(out, "%s%s -> %s", i ? ", " : "", call->rename[i].from, call->rename[i].to);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* Prints the chain of calls that ends the latest at call `i`: "profile (300ms) -> recs (400ms)". */
+static void explain_chain(FILE *out, const cf_route_t *r, const plan_t *plan, size_t i)
+{
+    char d[32];
+    const cf_call_t *call = &r->calls[i];
+    if (call->num_deps != 0) {
+        size_t slowest = call->deps[0];
+        for (size_t k = 1; k < call->num_deps; ++k)
+            if (plan->finish[call->deps[k]] > plan->finish[slowest])
+                slowest = call->deps[k];
+        explain_chain(out, r, plan, slowest);
+        fputs(" -> ", out);
+    }
+    fprintf(out, "%s (%s)", call->name, cf_format_duration(call->timeout_ms, d, sizeof(d)));
+}
+
+static void explain_merge(FILE *out, const cf_route_t *r)
+{
+    if (r->merge == CF_MERGE_GROUP) {
+        fputs("  response: {", out);
+        for (size_t i = 0; i < r->num_calls; ++i)
+            fprintf(out, "%s\"%s\": ...", i ? ", " : "", r->calls[i].name);
+        fputs("}  (merge: group, one key per call)\n", out);
+        return;
+    }
+    static const char *const conflict[] = {"a key two calls can both give is a config error",
+                                           "on a conflict the first call in config order wins",
+                                           "on a conflict the last call in config order wins"};
+    fprintf(out, "  response: the calls' top-level keys merged in config order (merge: merge; %s)\n", conflict[r->on_conflict]);
+    keyset_t sets[MAX_CALLS];
+    for (size_t i = 0; i < r->num_calls; ++i) {
+        keyset_build(&r->calls[i], &sets[i]);
+        fprintf(out, "    %s gives: ", r->calls[i].name);
+        explain_keys(out, &sets[i]);
+        fputc('\n', out);
+    }
+    int any = 0;
+    for (size_t j = 1; j < r->num_calls; ++j) {
+        for (size_t i = 0; i < j; ++i) {
+            const char *key = NULL;
+            int kind = keysets_collide(&sets[i], &sets[j], &key);
+            if (kind == 0)
+                continue;
+            if (!any)
+                fputs("    collisions:\n", out);
+            any = 1;
+            if (kind == 2)
+                fprintf(out, "      %s and %s may both give any key\n", r->calls[i].name, r->calls[j].name);
+            else
+                fprintf(out, "      %s and %s both give \"%s\"\n", r->calls[i].name, r->calls[j].name, key);
+        }
+    }
+    if (!any)
+        fputs("    collisions: none\n", out);
+    for (size_t i = 0; i < r->num_calls; ++i)
+        free(sets[i].keys);
+}
+
+void cf_config_explain(const cf_config_t *c, FILE *out)
+{
+    char d[32], m[64];
+    fprintf(out, "config %s: %zu route%s, %zu backend%s\n", c->filename, c->num_routes, c->num_routes == 1 ? "" : "s",
+            c->num_backends, c->num_backends == 1 ? "" : "s");
+    for (size_t i = 0; i < c->num_listen; ++i) {
+        const char *h = c->listen[i].host != NULL ? c->listen[i].host : "0.0.0.0";
+        fprintf(out, "listen %s%s%s:%u\n", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", c->listen[i].port);
+    }
+    if (c->admin_host != NULL)
+        fprintf(out, "admin %s%s%s:%u\n", strchr(c->admin_host, ':') ? "[" : "", c->admin_host,
+                strchr(c->admin_host, ':') ? "]" : "", c->admin_port);
+    for (size_t i = 0; i < c->num_routes; ++i) {
+        const cf_route_t *r = &c->routes[i];
+        fprintf(out, "\nroute %s  [%s]  (%s:%d)\n", r->pattern.src, cf_methods_format(r->methods, m, sizeof(m)), c->filename,
+                r->line);
+        if (r->proxy != NULL) {
+            const cf_server_t *s = &r->proxy->servers[0];
+            fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
+                    cf_format_duration(r->proxy->timeout_ms, d, sizeof(d)));
+            fprintf(out, "  deadline %s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)));
+            continue;
+        }
+        /* the longest chain, for the deadline line */
+        plan_t plan;
+        plan_route(r, &plan);
+        size_t last = 0;
+        uint64_t longest = 0;
+        for (size_t k = 0; k < r->num_calls; ++k) {
+            uint64_t t = plan.finish[k];
+            if (t > longest) {
+                longest = t;
+                last = k;
+            }
+        }
+        fprintf(out, "  deadline %s; the longest chain of timeouts is %s: ", cf_format_duration(r->deadline_ms, d, sizeof(d)),
+                cf_format_duration(longest, m, sizeof(m)));
+        explain_chain(out, r, &plan, last);
+        if (r->deadline_ms < longest)
+            fputs("\n    (calls still running at the deadline fail with \"deadline\")", out);
+        fputc('\n', out);
+        if (r->forward_headers.n != 0 || r->forward_query.n != 0) {
+            fputs("  forwards", out);
+            if (r->forward_headers.n != 0) {
+                fputs(" headers ", out);
+                for (size_t k = 0; k < r->forward_headers.n; ++k)
+                    fprintf(out, "%s%s", k ? ", " : "", r->forward_headers.items[k]);
+            }
+            if (r->forward_query.n != 0) {
+                fputs(r->forward_headers.n != 0 ? "; query " : " query ", out);
+                for (size_t k = 0; k < r->forward_query.n; ++k)
+                    fprintf(out, "%s%s", k ? ", " : "", r->forward_query.items[k]);
+            }
+            fputc('\n', out);
+        }
+        size_t stages = 0;
+        for (size_t k = 0; k < r->num_calls; ++k)
+            if (plan.stage[k] + 1 > stages)
+                stages = plan.stage[k] + 1;
+        for (size_t st = 0; st < stages; ++st) {
+            size_t n = 0;
+            for (size_t k = 0; k < r->num_calls; ++k)
+                n += plan.stage[k] == st;
+            fprintf(out, "  stage %zu: %zu call%s%s\n", st, n, n == 1 ? "" : "s",
+                    st == 0
+                        ? (n > 1 ? ", in parallel at once" : ", at once")
+                        : (n > 1 ? ", in parallel, each as soon as its dependencies end" : ", as soon as its dependencies end"));
+            for (size_t k = 0; k < r->num_calls; ++k)
+                if (plan.stage[k] == st)
+                    explain_call(out, r, &plan, &r->calls[k]);
+        }
+        explain_merge(out, r);
+    }
+}

@@ -1,0 +1,227 @@
+# conflux -t and --explain: the sample config passes, bad files fail with "file:line:col: key.path: message".
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use FindBin;
+use Test::More;
+
+my $root = "$FindBin::Bin/..";
+my $build = $ENV{CONFLUX_BUILD} // 'build';
+$build = "$root/$build" unless $build =~ m{^/};
+my $conflux = "$build/conflux";
+plan skip_all => "$conflux is not built" unless -x $conflux;
+
+my $dir = tempdir('conflux-config-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CF_TEST_KEEP});
+my $sample = "$root/config/conflux.yaml";
+
+# Runs conflux with @args; returns (exit code, stdout, stderr). Bounded by a 10s alarm.
+sub run_conflux {
+    my @args = @_;
+    my ($out, $err) = ("$dir/stdout", "$dir/stderr");
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', $out or die;
+        open STDERR, '>', $err or die;
+        exec $conflux, @args or exit 127;
+    }
+    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "conflux @args did not exit within 10s\n" };
+    alarm 10;
+    waitpid $pid, 0;
+    alarm 0;
+    my $status = $?;
+    return ($status & 127 ? -1 : $status >> 8, slurp($out), slurp($err));
+}
+
+sub slurp {
+    open my $fh, '<', $_[0] or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+my $n = 0;
+sub write_config {
+    my $path = sprintf '%s/c%02d.yaml', $dir, ++$n;
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $_[0];
+    close $fh;
+    return $path;
+}
+
+# -t on a bad config: exit 1, exactly one line on stderr, naming the file. $expected is the message without "FILE:".
+sub refused {
+    my ($name, $yaml, $expected) = @_;
+    subtest $name => sub {
+        my $file = write_config($yaml);
+        my ($rc, $out, $err) = run_conflux('-t', '-c', $file);
+        is($rc, 1, 'exit 1');
+        is($err, "$file:$expected\n", 'the message on stderr');
+        is($out, '', 'nothing on stdout');
+    };
+}
+
+my $base = <<'YAML';
+listen:
+  - port: 8080
+backends:
+  users:
+    url: http://127.0.0.1:9001
+routes:
+YAML
+
+subtest 'the sample config passes -t' => sub {
+    my ($rc, $out, $err) = run_conflux('-t', '-c', $sample);
+    is($rc, 0, 'exit 0') or diag($err);
+    unlike($err, qr/\d+:\d+: /, 'no error message');
+};
+
+subtest 'a good config passes -t' => sub {
+    my $file = write_config($base . <<'YAML');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{id}
+YAML
+    my ($rc, $out, $err) = run_conflux('-t', '-c', $file);
+    is($rc, 0, 'exit 0') or diag($err);
+};
+
+subtest 'a missing file' => sub {
+    my ($rc, $out, $err) = run_conflux('-t', '-c', "$dir/nonexistent.yaml");
+    is($rc, 1, 'exit 1');
+    is($err, "$dir/nonexistent.yaml: cannot open: No such file or directory\n", 'says so');
+};
+
+refused('invalid YAML', "listen: [\n", "2:1: invalid YAML: did not find expected node content while parsing a flow node");
+refused('a typo in a key', $base . <<'YAML', '10:9: routes[0].calls[0]: unknown key "timout" (did you mean "timeout"?)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        timout: 1s
+YAML
+refused('a bad duration', $base . <<'YAML', '12:18: routes[0].calls[0].timeout: "5 sec" is not a duration (use 500ms, 2s, 1m)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{id}
+        timeout: 5 sec
+YAML
+refused('an unknown backend', $base . <<'YAML', '10:18: routes[0].calls[0].backend: unknown backend "user" (backends: users)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: user
+YAML
+refused('an unknown route parameter', $base . <<'YAML', '11:15: routes[0].calls[0].path: unknown route parameter {user_id} (the route has id)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{user_id}
+YAML
+refused('an unknown call', $base . <<'YAML', '11:15: routes[0].calls[0].path: unknown call "prof" (calls: profile)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{prof.id}
+YAML
+refused('a dependency cycle', $base . <<'YAML', '11:15: routes[0].calls[0].path: the calls wait for each other in a cycle: profile -> recs -> profile');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{recs.owner}
+      - name: recs
+        backend: users
+        path: /recs/{profile.segment}
+YAML
+refused('a merge collision', $base . <<'YAML', '13:9: routes[0].calls[1]: calls "a" and "b" may both produce any key in merge: merge: set allow: on them, or on_conflict: first|last on the route');
+  - path: /m
+    merge: merge
+    calls:
+      - name: a
+        backend: users
+        path: /a
+      - name: b
+        backend: users
+        path: /b
+YAML
+refused('two routes for the same requests', $base . <<'YAML', '9:11: routes[1].path: route "/u/{other}" conflicts with route "/u/{id}": same path shape and method GET');
+  - path: /u/{id}
+    proxy: users
+  - path: /u/{other}
+    methods: [GET, POST]
+    proxy: users
+YAML
+refused('an unsupported key', $base . "  - path: /x\n    proxy: users\ncache:\n  memory: 64MiB\n", '10:3: cache: not supported yet');
+refused('threads', $base . "  - path: /x\n    proxy: users\nthreads: 4\n", '9:10: threads: more than one thread is not supported yet (use threads: 1)');
+refused('https backend', "listen: [{port: 1}]\nbackends:\n  b:\n    url: https://example.com\nroutes:\n  - path: /\n    proxy: b\n",
+    '4:10: backends.b.url: "https://example.com" https:// backends are not supported yet (use http://)');
+
+subtest '--explain on the sample' => sub {
+    my ($rc, $out, $err) = run_conflux('--explain', '-c', $sample);
+    is($rc, 0, 'exit 0') or diag($err);
+    like($out, qr{^route /storefront/\{user_id\}  \[GET, HEAD\]}m, 'the storefront route and its methods');
+    like($out, qr{deadline 700ms; the longest chain of timeouts is 700ms: profile \(300ms\) -> recommendations \(400ms\)},
+        'the default deadline follows the dependency chain');
+    like($out, qr{stage 0: 4 calls, in parallel at once\n(?:      .*\n|        .*\n)*?      profile: /users/\{user_id\}},
+        'profile runs in stage 0');
+    like($out, qr{stage 1: 1 call, as soon as its dependencies end\n      recommendations: /recs/\{profile\.segment\}},
+        'recommendations runs in stage 1');
+    like($out, qr{after profile \(starts when it ends, finishes by 700ms at the latest\)}, 'and waits for profile');
+    like($out, qr{reviews: /reviews/\{query\.sku\}  \(backend reviews: http://127\.0\.0\.1:9001\)\n        timeout 150ms, optional: on error the key is null},
+        'reviews: short timeout, null on error');
+    like($out, qr{profile gives: id, name, segment\n    cart gives: items, cart_total\n    collisions: none}, 'merge keys');
+    like($out, qr{^route /api/\{rest\*\}  \[GET, HEAD, POST, PUT, DELETE\].*\n  proxy -> mock \(http://127\.0\.0\.1:9001\)}m,
+        'the proxy route');
+};
+
+subtest '--explain stages of a diamond' => sub {
+    my $file = write_config($base . <<'YAML');
+  - path: /d/{id}
+    merge: merge
+    on_conflict: first
+    calls:
+      - name: d
+        backend: users
+        path: /d?b={b.x}&c={c.y}
+        timeout: 50ms
+      - name: b
+        backend: users
+        path: /b/{a.id}
+        timeout: 200ms
+        allow: [k]
+      - name: c
+        backend: users
+        path: /c/{a.id}
+        timeout: 300ms
+        allow: [k, j]
+      - name: a
+        backend: users
+        path: /a/{id}
+        timeout: 100ms
+        allow: [id]
+YAML
+    my ($rc, $out, $err) = run_conflux('--explain', '-c', $file);
+    is($rc, 0, 'exit 0') or diag($err);
+    my @stages = $out =~ /^  stage (\d+): (\d+) calls?/mg;
+    is_deeply(\@stages, [0, 1, 1, 2, 2, 1], 'three stages: a; b and c; d');
+    like($out, qr{stage 0: 1 call, at once\n      a: /a/\{id\}}, 'a first');
+    like($out, qr{stage 1: 2 calls, in parallel, each as soon as its dependencies end\n      b: .*\n.*\n.*\n.*\n      c: }, 'then b and c');
+    like($out, qr{stage 2: 1 call.*\n      d: .*\n.*\n        after b, c }, 'then d, after b and c');
+    like($out, qr{deadline 450ms; the longest chain of timeouts is 450ms: a \(100ms\) -> c \(300ms\) -> d \(50ms\)}, 'the deadline');
+    like($out, qr{on a conflict the first call in config order wins}, 'on_conflict');
+    like($out, qr{collisions:\n      d and b both give "k"\n      d and c both give "k"\n      b and c both give "k"\n}, 'collisions listed');
+};
+
+subtest '--explain refuses a bad file like -t' => sub {
+    my $file = write_config("listen: [{port: 1}]\n");
+    my ($rc, $out, $err) = run_conflux('--explain', '-c', $file);
+    is($rc, 1, 'exit 1');
+    is($err, "$file:1:1: missing routes:\n", 'the message');
+    is($out, '', 'no plan');
+};
+
+done_testing;
