@@ -6,47 +6,92 @@
 #include <h2o.h>
 #include "config.h"
 
-/** One backend's runtime state on one event loop (pools per server, the connection cap and its queue). */
+/**
+ * One backend's runtime state on one event loop: a keep-alive pool per server (idle connections are closed after 2s),
+ * round-robin server choice, the max_connections cap (connections connecting or in use) and its FIFO queue.
+ */
 typedef struct st_cf_upstream_t cf_upstream_t;
 
 /**
  * Creates the runtime for `backend` (borrowed: it must outlive the upstream). Names are resolved asynchronously
- * through `getaddr_receiver` (registered on the loop's h2o_multithread queue).
+ * through `getaddr_receiver` (registered on the loop's h2o_multithread queue with h2o_hostinfo_getaddr_receiver);
+ * numeric IPv4 addresses need no resolution. Plain HTTP only.
  */
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver, const cf_backend_t *backend);
-/** Closes pooled connections and frees the runtime. No exchange may be running on it. */
+/**
+ * Closes pooled connections and frees the runtime. No exchange may be running, queued or awaiting its callback on it
+ * (cf_upstream_active() == 0). Safe to call from inside an upstream callback once that holds.
+ */
 void cf_upstream_destroy(cf_upstream_t *u);
-/** Exchanges running or queued (for draining and tests). */
+/** Exchanges started and not yet delivered or cancelled: running, queued, or with a callback still due. */
 size_t cf_upstream_active(const cf_upstream_t *u);
+/**
+ * Frees the timers the upstreams of this loop share (a small table keyed by milliseconds, created lazily and kept for
+ * the loop's life). Call once after every upstream of the loop is destroyed, before h2o_evloop_destroy().
+ */
+void cf_upstream_dispose_loop(h2o_loop_t *loop);
 
+/**
+ * One request. Everything is copied by cf_upstream_start. A request that could change the HTTP/1.1 framing fails
+ * with "bad_request" before any connection is made: a method that is not a token; a path that is empty, does not
+ * start with "/" (nor is "*"), or holds a control byte, a space or DEL; an authority holding such a byte; a header
+ * name that is not a token; a header value holding CR, LF, NUL or another control byte but HTAB (RFC 9110 5.5, 5.6.2).
+ */
 typedef struct st_cf_upstream_req_t {
-    h2o_iovec_t method;    /* "GET", ... */
-    h2o_iovec_t path;      /* path and query, already percent-encoded; no CR, LF, NUL or space (checked: 400-worthy) */
-    h2o_iovec_t authority; /* Host header value; empty: host:port of the server */
-    h2o_header_t *headers; /* extra request headers (name, value); none may hold CR, LF or NUL */
+    h2o_iovec_t method;    /* "GET", ...; for "HEAD" no response body is expected */
+    h2o_iovec_t path;      /* path and query, already percent-encoded */
+    h2o_iovec_t authority; /* Host header value; empty: host:port of the chosen server */
+    h2o_header_t *headers; /* extra request headers (orig_name used when set); Host, Content-Length,
+                              Transfer-Encoding and Connection belong to the framing and are dropped */
     size_t num_headers;
-    h2o_iovec_t body;    /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
-    uint64_t timeout_ms; /* for the whole exchange, from start to last body byte, queueing included */
-    size_t max_response_body;
-    int idempotent; /* may be retried once on a fresh connection if a pooled one was dead */
+    h2o_iovec_t body;         /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
+    uint64_t timeout_ms;      /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
+    size_t max_response_body; /* a larger body fails with "too_large" and its connection is closed; 0: 8MiB */
+    int idempotent;           /* may be retried once, on a fresh connection, when a pooled connection failed before
+                                 any response byte, and only before the timeout */
+    int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different
+                                 base paths); 0: the caller has put a base path in `path` itself */
 } cf_upstream_req_t;
 
+/**
+ * The outcome. `error` is NULL for a complete response (of any status), else exactly one of:
+ * - "timeout": timeout_ms passed (queued, connecting, waiting for the head, or reading a trickling body);
+ * - "connect_failed": refused, unreachable, name not resolved, or the backend's connect_timeout passed;
+ * - "reset": the connection was lost before the response was complete, which includes a body shorter than its
+ *   Content-Length and a chunked body cut off (even right after a complete chunk);
+ * - "too_large": the body, declared or received, exceeds max_response_body;
+ * - "bad_response": not HTTP/1.x, a malformed or folded head, a head over 64KiB, conflicting
+ *   Content-Length values, a Transfer-Encoding other than chunked, a malformed chunk, a 101 (never asked for);
+ * - "bad_request": see cf_upstream_req_t.
+ * On error, headers and body are empty, and status is that of the head when one had arrived (e.g. with "too_large").
+ * 1xx informational responses are skipped.
+ */
 typedef struct st_cf_upstream_res_t {
-    const char *error;     /* NULL, or "timeout", "connect_failed", "reset", "too_large", "bad_response" */
+    const char *error;
     int status;            /* 0 when no response head arrived */
-    h2o_header_t *headers; /* response headers (names lower-case tokens or strings) */
+    h2o_header_t *headers; /* name: lower-case (an h2o token when known); orig_name: as received */
     size_t num_headers;
-    h2o_iovec_t body; /* the whole body (decoded from chunked) */
+    h2o_iovec_t body; /* the whole body (decoded from chunked); empty for HEAD, 204, 304; base never NULL */
 } cf_upstream_res_t;
 
-/** Called exactly once per exchange unless it was cancelled; `res` and everything in it are valid only during the call. */
+/**
+ * Called exactly once per exchange unless it was cancelled, always from the event loop (a zero-delay timer): never
+ * from inside cf_upstream_start, cf_upstream_cancel or h2o's I/O callbacks. `res` and everything in it are valid only
+ * during the call; the exchange is freed when it returns. The callback may start and cancel other exchanges.
+ */
 typedef void (*cf_upstream_cb)(void *data, const cf_upstream_res_t *res);
 
 typedef struct st_cf_exchange_t cf_exchange_t;
 
-/** Starts an exchange; the callback is never invoked before this returns. The request is copied. */
+/**
+ * Starts an exchange, or queues it (FIFO) while max_connections are busy. The request is copied. The handle stays
+ * valid until the callback returns or cf_upstream_cancel is called, whichever comes first.
+ */
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
-/** Abandons an exchange: its connection is closed (never pooled), its timer unlinked, no callback follows. */
+/**
+ * Abandons an exchange, whether running, queued, or finished with its callback still due: its connection is closed
+ * (never pooled), its timers are unlinked, no callback follows, the handle is freed. Not from its own callback.
+ */
 void cf_upstream_cancel(cf_exchange_t *x);
 
 #endif
