@@ -8,6 +8,7 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
+use Scalar::Util ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
@@ -58,6 +59,14 @@ sub _port_open {
     return 1;
 }
 
+# every live guard, weakly: END stops them while Test::Builder can still print their logs
+our @GUARDS;
+END {
+    for my $g (grep { defined } @GUARDS) {
+        $g->finish;
+    }
+}
+
 # spawn(cmd => [...], port => N, name => 'x'): starts a process with its output in a log file, waits until
 # the port accepts connections (up to 15 s), dies with the log if the process exits first. Returns a guard:
 # when it goes out of scope the process gets TERM, then KILL after 5 s. On a failing test file, the log is
@@ -74,6 +83,8 @@ sub spawn {
         exec @{ $args{cmd} } or die "exec $args{cmd}[0]: $!";
     }
     my $guard = bless { pid => $pid, port => $args{port}, log => $log, name => $name }, 'CfTest::Guard';
+    push @GUARDS, $guard;
+    Scalar::Util::weaken($GUARDS[-1]);
     my $deadline = time + ($args{timeout} // 15);
     while (1) {
         if (waitpid($pid, WNOHANG) == $pid) {
@@ -112,6 +123,8 @@ sub spawn_conflux {
 
 # http_request($method, $url, \%headers, $body): {status, reason, headers => {lc name => value}, body, elapsed}.
 # status 599 means a connection-level failure (HTTP::Tiny's convention); body then holds the error.
+# HTTP::Tiny retries an idempotent request once when the connection ends early: to see an upstream fault as a
+# client does, talk to the mock over a raw socket instead.
 sub http_request {
     my ($method, $url, $headers, $body) = @_;
     my $ua = HTTP::Tiny->new(timeout => 30, keep_alive => 0, max_redirect => 0);
@@ -135,8 +148,8 @@ sub http_get {
 sub http_parallel {
     my ($n, $url, %opts) = @_;
     my @hdr = map { ('-H', "$_: $opts{headers}{$_}") } keys %{ $opts{headers} // {} };
-    my @cmd = ('curl', '-s', '-o', '/dev/null', '--parallel', '--parallel-immediate', '--parallel-max', $n,
-               '-w', '%{http_code} %{time_total}\n', @hdr, ('--url', $url) x $n);
+    my @cmd = ('curl', '-s', '--no-progress-meter', '--parallel', '--parallel-immediate', '--parallel-max', $n,
+               '-w', '%{http_code} %{time_total}\n', @hdr, ('-o', '/dev/null', '--url', $url) x $n);
     my $t0 = time;
     open my $fh, '-|', @cmd or die "curl: $!";
     my @res;
@@ -200,6 +213,13 @@ sub stop {
 sub DESTROY {
     my $self = shift;
     local ($?, $@, $!);
+    $self->finish;
+}
+
+# Stops the process and, once, shows where its log is (CF_TEST_KEEP=1) or its tail when the test file is failing.
+sub finish {
+    my $self = shift;
+    return if $self->{finished}++;
     $self->stop;
     my $tb = Test::More->builder;
     if ($ENV{CF_TEST_KEEP}) {

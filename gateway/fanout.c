@@ -1,0 +1,476 @@
+/* One client request on a route with calls: start every ready call at once, enforce the deadline, cancel on
+ * disconnect, and finish exactly once (whichever of completion, deadline, required failure or abort comes first). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gateway.h"
+#include "merge.h"
+
+enum { CALL_WAITING, CALL_RUNNING, CALL_DONE };
+
+struct st_fanout_t;
+
+struct st_call_t {
+    struct st_fanout_t *f;
+    const cf_call_t *conf;
+    int state;
+    size_t waiting_on; /* dependencies not done yet */
+    cf_exchange_t *x;  /* while running */
+    uint64_t start_ns, end_ns;
+};
+
+struct st_query_param_t {
+    h2o_iovec_t name, value; /* decoded (form-urlencoded) */
+};
+
+struct st_fanout_t {
+    h2o_req_t *req;
+    cf_worker_t *w;
+    cf_table_t *table;
+    const cf_route_t *route;
+    cf_route_match_t match;
+    struct st_query_param_t *query;
+    size_t num_query;
+    struct st_call_t *calls;
+    cf_outcome_t *outcomes; /* indexed like calls; what cf_merge consumes */
+    size_t pending;         /* calls not done */
+    struct st_call_t *failed_required;
+    h2o_timeout_entry_t deadline;
+    cf_watch_t watch;
+    uint64_t start_ns;
+    int finished;
+};
+
+static void start_call(struct st_call_t *c);
+static void finish(struct st_fanout_t *f);
+
+/* --- client query ------------------------------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes application/x-www-form-urlencoded text into the pool; returns -1 on a bad %-escape. */
+static int form_decode(h2o_mem_pool_t *pool, const char *s, size_t len, h2o_iovec_t *out)
+{
+    char *d = h2o_mem_alloc_pool(pool, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+                return -1;
+            d[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            d[n++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    d[n] = '\0';
+    *out = h2o_iovec_init(d, n);
+    return 0;
+}
+
+static int parse_query(struct st_fanout_t *f)
+{
+    h2o_req_t *req = f->req;
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t cap = 1;
+    for (const char *q = p; q < end; ++q)
+        cap += *q == '&';
+    f->query = h2o_mem_alloc_pool(&req->pool, sizeof(*f->query) * cap);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        if (amp == NULL)
+            amp = end;
+        if (amp > p) {
+            const char *eq = memchr(p, '=', (size_t)(amp - p));
+            const char *name_end = eq != NULL ? eq : amp;
+            struct st_query_param_t *qp = &f->query[f->num_query];
+            if (form_decode(&req->pool, p, (size_t)(name_end - p), &qp->name) != 0 ||
+                form_decode(&req->pool, eq != NULL ? eq + 1 : amp, eq != NULL ? (size_t)(amp - eq - 1) : 0, &qp->value) != 0)
+                return -1;
+            ++f->num_query;
+        }
+        p = amp + 1;
+    }
+    return 0;
+}
+
+static const struct st_query_param_t *find_query(struct st_fanout_t *f, const char *name, size_t len, size_t from)
+{
+    for (size_t i = from; i < f->num_query; ++i)
+        if (h2o_memis(f->query[i].name.base, f->query[i].name.len, name, len))
+            return &f->query[i];
+    return NULL;
+}
+
+/* --- template values ------------------------------------------------------------------------------------------ */
+
+/* Turns a JSON scalar into text for a URL; objects, arrays and null have no text. */
+static int json_scalar_text(h2o_mem_pool_t *pool, json_t *v, const char **val, size_t *len)
+{
+    char buf[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        *val = json_string_value(v);
+        *len = json_string_length(v);
+        return CF_TPL_OK;
+    case JSON_INTEGER:
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+        break;
+    case JSON_TRUE:
+        strcpy(buf, "true");
+        break;
+    case JSON_FALSE:
+        strcpy(buf, "false");
+        break;
+    default:
+        return CF_TPL_MISSING;
+    }
+    h2o_iovec_t s = h2o_strdup(pool, buf, SIZE_MAX);
+    *val = s.base;
+    *len = s.len;
+    return CF_TPL_OK;
+}
+
+static int lookup_value(void *ctx, const cf_tpl_part_t *part, const char **val, size_t *len)
+{
+    struct st_call_t *c = ctx;
+    struct st_fanout_t *f = c->f;
+    switch (part->kind) {
+    case CF_TPL_PARAM: {
+        int i = cf_pattern_param_index(&f->route->pattern, part->text, part->len);
+        if (i < 0 || (size_t)i >= f->match.num_params)
+            return CF_TPL_MISSING;
+        *val = f->match.params[i].val;
+        *len = f->match.params[i].len;
+        return CF_TPL_OK;
+    }
+    case CF_TPL_QUERY: {
+        const struct st_query_param_t *qp = find_query(f, part->text, part->len, 0);
+        if (qp == NULL)
+            return CF_TPL_MISSING;
+        *val = qp->value.base;
+        *len = qp->value.len;
+        return CF_TPL_OK;
+    }
+    case CF_TPL_HEADER: {
+        ssize_t i = h2o_find_header_by_str(&f->req->headers, part->text, part->len, -1);
+        if (i < 0)
+            return CF_TPL_MISSING;
+        *val = f->req->headers.entries[i].value.base;
+        *len = f->req->headers.entries[i].value.len;
+        return CF_TPL_OK;
+    }
+    case CF_TPL_CALL: {
+        if (part->call_index < 0 || (size_t)part->call_index >= f->route->num_calls)
+            return CF_TPL_MISSING;
+        json_t *v = f->outcomes[part->call_index].value;
+        for (size_t i = 0; v != NULL && i < part->num_fields; ++i)
+            v = json_is_object(v) ? json_object_get(v, part->fields[i]) : NULL;
+        if (v == NULL)
+            return CF_TPL_MISSING;
+        return json_scalar_text(&f->req->pool, v, val, len);
+    }
+    default:
+        return CF_TPL_MISSING;
+    }
+}
+
+/* --- calls ---------------------------------------------------------------------------------------------------- */
+
+static int call_failed(const struct st_fanout_t *f, const struct st_call_t *c)
+{
+    return f->outcomes[c - f->calls].reason != NULL;
+}
+
+static void complete_call(struct st_call_t *c)
+{
+    struct st_fanout_t *f = c->f;
+    size_t index = (size_t)(c - f->calls);
+    c->state = CALL_DONE;
+    --f->pending;
+    if (call_failed(f, c) && c->conf->required) {
+        if (f->failed_required == NULL)
+            f->failed_required = c;
+        finish(f);
+        return;
+    }
+    /* a dependent starts the moment its last input arrives; nothing else waits for it */
+    for (size_t i = 0; i < f->route->num_calls && !f->finished; ++i) {
+        struct st_call_t *d = &f->calls[i];
+        if (d->state != CALL_WAITING)
+            continue;
+        for (size_t j = 0; j < d->conf->num_deps; ++j) {
+            if (d->conf->deps[j] == index) {
+                if (--d->waiting_on == 0)
+                    start_call(d);
+                break;
+            }
+        }
+    }
+    if (!f->finished && f->pending == 0)
+        finish(f);
+}
+
+static void fail_call(struct st_call_t *c, const char *reason, int status)
+{
+    cf_outcome_t *o = &c->f->outcomes[c - c->f->calls];
+    o->reason = reason;
+    o->status = status;
+    c->end_ns = cf_now_ns();
+    complete_call(c);
+}
+
+static const char *status_reason(h2o_mem_pool_t *pool, int status)
+{
+    char *s = h2o_mem_alloc_pool(pool, sizeof("status_") + 8);
+    snprintf(s, sizeof("status_") + 8, "status_%d", status);
+    return s;
+}
+
+static void on_call_done(void *data, const cf_upstream_res_t *res)
+{
+    struct st_call_t *c = data;
+    struct st_fanout_t *f = c->f;
+    cf_outcome_t *o = &f->outcomes[c - f->calls];
+    c->x = NULL;
+    c->end_ns = cf_now_ns();
+    o->status = res->status;
+    if (res->error != NULL) {
+        o->reason = res->error;
+    } else if (res->status < 200 || res->status > 299) {
+        o->reason = status_reason(&f->req->pool, res->status);
+    } else {
+        json_error_t jerr;
+        o->value = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
+        if (o->value == NULL)
+            o->reason = "invalid_json";
+        else
+            cf_shape(c->conf, o);
+    }
+    complete_call(c);
+}
+
+static void start_call(struct st_call_t *c)
+{
+    struct st_fanout_t *f = c->f;
+    const cf_call_t *conf = c->conf;
+    h2o_req_t *req = f->req;
+    cf_buf_t url = CF_BUF_INIT;
+    const cf_tpl_part_t *failed;
+
+    c->state = CALL_RUNNING;
+    c->start_ns = cf_now_ns();
+    int ret = cf_template_expand(&conf->path, lookup_value, c, &url, &failed);
+    if (ret != CF_TPL_OK) {
+        cf_buf_free(&url);
+        fail_call(c, "missing_param", 0);
+        return;
+    }
+    /* client query parameters named by forward_query go to every call, encoded again */
+    for (size_t i = 0; i < f->route->forward_query.n; ++i) {
+        const char *name = f->route->forward_query.items[i];
+        size_t nlen = strlen(name);
+        for (const struct st_query_param_t *qp = find_query(f, name, nlen, 0); qp != NULL;
+             qp = find_query(f, name, nlen, (size_t)(qp - f->query) + 1)) {
+            cf_buf_appendc(&url, memchr(url.base, '?', url.len) != NULL ? '&' : '?');
+            cf_encode_query(&url, name, nlen);
+            cf_buf_appendc(&url, '=');
+            cf_encode_query(&url, qp->value.base, qp->value.len);
+        }
+    }
+    /* client headers named by forward_headers; nothing else from the client goes upstream */
+    size_t max_headers = 0;
+    for (size_t i = 0; i < f->route->forward_headers.n; ++i)
+        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
+            ++max_headers;
+    h2o_header_t *headers = max_headers != 0 ? h2o_mem_alloc_pool(&req->pool, sizeof(*headers) * max_headers) : NULL;
+    size_t num_headers = 0;
+    for (size_t i = 0; i < f->route->forward_headers.n; ++i)
+        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
+            headers[num_headers++] = req->headers.entries[j];
+
+    cf_upstream_req_t ureq = {
+        .method = h2o_iovec_init(H2O_STRLIT("GET")),
+        .path = h2o_iovec_init(url.base, url.len),
+        .headers = headers,
+        .num_headers = num_headers,
+        .timeout_ms = conf->timeout_ms,
+        .max_response_body = f->table->config->limits.max_response_body,
+        .idempotent = 1,
+        .prepend_base_path = 1,
+    };
+    c->x = cf_upstream_start(f->table->upstreams[conf->backend->index], &ureq, on_call_done, c);
+    cf_buf_free(&url);
+}
+
+static void cancel_running(struct st_fanout_t *f, const char *reason)
+{
+    uint64_t now = cf_now_ns();
+    for (size_t i = 0; i < f->route->num_calls; ++i) {
+        struct st_call_t *c = &f->calls[i];
+        if (c->state == CALL_DONE)
+            continue;
+        if (c->x != NULL) {
+            cf_upstream_cancel(c->x);
+            c->x = NULL;
+        }
+        if (reason != NULL && f->outcomes[i].reason == NULL && f->outcomes[i].value == NULL) {
+            f->outcomes[i].reason = reason;
+            c->end_ns = now;
+        }
+        c->state = CALL_DONE;
+    }
+}
+
+/* --- finishing ------------------------------------------------------------------------------------------------ */
+
+static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v.base, v.len);
+}
+
+static void add_timing_headers(struct st_fanout_t *f, uint64_t now)
+{
+    cf_buf_t timing = CF_BUF_INIT, pstatus = CF_BUF_INIT;
+    int complete = 1;
+    for (size_t i = 0; i < f->route->num_calls; ++i) {
+        struct st_call_t *c = &f->calls[i];
+        const cf_outcome_t *o = &f->outcomes[i];
+        uint64_t dur = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0;
+        const char *desc = o->reason != NULL ? o->reason : "ok";
+        cf_buf_appendf(&timing, "%s%s;dur=%.1f;desc=\"%s\"", i ? ", " : "", c->conf->name, dur / 1e6, desc);
+        if (o->reason != NULL) {
+            complete = 0;
+            if (strcmp(o->reason, "cancelled") != 0) {
+                size_t before = pstatus.len;
+                if (before != 0)
+                    cf_buf_appends(&pstatus, ", ");
+                if (cf_proxy_status_format(&pstatus, c->conf->name, o) != 0)
+                    pstatus.len = before;
+            }
+        }
+    }
+    cf_buf_appendf(&timing, "%stotal;dur=%.1f", f->route->num_calls ? ", " : "", (now - f->start_ns) / 1e6);
+    add_header(f->req, "server-timing", timing.base, timing.len);
+    if (pstatus.len != 0)
+        add_header(f->req, "proxy-status", pstatus.base, pstatus.len);
+    add_header(f->req, "conflux-complete", complete ? "true" : "false", complete ? 4 : 5);
+    cf_buf_free(&timing);
+    cf_buf_free(&pstatus);
+}
+
+static void finish(struct st_fanout_t *f)
+{
+    if (f->finished)
+        return;
+    f->finished = 1;
+    h2o_timeout_unlink(&f->deadline);
+    cf_watch_stop(&f->watch);
+    cancel_running(f, "cancelled"); /* only after a required call failed are there calls left */
+
+    int status = 200;
+    json_t *body;
+    if (f->failed_required != NULL) {
+        const cf_outcome_t *o = &f->outcomes[f->failed_required - f->calls];
+        status = cf_failure_status(o);
+        body = cf_failure_body(f->failed_required->conf, o);
+    } else {
+        body = cf_merge(f->route, f->outcomes);
+    }
+    add_timing_headers(f, cf_now_ns());
+    cf_send_json(f->req, status, body);
+    json_decref(body);
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    struct st_fanout_t *f = H2O_STRUCT_FROM_MEMBER(struct st_fanout_t, deadline, entry);
+    cancel_running(f, "deadline");
+    for (size_t i = 0; i < f->route->num_calls && f->failed_required == NULL; ++i)
+        if (f->calls[i].conf->required && f->outcomes[i].reason != NULL)
+            f->failed_required = &f->calls[i];
+    finish(f);
+}
+
+static void on_client_gone(cf_watch_t *watch)
+{
+    struct st_fanout_t *f = H2O_STRUCT_FROM_MEMBER(struct st_fanout_t, watch, watch);
+    if (f->finished)
+        return;
+    f->finished = 1;
+    h2o_timeout_unlink(&f->deadline);
+    cancel_running(f, "cancelled");
+    /* nobody will read this; sending it lets h2o notice the closed socket and dispose of the request */
+    cf_send_error(f->req, 499, "client_closed", "the client closed the connection");
+}
+
+static void on_dispose(void *_f)
+{
+    struct st_fanout_t *f = _f;
+    cf_watch_stop(&f->watch);
+    h2o_timeout_unlink(&f->deadline);
+    if (f->calls != NULL)
+        cancel_running(f, NULL);
+    for (size_t i = 0; f->outcomes != NULL && i < f->route->num_calls; ++i)
+        json_decref(f->outcomes[i].value);
+    --f->w->inflight;
+    cf_table_release(f->table);
+}
+
+void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
+{
+    struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
+    memset(f, 0, sizeof(*f));
+    f->req = req;
+    f->w = w;
+    f->table = t;
+    f->route = route;
+    f->match = *m;
+    f->start_ns = cf_now_ns();
+    f->deadline.cb = on_deadline;
+    f->watch.on_gone = on_client_gone;
+    f->watch.fd = -1;
+    ++w->inflight;
+
+    if (parse_query(f) != 0) {
+        f->finished = 1;
+        cf_send_error(req, 400, "bad_request", "malformed query string");
+        return;
+    }
+    f->calls = h2o_mem_alloc_pool(&req->pool, sizeof(*f->calls) * route->num_calls);
+    f->outcomes = h2o_mem_alloc_pool(&req->pool, sizeof(*f->outcomes) * route->num_calls);
+    memset(f->calls, 0, sizeof(*f->calls) * route->num_calls);
+    memset(f->outcomes, 0, sizeof(*f->outcomes) * route->num_calls);
+    for (size_t i = 0; i < route->num_calls; ++i) {
+        f->calls[i].f = f;
+        f->calls[i].conf = &route->calls[i];
+        f->calls[i].waiting_on = route->calls[i].num_deps;
+    }
+    f->pending = route->num_calls;
+    cf_timeouts_link(&w->timeouts, route->deadline_ms, &f->deadline);
+    cf_watch_start(w, req, &f->watch);
+    for (size_t i = 0; i < route->num_calls && !f->finished; ++i)
+        if (f->calls[i].state == CALL_WAITING && f->calls[i].waiting_on == 0)
+            start_call(&f->calls[i]);
+    if (route->num_calls == 0)
+        finish(f);
+}

@@ -1,0 +1,297 @@
+/* The gateway's runtime: route tables, per-loop workers, the catch-all handler, client-disconnect watches. */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gateway.h"
+
+uint64_t cf_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int watch_init(cf_worker_t *w);
+
+cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size_t errlen)
+{
+    cf_table_t *t = h2o_mem_alloc(sizeof(*t));
+    memset(t, 0, sizeof(*t));
+    t->refcnt = 1;
+    t->worker = w;
+    t->router = cf_router_new();
+    for (size_t i = 0; i < config->num_routes; ++i) {
+        cf_route_t *r = &config->routes[i];
+        if (cf_router_add(t->router, r->pattern.src, r->methods, r, err, errlen) != 0) {
+            cf_router_free(t->router);
+            free(t);
+            return NULL;
+        }
+    }
+    t->upstreams = h2o_mem_alloc(sizeof(*t->upstreams) * (config->num_backends + 1));
+    for (size_t i = 0; i < config->num_backends; ++i)
+        t->upstreams[i] = cf_upstream_create(w->loop, &w->getaddr_receiver, &config->backends[i]);
+    t->config = config;
+    return t;
+}
+
+void cf_table_retain(cf_table_t *t)
+{
+    ++t->refcnt;
+}
+
+void cf_table_release(cf_table_t *t)
+{
+    if (--t->refcnt != 0)
+        return;
+    for (size_t i = 0; i < t->config->num_backends; ++i)
+        cf_upstream_destroy(t->upstreams[i]);
+    free(t->upstreams);
+    cf_router_free(t->router);
+    cf_config_free(t->config);
+    free(t);
+}
+
+int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->ctx = ctx;
+    w->loop = ctx->loop;
+    cf_timeouts_init(&w->timeouts, w->loop);
+    h2o_multithread_register_receiver(ctx->queue, &w->getaddr_receiver, h2o_hostinfo_getaddr_receiver);
+    if (watch_init(w) != 0) {
+        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    if ((w->table = cf_table_create(w, config, err, errlen)) == NULL)
+        return -1;
+    return 0;
+}
+
+void cf_worker_swap(cf_worker_t *w, cf_table_t *t)
+{
+    cf_table_t *old = w->table;
+    w->table = t;
+    cf_table_release(old);
+}
+
+void cf_worker_dispose(cf_worker_t *w)
+{
+    if (w->table != NULL)
+        cf_table_release(w->table);
+    w->table = NULL;
+    h2o_multithread_unregister_receiver(w->ctx->queue, &w->getaddr_receiver);
+    cf_timeouts_dispose(&w->timeouts);
+    if (w->watch_sock != NULL)
+        h2o_socket_close(w->watch_sock); /* closes watch_epfd */
+    w->watch_sock = NULL;
+}
+
+/* --- client disconnect watches ------------------------------------------------------------------------------- */
+
+/*
+ * h2o 2.2.5's HTTP/1 stops reading a connection while its request is handled, so a client that leaves is only noticed
+ * when the answer is written. Reading the socket ourselves is not safe either: req->path, the headers and the entity
+ * point into sock->input, which a read may reallocate. So the worker keeps a second epoll set in which client sockets
+ * are registered for EPOLLRDHUP only (never EPOLLIN: pipelined bytes stay untouched for h2o); that set's own fd sits
+ * on the loop as a DONT_READ socket, which h2o reports as readable without reading it, like a listener.
+ */
+
+/* h2o 2.2.5 has no accessor for a socket's fd; its evloop socket starts with {h2o_socket_t super; int fd;}.
+ * watch_init checks this layout on a socket whose fd it knows and turns watching off if it does not hold. */
+struct st_evloop_socket_prefix_t {
+    h2o_socket_t super;
+    int fd;
+};
+
+static int socket_fd(h2o_socket_t *sock)
+{
+    return ((struct st_evloop_socket_prefix_t *)sock)->fd;
+}
+
+static void on_watch_ready(h2o_socket_t *sock, const char *err)
+{
+    cf_worker_t *w = sock->data;
+    struct epoll_event events[64];
+    int n;
+    while ((n = epoll_wait(w->watch_epfd, events, sizeof(events) / sizeof(events[0]), 0)) > 0) {
+        for (int i = 0; i < n; ++i) {
+            cf_watch_t *watch = events[i].data.ptr;
+            cf_watch_stop(watch);
+            watch->on_gone(watch);
+        }
+    }
+}
+
+static int watch_init(cf_worker_t *w)
+{
+    if ((w->watch_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+        return -1;
+    w->watch_sock = h2o_evloop_socket_create(w->loop, w->watch_epfd, H2O_SOCKET_FLAG_DONT_READ);
+    w->watch_sock->data = w;
+    if (socket_fd(w->watch_sock) != w->watch_epfd) {
+        fprintf(stderr, "conflux: warning: unexpected libh2o socket layout; client disconnects are noticed late\n");
+        h2o_socket_close(w->watch_sock);
+        w->watch_sock = NULL;
+        return 0;
+    }
+    h2o_socket_read_start(w->watch_sock, on_watch_ready);
+    return 0;
+}
+
+int cf_watch_start(cf_worker_t *w, h2o_req_t *req, cf_watch_t *watch)
+{
+    watch->w = w;
+    watch->fd = -1;
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL || w->watch_sock == NULL)
+        return -1; /* HTTP/2: h2o disposes a reset stream's request itself */
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    int fd = sock != NULL ? socket_fd(sock) : -1;
+    if (fd == -1)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = watch};
+    if (epoll_ctl(w->watch_epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return -1;
+    watch->fd = fd;
+    return 0;
+}
+
+void cf_watch_stop(cf_watch_t *watch)
+{
+    if (watch->fd == -1)
+        return;
+    epoll_ctl(watch->w->watch_epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+    watch->fd = -1;
+}
+
+/* --- responses ------------------------------------------------------------------------------------------------ */
+
+const char *cf_status_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void cf_send_json(h2o_req_t *req, int status, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    size_t len = text != NULL ? strlen(text) : 0;
+    req->res.status = status;
+    req->res.reason = cf_status_reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_send_inline(req, text != NULL ? text : "", len);
+    free(text);
+}
+
+void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    json_t *doc = json_pack("{s:s, s:s}", "error", code, "message", message);
+    cf_send_json(req, status, doc);
+    json_decref(doc);
+}
+
+/* --- the handler ---------------------------------------------------------------------------------------------- */
+
+int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
+{
+    cf_table_t *t = w->table;
+    char msg[256];
+
+    if (w->inflight >= t->config->limits.max_inflight) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        cf_send_error(req, 503, "overloaded", "too many requests in flight; retry shortly");
+        return 0;
+    }
+
+    /* h2o 2.2.5 accepts request heads up to ~408 KiB (H2O_MAX_REQLEN); nginx's default is 8 KiB a line */
+    size_t total = req->path.len;
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        size_t len = req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+        total += len;
+        if (len > CF_MAX_HEADER_FIELD || total > CF_MAX_HEADER_BLOCK) {
+            req->http1_is_persistent = 0;
+            cf_send_error(req, 431, "headers_too_large", "request header fields too large");
+            return 0;
+        }
+    }
+
+    unsigned method = cf_method_bit(req->method.base, req->method.len);
+    size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    char *scratch = h2o_mem_alloc_pool(&req->pool, pathlen + 1);
+    cf_route_match_t m;
+    switch (cf_router_match(t->router, method, req->path.base, pathlen, scratch, &m)) {
+    case CF_ROUTE_OK:
+        break;
+    case CF_ROUTE_NOT_FOUND:
+        snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
+        cf_send_error(req, 404, "not_found", msg);
+        return 0;
+    case CF_ROUTE_BAD_METHOD: {
+        char allow[128];
+        cf_methods_format(m.allowed, allow, sizeof(allow));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
+        cf_send_error(req, 405, "method_not_allowed", msg);
+        return 0;
+    }
+    default:
+        cf_send_error(req, 400, "bad_request", "malformed request path");
+        return 0;
+    }
+
+    const cf_route_t *route = m.data;
+    cf_table_retain(t);
+    if (route->proxy != NULL)
+        cf_proxy_start(w, t, route, req, &m);
+    else
+        cf_fanout_start(w, t, route, req, &m);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/* The gateway's runtime: per-loop workers, the swappable route table, and the request entry points. */
+#ifndef CF_GATEWAY_H
+#define CF_GATEWAY_H
+
+#include <stdint.h>
+#include <h2o.h>
+#include <jansson.h>
+#include "cf_timeouts.h"
+#include "config.h"
+#include "router.h"
+#include "upstream.h"
+
+/** Bounds on a request head (a field, and all of them with the path): beyond them, 431. */
+#define CF_MAX_HEADER_FIELD (16 * 1024)
+#define CF_MAX_HEADER_BLOCK (64 * 1024)
+
+typedef struct st_cf_worker_t cf_worker_t;
+
+/**
+ * What a config becomes on one loop: the config, its router and one upstream runtime per backend. Requests hold a
+ * reference to the table they started on, so a reload can swap the worker's table while they finish on the old one.
+ */
+typedef struct st_cf_table_t {
+    size_t refcnt;
+    cf_worker_t *worker;
+    cf_config_t *config;       /* owned */
+    cf_router_t *router;       /* owned */
+    cf_upstream_t **upstreams; /* owned; indexed like config->backends */
+} cf_table_t;
+
+/** One event loop's state. Only its own thread touches it. */
+struct st_cf_worker_t {
+    h2o_context_t *ctx;
+    h2o_loop_t *loop;
+    cf_table_t *table; /* the current one (holds a reference) */
+    cf_timeouts_t timeouts;
+    h2o_multithread_receiver_t getaddr_receiver;
+    size_t inflight;          /* client requests accepted and not yet disposed */
+    int watch_epfd;           /* HTTP/1 client sockets watched for disconnects (see gateway.c) */
+    h2o_socket_t *watch_sock; /* watch_epfd on the loop */
+};
+
+/** Builds a table for `config` (taking ownership of it on success). Returns NULL with a message. */
+cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size_t errlen);
+void cf_table_retain(cf_table_t *t);
+/** Drops a reference; the last one frees the table (its upstreams must be idle by then, which they are). */
+void cf_table_release(cf_table_t *t);
+
+/** Sets up a worker on `ctx` with `config` as its first table. */
+int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char *err, size_t errlen);
+/** Replaces the worker's table (in-flight requests keep theirs). */
+void cf_worker_swap(cf_worker_t *w, cf_table_t *t);
+void cf_worker_dispose(cf_worker_t *w);
+
+/** The catch-all request handler: routes, then runs a fan-out or a proxy exchange. `w` is the request's worker. */
+int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req);
+
+/* internal entry points between the request modules */
+
+/** Runs a route with calls (fanout.c). The table reference is passed on to the request. */
+void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m);
+/** Runs a pass-through route (proxy.c). The table reference is passed on to the request. */
+void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m);
+
+/**
+ * Watches an HTTP/1 client's socket while its request is processed (h2o 2.2.5 stops reading it), so that a client
+ * that goes away is noticed at once: `on_gone(data)` is then called once. Returns 0, or -1 when the connection cannot
+ * be watched (HTTP/2: h2o itself disposes a reset stream's request).
+ */
+typedef struct st_cf_watch_t {
+    cf_worker_t *w;
+    int fd; /* -1 when not watching */
+    void (*on_gone)(struct st_cf_watch_t *watch);
+} cf_watch_t;
+int cf_watch_start(cf_worker_t *w, h2o_req_t *req, cf_watch_t *watch);
+void cf_watch_stop(cf_watch_t *watch);
+
+/** Sends conflux's own error: {"error": code, "message": message} with `status`. */
+void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message);
+/** Sends a JSON document (dumps it compactly into the request pool); does not take the reference. */
+void cf_send_json(h2o_req_t *req, int status, json_t *doc);
+
+/** The reason phrase for a status (HTTP/1 needs one; RFC 9110 §15 names them). */
+const char *cf_status_reason(int status);
+
+/** Monotonic clock in nanoseconds. */
+uint64_t cf_now_ns(void);
+
+#endif

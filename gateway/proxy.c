@@ -1,0 +1,240 @@
+/* A pass-through route: one client request forwarded to one backend, its answer returned as is (RFC 9110 §7.6). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include "gateway.h"
+#include "merge.h"
+
+static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2O_STRLIT("x-forwarded-host")};
+
+struct st_proxy_t {
+    h2o_req_t *req;
+    cf_worker_t *w;
+    cf_table_t *table;
+    const cf_route_t *route;
+    cf_exchange_t *x;
+    cf_watch_t watch;
+    int finished;
+};
+
+/* RFC 9110 §7.6.1: connection-specific fields a proxy must not forward (plus the de-facto Proxy-Connection). */
+static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_headers_t *connection_listed_in)
+{
+    static const char *const names[] = {
+        "connection", "proxy-connection",   "keep-alive",          "te", "transfer-encoding", "upgrade",
+        "trailer",    "proxy-authenticate", "proxy-authorization", NULL};
+    for (size_t i = 0; names[i] != NULL; ++i)
+        if (h2o_lcstris(name->base, name->len, names[i], strlen(names[i])))
+            return 1;
+    /* and every field the Connection header names */
+    if (connection_listed_in != NULL) {
+        for (ssize_t i = -1; (i = h2o_find_header(connection_listed_in, H2O_TOKEN_CONNECTION, i)) != -1;) {
+            h2o_iovec_t v = connection_listed_in->entries[i].value;
+            const char *tok;
+            size_t toklen;
+            while ((tok = h2o_next_token(&v, ',', &toklen, NULL)) != NULL)
+                if (h2o_lcstris(tok, toklen, name->base, name->len)) /* the second argument must be lower-case */
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+static void client_address(h2o_req_t *req, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
+    buf[0] = '\0';
+    if (len == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
+}
+
+static void finish_error(struct st_proxy_t *p, const char *reason, int status)
+{
+    cf_outcome_t o = {NULL, reason, status};
+    cf_call_t pseudo = {.name = p->route->proxy->name};
+    cf_buf_t ps = CF_BUF_INIT;
+    if (cf_proxy_status_format(&ps, pseudo.name, &o) == 0)
+        h2o_add_header_by_str(&p->req->pool, &p->req->res.headers, H2O_STRLIT("proxy-status"), 0, NULL,
+                              h2o_strdup(&p->req->pool, ps.base, ps.len).base, ps.len);
+    cf_buf_free(&ps);
+    json_t *body = json_pack("{s:s, s:s, s:o}", "error", reason, "backend", pseudo.name, "status",
+                             status != 0 ? json_integer(status) : json_null());
+    cf_send_json(p->req, strcmp(reason, "timeout") == 0 ? 504 : 502, body);
+    json_decref(body);
+}
+
+static void on_response(void *data, const cf_upstream_res_t *res)
+{
+    struct st_proxy_t *p = data;
+    h2o_req_t *req = p->req;
+    p->x = NULL;
+    p->finished = 1;
+    cf_watch_stop(&p->watch);
+    if (res->error != NULL) {
+        finish_error(p, res->error, res->status);
+        return;
+    }
+    h2o_headers_t upstream_headers = {res->headers, res->num_headers, res->num_headers};
+    int has_via = 0;
+    for (size_t i = 0; i < res->num_headers; ++i) {
+        const h2o_header_t *h = &res->headers[i];
+        /* like nginx's proxy_hide_header defaults, the answer carries conflux's own Date and Server */
+        if (is_hop_by_hop(h->name, &upstream_headers) || h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("content-length")) ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("date")) ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("server")))
+            continue;
+        h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
+        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("via"))) {
+            value = h2o_concat(&req->pool, value, h2o_iovec_init(H2O_STRLIT(", 1.1 conflux")));
+            has_via = 1;
+        }
+        h2o_add_header_by_str(&req->pool, &req->res.headers, h->name->base, h->name->len, 1, NULL, value.base, value.len);
+    }
+    if (!has_via)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 conflux"));
+    req->res.status = res->status;
+    req->res.reason = cf_status_reason(res->status);
+    req->res.content_length = res->body.len;
+    h2o_send_inline(req, res->body.base, res->body.len);
+}
+
+static void on_client_gone(cf_watch_t *watch)
+{
+    struct st_proxy_t *p = H2O_STRUCT_FROM_MEMBER(struct st_proxy_t, watch, watch);
+    if (p->finished)
+        return;
+    p->finished = 1;
+    if (p->x != NULL)
+        cf_upstream_cancel(p->x);
+    p->x = NULL;
+    cf_send_error(p->req, 499, "client_closed", "the client closed the connection");
+}
+
+static void on_dispose(void *_p)
+{
+    struct st_proxy_t *p = _p;
+    cf_watch_stop(&p->watch);
+    if (p->x != NULL)
+        cf_upstream_cancel(p->x);
+    --p->w->inflight;
+    cf_table_release(p->table);
+}
+
+/* Builds the upstream path: the {rest*} capture re-encoded segment by segment, or the client's path as sent. */
+static int build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t *path)
+{
+    h2o_req_t *req = p->req;
+    if (p->route->pattern.rest_index >= 0) {
+        const char *v = m->params[p->route->pattern.rest_index].val, *end = v + m->params[p->route->pattern.rest_index].len;
+        cf_buf_appendc(path, '/');
+        while (v < end) {
+            const char *slash = memchr(v, '/', (size_t)(end - v));
+            if (slash == NULL)
+                slash = end;
+            cf_encode_segment(path, v, (size_t)(slash - v));
+            if (slash < end)
+                cf_buf_appendc(path, '/');
+            v = slash + 1;
+        }
+    } else {
+        size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+        /* the router matched literal and {param} segments; refuse dot segments rather than let the backend resolve them */
+        for (size_t i = 0; i < len; ++i) {
+            if (req->path.base[i] != '/')
+                continue;
+            size_t j = i + 1;
+            while (j < len && req->path.base[j] != '/')
+                ++j;
+            if (cf_is_dot_segment(req->path.base + i + 1, j - i - 1))
+                return -1;
+        }
+        cf_buf_append(path, req->path.base, len);
+    }
+    if (req->query_at != SIZE_MAX)
+        cf_buf_append(path, req->path.base + req->query_at, req->path.len - req->query_at);
+    return 0;
+}
+
+void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
+{
+    struct st_proxy_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_dispose);
+    memset(p, 0, sizeof(*p));
+    p->req = req;
+    p->w = w;
+    p->table = t;
+    p->route = route;
+    p->watch.on_gone = on_client_gone;
+    p->watch.fd = -1;
+    ++w->inflight;
+
+    cf_buf_t path = CF_BUF_INIT;
+    if (build_path(p, m, &path) != 0) {
+        cf_buf_free(&path);
+        p->finished = 1;
+        cf_send_error(req, 400, "bad_request", "dot segments are not allowed in a proxied path");
+        return;
+    }
+
+    /* client headers minus hop-by-hop ones and Host; then Via and the X-Forwarded-* / Forwarded (RFC 7239) set */
+    char addr[INET6_ADDRSTRLEN];
+    client_address(req, addr, sizeof(addr));
+    h2o_header_t *headers = h2o_mem_alloc_pool(&req->pool, sizeof(*headers) * (req->headers.size + 5));
+    size_t n = 0;
+    h2o_iovec_t xff = {NULL, 0}, via = {NULL, 0};
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (is_hop_by_hop(h->name, &req->headers) || h->name == &H2O_TOKEN_HOST->buf ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("content-length")) ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("expect")))
+            continue;
+        if (h->name == &H2O_TOKEN_X_FORWARDED_FOR->buf) {
+            xff = xff.base == NULL ? h->value : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
+            continue;
+        }
+        if (h->name == &H2O_TOKEN_VIA->buf) {
+            via = via.base == NULL ? h->value : h2o_concat(&req->pool, via, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
+            continue;
+        }
+        headers[n++] = *h;
+    }
+    h2o_iovec_t a = h2o_strdup(&req->pool, addr, SIZE_MAX);
+    xff = xff.base == NULL ? a : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), a);
+    via = via.base == NULL ? h2o_iovec_init(H2O_STRLIT("1.1 conflux"))
+                           : h2o_concat(&req->pool, via, h2o_iovec_init(H2O_STRLIT(", 1.1 conflux")));
+    headers[n++] = (h2o_header_t){&H2O_TOKEN_X_FORWARDED_FOR->buf, NULL, xff};
+    headers[n++] = (h2o_header_t){&H2O_TOKEN_VIA->buf, NULL, via};
+    int v6 = strchr(addr, ':') != NULL;
+    char fwd[256];
+    int fl = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=%s", v6 ? "\"[" : "", addr, v6 ? "]\"" : "",
+                      req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http");
+    if (req->authority.len != 0 && req->authority.len < 128 && fl > 0 && (size_t)fl < sizeof(fwd) &&
+        memchr(req->authority.base, '"', req->authority.len) == NULL &&
+        memchr(req->authority.base, '\\', req->authority.len) == NULL) {
+        /* RFC 7239 §4: host:port is not a token, so it goes in a quoted string */
+        snprintf(fwd + fl, sizeof(fwd) - (size_t)fl, ";host=\"%.*s\"", (int)req->authority.len, req->authority.base);
+        headers[n++] = (h2o_header_t){&x_forwarded_host, NULL, req->authority};
+    }
+    headers[n++] = (h2o_header_t){&forwarded, NULL, h2o_strdup(&req->pool, fwd, SIZE_MAX)};
+
+    unsigned method = cf_method_bit(req->method.base, req->method.len);
+    cf_upstream_req_t ureq = {
+        .method = req->method,
+        .path = h2o_iovec_init(path.base, path.len),
+        .headers = headers,
+        .num_headers = n,
+        .body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0),
+        .timeout_ms = route->proxy->timeout_ms,
+        .max_response_body = t->config->limits.max_response_body,
+        .prepend_base_path = 1,
+        .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,
+    };
+    cf_watch_start(w, req, &p->watch);
+    p->x = cf_upstream_start(t->upstreams[route->proxy->index], &ureq, on_response, p);
+    cf_buf_free(&path);
+}

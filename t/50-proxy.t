@@ -1,0 +1,99 @@
+# Proxy routes: status, headers and body pass through; hop-by-hop headers go; Via and Forwarded are added.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use IO::Socket::INET;
+use Test::More;
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /items/{id}
+    method: "*"
+    status: 201
+    headers: { Content-Type: text/plain, X-Custom: yes, Keep-Alive: timeout=5, Upgrade: h2c, Proxy-Authenticate: Basic }
+    body: 'item {id}'
+  - path: /slow
+    body: 'slow'
+    delay: 2s
+EOF
+my $m = $mock->port;
+
+my $gw = spawn_conflux(<<"EOF");
+backends:
+  legacy:
+    url: http://127.0.0.1:$m
+    timeout: 500ms
+  down:
+    url: http://127.0.0.1:1
+routes:
+  - path: /legacy/{rest*}
+    methods: [GET, HEAD, POST, PUT, DELETE]
+    proxy: legacy
+  - path: /gone/{rest*}
+    proxy: down
+EOF
+
+subtest 'status, headers and body pass through' => sub {
+    my $r = http_get($gw->url('/legacy/items/7?x=1&y=%2F'));
+    is $r->{status}, 201, 'upstream status';
+    is $r->{body}, 'item 7', 'upstream body';
+    is $r->{headers}{'content-type'}, 'text/plain', 'upstream Content-Type';
+    is $r->{headers}{'x-custom'}, 'yes', 'end-to-end header kept';
+    ok !exists $r->{headers}{'keep-alive'}, 'Keep-Alive is removed';
+    ok !exists $r->{headers}{upgrade}, 'Upgrade is removed';
+    ok !exists $r->{headers}{'proxy-authenticate'}, 'Proxy-Authenticate is removed';
+    like $r->{headers}{via}, qr/1\.1 conflux/, 'Via added to the answer';
+    my $j = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/7'))->{body});
+    my $e = $j->[-1];
+    is $e->{query}, 'x=1&y=%2F', 'query passed as sent';
+    like $e->{headers}{via}, qr/1\.1 conflux/, 'Via added upstream';
+    is $e->{headers}{'x-forwarded-for'}, '127.0.0.1', 'X-Forwarded-For added upstream';
+    like $e->{headers}{forwarded}, qr/^for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/, 'Forwarded added upstream';
+};
+
+subtest 'client hop-by-hop headers do not go upstream; X-Forwarded-For is appended to' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    # raw: HTTP::Tiny writes a Connection header of its own
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
+    print $s "GET /legacy/items/8 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\nConnection: close, X-Secret\r\n"
+        . "X-Secret: s\r\nX-Keep: k\r\nTE: trailers\r\n\r\n";
+    my $resp = do { local $/; <$s> };
+    like $resp, qr{^HTTP/1\.1 201 }, 'status';
+    my $e = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/8'))->{body})->[-1];
+    is $e->{headers}{'x-forwarded-for'}, '10.1.2.3, 127.0.0.1', 'appended';
+    ok !exists $e->{headers}{'x-secret'}, 'header named by Connection dropped';
+    ok !exists $e->{headers}{te}, 'TE dropped';
+    is $e->{headers}{'x-keep'}, 'k', 'other headers kept';
+};
+
+subtest 'request bodies are forwarded' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    my $r = http_request('POST', $gw->url('/legacy/items/9'), { 'Content-Type' => 'application/json' }, '{"a":1}');
+    is $r->{status}, 201, 'status';
+    my $e = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/9'))->{body})->[-1];
+    is $e->{method}, 'POST', 'method kept';
+    is $e->{body}, '{"a":1}', 'body forwarded';
+    is $e->{headers}{'content-type'}, 'application/json', 'Content-Type forwarded';
+};
+
+subtest 'dot segments are refused' => sub {
+    for my $path ('/legacy/a/../items/1', '/legacy/%2e%2e/x', '/legacy/a/./b', '/legacy/a%2Fb') {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
+        print $s "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        my $resp = do { local $/; <$s> };
+        like $resp, qr{^HTTP/1\.1 400 }, "$path: 400";
+    }
+};
+
+subtest 'upstream failures become 502 / 504 in JSON' => sub {
+    my $r = http_get($gw->url('/gone/x'));
+    is $r->{status}, 502, 'refused: 502';
+    is decode_json_ok($r->{body})->{error}, 'connect_failed', 'reason';
+    $r = http_get($gw->url('/legacy/slow'));
+    is $r->{status}, 504, 'timeout: 504';
+    cmp_ok $r->{elapsed}, '<', 1.0, 'at the backend timeout';
+};
+
+done_testing;

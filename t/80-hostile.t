@@ -1,0 +1,149 @@
+# Hostile input: template injection never changes the upstream URL; malformed or oversized requests get a 4xx.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /users/{id}
+    body: '{"ok": true}'
+  - path: /search
+    body: '{"ok": true}'
+  - path: /files/{rest*}
+    body: '{"ok": true}'
+  - path: /slow
+    body: '{"ok": true}'
+    delay: 1s
+EOF
+my $m = $mock->port;
+
+my $gw = spawn_conflux(<<"EOF");
+limits:
+  max_request_body: 1KiB
+  max_inflight: 5
+backends:
+  svc:
+    url: http://127.0.0.1:$m
+routes:
+  - path: /u/{id}
+    calls:
+      - { name: user, backend: svc, path: "/users/{id}" }
+  - path: /s
+    calls:
+      - { name: search, backend: svc, path: "/search?q={query.q}&h={header.x-h}" }
+  - path: /f/{rest*}
+    calls:
+      - { name: file, backend: svc, path: "/files/{rest}" }
+  - path: /p/{rest*}
+    methods: [POST]
+    proxy: svc
+  - path: /slow
+    calls:
+      - { name: slow, backend: svc, path: /slow }
+EOF
+
+sub raw {
+    my ($bytes) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port, Timeout => 5) or die $!;
+    print $s $bytes;
+    local $/;
+    my $resp = <$s> // '';
+    return $resp;
+}
+
+sub last_upstream {
+    my ($prefix) = @_;
+    my $j = decode_json_ok(http_get($mock->url('/__mock/requests'))->{body});
+    my @e = grep { index($_->{path}, $prefix) == 0 } @$j;
+    return $e[-1];
+}
+
+subtest 'path parameter values cannot change the upstream path' => sub {
+    # undef: refused with 400 (a decoded NUL, or a whole segment that decodes to a dot segment)
+    my %cases = ('..%2Fadmin' => '/users/..%2Fadmin', '%2e%2e' => undef, '.' => undef, 'a%3Fx%3D1' => '/users/a%3Fx%3D1',
+                 'a%23frag' => '/users/a%23frag', 'a%0D%0AX-Injected:%201' => '/users/a%0D%0AX-Injected%3A%201',
+                 'a&b=1' => '/users/a%26b%3D1', 'a%20b' => '/users/a%20b', '%00' => undef);
+    for my $in (sort keys %cases) {
+        http_request('POST', $mock->url('/__mock/reset'));
+        my $resp = raw("GET /u/$in HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        if (!defined $cases{$in}) {
+            like $resp, qr{^HTTP/1\.1 400 }, "$in: refused with 400";
+            next;
+        }
+        like $resp, qr{^HTTP/1\.1 200 }, "$in: 200";
+        my $e = last_upstream('/users/');
+        is $e->{path}, $cases{$in}, "$in: upstream path $cases{$in}";
+        is $e->{query}, undef, "$in: no query appeared";
+    }
+};
+
+subtest 'query and header values cannot add query parameters' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    my $r = http_get($gw->url('/s?q=a%26admin%3D1%23x'), { 'X-H' => 'v&w=1' });
+    is $r->{status}, 200, 'status 200';
+    my $e = last_upstream('/search');
+    is $e->{query}, 'q=a%26admin%3D1%23x&h=v%26w%3D1', 'values encoded as single query values';
+};
+
+subtest 'rest parameters keep their slashes but refuse dot segments' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    like raw("GET /f/a/b%20c/d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), qr{^HTTP/1\.1 200 }, 'plain rest: 200';
+    is last_upstream('/files/')->{path}, '/files/a/b%20c/d', 'slashes kept, each segment encoded';
+    for my $bad ('/f/a/../b', '/f/..', '/f/a/%2E%2E/b', '/f/./a', '/f/a%2Fb') {
+        like raw("GET $bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), qr{^HTTP/1\.1 400 }, "$bad: 400";
+    }
+};
+
+subtest 'malformed requests get a 4xx or a closed connection, never a crash' => sub {
+    like raw("GARBAGE\r\n\r\n"), qr{^(HTTP/1\.1 4\d\d |)}, 'garbage request line';
+    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"), qr{^HTTP/1\.1 400 |^$}, 'header without colon';
+    my $huge = 'x' x 100_000;
+    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\nX-Big: $huge\r\n\r\n"), qr{^HTTP/1\.1 431 }, 'oversized header: 431';
+    my $many = join '', map { "X-H$_: " . ('v' x 1000) . "\r\n" } 1 .. 80;
+    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\n$many\r\n"), qr{^HTTP/1\.1 431 }, 'oversized header block: 431';
+    like raw("GET /u/\x01 HTTP/1.1\r\nHost: x\r\n\r\n"), qr{^HTTP/1\.1 4\d\d |^$}, 'control byte in the path';
+    is http_get($gw->url('/u/1'))->{status}, 200, 'conflux still serves';
+};
+
+subtest 'request bodies over max_request_body get 413' => sub {
+    my $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 2048);
+    is $r->{status}, 413, 'status 413';
+    $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 100);
+    isnt $r->{status}, 413, 'a small body passes';
+};
+
+subtest 'slow clients do not hold up others' => sub {
+    my @slow;
+    for (1 .. 20) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
+        print $s "GET /u/1 HTTP/1.1\r\nHost: x\r\n";    # and never finish the head
+        push @slow, $s;
+    }
+    my $r = http_get($gw->url('/u/2'));
+    is $r->{status}, 200, 'a normal request is served';
+    cmp_ok $r->{elapsed}, '<', 0.5, 'promptly';
+};
+
+subtest 'over max_inflight: 503 with Retry-After' => sub {
+    my @bg;
+    for (1 .. 5) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
+        print $s "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+        push @bg, $s;
+    }
+    sleep 0.2;
+    my $r = http_get($gw->url('/u/3'));
+    is $r->{status}, 503, '503 when 5 requests are in flight';
+    is $r->{headers}{'retry-after'}, '1', 'Retry-After';
+    is decode_json_ok($r->{body})->{error}, 'overloaded', 'JSON error';
+    close $_ for @bg;
+    sleep 0.3;
+    is http_get($gw->url('/u/4'))->{status}, 200, 'served again once they are gone';
+};
+
+done_testing;
