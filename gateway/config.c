@@ -1075,7 +1075,7 @@ static const cf_yfield_t top_fields[] = {
     {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
     {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
     {.key = "admin", .type = CF_YT_CUSTOM, .custom = on_admin},
-    {.key = "access_log", .type = CF_YT_STRING, .offset = offsetof(cf_config_t, access_log)},
+    {.key = "access_log", .type = CF_YT_UNSUPPORTED, .help = "the access log comes with the operations work"},
     {.key = "shutdown_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, shutdown_timeout_ms),

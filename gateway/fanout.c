@@ -47,33 +47,13 @@ static void finish(struct st_fanout_t *f);
 
 /* --- client query ------------------------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded text into the pool; returns -1 on a bad %-escape. */
 static int form_decode(h2o_mem_pool_t *pool, const char *s, size_t len, h2o_iovec_t *out)
 {
     char *d = h2o_mem_alloc_pool(pool, len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len; ++i) {
-        if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
-                return -1;
-            d[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            d[n++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
+    size_t n;
+    if (cf_form_decode(s, len, d, &n, 0) != 0)
+        return -1;
     d[n] = '\0';
     *out = h2o_iovec_init(d, n);
     return 0;
@@ -419,8 +399,7 @@ static void on_client_gone(cf_watch_t *watch)
     f->finished = 1;
     h2o_timeout_unlink(&f->deadline);
     cancel_running(f, "cancelled");
-    /* nobody will read this; sending it lets h2o notice the closed socket and dispose of the request */
-    cf_send_error(f->req, 499, "client_closed", "the client closed the connection");
+    cf_send_client_gone(f->req);
 }
 
 static void on_dispose(void *_f)

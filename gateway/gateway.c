@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "gateway.h"
+#include "jsonout.h"
 
 uint64_t cf_now_ns(void)
 {
@@ -169,66 +170,16 @@ void cf_watch_stop(cf_watch_t *watch)
 
 /* --- responses ------------------------------------------------------------------------------------------------ */
 
-const char *cf_status_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 499:
-        return "Client Closed Request";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
 void cf_send_json(h2o_req_t *req, int status, json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    size_t len = text != NULL ? strlen(text) : 0;
+    cf_buf_t text = CF_BUF_INIT;
+    cf_json_write(&text, doc);
     req->res.status = status;
-    req->res.reason = cf_status_reason(status);
-    req->res.content_length = len;
+    req->res.reason = cf_http_reason(status);
+    req->res.content_length = text.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_send_inline(req, text != NULL ? text : "", len);
-    free(text);
+    h2o_send_inline(req, text.base, text.len);
+    cf_buf_free(&text);
 }
 
 void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message)
@@ -236,6 +187,11 @@ void cf_send_error(h2o_req_t *req, int status, const char *code, const char *mes
     json_t *doc = json_pack("{s:s, s:s}", "error", code, "message", message);
     cf_send_json(req, status, doc);
     json_decref(doc);
+}
+
+void cf_send_client_gone(h2o_req_t *req)
+{
+    cf_send_error(req, 499, "client_closed", "the client closed the connection");
 }
 
 /* --- the handler ---------------------------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include <jansson.h>
+#include "cf_http.h"
 #include "cf_timeouts.h"
 #include "config.h"
 #include "router.h"
@@ -79,9 +80,11 @@ void cf_watch_stop(cf_watch_t *watch);
 void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message);
 /** Sends a JSON document (dumps it compactly into the request pool); does not take the reference. */
 void cf_send_json(h2o_req_t *req, int status, json_t *doc);
-
-/** The reason phrase for a status (HTTP/1 needs one; RFC 9110 §15 names them). */
-const char *cf_status_reason(int status);
+/**
+ * Ends a request whose client went away (its work already cancelled) with a 499. Nobody reads it; sending it lets
+ * h2o notice the closed socket and dispose of the request.
+ */
+void cf_send_client_gone(h2o_req_t *req);
 
 /** Monotonic clock in nanoseconds. */
 uint64_t cf_now_ns(void);

@@ -99,7 +99,7 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     if (!has_via)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 conflux"));
     req->res.status = res->status;
-    req->res.reason = cf_status_reason(res->status);
+    req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
     h2o_send_inline(req, res->body.base, res->body.len);
 }
@@ -113,7 +113,7 @@ static void on_client_gone(cf_watch_t *watch)
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
     p->x = NULL;
-    cf_send_error(p->req, 499, "client_closed", "the client closed the connection");
+    cf_send_client_gone(p->req);
 }
 
 static void on_dispose(void *_p)

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cf_http.h"
 #include "router.h"
 
 static const struct {
@@ -72,17 +73,6 @@ const char *cf_methods_format(unsigned mask, char *buf, size_t bufsize)
 
 /* --- percent-decoding and character classes --- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 3986 pchar minus pct-encoded (checked separately): unreserved / sub-delims / ":" / "@" */
 static int is_pchar(int c)
 {
@@ -102,7 +92,7 @@ static long decode_bytes(const char *src, size_t len, char *dst)
         int c = (unsigned char)src[i];
         if (c == '%') {
             int hi, lo;
-            if (i + 2 >= len || (hi = hexval((unsigned char)src[i + 1])) < 0 || (lo = hexval((unsigned char)src[i + 2])) < 0)
+            if (i + 2 >= len || (hi = cf_hexval((unsigned char)src[i + 1])) < 0 || (lo = cf_hexval((unsigned char)src[i + 2])) < 0)
                 return -1;
             c = hi * 16 + lo;
             if (c == 0)
@@ -162,7 +152,7 @@ static int pattern_segment(const char *seg, size_t len, int is_last, char *dec, 
     for (size_t i = 0; i != len; ++i) {
         int c = (unsigned char)seg[i];
         if (c == '%') {
-            if (i + 2 >= len || hexval((unsigned char)seg[i + 1]) < 0 || hexval((unsigned char)seg[i + 2]) < 0) {
+            if (i + 2 >= len || cf_hexval((unsigned char)seg[i + 1]) < 0 || cf_hexval((unsigned char)seg[i + 2]) < 0) {
                 snprintf(err, errlen, "invalid percent-encoding at offset %zu", offset + i);
                 return -1;
             }
@@ -606,7 +596,8 @@ static long decode_path(const char *path, size_t len, char *dec)
             return -1;
         if (c == '%') {
             int hi, lo;
-            if (i + 2 >= len || (hi = hexval((unsigned char)path[i + 1])) < 0 || (lo = hexval((unsigned char)path[i + 2])) < 0)
+            if (i + 2 >= len || (hi = cf_hexval((unsigned char)path[i + 1])) < 0 ||
+                (lo = cf_hexval((unsigned char)path[i + 2])) < 0)
                 return -1;
             if ((c = hi * 16 + lo) == 0)
                 return -1;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <jansson.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "mock.h"
 
 /*
@@ -68,80 +69,11 @@ typedef struct st_exchange_t {
     void *watched_data;        /* the socket's data (the HTTP/1 connection) to restore */
 } exchange_t;
 
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 429:
-        return "Too Many Requests";
-    case 499:
-        return "Client Closed Request";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 h2o_iovec_t cf_mock_url_decode(h2o_mem_pool_t *pool, h2o_iovec_t s)
 {
     char *out = h2o_mem_alloc_pool(pool, s.len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < s.len; ++i) {
-        int hi, lo;
-        if (s.base[i] == '+') {
-            out[n++] = ' ';
-        } else if (s.base[i] == '%' && i + 2 < s.len && (hi = hexval(s.base[i + 1])) != -1 && (lo = hexval(s.base[i + 2])) != -1) {
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s.base[i];
-        }
-    }
+    size_t n;
+    cf_form_decode(s.base, s.len, out, &n, CF_FORM_LENIENT); /* a stray '%' is kept as is */
     out[n] = '\0';
     return h2o_iovec_init(out, n);
 }
@@ -149,7 +81,7 @@ h2o_iovec_t cf_mock_url_decode(h2o_mem_pool_t *pool, h2o_iovec_t s)
 void cf_mock_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
 {
     req->res.status = status;
-    req->res.reason = reason_of(status);
+    req->res.reason = cf_http_reason(status);
     req->res.content_length = len;
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
@@ -220,7 +152,7 @@ static void set_response_head(exchange_t *ex)
 {
     h2o_req_t *req = ex->req;
     req->res.status = ex->status;
-    req->res.reason = reason_of(ex->status);
+    req->res.reason = cf_http_reason(ex->status);
     for (size_t i = 0; i != ex->n_headers; ++i) {
         h2o_iovec_t lower = h2o_strdup(&req->pool, ex->hnames[i].base, ex->hnames[i].len);
         h2o_strtolower(lower.base, lower.len);

@@ -42,6 +42,21 @@ static int tap_ok_(int pass, const char *file, int line, const char *fmt, ...)
     return pass;
 }
 
+/** The string with control and non-ASCII bytes shown as \xNN, for test names (in a static buffer, so one at a time). */
+static inline const char *tap_printable(const char *s)
+{
+    static char buf[512];
+    size_t o = 0;
+    if (s == NULL)
+        return "(null)";
+    for (; *s != '\0' && o + 5 < sizeof(buf); ++s) {
+        unsigned char c = (unsigned char)*s;
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, c < 0x20 || c >= 0x7f ? "\\x%02x" : "%c", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 /** Prints the plan; use as `return done_testing();` from main. */
 static int done_testing(void)
 {

@@ -51,27 +51,12 @@ static void parses_as(const char *src, const char *want)
     cf_template_free(&t);
 }
 
-/* The string with control and non-ASCII bytes shown as \xNN, for test names. */
-static const char *printable(const char *s)
-{
-    static char buf[512];
-    size_t o = 0;
-    if (s == NULL)
-        return "(null)";
-    for (; *s != '\0' && o + 5 < sizeof(buf); ++s) {
-        unsigned char c = (unsigned char)*s;
-        o += (size_t)snprintf(buf + o, sizeof(buf) - o, c < 0x20 || c >= 0x7f ? "\\x%02x" : "%c", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static void fails_with(const char *src, const char *want)
 {
     cf_template_t t;
     char err[256] = "";
     int rc = cf_template_parse(src, &t, err, sizeof(err));
-    is(rc, -1, "refused: %s", printable(src));
+    is(rc, -1, "refused: %s", tap_printable(src));
     is_str(err, want, "  message");
     if (rc == 0)
         cf_template_free(&t);

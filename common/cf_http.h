@@ -1,0 +1,23 @@
+/* Small HTTP text helpers shared by the gateway and the mock: reason phrases, hex digits, form decoding. */
+#ifndef CF_HTTP_H
+#define CF_HTTP_H
+
+#include <stddef.h>
+
+/** The reason phrase for a status (HTTP/1 needs one; RFC 9110 §15 names them); a generic one for unlisted codes. */
+const char *cf_http_reason(int status);
+
+/** The value of a hex digit (either case), or -1 when `c` is not one. */
+int cf_hexval(int c);
+
+/** cf_form_decode flag: copy a '%' that does not start a valid %XX escape as is, instead of failing. */
+#define CF_FORM_LENIENT 1
+
+/**
+ * Decodes application/x-www-form-urlencoded text ('+' is a space, %XX a byte) from `src` into `dst`, which has room
+ * for `len` bytes (no NUL is written). Returns 0 with the decoded length in `*dstlen`, or -1 on a bad %-escape
+ * (never with CF_FORM_LENIENT in `flags`).
+ */
+int cf_form_decode(const char *src, size_t len, char *dst, size_t *dstlen, int flags);
+
+#endif

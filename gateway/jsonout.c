@@ -1,0 +1,111 @@
+/* JSON text out: jansson values serialized compactly, with each real in the shortest form that reads back the same. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jsonout.h"
+
+static void write_string(cf_buf_t *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    cf_buf_reserve(out, len + 2);
+    cf_buf_appendc(out, '"');
+    size_t run = 0; /* bytes that need no escape, copied in one go */
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[7];
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\b')
+            esc = "\\b";
+        else if (c == '\f')
+            esc = "\\f";
+        else if (c < 0x20 || c == 0x7f) {
+            u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0', u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = '\0';
+            esc = u;
+        }
+        if (esc == NULL)
+            continue;
+        cf_buf_append(out, s + run, i - run);
+        cf_buf_appends(out, esc);
+        run = i + 1;
+    }
+    cf_buf_append(out, s + run, len - run);
+    cf_buf_appendc(out, '"');
+}
+
+static void write_real(cf_buf_t *out, double d)
+{
+    char buf[32];
+    if (!isfinite(d)) { /* jansson never decodes these; refuse to write invalid JSON */
+        cf_buf_appends(out, "null");
+        return;
+    }
+    for (int prec = 15; prec <= 17; ++prec) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    cf_buf_appends(out, buf);
+    if (strpbrk(buf, ".eEn") == NULL)
+        cf_buf_appends(out, ".0"); /* stays a real when read again, as jansson writes it */
+}
+
+void cf_json_write(cf_buf_t *out, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+        int first = 1;
+        cf_buf_appendc(out, '{');
+        json_object_foreach((json_t *)v, key, member)
+        {
+            if (!first)
+                cf_buf_appendc(out, ',');
+            first = 0;
+            write_string(out, key, strlen(key));
+            cf_buf_appendc(out, ':');
+            cf_json_write(out, member);
+        }
+        cf_buf_appendc(out, '}');
+        break;
+    }
+    case JSON_ARRAY:
+        cf_buf_appendc(out, '[');
+        for (size_t i = 0; i != json_array_size(v); ++i) {
+            if (i != 0)
+                cf_buf_appendc(out, ',');
+            cf_json_write(out, json_array_get(v, i));
+        }
+        cf_buf_appendc(out, ']');
+        break;
+    case JSON_STRING:
+        write_string(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        cf_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        write_real(out, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        cf_buf_appends(out, "true");
+        break;
+    case JSON_FALSE:
+        cf_buf_appends(out, "false");
+        break;
+    default:
+        cf_buf_appends(out, "null");
+        break;
+    }
+}

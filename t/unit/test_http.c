@@ -1,0 +1,96 @@
+/* Unit tests of common/cf_http.c: reason phrases, hex digit values, and form-urlencoded decoding. */
+#include <ctype.h>
+#include <stdlib.h>
+#include "tap.h"
+#include "cf_http.h"
+
+static void test_reason(void)
+{
+    is_str(cf_http_reason(200), "OK", "200");
+    is_str(cf_http_reason(204), "No Content", "204");
+    is_str(cf_http_reason(304), "Not Modified", "304");
+    is_str(cf_http_reason(404), "Not Found", "404");
+    is_str(cf_http_reason(405), "Method Not Allowed", "405");
+    is_str(cf_http_reason(408), "Request Timeout", "408 (was only in the mock's table)");
+    is_str(cf_http_reason(413), "Content Too Large", "413 (was only in the gateway's table)");
+    is_str(cf_http_reason(429), "Too Many Requests", "429");
+    is_str(cf_http_reason(431), "Request Header Fields Too Large", "431 (was only in the gateway's table)");
+    is_str(cf_http_reason(499), "Client Closed Request", "499");
+    is_str(cf_http_reason(502), "Bad Gateway", "502");
+    is_str(cf_http_reason(504), "Gateway Timeout", "504");
+    is_str(cf_http_reason(299), "OK", "unlisted 2xx");
+    is_str(cf_http_reason(307), "Redirect", "unlisted 3xx");
+    is_str(cf_http_reason(418), "Client Error", "unlisted 4xx");
+    is_str(cf_http_reason(599), "Server Error", "unlisted 5xx");
+}
+
+static void test_hexval(void)
+{
+    is(cf_hexval('0'), 0, "'0'");
+    is(cf_hexval('9'), 9, "'9'");
+    is(cf_hexval('a'), 10, "'a'");
+    is(cf_hexval('F'), 15, "'F'");
+    is(cf_hexval('g'), -1, "'g'");
+    is(cf_hexval(-1), -1, "EOF");
+    is(cf_hexval((char)0xc3), -1, "a negative char");
+    int bad = 0;
+    for (int c = 0; c < 256; ++c) {
+        char s[2] = {(char)c, '\0'};
+        int want = isxdigit(c) ? (int)strtol(s, NULL, 16) : -1;
+        if (cf_hexval(c) != want) {
+            diag("byte 0x%02x: got %d, expected %d", c, cf_hexval(c), want);
+            ++bad;
+        }
+    }
+    is(bad, 0, "every byte agrees with isxdigit/strtol");
+}
+
+/* Decodes `src` with `flags`; returns the text, "(fail)" on -1 (and checks the output length fits). */
+static const char *decode(const char *src, int flags)
+{
+    static char out[256];
+    size_t len = strlen(src), n = 12345;
+    memset(out, '#', sizeof(out));
+    if (cf_form_decode(src, len, out, &n, flags) != 0)
+        return n == 12345 ? "(fail)" : "(fail, length set)";
+    if (n > len)
+        return "(longer than the input)";
+    if (out[len] != '#')
+        return "(wrote past len bytes)";
+    out[n] = '\0';
+    return out;
+}
+
+static void test_form_decode(void)
+{
+    is_str(decode("", 0), "", "empty");
+    is_str(decode("plain", 0), "plain", "plain text");
+    is_str(decode("a+b", 0), "a b", "'+' is a space");
+    is_str(decode("a%20b%2Bc", 0), "a b+c", "%%XX escapes, %%2B is a '+'");
+    is_str(decode("caf%c3%A9", 0), "caf\xc3\xa9", "either case of hex digits");
+    is_str(decode("%41", 0), "A", "escape at the very end");
+    is_str(decode("100%", 0), "(fail)", "lone '%%' at the end");
+    is_str(decode("%4", 0), "(fail)", "one digit at the end");
+    is_str(decode("%zz", 0), "(fail)", "non-hex digits");
+    is_str(decode("%4g", 0), "(fail)", "second digit bad");
+    is_str(decode("100%", CF_FORM_LENIENT), "100%", "lenient: lone '%%' kept");
+    is_str(decode("%4", CF_FORM_LENIENT), "%4", "lenient: short escape kept");
+    is_str(decode("%zz+%41", CF_FORM_LENIENT), "%zz A", "lenient: bad escape kept, the rest decoded");
+    is_str(decode("%%41", CF_FORM_LENIENT), "%A", "lenient: '%%' then a valid escape");
+
+    char out[8];
+    size_t n = 0;
+    is(cf_form_decode("a%00b", 5, out, &n, 0), 0, "%%00 decodes");
+    is(n, 3, "  to three bytes");
+    ok(memcmp(out, "a\0b", 3) == 0, "  with a NUL in the middle");
+    is(cf_form_decode("xy%41", 2, out, &n, 0), 0, "len is honoured (prefix of a longer buffer)");
+    is(n, 2, "  two bytes");
+}
+
+int main(void)
+{
+    test_reason();
+    test_hexval();
+    test_form_decode();
+    return done_testing();
+}
