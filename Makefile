@@ -1,11 +1,12 @@
 # Thin wrapper over CMake: `make run` and `make test` work on a fresh Debian 12 machine.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+DEB_BUILD  ?= build-deb
 JOBS       ?= $(shell nproc)
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROVE_ARGS ?=
 
-.PHONY: all deps build run test test-asan unit clean format
+.PHONY: all deps build run test test-asan unit clean format deb
 
 all: build
 
@@ -41,8 +42,17 @@ test-asan: deps $(ASAN_BUILD)/Makefile
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	prove $(PROVE_ARGS) -r t/
 
+# The Debian package: installs under /usr, the config in /etc/conflux (a conffile), the unit in
+# /usr/lib/systemd/system. Written to $(DEB_BUILD)/conflux_VERSION_ARCH.deb.
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build $(DEB_BUILD) -j $(JOBS)
+	cd $(DEB_BUILD) && cpack -G DEB
+	dpkg-deb -I $(DEB_BUILD)/conflux_*.deb
+	dpkg-deb -c $(DEB_BUILD)/conflux_*.deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)

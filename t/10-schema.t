@@ -1,0 +1,250 @@
+# config/conflux.schema.json: the sample config validates, and the schema and `conflux -t` agree on good and bad files.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use Test::More;
+
+my $root = "$FindBin::Bin/..";
+my $schema = "$root/config/conflux.schema.json";
+my $validator = "$FindBin::Bin/lib/validate-schema.py";
+my $conflux = bindir() . '/conflux';
+plan skip_all => "$conflux is not built" unless -x $conflux;
+
+# Debian's python3 with python3-jsonschema (>= 4, for draft 2020-12) and python3-yaml; another python3 on the PATH
+# may lack them, so /usr/bin/python3 comes first.
+my ($python) = grep { system("$_ -c 'import yaml, jsonschema; jsonschema.Draft202012Validator' >/dev/null 2>&1") == 0 }
+    grep { -x } '/usr/bin/python3', map { "$_/python3" } split /:/, $ENV{PATH};
+plan skip_all => 'no python3 with jsonschema >= 4 and yaml (Debian packages python3-jsonschema, python3-yaml)' unless $python;
+
+my $dir = tmpdir();
+
+sub slurp {
+    open my $fh, '<', $_[0] or die "$_[0]: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+# Validates files against the schema in one run; returns {file => "ok" or the message}.
+sub validate {
+    my @files = @_;
+    open my $fh, '-|', $python, $validator, $schema, @files or die "$python: $!";
+    my %r;
+    while (<$fh>) {
+        chomp;
+        if (/^ok (.*)$/) { $r{$1} = 'ok' }
+        elsif (/^invalid (.*?): (.*)$/) { $r{$1} = $2 }
+        else { diag("validator: $_") }
+    }
+    close $fh;
+    return \%r;
+}
+
+# conflux -t -c FILE: (exit code, stderr). Bounded by a 10s alarm.
+sub conflux_t {
+    my ($file) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null' or die;
+        open STDERR, '>', "$dir/stderr" or die;
+        exec $conflux, '-t', '-c', $file or exit 127;
+    }
+    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "conflux -t -c $file did not exit within 10s\n" };
+    alarm 10;
+    waitpid $pid, 0;
+    alarm 0;
+    return ($? & 127 ? -1 : $? >> 8, slurp("$dir/stderr"));
+}
+
+subtest 'the schema is a valid draft 2020-12 schema' => sub {
+    my $check = "import json, jsonschema; s = json.load(open('$schema')); jsonschema.Draft202012Validator.check_schema(s); "
+        . "assert s['\$schema'] == 'https://json-schema.org/draft/2020-12/schema'";
+    is(system($python, '-c', $check), 0, 'check_schema passes');
+};
+
+subtest 'the sample configs validate' => sub {
+    # every conflux config in config/ (those with a top-level routes:; the mock's stub files are another format)
+    my @samples = grep { slurp($_) =~ /^routes:/m } glob "$root/config/*.yaml";
+    ok((grep { m{/conflux\.yaml$} } @samples), 'config/conflux.yaml is among them');
+    my $r = validate(@samples);
+    is($r->{$_}, 'ok', s{^\Q$root/\E}{}r) for @samples;
+};
+
+my $head = <<'YAML';
+listen:
+  - port: 8080
+backends:
+  users:
+    url: http://127.0.0.1:9001
+YAML
+(my $no_listen = $head) =~ s/\Alisten:\n  - port: 8080\n// or die; # the backends alone
+my $route = <<'YAML';
+routes:
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{id}
+YAML
+
+# Accepted by both.
+my @good = (
+    ['the smallest config', $head . $route],
+    ['every key conflux takes today', <<'YAML'],
+listen:
+  - port: 8080
+  - host: "[::]"
+    port: 8081
+threads: 1
+admin: 127.0.0.1:9901
+shutdown_timeout: 0
+limits: { max_request_body: 1MiB, max_response_body: 8388608, max_inflight: 100 }
+backends:
+  users:
+    servers: [http://127.0.0.1:9001, "http://[::1]:9002/base"]
+    timeout: 800ms
+    connect_timeout: 200ms
+    max_connections: 64
+  legacy:
+    url: http://localhost
+routes:
+  - path: /dash/{user_id}
+    methods: [get, HEAD]
+    deadline: 1s
+    merge: merge
+    on_conflict: last
+    forward_headers: [Authorization, accept-language]
+    forward_query: lang
+    calls:
+      - name: profile
+        backend: users
+        path: /users/{user_id}?x={query.x}
+        timeout: 500ms
+        required: true
+        target: data.user
+        allow: [id, name]
+        rename: { name: full_name }
+      - name: orders
+        backend: users
+        path: /orders/{profile.id}
+        on_error: omit
+        deny: secret
+      - name: extra
+        backend: users
+        path: /extra
+        on_error: null
+  - path: /legacy/{rest*}
+    methods: GET
+    deadline: 2s
+    proxy: legacy
+YAML
+    ['a bare admin port and empty limits', $head . "admin: 9901\nlimits: {}\n" . $route],
+    ['admin on IPv6', $head . "admin: \"[::1]:9901\"\n" . $route],
+    ['a proxy-only config', $head . "routes:\n  - path: /p/{r*}\n    proxy: users\n"],
+);
+
+# Refused by both: [name, yaml, what conflux's message must say].
+my @bad = (
+    ['an unknown top-level key', $head . "listn: []\n" . $route, qr/unknown key "listn"/],
+    ['a misspelt backend key', $head . "    timout: 1s\n" . $route, qr/unknown key "timout"/],
+    ['a duration with a space', $head . "shutdown_timeout: 5 sec\n" . $route, qr/not a duration/],
+    ['a duration without a unit', $head . "shutdown_timeout: 500\n" . $route, qr/not a duration/],
+    ['a zero call timeout', $head . $route . "        timeout: 0ms\n", qr/out of range/],
+    ['a size with a space', $head . "limits: { max_request_body: 1 MB }\n" . $route, qr/not a size/],
+    ['port 0', "listen:\n  - port: 0\n" . $no_listen . $route, qr/out of range/],
+    ['port 70000', "listen:\n  - port: 70000\n" . $no_listen . $route, qr/out of range/],
+    ['no listen', $no_listen . $route, qr/missing listen/],
+    ['no routes', $head, qr/missing routes/],
+    ['a route without calls or proxy', $head . "routes:\n  - path: /x\n", qr/needs calls: .* or proxy:/],
+    ['a route with calls and proxy', $head . $route . "    proxy: users\n", qr/either calls: or proxy:/],
+    ['merge on a proxy route', $head . "routes:\n  - path: /x\n    proxy: users\n    merge: merge\n", qr/only for routes with calls/],
+    ['a call without backend', $head . "routes:\n  - path: /x\n    calls:\n      - name: a\n        path: /a\n", qr/missing backend/],
+    ['a reserved call name', $head . ($route =~ s/name: profile/name: query/r), qr/reserved/],
+    ['on_error: drop', $head . $route . "        on_error: drop\n", qr/not one of: null, omit/],
+    ['merge: deep', $head . ($route =~ s{    calls:}{    merge: deep\n    calls:}r), qr/not one of: group, merge/],
+    ['allow and deny together', $head . $route . "        allow: [a]\n        deny: [b]\n", qr/either allow: or deny:/],
+    ['on_conflict without merge: merge', $head . ($route =~ s{    calls:}{    on_conflict: first\n    calls:}r),
+        qr/only applies with merge: merge/],
+    ['a hop-by-hop forwarded header', $head . ($route =~ s{    calls:}{    forward_headers: [Connection]\n    calls:}r),
+        qr/hop-by-hop/],
+    ['an unknown method', $head . ($route =~ s{    calls:}{    methods: [FETCH]\n    calls:}r), qr/unknown method "FETCH"/],
+    ['url and servers together', $head . "    servers: [http://127.0.0.1:9002]\n" . $route, qr/either servers: or url:/],
+    ['a backend without a server', "listen:\n  - port: 8080\nbackends:\n  users:\n    timeout: 1s\n" . $route,
+        qr/needs servers:/],
+    ['an ftp:// backend', $head =~ s{http://}{ftp://}r . $route, qr/is not an http/],
+    ['a backend URL with a query', $head =~ s{9001}{9001/?a=b}r . $route, qr/may not have a query/],
+    ['a bad backend name', $head =~ s{  users:}{  "9users":}r . $route =~ s{backend: users}{backend: "9users"}r,
+        qr/a backend name is/],
+    # keys SPEC §2 describes that conflux does not take yet: the schema leaves them out
+    ['retries (not supported yet)', $head . "    retries: 1\n" . $route, qr/not supported/],
+    ['hedge_after (not supported yet)', $head . "    hedge_after: 150ms\n" . $route, qr/not supported/],
+    ['circuit_breaker (not supported yet)', $head . "    circuit_breaker: { failures: 5, open_for: 10s }\n" . $route,
+        qr/not supported/],
+    ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
+    ['concurrency (not supported yet)', $head . $route . "        concurrency: 8\n", qr/not supported/],
+);
+
+# A self-signed certificate for the TLS cases (conflux -t loads the files).
+my $tls = -x '/usr/bin/openssl'
+    && system("/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
+        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
+diag('openssl could not make a certificate: the TLS cases are left out') unless $tls;
+
+# The keys of the operations, cache and TLS work, as SPEC §2 describes them.
+push @good, (
+    ['threads, access log, shared cache', $head . "threads: 4\naccess_log: $dir/access.log\n"
+        . "cache: { memory: 64MiB, memcached: 127.0.0.1:11211 }\n" . $route . "        cache: 30s\n"],
+    ['access_log to stderr, memcached on a bare port, a cache policy', $head . "access_log: \"-\"\ncache: { memcached: 11211 }\n"
+        . $route . "        cache: { ttl: 1000ms, stale_while_revalidate: 1m, stale_if_error: 0 }\n"],
+    $tls ? (
+        ['a TLS listener with http2 and an https backend', "listen:\n  - port: 8443\n"
+            . "    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }\n    http2: true\n"
+            . "backends:\n  users:\n    url: https://127.0.0.1:9443/api\n    sni: api.example\n    ca_file: $dir/cert.pem\n" . $route],
+    ) : (),
+);
+push @bad, (
+    ['threads: 65', $head . "threads: 65\n" . $route, qr/out of range \(1 to 64\)/],
+    ['a cache ttl under 1s', $head . $route . "        cache: 500ms\n", qr/between 1s and 30 days/],
+    ['cache: 30 (no unit)', $head . $route . "        cache: 30\n", qr/not a duration/],
+    ['a cache policy without ttl', $head . $route . "        cache: { stale_if_error: 10m }\n", qr/missing ttl/],
+    ['a cache size with a space', $head . "cache: { memory: 1 GB }\n" . $route, qr/not a size/],
+    ['an unknown cache key', $head . "cache: { memcache: 127.0.0.1:11211 }\n" . $route, qr/unknown key "memcache"/],
+    ['tls without a key', "listen:\n  - port: 8443\n    tls: { certificate: /c.pem }\n" . $no_listen . $route,
+        qr/needs both certificate: and key:/],
+    ['http2 without tls', "listen:\n  - port: 8443\n    http2: true\n" . $no_listen . $route, qr/it needs tls:/],
+    ['an sni that is not a host name', $head . "    sni: bad_name\n" . $route, qr/not a host name/],
+);
+
+my $n = 0;
+my (%file, %expect);
+for my $set ([good => \@good], [bad => \@bad]) {
+    for my $case (@{ $set->[1] }) {
+        my $path = sprintf '%s/%s-%02d.yaml', $dir, $set->[0], ++$n;
+        write_file($path, $case->[1]);
+        $file{ $case->[0] } = $path;
+    }
+}
+my $valid = validate(values %file);
+
+subtest 'good configs: accepted by the schema and by conflux -t' => sub {
+    for my $case (@good) {
+        my $f = $file{ $case->[0] };
+        is($valid->{$f}, 'ok', "$case->[0]: the schema accepts it");
+        my ($rc, $err) = conflux_t($f);
+        is($rc, 0, "$case->[0]: conflux -t accepts it") or diag($err);
+    }
+};
+
+subtest 'bad configs: refused by the schema and by conflux -t' => sub {
+    for my $case (@bad) {
+        my $f = $file{ $case->[0] };
+        isnt($valid->{$f} // 'no answer', 'ok', "$case->[0]: the schema refuses it") or diag($case->[1]);
+        note("  schema: " . ($valid->{$f} // ''));
+        my ($rc, $err) = conflux_t($f);
+        is($rc, 1, "$case->[0]: conflux -t refuses it");
+        like($err, $case->[2], "$case->[0]: conflux says why") or diag($err);
+    }
+};
+
+done_testing();
