@@ -1,0 +1,213 @@
+/* The access log: JSON lines handed by the event loops to one writer thread through a bounded queue. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "accesslog.h"
+#include "metrics.h"
+
+typedef struct st_line_t {
+    char *base;
+    size_t len;
+} line_t;
+
+/*
+ * The loops only take the mutex to copy a pointer into the ring (no I/O under it); the writer takes the whole ring
+ * at once and writes it with the mutex released, so a slow disk delays nothing but the writer, and a full ring only
+ * costs the lines that do not fit.
+ */
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int started, stopping;
+    line_t ring[CF_ACCESSLOG_MAX_LINES];
+    size_t head, count, bytes;
+    char *path;    /* the wanted log: NULL, "-" or a file (guarded by mutex) */
+    int reopen;    /* the writer must (re)open `path` */
+    int enabled;   /* atomic: lines are wanted */
+    int fd;        /* writer-owned: -1, 2 or the file */
+    char *fd_path; /* writer-owned: what fd is */
+} L = {.mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fd = -1};
+
+static int open_log(const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, "-") == 0)
+        return 2;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1)
+        snprintf(err, errlen, "access_log: cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+static void close_log(void)
+{
+    if (L.fd > 2)
+        close(L.fd);
+    L.fd = -1;
+    free(L.fd_path);
+    L.fd_path = NULL;
+}
+
+/* Writer thread: switches files when asked to, then writes what it took from the ring. */
+static void apply_reopen(char *path)
+{
+    char err[512];
+    if (path == NULL) {
+        close_log();
+        return;
+    }
+    int fd = open_log(path, err, sizeof(err));
+    if (fd == -1) {
+        fprintf(stderr, "conflux: %s; still writing to %s\n", err, L.fd_path != NULL ? L.fd_path : "nothing");
+        free(path);
+        return;
+    }
+    close_log();
+    L.fd = fd;
+    L.fd_path = path;
+}
+
+static void write_all(const char *p, size_t len)
+{
+    while (len != 0 && L.fd != -1) {
+        ssize_t n = write(L.fd, p, len);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            /* a full disk or a revoked file: lose this batch, say so once per batch */
+            fprintf(stderr, "conflux: access_log: write to %s failed: %s\n", L.fd_path, strerror(errno));
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void *writer_main(void *unused)
+{
+    line_t *batch = malloc(sizeof(*batch) * CF_ACCESSLOG_MAX_LINES);
+    char *buf = NULL;
+    size_t bufcap = 0;
+    pthread_mutex_lock(&L.mutex);
+    while (1) {
+        while (L.count == 0 && !L.reopen && !L.stopping)
+            pthread_cond_wait(&L.cond, &L.mutex);
+        char *reopen_path = NULL;
+        int reopen = L.reopen;
+        if (reopen) {
+            reopen_path = L.path != NULL ? strdup(L.path) : NULL;
+            L.reopen = 0;
+        }
+        size_t n = L.count;
+        for (size_t i = 0; i != n; ++i)
+            batch[i] = L.ring[(L.head + i) % CF_ACCESSLOG_MAX_LINES];
+        L.head = (L.head + n) % CF_ACCESSLOG_MAX_LINES;
+        L.count = 0;
+        L.bytes = 0;
+        int stopping = L.stopping;
+        pthread_mutex_unlock(&L.mutex);
+
+        /* lines queued before a switch were meant for the old file */
+        size_t total = 0;
+        for (size_t i = 0; i != n; ++i)
+            total += batch[i].len;
+        if (total > bufcap) {
+            free(buf);
+            bufcap = total * 2;
+            buf = malloc(bufcap);
+        }
+        size_t off = 0;
+        for (size_t i = 0; i != n; ++i) {
+            memcpy(buf + off, batch[i].base, batch[i].len);
+            off += batch[i].len;
+            free(batch[i].base);
+        }
+        write_all(buf, off);
+        if (reopen)
+            apply_reopen(reopen_path);
+
+        pthread_mutex_lock(&L.mutex);
+        if (stopping && L.count == 0)
+            break;
+    }
+    pthread_mutex_unlock(&L.mutex);
+    free(buf);
+    free(batch);
+    return NULL;
+}
+
+int cf_accesslog_start(const char *path, char *err, size_t errlen)
+{
+    if (L.started)
+        return 0;
+    if (path != NULL) {
+        int fd = open_log(path, err, errlen);
+        if (fd == -1)
+            return -1;
+        L.fd = fd;
+        L.fd_path = strdup(path);
+        L.path = strdup(path);
+        __atomic_store_n(&L.enabled, 1, __ATOMIC_RELAXED);
+    }
+    if ((errno = pthread_create(&L.thread, NULL, writer_main, NULL)) != 0) {
+        snprintf(err, errlen, "access_log: cannot start the writer thread: %s", strerror(errno));
+        close_log();
+        return -1;
+    }
+    L.started = 1;
+    return 0;
+}
+
+int cf_accesslog_enabled(void)
+{
+    return __atomic_load_n(&L.enabled, __ATOMIC_RELAXED);
+}
+
+void cf_accesslog_write(char *copy, size_t len)
+{
+    pthread_mutex_lock(&L.mutex);
+    if (!L.started || L.stopping || L.count == CF_ACCESSLOG_MAX_LINES || L.bytes + len > CF_ACCESSLOG_MAX_BYTES) {
+        pthread_mutex_unlock(&L.mutex);
+        free(copy);
+        cf_metrics_log_dropped();
+        return;
+    }
+    L.ring[(L.head + L.count) % CF_ACCESSLOG_MAX_LINES] = (line_t){copy, len};
+    if (L.count++ == 0)
+        pthread_cond_signal(&L.cond); /* the writer only sleeps on an empty ring */
+    L.bytes += len;
+    pthread_mutex_unlock(&L.mutex);
+}
+
+void cf_accesslog_reopen(const char *path)
+{
+    pthread_mutex_lock(&L.mutex);
+    if (L.started && !L.stopping) {
+        free(L.path);
+        L.path = path != NULL ? strdup(path) : NULL;
+        L.reopen = 1;
+        __atomic_store_n(&L.enabled, path != NULL, __ATOMIC_RELAXED);
+        pthread_cond_signal(&L.cond);
+    }
+    pthread_mutex_unlock(&L.mutex);
+}
+
+void cf_accesslog_stop(void)
+{
+    pthread_mutex_lock(&L.mutex);
+    int started = L.started && !L.stopping;
+    L.stopping = 1;
+    __atomic_store_n(&L.enabled, 0, __ATOMIC_RELAXED);
+    pthread_cond_signal(&L.cond);
+    pthread_mutex_unlock(&L.mutex);
+    if (!started)
+        return;
+    pthread_join(L.thread, NULL);
+    close_log();
+    free(L.path);
+    L.path = NULL;
+}

@@ -1,0 +1,360 @@
+/* Process-wide Prometheus metrics: lock-free counters and histograms, rendered as text for the admin /metrics. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <h2o.h>
+#include "cache.h"
+#include "metrics.h"
+#include "version.h"
+
+/*
+ * Every series lives as long as the process (Prometheus counters must not go backwards, and the set of routes, calls
+ * and backends is bounded by the configs ever loaded). Series of one family hang on an append-only linked list: a
+ * reader walks it with acquire loads and no lock; a writer appends under `create_mutex`, which is taken only when a
+ * series is seen for the first time. Counters are relaxed atomic adds. The series of a configured route, call and
+ * backend is cached in that config struct (its `metrics` member, an atomic pointer), so the request path does no
+ * lookup at all once warm.
+ */
+
+/* the head of each series: a name and the next series of the family */
+typedef struct st_mnode_t {
+    struct st_mnode_t *next;
+    char *name;
+} mnode_t;
+
+/* a counter with one label value (a result of a backend, a cache state of a call) */
+typedef struct st_labelled_t {
+    mnode_t super;
+    uint64_t count;
+} labelled_t;
+
+/* a histogram: counts per bucket (not cumulative; the last one is +Inf) and the sum, in nanoseconds */
+typedef struct st_hist_t {
+    uint64_t buckets[CF_METRICS_NUM_BUCKETS + 1];
+    uint64_t sum_ns;
+} hist_t;
+
+typedef struct st_call_series_t {
+    mnode_t super; /* the call's name */
+    hist_t latency;
+    mnode_t *cache; /* labelled_t by cache state */
+    size_t num_cache;
+} call_series_t;
+
+#define MAX_STATUS 600
+typedef struct st_route_series_t {
+    mnode_t super;               /* the route's pattern, or "none" */
+    uint64_t status[MAX_STATUS]; /* index 0: a status outside 100-599 */
+    hist_t latency;
+    mnode_t *calls; /* call_series_t */
+} route_series_t;
+
+typedef struct st_backend_series_t {
+    mnode_t super;    /* the backend's name */
+    mnode_t *results; /* labelled_t by result */
+    size_t num_results;
+} backend_series_t;
+
+/* at most this many distinct results per backend (and cache states per call); beyond, "other" */
+#define MAX_LABELS 32
+
+static const uint64_t bucket_ns[CF_METRICS_NUM_BUCKETS] = {1000000,    2500000,    5000000,    10000000,  25000000,
+                                                           50000000,   100000000,  250000000,  500000000, 1000000000,
+                                                           2500000000, 5000000000, 10000000000};
+static const double bucket_s[CF_METRICS_NUM_BUCKETS] = CF_METRICS_BUCKETS;
+
+static pthread_mutex_t create_mutex = PTHREAD_MUTEX_INITIALIZER;
+static mnode_t *routes;   /* route_series_t */
+static mnode_t *backends; /* backend_series_t */
+static void *unrouted;    /* route_series_t "none", cached */
+static uint64_t reloads_ok, reloads_error, log_dropped;
+
+#define LOAD_PTR(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define COUNT(p, n) __atomic_fetch_add((p), (n), __ATOMIC_RELAXED)
+#define READ(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static mnode_t *find(mnode_t *const *head, const char *name)
+{
+    for (mnode_t *n = LOAD_PTR(head); n != NULL; n = LOAD_PTR(&n->next))
+        if (n->name == name || strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+/* The series `name` of a family, created (zeroed, `size` bytes) on first sight. `count`/`limit` bound the family. */
+static mnode_t *get(mnode_t **head, const char *name, size_t size, size_t *count, size_t limit)
+{
+    mnode_t *n = find(head, name);
+    if (n != NULL)
+        return n;
+    pthread_mutex_lock(&create_mutex);
+    if ((n = find(head, name)) == NULL) {
+        if (count != NULL && *count >= limit && (n = find(head, "other")) != NULL)
+            goto Exit;
+        if (count != NULL && *count >= limit)
+            name = "other";
+        n = h2o_mem_alloc(size);
+        memset(n, 0, size);
+        n->name = h2o_strdup(NULL, name, SIZE_MAX).base;
+        mnode_t **link = head;
+        while (*link != NULL) /* only writers, under the mutex, change links */
+            link = &(*link)->next;
+        __atomic_store_n(link, n, __ATOMIC_RELEASE);
+        if (count != NULL)
+            ++*count;
+    }
+Exit:
+    pthread_mutex_unlock(&create_mutex);
+    return n;
+}
+
+/* The series cached in `*slot` (a config struct's `metrics`), looked up or created on first use. */
+static void *cached(void **slot, mnode_t **head, const char *name, size_t size)
+{
+    void *p = LOAD_PTR(slot);
+    if (p == NULL) {
+        p = get(head, name, size, NULL, 0);
+        __atomic_store_n(slot, p, __ATOMIC_RELEASE); /* every thread stores the same pointer */
+    }
+    return p;
+}
+
+static void hist_observe(hist_t *h, uint64_t ns)
+{
+    size_t i = 0;
+    while (i != CF_METRICS_NUM_BUCKETS && ns > bucket_ns[i])
+        ++i;
+    COUNT(&h->buckets[i], 1);
+    COUNT(&h->sum_ns, ns);
+}
+
+const char *cf_metrics_result_label(const char *reason, int status)
+{
+    static const char *const classes[] = {"status_other", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx"};
+    if (reason == NULL) {
+        /* a complete exchange; for a pass-through route that may still be an upstream error status */
+        return status >= 400 && status <= 599 ? classes[status / 100] : "ok";
+    }
+    if (strncmp(reason, "status_", 7) == 0) {
+        int code = atoi(reason + 7);
+        return code >= 100 && code <= 599 ? classes[code / 100] : classes[0];
+    }
+    return reason;
+}
+
+static route_series_t *route_series(const cf_route_t *route)
+{
+    if (route == NULL)
+        return cached(&unrouted, &routes, "none", sizeof(route_series_t));
+    return cached((void **)&route->metrics, &routes, route->pattern.src, sizeof(route_series_t));
+}
+
+static call_series_t *call_series(const cf_route_t *route, route_series_t *rs, size_t i, const char *name)
+{
+    if (route != NULL && route->proxy == NULL && i < route->num_calls && strcmp(route->calls[i].name, name) == 0)
+        return cached((void **)&route->calls[i].metrics, &rs->calls, name, sizeof(call_series_t));
+    return (call_series_t *)get(&rs->calls, name, sizeof(call_series_t), NULL, 0); /* a proxy route's one call */
+}
+
+static backend_series_t *backend_series(const cf_route_t *route, size_t i, const char *name)
+{
+    const cf_backend_t *b = NULL;
+    if (route != NULL && route->proxy != NULL)
+        b = route->proxy;
+    else if (route != NULL && i < route->num_calls)
+        b = route->calls[i].backend;
+    if (b != NULL && (name == NULL || strcmp(b->name, name) == 0))
+        return cached((void **)&b->metrics, &backends, b->name, sizeof(backend_series_t));
+    return (backend_series_t *)get(&backends, name != NULL ? name : "unknown", sizeof(backend_series_t), NULL, 0);
+}
+
+void cf_metrics_observe(const cf_request_record_t *rec)
+{
+    route_series_t *rs = route_series(rec->route);
+    COUNT(&rs->status[rec->status >= 100 && rec->status < MAX_STATUS ? rec->status : 0], 1);
+    hist_observe(&rs->latency, rec->duration_ns);
+    for (size_t i = 0; i != rec->num_calls; ++i) {
+        const cf_call_record_t *c = &rec->calls[i];
+        call_series_t *cs = call_series(rec->route, rs, i, c->name != NULL ? c->name : "unknown");
+        if (c->duration_ns != 0) /* a call that never started has no latency */
+            hist_observe(&cs->latency, c->duration_ns);
+        if (c->cache != NULL)
+            COUNT(&((labelled_t *)get(&cs->cache, c->cache, sizeof(labelled_t), &cs->num_cache, MAX_LABELS))->count, 1);
+        backend_series_t *bs = backend_series(rec->route, i, c->backend);
+        const char *result = cf_metrics_result_label(c->reason, c->status);
+        COUNT(&((labelled_t *)get(&bs->results, result, sizeof(labelled_t), &bs->num_results, MAX_LABELS))->count, 1);
+    }
+}
+
+void cf_metrics_reload(int ok)
+{
+    COUNT(ok ? &reloads_ok : &reloads_error, 1);
+}
+
+void cf_metrics_log_dropped(void)
+{
+    COUNT(&log_dropped, 1);
+}
+
+/* --- the text exposition format ------------------------------------------------------------------------------- */
+
+void cf_metrics_escape_label(cf_buf_t *out, const char *s)
+{
+    for (; *s != '\0'; ++s) {
+        switch (*s) {
+        case '\\':
+            cf_buf_append(out, "\\\\", 2);
+            break;
+        case '"':
+            cf_buf_append(out, "\\\"", 2);
+            break;
+        case '\n':
+            cf_buf_append(out, "\\n", 2);
+            break;
+        default:
+            cf_buf_appendc(out, *s);
+        }
+    }
+}
+
+static void header(cf_buf_t *out, const char *name, const char *type, const char *help)
+{
+    cf_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* `name{labels,` ... the caller's own labels follow, as `k="v"` pairs: up to two here. */
+static void series_start(cf_buf_t *out, const char *name, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    cf_buf_appendf(out, "%s{%s=\"", name, k1);
+    cf_metrics_escape_label(out, v1);
+    cf_buf_appendc(out, '"');
+    if (k2 != NULL) {
+        cf_buf_appendf(out, ",%s=\"", k2);
+        cf_metrics_escape_label(out, v2);
+        cf_buf_appendc(out, '"');
+    }
+}
+
+static void hist_render(cf_buf_t *out, const char *name, const hist_t *h, const char *k1, const char *v1, const char *k2,
+                        const char *v2)
+{
+    uint64_t counts[CF_METRICS_NUM_BUCKETS + 1], cumulative = 0;
+    for (size_t i = 0; i != CF_METRICS_NUM_BUCKETS + 1; ++i)
+        counts[i] = READ(&h->buckets[i]);
+    uint64_t sum_ns = READ(&h->sum_ns);
+    for (size_t i = 0; i != CF_METRICS_NUM_BUCKETS + 1; ++i) {
+        cumulative += counts[i];
+        series_start(out, name, k1, v1, k2, v2);
+        if (i != CF_METRICS_NUM_BUCKETS)
+            cf_buf_appendf(out, ",le=\"%g\"} %" PRIu64 "\n", bucket_s[i], cumulative);
+        else
+            cf_buf_appendf(out, ",le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    }
+    /* the name of the series is NAME_bucket; _sum and _count replace the suffix */
+    size_t base = strlen(name) - strlen("_bucket");
+    char stem[128];
+    snprintf(stem, sizeof(stem), "%.*s_sum", (int)base, name);
+    series_start(out, stem, k1, v1, k2, v2);
+    cf_buf_appendf(out, "} %" PRIu64 ".%09" PRIu64 "\n", sum_ns / 1000000000, sum_ns % 1000000000);
+    snprintf(stem, sizeof(stem), "%.*s_count", (int)base, name);
+    series_start(out, stem, k1, v1, k2, v2);
+    cf_buf_appendf(out, "} %" PRIu64 "\n", cumulative); /* the +Inf bucket: _count and buckets agree by construction */
+}
+
+/* the process-wide response cache (cache.h) */
+static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
+{
+    header(out, "conflux_cache_results_total", "counter",
+           "Cached calls of the whole process by result: hit, miss, stale (served expired), coalesced (waited for "
+           "another call's upstream request).");
+    cf_buf_appendf(out,
+                   "conflux_cache_results_total{result=\"hit\"} %" PRIu64 "\nconflux_cache_results_total{result=\"miss\"} %" PRIu64
+                   "\nconflux_cache_results_total{result=\"stale\"} %" PRIu64
+                   "\nconflux_cache_results_total{result=\"coalesced\"} %" PRIu64 "\n",
+                   c->hits, c->misses, c->stale, c->coalesced);
+    header(out, "conflux_cache_evictions_total", "counter", "Entries dropped from the local cache to make room.");
+    cf_buf_appendf(out, "conflux_cache_evictions_total %" PRIu64 "\n", c->evictions);
+    header(out, "conflux_cache_stores_total", "counter", "Entries written to the local cache.");
+    cf_buf_appendf(out, "conflux_cache_stores_total %" PRIu64 "\n", c->stores);
+    header(out, "conflux_cache_bytes", "gauge", "Bytes held by the local cache (keys, bodies, bookkeeping).");
+    cf_buf_appendf(out, "conflux_cache_bytes %" PRIu64 "\n", c->bytes);
+    header(out, "conflux_cache_entries", "gauge", "Entries held by the local cache.");
+    cf_buf_appendf(out, "conflux_cache_entries %" PRIu64 "\n", c->entries);
+    header(out, "conflux_cache_memcached_total", "counter", "memcached lookups by result: hit, miss, error.");
+    cf_buf_appendf(out,
+                   "conflux_cache_memcached_total{result=\"hit\"} %" PRIu64
+                   "\nconflux_cache_memcached_total{result=\"miss\"} %" PRIu64
+                   "\nconflux_cache_memcached_total{result=\"error\"} %" PRIu64 "\n",
+                   c->memcached_hits, c->memcached_misses, c->memcached_errors);
+}
+
+void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)
+{
+    header(out, "conflux_requests_total", "counter",
+           "Client requests answered, by route pattern (\"none\": no route matched) and status (499: the client went away).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next)) {
+        route_series_t *rs = (route_series_t *)n;
+        for (int s = 0; s != MAX_STATUS; ++s) {
+            uint64_t v = READ(&rs->status[s]);
+            if (v == 0)
+                continue;
+            char status[8];
+            if (s != 0)
+                snprintf(status, sizeof(status), "%d", s);
+            else
+                strcpy(status, "other");
+            series_start(out, "conflux_requests_total", "route", n->name, "status", status);
+            cf_buf_appendf(out, "} %" PRIu64 "\n", v);
+        }
+    }
+
+    header(out, "conflux_request_duration_seconds", "histogram", "Time from a request's arrival to its answer, by route.");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next))
+        hist_render(out, "conflux_request_duration_seconds_bucket", &((route_series_t *)n)->latency, "route", n->name, NULL, NULL);
+
+    header(out, "conflux_call_duration_seconds", "histogram",
+           "Duration of each upstream call that started, by route and call (a pass-through route's call is named after "
+           "its backend).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next))
+        for (mnode_t *c = LOAD_PTR(&((route_series_t *)n)->calls); c != NULL; c = LOAD_PTR(&c->next))
+            hist_render(out, "conflux_call_duration_seconds_bucket", &((call_series_t *)c)->latency, "route", n->name, "call",
+                        c->name);
+
+    header(out, "conflux_upstream_results_total", "counter",
+           "Upstream call outcomes by backend and result: ok, or the failure reason (status_NNN folded to status_4xx, "
+           "status_5xx, ...).");
+    for (mnode_t *n = LOAD_PTR(&backends); n != NULL; n = LOAD_PTR(&n->next))
+        for (mnode_t *r = LOAD_PTR(&((backend_series_t *)n)->results); r != NULL; r = LOAD_PTR(&r->next)) {
+            series_start(out, "conflux_upstream_results_total", "backend", n->name, "result", r->name);
+            cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&((labelled_t *)r)->count));
+        }
+
+    header(out, "conflux_cache_requests_total", "counter",
+           "Cached calls by route, call and cache result (hit, miss, stale, coalesced).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next))
+        for (mnode_t *c = LOAD_PTR(&((route_series_t *)n)->calls); c != NULL; c = LOAD_PTR(&c->next))
+            for (mnode_t *r = LOAD_PTR(&((call_series_t *)c)->cache); r != NULL; r = LOAD_PTR(&r->next)) {
+                series_start(out, "conflux_cache_requests_total", "route", n->name, "call", c->name);
+                cf_buf_appends(out, ",result=\"");
+                cf_metrics_escape_label(out, r->name);
+                cf_buf_appendf(out, "\"} %" PRIu64 "\n", READ(&((labelled_t *)r)->count));
+            }
+
+    if (cache != NULL)
+        cache_render(out, cache);
+
+    header(out, "conflux_inflight_requests", "gauge", "Client requests accepted and not yet finished.");
+    cf_buf_appendf(out, "conflux_inflight_requests %zu\n", inflight);
+
+    header(out, "conflux_config_reloads_total", "counter", "Config reloads (SIGHUP) by result.");
+    cf_buf_appendf(out, "conflux_config_reloads_total{result=\"ok\"} %" PRIu64 "\n", READ(&reloads_ok));
+    cf_buf_appendf(out, "conflux_config_reloads_total{result=\"error\"} %" PRIu64 "\n", READ(&reloads_error));
+
+    header(out, "conflux_access_log_dropped_total", "counter", "Access-log lines dropped because the writer fell behind.");
+    cf_buf_appendf(out, "conflux_access_log_dropped_total %" PRIu64 "\n", READ(&log_dropped));
+
+    header(out, "conflux_build_info", "gauge", "The running conflux version and the libh2o it was built with.");
+    series_start(out, "conflux_build_info", "version", cf_version, "libh2o", H2O_VERSION);
+    cf_buf_appends(out, "} 1\n");
+}

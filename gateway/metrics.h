@@ -1,0 +1,49 @@
+/* Process-wide Prometheus metrics: lock-free counters and histograms, rendered as text for the admin /metrics. */
+#ifndef CF_METRICS_H
+#define CF_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cf_buf.h"
+#include "observe.h"
+
+/** Upper bounds of the latency histogram buckets, in seconds (then +Inf). */
+#define CF_METRICS_BUCKETS                                                                                                         \
+    {                                                                                                                              \
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10                                                     \
+    }
+#define CF_METRICS_NUM_BUCKETS 13
+
+/**
+ * Counts one finished request: requests by route and status, the request's latency, each call's latency, upstream
+ * results by backend and result, cache results by call. Thread-safe and lock-free once the series of a route, call
+ * and backend exist (each is created once, under a mutex, and cached in the config struct). Never blocks.
+ */
+void cf_metrics_observe(const cf_request_record_t *rec);
+
+/** Counts a config reload attempt: `ok` non-zero when the new config went live. */
+void cf_metrics_reload(int ok);
+
+/** Counts an access-log line dropped because the writer's queue was full. */
+void cf_metrics_log_dropped(void);
+
+struct st_cf_cache_stats_t;
+
+/**
+ * Appends every metric in the Prometheus text exposition format (version 0.0.4) to `out`. `inflight` is the value
+ * of the in-flight gauge (the caller sums it over the workers); `cache` the response cache's counters (cache.h), or
+ * NULL to leave the process-wide cache families out.
+ */
+void cf_metrics_render(cf_buf_t *out, size_t inflight, const struct st_cf_cache_stats_t *cache);
+
+/** Appends `s` as a Prometheus label value (without the quotes): backslash, double quote and newline escaped. */
+void cf_metrics_escape_label(cf_buf_t *out, const char *s);
+
+/**
+ * The bounded result label of a call: "ok" when reason is NULL (and status < 400), the reason otherwise, with
+ * status_NNN folded into status_1xx ... status_5xx (a proxied answer of 4xx/5xx counts as status_4xx/status_5xx).
+ * Returns a static string.
+ */
+const char *cf_metrics_result_label(const char *reason, int status);
+
+#endif

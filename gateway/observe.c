@@ -1,0 +1,135 @@
+/* What the request path reports once a request ends: metrics, and one JSON access-log line formatted on the loop. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include "accesslog.h"
+#include "gateway.h"
+#include "metrics.h"
+#include "observe.h"
+
+/* Appends `s` (`len` bytes, from a client: any bytes) as a JSON string; invalid UTF-8 becomes U+FFFD. */
+static void json_str(cf_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    cf_buf_appendc(b, '"');
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p != end) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            cf_buf_append(b, esc, 2);
+            ++p;
+        } else if (c < 0x20 || c == 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            cf_buf_append(b, esc, 6);
+            ++p;
+        } else if (c < 0x80) {
+            cf_buf_appendc(b, (char)c);
+            ++p;
+        } else {
+            /* one well-formed UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF), else one bad byte */
+            size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+            int good = n != 0 && (size_t)(end - p) >= n;
+            for (size_t i = 1; good && i < n; ++i)
+                good = (p[i] & 0xc0) == 0x80;
+            if (good && n == 3)
+                good = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+            if (good && n == 4)
+                good = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+            if (good) {
+                cf_buf_append(b, p, n);
+                p += n;
+            } else {
+                cf_buf_appends(b, "\\ufffd");
+                ++p;
+            }
+        }
+    }
+    cf_buf_appendc(b, '"');
+}
+
+static void json_cstr(cf_buf_t *b, const char *s)
+{
+    if (s == NULL)
+        cf_buf_appends(b, "null");
+    else
+        json_str(b, s, strlen(s));
+}
+
+/* milliseconds with microsecond precision */
+static void json_ms(cf_buf_t *b, uint64_t ns)
+{
+    cf_buf_appendf(b, "%llu.%03u", (unsigned long long)(ns / 1000000), (unsigned)(ns / 1000 % 1000));
+}
+
+/*
+ * One line: {"time","client","method","path","route","status","duration","calls":[{"name","backend","status",
+ * "duration","cache","reason"}]}. The path is logged without its query string: queries carry tokens and personal
+ * data more often than paths do, and the route tells which endpoint it was.
+ */
+static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
+{
+    h2o_req_t *req = rec->req;
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    cf_buf_appendf(b, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                   tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char host[NI_MAXHOST];
+    cf_buf_appends(b, ",\"client\":");
+    if (req->conn->callbacks->get_peername != NULL && (sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss)) != 0 &&
+        h2o_socket_getnumerichost((void *)&ss, sslen, host) != SIZE_MAX)
+        json_cstr(b, host);
+    else
+        cf_buf_appends(b, "null");
+
+    size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    cf_buf_appends(b, ",\"method\":");
+    json_str(b, req->method.base, req->method.len);
+    cf_buf_appends(b, ",\"path\":");
+    json_str(b, req->path.base, pathlen);
+    cf_buf_appends(b, ",\"route\":");
+    json_cstr(b, rec->route != NULL ? rec->route->pattern.src : NULL);
+    cf_buf_appendf(b, ",\"status\":%d,\"duration\":", rec->status);
+    json_ms(b, rec->duration_ns);
+    cf_buf_appends(b, ",\"calls\":[");
+    for (size_t i = 0; i != rec->num_calls; ++i) {
+        const cf_call_record_t *c = &rec->calls[i];
+        cf_buf_appends(b, i == 0 ? "{\"name\":" : ",{\"name\":");
+        json_cstr(b, c->name);
+        cf_buf_appends(b, ",\"backend\":");
+        json_cstr(b, c->backend);
+        cf_buf_appends(b, ",\"status\":");
+        if (c->status != 0)
+            cf_buf_appendf(b, "%d", c->status);
+        else
+            cf_buf_appends(b, "null");
+        cf_buf_appends(b, ",\"duration\":");
+        if (c->duration_ns != 0)
+            json_ms(b, c->duration_ns);
+        else
+            cf_buf_appends(b, "null");
+        cf_buf_appends(b, ",\"cache\":");
+        json_cstr(b, c->cache);
+        cf_buf_appends(b, ",\"reason\":");
+        json_cstr(b, c->reason);
+        cf_buf_appendc(b, '}');
+    }
+    cf_buf_appends(b, "]}\n");
+}
+
+void cf_observe_request(struct st_cf_worker_t *w, const cf_request_record_t *rec)
+{
+    cf_metrics_observe(rec);
+    if (!cf_accesslog_enabled())
+        return;
+    cf_buf_t line = CF_BUF_INIT;
+    cf_buf_reserve(&line, 512 + rec->num_calls * 128); /* one allocation for most lines */
+    format_line(&line, rec);
+    cf_accesslog_write(line.base, line.len); /* the queue takes the buffer */
+}
