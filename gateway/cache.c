@@ -1,0 +1,863 @@
+/* The response cache: a byte-bounded LRU shared by every worker of the process, coalescing of identical misses into
+ * one upstream request (flights), stale-while-revalidate / stale-if-error, and the memcached tier. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <h2o/memcached.h>
+#include "cache.h"
+#include "gateway.h"
+
+/*
+ * Why not h2o_cache (include/h2o/cache.h): it has one lifetime for the whole cache (set at creation) where we need one
+ * per entry (per-call ttl, shortened by max-age), and h2o_cache_fetch drops an expired entry on the spot, so nothing
+ * stale could ever be served. It also has no notion of a request in flight for a key. What we need from it (a hash, an
+ * LRU, a byte bound) is a few dozen lines, so the store is our own.
+ *
+ * Threads: one mutex guards the entries, the LRU, the flights table, each flight's waiter list and each waiter's
+ * `flight` pointer. A flight (the one upstream request for a key) belongs to the worker that started it: only that
+ * thread touches its exchange, timer and memcached request. Waiters are always answered through their own worker's
+ * h2o_multithread queue, so a callback runs on the waiter's loop, never from inside another request's code.
+ */
+
+#define MEMCACHED_WAIT_MS 50 /* the most a lookup waits for memcached before asking the upstream */
+#define MEMCACHED_PREFIX "conflux:"
+#define SERIAL_MAGIC "CF1 "
+
+/* --- counters --------------------------------------------------------------------------------------------------- */
+
+static cf_cache_stats_t stats;
+
+#define STAT_ADD(field, n) __atomic_fetch_add(&stats.field, (n), __ATOMIC_RELAXED)
+#define STAT_SUB(field, n) __atomic_fetch_sub(&stats.field, (n), __ATOMIC_RELAXED)
+
+void cf_cache_stats(cf_cache_stats_t *out)
+{
+    uint64_t *dst = (uint64_t *)out, *src = (uint64_t *)&stats;
+    for (size_t i = 0; i != sizeof(stats) / sizeof(uint64_t); ++i)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+/* --- hash table (chained; keys are hashed with SHA-256, so clients cannot aim collisions at one bucket) ----------- */
+
+struct st_hnode_t {
+    struct st_hnode_t *next;
+    uint64_t hash;
+    h2o_iovec_t key;
+};
+
+struct st_htable_t {
+    struct st_hnode_t **buckets;
+    size_t nbuckets, count;
+};
+
+static struct st_hnode_t **htable_slot(struct st_htable_t *t, uint64_t hash, h2o_iovec_t key)
+{
+    struct st_hnode_t **p = &t->buckets[hash & (t->nbuckets - 1)];
+    for (; *p != NULL; p = &(*p)->next)
+        if ((*p)->hash == hash && h2o_memis((*p)->key.base, (*p)->key.len, key.base, key.len))
+            break;
+    return p;
+}
+
+static struct st_hnode_t *htable_find(struct st_htable_t *t, uint64_t hash, h2o_iovec_t key)
+{
+    return t->nbuckets != 0 ? *htable_slot(t, hash, key) : NULL;
+}
+
+static void htable_insert(struct st_htable_t *t, struct st_hnode_t *n)
+{
+    if (t->count >= t->nbuckets) {
+        size_t nb = t->nbuckets != 0 ? t->nbuckets * 2 : 64;
+        struct st_hnode_t **b = h2o_mem_alloc(sizeof(*b) * nb);
+        memset(b, 0, sizeof(*b) * nb);
+        for (size_t i = 0; i != t->nbuckets; ++i) {
+            for (struct st_hnode_t *x = t->buckets[i], *next; x != NULL; x = next) {
+                next = x->next;
+                x->next = b[x->hash & (nb - 1)];
+                b[x->hash & (nb - 1)] = x;
+            }
+        }
+        free(t->buckets);
+        t->buckets = b;
+        t->nbuckets = nb;
+    }
+    struct st_hnode_t **head = &t->buckets[n->hash & (t->nbuckets - 1)];
+    n->next = *head;
+    *head = n;
+    ++t->count;
+}
+
+static void htable_remove(struct st_htable_t *t, struct st_hnode_t *n)
+{
+    struct st_hnode_t **p = &t->buckets[n->hash & (t->nbuckets - 1)];
+    while (*p != n)
+        p = &(*p)->next;
+    *p = n->next;
+    --t->count;
+}
+
+/* --- the store ---------------------------------------------------------------------------------------------------- */
+
+struct st_entry_t {
+    struct st_hnode_t h; /* key points into this allocation */
+    h2o_linklist_t lru;  /* in cf_cache_t.lru: least recently used first */
+    int64_t stored_ms;   /* wall clock, so that every process reading memcached computes freshness alike */
+    uint64_t ttl_ms, swr_ms, sie_ms;
+    int status;
+    h2o_iovec_t body; /* points into this allocation */
+    size_t bytes;     /* what it counts against the bound */
+};
+
+typedef struct st_cf_cache_port_t {
+    cf_worker_t *w;
+    h2o_multithread_receiver_t deliver; /* answers for this worker's waiters */
+    h2o_multithread_receiver_t memc;    /* replies of h2o_memcached_get */
+    h2o_linklist_t flights;             /* flights this worker runs (its thread only) */
+    struct st_cf_cache_port_t *next;    /* in retired_ports, once detached */
+} cf_cache_port_t;
+
+/* Detached ports whose memcached receiver stays registered: a cancelled get may still be answered into it later. */
+static cf_cache_port_t *retired_ports;
+static pthread_mutex_t retired_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+struct st_cf_cache_t {
+    pthread_mutex_t mutex;
+    uint64_t memory, bytes;
+    struct st_htable_t entries, flights;
+    h2o_linklist_t lru;
+    h2o_memcached_context_t *memc; /* NULL without the tier */
+};
+
+static cf_cache_t *the_cache;
+static h2o_memcached_context_t *the_memc; /* its threads cannot be stopped, so it lives as long as the process */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t key_hash(h2o_iovec_t key, unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    uint64_t h;
+    SHA256((const unsigned char *)key.base, key.len, digest);
+    memcpy(&h, digest, sizeof(h));
+    return h;
+}
+
+static void entry_unlink_free(cf_cache_t *c, struct st_entry_t *e)
+{
+    htable_remove(&c->entries, &e->h);
+    h2o_linklist_unlink(&e->lru);
+    c->bytes -= e->bytes;
+    STAT_SUB(bytes, e->bytes);
+    STAT_SUB(entries, 1);
+    free(e);
+}
+
+static void evict_to(cf_cache_t *c, uint64_t bound)
+{
+    while (c->bytes > bound && !h2o_linklist_is_empty(&c->lru)) {
+        /* h2o_linklist_insert(&c->lru, ...) appends: the least recently used entry is the first */
+        struct st_entry_t *e = H2O_STRUCT_FROM_MEMBER(struct st_entry_t, lru, c->lru.next);
+        entry_unlink_free(c, e);
+        STAT_ADD(evictions, 1);
+    }
+}
+
+static struct st_entry_t *store_find(cf_cache_t *c, uint64_t hash, h2o_iovec_t key)
+{
+    struct st_hnode_t *n = htable_find(&c->entries, hash, key);
+    return n != NULL ? H2O_STRUCT_FROM_MEMBER(struct st_entry_t, h, n) : NULL;
+}
+
+/* Stores (replacing any entry of the key); returns 0, or -1 when it cannot fit. Called with the mutex held. */
+static int store_put(cf_cache_t *c, uint64_t hash, h2o_iovec_t key, int64_t stored_ms, uint64_t ttl_ms, uint64_t swr_ms,
+                     uint64_t sie_ms, int status, h2o_iovec_t body)
+{
+    size_t bytes = sizeof(struct st_entry_t) + key.len + body.len;
+    struct st_entry_t *old = store_find(c, hash, key);
+    if (old != NULL)
+        entry_unlink_free(c, old);
+    if (bytes > c->memory)
+        return -1;
+    struct st_entry_t *e = h2o_mem_alloc(bytes);
+    memset(e, 0, sizeof(*e));
+    char *p = (char *)(e + 1);
+    memcpy(p, key.base, key.len);
+    e->h.key = h2o_iovec_init(p, key.len);
+    e->h.hash = hash;
+    if (body.len != 0)
+        memcpy(p + key.len, body.base, body.len);
+    e->body = h2o_iovec_init(p + key.len, body.len);
+    e->stored_ms = stored_ms;
+    e->ttl_ms = ttl_ms;
+    e->swr_ms = swr_ms;
+    e->sie_ms = sie_ms;
+    e->status = status;
+    e->bytes = bytes;
+    evict_to(c, c->memory - bytes);
+    htable_insert(&c->entries, &e->h);
+    h2o_linklist_insert(&c->lru, &e->lru);
+    c->bytes += bytes;
+    STAT_ADD(bytes, bytes);
+    STAT_ADD(entries, 1);
+    STAT_ADD(stores, 1);
+    return 0;
+}
+
+static int64_t ttl_left_s(const struct st_entry_t *e, int64_t now)
+{
+    int64_t left = e->stored_ms + (int64_t)e->ttl_ms - now;
+    return left >= 0 ? left / 1000 : -((-left + 999) / 1000);
+}
+
+static int entry_fresh(const struct st_entry_t *e, int64_t now)
+{
+    return now - e->stored_ms < (int64_t)e->ttl_ms;
+}
+
+static int entry_in_swr(const struct st_entry_t *e, int64_t now)
+{
+    return now - e->stored_ms < (int64_t)(e->ttl_ms + e->swr_ms);
+}
+
+static int entry_in_sie(const struct st_entry_t *e, int64_t now)
+{
+    return now - e->stored_ms < (int64_t)(e->ttl_ms + e->sie_ms);
+}
+
+static int entry_usable(const struct st_entry_t *e, int64_t now)
+{
+    return entry_in_swr(e, now) || entry_in_sie(e, now);
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------------------------------- */
+
+cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port)
+{
+    cf_cache_t *c = h2o_mem_alloc(sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->mutex, NULL);
+    c->memory = memory;
+    h2o_linklist_init_anchor(&c->lru);
+    if (memcached_host != NULL) {
+        if (the_memc == NULL)
+            the_memc = h2o_memcached_create_context(memcached_host, memcached_port, 0, 1, MEMCACHED_PREFIX);
+        c->memc = the_memc;
+    }
+    the_cache = c;
+    return c;
+}
+
+cf_cache_t *cf_cache_get(void)
+{
+    return the_cache;
+}
+
+void cf_cache_set_memory(cf_cache_t *c, uint64_t memory)
+{
+    pthread_mutex_lock(&c->mutex);
+    c->memory = memory;
+    evict_to(c, memory);
+    pthread_mutex_unlock(&c->mutex);
+}
+
+void cf_cache_destroy(cf_cache_t *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mutex);
+    evict_to(c, 0);
+    pthread_mutex_unlock(&c->mutex);
+    free(c->entries.buckets);
+    free(c->flights.buckets);
+    pthread_mutex_destroy(&c->mutex);
+    if (the_cache == c)
+        the_cache = NULL;
+    free(c);
+}
+
+/* --- keys and Cache-Control --------------------------------------------------------------------------------------- */
+
+static void key_part(cf_buf_t *out, char tag, const char *s, size_t len)
+{
+    cf_buf_appendf(out, "%c%zu:", tag, len);
+    cf_buf_append(out, s, len);
+    cf_buf_appendc(out, '\n');
+}
+
+void cf_cache_build_key(cf_buf_t *out, const char *backend, h2o_iovec_t method, h2o_iovec_t url, const h2o_header_t *headers,
+                        size_t num_headers)
+{
+    key_part(out, 'b', backend, strlen(backend));
+    key_part(out, 'm', method.base, method.len);
+    key_part(out, 'u', url.base, url.len);
+    for (size_t i = 0; i != num_headers; ++i) {
+        const h2o_iovec_t *name = headers[i].name;
+        if (h2o_lcstris(name->base, name->len, H2O_STRLIT("authorization")))
+            key_part(out, 'a', headers[i].value.base, headers[i].value.len);
+        else if (h2o_lcstris(name->base, name->len, H2O_STRLIT("cookie")))
+            key_part(out, 'c', headers[i].value.base, headers[i].value.len);
+    }
+}
+
+/* Reads a delta-seconds value (RFC 9111 1.2.2); returns -1 when malformed. */
+static int64_t delta_seconds(const char *s, size_t len)
+{
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
+        ++s, len -= 2;
+    if (len == 0)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i != len; ++i) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v < INT64_MAX / 1000 / 10)
+            v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64_t *ttl_ms)
+{
+    int64_t max_age = -1, s_maxage = -1;
+    for (size_t i = 0; i != num_headers; ++i) {
+        if (!h2o_lcstris(headers[i].name->base, headers[i].name->len, H2O_STRLIT("cache-control")))
+            continue;
+        const char *p = headers[i].value.base, *end = p + headers[i].value.len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            if (comma == NULL)
+                comma = end;
+            const char *a = p, *b = comma;
+            while (a < b && (*a == ' ' || *a == '\t'))
+                ++a;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                --b;
+            const char *eq = memchr(a, '=', (size_t)(b - a));
+            size_t nlen = (size_t)((eq != NULL ? eq : b) - a);
+            if (h2o_lcstris(a, nlen, H2O_STRLIT("no-store")) || h2o_lcstris(a, nlen, H2O_STRLIT("private")) ||
+                h2o_lcstris(a, nlen, H2O_STRLIT("no-cache")))
+                return 0;
+            if (eq != NULL && h2o_lcstris(a, nlen, H2O_STRLIT("max-age"))) {
+                int64_t v = delta_seconds(eq + 1, (size_t)(b - eq - 1));
+                if (v < 0)
+                    return 0; /* a malformed max-age is treated as stale (RFC 9111 4.2.1) */
+                max_age = v;
+            } else if (eq != NULL && h2o_lcstris(a, nlen, H2O_STRLIT("s-maxage"))) {
+                int64_t v = delta_seconds(eq + 1, (size_t)(b - eq - 1));
+                if (v < 0)
+                    return 0;
+                s_maxage = v;
+            }
+            p = comma + 1;
+        }
+    }
+    int64_t limit = s_maxage >= 0 ? s_maxage : max_age; /* a shared cache prefers s-maxage (RFC 9111 5.2.2.10) */
+    if (limit == 0)
+        return 0;
+    if (limit > 0 && (uint64_t)limit * 1000 < *ttl_ms)
+        *ttl_ms = (uint64_t)limit * 1000;
+    return 1;
+}
+
+/* --- Cache-Status and names ----------------------------------------------------------------------------------------- */
+
+const char *cf_cache_state_name(int state)
+{
+    switch (state) {
+    case CF_CACHE_HIT:
+        return "hit";
+    case CF_CACHE_MISS:
+        return "miss";
+    case CF_CACHE_STALE:
+        return "stale";
+    case CF_CACHE_COALESCED:
+        return "coalesced";
+    default:
+        return NULL;
+    }
+}
+
+void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answer_t *ans)
+{
+    /* RFC 9211 2: hit = served from cache; fwd = why a request went forward; collapsed = joined another request */
+    cf_buf_appends(out, "conflux");
+    switch (ans->state) {
+    case CF_CACHE_HIT:
+        cf_buf_appends(out, "; hit");
+        break;
+    case CF_CACHE_STALE:
+        cf_buf_appends(out, "; hit; fwd=stale");
+        break;
+    case CF_CACHE_MISS:
+    case CF_CACHE_COALESCED:
+        cf_buf_appends(out, "; fwd=miss");
+        break;
+    }
+    if (ans->fwd_status != 0 && ans->state != CF_CACHE_HIT)
+        cf_buf_appendf(out, "; fwd-status=%d", ans->fwd_status);
+    if (ans->state == CF_CACHE_COALESCED)
+        cf_buf_appends(out, "; collapsed");
+    if (ans->stored)
+        cf_buf_appends(out, "; stored");
+    if (ans->error == NULL && ans->body.base != NULL && (ans->state == CF_CACHE_HIT || ans->state == CF_CACHE_STALE || ans->stored))
+        cf_buf_appendf(out, "; ttl=%" PRId64, ans->ttl_s);
+    cf_buf_appendf(out, "; detail=\"%s\"", name); /* call names are [A-Za-z0-9_-]: nothing to escape */
+}
+
+/* --- flights and waiters ----------------------------------------------------------------------------------------- */
+
+/* One upstream answer shared by every waiter of a flight (refcounted: waiters may be on other threads). */
+struct st_result_t {
+    size_t refcnt;
+    const char *error;
+    int status, fwd_status, stored, stale, from_memcached;
+    int64_t ttl_s;
+    h2o_iovec_t body; /* points into this allocation; base NULL when there is none */
+};
+
+struct st_flight_t {
+    struct st_hnode_t h; /* key points into this allocation */
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    cf_cache_t *cache;
+    cf_cache_port_t *port; /* the worker that runs it */
+    cf_table_t *table;     /* a reference, so the upstream outlives a reload */
+    size_t backend_index;
+    cf_cache_policy_t policy;
+    h2o_mem_pool_t pool; /* the copy of the request */
+    cf_upstream_req_t req;
+    h2o_linklist_t waiters;   /* under the mutex */
+    h2o_linklist_t port_link; /* in port->flights */
+    cf_exchange_t *x;
+    h2o_memcached_req_t *mreq;
+    h2o_timeout_entry_t mtimer;
+};
+
+struct st_cf_cache_wait_t {
+    h2o_multithread_message_t msg; /* first: delivered through the waiter's worker queue */
+    h2o_linklist_t link;           /* in flight->waiters while attached */
+    struct st_flight_t *flight;    /* NULL once detached (an answer is on its way) */
+    cf_cache_port_t *port;
+    cf_cache_cb cb;
+    void *data;
+    int leader, cancelled;
+    struct st_result_t *result;
+    uint64_t hash;
+    h2o_iovec_t key; /* points into this allocation */
+};
+
+static void result_release(struct st_result_t *r)
+{
+    if (r != NULL && __atomic_sub_fetch(&r->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+        free(r);
+}
+
+static struct st_result_t *result_new(h2o_iovec_t body)
+{
+    struct st_result_t *r = h2o_mem_alloc(sizeof(*r) + body.len + 1);
+    memset(r, 0, sizeof(*r));
+    r->refcnt = 1;
+    if (body.base != NULL) {
+        r->body = h2o_iovec_init((char *)(r + 1), body.len);
+        memcpy(r->body.base, body.base, body.len);
+    }
+    return r;
+}
+
+static void fill_from_entry(cf_cache_answer_t *ans, const struct st_entry_t *e, int64_t now, h2o_mem_pool_t *pool)
+{
+    ans->status = e->status;
+    ans->ttl_s = ttl_left_s(e, now);
+    ans->body = h2o_iovec_init(h2o_mem_alloc_pool(pool, e->body.len + 1), e->body.len);
+    memcpy(ans->body.base, e->body.base, e->body.len);
+}
+
+static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        cf_cache_wait_t *wt = H2O_STRUCT_FROM_MEMBER(cf_cache_wait_t, msg.link, messages->next);
+        h2o_linklist_unlink(&wt->msg.link);
+        struct st_result_t *r = wt->result;
+        if (!wt->cancelled) {
+            cf_cache_answer_t ans = {.error = r->error,
+                                     .status = r->status,
+                                     .fwd_status = r->fwd_status,
+                                     .stored = wt->leader && r->stored && !r->from_memcached,
+                                     .ttl_s = r->ttl_s,
+                                     .body = r->body,
+                                     .from_memcached = r->from_memcached};
+            if (r->stale) {
+                ans.state = CF_CACHE_STALE;
+                STAT_ADD(stale, 1);
+            } else if (!wt->leader) {
+                ans.state = CF_CACHE_COALESCED;
+                STAT_ADD(coalesced, 1);
+            } else if (r->from_memcached) {
+                ans.state = CF_CACHE_HIT;
+                STAT_ADD(hits, 1);
+            } else {
+                ans.state = CF_CACHE_MISS;
+                STAT_ADD(misses, 1);
+            }
+            wt->cb(wt->data, &ans);
+        }
+        result_release(r);
+        free(wt);
+    }
+}
+
+static void flight_free(struct st_flight_t *fl)
+{
+    h2o_linklist_unlink(&fl->port_link);
+    h2o_timeout_unlink(&fl->mtimer);
+    h2o_mem_clear_pool(&fl->pool);
+    cf_table_release(fl->table);
+    free(fl);
+}
+
+/* Ends a flight on its worker: stores a storable answer, detaches the waiters and sends each its answer. */
+static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int storable, uint64_t ttl_ms, int64_t stored_ms)
+{
+    cf_cache_t *c = fl->cache;
+    int64_t now = wall_ms();
+    int failed = r->error != NULL || r->status >= 500;
+    h2o_linklist_t waiters;
+    h2o_linklist_init_anchor(&waiters);
+
+    pthread_mutex_lock(&c->mutex);
+    htable_remove(&c->flights, &fl->h);
+    if (storable &&
+        store_put(c, fl->h.hash, fl->h.key, stored_ms, ttl_ms, fl->policy.swr_ms, fl->policy.sie_ms, r->status, r->body) == 0) {
+        r->stored = 1;
+    } else if (failed) {
+        struct st_entry_t *e = store_find(c, fl->h.hash, fl->h.key);
+        if (e != NULL && !entry_fresh(e, now) && entry_in_sie(e, now)) {
+            struct st_result_t *s = result_new(e->body);
+            s->status = e->status;
+            s->fwd_status = r->status;
+            s->stale = 1;
+            s->ttl_s = ttl_left_s(e, now);
+            result_release(r);
+            r = s;
+        }
+    }
+    if (storable)
+        r->ttl_s = (stored_ms + (int64_t)ttl_ms - now) / 1000;
+    size_t n = 0;
+    while (!h2o_linklist_is_empty(&fl->waiters)) {
+        cf_cache_wait_t *wt = H2O_STRUCT_FROM_MEMBER(cf_cache_wait_t, link, fl->waiters.next);
+        h2o_linklist_unlink(&wt->link);
+        h2o_linklist_insert(&waiters, &wt->link);
+        wt->flight = NULL;
+        wt->result = r;
+        ++n;
+    }
+    __atomic_add_fetch(&r->refcnt, n, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&c->mutex);
+
+    while (!h2o_linklist_is_empty(&waiters)) {
+        cf_cache_wait_t *wt = H2O_STRUCT_FROM_MEMBER(cf_cache_wait_t, link, waiters.next);
+        h2o_linklist_unlink(&wt->link);
+        h2o_multithread_send_message(&wt->port->deliver, &wt->msg);
+    }
+
+    if (r->stored && c->memc != NULL && !r->from_memcached) {
+        /* "CF1 stored_ms ttl_ms swr_ms sie_ms status\n" + body: any process computes freshness the same way */
+        char hex[SHA256_DIGEST_LENGTH * 2 + 1];
+        for (size_t i = 0; i != SHA256_DIGEST_LENGTH; ++i)
+            sprintf(hex + i * 2, "%02x", fl->digest[i]);
+        cf_buf_t v = CF_BUF_INIT;
+        cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms,
+                       fl->policy.swr_ms, fl->policy.sie_ms, r->status);
+        cf_buf_append(&v, r->body.base, r->body.len);
+        uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
+        h2o_memcached_set(c->memc, h2o_iovec_init(hex, sizeof(hex) - 1), h2o_iovec_init(v.base, v.len),
+                          (uint32_t)(life_ms / 1000 + 1), 0);
+        cf_buf_free(&v);
+    }
+    result_release(r);
+    flight_free(fl);
+}
+
+static void on_upstream_done(void *data, const cf_upstream_res_t *res)
+{
+    struct st_flight_t *fl = data;
+    fl->x = NULL;
+    struct st_result_t *r = result_new(res->error == NULL ? res->body : h2o_iovec_init(NULL, 0));
+    r->error = res->error;
+    r->status = res->status;
+    r->fwd_status = res->status;
+    uint64_t ttl_ms = fl->policy.ttl_ms;
+    int storable = 0;
+    if (res->error == NULL && res->status >= 200 && res->status <= 299 &&
+        cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms)) {
+        json_error_t jerr;
+        json_t *doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
+        storable = doc != NULL; /* only JSON answers are worth keeping: anything else fails the call anyway */
+        json_decref(doc);
+    }
+    flight_finish(fl, r, storable, ttl_ms, wall_ms());
+}
+
+static void start_upstream(struct st_flight_t *fl)
+{
+    fl->x = cf_upstream_start(fl->table->upstreams[fl->backend_index], &fl->req, on_upstream_done, fl);
+}
+
+/* Parses a memcached value; returns 0 with the fields, -1 when it is not ours. */
+static int parse_serialized(h2o_iovec_t v, int64_t *stored_ms, uint64_t *ttl, uint64_t *swr, uint64_t *sie, int *status,
+                            h2o_iovec_t *body)
+{
+    const char *nl = v.len != 0 ? memchr(v.base, '\n', v.len < 128 ? v.len : 128) : NULL;
+    if (nl == NULL || v.len < sizeof(SERIAL_MAGIC) - 1 || memcmp(v.base, SERIAL_MAGIC, sizeof(SERIAL_MAGIC) - 1) != 0)
+        return -1;
+    char head[128];
+    memcpy(head, v.base, (size_t)(nl - v.base));
+    head[nl - v.base] = '\0';
+    if (sscanf(head, SERIAL_MAGIC "%" SCNd64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %d", stored_ms, ttl, swr, sie, status) != 5)
+        return -1;
+    if (*status < 200 || *status > 299)
+        return -1;
+    *body = h2o_iovec_init(nl + 1, v.len - (size_t)(nl + 1 - v.base));
+    return 0;
+}
+
+static void on_memcached_get(h2o_iovec_t value, void *data)
+{
+    struct st_flight_t *fl = data;
+    fl->mreq = NULL;
+    h2o_timeout_unlink(&fl->mtimer);
+    int64_t stored_ms;
+    uint64_t ttl, swr, sie;
+    int status;
+    h2o_iovec_t body;
+    if (value.len != 0 && parse_serialized(value, &stored_ms, &ttl, &swr, &sie, &status, &body) == 0 &&
+        wall_ms() - stored_ms < (int64_t)ttl) {
+        STAT_ADD(memcached_hits, 1);
+        struct st_result_t *r = result_new(body);
+        r->status = status;
+        r->from_memcached = 1;
+        fl->policy.swr_ms = swr; /* the entry keeps the windows of the process that stored it */
+        fl->policy.sie_ms = sie;
+        flight_finish(fl, r, 1, ttl, stored_ms);
+        return;
+    }
+    STAT_ADD(memcached_misses, 1);
+    start_upstream(fl);
+}
+
+static void on_memcached_timeout(h2o_timeout_entry_t *entry)
+{
+    struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, mtimer, entry);
+    if (fl->mreq != NULL) {
+        h2o_memcached_cancel_get(fl->cache->memc, fl->mreq);
+        fl->mreq = NULL;
+    }
+    STAT_ADD(memcached_errors, 1);
+    start_upstream(fl);
+}
+
+static void start_flight(struct st_flight_t *fl)
+{
+    if (fl->cache->memc == NULL) {
+        start_upstream(fl);
+        return;
+    }
+    char hex[SHA256_DIGEST_LENGTH * 2 + 1];
+    for (size_t i = 0; i != SHA256_DIGEST_LENGTH; ++i)
+        sprintf(hex + i * 2, "%02x", fl->digest[i]);
+    fl->mtimer.cb = on_memcached_timeout;
+    cf_timeouts_link(&fl->port->w->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
+    fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, h2o_iovec_init(hex, sizeof(hex) - 1), on_memcached_get, fl, 0);
+}
+
+/* Creates a flight (with the mutex held) and registers it; the caller starts it once the mutex is released. */
+static struct st_flight_t *flight_new(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, size_t backend_index,
+                                      const cf_upstream_req_t *req, h2o_iovec_t key, uint64_t hash, const unsigned char *digest,
+                                      const cf_cache_policy_t *policy)
+{
+    struct st_flight_t *fl = h2o_mem_alloc(sizeof(*fl) + key.len);
+    memset(fl, 0, sizeof(*fl));
+    memcpy(fl + 1, key.base, key.len);
+    fl->h.key = h2o_iovec_init((char *)(fl + 1), key.len);
+    fl->h.hash = hash;
+    memcpy(fl->digest, digest, sizeof(fl->digest));
+    fl->cache = c;
+    fl->port = w->cache_port;
+    fl->table = t;
+    cf_table_retain(t);
+    fl->backend_index = backend_index;
+    fl->policy = *policy;
+    h2o_mem_init_pool(&fl->pool);
+    fl->req = *req;
+    fl->req.method = h2o_strdup(&fl->pool, req->method.base, req->method.len);
+    fl->req.path = h2o_strdup(&fl->pool, req->path.base, req->path.len);
+    fl->req.authority = h2o_strdup(&fl->pool, req->authority.base, req->authority.len);
+    fl->req.body = h2o_iovec_init(NULL, 0);
+    if (req->num_headers != 0) {
+        fl->req.headers = h2o_mem_alloc_pool(&fl->pool, sizeof(*fl->req.headers) * req->num_headers);
+        for (size_t i = 0; i != req->num_headers; ++i) {
+            h2o_header_t *d = &fl->req.headers[i];
+            const h2o_header_t *s = &req->headers[i];
+            d->name = h2o_mem_alloc_pool(&fl->pool, sizeof(*d->name));
+            *d->name = h2o_strdup(&fl->pool, s->name->base, s->name->len);
+            d->orig_name = s->orig_name != NULL ? h2o_strdup(&fl->pool, s->orig_name, SIZE_MAX).base : NULL;
+            d->value = h2o_strdup(&fl->pool, s->value.base, s->value.len);
+        }
+    }
+    h2o_linklist_init_anchor(&fl->waiters);
+    h2o_linklist_insert(&fl->port->flights, &fl->port_link);
+    htable_insert(&c->flights, &fl->h);
+    return fl;
+}
+
+static cf_cache_wait_t *waiter_new(cf_worker_t *w, struct st_flight_t *fl, h2o_iovec_t key, uint64_t hash, cf_cache_cb cb,
+                                   void *data, int leader)
+{
+    cf_cache_wait_t *wt = h2o_mem_alloc(sizeof(*wt) + key.len);
+    memset(wt, 0, sizeof(*wt));
+    memcpy(wt + 1, key.base, key.len);
+    wt->key = h2o_iovec_init((char *)(wt + 1), key.len);
+    wt->hash = hash;
+    wt->port = w->cache_port;
+    wt->cb = cb;
+    wt->data = data;
+    wt->leader = leader;
+    wt->flight = fl;
+    h2o_linklist_insert(&fl->waiters, &wt->link);
+    return wt;
+}
+
+cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, size_t backend_index, const cf_upstream_req_t *req,
+                                h2o_iovec_t key, const cf_cache_policy_t *policy, h2o_mem_pool_t *pool, cf_cache_cb cb, void *data,
+                                cf_cache_answer_t *ans)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    uint64_t hash = key_hash(key, digest);
+    int64_t now = wall_ms();
+    struct st_flight_t *start = NULL;
+    cf_cache_wait_t *wt = NULL;
+
+    memset(ans, 0, sizeof(*ans));
+    pthread_mutex_lock(&c->mutex);
+    struct st_entry_t *e = store_find(c, hash, key);
+    if (e != NULL && !entry_usable(e, now)) {
+        entry_unlink_free(c, e);
+        e = NULL;
+    }
+    if (e != NULL && entry_in_swr(e, now)) {
+        h2o_linklist_unlink(&e->lru);
+        h2o_linklist_insert(&c->lru, &e->lru);
+        fill_from_entry(ans, e, now, pool);
+        if (entry_fresh(e, now)) {
+            ans->state = CF_CACHE_HIT;
+        } else {
+            /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
+            ans->state = CF_CACHE_STALE;
+            if (htable_find(&c->flights, hash, key) == NULL)
+                start = flight_new(c, w, t, backend_index, req, key, hash, digest, policy);
+        }
+        pthread_mutex_unlock(&c->mutex);
+        if (ans->state == CF_CACHE_HIT)
+            STAT_ADD(hits, 1);
+        else
+            STAT_ADD(stale, 1);
+        if (start != NULL)
+            start_flight(start);
+        return NULL;
+    }
+    struct st_hnode_t *n = htable_find(&c->flights, hash, key);
+    if (n != NULL) {
+        wt = waiter_new(w, H2O_STRUCT_FROM_MEMBER(struct st_flight_t, h, n), key, hash, cb, data, 0);
+    } else {
+        start = flight_new(c, w, t, backend_index, req, key, hash, digest, policy);
+        wt = waiter_new(w, start, key, hash, cb, data, 1);
+    }
+    pthread_mutex_unlock(&c->mutex);
+    if (start != NULL)
+        start_flight(start);
+    return wt;
+}
+
+int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t *stale)
+{
+    cf_cache_t *c = the_cache;
+    int64_t now = wall_ms();
+    int found = 0, do_free = 0;
+    pthread_mutex_lock(&c->mutex);
+    if (wt->flight != NULL) {
+        h2o_linklist_unlink(&wt->link);
+        do_free = 1;
+    } else {
+        wt->cancelled = 1; /* its answer is queued: on_deliver frees it */
+    }
+    struct st_entry_t *e = stale != NULL ? store_find(c, wt->hash, wt->key) : NULL;
+    if (e != NULL && !entry_fresh(e, now) && entry_in_sie(e, now)) {
+        memset(stale, 0, sizeof(*stale));
+        fill_from_entry(stale, e, now, pool);
+        stale->state = CF_CACHE_STALE;
+        found = 1;
+    }
+    pthread_mutex_unlock(&c->mutex);
+    if (do_free)
+        free(wt);
+    if (found)
+        STAT_ADD(stale, 1);
+    return found;
+}
+
+/* --- workers ------------------------------------------------------------------------------------------------------ */
+
+void cf_cache_attach(cf_worker_t *w)
+{
+    cf_cache_port_t *p = h2o_mem_alloc(sizeof(*p));
+    memset(p, 0, sizeof(*p));
+    p->w = w;
+    h2o_linklist_init_anchor(&p->flights);
+    h2o_multithread_register_receiver(w->ctx->queue, &p->deliver, on_deliver);
+    h2o_multithread_register_receiver(w->ctx->queue, &p->memc, h2o_memcached_receiver);
+    w->cache_port = p;
+}
+
+void cf_cache_detach(cf_worker_t *w)
+{
+    cf_cache_port_t *p = w->cache_port;
+    if (p == NULL)
+        return;
+    while (!h2o_linklist_is_empty(&p->flights)) {
+        struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, port_link, p->flights.next);
+        if (fl->x != NULL) {
+            cf_upstream_cancel(fl->x);
+            fl->x = NULL;
+        }
+        if (fl->mreq != NULL) {
+            h2o_memcached_cancel_get(fl->cache->memc, fl->mreq);
+            fl->mreq = NULL;
+        }
+        struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0));
+        r->error = "cancelled";
+        flight_finish(fl, r, 0, 0, 0);
+    }
+    /* answers already queued for this worker are delivered (or freed) before the receiver goes; no request of this
+     * worker is in flight any more, so nothing else can be sent to it */
+    if (!h2o_linklist_is_empty(&p->deliver._messages))
+        on_deliver(&p->deliver, &p->deliver._messages);
+    h2o_multithread_unregister_receiver(w->ctx->queue, &p->deliver);
+    w->cache_port = NULL;
+    if (the_memc != NULL) {
+        pthread_mutex_lock(&retired_mutex);
+        p->next = retired_ports;
+        retired_ports = p;
+        pthread_mutex_unlock(&retired_mutex);
+        return;
+    }
+    h2o_multithread_unregister_receiver(w->ctx->queue, &p->memc);
+    free(p);
+}

@@ -1,0 +1,110 @@
+/* The response cache of cached calls: one byte-bounded LRU per process, coalescing of identical misses, stale serving
+ * (RFC 5861), and an optional memcached tier shared by several conflux processes (SPEC 5). */
+#ifndef CF_CACHE_H
+#define CF_CACHE_H
+
+#include <stdint.h>
+#include <h2o.h>
+#include "cf_buf.h"
+#include "config.h"
+#include "upstream.h"
+
+struct st_cf_worker_t;
+struct st_cf_table_t;
+
+/** The process-wide store (one per process, shared by every worker thread behind a mutex). */
+typedef struct st_cf_cache_t cf_cache_t;
+
+/** Counters since the process started (plain snapshots of atomics; bytes and entries are current values). */
+typedef struct st_cf_cache_stats_t {
+    uint64_t hits;      /* answered from a fresh entry (local, or memcached for the process that asked it) */
+    uint64_t misses;    /* calls that sent the upstream request themselves */
+    uint64_t stale;     /* answered from an expired entry (stale_while_revalidate or stale_if_error) */
+    uint64_t coalesced; /* calls that waited for another call's upstream request instead of sending their own */
+    uint64_t evictions; /* entries dropped to make room (not counting expiry or replacement) */
+    uint64_t stores;    /* entries written to the local store */
+    uint64_t bytes;     /* bytes held now by the local store: keys, bodies and per-entry bookkeeping */
+    uint64_t entries;   /* entries held now */
+    uint64_t memcached_hits, memcached_misses, memcached_errors; /* memcached gets: found, absent, timed out/failed */
+} cf_cache_stats_t;
+
+/** Fills `out` with the process's cache counters (all zero before cf_cache_create). Thread-safe; never blocks long. */
+void cf_cache_stats(cf_cache_stats_t *out);
+
+/**
+ * Creates the process's cache: `memory` bytes for the local LRU (0: nothing is stored locally, misses are still
+ * coalesced), and a memcached tier when `memcached_host` is not NULL (h2o's asynchronous client: its own thread; the
+ * context lives as long as the process). Returns the cache, which cf_cache_get() returns from then on.
+ */
+cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port);
+/** The process's cache, or NULL before cf_cache_create / after cf_cache_destroy. */
+cf_cache_t *cf_cache_get(void);
+/** Frees every entry. Every worker must have been detached. */
+void cf_cache_destroy(cf_cache_t *c);
+/** Changes the byte bound (a reload); evicts down to it at once. */
+void cf_cache_set_memory(cf_cache_t *c, uint64_t memory);
+
+/**
+ * Registers the worker's receivers (answers for its waiters, memcached replies) on its h2o context's queue and
+ * stores them in w->cache_port. Call on the worker's thread after h2o_context_init.
+ */
+void cf_cache_attach(struct st_cf_worker_t *w);
+/** Cancels the upstream requests this worker runs for the cache (waiters get "cancelled"), unregisters the receivers. */
+void cf_cache_detach(struct st_cf_worker_t *w);
+
+/**
+ * Builds a cache key: backend, method, the final upstream path and query, and the value of every forwarded
+ * Authorization and Cookie header (in the order given), each length-prefixed so no two inputs give the same key.
+ */
+void cf_cache_build_key(cf_buf_t *out, const char *backend, h2o_iovec_t method, h2o_iovec_t url, const h2o_header_t *headers,
+                        size_t num_headers);
+
+/**
+ * Applies a response's Cache-Control (RFC 9111 5.2.2) to `*ttl_ms`: returns 0 when the response must not be stored
+ * (no-store, private, no-cache, max-age=0), else 1 with *ttl_ms lowered to s-maxage (or else max-age) when smaller.
+ */
+int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64_t *ttl_ms);
+
+enum { CF_CACHE_HIT = 1, CF_CACHE_MISS, CF_CACHE_STALE, CF_CACHE_COALESCED };
+
+/** What a cached call got. */
+typedef struct st_cf_cache_answer_t {
+    int state;          /* CF_CACHE_*: how it was answered */
+    const char *error;  /* NULL, or the upstream failure reason (then body is empty) */
+    int status;         /* the stored or upstream status; 0 when none arrived */
+    int fwd_status;     /* the status of the upstream request made for it, 0 when none */
+    int stored;         /* the upstream answer was stored */
+    int64_t ttl_s;      /* freshness left in seconds (negative: stale by that much); meaningful when body is set */
+    h2o_iovec_t body;   /* the JSON body on success */
+    int from_memcached; /* the answer came from the memcached tier */
+} cf_cache_answer_t;
+
+/** Called once on the waiting worker's loop; `ans` and its body are valid during the call only. */
+typedef void (*cf_cache_cb)(void *data, const cf_cache_answer_t *ans);
+
+typedef struct st_cf_cache_wait_t cf_cache_wait_t;
+
+/**
+ * Looks `key` up for a call on worker `w` (table `t` holds the upstream of `backend_index`). A fresh entry, or an expired
+ * one within stale_while_revalidate (then one background refresh starts unless one runs), answers at once: *ans is
+ * filled (body copied into `pool`) and NULL is returned. Otherwise the call waits for the one upstream request made for
+ * the key (`req` is sent, or joined when one runs for the key already), and the returned handle stays valid until `cb`
+ * has been called or cf_cache_cancel. Failed refreshes are answered from an entry within stale_if_error.
+ */
+cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, struct st_cf_worker_t *w, struct st_cf_table_t *t, size_t backend_index,
+                                const cf_upstream_req_t *req, h2o_iovec_t key, const cf_cache_policy_t *policy,
+                                h2o_mem_pool_t *pool, cf_cache_cb cb, void *data, cf_cache_answer_t *ans);
+
+/**
+ * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (body in
+ * `pool`) when an expired entry within its stale_if_error window exists, so a call cut by its deadline can use it.
+ */
+int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t *stale);
+
+/** Appends an RFC 9211 Cache-Status member for a call named `name`: `conflux; hit; ttl=27; detail="profile"`. */
+void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answer_t *ans);
+
+/** "hit", "miss", "stale", "coalesced" for a CF_CACHE_* state; NULL for 0. */
+const char *cf_cache_state_name(int state);
+
+#endif
