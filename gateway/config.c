@@ -1,14 +1,20 @@
 /* The config loader: YAML (SPEC §2, §3) -> cf_config_t, validated, each error as "file:line:col: key.path: message". */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "cf_buf.h"
 #include "cf_net.h"
 #include "cf_units.h"
 #include "config.h"
+
+/* a config file larger than this is refused before parsing */
+#define MAX_CONFIG_FILE (64 << 20)
 
 /* Bounds shared by the tables below. */
 #define MAX_TIMEOUT_MS (3600 * 1000ull) /* no single upstream exchange or request may take more than an hour */
@@ -135,11 +141,35 @@ static int on_listen_port(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+static const cf_yfield_t tls_fields[] = {
+    {.key = "certificate", .type = CF_YT_STRING, .offset = offsetof(cf_listen_t, tls_certificate)},
+    {.key = "key", .type = CF_YT_STRING, .offset = offsetof(cf_listen_t, tls_key)},
+    {NULL},
+};
+
+/* tls: {certificate: PATH, key: PATH}; the files themselves are read and checked by the TLS module (tls.c) */
+static int on_listen_tls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_listen_t *l = object;
+    uint64_t seen = 0;
+    if (node == NULL || node->type != YAML_MAPPING_NODE)
+        return cf_yerror(ctx, node, "expected {certificate: PATH, key: PATH}");
+    l->tls_line = (int)node->start_mark.line + 1;
+    l->tls_col = (int)node->start_mark.column + 1;
+    if (cf_ydecode(ctx, node, tls_fields, l, &seen) != 0)
+        return -1;
+    if (!was_seen(tls_fields, seen, "certificate") || !was_seen(tls_fields, seen, "key"))
+        return cf_yerror(ctx, node, "needs both certificate: and key: (PEM files)");
+    if (*l->tls_certificate == '\0' || *l->tls_key == '\0')
+        return cf_yerror(ctx, node, "certificate: and key: may not be empty");
+    return 0;
+}
+
 static const cf_yfield_t listen_fields[] = {
     {.key = "host", .type = CF_YT_CUSTOM, .custom = on_listen_host},
     {.key = "port", .type = CF_YT_CUSTOM, .custom = on_listen_port},
-    {.key = "tls", .type = CF_YT_UNSUPPORTED, .help = "terminate TLS in front of conflux for now"},
-    {.key = "http2", .type = CF_YT_UNSUPPORTED, .help = "it needs tls:"},
+    {.key = "tls", .type = CF_YT_CUSTOM, .custom = on_listen_tls},
+    {.key = "http2", .type = CF_YT_BOOL, .offset = offsetof(cf_listen_t, http2)},
     {NULL},
 };
 
@@ -164,6 +194,10 @@ static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
             return -1;
         if (!was_seen(listen_fields, seen, "port"))
             return cf_yerror(ctx, item, "missing port:");
+        if (l->http2 && l->tls_certificate == NULL) {
+            cf_ypath_key(ctx, "http2");
+            return cf_yerror(ctx, cf_ymap_get(ctx->y, item, "http2"), "HTTP/2 is offered through TLS ALPN only: it needs tls:");
+        }
         for (size_t j = 0; j < i; ++j)
             if (c->listen[j].port == l->port && same_host(c->listen[j].host, l->host))
                 return cf_yerror(ctx, item, "the same address as listen[%zu]", j);
@@ -177,10 +211,8 @@ static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static int on_threads(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     uint64_t v;
-    if (cf_yget_uint(ctx, node, 1, 1024, &v) != 0)
+    if (cf_yget_uint(ctx, node, 1, CF_CONFIG_MAX_THREADS, &v) != 0)
         return -1;
-    if (v != 1)
-        return cf_yerror(ctx, node, "more than one thread is not supported yet (use threads: 1)");
     ((cf_config_t *)object)->threads = v;
     return 0;
 }
@@ -226,11 +258,14 @@ static int on_limits(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 /* Parses "http://host[:port][/base]" into `s`; returns NULL or a message. */
 static const char *parse_server_url(const char *url, cf_server_t *s, char *buf, size_t bufsize)
 {
-    if (strncasecmp(url, "https://", 8) == 0)
-        return "https:// backends are not supported yet (use http://)";
-    if (strncasecmp(url, "http://", 7) != 0)
-        return "is not an http:// URL (e.g. http://127.0.0.1:9001)";
-    const char *p = url + 7, *hstart, *hend;
+    size_t skip = 7;
+    if (strncasecmp(url, "https://", 8) == 0) {
+        s->tls = 1;
+        skip = 8;
+    } else if (strncasecmp(url, "http://", 7) != 0) {
+        return "is not an http:// or https:// URL (e.g. http://127.0.0.1:9001)";
+    }
+    const char *p = url + skip, *hstart, *hend;
     if (*p == '[') {
         hstart = p + 1;
         if ((hend = strchr(hstart, ']')) == NULL)
@@ -246,12 +281,12 @@ static const char *parse_server_url(const char *url, cf_server_t *s, char *buf, 
     if (hend == hstart)
         return "has no host (e.g. http://127.0.0.1:9001)";
     s->host = strndup(hstart, (size_t)(hend - hstart));
-    if (hstart != url + 7) {
+    if (hstart != url + skip) {
         unsigned char a[16];
         if (inet_pton(AF_INET6, s->host, a) != 1)
             return "has a bracketed host that is not an IPv6 address";
     }
-    s->port = 80;
+    s->port = s->tls ? 443 : 80;
     if (*p == ':') {
         unsigned long v = 0;
         const char *d = ++p;
@@ -320,6 +355,37 @@ static int on_backend_servers(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* ca_file: PATH of PEM CA certificates for https:// servers; read at load so that -t catches a missing file */
+static int on_backend_ca_file(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_backend_t *b = object;
+    const char *s = want_string(ctx, node, "the path of a PEM file of CA certificates");
+    if (s == NULL)
+        return -1;
+    FILE *fp = fopen(s, "r");
+    if (fp == NULL)
+        return cf_yerror(ctx, node, "cannot read \"%s\": %s", s, strerror(errno));
+    fclose(fp);
+    b->ca_file = strdup(s);
+    return 0;
+}
+
+/* sni: the server name for TLS (SNI and certificate verification), when the URL's host is not that name */
+static int on_backend_sni(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_backend_t *b = object;
+    const char *s = want_string(ctx, node, "a host name, e.g. api.example.com");
+    if (s == NULL)
+        return -1;
+    for (const char *p = s; *p != '\0'; ++p)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+            return cf_yerror(ctx, node, "\"%s\" is not a host name", s);
+    if (*s == '\0')
+        return cf_yerror(ctx, node, "may not be empty");
+    b->sni = strdup(s);
+    return 0;
+}
+
 static const cf_yfield_t backend_fields[] = {
     {.key = "servers", .type = CF_YT_CUSTOM, .custom = on_backend_servers},
     {.key = "url", .type = CF_YT_CUSTOM, .custom = on_backend_url},
@@ -330,6 +396,8 @@ static const cf_yfield_t backend_fields[] = {
      .min = 1,
      .max = MAX_TIMEOUT_MS},
     {.key = "max_connections", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_connections), .min = 1, .max = 100000},
+    {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
+    {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UNSUPPORTED},
     {.key = "hedge_after", .type = CF_YT_UNSUPPORTED},
     {.key = "circuit_breaker", .type = CF_YT_UNSUPPORTED},
@@ -492,6 +560,40 @@ static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} (SPEC 5) */
+#define MAX_CACHE_MS (30 * 24 * 3600 * 1000ull) /* memcached takes relative expirations up to 30 days */
+
+static const cf_yfield_t call_cache_fields[] = {
+    {.key = "ttl", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, ttl_ms), .min = 1000, .max = MAX_CACHE_MS},
+    {.key = "stale_while_revalidate",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_cache_policy_t, swr_ms),
+     .min = 0,
+     .max = MAX_CACHE_MS},
+    {.key = "stale_if_error", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, sie_ms), .min = 0, .max = MAX_CACHE_MS},
+    {NULL},
+};
+
+static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    if (node->type == YAML_SCALAR_NODE) {
+        uint64_t ms;
+        if (cf_yget_duration(ctx, node, &ms) != 0)
+            return -1;
+        if (ms < 1000 || ms > MAX_CACHE_MS)
+            return cf_yerror(ctx, node, "the ttl must be between 1s and 30 days");
+        call->cache.ttl_ms = ms;
+        return 0;
+    }
+    uint64_t seen = 0;
+    if (cf_ydecode(ctx, node, call_cache_fields, &call->cache, &seen) != 0)
+        return -1;
+    if ((seen & 1) == 0)
+        return cf_yerror(ctx, node, "missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
+    return 0;
+}
+
 static const char *const on_error_names[] = {"null", "omit", NULL};
 
 static const cf_yfield_t call_fields[] = {
@@ -505,7 +607,7 @@ static const cf_yfield_t call_fields[] = {
     {.key = "allow", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, allow)},
     {.key = "deny", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, deny)},
     {.key = "rename", .type = CF_YT_CUSTOM, .custom = on_call_rename},
-    {.key = "cache", .type = CF_YT_UNSUPPORTED},
+    {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_call_cache},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
     {NULL},
@@ -1071,18 +1173,48 @@ static int on_routes(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* cache: {memory: 64MiB, memcached: host:port} */
+static int on_cache_memcached(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = object;
+    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:11211");
+    if (s == NULL)
+        return -1;
+    char *host = NULL;
+    uint16_t port = 0;
+    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
+        free(host);
+        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:11211)", s);
+    }
+    free(c->cache.memcached_host);
+    c->cache.memcached_host = host != NULL ? host : strdup("127.0.0.1");
+    c->cache.memcached_port = port;
+    return 0;
+}
+
+static const cf_yfield_t cache_fields[] = {
+    {.key = "memory", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, cache.memory), .min = 0, .max = 1ull << 40},
+    {.key = "memcached", .type = CF_YT_CUSTOM, .custom = on_cache_memcached},
+    {NULL},
+};
+
+static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_ydecode(ctx, node, cache_fields, object, NULL);
+}
+
 static const cf_yfield_t top_fields[] = {
     {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
     {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
     {.key = "admin", .type = CF_YT_CUSTOM, .custom = on_admin},
-    {.key = "access_log", .type = CF_YT_UNSUPPORTED, .help = "the access log comes with the operations work"},
+    {.key = "access_log", .type = CF_YT_STRING, .offset = offsetof(cf_config_t, access_log)},
     {.key = "shutdown_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, shutdown_timeout_ms),
      .min = 0,
      .max = MAX_TIMEOUT_MS},
     {.key = "limits", .type = CF_YT_CUSTOM, .custom = on_limits},
-    {.key = "cache", .type = CF_YT_UNSUPPORTED},
+    {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_cache},
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
     {NULL},
@@ -1095,11 +1227,14 @@ static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, siz
     cf_yctx_init(&L.ctx, y);
     cf_config_t *c = L.c = calloc(1, sizeof(*c));
     c->filename = strdup(name);
-    c->threads = 1;
+    c->refcnt = 1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
     c->shutdown_timeout_ms = 10000;
     c->limits.max_request_body = 1 << 20;
     c->limits.max_response_body = 8 << 20;
     c->limits.max_inflight = 10000;
+    c->cache.memory = 64ull << 20;
 
     yaml_node_t *root = cf_yaml_root(y);
     uint64_t seen = 0;
@@ -1130,16 +1265,43 @@ static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, siz
     return c;
 }
 
+/* The file is read whole so that the bytes parsed are exactly the bytes hashed (the /config endpoint shows the hash). */
 cf_config_t *cf_config_load(const char *path, char *err, size_t errlen)
 {
-    cf_yaml_t y;
-    if (cf_yaml_load_file(&y, path, err, errlen) != 0) {
-        cf_yaml_dispose(&y);
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    cf_config_t *c = load_document(&y, path, err, errlen);
-    cf_yaml_dispose(&y);
+    cf_buf_t text = CF_BUF_INIT;
+    char chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) != 0 && text.len <= MAX_CONFIG_FILE)
+        cf_buf_append(&text, chunk, n);
+    int failed = ferror(fp), saved_errno = errno;
+    fclose(fp);
+    cf_config_t *c = NULL;
+    if (failed)
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(saved_errno));
+    else if (text.len > MAX_CONFIG_FILE)
+        snprintf(err, errlen, "%s: larger than %d MiB; that is not a config file", path, MAX_CONFIG_FILE >> 20);
+    else
+        c = cf_config_load_string(path, text.base != NULL ? text.base : "", text.len, err, errlen);
+    cf_buf_free(&text);
     return c;
+}
+
+/* SHA-256 of the config text as 64 hex digits (OpenSSL's EVP interface). */
+static void hash_hex(const void *p, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        out[0] = '\0';
+        return;
+    }
+    for (unsigned i = 0; i != mdlen; ++i)
+        snprintf(out + i * 2, 3, "%02x", md[i]);
 }
 
 cf_config_t *cf_config_load_string(const char *name, const char *yaml, size_t len, char *err, size_t errlen)
@@ -1151,6 +1313,10 @@ cf_config_t *cf_config_load_string(const char *name, const char *yaml, size_t le
     }
     cf_config_t *c = load_document(&y, name, err, errlen);
     cf_yaml_dispose(&y);
+    if (c != NULL) {
+        hash_hex(yaml, len, c->sha256);
+        c->loaded_at = time(NULL);
+    }
     return c;
 }
 
@@ -1171,9 +1337,14 @@ static void free_call(cf_call_t *call)
     free(call->rename);
 }
 
+void cf_config_retain(cf_config_t *c)
+{
+    __atomic_add_fetch(&c->refcnt, 1, __ATOMIC_RELAXED);
+}
+
 void cf_config_free(cf_config_t *c)
 {
-    if (c == NULL)
+    if (c == NULL || __atomic_sub_fetch(&c->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     for (size_t i = 0; i < c->num_routes; ++i) {
         cf_route_t *r = &c->routes[i];
@@ -1194,10 +1365,16 @@ void cf_config_free(cf_config_t *c)
         }
         free(b->servers);
         free(b->name);
+        free(b->ca_file);
+        free(b->sni);
     }
     free(c->backends);
-    for (size_t i = 0; i < c->num_listen; ++i)
+    free(c->cache.memcached_host);
+    for (size_t i = 0; i < c->num_listen; ++i) {
         free(c->listen[i].host);
+        free(c->listen[i].tls_certificate);
+        free(c->listen[i].tls_key);
+    }
     free(c->listen);
     free(c->admin_host);
     free(c->access_log);
@@ -1231,6 +1408,12 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
     else
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
     fputc('\n', out);
+    if (call->cache.ttl_ms != 0) {
+        char d2[32], d3[32];
+        fprintf(out, "        cache: ttl %s, stale_while_revalidate %s, stale_if_error %s\n",
+                cf_format_duration(call->cache.ttl_ms, d, sizeof(d)), cf_format_duration(call->cache.swr_ms, d2, sizeof(d2)),
+                cf_format_duration(call->cache.sie_ms, d3, sizeof(d3)));
+    }
     if (call->num_deps != 0) {
         fputs("        after ", out);
         for (size_t i = 0; i < call->num_deps; ++i)

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include "cf_yaml.h"
 #include "router.h"
 #include "template.h"
@@ -11,6 +12,10 @@
 typedef struct st_cf_listen_t {
     char *host; /* NULL: all IPv4 addresses; "::" for IPv6 */
     uint16_t port;
+    char *tls_certificate; /* PEM chain; NULL: plain HTTP */
+    char *tls_key;         /* PEM private key; set when tls_certificate is */
+    int http2;             /* offer h2 through ALPN (needs TLS) */
+    int tls_line, tls_col; /* where tls: is, for certificate errors found when loading it */
 } cf_listen_t;
 
 typedef struct st_cf_server_t {
@@ -18,6 +23,7 @@ typedef struct st_cf_server_t {
     char *host; /* without brackets */
     uint16_t port;
     char *base_path; /* "" or "/prefix" (no trailing slash): prepended to every call path */
+    int tls;         /* https:// */
 } cf_server_t;
 
 typedef struct st_cf_backend_t {
@@ -27,8 +33,11 @@ typedef struct st_cf_backend_t {
     uint64_t timeout_ms;         /* default per-call timeout: the whole exchange. Default 5s */
     uint64_t connect_timeout_ms; /* default 1s */
     uint64_t max_connections;    /* per process; default 256 */
+    char *ca_file;               /* https: CA certificates (PEM) to verify servers with; NULL: the system store */
+    char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
     size_t index;                /* in cf_config_t.backends */
     int line, col;
+    void *metrics; /* metrics.c's series for this backend, filled on first use (atomic); not owned */
 } cf_backend_t;
 
 enum { CF_ON_ERROR_NULL, CF_ON_ERROR_OMIT };
@@ -38,6 +47,13 @@ enum { CF_CONFLICT_ERROR, CF_CONFLICT_FIRST, CF_CONFLICT_LAST };
 typedef struct st_cf_rename_t {
     char *from, *to;
 } cf_rename_t;
+
+/** A call's cache policy (cache: 30s, or {ttl, stale_while_revalidate, stale_if_error}); ttl_ms 0: not cached. */
+typedef struct st_cf_cache_policy_t {
+    uint64_t ttl_ms; /* fresh for this long (shortened by the upstream's max-age/s-maxage) */
+    uint64_t swr_ms; /* then served stale at once while one background refresh runs */
+    uint64_t sie_ms; /* then (from expiry) served stale when the refresh fails or times out */
+} cf_cache_policy_t;
 
 typedef struct st_cf_call_t {
     char *name;
@@ -54,8 +70,10 @@ typedef struct st_cf_call_t {
     cf_strlist_t allow, deny; /* at most one of them is non-empty */
     cf_rename_t *rename;
     size_t num_rename;
-    size_t index; /* in the route's calls */
+    cf_cache_policy_t cache; /* ttl_ms 0: the call is not cached */
+    size_t index;            /* in the route's calls */
     int line, col;
+    void *metrics; /* metrics.c's series for this call, filled on first use (atomic); not owned */
 } cf_call_t;
 
 typedef struct st_cf_route_t {
@@ -71,13 +89,16 @@ typedef struct st_cf_route_t {
     cf_backend_t *proxy; /* non-NULL for a pass-through route (then num_calls == 0) */
     size_t index;        /* in cf_config_t.routes */
     int line, col;
+    void *metrics; /* metrics.c's series for this route, filled on first use (atomic); not owned */
 } cf_route_t;
 
 typedef struct st_cf_config_t {
     char *filename;
+    char sha256[65];  /* hex SHA-256 of the file's bytes as loaded */
+    time_t loaded_at; /* when it was loaded (wall clock) */
     cf_listen_t *listen;
     size_t num_listen;
-    uint64_t threads; /* 1 until multi-threading lands */
+    uint64_t threads; /* event-loop threads; default: the number of CPUs (at most CF_CONFIG_MAX_THREADS) */
     char *admin_host; /* NULL when there is no admin listener */
     uint16_t admin_port;
     char *access_log; /* NULL, "-" (stderr) or a path */
@@ -87,11 +108,20 @@ typedef struct st_cf_config_t {
         uint64_t max_response_body; /* default 8MiB */
         uint64_t max_inflight;      /* default 10000 */
     } limits;
+    struct {
+        uint64_t memory;      /* bytes of the local LRU (keys, bodies and bookkeeping); default 64MiB */
+        char *memcached_host; /* NULL: no memcached tier */
+        uint16_t memcached_port;
+    } cache;
     cf_backend_t *backends;
     size_t num_backends;
     cf_route_t *routes;
     size_t num_routes;
+    int refcnt; /* atomic: the threads' route tables share one immutable config */
 } cf_config_t;
+
+/** The most `threads:` a config may ask for (the gateway's CF_MAX_WORKERS). */
+#define CF_CONFIG_MAX_THREADS 64
 
 /**
  * Loads and validates a config file. Returns a new config (free with cf_config_free), or NULL with the first error
@@ -100,6 +130,9 @@ typedef struct st_cf_config_t {
 cf_config_t *cf_config_load(const char *path, char *err, size_t errlen);
 /** The same from a string; `name` stands for the file name in messages. */
 cf_config_t *cf_config_load_string(const char *name, const char *yaml, size_t len, char *err, size_t errlen);
+/** Takes one more reference to a loaded config (thread-safe). A config is immutable once loaded. */
+void cf_config_retain(cf_config_t *c);
+/** Drops a reference (thread-safe); the last one frees the config. NULL is ignored. */
 void cf_config_free(cf_config_t *c);
 /** Prints each route's resolved call plan (stages, dependencies, timeouts, deadline, merge keys) for --explain. */
 void cf_config_explain(const cf_config_t *c, FILE *out);

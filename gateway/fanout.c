@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cache.h"
 #include "gateway.h"
 #include "merge.h"
+#include "observe.h"
 
 enum { CALL_WAITING, CALL_RUNNING, CALL_DONE };
 
@@ -15,8 +17,10 @@ struct st_call_t {
     struct st_fanout_t *f;
     const cf_call_t *conf;
     int state;
-    size_t waiting_on; /* dependencies not done yet */
-    cf_exchange_t *x;  /* while running */
+    size_t waiting_on;       /* dependencies not done yet */
+    cf_exchange_t *x;        /* while running */
+    cf_cache_wait_t *cw;     /* while waiting for the cache (a cached call's upstream request, maybe another's) */
+    cf_cache_answer_t cache; /* how the cache answered (state 0: not a cached call, or not answered); body unset */
     uint64_t start_ns, end_ns;
 };
 
@@ -223,27 +227,69 @@ static const char *status_reason(h2o_mem_pool_t *pool, int status)
     return s;
 }
 
-static void on_call_done(void *data, const cf_upstream_res_t *res)
+/* Turns an upstream answer (or a cached one) into the call's outcome. */
+static void set_outcome(struct st_call_t *c, const char *error, int status, h2o_iovec_t body)
 {
-    struct st_call_t *c = data;
     struct st_fanout_t *f = c->f;
     cf_outcome_t *o = &f->outcomes[c - f->calls];
-    c->x = NULL;
     c->end_ns = cf_now_ns();
-    o->status = res->status;
-    if (res->error != NULL) {
-        o->reason = res->error;
-    } else if (res->status < 200 || res->status > 299) {
-        o->reason = status_reason(&f->req->pool, res->status);
+    o->status = status;
+    if (error != NULL) {
+        o->reason = error;
+    } else if (status < 200 || status > 299) {
+        o->reason = status_reason(&f->req->pool, status);
     } else {
         json_error_t jerr;
-        o->value = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
+        o->value = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr);
         if (o->value == NULL)
             o->reason = "invalid_json";
         else
             cf_shape(c->conf, o);
     }
+}
+
+static void on_call_done(void *data, const cf_upstream_res_t *res)
+{
+    struct st_call_t *c = data;
+    c->x = NULL;
+    set_outcome(c, res->error, res->status, res->body);
     complete_call(c);
+}
+
+static void take_cache_answer(struct st_call_t *c, const cf_cache_answer_t *ans)
+{
+    c->cache = *ans;
+    c->cache.body = h2o_iovec_init(NULL, 0);
+    set_outcome(c, ans->error, ans->status, ans->body);
+    c->cache.body.base = ans->error == NULL ? "" : NULL; /* remembers that a body came, for Cache-Status */
+}
+
+static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
+{
+    struct st_call_t *c = data;
+    c->cw = NULL;
+    take_cache_answer(c, ans);
+    complete_call(c);
+}
+
+/* A cached call (SPEC 5): GET only, keyed by backend, method, final URL and the forwarded credentials. */
+static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
+{
+    struct st_fanout_t *f = c->f;
+    cf_cache_t *cache = cf_cache_get();
+    if (cache == NULL || c->conf->cache.ttl_ms == 0)
+        return 0;
+    cf_buf_t key = CF_BUF_INIT;
+    cf_cache_build_key(&key, c->conf->backend->name, ureq->method, ureq->path, ureq->headers, ureq->num_headers);
+    cf_cache_answer_t ans;
+    c->cw = cf_cache_fetch(cache, f->w, f->table, c->conf->backend->index, ureq, h2o_iovec_init(key.base, key.len), &c->conf->cache,
+                           &f->req->pool, on_cache_answer, c, &ans);
+    cf_buf_free(&key);
+    if (c->cw == NULL) {
+        take_cache_answer(c, &ans);
+        complete_call(c);
+    }
+    return 1;
 }
 
 static void start_call(struct st_call_t *c)
@@ -297,7 +343,8 @@ static void start_call(struct st_call_t *c)
         .idempotent = 1,
         .prepend_base_path = 1,
     };
-    c->x = cf_upstream_start(f->table->upstreams[conf->backend->index], &ureq, on_call_done, c);
+    if (!start_cached(c, &ureq))
+        c->x = cf_upstream_start(f->table->upstreams[conf->backend->index], &ureq, on_call_done, c);
     cf_buf_free(&url);
 }
 
@@ -311,6 +358,17 @@ static void cancel_running(struct st_fanout_t *f, const char *reason)
         if (c->x != NULL) {
             cf_upstream_cancel(c->x);
             c->x = NULL;
+        }
+        if (c->cw != NULL) {
+            cf_cache_answer_t stale;
+            int have_stale = cf_cache_cancel(c->cw, &f->req->pool, reason != NULL ? &stale : NULL);
+            c->cw = NULL;
+            if (have_stale && strcmp(reason, "deadline") == 0) {
+                /* stale_if_error covers a refresh that did not come back in time (RFC 5861 4) */
+                take_cache_answer(c, &stale);
+                c->state = CALL_DONE;
+                continue;
+            }
         }
         if (reason != NULL && f->outcomes[i].reason == NULL && f->outcomes[i].value == NULL) {
             f->outcomes[i].reason = reason;
@@ -330,13 +388,18 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
 
 static void add_timing_headers(struct st_fanout_t *f, uint64_t now)
 {
-    cf_buf_t timing = CF_BUF_INIT, pstatus = CF_BUF_INIT;
+    cf_buf_t timing = CF_BUF_INIT, pstatus = CF_BUF_INIT, cstatus = CF_BUF_INIT;
     int complete = 1;
     for (size_t i = 0; i < f->route->num_calls; ++i) {
         struct st_call_t *c = &f->calls[i];
         const cf_outcome_t *o = &f->outcomes[i];
         uint64_t dur = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0;
-        const char *desc = o->reason != NULL ? o->reason : "ok";
+        const char *desc = o->reason != NULL ? o->reason : c->cache.state != 0 ? cf_cache_state_name(c->cache.state) : "ok";
+        if (c->conf->cache.ttl_ms != 0 && c->cache.state != 0) {
+            if (cstatus.len != 0)
+                cf_buf_appends(&cstatus, ", ");
+            cf_cache_status_format(&cstatus, c->conf->name, &c->cache);
+        }
         cf_buf_appendf(&timing, "%s%s;dur=%.1f;desc=\"%s\"", i ? ", " : "", c->conf->name, dur / 1e6, desc);
         if (o->reason != NULL) {
             complete = 0;
@@ -353,9 +416,30 @@ static void add_timing_headers(struct st_fanout_t *f, uint64_t now)
     add_header(f->req, "server-timing", timing.base, timing.len);
     if (pstatus.len != 0)
         add_header(f->req, "proxy-status", pstatus.base, pstatus.len);
+    if (cstatus.len != 0)
+        add_header(f->req, "cache-status", cstatus.base, cstatus.len);
     add_header(f->req, "conflux-complete", complete ? "true" : "false", complete ? 4 : 5);
     cf_buf_free(&timing);
     cf_buf_free(&pstatus);
+    cf_buf_free(&cstatus);
+}
+
+/* Reports the request to metrics and the access log (observe.h). */
+static void observe(struct st_fanout_t *f, int status, uint64_t now)
+{
+    size_t n = f->calls != NULL ? f->route->num_calls : 0;
+    cf_call_record_t *calls = n != 0 ? h2o_mem_alloc_pool(&f->req->pool, sizeof(*calls) * n) : NULL;
+    for (size_t i = 0; i != n; ++i) {
+        const struct st_call_t *c = &f->calls[i];
+        calls[i] = (cf_call_record_t){.name = c->conf->name,
+                                      .backend = c->conf->backend->name,
+                                      .status = f->outcomes[i].status,
+                                      .reason = f->outcomes[i].reason,
+                                      .cache = cf_cache_state_name(c->cache.state),
+                                      .duration_ns = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0};
+    }
+    cf_request_record_t rec = {f->req, f->route, status, now - f->start_ns, calls, n};
+    cf_observe_request(f->w, &rec);
 }
 
 static void finish(struct st_fanout_t *f)
@@ -376,7 +460,9 @@ static void finish(struct st_fanout_t *f)
     } else {
         body = cf_merge(f->route, f->outcomes);
     }
-    add_timing_headers(f, cf_now_ns());
+    uint64_t now = cf_now_ns();
+    add_timing_headers(f, now);
+    observe(f, status, now);
     cf_send_json(f->req, status, body);
     json_decref(body);
 }
@@ -399,6 +485,7 @@ static void on_client_gone(cf_watch_t *watch)
     f->finished = 1;
     h2o_timeout_unlink(&f->deadline);
     cancel_running(f, "cancelled");
+    observe(f, 499, cf_now_ns());
     cf_send_client_gone(f->req);
 }
 
@@ -411,7 +498,7 @@ static void on_dispose(void *_f)
         cancel_running(f, NULL);
     for (size_t i = 0; f->outcomes != NULL && i < f->route->num_calls; ++i)
         json_decref(f->outcomes[i].value);
-    --f->w->inflight;
+    cf_worker_request_done(f->w);
     cf_table_release(f->table);
 }
 
@@ -428,10 +515,10 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
     f->deadline.cb = on_deadline;
     f->watch.on_gone = on_client_gone;
     f->watch.fd = -1;
-    ++w->inflight;
 
     if (parse_query(f) != 0) {
         f->finished = 1;
+        observe(f, 400, cf_now_ns());
         cf_send_error(req, 400, "bad_request", "malformed query string");
         return;
     }

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cache.h"
 #include "gateway.h"
 #include "jsonout.h"
+#include "observe.h"
 
 uint64_t cf_now_ns(void)
 {
@@ -16,6 +18,20 @@ uint64_t cf_now_ns(void)
 }
 
 static int watch_init(cf_worker_t *w);
+
+/* requests admitted and not yet disposed, over every worker: what max_inflight bounds */
+static size_t inflight_process;
+
+size_t cf_inflight_total(void)
+{
+    return __atomic_load_n(&inflight_process, __ATOMIC_RELAXED);
+}
+
+void cf_worker_request_done(cf_worker_t *w)
+{
+    __atomic_sub_fetch(&w->inflight, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&inflight_process, 1, __ATOMIC_RELAXED);
+}
 
 cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size_t errlen)
 {
@@ -33,8 +49,15 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
         }
     }
     t->upstreams = h2o_mem_alloc(sizeof(*t->upstreams) * (config->num_backends + 1));
-    for (size_t i = 0; i < config->num_backends; ++i)
-        t->upstreams[i] = cf_upstream_create(w->loop, &w->getaddr_receiver, &config->backends[i]);
+    for (size_t i = 0; i < config->num_backends; ++i) {
+        const cf_backend_t *b = &config->backends[i];
+        t->upstreams[i] = cf_upstream_create(w->loop, &w->getaddr_receiver, b);
+        /* max_connections is per process: each of the threads' tables gets its share */
+        if (config->threads > 1) {
+            uint64_t max = b->max_connections != 0 ? b->max_connections : 256;
+            cf_upstream_set_max_connections(t->upstreams[i], (size_t)((max + config->threads - 1) / config->threads));
+        }
+    }
     t->config = config;
     return t;
 }
@@ -63,6 +86,7 @@ int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char
     w->loop = ctx->loop;
     cf_timeouts_init(&w->timeouts, w->loop);
     h2o_multithread_register_receiver(ctx->queue, &w->getaddr_receiver, h2o_hostinfo_getaddr_receiver);
+    cf_cache_attach(w);
     if (watch_init(w) != 0) {
         snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
         return -1;
@@ -84,6 +108,7 @@ void cf_worker_dispose(cf_worker_t *w)
     if (w->table != NULL)
         cf_table_release(w->table);
     w->table = NULL;
+    cf_cache_detach(w);
     h2o_multithread_unregister_receiver(w->ctx->queue, &w->getaddr_receiver);
     cf_timeouts_dispose(&w->timeouts);
     if (w->watch_sock != NULL)
@@ -173,7 +198,12 @@ void cf_watch_stop(cf_watch_t *watch)
 void cf_send_json(h2o_req_t *req, int status, json_t *doc)
 {
     cf_buf_t text = CF_BUF_INIT;
-    cf_json_write(&text, doc);
+    if (doc == NULL) { /* json_pack refuses text that is not UTF-8: never crash on what a client sent */
+        status = 500;
+        cf_buf_appends(&text, "{\"error\":\"internal\",\"message\":\"the answer could not be encoded\"}");
+    } else {
+        cf_json_write(&text, doc);
+    }
     req->res.status = status;
     req->res.reason = cf_http_reason(status);
     req->res.content_length = text.len;
@@ -185,6 +215,8 @@ void cf_send_json(h2o_req_t *req, int status, json_t *doc)
 void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message)
 {
     json_t *doc = json_pack("{s:s, s:s}", "error", code, "message", message);
+    if (doc == NULL) /* the message quotes client bytes that are not UTF-8: jansson refuses them */
+        doc = json_pack("{s:s, s:s}", "error", code, "message", "(the message quotes bytes that are not UTF-8)");
     cf_send_json(req, status, doc);
     json_decref(doc);
 }
@@ -196,16 +228,19 @@ void cf_send_client_gone(h2o_req_t *req)
 
 /* --- the handler ---------------------------------------------------------------------------------------------- */
 
+/* Answers a request that reached no route, and reports it like any other. */
+static void reject(cf_worker_t *w, h2o_req_t *req, uint64_t start_ns, int status, const char *code, const char *message)
+{
+    cf_request_record_t rec = {req, NULL, status, cf_now_ns() - start_ns, NULL, 0};
+    cf_observe_request(w, &rec);
+    cf_send_error(req, status, code, message);
+}
+
 int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
 {
     cf_table_t *t = w->table;
+    uint64_t start_ns = cf_now_ns();
     char msg[256];
-
-    if (w->inflight >= t->config->limits.max_inflight) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        cf_send_error(req, 503, "overloaded", "too many requests in flight; retry shortly");
-        return 0;
-    }
 
     /* h2o 2.2.5 accepts request heads up to ~408 KiB (H2O_MAX_REQLEN); nginx's default is 8 KiB a line */
     size_t total = req->path.len;
@@ -214,7 +249,7 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         total += len;
         if (len > CF_MAX_HEADER_FIELD || total > CF_MAX_HEADER_BLOCK) {
             req->http1_is_persistent = 0;
-            cf_send_error(req, 431, "headers_too_large", "request header fields too large");
+            reject(w, req, start_ns, 431, "headers_too_large", "request header fields too large");
             return 0;
         }
     }
@@ -228,20 +263,30 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         break;
     case CF_ROUTE_NOT_FOUND:
         snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
-        cf_send_error(req, 404, "not_found", msg);
+        reject(w, req, start_ns, 404, "not_found", msg);
         return 0;
     case CF_ROUTE_BAD_METHOD: {
         char allow[128];
         cf_methods_format(m.allowed, allow, sizeof(allow));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
         snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
-        cf_send_error(req, 405, "method_not_allowed", msg);
+        reject(w, req, start_ns, 405, "method_not_allowed", msg);
         return 0;
     }
     default:
-        cf_send_error(req, 400, "bad_request", "malformed request path");
+        reject(w, req, start_ns, 400, "bad_request", "malformed request path");
         return 0;
     }
+
+    /* max_inflight bounds the whole process, whichever thread accepted the connection: reserve a slot, then check,
+     * so that two threads can never both take the last one */
+    if (__atomic_add_fetch(&inflight_process, 1, __ATOMIC_RELAXED) > t->config->limits.max_inflight) {
+        __atomic_sub_fetch(&inflight_process, 1, __ATOMIC_RELAXED);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        reject(w, req, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
+        return 0;
+    }
+    __atomic_add_fetch(&w->inflight, 1, __ATOMIC_RELAXED);
 
     const cf_route_t *route = m.data;
     cf_table_retain(t);

@@ -15,6 +15,9 @@
 #define CF_MAX_HEADER_FIELD (16 * 1024)
 #define CF_MAX_HEADER_BLOCK (64 * 1024)
 
+/** The most event-loop threads (workers) a process runs. */
+#define CF_MAX_WORKERS 64
+
 typedef struct st_cf_worker_t cf_worker_t;
 
 /**
@@ -36,9 +39,10 @@ struct st_cf_worker_t {
     cf_table_t *table; /* the current one (holds a reference) */
     cf_timeouts_t timeouts;
     h2o_multithread_receiver_t getaddr_receiver;
-    size_t inflight;          /* client requests accepted and not yet disposed */
-    int watch_epfd;           /* HTTP/1 client sockets watched for disconnects (see gateway.c) */
-    h2o_socket_t *watch_sock; /* watch_epfd on the loop */
+    struct st_cf_cache_port_t *cache_port; /* the cache's receivers on this loop (cache.c) */
+    size_t inflight;                       /* client requests accepted and not yet disposed */
+    int watch_epfd;                        /* HTTP/1 client sockets watched for disconnects (see gateway.c) */
+    h2o_socket_t *watch_sock;              /* watch_epfd on the loop */
 };
 
 /** Builds a table for `config` (taking ownership of it on success). Returns NULL with a message. */
@@ -49,6 +53,12 @@ void cf_table_release(cf_table_t *t);
 
 /** Sets up a worker on `ctx` with `config` as its first table. */
 int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char *err, size_t errlen);
+/** Releases the in-flight slot cf_gateway_handle took for a request (called once, when the request is disposed). */
+void cf_worker_request_done(cf_worker_t *w);
+
+/** Requests in flight in the whole process (admitted by cf_gateway_handle and not yet disposed). */
+size_t cf_inflight_total(void);
+
 /** Replaces the worker's table (in-flight requests keep theirs). */
 void cf_worker_swap(cf_worker_t *w, cf_table_t *t);
 void cf_worker_dispose(cf_worker_t *w);

@@ -1,61 +1,92 @@
-/* conflux: argv, signals, listeners and the event loop. */
+/* conflux: argv, signals, the event-loop threads and their listeners, reload and graceful stop. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <h2o.h>
+#include <systemd/sd-daemon.h>
 #include "cf_net.h"
 #include "config.h"
+#include "accesslog.h"
+#include "admin.h"
+#include "cache.h"
 #include "gateway.h"
+#include "metrics.h"
+#include "tls.h"
 #include "version.h"
 
-static volatile sig_atomic_t stop_requested, reload_requested;
+/* How long an event loop may sleep before it looks at the shared flags again (messages wake it at once). */
+#define CF_LOOP_WAIT_MS 1000
+
+/*
+ * One event loop: its own h2o context, worker (route table, upstream pools, timers) and one SO_REUSEPORT listening
+ * socket per listen: entry, so the kernel spreads connections over the threads. Thread 0 also owns the admin listener.
+ * Only its own thread touches it, but for `control` (posted to by the main thread) and the fields marked shared.
+ */
+typedef struct st_cf_thread_t {
+    size_t index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    cf_worker_t worker;
+    cf_config_t *first_config; /* the reference its first table takes over */
+    h2o_accept_ctx_t *accept;  /* one per listen: entry */
+    h2o_accept_ctx_t admin_accept;
+    int *fds; /* listening fds opened by the main thread, one per listen: entry */
+    size_t num_listeners;
+    h2o_socket_t **listeners;
+    h2o_socket_t *admin_listener;
+    h2o_multithread_receiver_t control; /* wakes the loop for a reload or a stop */
+    uint64_t reload_gen;                /* the last reload generation applied */
+} cf_thread_t;
+
+typedef struct st_control_msg_t {
+    h2o_multithread_message_t super;
+} control_msg_t;
 
 static struct {
     const char *config_path;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *gateway_hosts[2], *admin_hosts[2];
-    h2o_context_t ctx;
-    h2o_accept_ctx_t gateway_accept, admin_accept;
-    cf_worker_t worker;
-    h2o_socket_t **listeners;
-    size_t num_listeners;
-    int draining;
-} conflux;
+    SSL_CTX **ssl_ctxs;  /* per listen: entry; NULL for plain HTTP */
+    cf_config_t *config; /* the live config (the main thread's reference) */
+    cf_thread_t *threads;
+    size_t num_threads;
+    int admin_fd;
+    /* shared between threads: atomics, or under `mutex` */
+    int stopping; /* atomic: stop accepting and drain */
+    int draining; /* atomic: /healthz answers 503 */
+    uint64_t stop_deadline_ns;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    size_t started, start_failed, stopped;
+    cf_config_t *reload_config; /* the config being swapped in, with one reference per thread still to take it */
+    uint64_t reload_gen;
+    size_t reload_done, reload_failed;
+} conflux = {.admin_fd = -1, .mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-static void on_signal(int signo)
+static cf_thread_t *thread_of(h2o_context_t *ctx)
 {
-    if (signo == SIGHUP)
-        reload_requested = 1;
-    else
-        stop_requested = 1;
+    return H2O_STRUCT_FROM_MEMBER(cf_thread_t, ctx, ctx);
 }
 
 static int on_gateway_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    return cf_gateway_handle(&conflux.worker, req);
+    if (__atomic_load_n(&conflux.draining, __ATOMIC_RELAXED))
+        req->http1_is_persistent = 0; /* draining: no further requests on this connection */
+    return cf_gateway_handle(&thread_of(req->conn->ctx)->worker, req);
 }
 
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    static h2o_generator_t generator = {NULL, NULL};
-    size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    if (h2o_memis(req->path.base, pathlen, H2O_STRLIT("/healthz"))) {
-        req->res.status = conflux.draining ? 503 : 200;
-        req->res.reason = conflux.draining ? "Service Unavailable" : "OK";
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
-        h2o_iovec_t body = conflux.draining ? h2o_iovec_init(H2O_STRLIT("draining\n")) : h2o_iovec_init(H2O_STRLIT("ok\n"));
-        req->res.content_length = body.len;
-        h2o_start_response(req, &generator);
-        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
-        return 0;
-    }
-    cf_send_error(req, 404, "not_found", "the admin listener serves /healthz");
-    return 0;
+    return cf_admin_handle(req, __atomic_load_n(&conflux.draining, __ATOMIC_RELAXED));
 }
 
 static h2o_hostconf_t *register_host(const char *name, int (*on_req)(h2o_handler_t *, h2o_req_t *))
@@ -77,60 +108,258 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_accept(listener->data, sock);
 }
 
-static int add_listener(const char *host, uint16_t port, h2o_accept_ctx_t *accept_ctx)
+static h2o_socket_t *listen_on(cf_thread_t *th, int fd, h2o_accept_ctx_t *accept_ctx)
 {
-    char err[256];
-    int fd = cf_listen_tcp(host, port, 0, err, sizeof(err));
-    if (fd == -1) {
-        fprintf(stderr, "conflux: %s\n", err);
-        return -1;
-    }
-    h2o_socket_t *sock = h2o_evloop_socket_create(conflux.ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_t *sock = h2o_evloop_socket_create(th->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     sock->data = accept_ctx;
     h2o_socket_read_start(sock, on_accept);
-    conflux.listeners = h2o_mem_realloc(conflux.listeners, sizeof(*conflux.listeners) * (conflux.num_listeners + 1));
-    conflux.listeners[conflux.num_listeners++] = sock;
-    fprintf(stderr, "conflux: listening on %s%s%s:%u%s\n", host && strchr(host, ':') ? "[" : "", host ? host : "0.0.0.0",
-            host && strchr(host, ':') ? "]" : "", cf_bound_port(fd), accept_ctx == &conflux.admin_accept ? " (admin)" : "");
+    return sock;
+}
+
+/* Stops accepting on a listener: connections the kernel already completed are taken first, so none is reset. */
+static void close_listener(h2o_socket_t *listener)
+{
+    h2o_socket_t *sock;
+    while ((sock = h2o_evloop_socket_accept(listener)) != NULL)
+        h2o_accept(listener->data, sock);
+    h2o_socket_close(listener);
+}
+
+static void log_address(const char *host, uint16_t port, const char *what)
+{
+    int v6 = host != NULL && strchr(host, ':') != NULL;
+    fprintf(stderr, "conflux: listening on %s%s%s:%u%s\n", v6 ? "[" : "", host != NULL ? host : "0.0.0.0", v6 ? "]" : "", port,
+            what);
+}
+
+/* --- the event-loop threads ----------------------------------------------------------------------------------- */
+
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    /* the message only wakes the loop; the loop then reads the shared state */
+    while (!h2o_linklist_is_empty(messages)) {
+        control_msg_t *msg = H2O_STRUCT_FROM_MEMBER(control_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&msg->super.link);
+        free(msg);
+    }
+}
+
+static void wake_threads(void)
+{
+    for (size_t i = 0; i < conflux.num_threads; ++i) {
+        control_msg_t *msg = h2o_mem_alloc(sizeof(*msg));
+        memset(msg, 0, sizeof(*msg));
+        h2o_multithread_send_message(&conflux.threads[i].control, &msg->super);
+    }
+}
+
+/* Builds this thread's table for a config the main thread posted, and swaps it in; in-flight requests keep theirs. */
+static void apply_reload(cf_thread_t *th)
+{
+    if (__atomic_load_n(&conflux.reload_gen, __ATOMIC_ACQUIRE) == th->reload_gen)
+        return;
+    pthread_mutex_lock(&conflux.mutex);
+    if (th->reload_gen == conflux.reload_gen) {
+        pthread_mutex_unlock(&conflux.mutex);
+        return;
+    }
+    th->reload_gen = conflux.reload_gen;
+    cf_config_t *config = conflux.reload_config;
+    cf_config_retain(config);
+    pthread_mutex_unlock(&conflux.mutex);
+
+    char err[1024];
+    cf_table_t *t = cf_table_create(&th->worker, config, err, sizeof(err));
+    if (t != NULL)
+        cf_worker_swap(&th->worker, t);
+    else
+        cf_config_free(config);
+
+    pthread_mutex_lock(&conflux.mutex);
+    if (t == NULL) {
+        fprintf(stderr, "conflux: thread %zu: reload failed, keeping the running config: %s\n", th->index, err);
+        ++conflux.reload_failed;
+    }
+    ++conflux.reload_done;
+    pthread_cond_broadcast(&conflux.cond);
+    pthread_mutex_unlock(&conflux.mutex);
+}
+
+static int setup_thread(cf_thread_t *th)
+{
+    char err[1024];
+    const cf_config_t *config = th->first_config;
+    h2o_context_init(&th->ctx, h2o_evloop_create(), &conflux.globalconf);
+    h2o_multithread_register_receiver(th->ctx.queue, &th->control, on_control);
+    if (cf_worker_init(&th->worker, &th->ctx, th->first_config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "conflux: %s: %s\n", conflux.config_path, err);
+        return -1;
+    }
+    th->num_listeners = config->num_listen;
+    th->accept = h2o_mem_alloc(sizeof(*th->accept) * config->num_listen);
+    th->listeners = h2o_mem_alloc(sizeof(*th->listeners) * config->num_listen);
+    for (size_t i = 0; i < config->num_listen; ++i) {
+        th->accept[i] = (h2o_accept_ctx_t){&th->ctx, conflux.gateway_hosts, conflux.ssl_ctxs[i]};
+        th->listeners[i] = listen_on(th, th->fds[i], &th->accept[i]);
+    }
+    if (th->index == 0 && conflux.admin_fd != -1) {
+        th->admin_accept = (h2o_accept_ctx_t){&th->ctx, conflux.admin_hosts};
+        th->admin_listener = listen_on(th, conflux.admin_fd, &th->admin_accept);
+    }
     return 0;
 }
 
-static int same_listeners(const cf_config_t *a, const cf_config_t *b)
+static void *thread_main(void *arg)
 {
-    if (a->num_listen != b->num_listen || (a->admin_host == NULL) != (b->admin_host == NULL) || a->admin_port != b->admin_port)
-        return 0;
-    if (a->admin_host != NULL && strcmp(a->admin_host, b->admin_host) != 0)
-        return 0;
-    for (size_t i = 0; i < a->num_listen; ++i)
-        if (a->listen[i].port != b->listen[i].port || (a->listen[i].host == NULL) != (b->listen[i].host == NULL) ||
-            (a->listen[i].host != NULL && strcmp(a->listen[i].host, b->listen[i].host) != 0))
-            return 0;
-    return 1;
+    cf_thread_t *th = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "conflux-w%zu", th->index);
+    pthread_setname_np(pthread_self(), name); /* shows in ps -L, top -H and /proc/PID/task/TID/comm */
+    int ok = setup_thread(th) == 0;
+
+    pthread_mutex_lock(&conflux.mutex);
+    ++conflux.started;
+    if (!ok)
+        ++conflux.start_failed;
+    pthread_cond_broadcast(&conflux.cond);
+    pthread_mutex_unlock(&conflux.mutex);
+    if (!ok)
+        return NULL;
+
+    /* h2o_evloop_run returns -1 on EINTR, so the loop runs on the flags with a bounded wait */
+    while (!__atomic_load_n(&conflux.stopping, __ATOMIC_ACQUIRE)) {
+        h2o_evloop_run(th->ctx.loop, CF_LOOP_WAIT_MS);
+        apply_reload(th);
+    }
+
+    /* graceful stop: no new connections; requests in flight (on any thread) finish within shutdown_timeout, while
+     * thread 0 keeps the admin listener open so that /healthz reports the draining */
+    for (size_t i = 0; i < th->num_listeners; ++i)
+        close_listener(th->listeners[i]);
+    uint64_t deadline = __atomic_load_n(&conflux.stop_deadline_ns, __ATOMIC_RELAXED);
+    while (cf_inflight_total() != 0 && cf_now_ns() < deadline)
+        h2o_evloop_run(th->ctx.loop, 50);
+    if (th->worker.inflight == 0) {
+        if (th->admin_listener != NULL)
+            h2o_socket_close(th->admin_listener);
+        cf_worker_dispose(&th->worker);
+        cf_upstream_dispose_loop(th->ctx.loop);
+    }
+    pthread_mutex_lock(&conflux.mutex);
+    ++conflux.stopped;
+    pthread_cond_broadcast(&conflux.cond);
+    pthread_mutex_unlock(&conflux.mutex);
+    /* the thread stays until the process exits: h2o keeps per-thread recycled memory that would otherwise be lost */
+    while (1)
+        pause();
+    return NULL;
 }
 
-/* SIGHUP: parse and check the file; swap the route table in if it is good, keep the old one otherwise. */
+/* --- reload and stop (main thread) ----------------------------------------------------------------------------- */
+
+static int same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The parts of a config that only a restart applies: addresses, TLS files, threads. NULL when none changed. */
+static const char *restart_only_change(const cf_config_t *a, const cf_config_t *b)
+{
+    if (a->threads != b->threads)
+        return "threads";
+    if (a->num_listen != b->num_listen)
+        return "listen";
+    if (!same_string(a->admin_host, b->admin_host) || a->admin_port != b->admin_port)
+        return "admin";
+    for (size_t i = 0; i < a->num_listen; ++i) {
+        const cf_listen_t *x = &a->listen[i], *y = &b->listen[i];
+        if (x->port != y->port || !same_string(x->host, y->host) || x->http2 != y->http2 ||
+            !same_string(x->tls_certificate, y->tls_certificate) || !same_string(x->tls_key, y->tls_key))
+            return "listen";
+    }
+    if (a->limits.max_request_body != b->limits.max_request_body)
+        return "limits.max_request_body";
+    return NULL;
+}
+
+static void notify_ready(void)
+{
+    sd_notifyf(0, "READY=1\nSTATUS=serving with %zu threads, config %s", conflux.num_threads, conflux.config_path);
+}
+
+/* SIGHUP: parse and check the file once; then every thread builds its own table from the shared config and swaps it
+ * in. A bad file changes nothing. */
 static void reload(void)
 {
     char err[1024];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading %s",
+               (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000, conflux.config_path);
     cf_config_t *config = cf_config_load(conflux.config_path, err, sizeof(err));
     if (config == NULL) {
         fprintf(stderr, "conflux: reload rejected, keeping the running config: %s\n", err);
+        cf_metrics_reload(0);
+        notify_ready();
         return;
     }
-    if (!same_listeners(conflux.worker.table->config, config)) {
-        fprintf(stderr, "conflux: reload rejected: listen/admin addresses changed; they take effect on restart\n");
+    const char *what = restart_only_change(conflux.config, config);
+    if (what != NULL) {
+        fprintf(stderr, "conflux: reload rejected, keeping the running config: %s: %s changed; that takes a restart\n",
+                conflux.config_path, what);
         cf_config_free(config);
+        cf_metrics_reload(0);
+        notify_ready();
         return;
     }
-    cf_table_t *t = cf_table_create(&conflux.worker, config, err, sizeof(err));
-    if (t == NULL) {
-        fprintf(stderr, "conflux: reload rejected: %s\n", err);
-        cf_config_free(config);
-        return;
-    }
-    cf_worker_swap(&conflux.worker, t);
-    fprintf(stderr, "conflux: reloaded %s\n", conflux.config_path);
+
+    pthread_mutex_lock(&conflux.mutex);
+    conflux.reload_config = config;
+    __atomic_store_n(&conflux.reload_gen, conflux.reload_gen + 1, __ATOMIC_RELEASE);
+    conflux.reload_done = conflux.reload_failed = 0;
+    pthread_mutex_unlock(&conflux.mutex);
+    wake_threads();
+    pthread_mutex_lock(&conflux.mutex);
+    while (conflux.reload_done < conflux.num_threads)
+        pthread_cond_wait(&conflux.cond, &conflux.mutex);
+    size_t failed = conflux.reload_failed;
+    conflux.reload_config = NULL;
+    pthread_mutex_unlock(&conflux.mutex);
+
+    cf_config_t *old = conflux.config;
+    conflux.config = config;
+    cf_config_free(old);
+    if (failed < conflux.num_threads)
+        cf_admin_config_loaded(config);
+    cf_metrics_reload(failed == 0);
+    if (failed == 0)
+        fprintf(stderr, "conflux: reloaded %s\n", conflux.config_path);
+    else
+        fprintf(stderr, "conflux: reloaded %s on %zu of %zu threads\n", conflux.config_path, conflux.num_threads - failed,
+                conflux.num_threads);
+    notify_ready();
 }
+
+/* SIGTERM/SIGINT: every thread stops accepting and drains; returns once they are all done. */
+static void stop(void)
+{
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    fprintf(stderr, "conflux: stopping: draining requests in flight (shutdown_timeout %" PRIu64 "ms)\n",
+            conflux.config->shutdown_timeout_ms);
+    __atomic_store_n(&conflux.stop_deadline_ns, cf_now_ns() + conflux.config->shutdown_timeout_ms * 1000000, __ATOMIC_RELAXED);
+    __atomic_store_n(&conflux.draining, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&conflux.stopping, 1, __ATOMIC_RELEASE);
+    wake_threads();
+    pthread_mutex_lock(&conflux.mutex);
+    while (conflux.stopped < conflux.num_threads)
+        pthread_cond_wait(&conflux.cond, &conflux.mutex);
+    pthread_mutex_unlock(&conflux.mutex);
+    size_t left = cf_inflight_total();
+    if (left != 0)
+        fprintf(stderr, "conflux: shutdown_timeout passed with %zu requests in flight\n", left);
+}
+
+/* --- startup ------------------------------------------------------------------------------------------------- */
 
 static void raise_nofile(void)
 {
@@ -139,6 +368,67 @@ static void raise_nofile(void)
         r.rlim_cur = r.rlim_max;
         setrlimit(RLIMIT_NOFILE, &r);
     }
+}
+
+/*
+ * Opens the listening sockets of every thread. With several threads each has its own SO_REUSEPORT socket per address;
+ * a probe without SO_REUSEPORT first makes sure no other process already listens there (SO_REUSEPORT would otherwise
+ * share the port with it silently).
+ */
+static int open_listeners(const cf_config_t *config)
+{
+    char err[256];
+    int reuseport = conflux.num_threads > 1;
+    for (size_t i = 0; i < config->num_listen; ++i) {
+        const cf_listen_t *l = &config->listen[i];
+        if (reuseport) {
+            int probe = cf_listen_tcp(l->host, l->port, 0, err, sizeof(err));
+            if (probe == -1) {
+                fprintf(stderr, "conflux: %s\n", err);
+                return -1;
+            }
+            close(probe);
+        }
+        for (size_t t = 0; t < conflux.num_threads; ++t) {
+            if ((conflux.threads[t].fds[i] = cf_listen_tcp(l->host, l->port, reuseport, err, sizeof(err))) == -1) {
+                fprintf(stderr, "conflux: %s\n", err);
+                return -1;
+            }
+        }
+        log_address(l->host, cf_bound_port(conflux.threads[0].fds[i]),
+                    l->tls_certificate == NULL ? ""
+                    : l->http2                 ? " (tls, h2)"
+                                               : " (tls)");
+    }
+    if (config->admin_host != NULL) {
+        if ((conflux.admin_fd = cf_listen_tcp(config->admin_host, config->admin_port, 0, err, sizeof(err))) == -1) {
+            fprintf(stderr, "conflux: %s\n", err);
+            return -1;
+        }
+        log_address(config->admin_host, cf_bound_port(conflux.admin_fd), " (admin)");
+    }
+    return 0;
+}
+
+static int start_threads(cf_config_t *config)
+{
+    for (size_t i = 0; i < conflux.num_threads; ++i) {
+        cf_thread_t *th = &conflux.threads[i];
+        th->index = i;
+        cf_config_retain(config);
+        th->first_config = config;
+        if ((errno = pthread_create(&th->tid, NULL, thread_main, th)) != 0) {
+            fprintf(stderr, "conflux: pthread_create: %s\n", strerror(errno));
+            cf_config_free(config);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&conflux.mutex);
+    while (conflux.started < conflux.num_threads)
+        pthread_cond_wait(&conflux.cond, &conflux.mutex);
+    size_t failed = conflux.start_failed;
+    pthread_mutex_unlock(&conflux.mutex);
+    return failed == 0 ? 0 : -1;
 }
 
 static void usage(FILE *out)
@@ -188,20 +478,38 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (test_only || explain) {
-        if (explain)
-            cf_config_explain(config, stdout);
-        else
-            fprintf(stderr, "conflux: %s: configuration OK\n", conflux.config_path);
+    if (explain) {
+        cf_config_explain(config, stdout);
+        cf_config_free(config);
+        return 0;
+    }
+    /* certificates and keys are read now, so that -t and startup report a bad one */
+    conflux.ssl_ctxs = h2o_mem_alloc(sizeof(*conflux.ssl_ctxs) * config->num_listen);
+    for (size_t i = 0; i < config->num_listen; ++i) {
+        conflux.ssl_ctxs[i] = NULL;
+        if (config->listen[i].tls_certificate != NULL &&
+            (conflux.ssl_ctxs[i] = cf_tls_server_ctx(config, i, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+    }
+    if (test_only) {
+        fprintf(stderr, "conflux: %s: configuration OK\n", conflux.config_path);
+        for (size_t i = 0; i < config->num_listen; ++i)
+            if (conflux.ssl_ctxs[i] != NULL)
+                SSL_CTX_free(conflux.ssl_ctxs[i]);
+        free(conflux.ssl_ctxs);
         cf_config_free(config);
         return 0;
     }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal; /* no SA_RESTART: the loop's epoll_wait returns on a signal */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    /* signals are taken by the main thread alone (sigwait); the event-loop threads inherit them blocked */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
 
@@ -210,42 +518,39 @@ int main(int argc, char **argv)
     conflux.globalconf.max_request_entity_size = config->limits.max_request_body;
     conflux.gateway_hosts[0] = register_host("default", on_gateway_req);
     conflux.admin_hosts[0] = register_host("admin", on_admin_req);
-    h2o_context_init(&conflux.ctx, h2o_evloop_create(), &conflux.globalconf);
-    conflux.gateway_accept = (h2o_accept_ctx_t){&conflux.ctx, conflux.gateway_hosts};
-    conflux.admin_accept = (h2o_accept_ctx_t){&conflux.ctx, conflux.admin_hosts};
 
-    if (cf_worker_init(&conflux.worker, &conflux.ctx, config, err, sizeof(err)) != 0) {
+    conflux.config = config;
+    conflux.num_threads = config->threads < CF_MAX_WORKERS ? (size_t)config->threads : CF_MAX_WORKERS;
+    conflux.threads = h2o_mem_alloc(sizeof(*conflux.threads) * conflux.num_threads);
+    memset(conflux.threads, 0, sizeof(*conflux.threads) * conflux.num_threads);
+    for (size_t i = 0; i < conflux.num_threads; ++i)
+        conflux.threads[i].fds = h2o_mem_alloc(sizeof(int) * config->num_listen);
+    cf_admin_config_loaded(config);
+    if (cf_accesslog_start(config->access_log, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", conflux.config_path, err);
         return 1;
     }
-    for (size_t i = 0; i < config->num_listen; ++i)
-        if (add_listener(config->listen[i].host, config->listen[i].port, &conflux.gateway_accept) != 0)
-            return 1;
-    if (config->admin_host != NULL && add_listener(config->admin_host, config->admin_port, &conflux.admin_accept) != 0)
+    cf_cache_create(config->cache.memory, config->cache.memcached_host, config->cache.memcached_port);
+    if (open_listeners(config) != 0 || start_threads(config) != 0)
         return 1;
+    fprintf(stderr, "conflux: serving with %zu thread%s\n", conflux.num_threads, conflux.num_threads == 1 ? "" : "s");
+    notify_ready();
 
-    /* h2o_evloop_run returns -1 on EINTR, so the loop runs on the flags with a bounded wait */
-    while (!stop_requested) {
-        h2o_evloop_run(conflux.ctx.loop, 1000);
-        if (reload_requested) {
-            reload_requested = 0;
+    while (1) {
+        int signo;
+        if (sigwait(&sigs, &signo) != 0)
+            continue;
+        if (signo == SIGHUP) {
             reload();
+            cf_accesslog_reopen(conflux.config->access_log); /* log rotation, or a changed access_log */
+        } else {
+            stop();
+            break;
         }
     }
-
-    /* graceful stop: no new connections; requests in flight finish within shutdown_timeout */
-    conflux.draining = 1;
-    for (size_t i = 0; i < conflux.num_listeners; ++i)
-        h2o_socket_close(conflux.listeners[i]);
-    uint64_t limit = cf_now_ns() + conflux.worker.table->config->shutdown_timeout_ms * 1000000;
-    while (conflux.worker.inflight != 0 && cf_now_ns() < limit)
-        h2o_evloop_run(conflux.ctx.loop, 50);
-    if (conflux.worker.inflight != 0) {
-        fprintf(stderr, "conflux: shutdown_timeout passed with %zu requests in flight\n", conflux.worker.inflight);
-    } else {
-        cf_worker_dispose(&conflux.worker);
-        cf_upstream_dispose_loop(conflux.ctx.loop);
-    }
+    cf_accesslog_stop(); /* writes what is queued */
+    if (cf_inflight_total() == 0)
+        cf_cache_destroy(cf_cache_get());
     fprintf(stderr, "conflux: stopped\n");
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "gateway.h"
 #include "merge.h"
+#include "observe.h"
 
 static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2O_STRLIT("x-forwarded-host")};
 
@@ -15,8 +16,22 @@ struct st_proxy_t {
     const cf_route_t *route;
     cf_exchange_t *x;
     cf_watch_t watch;
+    uint64_t start_ns, upstream_start_ns;
     int finished;
 };
+
+/* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
+static void observe(struct st_proxy_t *p, int status, int upstream_status, const char *reason)
+{
+    uint64_t now = cf_now_ns();
+    cf_call_record_t call = {.name = p->route->proxy->name,
+                             .backend = p->route->proxy->name,
+                             .status = upstream_status,
+                             .reason = reason,
+                             .duration_ns = p->upstream_start_ns != 0 ? now - p->upstream_start_ns : 0};
+    cf_request_record_t rec = {p->req, p->route, status, now - p->start_ns, &call, p->upstream_start_ns != 0};
+    cf_observe_request(p->w, &rec);
+}
 
 /* RFC 9110 §7.6.1: connection-specific fields a proxy must not forward (plus the de-facto Proxy-Connection). */
 static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_headers_t *connection_listed_in)
@@ -65,7 +80,9 @@ static void finish_error(struct st_proxy_t *p, const char *reason, int status)
     cf_buf_free(&ps);
     json_t *body = json_pack("{s:s, s:s, s:o}", "error", reason, "backend", pseudo.name, "status",
                              status != 0 ? json_integer(status) : json_null());
-    cf_send_json(p->req, strcmp(reason, "timeout") == 0 ? 504 : 502, body);
+    int answer = strcmp(reason, "timeout") == 0 ? 504 : 502;
+    observe(p, answer, status, reason);
+    cf_send_json(p->req, answer, body);
     json_decref(body);
 }
 
@@ -98,6 +115,7 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     }
     if (!has_via)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 conflux"));
+    observe(p, res->status, res->status, NULL);
     req->res.status = res->status;
     req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
@@ -113,6 +131,7 @@ static void on_client_gone(cf_watch_t *watch)
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
     p->x = NULL;
+    observe(p, 499, 0, "cancelled");
     cf_send_client_gone(p->req);
 }
 
@@ -122,7 +141,7 @@ static void on_dispose(void *_p)
     cf_watch_stop(&p->watch);
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
-    --p->w->inflight;
+    cf_worker_request_done(p->w);
     cf_table_release(p->table);
 }
 
@@ -169,14 +188,15 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     p->w = w;
     p->table = t;
     p->route = route;
+    p->start_ns = cf_now_ns();
     p->watch.on_gone = on_client_gone;
     p->watch.fd = -1;
-    ++w->inflight;
 
     cf_buf_t path = CF_BUF_INIT;
     if (build_path(p, m, &path) != 0) {
         cf_buf_free(&path);
         p->finished = 1;
+        observe(p, 400, 0, NULL);
         cf_send_error(req, 400, "bad_request", "dot segments are not allowed in a proxied path");
         return;
     }
@@ -235,6 +255,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,
     };
     cf_watch_start(w, req, &p->watch);
+    p->upstream_start_ns = cf_now_ns();
     p->x = cf_upstream_start(t->upstreams[route->proxy->index], &ureq, on_response, p);
     cf_buf_free(&path);
 }

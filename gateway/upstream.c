@@ -4,6 +4,7 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/socketpool.h>
+#include "tls.h"
 #include "upstream.h"
 
 /*
@@ -105,6 +106,8 @@ struct st_upstream_server_t {
     const cf_server_t *conf;
     h2o_socketpool_t pool;
     h2o_iovec_t hostport; /* default Host header value (malloc'ed) */
+    SSL_CTX *ssl_ctx;     /* https://: verifies the server; NULL when plain, or when it could not be built */
+    const char *tls_name; /* https://: the name sent in SNI and checked in the certificate */
 };
 
 struct st_cf_upstream_t {
@@ -186,11 +189,19 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, h2o_multithread_receiver_t *
     for (size_t i = 0; i != u->num_servers; ++i) {
         struct st_upstream_server_t *s = u->servers + i;
         const cf_server_t *conf = backend->servers + i;
-        int v6 = strchr(conf->host, ':') != NULL;
-        size_t cap = strlen(conf->host) + sizeof("[]:65535");
+        const char *host = conf->tls && backend->sni != NULL ? backend->sni : conf->host;
+        int v6 = strchr(host, ':') != NULL;
+        size_t cap = strlen(host) + sizeof("[]:65535");
         s->conf = conf;
         s->hostport.base = h2o_mem_alloc(cap);
-        s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", conf->host, (unsigned)conf->port);
+        s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
+        s->ssl_ctx = NULL;
+        s->tls_name = host;
+        if (conf->tls) {
+            char err[512];
+            if ((s->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
+                fprintf(stderr, "conflux: backend %s: %s: %s; its calls fail with connect_failed\n", backend->name, conf->url, err);
+        }
         /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
          * receiver, off the loop thread */
         h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(conf->host, strlen(conf->host)), conf->port, 0,
@@ -206,9 +217,16 @@ void cf_upstream_destroy(cf_upstream_t *u)
     for (size_t i = 0; i != u->num_servers; ++i) {
         h2o_socketpool_dispose(&u->servers[i].pool);
         free(u->servers[i].hostport.base);
+        if (u->servers[i].ssl_ctx != NULL)
+            SSL_CTX_free(u->servers[i].ssl_ctx);
     }
     free(u->servers);
     free(u);
+}
+
+void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max)
+{
+    u->max_connections = max != 0 ? max : 1;
 }
 
 size_t cf_upstream_active(const cf_upstream_t *u)
@@ -745,6 +763,9 @@ static void on_written(h2o_socket_t *sock, const char *err)
     h2o_socket_read_start(sock, on_read);
 }
 
+static void on_handshake(h2o_socket_t *sock, const char *err);
+static void send_request(cf_exchange_t *x);
+
 static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
 {
     cf_exchange_t *x = data;
@@ -756,7 +777,6 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
         x->dropped_pooled = 1;
         return;
     }
-    h2o_timeout_unlink(&x->connect_timer);
     if (sock == NULL) {
         /* refused, unreachable, name not resolved */
         finish(x, "connect_failed");
@@ -765,6 +785,34 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
     x->sock = sock;
     x->reused = x->starting;
     sock->data = x;
+    if (x->server->conf->tls && sock->ssl == NULL) {
+        /* a fresh https:// connection: the handshake (certificate and name verified) runs under the connect timer; a
+         * pooled one keeps its TLS session */
+        if (x->server->ssl_ctx == NULL) {
+            finish(x, "connect_failed");
+            return;
+        }
+        h2o_socket_ssl_handshake(sock, x->server->ssl_ctx, x->server->tls_name, on_handshake);
+        return;
+    }
+    send_request(x);
+}
+
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    cf_exchange_t *x = sock->data;
+    if (err != NULL) {
+        /* a bad certificate, a name mismatch or no common protocol: the server is not usable */
+        finish(x, "connect_failed");
+        return;
+    }
+    send_request(x);
+}
+
+static void send_request(cf_exchange_t *x)
+{
+    h2o_socket_t *sock = x->sock;
+    h2o_timeout_unlink(&x->connect_timer);
     if (x->prepend_base_path && x->server->conf->base_path != NULL)
         x->reqbufs[REQ_BASE] = h2o_iovec_init(x->server->conf->base_path, strlen(x->server->conf->base_path));
     x->reqbufs[REQ_HOST] = x->host_override.len != 0 ? x->host_override : x->server->hostport;

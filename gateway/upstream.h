@@ -23,6 +23,11 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, h2o_multithread_receiver_t *
  * (cf_upstream_active() == 0). Safe to call from inside an upstream callback once that holds.
  */
 void cf_upstream_destroy(cf_upstream_t *u);
+/**
+ * Sets the connection cap of this runtime (the process's max_connections divided among the event-loop threads, each
+ * of which has its own runtime). Call right after cf_upstream_create.
+ */
+void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max);
 /** Exchanges started and not yet delivered or cancelled: running, queued, or with a callback still due. */
 size_t cf_upstream_active(const cf_upstream_t *u);
 /**

@@ -155,10 +155,10 @@ refused('two routes for the same requests', $base . <<'YAML', '9:11: routes[1].p
     methods: [GET, POST]
     proxy: users
 YAML
-refused('an unsupported key', $base . "  - path: /x\n    proxy: users\ncache:\n  memory: 64MiB\n", '10:3: cache: not supported yet');
-refused('threads', $base . "  - path: /x\n    proxy: users\nthreads: 4\n", '9:10: threads: more than one thread is not supported yet (use threads: 1)');
-refused('https backend', "listen: [{port: 1}]\nbackends:\n  b:\n    url: https://example.com\nroutes:\n  - path: /\n    proxy: b\n",
-    '4:10: backends.b.url: "https://example.com" https:// backends are not supported yet (use http://)');
+refused('a bad cache size', $base . "  - path: /x\n    proxy: users\ncache:\n  memory: 64 megs\n", '10:11: cache.memory: "64 megs" is not a size (use 512KiB, 64MiB, or a byte count)');
+refused('threads', $base . "  - path: /x\n    proxy: users\nthreads: 100\n", '9:10: threads: 100 is out of range (1 to 64)');
+refused('ftp backend', "listen: [{port: 1}]\nbackends:\n  b:\n    url: ftp://example.com\nroutes:\n  - path: /\n    proxy: b\n",
+    '4:10: backends.b.url: "ftp://example.com" is not an http:// or https:// URL (e.g. http://127.0.0.1:9001)');
 
 subtest '--explain on the sample' => sub {
     my ($rc, $out, $err) = run_conflux('--explain', '-c', $sample);

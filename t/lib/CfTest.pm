@@ -221,6 +221,16 @@ sub finish {
     my $self = shift;
     return if $self->{finished}++;
     $self->stop;
+    # Under a sanitized build (make test-asan) any report from a process fails the test file: the processes are
+    # the product, and their exit status is not otherwise looked at.
+    if ($ENV{CONFLUX_SANITIZED}) {
+        my $text = $self->log_text;
+        if ($text =~ /(ERROR: (?:AddressSanitizer|LeakSanitizer)|runtime error:)/) {
+            my $at = index($text, $1);
+            Test::More->builder->ok(0, "$self->{name}: no sanitizer report");
+            Test::More->builder->diag(substr($text, $at > 200 ? $at - 200 : 0, 6000));
+        }
+    }
     my $tb = Test::More->builder;
     if ($ENV{CF_TEST_KEEP}) {
         $tb->diag("$self->{name} log kept: $self->{log}");

@@ -69,6 +69,35 @@ static int contains(const char *hay, const char *needle)
     "        backend: users\n"    /* 12 */                                                                                         \
     "        path: /users/{id}\n" /* 13 */
 
+static void test_cache(void)
+{
+    cf_config_t *c = load(BASE ROUTE1 "        cache: 30s\n");
+    ok(c != NULL, "cache: 30s loads: %s", err);
+    if (c != NULL) {
+        is(c->routes[0].calls[0].cache.ttl_ms, 30000, "ttl 30s");
+        is(c->routes[0].calls[0].cache.swr_ms, 0, "no swr");
+        is(c->cache.memory, 64u << 20, "cache.memory defaults to 64MiB");
+        ok(c->cache.memcached_host == NULL, "no memcached by default");
+        cf_config_free(c);
+    }
+    c = load(BASE ROUTE1 "        cache: { ttl: 2s, stale_while_revalidate: 1m, stale_if_error: 10m }\n"
+                         "cache:\n  memory: 1MiB\n  memcached: 127.0.0.1:11211\n");
+    ok(c != NULL, "cache mapping loads: %s", err);
+    if (c != NULL) {
+        is(c->routes[0].calls[0].cache.ttl_ms, 2000, "ttl");
+        is(c->routes[0].calls[0].cache.swr_ms, 60000, "stale_while_revalidate");
+        is(c->routes[0].calls[0].cache.sie_ms, 600000, "stale_if_error");
+        is(c->cache.memory, 1u << 20, "memory");
+        is_str(c->cache.memcached_host, "127.0.0.1", "memcached host");
+        is(c->cache.memcached_port, 11211, "memcached port");
+        cf_config_free(c);
+    }
+    c = load(BASE ROUTE1 "cache:\n  memcached: \":11311\"\n");
+    ok(c != NULL && strcmp(c->cache.memcached_host, "127.0.0.1") == 0 && c->cache.memcached_port == 11311,
+       "memcached host defaults to 127.0.0.1");
+    cf_config_free(c);
+}
+
 static void test_defaults(void)
 {
     cf_config_t *c = load(BASE ROUTE1);
@@ -79,7 +108,9 @@ static void test_defaults(void)
     is(c->num_listen, 1, "one listener");
     ok(c->listen[0].host == NULL, "listen host defaults to NULL (all IPv4)");
     is(c->listen[0].port, 8080, "listen port");
-    is(c->threads, 1, "threads default 1");
+    is(c->threads, (long long)(sysconf(_SC_NPROCESSORS_ONLN) > 64 ? 64 : sysconf(_SC_NPROCESSORS_ONLN)),
+       "threads default: the number of CPUs");
+    ok(c->listen[0].tls_certificate == NULL && !c->listen[0].http2, "no TLS, no HTTP/2 by default");
     ok(c->admin_host == NULL, "no admin by default");
     is(c->admin_port, 0, "no admin port");
     ok(c->access_log == NULL, "no access log by default");
@@ -148,7 +179,7 @@ static void test_everything(void)
                        "    port: 8081\n"
                        "threads: 1\n"
                        "admin: 127.0.0.1:9901\n"
-                       "# access_log: not supported yet\n"
+                       "access_log: /var/log/conflux/access.log\n"
                        "shutdown_timeout: 3s\n"
                        "limits:\n"
                        "  max_request_body: 64KiB\n"
@@ -201,7 +232,7 @@ static void test_everything(void)
     is(c->listen[2].port, 8081, "port");
     is_str(c->admin_host, "127.0.0.1", "admin host");
     is(c->admin_port, 9901, "admin port");
-    ok(c->access_log == NULL, "access_log stays unset");
+    is_str(c->access_log, "/var/log/conflux/access.log", "access_log path");
     is(c->shutdown_timeout_ms, 3000, "shutdown_timeout");
     is(c->limits.max_request_body, 64 * 1024, "max_request_body");
     is(c->limits.max_response_body, 2 * 1024 * 1024, "max_response_body");
@@ -497,6 +528,7 @@ static void test_merge(void)
 #undef MERGE_HEAD
 }
 
+#define TLS_RT "backends:\n  b: {url: \"http://127.0.0.1:1\"}\nroutes:\n  - path: /\n    proxy: b\n"
 static void test_top_level_errors(void)
 {
     bad("empty file", "", "t.yaml: the file is empty (it needs at least listen: and routes:)");
@@ -517,15 +549,38 @@ static void test_top_level_errors(void)
     bad("listen port zero", "listen:\n  - port: 0\n", "t.yaml:2:11: listen[0].port: 0 is out of range (1 to 65535)");
     bad("listen host not an address", "listen:\n  - port: 1\n    host: example.com\n",
         "t.yaml:3:11: listen[0].host: \"example.com\" is not an IP address (use 0.0.0.0, 127.0.0.1 or \"[::]\")");
-    bad("listen tls", "listen:\n  - port: 1\n    tls: {}\n",
-        "t.yaml:3:10: listen[0].tls: not supported yet (terminate TLS in front of conflux for now)");
+    bad("listen tls", "listen:\n  - port: 1\n    tls: {}\n" TLS_RT,
+        "t.yaml:3:10: listen[0].tls: needs both certificate: and key: (PEM files)");
+    bad("listen tls key", "listen:\n  - port: 1\n    tls: {certificate: /c.pem, key: /k.pem, cert: x}\n" TLS_RT,
+        "t.yaml:3:45: listen[0].tls: unknown key \"cert\"");
+    bad("http2 without tls", "listen:\n  - port: 1\n    http2: true\n" TLS_RT,
+        "t.yaml:3:12: listen[0].http2: HTTP/2 is offered through TLS ALPN only: it needs tls:");
+    {
+        cf_config_t *t = load("listen:\n  - port: 1\n    tls: {certificate: /c.pem, key: /k.pem}\n    http2: true\n" TLS_RT);
+        ok(t != NULL, "tls + http2 load");
+        if (t != NULL) {
+            is_str(t->listen[0].tls_certificate, "/c.pem", "certificate");
+            is_str(t->listen[0].tls_key, "/k.pem", "key");
+            is(t->listen[0].http2, 1, "http2");
+            is(t->listen[0].tls_line, 3, "tls: line");
+            cf_config_retain(t);
+            cf_config_free(t);
+            is(t->refcnt, 1, "refcount: retain + free leaves one");
+            cf_config_free(t);
+        }
+    }
     bad("listen twice", "listen:\n  - port: 80\n  - port: 81\n  - host: 0.0.0.0\n    port: 80\n",
         "t.yaml:4:5: listen[2]: the same address as listen[0]");
     good("listen same port, other host", BASE ROUTE1 "  - path: /x\n    proxy: users\n");
-    bad("threads 2", BASE ROUTE1 "threads: 2\n",
-        "t.yaml:14:10: threads: more than one thread is not supported yet (use threads: 1)");
-    bad("threads 0", BASE ROUTE1 "threads: 0\n", "t.yaml:14:10: threads: 0 is out of range (1 to 1024)");
-    bad("cache", BASE ROUTE1 "cache:\n  memory: 64MiB\n", "t.yaml:15:3: cache: not supported yet");
+    good("threads 2", BASE ROUTE1 "threads: 2\n");
+    bad("threads 65", BASE ROUTE1 "threads: 65\n", "t.yaml:14:10: threads: 65 is out of range (1 to 64)");
+    bad("threads 0", BASE ROUTE1 "threads: 0\n", "t.yaml:14:10: threads: 0 is out of range (1 to 64)");
+    bad("cache memory", BASE ROUTE1 "cache:\n  memory: lots\n",
+        "t.yaml:15:11: cache.memory: \"lots\" is not a size (use 512KiB, 64MiB, or a byte count)");
+    bad("cache memcached", BASE ROUTE1 "cache:\n  memcached: nowhere\n",
+        "t.yaml:15:14: cache.memcached: \"nowhere\" is not host:port (e.g. 127.0.0.1:11211)");
+    bad("cache unknown key", BASE ROUTE1 "cache:\n  memroy: 1MiB\n",
+        "t.yaml:15:3: cache: unknown key \"memroy\" (did you mean \"memory\"?)");
     bad("admin not host:port", BASE ROUTE1 "admin: localhost\n",
         "t.yaml:14:8: admin: \"localhost\" is not host:port (e.g. 127.0.0.1:9901)");
     bad("admin host name", BASE ROUTE1 "admin: localhost:9901\n",
@@ -545,18 +600,31 @@ static void test_top_level_errors(void)
     bad("limits unknown", BASE ROUTE1 "limits:\n  max_infligt: 1\n",
         "t.yaml:15:3: limits: unknown key \"max_infligt\" (did you mean \"max_inflight\"?)");
     bad("limits far off", BASE ROUTE1 "limits:\n  body: 1\n", "t.yaml:15:3: limits: unknown key \"body\"");
-    bad("access_log is refused until it is written", BASE ROUTE1 "access_log: \"-\"\n",
-        "t.yaml:14:13: access_log: not supported yet (the access log comes with the operations work)");
+    c = load(BASE ROUTE1 "access_log: \"-\"\n");
+    ok(c != NULL && strcmp(c->access_log, "-") == 0, "access_log: - (stderr)");
+    cf_config_free(c);
+    bad("access_log empty", BASE ROUTE1 "access_log: \"\"\n", "t.yaml:14:13: access_log: expected a string, got nothing");
+    bad("access_log not a string", BASE ROUTE1 "access_log: [a, b]\n", "t.yaml:14:13: access_log: expected a string, not a list");
     bad("invalid YAML", "listen: [\n", "t.yaml:2:1: invalid YAML: did not find expected node content while parsing a flow node");
 }
 
 static void test_backend_errors(void)
 {
 #define RT "routes:\n  - path: /\n    proxy: b\n"
-    bad("https", "listen: [{port: 1}]\nbackends:\n  b:\n    url: https://x\n" RT,
-        "t.yaml:4:10: backends.b.url: \"https://x\" https:// backends are not supported yet (use http://)");
+    bad("sni", "listen: [{port: 1}]\nbackends:\n  b:\n    url: https://x\n    sni: a/b\n" RT,
+        "t.yaml:5:10: backends.b.sni: \"a/b\" is not a host name");
+    {
+        cf_config_t *t = load("listen: [{port: 1}]\nbackends:\n  b:\n    url: https://api.example.com\n    sni: api\n" RT);
+        ok(t != NULL, "https backend loads");
+        if (t != NULL) {
+            is(t->backends[0].servers[0].tls, 1, "https: tls");
+            is(t->backends[0].servers[0].port, 443, "https: port 443 by default");
+            is_str(t->backends[0].sni, "api", "sni");
+            cf_config_free(t);
+        }
+    }
     bad("not http", "listen: [{port: 1}]\nbackends:\n  b:\n    url: ftp://x\n" RT,
-        "t.yaml:4:10: backends.b.url: \"ftp://x\" is not an http:// URL (e.g. http://127.0.0.1:9001)");
+        "t.yaml:4:10: backends.b.url: \"ftp://x\" is not an http:// or https:// URL (e.g. http://127.0.0.1:9001)");
     bad("no host", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://:80\n" RT,
         "t.yaml:4:10: backends.b.url: \"http://:80\" has no host (e.g. http://127.0.0.1:9001)");
     bad("bad port", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://h:99999\n" RT,
@@ -665,7 +733,14 @@ static void test_call_errors(void)
         "t.yaml:14:19: routes[0].calls[0].on_error: \"fail\" is not one of: null, omit");
     bad("unknown call key", BASE ROUTE1 "        timout: 1s\n",
         "t.yaml:14:9: routes[0].calls[0]: unknown key \"timout\" (did you mean \"timeout\"?)");
-    bad("cache", BASE ROUTE1 "        cache: 30s\n", "t.yaml:14:16: routes[0].calls[0].cache: not supported yet");
+    bad("cache not a duration", BASE ROUTE1 "        cache: soon\n",
+        "t.yaml:14:16: routes[0].calls[0].cache: \"soon\" is not a duration (use 500ms, 2s, 1m)");
+    bad("cache ttl too short", BASE ROUTE1 "        cache: 500ms\n",
+        "t.yaml:14:16: routes[0].calls[0].cache: the ttl must be between 1s and 30 days");
+    bad("cache without ttl", BASE ROUTE1 "        cache: { stale_if_error: 1m }\n",
+        "t.yaml:14:16: routes[0].calls[0].cache: missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
+    bad("cache unknown key", BASE ROUTE1 "        cache: { ttl: 1s, stale_while_revalidat: 1m }\n",
+        "t.yaml:14:27: routes[0].calls[0].cache: unknown key \"stale_while_revalidat\" (did you mean \"stale_while_revalidate\"?)");
     bad("foreach", BASE ROUTE1 "        foreach: profile.friend_ids\n",
         "t.yaml:14:18: routes[0].calls[0].foreach: not supported yet");
     bad("concurrency", BASE ROUTE1 "        concurrency: 8\n",
@@ -785,6 +860,21 @@ static void test_files(void)
              path);
     is_str(err, expected, "the message names the file");
     unlink(path);
+    /* a good file: its SHA-256 (what /config shows) and load time are recorded */
+    strcpy(path, "/tmp/cf-test-config-XXXXXX");
+    fd = mkstemp(path);
+    yaml = "listen: [{port: 1}]\nroutes:\n  - path: /\n    proxy: b\nbackends:\n  b:\n    url: http://127.0.0.1:9\n";
+    ok(fd >= 0 && write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml), "wrote a good temp file");
+    close(fd);
+    time_t before = time(NULL);
+    c = cf_config_load(path, err, sizeof(err));
+    ok(c != NULL, "good file loads: %s", c == NULL ? err : "");
+    if (c != NULL) {
+        is_str(c->sha256, "e9e88b378bc2402194dfefd1ca23aa4762ce10ac0ea361a67bab1f7ba4f8eed5", "sha256 of the file's bytes");
+        ok(c->loaded_at >= before && c->loaded_at <= time(NULL), "loaded_at is now");
+    }
+    cf_config_free(c);
+    unlink(path);
     c = cf_config_load("/nonexistent/conflux.yaml", err, sizeof(err));
     ok(c == NULL, "missing file refused");
     is_str(err, "/nonexistent/conflux.yaml: cannot open: No such file or directory", "missing file message");
@@ -810,6 +900,7 @@ static void test_files(void)
 int main(void)
 {
     test_defaults();
+    test_cache();
     test_everything();
     test_plan();
     test_merge();

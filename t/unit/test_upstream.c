@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "../../gateway/tls.c" /* https:// servers */
 #include "../../gateway/upstream.c"
 #include "tap.h"
 

@@ -1,0 +1,111 @@
+# threads: N event loops, each accepting on its own SO_REUSEPORT socket; all of them serve.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use Test::More;
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /slow/{id}
+    body: '{"id": "{id}"}'
+    delay: 300ms
+  - path: /fast/{id}
+    body: '{"id": "{id}"}'
+EOF
+my $m = $mock->port;
+
+my $routes = <<"EOF";
+backends:
+  svc: { url: "http://127.0.0.1:$m", timeout: 2s }
+routes:
+  - path: /s/{id}
+    calls: [{ name: one, backend: svc, path: "/slow/{id}" }]
+  - path: /f/{id}
+    calls: [{ name: one, backend: svc, path: "/fast/{id}" }]
+EOF
+
+sub comm {
+    my ($pid, $tid) = @_;
+    open my $fh, '<', "/proc/$pid/task/$tid/comm" or return '';
+    chomp(my $n = <$fh> // '');
+    return $n;
+}
+
+# the names of conflux's event-loop threads (pthread_setname_np "conflux-wN")
+sub worker_threads {
+    my $pid = shift;
+    return sort grep { /^conflux-w\d+$/ } map { m{/task/(\d+)$} ? comm($pid, $1) : () } glob "/proc/$pid/task/*";
+}
+
+# CPU ticks (utime + stime) of each event-loop thread
+sub worker_ticks {
+    my $pid = shift;
+    my %t;
+    for my $dir (glob "/proc/$pid/task/*") {
+        my ($tid) = $dir =~ m{/task/(\d+)$} or next;
+        my $name = comm($pid, $tid);
+        next unless $name =~ /^conflux-w/;
+        open my $fh, '<', "$dir/stat" or next;
+        my $line = <$fh> // next;
+        my @f = split ' ', substr($line, rindex($line, ')') + 2);
+        $t{$name} = $f[11] + $f[12];
+    }
+    return \%t;
+}
+
+subtest 'threads: 2 runs two event loops that both serve' => sub {
+    my $gw = spawn_conflux("threads: 2\n$routes");
+    is_deeply([worker_threads($gw->pid)], ['conflux-w0', 'conflux-w1'], 'two event-loop threads (/proc/PID/task/*/comm)');
+    like($gw->log_text, qr/serving with 2 threads/, 'the log says so');
+
+    my ($res, $wall) = http_parallel(60, $gw->url('/s/7'));
+    is(scalar(@$res), 60, '60 answers');
+    is(scalar(grep { $_->{status} == 200 } @$res), 60, 'all 200');
+    cmp_ok($wall, '<', 3, sprintf('60 concurrent 300ms requests in %.2fs', $wall));
+
+    # both loops work: each event-loop thread burns CPU time during bursts of short-lived connections
+    my $before = worker_ticks($gw->pid);
+    for (1 .. 4) {
+        my ($r) = http_parallel(150, $gw->url('/f/x'));
+        is(scalar(grep { $_->{status} == 200 } @$r), 150, 'burst: all 200');
+    }
+    my $after = worker_ticks($gw->pid);
+    my @busy = grep { $after->{$_} > ($before->{$_} // 0) } keys %$after;
+    is(scalar(@busy), 2, 'both event-loop threads used CPU') or diag explain { before => $before, after => $after };
+    is($gw->stop, 0, 'exit 0');
+};
+
+subtest 'threads: 1 runs one event loop' => sub {
+    my $gw = spawn_conflux("threads: 1\n$routes");
+    is_deeply([worker_threads($gw->pid)], ['conflux-w0'], 'one event-loop thread');
+    is(http_get($gw->url('/s/1'))->{status}, 200, 'serves');
+};
+
+subtest 'the default is one thread per CPU' => sub {
+    my $gw = spawn_conflux($routes);
+    chomp(my $n = `nproc`);
+    $n = 64 if $n > 64;
+    my @w = worker_threads($gw->pid);
+    is(scalar(@w), $n, "$n threads");
+};
+
+subtest 'max_inflight bounds the whole process, not each thread' => sub {
+    my $gw = spawn_conflux("threads: 2\nlimits: { max_inflight: 4 }\n$routes");
+    my ($res) = http_parallel(12, $gw->url('/s/m'));
+    my $ok = grep { $_->{status} == 200 } @$res;
+    my $busy = grep { $_->{status} == 503 } @$res;
+    cmp_ok($ok, '<=', 4, "at most 4 served at once ($ok)");
+    cmp_ok($ok, '>=', 1, 'some served');
+    is($ok + $busy, 12, 'the others got 503');
+};
+
+subtest 'threads: out of range is refused' => sub {
+    my $file = write_file(tmpdir() . "/t65.yaml", "listen: [{port: 1}]\nthreads: 65\n$routes");
+    my $out = `${\ bindir()}/conflux -t -c $file 2>&1`;
+    isnt($? >> 8, 0, 'exit non-zero');
+    like($out, qr/t65\.yaml:2:10: threads: 65 is out of range \(1 to 64\)/, 'file:line:col and the bounds') or diag $out;
+};
+
+done_testing;
