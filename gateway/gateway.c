@@ -51,7 +51,7 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
     t->upstreams = h2o_mem_alloc(sizeof(*t->upstreams) * (config->num_backends + 1));
     for (size_t i = 0; i < config->num_backends; ++i) {
         const cf_backend_t *b = &config->backends[i];
-        t->upstreams[i] = cf_upstream_create(w->loop, &w->getaddr_receiver, b);
+        t->upstreams[i] = cf_upstream_create(w->loop, &w->timeouts, &w->getaddr_receiver, b);
         /* max_connections is per process: each of the threads' tables gets its share */
         if (config->threads > 1) {
             uint64_t max = b->max_connections != 0 ? b->max_connections : 256;

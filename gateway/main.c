@@ -243,7 +243,6 @@ static void *thread_main(void *arg)
         if (th->admin_listener != NULL)
             h2o_socket_close(th->admin_listener);
         cf_worker_dispose(&th->worker);
-        cf_upstream_dispose_loop(th->ctx.loop);
     }
     pthread_mutex_lock(&conflux.mutex);
     ++conflux.stopped;

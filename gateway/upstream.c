@@ -57,49 +57,6 @@ struct phr_header {
 int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
                        struct phr_header *headers, size_t *num_headers, size_t last_len);
 
-/* --- per-loop timer table ---------------------------------------------------------------------------------------- */
-
-struct st_timer_slot_t {
-    h2o_loop_t *loop;
-    uint64_t ms;
-    h2o_timeout_t timeout;
-    struct st_timer_slot_t *next;
-};
-
-/* Each event loop runs in one thread, so a thread-local list needs no lock. */
-static __thread struct st_timer_slot_t *timer_slots;
-
-static h2o_timeout_t *get_timeout(h2o_loop_t *loop, uint64_t ms)
-{
-    struct st_timer_slot_t *slot;
-    for (slot = timer_slots; slot != NULL; slot = slot->next) {
-        if (slot->loop == loop && slot->ms == ms)
-            return &slot->timeout;
-    }
-    slot = h2o_mem_alloc(sizeof(*slot));
-    slot->loop = loop;
-    slot->ms = ms;
-    h2o_timeout_init(loop, &slot->timeout, ms);
-    slot->next = timer_slots;
-    timer_slots = slot;
-    return &slot->timeout;
-}
-
-void cf_upstream_dispose_loop(h2o_loop_t *loop)
-{
-    struct st_timer_slot_t **ref = &timer_slots;
-    while (*ref != NULL) {
-        struct st_timer_slot_t *slot = *ref;
-        if (slot->loop == loop) {
-            *ref = slot->next;
-            h2o_timeout_dispose(loop, &slot->timeout);
-            free(slot);
-        } else {
-            ref = &slot->next;
-        }
-    }
-}
-
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
 struct st_upstream_server_t {
@@ -112,6 +69,7 @@ struct st_upstream_server_t {
 
 struct st_cf_upstream_t {
     h2o_loop_t *loop;
+    cf_timeouts_t *timeouts; /* the loop's, shared with the rest of the worker */
     const cf_backend_t *backend;
     h2o_multithread_receiver_t *getaddr_receiver;
     struct st_upstream_server_t *servers;
@@ -177,10 +135,11 @@ static void pump_queue(cf_upstream_t *u);
 
 /* --- creation ---------------------------------------------------------------------------------------------------- */
 
-cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver, const cf_backend_t *backend)
+cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
+                                  const cf_backend_t *backend)
 {
     cf_upstream_t *u = h2o_mem_alloc(sizeof(*u));
-    *u = (cf_upstream_t){loop, backend, getaddr_receiver};
+    *u = (cf_upstream_t){.loop = loop, .timeouts = timeouts, .backend = backend, .getaddr_receiver = getaddr_receiver};
     u->max_connections = backend->max_connections != 0 ? (size_t)backend->max_connections : 256;
     h2o_linklist_init_anchor(&u->queue);
 
@@ -417,7 +376,7 @@ static void finish(cf_exchange_t *x, const char *error)
     if (h2o_linklist_is_linked(&x->queued))
         h2o_linklist_unlink(&x->queued);
     x->deliver.cb = on_deliver;
-    h2o_timeout_link(x->u->loop, get_timeout(x->u->loop, 0), &x->deliver);
+    cf_timeouts_link(x->u->timeouts, 0, &x->deliver);
 }
 
 /* A complete response: its connection goes back to the pool when the response allows it and nothing follows it. */
@@ -830,7 +789,7 @@ static void connect_attempt(cf_exchange_t *x, int fresh)
     x->in_head = 0;
     x->connect_timer.cb = on_connect_timeout;
     h2o_timeout_unlink(&x->connect_timer);
-    h2o_timeout_link(u->loop, get_timeout(u->loop, ct), &x->connect_timer);
+    cf_timeouts_link(u->timeouts, ct, &x->connect_timer);
     x->want_fresh = fresh;
     do {
         x->dropped_pooled = 0;
@@ -885,7 +844,7 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
         finish(x, "connect_failed");
         return x;
     }
-    h2o_timeout_link(u->loop, get_timeout(u->loop, x->timeout_ms), &x->deadline);
+    cf_timeouts_link(u->timeouts, x->timeout_ms, &x->deadline);
     if (u->in_use < u->max_connections && h2o_linklist_is_empty(&u->queue)) {
         begin(x);
     } else {

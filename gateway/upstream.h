@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <h2o.h>
+#include "cf_timeouts.h"
 #include "config.h"
 
 /**
@@ -15,9 +16,10 @@ typedef struct st_cf_upstream_t cf_upstream_t;
 /**
  * Creates the runtime for `backend` (borrowed: it must outlive the upstream). Names are resolved asynchronously
  * through `getaddr_receiver` (registered on the loop's h2o_multithread queue with h2o_hostinfo_getaddr_receiver);
- * numeric IPv4 addresses need no resolution. Plain HTTP only.
+ * numeric IPv4 addresses need no resolution. Timers are linked through `timeouts`, the loop's (borrowed).
  */
-cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver, const cf_backend_t *backend);
+cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
+                                  const cf_backend_t *backend);
 /**
  * Closes pooled connections and frees the runtime. No exchange may be running, queued or awaiting its callback on it
  * (cf_upstream_active() == 0). Safe to call from inside an upstream callback once that holds.
@@ -30,11 +32,6 @@ void cf_upstream_destroy(cf_upstream_t *u);
 void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max);
 /** Exchanges started and not yet delivered or cancelled: running, queued, or with a callback still due. */
 size_t cf_upstream_active(const cf_upstream_t *u);
-/**
- * Frees the timers the upstreams of this loop share (a small table keyed by milliseconds, created lazily and kept for
- * the loop's life). Call once after every upstream of the loop is destroyed, before h2o_evloop_destroy().
- */
-void cf_upstream_dispose_loop(h2o_loop_t *loop);
 
 /**
  * One request. Everything is copied by cf_upstream_start. A request that could change the HTTP/1.1 framing fails

@@ -16,6 +16,7 @@
 static h2o_loop_t *loop;
 static h2o_multithread_queue_t *mt_queue;
 static h2o_multithread_receiver_t getaddr_receiver;
+static cf_timeouts_t timeouts;                       /* the loop's, as a worker has them */
 static h2o_timeout_t delay_timeout, trickle_timeout; /* the servers' own timers: 30ms and 50ms */
 
 static double now_ms(void)
@@ -294,7 +295,7 @@ static cf_upstream_t *upstream_new(backend_holder_t *b, test_server_t *s1, test_
     b->backend.timeout_ms = 2000;
     b->backend.connect_timeout_ms = 300;
     b->backend.max_connections = max_connections;
-    return cf_upstream_create(loop, &getaddr_receiver, &b->backend);
+    return cf_upstream_create(loop, &timeouts, &getaddr_receiver, &b->backend);
 }
 
 /* an upstream on one server given by port (for servers that are not test_server_t) */
@@ -308,7 +309,7 @@ static cf_upstream_t *upstream_on_port(backend_holder_t *b, uint16_t port, uint6
     b->backend.timeout_ms = 2000;
     b->backend.connect_timeout_ms = connect_timeout_ms;
     b->backend.max_connections = 4;
-    return cf_upstream_create(loop, &getaddr_receiver, &b->backend);
+    return cf_upstream_create(loop, &timeouts, &getaddr_receiver, &b->backend);
 }
 
 static cf_upstream_req_t req_get(const char *path, uint64_t timeout_ms)
@@ -970,6 +971,7 @@ static void test_destroy_from_callback(void)
 int main(void)
 {
     loop = h2o_evloop_create();
+    cf_timeouts_init(&timeouts, loop);
     mt_queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(mt_queue, &getaddr_receiver, h2o_hostinfo_getaddr_receiver);
     h2o_timeout_init(loop, &delay_timeout, 30);
@@ -992,7 +994,7 @@ int main(void)
     test_destroy_from_callback();
 
     RUN_FOR(20); /* let closed sockets be disposed */
-    cf_upstream_dispose_loop(loop);
+    cf_timeouts_dispose(&timeouts);
     h2o_timeout_dispose(loop, &delay_timeout);
     h2o_timeout_dispose(loop, &trickle_timeout);
     h2o_multithread_unregister_receiver(mt_queue, &getaddr_receiver);
