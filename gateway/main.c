@@ -98,14 +98,18 @@ static h2o_hostconf_t *register_host(const char *name, int (*on_req)(h2o_handler
     return hostconf;
 }
 
+/* enough to drain a burst quickly, few enough that one listener does not starve the loop's other sockets */
+#define ACCEPTS_PER_WAKEUP 64
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_socket_t *sock;
     if (err != NULL)
         return;
-    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-        return;
-    h2o_accept(listener->data, sock);
+    /* take a burst per wakeup: thousands of clients connect at once under load, and one accept per loop turn would
+     * make the last of them wait thousands of turns (h2o's own server does the same) */
+    for (int i = 0; i != ACCEPTS_PER_WAKEUP && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
+        h2o_accept(listener->data, sock);
 }
 
 static h2o_socket_t *listen_on(cf_thread_t *th, int fd, h2o_accept_ctx_t *accept_ctx)
