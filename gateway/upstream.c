@@ -1,4 +1,4 @@
-/* One HTTP/1.1 exchange with a backend: per-server keep-alive pools, a connection cap with a FIFO queue, deadlines. */
+/* One HTTP/1.1 exchange with a backend: per-server idle connection lists, a connection cap with a FIFO queue, deadlines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +10,27 @@
 /*
  * How the pieces fit (h2o 2.2.5):
  *
- * - Each server of a backend has one h2o_socketpool_t. h2o_socketpool_connect hands out an idle pooled socket
- *   synchronously (after a MSG_PEEK liveness probe) and opens a fresh one asynchronously otherwise; a fresh connect
- *   can fail synchronously but never succeeds synchronously. So "the connect callback ran with a socket before
- *   h2o_socketpool_connect returned" means exactly "this socket was reused from the pool", which the retry rule needs.
- * - The pool ignores its capacity, so the backend's max_connections is enforced here: `in_use` counts exchanges that
- *   own a connection (connecting or connected), and the others wait in a FIFO queue. Slots are given back only when
- *   the result is delivered, after the socket went back to the pool, so in_use + idle pooled sockets of a server
- *   stay within the cap.
+ * - Keep-alive connections are pooled here, not in h2o_socketpool_t. h2o 2.2.5's pool takes a returned socket off the
+ *   event loop (h2o_socket_export: epoll_ctl DEL and fcntl) and puts it back on when handing it out again
+ *   (h2o_socket_import: epoll_ctl ADD and fcntl, after a recv(MSG_PEEK) liveness probe that fails with EAGAIN). That
+ *   cost five syscalls per reused connection, half of conflux's syscalls per request under load. Instead
+ *   each server keeps a LIFO list of idle h2o_socket_t that stay on the loop, still polled for reading: a read event
+ *   on an idle socket (EOF, an error, or bytes nobody asked for) closes it and drops it from the list, and an idle
+ *   timer closes it after CF_UPSTREAM_POOL_IDLE_MS. A new exchange takes the most recently used idle socket and
+ *   writes its request at once; since the socket was never unpolled, reading it again changes nothing in epoll.
+ * - New connections still come from h2o_socketpool_connect (asynchronous name resolution through the getaddr
+ *   receiver, numeric addresses without it), but no socket is ever returned to that pool: its idle list stays empty,
+ *   so it never probes nor imports. A fresh connect can fail synchronously but never succeeds synchronously.
+ * - The backend's max_connections caps the connections of this runtime: `in_use` counts exchanges that own a
+ *   connection (connecting or connected), `num_idle` the idle ones; an exchange that needs a new connection while
+ *   in_use + num_idle is at the cap first closes the oldest idle connection of some other server, and
+ *   exchanges wait in a FIFO queue while in_use is at the cap. Slots are given back when the result is delivered.
  * - The HTTP/1.1 exchange itself is driven here on the h2o_socket, not with h2o_http1client: in 2.2.5 that client
  *   aborts the whole process (a failed assert in on_error_before_head) when an HTTP/1.1 upstream sends an invalid
  *   Content-Length or an unknown Transfer-Encoding, and it has no bound on the size of a response head, takes a
  *   close right after a complete chunk as the end of a chunked body, and would pool the socket after a 101. The
  *   status line and headers are parsed with the picohttpparser that libh2o exports; the body framing (RFC 9112 6) is
- *   decoded below. A socket goes back to the pool only after a complete response that allows keep-alive with no
+ *   decoded below. A connection becomes idle only after a complete response that allows keep-alive with no
  *   byte beyond it; after any error, timeout or cancel it is closed.
  * - Every exchange has its own deadline timer (from cf_upstream_start to the last body byte, queueing included) and a
  *   connect timer: a trickling server cannot hold an exchange past its deadline.
@@ -35,8 +42,7 @@
  */
 
 /* Idle pooled connections are closed after this long. Shorter than the usual upstream keep-alive timeouts (nginx 75s,
- * Apache 5s, Node 5s, h2o 10s) so that we rarely race a server closing an idle connection as we reuse it; the pool's
- * sweep runs once a second, so a socket lives at most about 3s idle. */
+ * Apache 5s, Node 5s, h2o 10s) so that we rarely race a server closing an idle connection as we reuse it. */
 #define CF_UPSTREAM_POOL_IDLE_MS 2000
 #define CF_UPSTREAM_DEFAULT_TIMEOUT_MS 5000
 #define CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS 1000
@@ -61,10 +67,11 @@ int phr_parse_response(const char *buf, size_t len, int *minor_version, int *sta
 
 struct st_upstream_server_t {
     const cf_server_t *conf;
-    h2o_socketpool_t pool;
-    h2o_iovec_t hostport; /* default Host header value (malloc'ed) */
-    SSL_CTX *ssl_ctx;     /* https://: verifies the server; NULL when plain, or when it could not be built */
-    const char *tls_name; /* https://: the name sent in SNI and checked in the certificate */
+    h2o_socketpool_t pool; /* only opens new connections (resolution, connect); never holds idle ones */
+    h2o_linklist_t idle;   /* of struct st_upstream_idle_t.link, most recently used first */
+    h2o_iovec_t hostport;  /* default Host header value (malloc'ed) */
+    SSL_CTX *ssl_ctx;      /* https://: verifies the server; NULL when plain, or when it could not be built */
+    const char *tls_name;  /* https://: the name sent in SNI and checked in the certificate */
 };
 
 struct st_cf_upstream_t {
@@ -77,6 +84,7 @@ struct st_cf_upstream_t {
     size_t next_server; /* round robin */
     size_t max_connections;
     size_t in_use;        /* exchanges owning a connection (connecting or connected) */
+    size_t num_idle;      /* idle keep-alive connections, all servers */
     size_t num_live;      /* exchanges started and neither delivered nor cancelled */
     h2o_linklist_t queue; /* of cf_exchange_t.queued, waiting for in_use < max_connections */
 };
@@ -92,8 +100,8 @@ struct st_cf_exchange_t {
     cf_upstream_cb cb;
     void *data;
     struct st_upstream_server_t *server;
-    h2o_socketpool_connect_request_t *connect_req; /* while connecting */
-    h2o_socket_t *sock;                            /* once connected, until closed or pooled */
+    h2o_socketpool_connect_request_t *connect_req; /* while connecting a new connection */
+    h2o_socket_t *sock;                            /* once connected, until closed or made idle */
     h2o_timeout_entry_t deadline;
     h2o_timeout_entry_t connect_timer;
     h2o_timeout_entry_t deliver; /* on the zero-delay timeout once a result is set */
@@ -108,10 +116,7 @@ struct st_cf_exchange_t {
     unsigned idempotent : 1;
     unsigned prepend_base_path : 1;
     unsigned holds_slot : 1; /* counted in u->in_use */
-    unsigned starting : 1;   /* inside h2o_socketpool_connect: a socket now is a pooled one */
-    unsigned want_fresh : 1; /* the retry: pooled sockets handed out now are dropped */
-    unsigned dropped_pooled : 1;
-    unsigned reused : 1; /* the current attempt runs on a socket taken from the pool */
+    unsigned reused : 1;     /* the current attempt runs on a connection taken from an idle list */
     unsigned retried : 1;
     unsigned got_bytes : 1; /* some response byte arrived on the current attempt */
     unsigned in_head : 1;   /* reading the head (else the body) */
@@ -129,6 +134,16 @@ struct st_cf_exchange_t {
     size_t num_headers;
     char *body;
     size_t body_len, body_cap;
+};
+
+/* An idle keep-alive connection: on its server's list, polled for reading (the socket's data points here), and on the
+ * idle timer. */
+struct st_upstream_idle_t {
+    cf_upstream_t *u;
+    struct st_upstream_server_t *server;
+    h2o_socket_t *sock;
+    h2o_linklist_t link;
+    h2o_timeout_entry_t timer;
 };
 
 static void pump_queue(cf_upstream_t *u);
@@ -152,6 +167,7 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
         int v6 = strchr(host, ':') != NULL;
         size_t cap = strlen(host) + sizeof("[]:65535");
         s->conf = conf;
+        h2o_linklist_init_anchor(&s->idle);
         s->hostport.base = h2o_mem_alloc(cap);
         s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
         s->ssl_ctx = NULL;
@@ -162,7 +178,8 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                 fprintf(stderr, "conflux: backend %s: %s: %s; its calls fail with connect_failed\n", backend->name, conf->url, err);
         }
         /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
-         * receiver, off the loop thread */
+         * receiver, off the loop thread. The pool never holds an idle socket, but h2o_socketpool_connect reads the
+         * loop's clock through the pool's sweep timer, which h2o_socketpool_set_timeout sets up (its sweep finds nothing) */
         h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(conf->host, strlen(conf->host)), conf->port, 0,
                                         u->max_connections);
         h2o_socketpool_set_timeout(&s->pool, loop, CF_UPSTREAM_POOL_IDLE_MS);
@@ -170,10 +187,15 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
     return u;
 }
 
+static void close_idle(struct st_upstream_idle_t *idle);
+
 void cf_upstream_destroy(cf_upstream_t *u)
 {
     assert(u->num_live == 0);
     for (size_t i = 0; i != u->num_servers; ++i) {
+        /* idle sockets first: their close callback still refers to the h2o pool */
+        while (!h2o_linklist_is_empty(&u->servers[i].idle))
+            close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[i].idle.next));
         h2o_socketpool_dispose(&u->servers[i].pool);
         free(u->servers[i].hostport.base);
         if (u->servers[i].ssl_ctx != NULL)
@@ -311,6 +333,71 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
     return 0;
 }
 
+/* --- idle connections ------------------------------------------------------------------------------------------- */
+
+/* Closes an idle connection and forgets it. */
+static void close_idle(struct st_upstream_idle_t *idle)
+{
+    h2o_linklist_unlink(&idle->link);
+    h2o_timeout_unlink(&idle->timer);
+    --idle->u->num_idle;
+    h2o_socket_close(idle->sock);
+    free(idle);
+}
+
+static void on_idle_timeout(h2o_timeout_entry_t *entry)
+{
+    close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, timer, entry));
+}
+
+/* A read event on an idle connection: the server closed it, it failed, or it sent bytes no request asked for. Either
+ * way it cannot carry another exchange. (A TLS record without application data, e.g. a session ticket, reads as no
+ * bytes and no error: the connection stays.) */
+static void on_idle_read(h2o_socket_t *sock, const char *err)
+{
+    struct st_upstream_idle_t *idle = sock->data;
+    if (err != NULL || sock->input->size != 0)
+        close_idle(idle);
+}
+
+/* Makes a connection idle on its server's list. It stays polled for reading, only with another callback. */
+static void park_idle(cf_upstream_t *u, struct st_upstream_server_t *server, h2o_socket_t *sock)
+{
+    struct st_upstream_idle_t *idle = h2o_mem_alloc(sizeof(*idle));
+    *idle = (struct st_upstream_idle_t){u, server, sock};
+    idle->timer.cb = on_idle_timeout;
+    h2o_linklist_insert(server->idle.next, &idle->link); /* at the front: LIFO */
+    cf_timeouts_link(u->timeouts, CF_UPSTREAM_POOL_IDLE_MS, &idle->timer);
+    ++u->num_idle;
+    sock->data = idle;
+    h2o_socket_read_start(sock, on_idle_read);
+}
+
+/* Takes the most recently used idle connection of a server, or returns NULL. The caller sets its read callback. */
+static h2o_socket_t *take_idle(cf_upstream_t *u, struct st_upstream_server_t *server)
+{
+    if (h2o_linklist_is_empty(&server->idle))
+        return NULL;
+    struct st_upstream_idle_t *idle = H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, server->idle.next);
+    h2o_socket_t *sock = idle->sock;
+    h2o_linklist_unlink(&idle->link);
+    h2o_timeout_unlink(&idle->timer);
+    --u->num_idle;
+    free(idle);
+    return sock;
+}
+
+/* Before opening a connection: while connections in use and idle ones exceed the cap, closes the oldest idle
+ * connection of the first server (in order) that has one, so that the cap counts open connections, not just busy ones. */
+static void make_room(cf_upstream_t *u)
+{
+    for (size_t i = 0; u->num_idle != 0 && u->in_use + u->num_idle > u->max_connections; i = (i + 1) % u->num_servers) {
+        h2o_linklist_t *idle = &u->servers[i].idle;
+        if (!h2o_linklist_is_empty(idle))
+            close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, idle->prev));
+    }
+}
+
 /* --- completion -------------------------------------------------------------------------------------------------- */
 
 static void release_slot(cf_exchange_t *x)
@@ -321,7 +408,7 @@ static void release_slot(cf_exchange_t *x)
     }
 }
 
-/* Aborts whatever connection work is under way: a pending connect is cancelled, a socket is closed (never pooled). */
+/* Aborts whatever connection work is under way: a pending connect is cancelled, a socket is closed (never made idle). */
 static void drop_connection(cf_exchange_t *x)
 {
     if (x->connect_req != NULL) {
@@ -379,14 +466,13 @@ static void finish(cf_exchange_t *x, const char *error)
     cf_timeouts_link(x->u->timeouts, 0, &x->deliver);
 }
 
-/* A complete response: its connection goes back to the pool when the response allows it and nothing follows it. */
+/* A complete response: its connection becomes idle when the response allows it and nothing follows it. */
 static void finish_ok(cf_exchange_t *x)
 {
     h2o_socket_t *sock = x->sock;
     if (x->keepalive && sock->input->size == 0 && !h2o_socket_is_writing(sock)) {
         x->sock = NULL;
-        h2o_socket_read_stop(sock);
-        h2o_socketpool_return(&x->server->pool, sock);
+        park_idle(x->u, x->server, sock);
     }
     finish(x, NULL);
 }
@@ -404,18 +490,18 @@ static void on_connect_timeout(h2o_timeout_entry_t *entry)
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deadline, entry);
-    /* the socket is closed: a timed-out connection never goes back to the pool */
+    /* the socket is closed: a timed-out connection never becomes idle */
     finish(x, "timeout");
 }
 
 /*
- * The connection failed before the response was complete. A socket taken from the pool that fails before the first
- * response byte was most likely closed by the server while idle (the keep-alive race, RFC 9112 9.3.1): retry once on
- * a fresh connection, if the method allows it and time remains.
+ * The connection failed before the response was complete. An idle connection that fails before the first response
+ * byte was most likely closed by the server as we reused it (the keep-alive race, RFC 9112 9.3.1): retry once on a
+ * fresh connection, if the method allows it and time remains.
  */
 static void fail_io(cf_exchange_t *x)
 {
-    if (x->in_head && x->reused && !x->got_bytes && x->idempotent && !x->retried && h2o_now(x->u->loop) < x->deadline_at) {
+    if (x->reused && !x->got_bytes && x->idempotent && !x->retried && h2o_now(x->u->loop) < x->deadline_at) {
         x->retried = 1;
         drop_connection(x);
         connect_attempt(x, 1);
@@ -568,7 +654,7 @@ static void read_body(cf_exchange_t *x)
             x->body_left -= n;
         }
         if (x->body_left == 0)
-            finish_ok(x); /* bytes beyond the body keep the socket out of the pool */
+            finish_ok(x); /* bytes beyond the body keep the socket from becoming idle */
         return;
     case BODY_CHUNKED:
         if (decode_chunked(x) == 1)
@@ -714,12 +800,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
 static void on_written(h2o_socket_t *sock, const char *err)
 {
     cf_exchange_t *x = sock->data;
-    if (err != NULL) {
+    if (err != NULL)
         fail_io(x);
-        return;
-    }
-    x->in_head = 1;
-    h2o_socket_read_start(sock, on_read);
 }
 
 static void on_handshake(h2o_socket_t *sock, const char *err);
@@ -730,23 +812,16 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
     cf_exchange_t *x = data;
 
     x->connect_req = NULL;
-    if (sock != NULL && x->starting && x->want_fresh) {
-        /* the retry wants a fresh connection: the pooled siblings of a dead connection are dropped too */
-        h2o_socket_close(sock);
-        x->dropped_pooled = 1;
-        return;
-    }
     if (sock == NULL) {
         /* refused, unreachable, name not resolved */
         finish(x, "connect_failed");
         return;
     }
     x->sock = sock;
-    x->reused = x->starting;
     sock->data = x;
-    if (x->server->conf->tls && sock->ssl == NULL) {
-        /* a fresh https:// connection: the handshake (certificate and name verified) runs under the connect timer; a
-         * pooled one keeps its TLS session */
+    if (x->server->conf->tls) {
+        /* a new https:// connection: the handshake (certificate and name verified) runs under the connect timer; an
+         * idle one taken later keeps its TLS session */
         if (x->server->ssl_ctx == NULL) {
             finish(x, "connect_failed");
             return;
@@ -775,29 +850,36 @@ static void send_request(cf_exchange_t *x)
     if (x->prepend_base_path && x->server->conf->base_path != NULL)
         x->reqbufs[REQ_BASE] = h2o_iovec_init(x->server->conf->base_path, strlen(x->server->conf->base_path));
     x->reqbufs[REQ_HOST] = x->host_override.len != 0 ? x->host_override : x->server->hostport;
+    /* reading starts with the write, not after it: a connection taken from an idle list is still polled for reading,
+     * so this only swaps the callback (no epoll_ctl), and a close racing the request is seen as early as possible */
+    x->in_head = 1;
+    h2o_socket_read_start(sock, on_read);
     h2o_socket_write(sock, x->reqbufs, REQ_NUM, on_written);
 }
 
-/* Starts one connection attempt through the pool (which reuses an idle socket when it has one, unless `fresh`). */
+/* Starts one connection attempt: on the server's most recently used idle connection (unless `fresh`), which writes
+ * the request at once, else on a new connection. */
 static void connect_attempt(cf_exchange_t *x, int fresh)
 {
     cf_upstream_t *u = x->u;
     uint64_t ct = u->backend->connect_timeout_ms != 0 ? u->backend->connect_timeout_ms : CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS;
+    h2o_socket_t *sock;
 
     x->reused = 0;
     x->got_bytes = 0;
     x->in_head = 0;
-    x->connect_timer.cb = on_connect_timeout;
     h2o_timeout_unlink(&x->connect_timer);
+    if (!fresh && (sock = take_idle(u, x->server)) != NULL) {
+        x->sock = sock;
+        x->reused = 1;
+        sock->data = x;
+        send_request(x);
+        return;
+    }
+    make_room(u);
+    x->connect_timer.cb = on_connect_timeout;
     cf_timeouts_link(u->timeouts, ct, &x->connect_timer);
-    x->want_fresh = fresh;
-    do {
-        x->dropped_pooled = 0;
-        x->starting = 1;
-        h2o_socketpool_connect(&x->connect_req, &x->server->pool, u->loop, u->getaddr_receiver, on_pool_connect, x);
-        x->starting = 0;
-    } while (x->dropped_pooled);
-    x->want_fresh = 0;
+    h2o_socketpool_connect(&x->connect_req, &x->server->pool, u->loop, u->getaddr_receiver, on_pool_connect, x);
 }
 
 /* Gives x a connection slot and starts connecting. */
@@ -857,7 +939,7 @@ void cf_upstream_cancel(cf_exchange_t *x)
 {
     cf_upstream_t *u = x->u;
 
-    drop_connection(x); /* a half-read connection is never pooled */
+    drop_connection(x); /* a half-read connection is never made idle */
     h2o_timeout_unlink(&x->deadline);
     h2o_timeout_unlink(&x->connect_timer);
     h2o_timeout_unlink(&x->deliver);

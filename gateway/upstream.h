@@ -1,4 +1,4 @@
-/* One exchange with a backend: pooled keep-alive connections, a connection cap with a queue, its own timer. */
+/* One exchange with a backend: reused keep-alive connections, a connection cap with a queue, its own timer. */
 #ifndef CF_UPSTREAM_H
 #define CF_UPSTREAM_H
 
@@ -8,8 +8,10 @@
 #include "config.h"
 
 /**
- * One backend's runtime state on one event loop: a keep-alive pool per server (idle connections are closed after 2s),
- * round-robin server choice, the max_connections cap (connections connecting or in use) and its FIFO queue.
+ * One backend's runtime state on one event loop: an idle list per server of keep-alive connections that stay on the
+ * event loop (reused most recent first; closed after 2s idle, or as soon as the server closes one or sends unasked
+ * bytes on it), round-robin server choice, the max_connections cap (connections connecting, in use or idle: an idle
+ * one is closed to make room for a new one) and the FIFO queue of exchanges waiting for a connection.
  */
 typedef struct st_cf_upstream_t cf_upstream_t;
 
@@ -21,7 +23,7 @@ typedef struct st_cf_upstream_t cf_upstream_t;
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
                                   const cf_backend_t *backend);
 /**
- * Closes pooled connections and frees the runtime. No exchange may be running, queued or awaiting its callback on it
+ * Closes idle connections and frees the runtime. No exchange may be running, queued or awaiting its callback on it
  * (cf_upstream_active() == 0). Safe to call from inside an upstream callback once that holds.
  */
 void cf_upstream_destroy(cf_upstream_t *u);
@@ -49,8 +51,8 @@ typedef struct st_cf_upstream_req_t {
     h2o_iovec_t body;         /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
     uint64_t timeout_ms;      /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
     size_t max_response_body; /* a larger body fails with "too_large" and its connection is closed; 0: 8MiB */
-    int idempotent;           /* may be retried once, on a fresh connection, when a pooled connection failed before
-                                 any response byte, and only before the timeout */
+    int idempotent;           /* may be retried once, on a fresh connection, when a reused idle connection failed
+                                 before any response byte, and only before the timeout */
     int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different
                                  base paths); 0: the caller has put a base path in `path` itself */
 } cf_upstream_req_t;
@@ -92,7 +94,7 @@ typedef struct st_cf_exchange_t cf_exchange_t;
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
 /**
  * Abandons an exchange, whether running, queued, or finished with its callback still due: its connection is closed
- * (never pooled), its timers are unlinked, no callback follows, the handle is freed. Not from its own callback.
+ * (never kept idle), its timers are unlinked, no callback follows, the handle is freed. Not from its own callback.
  */
 void cf_upstream_cancel(cf_exchange_t *x);
 

@@ -952,6 +952,88 @@ static void test_bad_request(void)
     server_stop(srv);
 }
 
+/* the idle list: live keep-alive connections that stay on the loop, watched for a close, bytes, or their idle timeout */
+static void test_idle_list(void)
+{
+    test_server_t *srv = server_start(NULL, RESP_OK), *srv2;
+    backend_holder_t b;
+    cf_upstream_t *u = upstream_new(&b, srv, NULL, 4);
+    result_t r, r2;
+    cf_exchange_t *x;
+
+    /* an idle connection closed by the server is dropped at once, not used */
+    get_sync(u, "/", &r);
+    is_str(r.error, NULL, "first ok");
+    is(u->num_idle, 1, "its connection is idle");
+    while (!h2o_linklist_is_empty(&srv->conns))
+        conn_close(H2O_STRUCT_FROM_MEMBER(test_conn_t, link, srv->conns.next), 0);
+    RUN_UNTIL(u->num_idle == 0, 500);
+    is(u->num_idle, 0, "closed by the server while idle: dropped from the idle list");
+    ok(h2o_linklist_is_empty(&u->servers[0].idle), "the server's idle list is empty");
+    r = (result_t){0};
+    x = get(u, "/", 2000, &r);
+    ok(!x->reused, "the next request does not run on a reused connection");
+    RUN_UNTIL(r.called, 3000);
+    is_str(r.error, NULL, "next request ok");
+    is(srv->accepts, 2, "on a new connection");
+    is(srv->requests, 2, "no request was written to the dead one");
+
+    /* bytes arriving on an idle connection: it is dropped too */
+    is(u->num_idle, 1, "idle again");
+    test_conn_t *conn = H2O_STRUCT_FROM_MEMBER(test_conn_t, link, srv->conns.next);
+    server_write(conn, H2O_STRLIT("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    RUN_UNTIL(u->num_idle == 0, 500);
+    is(u->num_idle, 0, "unexpected bytes on an idle connection: dropped");
+    RUN_UNTIL(srv->open == 0, 500);
+    is(srv->open, 0, "and closed");
+
+    /* LIFO: the most recently used idle connection is taken, and the request is written at once */
+    srv->decide = decide_delayed;
+    r = (result_t){0};
+    r2 = (result_t){0};
+    get(u, "/", 2000, &r);
+    get(u, "/", 2000, &r2);
+    RUN_UNTIL(r.called && r2.called, 3000);
+    is(u->num_idle, 2, "two idle connections");
+    h2o_socket_t *newest = H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[0].idle.next)->sock;
+    r = (result_t){0};
+    x = get(u, "/", 2000, &r);
+    ok(x->reused && x->sock == newest, "the most recently used idle connection is taken");
+    ok(x->connect_req == NULL && x->in_head && h2o_socket_is_writing(x->sock), "taken synchronously, request written at once");
+    is(u->num_idle, 1, "one left idle");
+    RUN_UNTIL(r.called, 3000);
+    is_str(r.error, NULL, "ok on it");
+    is(srv->accepts, 4, "no new connection");
+
+    /* the idle timeout closes idle connections after about 2s */
+    double t0 = now_ms();
+    RUN_UNTIL(srv->open == 0, 3500);
+    is(srv->open, 0, "idle connections closed by the idle timeout");
+    ok(now_ms() - t0 >= 1500, "not before the idle timeout (%.0fms)", now_ms() - t0);
+    is(u->num_idle, 0, "idle list empty");
+    cf_upstream_destroy(u);
+    server_stop(srv);
+
+    /* the cap counts idle connections: with max_connections 1, a request to the other server first closes the idle one */
+    srv = server_start(NULL, RESP_OK);
+    srv2 = server_start(NULL, RESP_OK);
+    u = upstream_new(&b, srv, srv2, 1);
+    get_sync(u, "/", &r);
+    is_str(r.error, NULL, "server 1 ok");
+    is(srv->open, 1, "its connection stays open, idle");
+    get_sync(u, "/", &r);
+    is_str(r.error, NULL, "server 2 ok");
+    RUN_UNTIL(srv->open == 0, 500);
+    is(srv->open, 0, "server 1's idle connection was closed to stay within the cap");
+    ok(u->in_use + u->num_idle <= 1, "in use + idle within the cap");
+    ok(srv->max_open + srv2->max_open <= 2 && srv2->open == 1, "server 2's connection idle");
+    cf_upstream_destroy(u);
+    RUN_UNTIL(srv2->open == 0, 500);
+    is(srv2->open, 0, "destroy closes it");
+    server_stop(srv);
+    server_stop(srv2);
+}
+
 static void test_destroy_from_callback(void)
 {
     test_server_t *srv = server_start(NULL, RESP_OK);
@@ -992,6 +1074,7 @@ int main(void)
     test_queued_timeout_and_cancel();
     test_bad_request();
     test_destroy_from_callback();
+    test_idle_list();
 
     RUN_FOR(20); /* let closed sockets be disposed */
     cf_timeouts_dispose(&timeouts);
