@@ -168,25 +168,33 @@ static int watch_init(cf_worker_t *w)
     return 0;
 }
 
+static void on_watch_arm(h2o_timeout_entry_t *entry)
+{
+    cf_watch_t *watch = H2O_STRUCT_FROM_MEMBER(cf_watch_t, arm, entry);
+    h2o_socket_t *sock = watch->req->conn->callbacks->get_socket(watch->req->conn);
+    int fd = sock != NULL ? socket_fd(sock) : -1;
+    /* a peer that hung up already is reported at once: epoll checks readiness when a descriptor is added */
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = watch};
+    if (fd != -1 && epoll_ctl(watch->w->watch_epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        watch->fd = fd;
+}
+
 int cf_watch_start(cf_worker_t *w, h2o_req_t *req, cf_watch_t *watch)
 {
     watch->w = w;
+    watch->req = req;
     watch->fd = -1;
     if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL || w->watch_sock == NULL)
         return -1; /* HTTP/2: h2o disposes a reset stream's request itself */
-    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    int fd = sock != NULL ? socket_fd(sock) : -1;
-    if (fd == -1)
-        return -1;
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = watch};
-    if (epoll_ctl(w->watch_epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-        return -1;
-    watch->fd = fd;
+    watch->arm.cb = on_watch_arm;
+    cf_timeouts_link(&w->timeouts, CF_WATCH_DELAY_MS, &watch->arm);
     return 0;
 }
 
 void cf_watch_stop(cf_watch_t *watch)
 {
+    if (h2o_timeout_is_linked(&watch->arm))
+        h2o_timeout_unlink(&watch->arm);
     if (watch->fd == -1)
         return;
     epoll_ctl(watch->w->watch_epfd, EPOLL_CTL_DEL, watch->fd, NULL);

@@ -73,17 +73,25 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
 /** Runs a pass-through route (proxy.c). The table reference is passed on to the request. */
 void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m);
 
+/** A request is watched for its client going away only once it has run this long: most answers are sent sooner. */
+#define CF_WATCH_DELAY_MS 25
+
 /**
  * Watches an HTTP/1 client's socket while its request is processed (h2o 2.2.5 stops reading it), so that a client
- * that goes away is noticed at once: `on_gone(data)` is then called once. Returns 0, or -1 when the connection cannot
- * be watched (HTTP/2: h2o itself disposes a reset stream's request).
+ * that goes away is noticed at once: `on_gone(watch)` is then called once. The watch is armed CF_WATCH_DELAY_MS after
+ * cf_watch_start (two epoll_ctl calls that a fast request need not pay; a hang-up before then is reported when it
+ * arms). The struct must start zeroed with on_gone set. Returns 0, or -1 when the connection cannot be watched
+ * (HTTP/2: h2o itself disposes a reset stream's request).
  */
 typedef struct st_cf_watch_t {
     cf_worker_t *w;
-    int fd; /* -1 when not watching */
+    h2o_req_t *req;
+    int fd;                  /* registered in the worker's watch set; -1 when not */
+    h2o_timeout_entry_t arm; /* linked until the watch is armed */
     void (*on_gone)(struct st_cf_watch_t *watch);
 } cf_watch_t;
 int cf_watch_start(cf_worker_t *w, h2o_req_t *req, cf_watch_t *watch);
+/** Stops watching (whether armed or not); safe to call more than once. */
 void cf_watch_stop(cf_watch_t *watch);
 
 /** Sends conflux's own error: {"error": code, "message": message} with `status`. */

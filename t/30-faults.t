@@ -180,4 +180,21 @@ subtest 'a client that goes away cancels its upstream exchanges' => sub {
     is http_get($gw->url('/optional/notfound'))->{status}, 200, 'conflux still serves';
 };
 
+subtest 'a client that leaves before the watch is armed is noticed when it arms' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
+    print $s "GET /disconnect HTTP/1.1\r\nHost: x\r\n\r\n";
+    close $s;    # at once: well within the 25 ms before the watch arms
+    my $t0 = time;
+    my $aborted;
+    while (time - $t0 < 2) {
+        my $j = decode_json_ok(http_get($mock->url('/__mock/requests?path=/slow'))->{body}, 'journal is JSON');
+        ($aborted) = grep { $_->{aborted} } @$j;
+        last if $aborted;
+        sleep 0.02;
+    }
+    ok $aborted, 'the mock saw the upstream exchange abandoned';
+    cmp_ok time - $t0, '<', 0.5, 'soon after the watch armed, not when the upstream would have answered (2 s)';
+};
+
 done_testing;
