@@ -440,6 +440,14 @@ struct st_flight_t {
     h2o_timeout_entry_t mtimer;
 };
 
+/* The flight's memcached key: its digest in hex, into `hex` (h2o_memcached puts MEMCACHED_PREFIX in front). */
+static h2o_iovec_t memcached_key(const struct st_flight_t *fl, char hex[SHA256_DIGEST_LENGTH * 2 + 1])
+{
+    for (size_t i = 0; i != SHA256_DIGEST_LENGTH; ++i)
+        sprintf(hex + i * 2, "%02x", fl->digest[i]);
+    return h2o_iovec_init(hex, SHA256_DIGEST_LENGTH * 2);
+}
+
 struct st_cf_cache_wait_t {
     h2o_multithread_message_t msg; /* first: delivered through the waiter's worker queue */
     h2o_linklist_t link;           /* in flight->waiters while attached */
@@ -571,15 +579,12 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     if (r->stored && c->memc != NULL && !r->from_memcached) {
         /* "CF1 stored_ms ttl_ms swr_ms sie_ms status\n" + body: any process computes freshness the same way */
         char hex[SHA256_DIGEST_LENGTH * 2 + 1];
-        for (size_t i = 0; i != SHA256_DIGEST_LENGTH; ++i)
-            sprintf(hex + i * 2, "%02x", fl->digest[i]);
         cf_buf_t v = CF_BUF_INIT;
         cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms,
                        fl->policy.swr_ms, fl->policy.sie_ms, r->status);
         cf_buf_append(&v, r->body.base, r->body.len);
         uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
-        h2o_memcached_set(c->memc, h2o_iovec_init(hex, sizeof(hex) - 1), h2o_iovec_init(v.base, v.len),
-                          (uint32_t)(life_ms / 1000 + 1), 0);
+        h2o_memcached_set(c->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)(life_ms / 1000 + 1), 0);
         cf_buf_free(&v);
     }
     result_release(r);
@@ -671,11 +676,9 @@ static void start_flight(struct st_flight_t *fl)
         return;
     }
     char hex[SHA256_DIGEST_LENGTH * 2 + 1];
-    for (size_t i = 0; i != SHA256_DIGEST_LENGTH; ++i)
-        sprintf(hex + i * 2, "%02x", fl->digest[i]);
     fl->mtimer.cb = on_memcached_timeout;
     cf_timeouts_link(&fl->port->w->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
-    fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, h2o_iovec_init(hex, sizeof(hex) - 1), on_memcached_get, fl, 0);
+    fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, memcached_key(fl, hex), on_memcached_get, fl, 0);
 }
 
 /* Creates a flight (with the mutex held) and registers it; the caller starts it once the mutex is released. */

@@ -5,41 +5,68 @@
 #include <string.h>
 #include "jsonout.h"
 
-static void write_string(cf_buf_t *out, const char *s, size_t len)
+/* The length of the well-formed UTF-8 sequence at p (no overlongs, no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = *p;
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n == 0 || (size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; ++i)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))) ||
+        (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))))
+        return 0;
+    return n;
+}
+
+void cf_json_write_string(cf_buf_t *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p; /* run: bytes copied in one go */
     cf_buf_reserve(out, len + 2);
     cf_buf_appendc(out, '"');
-    size_t run = 0; /* bytes that need no escape, copied in one go */
-    for (size_t i = 0; i != len; ++i) {
-        unsigned char c = (unsigned char)s[i];
+    while (p != end) {
+        unsigned c = *p;
         const char *esc = NULL;
         char u[7];
-        if (c == '"')
+        size_t n = 1;
+        if (c >= 0x80) {
+            if ((n = utf8_sequence(p, end)) != 0) {
+                p += n;
+                continue;
+            }
+            n = 1;
+            esc = "\\ufffd";
+        } else if (c == '"') {
             esc = "\\\"";
-        else if (c == '\\')
+        } else if (c == '\\') {
             esc = "\\\\";
-        else if (c == '\n')
+        } else if (c == '\n') {
             esc = "\\n";
-        else if (c == '\r')
+        } else if (c == '\r') {
             esc = "\\r";
-        else if (c == '\t')
+        } else if (c == '\t') {
             esc = "\\t";
-        else if (c == '\b')
+        } else if (c == '\b') {
             esc = "\\b";
-        else if (c == '\f')
+        } else if (c == '\f') {
             esc = "\\f";
-        else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c == 0x7f) {
             u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0', u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = '\0';
             esc = u;
         }
-        if (esc == NULL)
+        if (esc == NULL) {
+            ++p;
             continue;
-        cf_buf_append(out, s + run, i - run);
+        }
+        cf_buf_append(out, run, (size_t)(p - run));
         cf_buf_appends(out, esc);
-        run = i + 1;
+        p += n;
+        run = p;
     }
-    cf_buf_append(out, s + run, len - run);
+    cf_buf_append(out, run, (size_t)(p - run));
     cf_buf_appendc(out, '"');
 }
 
@@ -73,7 +100,7 @@ void cf_json_write(cf_buf_t *out, const json_t *v)
             if (!first)
                 cf_buf_appendc(out, ',');
             first = 0;
-            write_string(out, key, strlen(key));
+            cf_json_write_string(out, key, strlen(key));
             cf_buf_appendc(out, ':');
             cf_json_write(out, member);
         }
@@ -90,7 +117,7 @@ void cf_json_write(cf_buf_t *out, const json_t *v)
         cf_buf_appendc(out, ']');
         break;
     case JSON_STRING:
-        write_string(out, json_string_value(v), json_string_length(v));
+        cf_json_write_string(out, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         cf_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));

@@ -12,4 +12,11 @@
  */
 void cf_json_write(cf_buf_t *out, const json_t *v);
 
+/**
+ * Appends `len` bytes as a JSON string: any bytes, e.g. a client's path for the access log. Quote, backslash and
+ * control characters are escaped; a byte that does not start a well-formed UTF-8 sequence becomes U+FFFD, so the
+ * output is always valid JSON.
+ */
+void cf_json_write_string(cf_buf_t *out, const char *s, size_t len);
+
 #endif

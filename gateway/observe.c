@@ -5,56 +5,16 @@
 #include <time.h>
 #include "accesslog.h"
 #include "gateway.h"
+#include "jsonout.h"
 #include "metrics.h"
 #include "observe.h"
-
-/* Appends `s` (`len` bytes, from a client: any bytes) as a JSON string; invalid UTF-8 becomes U+FFFD. */
-static void json_str(cf_buf_t *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    cf_buf_appendc(b, '"');
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p != end) {
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            cf_buf_append(b, esc, 2);
-            ++p;
-        } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            cf_buf_append(b, esc, 6);
-            ++p;
-        } else if (c < 0x80) {
-            cf_buf_appendc(b, (char)c);
-            ++p;
-        } else {
-            /* one well-formed UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF), else one bad byte */
-            size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-            int good = n != 0 && (size_t)(end - p) >= n;
-            for (size_t i = 1; good && i < n; ++i)
-                good = (p[i] & 0xc0) == 0x80;
-            if (good && n == 3)
-                good = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-            if (good && n == 4)
-                good = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-            if (good) {
-                cf_buf_append(b, p, n);
-                p += n;
-            } else {
-                cf_buf_appends(b, "\\ufffd");
-                ++p;
-            }
-        }
-    }
-    cf_buf_appendc(b, '"');
-}
 
 static void json_cstr(cf_buf_t *b, const char *s)
 {
     if (s == NULL)
         cf_buf_appends(b, "null");
     else
-        json_str(b, s, strlen(s));
+        cf_json_write_string(b, s, strlen(s));
 }
 
 /* milliseconds with microsecond precision */
@@ -90,9 +50,9 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
 
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     cf_buf_appends(b, ",\"method\":");
-    json_str(b, req->method.base, req->method.len);
+    cf_json_write_string(b, req->method.base, req->method.len);
     cf_buf_appends(b, ",\"path\":");
-    json_str(b, req->path.base, pathlen);
+    cf_json_write_string(b, req->path.base, pathlen);
     cf_buf_appends(b, ",\"route\":");
     json_cstr(b, rec->route != NULL ? rec->route->pattern.src : NULL);
     cf_buf_appendf(b, ",\"status\":%d,\"duration\":", rec->status);

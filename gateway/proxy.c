@@ -146,7 +146,7 @@ static void on_dispose(void *_p)
 }
 
 /* Builds the upstream path: the {rest*} capture re-encoded segment by segment, or the client's path as sent. */
-static int build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t *path)
+static void build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t *path)
 {
     h2o_req_t *req = p->req;
     if (p->route->pattern.rest_index >= 0) {
@@ -162,22 +162,11 @@ static int build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t 
             v = slash + 1;
         }
     } else {
-        size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-        /* the router matched literal and {param} segments; refuse dot segments rather than let the backend resolve them */
-        for (size_t i = 0; i < len; ++i) {
-            if (req->path.base[i] != '/')
-                continue;
-            size_t j = i + 1;
-            while (j < len && req->path.base[j] != '/')
-                ++j;
-            if (cf_is_dot_segment(req->path.base + i + 1, j - i - 1))
-                return -1;
-        }
-        cf_buf_append(path, req->path.base, len);
+        /* as sent: the router has already refused dot segments (also as %2E), bad escapes and %00 in any path */
+        cf_buf_append(path, req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
     }
     if (req->query_at != SIZE_MAX)
         cf_buf_append(path, req->path.base + req->query_at, req->path.len - req->query_at);
-    return 0;
 }
 
 void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
@@ -193,13 +182,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     p->watch.fd = -1;
 
     cf_buf_t path = CF_BUF_INIT;
-    if (build_path(p, m, &path) != 0) {
-        cf_buf_free(&path);
-        p->finished = 1;
-        observe(p, 400, 0, NULL);
-        cf_send_error(req, 400, "bad_request", "dot segments are not allowed in a proxied path");
-        return;
-    }
+    build_path(p, m, &path);
 
     /* client headers minus hop-by-hop ones and Host; then Via and the X-Forwarded-* / Forwarded (RFC 7239) set */
     char addr[INET6_ADDRSTRLEN];

@@ -34,6 +34,13 @@ int main(void)
     is_str(roundtrip("\"caf\\u00e9 \\ud83d\\ude00\""), "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", "UTF-8 written as is");
     is_str(roundtrip("\"a\\u0000b\""), "\"a\\u0000b\"", "NUL inside a string");
     is_str(roundtrip("[]"), "[]", "empty array");
+    /* strings from clients (the access log): any bytes in, valid JSON out */
+    cf_buf_t b = CF_BUF_INIT;
+    static const char client[] = "/x\xff\xc3(\xed\xa0\x80\xf4\x90\x80\x80 ok \xc3\xa9";
+    cf_json_write_string(&b, client, sizeof(client) - 1);
+    is_str(b.base, "\"/x\\ufffd\\ufffd(\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd ok \xc3\xa9\"",
+           "bytes that are not UTF-8 (stray, truncated, surrogate, above U+10FFFF) become U+FFFD; valid ones stay");
+    cf_buf_free(&b);
     /* every real from a sweep reads back to the same double */
     int bad = 0;
     srand(7);
