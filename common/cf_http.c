@@ -1,4 +1,5 @@
 /* Small HTTP text helpers shared by the gateway and the mock: reason phrases, hex digits, form decoding. */
+#include <string.h>
 #include "cf_http.h"
 
 const char *cf_http_reason(int status)
@@ -46,11 +47,23 @@ const char *cf_http_reason(int status)
         return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
     case 504:
         return "Gateway Timeout";
     default:
         return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
     }
+}
+
+int cf_http_is_tchar(int c)
+{
+    /* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT /
+     * ALPHA */
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c > 0 && c < 0x7f && memchr(extra, c, sizeof(extra) - 1) != NULL;
 }
 
 int cf_hexval(int c)

@@ -6,6 +6,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "gateway.h"
+#include "conn.h"
 #include "metrics.h"
 
 /* what /config shows: a copy, so that the endpoint never touches a config that a reload may be freeing */
@@ -48,6 +49,7 @@ static void send_metrics(h2o_req_t *req)
     cf_cache_stats_t cache;
     cf_cache_stats(&cache);
     cf_metrics_render(&text, cf_inflight_total(), &cache);
+    cf_metrics_render_edge(&text, cf_conn_count());
     send_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.base, text.len);
     cf_buf_free(&text);
 }

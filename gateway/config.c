@@ -245,6 +245,11 @@ static const cf_yfield_t limits_fields[] = {
      .min = 1,
      .max = 1ull << 30},
     {.key = "max_inflight", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, limits.max_inflight), .min = 1, .max = 10000000},
+    {.key = "max_client_connections",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_config_t, limits.max_client_connections),
+     .min = 1,
+     .max = 10000000},
     {NULL},
 };
 
@@ -1503,6 +1508,14 @@ static void explain_merge(FILE *out, const cf_route_t *r)
         fputs("    collisions: none\n", out);
     for (size_t i = 0; i < r->num_calls; ++i)
         free(sets[i].keys);
+}
+
+uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile)
+{
+    if (c->limits.max_client_connections != 0)
+        return c->limits.max_client_connections;
+    uint64_t half = nofile / 2;
+    return half < 16 ? 16 : half;
 }
 
 void cf_config_explain(const cf_config_t *c, FILE *out)

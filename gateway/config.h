@@ -104,9 +104,10 @@ typedef struct st_cf_config_t {
     char *access_log; /* NULL, "-" (stderr) or a path */
     uint64_t shutdown_timeout_ms;
     struct {
-        uint64_t max_request_body;  /* default 1MiB */
-        uint64_t max_response_body; /* default 8MiB */
-        uint64_t max_inflight;      /* default 10000 */
+        uint64_t max_request_body;       /* default 1MiB */
+        uint64_t max_response_body;      /* default 8MiB */
+        uint64_t max_inflight;           /* default 10000 */
+        uint64_t max_client_connections; /* 0: unset, derived from the fd limit at start (cf_config_max_client_connections) */
     } limits;
     struct {
         uint64_t memory;      /* bytes of the local LRU (keys, bodies and bookkeeping); default 64MiB */
@@ -134,6 +135,11 @@ cf_config_t *cf_config_load_string(const char *name, const char *yaml, size_t le
 void cf_config_retain(cf_config_t *c);
 /** Drops a reference (thread-safe); the last one frees the config. NULL is ignored. */
 void cf_config_free(cf_config_t *c);
+/**
+ * The client connection cap: limits.max_client_connections when set, else half of the open-file limit `nofile` (the
+ * other half is for upstream connections, listeners, log and cache sockets), at least 16.
+ */
+uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile);
 /** Prints each route's resolved call plan (stages, dependencies, timeouts, deadline, merge keys) for --explain. */
 void cf_config_explain(const cf_config_t *c, FILE *out);
 

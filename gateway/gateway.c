@@ -244,6 +244,24 @@ static void reject(cf_worker_t *w, h2o_req_t *req, uint64_t start_ns, int status
     cf_send_error(req, status, code, message);
 }
 
+int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
+                        size_t allowlen)
+{
+    char scratch[2048];
+    cf_route_match_t m;
+    if (plen >= sizeof(scratch))
+        return 0; /* long paths are left to the handler */
+    switch (cf_router_match(w->table->router, cf_method_bit(method, mlen), path, plen, scratch, &m)) {
+    case CF_ROUTE_NOT_FOUND:
+        return 404;
+    case CF_ROUTE_BAD_METHOD:
+        cf_methods_format(m.allowed, allow, allowlen);
+        return 405;
+    default:
+        return 0;
+    }
+}
+
 int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
 {
     cf_table_t *t = w->table;

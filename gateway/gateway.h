@@ -66,6 +66,13 @@ void cf_worker_dispose(cf_worker_t *w);
 /** The catch-all request handler: routes, then runs a fan-out or a proxy exchange. `w` is the request's worker. */
 int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req);
 
+/**
+ * Routes a request head before its body is read (for an early answer to Expect: 100-continue): 0 when a route takes
+ * `method` on the raw `path` (without the query), else 404, or 405 with the Allow value in `allow`. Touches nothing.
+ */
+int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
+                        size_t allowlen);
+
 /* internal entry points between the request modules */
 
 /** Runs a route with calls (fanout.c). The table reference is passed on to the request. */

@@ -16,6 +16,7 @@
 #include "cf_net.h"
 #include "config.h"
 #include "accesslog.h"
+#include "conn.h"
 #include "admin.h"
 #include "cache.h"
 #include "gateway.h"
@@ -36,12 +37,10 @@ typedef struct st_cf_thread_t {
     pthread_t tid;
     h2o_context_t ctx;
     cf_worker_t worker;
+    cf_conns_t conns;          /* client connections and the listeners they come from */
     cf_config_t *first_config; /* the reference its first table takes over */
-    h2o_accept_ctx_t *accept;  /* one per listen: entry */
     h2o_accept_ctx_t admin_accept;
     int *fds; /* listening fds opened by the main thread, one per listen: entry */
-    size_t num_listeners;
-    h2o_socket_t **listeners;
     h2o_socket_t *admin_listener;
     h2o_multithread_receiver_t control; /* wakes the loop for a reload or a stop */
     uint64_t reload_gen;                /* the last reload generation applied */
@@ -60,6 +59,7 @@ static struct {
     cf_thread_t *threads;
     size_t num_threads;
     int admin_fd;
+    uint64_t nofile; /* the open-file limit in force */
     /* shared between threads: atomics, or under `mutex` */
     int stopping; /* atomic: stop accepting and drain */
     int draining; /* atomic: /healthz answers 503 */
@@ -98,35 +98,12 @@ static h2o_hostconf_t *register_host(const char *name, int (*on_req)(h2o_handler
     return hostconf;
 }
 
-/* enough to drain a burst quickly, few enough that one listener does not starve the loop's other sockets */
-#define ACCEPTS_PER_WAKEUP 64
-
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* The admin listener: trusted clients, not counted against the client connection cap. */
+static void on_admin_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    /* take a burst per wakeup: thousands of clients connect at once under load, and one accept per loop turn would
-     * make the last of them wait thousands of turns (h2o's own server does the same) */
-    for (int i = 0; i != ACCEPTS_PER_WAKEUP && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
+    if (err == NULL && (sock = h2o_evloop_socket_accept(listener)) != NULL)
         h2o_accept(listener->data, sock);
-}
-
-static h2o_socket_t *listen_on(cf_thread_t *th, int fd, h2o_accept_ctx_t *accept_ctx)
-{
-    h2o_socket_t *sock = h2o_evloop_socket_create(th->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    sock->data = accept_ctx;
-    h2o_socket_read_start(sock, on_accept);
-    return sock;
-}
-
-/* Stops accepting on a listener: connections the kernel already completed are taken first, so none is reset. */
-static void close_listener(h2o_socket_t *listener)
-{
-    h2o_socket_t *sock;
-    while ((sock = h2o_evloop_socket_accept(listener)) != NULL)
-        h2o_accept(listener->data, sock);
-    h2o_socket_close(listener);
 }
 
 static void log_address(const char *host, uint16_t port, const char *what)
@@ -199,16 +176,17 @@ static int setup_thread(cf_thread_t *th)
         fprintf(stderr, "conflux: %s: %s\n", conflux.config_path, err);
         return -1;
     }
-    th->num_listeners = config->num_listen;
-    th->accept = h2o_mem_alloc(sizeof(*th->accept) * config->num_listen);
-    th->listeners = h2o_mem_alloc(sizeof(*th->listeners) * config->num_listen);
-    for (size_t i = 0; i < config->num_listen; ++i) {
-        th->accept[i] = (h2o_accept_ctx_t){&th->ctx, conflux.gateway_hosts, conflux.ssl_ctxs[i]};
-        th->listeners[i] = listen_on(th, th->fds[i], &th->accept[i]);
+    if (cf_conns_init(&th->conns, &th->ctx, &th->worker, conflux.gateway_hosts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "conflux: %s\n", err);
+        return -1;
     }
+    for (size_t i = 0; i < config->num_listen; ++i)
+        cf_conns_listen(&th->conns, th->fds[i], conflux.gateway_hosts, conflux.ssl_ctxs[i], config->listen[i].http2);
     if (th->index == 0 && conflux.admin_fd != -1) {
         th->admin_accept = (h2o_accept_ctx_t){&th->ctx, conflux.admin_hosts};
-        th->admin_listener = listen_on(th, conflux.admin_fd, &th->admin_accept);
+        th->admin_listener = h2o_evloop_socket_create(th->ctx.loop, conflux.admin_fd, H2O_SOCKET_FLAG_DONT_READ);
+        th->admin_listener->data = &th->admin_accept;
+        h2o_socket_read_start(th->admin_listener, on_admin_accept);
     }
     return 0;
 }
@@ -238,8 +216,7 @@ static void *thread_main(void *arg)
 
     /* graceful stop: no new connections; requests in flight (on any thread) finish within shutdown_timeout, while
      * thread 0 keeps the admin listener open so that /healthz reports the draining */
-    for (size_t i = 0; i < th->num_listeners; ++i)
-        close_listener(th->listeners[i]);
+    cf_conns_stop_accepting(&th->conns);
     uint64_t deadline = __atomic_load_n(&conflux.stop_deadline_ns, __ATOMIC_RELAXED);
     while (cf_inflight_total() != 0 && cf_now_ns() < deadline)
         h2o_evloop_run(th->ctx.loop, 50);
@@ -332,8 +309,10 @@ static void reload(void)
     cf_config_t *old = conflux.config;
     conflux.config = config;
     cf_config_free(old);
-    if (failed < conflux.num_threads)
+    if (failed < conflux.num_threads) {
         cf_admin_config_loaded(config);
+        cf_conn_set_max(cf_config_max_client_connections(config, conflux.nofile));
+    }
     cf_metrics_reload(failed == 0);
     if (failed == 0)
         fprintf(stderr, "conflux: reloaded %s\n", conflux.config_path);
@@ -364,13 +343,18 @@ static void stop(void)
 
 /* --- startup ------------------------------------------------------------------------------------------------- */
 
-static void raise_nofile(void)
+/* Raises the soft open-file limit to the hard one (connections are files) and returns the limit in force. */
+static uint64_t raise_nofile(void)
 {
     struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-        r.rlim_cur = r.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &r);
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+        return 1024;
+    if (r.rlim_cur < r.rlim_max) {
+        struct rlimit want = {r.rlim_max, r.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            r = want;
     }
+    return r.rlim_cur == RLIM_INFINITY ? 1u << 20 : (uint64_t)r.rlim_cur;
 }
 
 /*
@@ -514,10 +498,18 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+    conflux.nofile = raise_nofile();
+    uint64_t max_clients = cf_config_max_client_connections(config, conflux.nofile);
+    if (cf_conn_setup(max_clients, err, sizeof(err)) != 0) {
+        fprintf(stderr, "conflux: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "conflux: open-file limit %" PRIu64 "; up to %" PRIu64 " client connections\n", conflux.nofile, max_clients);
 
     h2o_config_init(&conflux.globalconf);
     conflux.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux"));
+    /* no h2c (Upgrade: h2c, or the h2 preface on a plain listener): HTTP/2 only where a TLS listener asks for it */
+    conflux.globalconf.http1.upgrade_to_http2 = 0;
     conflux.globalconf.max_request_entity_size = config->limits.max_request_body;
     conflux.gateway_hosts[0] = register_host("default", on_gateway_req);
     conflux.admin_hosts[0] = register_host("admin", on_admin_req);

@@ -69,6 +69,8 @@ static mnode_t *routes;   /* route_series_t */
 static mnode_t *backends; /* backend_series_t */
 static void *unrouted;    /* route_series_t "none", cached */
 static uint64_t reloads_ok, reloads_error, log_dropped;
+/* the edge: connections refused or closed before any request reached a route (labels are static strings) */
+static mnode_t *http1_refused, *http2_goaway, *accept_paused; /* labelled_t by reason */
 
 #define LOAD_PTR(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define COUNT(p, n) __atomic_fetch_add((p), (n), __ATOMIC_RELAXED)
@@ -287,6 +289,51 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
                    "\nconflux_cache_memcached_total{result=\"miss\"} %" PRIu64
                    "\nconflux_cache_memcached_total{result=\"error\"} %" PRIu64 "\n",
                    c->memcached_hits, c->memcached_misses, c->memcached_errors);
+}
+
+static void count_reason(mnode_t **family, const char *reason)
+{
+    COUNT(&((labelled_t *)get(family, reason, sizeof(labelled_t), NULL, 0))->count, 1);
+}
+
+void cf_metrics_http1_refused(const char *reason)
+{
+    count_reason(&http1_refused, reason);
+}
+
+void cf_metrics_http2_goaway(const char *reason)
+{
+    count_reason(&http2_goaway, reason);
+}
+
+void cf_metrics_accept_paused(const char *reason)
+{
+    count_reason(&accept_paused, reason);
+}
+
+static void reasons_render(cf_buf_t *out, const char *name, mnode_t *const *family)
+{
+    for (mnode_t *r = LOAD_PTR(family); r != NULL; r = LOAD_PTR(&r->next)) {
+        series_start(out, name, "reason", r->name, NULL, NULL);
+        cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&((labelled_t *)r)->count));
+    }
+}
+
+void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections)
+{
+    header(out, "conflux_client_connections", "gauge", "Client connections open now (admin connections not counted).");
+    cf_buf_appendf(out, "conflux_client_connections %zu\n", client_connections);
+    header(out, "conflux_http1_refused_total", "counter",
+           "HTTP/1 client connections answered with an error and closed before their request reached libh2o, by what "
+           "was wrong (two Content-Lengths, a bare LF, ...).");
+    reasons_render(out, "conflux_http1_refused_total", &http1_refused);
+    header(out, "conflux_http2_goaway_total", "counter",
+           "HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM), by reason: rapid_reset, frame_flood.");
+    reasons_render(out, "conflux_http2_goaway_total", &http2_goaway);
+    header(out, "conflux_accept_paused_total", "counter",
+           "Times accepting new connections paused for a moment, by reason: fd_limit (accept failed with EMFILE or the "
+           "like), max_client_connections (the cap was reached).");
+    reasons_render(out, "conflux_accept_paused_total", &accept_paused);
 }
 
 void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)

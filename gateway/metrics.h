@@ -27,6 +27,16 @@ void cf_metrics_reload(int ok);
 /** Counts an access-log line dropped because the writer's queue was full. */
 void cf_metrics_log_dropped(void);
 
+/** Counts an HTTP/1 connection refused by the framing guard, or a 100-continue refused early; `reason` is a static
+ * string (a bounded set of labels). */
+void cf_metrics_http1_refused(const char *reason);
+/** Counts an HTTP/2 connection closed with GOAWAY by conflux; `reason` is a static string. */
+void cf_metrics_http2_goaway(const char *reason);
+/** Counts a pause of accepting; `reason` is a static string. */
+void cf_metrics_accept_paused(const char *reason);
+/** Appends the client connection gauge and the three families above. */
+void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections);
+
 struct st_cf_cache_stats_t;
 
 /**

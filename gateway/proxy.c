@@ -216,12 +216,16 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     char fwd[256];
     int fl = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=%s", v6 ? "\"[" : "", addr, v6 ? "]\"" : "",
                       req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http");
-    if (req->authority.len != 0 && req->authority.len < 128 && fl > 0 && (size_t)fl < sizeof(fwd) &&
-        memchr(req->authority.base, '"', req->authority.len) == NULL &&
-        memchr(req->authority.base, '\\', req->authority.len) == NULL) {
+    /* the Host the client sent (HTTP/2: :authority); h2o gives a request without one (HTTP/1.0) its host entry's
+     * name, "default", which is nobody's host */
+    h2o_iovec_t host = req->input.authority;
+    if (req->hostconf != NULL && host.base == req->hostconf->authority.hostport.base)
+        host = h2o_iovec_init(NULL, 0);
+    if (host.len != 0 && host.len < 128 && fl > 0 && (size_t)fl < sizeof(fwd) && memchr(host.base, '"', host.len) == NULL &&
+        memchr(host.base, '\\', host.len) == NULL) {
         /* RFC 7239 §4: host:port is not a token, so it goes in a quoted string */
-        snprintf(fwd + fl, sizeof(fwd) - (size_t)fl, ";host=\"%.*s\"", (int)req->authority.len, req->authority.base);
-        headers[n++] = (h2o_header_t){&x_forwarded_host, NULL, req->authority};
+        snprintf(fwd + fl, sizeof(fwd) - (size_t)fl, ";host=\"%.*s\"", (int)host.len, host.base);
+        headers[n++] = (h2o_header_t){&x_forwarded_host, NULL, host};
     }
     headers[n++] = (h2o_header_t){&forwarded, NULL, h2o_strdup(&req->pool, fwd, SIZE_MAX)};
 

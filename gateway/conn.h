@@ -1,0 +1,61 @@
+/* Client connections: accepting them (a cap, back-off at the fd limit), TLS and ALPN, and the checks on their raw bytes
+ * that stand in front of libh2o (strict HTTP/1 framing, HTTP/2 reset and flood limits). */
+#ifndef CF_CONN_H
+#define CF_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "gateway.h"
+
+/** HTTP/2: a connection whose client resets more streams than this within one second gets GOAWAY and is closed. */
+#define CF_H2_MAX_RESETS_PER_SECOND 200
+/** HTTP/2: the same for frames that cost conflux work but move no request forward (PING, SETTINGS, PRIORITY, empty
+ * DATA/HEADERS/CONTINUATION). */
+#define CF_H2_MAX_IDLE_FRAMES_PER_SECOND 1000
+/** How long accepting pauses at the fd limit, or while the client connection cap is reached (re-checked then). */
+#define CF_ACCEPT_BACKOFF_MS 100
+
+typedef struct st_cf_conns_t cf_conns_t;
+
+/** A listening socket of one event loop. */
+typedef struct st_cf_listener_t {
+    h2o_accept_ctx_t accept; /* the context, the host list and the TLS context (NULL: plain HTTP/1.1) */
+    h2o_socket_t *sock;
+    cf_conns_t *conns;
+    int http2; /* offer h2 (TLS listeners only) */
+} cf_listener_t;
+
+/** The client connections of one event loop. Only its own thread touches it. */
+struct st_cf_conns_t {
+    h2o_context_t *ctx;
+    cf_worker_t *worker;
+    cf_listener_t *listeners;
+    size_t num_listeners, cap_listeners;
+    h2o_timeout_entry_t resume; /* linked while accepting is paused */
+};
+
+/**
+ * Process-wide setup, once, before any loop runs: finds libh2o's own h2o_socket_read_start (conflux puts its checks in
+ * front of libh2o's read callbacks by standing in for that function; see conn.c) and sets the connection cap.
+ * Returns 0, or -1 with a message.
+ */
+int cf_conn_setup(size_t max_client_connections, char *err, size_t errlen);
+/** Changes the cap (a reload). */
+void cf_conn_set_max(size_t max_client_connections);
+/** Client connections open now, in the whole process. */
+size_t cf_conn_count(void);
+
+/**
+ * Sets up a loop's connections. Checks, on a socket pair, that the HTTP/1 guard really stands in front of libh2o in
+ * this build (it cannot when libh2o is linked statically); returns -1 with a message when it does not.
+ */
+int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_hostconf_t **hosts, char *err, size_t errlen);
+/** Starts accepting on the listening socket `fd`: plain HTTP/1.1 when `ssl_ctx` is NULL, else TLS (h2 by ALPN when
+ * `http2`). */
+void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2);
+/** Stops accepting: connections the kernel completed already are taken first (none is reset), then the listening
+ * sockets are closed. */
+void cf_conns_stop_accepting(cf_conns_t *cs);
+
+#endif

@@ -1,0 +1,567 @@
+/* Strict HTTP/1.1 request framing (RFC 9112) over a client's raw byte stream: pure, one byte at a time, no buffer. */
+#include <string.h>
+#include "cf_http.h"
+#include "h1guard.h"
+
+enum {
+    S_START,          /* before a request; one empty line may precede it (RFC 9112 §2.2) */
+    S_START_LF,       /* after the CR of that empty line */
+    S_METHOD,         /* in the method token */
+    S_TARGET_FIRST,   /* the byte after the method's space */
+    S_TARGET,         /* in the request-target */
+    S_VERSION,        /* in "HTTP/1.x" */
+    S_LINE_LF,        /* after the request line's CR */
+    S_FIELD_START,    /* at the start of a header line (or the empty line that ends the head) */
+    S_NAME,           /* in a field name */
+    S_OWS,            /* after the colon, before the value */
+    S_VALUE,          /* in a field value */
+    S_FIELD_LF,       /* after a field line's CR */
+    S_HEAD_END_LF,    /* after the CR of the empty line */
+    S_BODY,           /* skipping Content-Length bytes */
+    S_CHUNK_SIZE,     /* in a chunk size */
+    S_CHUNK_BWS,      /* whitespace after the size, before ";" */
+    S_CHUNK_EXT,      /* in a chunk extension */
+    S_CHUNK_SIZE_LF,  /* after the chunk line's CR */
+    S_CHUNK_DATA,     /* skipping chunk data */
+    S_CHUNK_DATA_CR,  /* the CR after chunk data */
+    S_CHUNK_DATA_LF,  /* the LF after chunk data */
+    S_TRAILER_START,  /* at the start of a trailer line (or the empty line that ends the message) */
+    S_TRAILER_END_LF, /* after the CR of that empty line */
+    S_ERROR
+};
+
+/* per-head flags */
+#define F_HTTP10 0x01
+#define F_CL 0x02
+#define F_TE 0x04
+#define F_HOST 0x08
+#define F_EXPECT_CONTINUE 0x10
+#define F_TRAILER 0x20 /* the field lines being read are trailers */
+#define F_SKIPPED_CRLF 0x40
+
+/* per-value flags */
+#define V_DIGITS 0x01
+#define V_SPACE 0x02    /* whitespace seen after the value's text: only more whitespace may follow */
+#define V_MISMATCH 0x04 /* an Expect value that is not 100-continue */
+
+/* the fields whose values the guard reads; the name is matched a byte at a time, lower-cased */
+enum { FIELD_OTHER, FIELD_CONTENT_LENGTH, FIELD_TRANSFER_ENCODING, FIELD_HOST, FIELD_EXPECT };
+static const char *const field_names[] = {NULL, "content-length", "transfer-encoding", "host", "expect"};
+
+#define MAX_METHOD 32
+#define MAX_CONTENT_LENGTH 1000000000000000000ull /* 10^18: no body is that large, and the arithmetic cannot overflow */
+
+static const struct {
+    const char *message, *label;
+    int status;
+} results[CF_H1G_NUM_RESULTS] = {
+    [CF_H1G_MORE] = {"ok", "ok", 0},
+    [CF_H1G_EXPECT_CONTINUE] = {"expects 100-continue", "expect_continue", 0},
+    [CF_H1G_ERR_REQUEST_LINE] = {"malformed request line", "request_line", 400},
+    [CF_H1G_ERR_METHOD] = {"malformed method", "method", 400},
+    [CF_H1G_ERR_TARGET] = {"malformed request target (a control byte)", "target", 400},
+    [CF_H1G_ERR_VERSION] = {"unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)", "version", 505},
+    [CF_H1G_ERR_HTTP2_PREFACE] = {"HTTP/2 is not enabled on this listener", "http2_preface", 505},
+    [CF_H1G_ERR_BARE_LF] = {"line ends in a bare LF (CRLF required)", "bare_lf", 400},
+    [CF_H1G_ERR_BARE_CR] = {"CR not followed by LF", "bare_cr", 400},
+    [CF_H1G_ERR_OBS_FOLD] = {"obsolete line folding (a header line starting with whitespace)", "obs_fold", 400},
+    [CF_H1G_ERR_FIELD_NAME] = {"malformed header field name", "field_name", 400},
+    [CF_H1G_ERR_SPACE_BEFORE_COLON] = {"whitespace between a header field name and its colon", "space_before_colon", 400},
+    [CF_H1G_ERR_FIELD_VALUE] = {"control character in a header field value", "field_value", 400},
+    [CF_H1G_ERR_TOO_MANY_FIELDS] = {"too many header fields", "too_many_fields", 431},
+    [CF_H1G_ERR_HEAD_TOO_LARGE] = {"request head too large", "head_too_large", 431},
+    [CF_H1G_ERR_CONTENT_LENGTH] = {"malformed Content-Length", "content_length", 400},
+    [CF_H1G_ERR_TWO_CONTENT_LENGTHS] = {"more than one Content-Length", "two_content_lengths", 400},
+    [CF_H1G_ERR_CL_AND_TE] = {"both Content-Length and Transfer-Encoding", "cl_and_te", 400},
+    [CF_H1G_ERR_TRANSFER_ENCODING] = {"Transfer-Encoding other than exactly \"chunked\"", "transfer_encoding", 400},
+    [CF_H1G_ERR_TE_HTTP10] = {"Transfer-Encoding in an HTTP/1.0 request", "te_http10", 400},
+    [CF_H1G_ERR_NO_HOST] = {"HTTP/1.1 request without Host", "no_host", 400},
+    [CF_H1G_ERR_TWO_HOSTS] = {"more than one Host", "two_hosts", 400},
+    [CF_H1G_ERR_HOST] = {"malformed Host", "host", 400},
+    [CF_H1G_ERR_CHUNK_SIZE] = {"malformed chunk size (hex digits only)", "chunk_size", 400},
+    [CF_H1G_ERR_CHUNK_EXT] = {"malformed or oversized chunk extension", "chunk_ext", 400},
+    [CF_H1G_ERR_CHUNK_END] = {"chunk data not followed by CRLF", "chunk_end", 400},
+    [CF_H1G_ERR_TRAILER] = {"framing field in the trailer section", "trailer", 400},
+};
+
+const char *cf_h1guard_message(cf_h1guard_result_t r)
+{
+    return r < CF_H1G_NUM_RESULTS ? results[r].message : "invalid request";
+}
+
+int cf_h1guard_status(cf_h1guard_result_t r)
+{
+    return r < CF_H1G_NUM_RESULTS && results[r].status != 0 ? results[r].status : 400;
+}
+
+const char *cf_h1guard_label(cf_h1guard_result_t r)
+{
+    return r < CF_H1G_NUM_RESULTS ? results[r].label : "other";
+}
+
+void cf_h1guard_init(cf_h1guard_t *g)
+{
+    memset(g, 0, sizeof(*g));
+}
+
+int cf_h1guard_idle(const cf_h1guard_t *g)
+{
+    return g->state == S_START && (g->flags & F_SKIPPED_CRLF) == 0;
+}
+
+/* the characters of a Host value: uri-host [":" port] (RFC 3986 reg-name, IP-literal, IPv4) */
+static int is_host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:[]%", c) != NULL;
+}
+
+static int lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* A field name's byte: narrows which framing field the name can still be. */
+static void name_byte(cf_h1guard_t *g, unsigned char c)
+{
+    if (g->field == FIELD_OTHER)
+        return;
+    const char *want = field_names[g->field];
+    if (want[g->match] != '\0' && want[g->match] == lower(c))
+        ++g->match;
+    else
+        g->field = FIELD_OTHER;
+}
+
+/* The colon after a name: a framing field is now known. Returns an error or CF_H1G_MORE. */
+static cf_h1guard_result_t name_end(cf_h1guard_t *g)
+{
+    if (g->field != FIELD_OTHER && field_names[g->field][g->match] != '\0')
+        g->field = FIELD_OTHER; /* a prefix of one ("host" vs "hos") */
+    g->match = 0;
+    g->value_flags = 0;
+    if (g->field == FIELD_OTHER)
+        return CF_H1G_MORE;
+    if ((g->flags & F_TRAILER) != 0 && g->field != FIELD_EXPECT)
+        return CF_H1G_ERR_TRAILER; /* RFC 9110 §6.5.1: framing and routing fields never come in trailers */
+    switch (g->field) {
+    case FIELD_CONTENT_LENGTH:
+        if (g->flags & F_CL)
+            return CF_H1G_ERR_TWO_CONTENT_LENGTHS; /* RFC 9112 §6.3: even equal ones would be a list */
+        g->flags |= F_CL;
+        g->remaining = 0;
+        break;
+    case FIELD_TRANSFER_ENCODING:
+        if (g->flags & F_TE)
+            return CF_H1G_ERR_TRANSFER_ENCODING; /* two fields make a list: only "chunked" alone is framed here */
+        g->flags |= F_TE;
+        break;
+    case FIELD_HOST:
+        if (g->flags & F_HOST)
+            return CF_H1G_ERR_TWO_HOSTS; /* RFC 9112 §3.2 */
+        g->flags |= F_HOST;
+        break;
+    }
+    return CF_H1G_MORE;
+}
+
+/* A byte of a field value (not CR/LF; a CTL was refused already). */
+static cf_h1guard_result_t value_byte(cf_h1guard_t *g, unsigned char c)
+{
+    int space = c == ' ' || c == '\t';
+    if (g->field == FIELD_OTHER)
+        return CF_H1G_MORE;
+    if (space) {
+        g->value_flags |= V_SPACE; /* leading whitespace was skipped: this ends the text */
+        return CF_H1G_MORE;
+    }
+    if ((g->value_flags & V_SPACE) != 0) {
+        switch (g->field) {
+        case FIELD_CONTENT_LENGTH:
+            return CF_H1G_ERR_CONTENT_LENGTH;
+        case FIELD_TRANSFER_ENCODING:
+            return CF_H1G_ERR_TRANSFER_ENCODING;
+        case FIELD_HOST:
+            return CF_H1G_ERR_HOST;
+        default:
+            g->value_flags |= V_MISMATCH;
+            return CF_H1G_MORE;
+        }
+    }
+    switch (g->field) {
+    case FIELD_CONTENT_LENGTH:
+        if (c == ',')
+            return CF_H1G_ERR_TWO_CONTENT_LENGTHS;
+        if (c < '0' || c > '9' || g->remaining >= MAX_CONTENT_LENGTH / 10)
+            return CF_H1G_ERR_CONTENT_LENGTH;
+        g->remaining = g->remaining * 10 + (c - '0');
+        g->value_flags |= V_DIGITS;
+        return CF_H1G_MORE;
+    case FIELD_TRANSFER_ENCODING:
+        /* exactly "chunked": no other coding, no list, no other case (transfer codings are case-insensitive, but a
+         * proxy in front that disagrees on case is the very ambiguity a smuggler looks for) */
+        if (g->match >= 7 || c != (unsigned char)"chunked"[g->match])
+            return CF_H1G_ERR_TRANSFER_ENCODING;
+        ++g->match;
+        return CF_H1G_MORE;
+    case FIELD_HOST:
+        return is_host_char(c) ? CF_H1G_MORE : CF_H1G_ERR_HOST;
+    case FIELD_EXPECT: /* the expectation is case-insensitive (RFC 9110 §10.1.1) */
+        if (g->match < 12 && lower(c) == (unsigned char)"100-continue"[g->match])
+            ++g->match;
+        else
+            g->value_flags |= V_MISMATCH;
+        return CF_H1G_MORE;
+    }
+    return CF_H1G_MORE;
+}
+
+/* The CR that ends a value. */
+static cf_h1guard_result_t value_end(cf_h1guard_t *g)
+{
+    switch (g->field) {
+    case FIELD_CONTENT_LENGTH:
+        return (g->value_flags & V_DIGITS) != 0 ? CF_H1G_MORE : CF_H1G_ERR_CONTENT_LENGTH;
+    case FIELD_TRANSFER_ENCODING:
+        return g->match == 7 ? CF_H1G_MORE : CF_H1G_ERR_TRANSFER_ENCODING;
+    case FIELD_EXPECT:
+        if (g->match == 12 && (g->value_flags & V_MISMATCH) == 0)
+            g->flags |= F_EXPECT_CONTINUE;
+        break;
+    }
+    return CF_H1G_MORE;
+}
+
+/* The LF that ends the head: the framing it declares. */
+static cf_h1guard_result_t head_end(cf_h1guard_t *g)
+{
+    if ((g->flags & (F_HTTP10 | F_HOST)) == 0)
+        return CF_H1G_ERR_NO_HOST;
+    if ((g->flags & (F_CL | F_TE)) == (F_CL | F_TE))
+        return CF_H1G_ERR_CL_AND_TE; /* RFC 9112 §6.3: a sender must not; a proxy may have framed it either way */
+    if ((g->flags & (F_TE | F_HTTP10)) == (F_TE | F_HTTP10))
+        return CF_H1G_ERR_TE_HTTP10; /* RFC 9112 §6.1 */
+    if (g->flags & F_TE) {
+        g->state = S_CHUNK_SIZE;
+        g->hex_digits = 0;
+        g->remaining = 0;
+    } else if ((g->flags & F_CL) != 0 && g->remaining != 0) {
+        g->state = S_BODY;
+    } else {
+        g->state = S_START;
+    }
+    return (g->flags & F_EXPECT_CONTINUE) != 0 ? CF_H1G_EXPECT_CONTINUE : CF_H1G_MORE;
+}
+
+/* The first byte of a field line (or of the empty line that ends a head or trailer section). */
+static cf_h1guard_result_t line_start(cf_h1guard_t *g, unsigned char c, int end_state)
+{
+    if (c == '\r') {
+        g->state = end_state;
+        return CF_H1G_MORE;
+    }
+    if (c == '\n')
+        return CF_H1G_ERR_BARE_LF;
+    if (c == ' ' || c == '\t')
+        return CF_H1G_ERR_OBS_FOLD; /* RFC 9112 §5.2 (and §2.2 for whitespace before the first field) */
+    if (!cf_http_is_tchar(c))
+        return CF_H1G_ERR_FIELD_NAME;
+    if (++g->num_fields > CF_H1G_MAX_FIELDS)
+        return CF_H1G_ERR_TOO_MANY_FIELDS;
+    switch (lower(c)) {
+    case 'c':
+        g->field = FIELD_CONTENT_LENGTH;
+        break;
+    case 't':
+        g->field = FIELD_TRANSFER_ENCODING;
+        break;
+    case 'h':
+        g->field = FIELD_HOST;
+        break;
+    case 'e':
+        g->field = FIELD_EXPECT;
+        break;
+    default:
+        g->field = FIELD_OTHER;
+        break;
+    }
+    g->match = 1;
+    g->state = S_NAME;
+    return CF_H1G_MORE;
+}
+
+static cf_h1guard_result_t fail(cf_h1guard_t *g, cf_h1guard_result_t r)
+{
+    g->state = S_ERROR;
+    g->remaining = r; /* kept so that feeding more bytes repeats the error */
+    return r;
+}
+
+cf_h1guard_result_t cf_h1guard_feed(cf_h1guard_t *g, const char *bytes, size_t len, size_t *consumed)
+{
+    const unsigned char *p = (const unsigned char *)bytes;
+    cf_h1guard_result_t r = CF_H1G_MORE;
+    size_t i = 0;
+
+    if (g->state == S_ERROR) {
+        *consumed = 0;
+        return (cf_h1guard_result_t)g->remaining;
+    }
+    while (i < len) {
+        unsigned char c = p[i];
+
+        /* bodies: skip in bulk */
+        if (g->state == S_BODY || g->state == S_CHUNK_DATA) {
+            size_t n = len - i < g->remaining ? len - i : (size_t)g->remaining;
+            i += n;
+            g->remaining -= n;
+            if (g->remaining == 0)
+                g->state = g->state == S_BODY ? S_START : S_CHUNK_DATA_CR;
+            continue;
+        }
+        if (g->state <= S_HEAD_END_LF && g->state >= S_METHOD && ++g->head_len > CF_H1G_MAX_HEAD) {
+            r = CF_H1G_ERR_HEAD_TOO_LARGE;
+            goto Error;
+        }
+
+        switch (g->state) {
+        case S_START:
+            if (c == '\r' && (g->flags & F_SKIPPED_CRLF) == 0) {
+                g->state = S_START_LF;
+                break;
+            }
+            if (c == '\n') {
+                r = CF_H1G_ERR_BARE_LF;
+                goto Error;
+            }
+            if (!cf_http_is_tchar(c)) {
+                r = c == '\r' ? CF_H1G_ERR_REQUEST_LINE : CF_H1G_ERR_METHOD;
+                goto Error;
+            }
+            /* a new request */
+            g->flags = 0;
+            g->num_fields = 0;
+            g->head_len = 1;
+            g->match = 1;
+            g->state = S_METHOD;
+            break;
+        case S_START_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_BARE_CR;
+                goto Error;
+            }
+            g->flags |= F_SKIPPED_CRLF;
+            g->state = S_START;
+            break;
+        case S_METHOD:
+            if (c == ' ') {
+                g->state = S_TARGET_FIRST;
+            } else if (!cf_http_is_tchar(c) || ++g->match > MAX_METHOD) {
+                r = CF_H1G_ERR_METHOD;
+                goto Error;
+            }
+            break;
+        case S_TARGET_FIRST:
+        case S_TARGET:
+            /* origin-form, absolute-form, authority-form or "*": no space, no control byte (RFC 9112 §3.2). Raw
+             * bytes above 0x7f are not ASCII, but clients send UTF-8 paths unencoded and nginx takes them: so do we
+             * (they never reach an upstream unencoded) */
+            if (c == ' ' && g->state == S_TARGET) {
+                g->state = S_VERSION;
+                g->match = 0;
+            } else if (c > 0x20 && c != 0x7f) {
+                g->state = S_TARGET;
+            } else {
+                r = c == '\r' || c == '\n' ? CF_H1G_ERR_REQUEST_LINE : CF_H1G_ERR_TARGET;
+                goto Error;
+            }
+            break;
+        case S_VERSION:
+            /* "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3); 1.0 and 1.1 only */
+            if (g->match < 5) {
+                if (c != (unsigned char)"HTTP/"[g->match]) {
+                    r = CF_H1G_ERR_REQUEST_LINE;
+                    goto Error;
+                }
+            } else if (g->match == 5) {
+                if (c == '2') {
+                    r = CF_H1G_ERR_HTTP2_PREFACE; /* "PRI * HTTP/2.0": prior knowledge of h2 */
+                    goto Error;
+                }
+                if (c != '1') {
+                    r = c >= '0' && c <= '9' ? CF_H1G_ERR_VERSION : CF_H1G_ERR_REQUEST_LINE;
+                    goto Error;
+                }
+            } else if (g->match == 6) {
+                if (c != '.') {
+                    r = CF_H1G_ERR_REQUEST_LINE;
+                    goto Error;
+                }
+            } else if (g->match == 7) {
+                if (c == '0') {
+                    g->flags |= F_HTTP10;
+                } else if (c != '1') {
+                    r = c >= '0' && c <= '9' ? CF_H1G_ERR_VERSION : CF_H1G_ERR_REQUEST_LINE;
+                    goto Error;
+                }
+            } else if (c == '\r') {
+                g->state = S_LINE_LF;
+            } else {
+                r = c == '\n' ? CF_H1G_ERR_BARE_LF : CF_H1G_ERR_REQUEST_LINE;
+                goto Error;
+            }
+            ++g->match;
+            break;
+        case S_LINE_LF:
+        case S_FIELD_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_BARE_CR;
+                goto Error;
+            }
+            g->state = (g->flags & F_TRAILER) != 0 ? S_TRAILER_START : S_FIELD_START;
+            break;
+        case S_FIELD_START:
+            if ((r = line_start(g, c, S_HEAD_END_LF)) != CF_H1G_MORE)
+                goto Error;
+            break;
+        case S_TRAILER_START:
+            if ((r = line_start(g, c, S_TRAILER_END_LF)) != CF_H1G_MORE)
+                goto Error;
+            break;
+        case S_NAME:
+            if (c == ':') {
+                if ((r = name_end(g)) != CF_H1G_MORE)
+                    goto Error;
+                g->state = S_OWS;
+            } else if (c == ' ' || c == '\t') {
+                r = CF_H1G_ERR_SPACE_BEFORE_COLON; /* RFC 9112 §5.1: must be refused */
+                goto Error;
+            } else if (cf_http_is_tchar(c)) {
+                name_byte(g, c);
+            } else {
+                r = CF_H1G_ERR_FIELD_NAME;
+                goto Error;
+            }
+            break;
+        case S_OWS:
+            if (c == ' ' || c == '\t')
+                break;
+            g->state = S_VALUE;
+            /* fall through */
+        case S_VALUE:
+            if (c == '\r') {
+                if ((r = value_end(g)) != CF_H1G_MORE)
+                    goto Error;
+                g->state = S_FIELD_LF;
+            } else if (c == '\n') {
+                r = CF_H1G_ERR_BARE_LF;
+                goto Error;
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                r = CF_H1G_ERR_FIELD_VALUE; /* NUL, a lone CR's kin, DEL (RFC 9110 §5.5) */
+                goto Error;
+            } else if ((r = value_byte(g, c)) != CF_H1G_MORE) {
+                goto Error;
+            }
+            break;
+        case S_HEAD_END_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_BARE_CR;
+                goto Error;
+            }
+            r = head_end(g);
+            if (r == CF_H1G_EXPECT_CONTINUE) {
+                *consumed = i + 1;
+                return r;
+            }
+            if (r != CF_H1G_MORE)
+                goto Error;
+            break;
+        case S_CHUNK_SIZE: {
+            int v = cf_hexval(c);
+            if (v >= 0) {
+                if (++g->hex_digits > 16) { /* libh2o's decoder stops at 16 digits too */
+                    r = CF_H1G_ERR_CHUNK_SIZE;
+                    goto Error;
+                }
+                g->remaining = (g->remaining << 4) | (uint64_t)v;
+            } else if (g->hex_digits == 0 || c == '\n') {
+                r = c == '\n' ? CF_H1G_ERR_BARE_LF : CF_H1G_ERR_CHUNK_SIZE;
+                goto Error;
+            } else if (c == '\r') {
+                g->state = S_CHUNK_SIZE_LF;
+            } else if (c == ';') {
+                g->state = S_CHUNK_EXT;
+                g->ext_len = 0;
+            } else if (c == ' ' || c == '\t') {
+                g->state = S_CHUNK_BWS;
+            } else {
+                r = CF_H1G_ERR_CHUNK_SIZE; /* "0x10", "1 0", "-1" */
+                goto Error;
+            }
+            break;
+        }
+        case S_CHUNK_BWS:
+            if (c == ';') {
+                g->state = S_CHUNK_EXT;
+                g->ext_len = 0;
+            } else if (c != ' ' && c != '\t') {
+                r = CF_H1G_ERR_CHUNK_SIZE;
+                goto Error;
+            }
+            break;
+        case S_CHUNK_EXT:
+            if (c == '\r') {
+                g->state = S_CHUNK_SIZE_LF;
+            } else if (c == '\n') {
+                r = CF_H1G_ERR_BARE_LF;
+                goto Error;
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f || ++g->ext_len > CF_H1G_MAX_CHUNK_EXT) {
+                r = CF_H1G_ERR_CHUNK_EXT;
+                goto Error;
+            }
+            break;
+        case S_CHUNK_SIZE_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_BARE_CR;
+                goto Error;
+            }
+            if (g->remaining != 0) {
+                g->state = S_CHUNK_DATA;
+            } else {
+                g->state = S_TRAILER_START;
+                g->flags |= F_TRAILER;
+            }
+            break;
+        case S_CHUNK_DATA_CR:
+            if (c != '\r') {
+                r = c == '\n' ? CF_H1G_ERR_BARE_LF : CF_H1G_ERR_CHUNK_END;
+                goto Error;
+            }
+            g->state = S_CHUNK_DATA_LF;
+            break;
+        case S_CHUNK_DATA_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_CHUNK_END;
+                goto Error;
+            }
+            g->state = S_CHUNK_SIZE;
+            g->hex_digits = 0;
+            g->remaining = 0;
+            break;
+        case S_TRAILER_END_LF:
+            if (c != '\n') {
+                r = CF_H1G_ERR_BARE_CR;
+                goto Error;
+            }
+            g->state = S_START;
+            g->flags = 0;
+            break;
+        }
+        ++i;
+    }
+    *consumed = i;
+    return CF_H1G_MORE;
+
+Error:
+    *consumed = i;
+    return fail(g, r);
+}
