@@ -44,6 +44,7 @@ typedef struct st_cf_conn_t {
     cf_listener_t *listener;
     h2o_socket_t *sock;
     uint8_t mode;
+    uint8_t counted;               /* against the client connection cap (not on the admin listener) */
     h2o_socket_cb inner;           /* libh2o's read callback, which the checks stand in front of */
     h2o_timeout_entry_t handshake; /* linked during a TLS handshake */
     h2o_iovec_t refusal;           /* the error answer being written (owned) */
@@ -297,9 +298,10 @@ static void on_conn_close(void *data)
     cf_conn_t *c = data;
     if (h2o_timeout_is_linked(&c->handshake))
         h2o_timeout_unlink(&c->handshake);
+    if (c->counted)
+        __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
     free(c->refusal.base);
     free(c);
-    __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
 }
 
 static void start_h1(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_at)
@@ -356,6 +358,7 @@ static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
     memset(c, 0, sizeof(*c));
     c->listener = l;
     c->sock = sock;
+    c->counted = !l->admin;
     sock->on_close.cb = on_conn_close;
     sock->on_close.data = c;
     if (l->accept.ssl_ctx == NULL) {
@@ -368,9 +371,11 @@ static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
     h2o_socket_ssl_handshake(sock, l->accept.ssl_ctx, NULL, on_handshake);
 }
 
-static void set_accepting(cf_conns_t *cs, int on)
+static void set_accepting(cf_conns_t *cs, int on, int admin_too)
 {
     for (size_t i = 0; i < cs->num_listeners; ++i) {
+        if (cs->listeners[i].admin && !admin_too)
+            continue;
         if (on)
             h2o_socket_read_start(cs->listeners[i].sock, on_accept);
         else
@@ -381,17 +386,20 @@ static void set_accepting(cf_conns_t *cs, int on)
 static void on_resume(h2o_timeout_entry_t *entry)
 {
     cf_conns_t *cs = H2O_STRUCT_FROM_MEMBER(cf_conns_t, resume, entry);
-    set_accepting(cs, 1); /* the listeners are level-triggered: a waiting connection wakes the loop at once */
+    set_accepting(cs, 1, 1); /* the listeners are level-triggered: a waiting connection wakes the loop at once */
 }
 
-/* Stops accepting for CF_ACCEPT_BACKOFF_MS. At the fd limit accept() fails without taking the connection, so the
- * listener stays readable: accepting on would spin the loop (what nginx avoids the same way). */
-static void pause_accepting(cf_conns_t *cs, const char *why)
+/*
+ * Stops accepting for CF_ACCEPT_BACKOFF_MS. At the fd limit accept() fails without taking the connection, so the
+ * listener stays readable: accepting on would spin the loop (nginx pauses the same way); every listener pauses then,
+ * the admin one too. At the connection cap, only the public listeners pause.
+ */
+static void pause_accepting(cf_conns_t *cs, const char *why, int admin_too)
 {
+    set_accepting(cs, 0, admin_too);
     if (h2o_timeout_is_linked(&cs->resume))
-        return;
+        return; /* paused already (perhaps for the other reason): resumes as planned */
     cf_metrics_accept_paused(why);
-    set_accepting(cs, 0);
     cf_timeouts_link(&cs->worker->timeouts, CF_ACCEPT_BACKOFF_MS, &cs->resume);
 }
 
@@ -406,25 +414,27 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     /* a burst per wakeup: thousands of clients connect at once under load, and one accept per loop turn would make the
      * last of them wait thousands of turns (h2o's own server does the same) */
     for (int i = 0; i != ACCEPTS_PER_WAKEUP; ++i) {
-        /* reserve a slot first, so that several threads can never all take the last one */
-        if (__atomic_add_fetch(&num_conns, 1, __ATOMIC_RELAXED) > __atomic_load_n(&max_conns, __ATOMIC_RELAXED)) {
-            __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
-            pause_accepting(l->conns, "max_client_connections");
+        /* reserve a slot first, so that several threads can never all take the last one; the admin listener is
+         * not capped (an operator must be able to look at a saturated gateway) */
+        size_t reserved = l->admin ? 0 : 1;
+        if (__atomic_add_fetch(&num_conns, reserved, __ATOMIC_RELAXED) > __atomic_load_n(&max_conns, __ATOMIC_RELAXED)) {
+            __atomic_sub_fetch(&num_conns, reserved, __ATOMIC_RELAXED);
+            pause_accepting(l->conns, "max_client_connections", 0);
             return;
         }
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) {
             int e = errno;
-            __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
+            __atomic_sub_fetch(&num_conns, reserved, __ATOMIC_RELAXED);
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
-                pause_accepting(l->conns, "fd_limit");
+                pause_accepting(l->conns, "fd_limit", 1);
             return;
         }
         start_connection(l, sock);
     }
 }
 
-void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2)
+void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2, int admin)
 {
     if (cs->num_listeners == cs->cap_listeners) {
         /* the listeners' addresses are handed out as accept contexts: grow only before the first accept */
@@ -434,7 +444,7 @@ void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ss
             cs->listeners[i].sock->data = &cs->listeners[i];
     }
     cf_listener_t *l = &cs->listeners[cs->num_listeners++];
-    *l = (cf_listener_t){.accept = {cs->ctx, hosts, ssl_ctx}, .conns = cs, .http2 = http2};
+    *l = (cf_listener_t){.accept = {cs->ctx, hosts, ssl_ctx}, .conns = cs, .http2 = http2, .admin = admin};
     l->sock = h2o_evloop_socket_create(cs->ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
     h2o_socket_read_start(l->sock, on_accept);
@@ -444,8 +454,16 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
 {
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
+    size_t kept = 0;
     for (size_t i = 0; i < cs->num_listeners; ++i) {
         cf_listener_t *l = &cs->listeners[i];
+        if (l->admin) {
+            h2o_socket_read_start(l->sock, on_accept); /* it may have been paused */
+            cs->listeners[kept] = *l;
+            cs->listeners[kept].sock->data = &cs->listeners[kept];
+            ++kept;
+            continue;
+        }
         h2o_socket_t *sock;
         while ((sock = h2o_evloop_socket_accept(l->sock)) != NULL) {
             __atomic_add_fetch(&num_conns, 1, __ATOMIC_RELAXED);
@@ -453,7 +471,18 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
         }
         h2o_socket_close(l->sock);
     }
+    cs->num_listeners = kept;
+}
+
+void cf_conns_dispose(cf_conns_t *cs)
+{
+    if (h2o_timeout_is_linked(&cs->resume))
+        h2o_timeout_unlink(&cs->resume);
+    for (size_t i = 0; i < cs->num_listeners; ++i)
+        h2o_socket_close(cs->listeners[i].sock);
     cs->num_listeners = 0;
+    free(cs->listeners);
+    cs->listeners = NULL;
 }
 
 /* The proof that the guard stands in front of libh2o in this very binary: a connection over a socket pair must have

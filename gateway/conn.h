@@ -24,6 +24,7 @@ typedef struct st_cf_listener_t {
     h2o_socket_t *sock;
     cf_conns_t *conns;
     int http2; /* offer h2 (TLS listeners only) */
+    int admin; /* the admin listener: not counted against the cap */
 } cf_listener_t;
 
 /** The client connections of one event loop. Only its own thread touches it. */
@@ -51,11 +52,15 @@ size_t cf_conn_count(void);
  * this build (it cannot when libh2o is linked statically); returns -1 with a message when it does not.
  */
 int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_hostconf_t **hosts, char *err, size_t errlen);
-/** Starts accepting on the listening socket `fd`: plain HTTP/1.1 when `ssl_ctx` is NULL, else TLS (h2 by ALPN when
- * `http2`). */
-void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2);
-/** Stops accepting: connections the kernel completed already are taken first (none is reset), then the listening
- * sockets are closed. */
+/**
+ * Starts accepting on the listening socket `fd`: plain HTTP/1.1 when `ssl_ctx` is NULL, else TLS (h2 by ALPN when
+ * `http2`). `admin`: the admin listener, whose connections are not capped.
+ */
+void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2, int admin);
+/** Stops accepting on the public listeners: connections the kernel completed already are taken first (none is
+ * reset), then their sockets are closed. The admin listener stays (it reports the drain) until cf_conns_dispose. */
 void cf_conns_stop_accepting(cf_conns_t *cs);
+/** Closes what is left (the admin listener). */
+void cf_conns_dispose(cf_conns_t *cs);
 
 #endif

@@ -37,11 +37,9 @@ typedef struct st_cf_thread_t {
     pthread_t tid;
     h2o_context_t ctx;
     cf_worker_t worker;
-    cf_conns_t conns;          /* client connections and the listeners they come from */
-    cf_config_t *first_config; /* the reference its first table takes over */
-    h2o_accept_ctx_t admin_accept;
-    int *fds; /* listening fds opened by the main thread, one per listen: entry */
-    h2o_socket_t *admin_listener;
+    cf_conns_t conns;                   /* client connections and the listeners they come from */
+    cf_config_t *first_config;          /* the reference its first table takes over */
+    int *fds;                           /* listening fds opened by the main thread, one per listen: entry */
     h2o_multithread_receiver_t control; /* wakes the loop for a reload or a stop */
     uint64_t reload_gen;                /* the last reload generation applied */
 } cf_thread_t;
@@ -96,14 +94,6 @@ static h2o_hostconf_t *register_host(const char *name, int (*on_req)(h2o_handler
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
     return hostconf;
-}
-
-/* The admin listener: trusted clients, not counted against the client connection cap. */
-static void on_admin_accept(h2o_socket_t *listener, const char *err)
-{
-    h2o_socket_t *sock;
-    if (err == NULL && (sock = h2o_evloop_socket_accept(listener)) != NULL)
-        h2o_accept(listener->data, sock);
 }
 
 static void log_address(const char *host, uint16_t port, const char *what)
@@ -181,13 +171,9 @@ static int setup_thread(cf_thread_t *th)
         return -1;
     }
     for (size_t i = 0; i < config->num_listen; ++i)
-        cf_conns_listen(&th->conns, th->fds[i], conflux.gateway_hosts, conflux.ssl_ctxs[i], config->listen[i].http2);
-    if (th->index == 0 && conflux.admin_fd != -1) {
-        th->admin_accept = (h2o_accept_ctx_t){&th->ctx, conflux.admin_hosts};
-        th->admin_listener = h2o_evloop_socket_create(th->ctx.loop, conflux.admin_fd, H2O_SOCKET_FLAG_DONT_READ);
-        th->admin_listener->data = &th->admin_accept;
-        h2o_socket_read_start(th->admin_listener, on_admin_accept);
-    }
+        cf_conns_listen(&th->conns, th->fds[i], conflux.gateway_hosts, conflux.ssl_ctxs[i], config->listen[i].http2, 0);
+    if (th->index == 0 && conflux.admin_fd != -1)
+        cf_conns_listen(&th->conns, conflux.admin_fd, conflux.admin_hosts, NULL, 0, 1);
     return 0;
 }
 
@@ -221,8 +207,7 @@ static void *thread_main(void *arg)
     while (cf_inflight_total() != 0 && cf_now_ns() < deadline)
         h2o_evloop_run(th->ctx.loop, 50);
     if (th->worker.inflight == 0) {
-        if (th->admin_listener != NULL)
-            h2o_socket_close(th->admin_listener);
+        cf_conns_dispose(&th->conns);
         cf_worker_dispose(&th->worker);
     }
     pthread_mutex_lock(&conflux.mutex);

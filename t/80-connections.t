@@ -1,0 +1,114 @@
+# Client connections: the cap (limits.max_client_connections) and the pause at the fd limit. Neither spins a loop;
+# both resume on their own once connections close.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use IO::Select;
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /users/{id}
+    body: '{"id": "{id}"}'
+EOF
+my $m = $mock->port;
+
+sub start {
+    my (%o) = @_;
+    my ($port, $admin) = (empty_port(), empty_port());
+    my $cap = defined $o{cap} ? "limits: { max_client_connections: $o{cap} }\n" : '';
+    my $file = write_file(tmpdir() . "/conflux-$port.yaml", <<"EOF");
+listen:
+  - host: 127.0.0.1
+    port: $port
+threads: 1
+admin: 127.0.0.1:$admin
+$cap
+backends:
+  svc: { url: "http://127.0.0.1:$m" }
+routes:
+  - path: /u/{id}
+    calls: [{ name: user, backend: svc, path: "/users/{id}" }]
+EOF
+    my @cmd = (bindir() . '/conflux', '-c', $file);
+    # dash's ulimit sets the soft and the hard limit: conflux cannot raise it back
+    @cmd = ('sh', '-c', "ulimit -n $o{nofile} && exec \"\$0\" \"\$@\"", @cmd) if $o{nofile};
+    my $g = spawn(name => "conflux-$port", port => $port, cmd => \@cmd);
+    return ($g, $port, $admin);
+}
+
+sub metric {
+    my ($admin, $name) = @_;
+    my $r = http_get("http://127.0.0.1:$admin/metrics");
+    return $r->{status} == 200 && $r->{body} =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
+
+sub wait_until {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        select(undef, undef, undef, 0.05);
+    }
+    return 1;
+}
+
+sub connect_n {
+    my ($port, $n) = @_;
+    return map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5) // die "connect: $!" } 1 .. $n;
+}
+
+# CPU seconds (user + system) a process has used
+sub cpu_seconds {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return undef;
+    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
+    return ($f[11] + $f[12]) / 100; # utime and stime, in clock ticks of 1/100 s
+}
+
+subtest 'the client connection cap' => sub {
+    my ($gw, $port, $admin) = start(cap => 20);
+    like($gw->log_text, qr/up to 20 client connections/, 'the cap is logged at start');
+    my @conns = connect_n($port, 30);
+    ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 20 }), 'exactly 20 connections are taken');
+    ok(wait_until(sub { (metric($admin, 'conflux_accept_paused_total{reason="max_client_connections"}') // 0) >= 1 }),
+       'the pause is counted; the admin listener still answers');
+    my $waiting = $conns[-1];
+    syswrite($waiting, "GET /u/30 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ok(!IO::Select->new($waiting)->can_read(0.3), 'a connection past the cap waits in the backlog');
+    my $t0 = cpu_seconds($gw->pid);
+    ok(!IO::Select->new($waiting)->can_read(1), '... for as long as the cap is reached');
+    cmp_ok(cpu_seconds($gw->pid) - $t0, '<', 0.2, 'without spinning meanwhile');
+    close $_ for @conns[0 .. 9];
+    my $sel = IO::Select->new($waiting);
+    my $resp = '';
+    while ($sel->can_read(5)) { sysread($waiting, my $b, 4096) or last; $resp .= $b }
+    like($resp, qr{\AHTTP/1\.1 200 .*"id":"30"}s, 'once connections close, it is answered');
+    is(http_get("http://127.0.0.1:$port/u/1")->{status}, 200, 'and new clients are served');
+    close $_ for @conns;
+    ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 0 }), 'the gauge returns to 0');
+    is($gw->stop, 0, 'exits 0');
+};
+
+subtest 'at the fd limit: a pause, no spin' => sub {
+    my ($gw, $port, $admin) = start(cap => 100000, nofile => 128);
+    like($gw->log_text, qr/open-file limit 128; up to 100000 client connections/, 'the limit is logged at start');
+    my @conns = connect_n($port, 200);
+    # the kernel completes every handshake (backlog); conflux takes what its fds allow, then accept() says EMFILE
+    my $t0 = cpu_seconds($gw->pid);
+    my $w0 = time;
+    select(undef, undef, undef, 1.5); # a window of measurement, not a wait for a result
+    my $used = cpu_seconds($gw->pid) - $t0;
+    cmp_ok($used, '<', 0.3, sprintf('conflux used %.2f s of CPU in %.1f s at the fd limit (a spin would use all)', $used, time - $w0));
+    close $_ for @conns;
+    ok(wait_until(sub { (http_get("http://127.0.0.1:$port/u/7")->{status}) == 200 }), 'once clients leave, requests are served');
+    ok(wait_until(sub { (metric($admin, 'conflux_accept_paused_total{reason="fd_limit"}') // 0) >= 1 }),
+       'the pauses were counted');
+    is($gw->stop, 0, 'exits 0');
+};
+
+done_testing;
