@@ -175,6 +175,12 @@ static int lookup_value(void *ctx, const cf_tpl_part_t *part, const char **val, 
     }
 }
 
+/* The template flags of a call's policy. */
+static unsigned tpl_flags(const cf_call_t *conf)
+{
+    return conf->encoded_slash == CF_ENCODED_SLASH_KEEP ? CF_TPL_KEEP_ENCODED_SLASH : 0;
+}
+
 /* --- calls ---------------------------------------------------------------------------------------------------- */
 
 static int call_failed(const struct st_fanout_t *f, const struct st_call_t *c)
@@ -302,7 +308,7 @@ static void start_call(struct st_call_t *c)
 
     c->state = CALL_RUNNING;
     c->start_ns = cf_now_ns();
-    int ret = cf_template_expand(&conf->path, 0, lookup_value, c, &url, &failed);
+    int ret = cf_template_expand(&conf->path, tpl_flags(conf), lookup_value, c, &url, &failed);
     if (ret != CF_TPL_OK) {
         /* a client's value was checked before any call went out (check_client_values): a bad one here came from an
          * earlier call's JSON (or is an empty {name*} next to a literal dot), and fails only this call */
@@ -515,11 +521,11 @@ static int check_client_values(struct st_fanout_t *f)
     for (size_t i = 0; i < f->route->num_calls; ++i) {
         const cf_call_t *conf = &f->route->calls[i];
         const cf_tpl_part_t *bad;
-        if (cf_template_check(&conf->path, CF_TPL_CLIENT_KINDS, 0, lookup_value, &probe, &bad) != CF_TPL_OK) {
+        if (cf_template_check(&conf->path, CF_TPL_CLIENT_KINDS, tpl_flags(conf), lookup_value, &probe, &bad) != CF_TPL_OK) {
             char msg[256];
             f->finished = 1;
             observe(f, 400, cf_now_ns());
-            cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, 0, msg, sizeof(msg)));
+            cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
             return -1;
         }
     }

@@ -30,6 +30,8 @@ stubs:
     body: '{"segment": "gold"}'
   - path: /recs/{segment}
     body: '{"recs": ["{segment}-1"]}'
+  - path: /projects/{id}
+    body: '{"project": "{id}"}'
   - path: /proxy/{id}
     body: '{"proxied": "{id}"}'
   - path: /files/{rest*}
@@ -66,6 +68,12 @@ routes:
     calls:
       - { name: profile, backend: svc, path: "/profiles/{name}" }
       - { name: recs, backend: svc, path: "/recs/{profile.segment}", required: true }
+  - path: /p/{id}
+    calls:
+      - { name: project, backend: svc, path: "/projects/{id}", encoded_slash: keep }
+  - path: /pq
+    calls:
+      - { name: project, backend: svc, path: "/projects/{query.id}", encoded_slash: keep }
   - path: /proxy/{id}
     proxy: svc
   - path: /f/{rest*}
@@ -193,6 +201,29 @@ subtest 'a value from an upstream JSON field fails that call with bad_param' => 
     is $r->{status}, 200, 'a good field: 200';
     is_deeply decode_json_ok($r->{body}), { profile => { segment => 'gold' }, recs => { recs => ['gold-1'] } }, 'both calls';
     is $r->{headers}{'conflux-complete'}, 'true', 'complete';
+};
+
+subtest 'encoded_slash: keep sends %2F in one segment and still refuses dot segments' => sub {
+    reset_journal();
+    my $r = raw_get('/p/group%2Fproject');
+    is $r->{status}, 200, '/p/group%2Fproject: 200';
+    is_deeply decode_json_ok($r->{body}), { project => { project => 'group%2Fproject' } }, 'the upstream saw one segment';
+    $r = raw_get('/pq?id=group/sub/project');
+    is $r->{status}, 200, '/pq?id=group/sub/project: 200';
+    is_deeply [ map { $_->{path} } @{ journal() } ], ['/projects/group%2Fproject', '/projects/group%2Fsub%2Fproject'],
+        'the journal shows the raw paths with %2F';
+
+    for my $bad ('/p/..%2Fadmin', '/p/a%2F..', '/p/a%2F.%2Fb', '/p/a%5Cb', '/pq?id=..', '/pq?id=.', '/pq?id=../admin',
+                 '/pq?id=a%5Cb') {
+        reset_journal();
+        my $r = raw_get($bad);
+        is $r->{status}, 400, "$bad: 400";
+        my $doc = decode_json_ok($r->{body}, "$bad: a JSON error");
+        is $doc->{error}, 'bad_param', "$bad: bad_param";
+        like $doc->{message}, qr/^(path|query) parameter "id": a value that holds "\\" or a "\." or "\.\." segment/,
+            "$bad: says what keep still refuses";
+        only_control_went_out($bad, '/p/ok', '/projects/ok');
+    }
 };
 
 subtest 'proxy routes: a {param} that decodes to hold "/" or "\\" gets 400 too' => sub {
