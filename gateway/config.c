@@ -600,6 +600,7 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 }
 
 static const char *const on_error_names[] = {"null", "omit", NULL};
+static const char *const encoded_slash_names[] = {"refuse", "keep", NULL};
 
 static const cf_yfield_t call_fields[] = {
     {.key = "name", .type = CF_YT_CUSTOM, .custom = on_call_name},
@@ -613,6 +614,7 @@ static const cf_yfield_t call_fields[] = {
     {.key = "deny", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, deny)},
     {.key = "rename", .type = CF_YT_CUSTOM, .custom = on_call_rename},
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_call_cache},
+    {.key = "encoded_slash", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, encoded_slash), .names = encoded_slash_names},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
     {NULL},
@@ -882,6 +884,19 @@ static int resolve_templates(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r)
             case CF_TPL_ITEM:
                 return call_error(ctx, rnode, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
             }
+        }
+        if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
+            /* only a value that fills one path segment can hold an encoded '/': say so rather than ignore the key */
+            int fills_segment = 0;
+            for (size_t k = 0; k < call->path.num_parts; ++k) {
+                const cf_tpl_part_t *part = &call->path.parts[k];
+                fills_segment |= part->kind != CF_TPL_LITERAL && !part->in_query && !(part->kind == CF_TPL_PARAM && part->rest);
+            }
+            if (!fills_segment)
+                return call_error(ctx, rnode, j, "encoded_slash",
+                                  "keep has no effect: no value of %s fills a path segment (query values and {name*} "
+                                  "captures are not concerned)",
+                                  call->path.src);
         }
         size_t n = 0;
         for (size_t i = 0; i < r->num_calls; ++i)
@@ -1413,6 +1428,10 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
     else
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
     fputc('\n', out);
+    if (call->encoded_slash == CF_ENCODED_SLASH_KEEP)
+        fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
+              "are still refused\n",
+              out);
     if (call->cache.ttl_ms != 0) {
         char d2[32], d3[32];
         fprintf(out, "        cache: ttl %s, stale_while_revalidate %s, stale_if_error %s\n",

@@ -43,6 +43,8 @@ typedef struct st_cf_backend_t {
 enum { CF_ON_ERROR_NULL, CF_ON_ERROR_OMIT };
 enum { CF_MERGE_GROUP, CF_MERGE_MERGE };
 enum { CF_CONFLICT_ERROR, CF_CONFLICT_FIRST, CF_CONFLICT_LAST };
+/* encoded_slash: what a '/' in a value that fills one path segment does (template.h, cf_segment_value_ok) */
+enum { CF_ENCODED_SLASH_REFUSE, CF_ENCODED_SLASH_KEEP };
 
 typedef struct st_cf_rename_t {
     char *from, *to;
@@ -61,8 +63,9 @@ typedef struct st_cf_call_t {
     cf_template_t path;    /* placeholders resolved: CALL parts have call_index, PARAM parts have rest */
     uint64_t timeout_ms;   /* the call's own, else its backend's */
     int required;
-    int on_error; /* CF_ON_ERROR_* */
-    size_t *deps; /* indices of the calls whose fields the path uses; sorted, unique */
+    int on_error;      /* CF_ON_ERROR_* */
+    int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), default REFUSE */
+    size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */
     char **target; /* field path ("data", "items"), NULL-terminated; NULL when absent */

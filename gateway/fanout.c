@@ -175,6 +175,12 @@ static int lookup_value(void *ctx, const cf_tpl_part_t *part, const char **val, 
     }
 }
 
+/* The template flags of a call's policy. */
+static unsigned tpl_flags(const cf_call_t *conf)
+{
+    return conf->encoded_slash == CF_ENCODED_SLASH_KEEP ? CF_TPL_KEEP_ENCODED_SLASH : 0;
+}
+
 /* --- calls ---------------------------------------------------------------------------------------------------- */
 
 static int call_failed(const struct st_fanout_t *f, const struct st_call_t *c)
@@ -302,10 +308,12 @@ static void start_call(struct st_call_t *c)
 
     c->state = CALL_RUNNING;
     c->start_ns = cf_now_ns();
-    int ret = cf_template_expand(&conf->path, lookup_value, c, &url, &failed);
+    int ret = cf_template_expand(&conf->path, tpl_flags(conf), lookup_value, c, &url, &failed);
     if (ret != CF_TPL_OK) {
+        /* a client's value was checked before any call went out (check_client_values): a bad one here came from an
+         * earlier call's JSON (or is an empty {name*} next to a literal dot), and fails only this call */
         cf_buf_free(&url);
-        fail_call(c, "missing_param", 0);
+        fail_call(c, ret == CF_TPL_BAD_INPUT ? "bad_param" : "missing_param", 0);
         return;
     }
     /* client query parameters named by forward_query go to every call, encoded again */
@@ -502,6 +510,28 @@ static void on_dispose(void *_f)
     cf_table_release(f->table);
 }
 
+/*
+ * Refuses a client's value that would fill an upstream path segment it may not (a '/', '\', "." or ".."; see
+ * cf_segment_value_ok) with 400, before any call goes out: a later call must not find it after earlier ones were
+ * sent. Returns 0, or -1 after answering.
+ */
+static int check_client_values(struct st_fanout_t *f)
+{
+    struct st_call_t probe = {.f = f}; /* lookup_value reads only f for the client's kinds */
+    for (size_t i = 0; i < f->route->num_calls; ++i) {
+        const cf_call_t *conf = &f->route->calls[i];
+        const cf_tpl_part_t *bad;
+        if (cf_template_check(&conf->path, CF_TPL_CLIENT_KINDS, tpl_flags(conf), lookup_value, &probe, &bad) != CF_TPL_OK) {
+            char msg[256];
+            f->finished = 1;
+            observe(f, 400, cf_now_ns());
+            cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
 {
     struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
@@ -522,6 +552,8 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
         cf_send_error(req, 400, "bad_request", "malformed query string");
         return;
     }
+    if (check_client_values(f) != 0)
+        return;
     f->calls = h2o_mem_alloc_pool(&req->pool, sizeof(*f->calls) * route->num_calls);
     f->outcomes = h2o_mem_alloc_pool(&req->pool, sizeof(*f->outcomes) * route->num_calls);
     memset(f->calls, 0, sizeof(*f->calls) * route->num_calls);

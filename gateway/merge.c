@@ -279,11 +279,12 @@ const char *cf_proxy_status_error(const char *reason)
     static const struct {
         const char *reason, *error;
     } map[] = {
-        {"timeout", "http_response_timeout"},     {"deadline", "http_response_timeout"},
-        {"connect_failed", "connection_refused"}, {"reset", "connection_terminated"},
-        {"too_large", "http_response_body_size"}, {"invalid_json", "http_protocol_error"},
-        {"not_an_object", "http_protocol_error"}, {"bad_response", "http_protocol_error"},
-        {"missing_param", "http_request_error"},  {"circuit_open", "destination_unavailable"},
+        {"timeout", "http_response_timeout"},        {"deadline", "http_response_timeout"},
+        {"connect_failed", "connection_refused"},    {"reset", "connection_terminated"},
+        {"too_large", "http_response_body_size"},    {"invalid_json", "http_protocol_error"},
+        {"not_an_object", "http_protocol_error"},    {"bad_response", "http_protocol_error"},
+        {"missing_param", "http_request_error"},     {"bad_param", "http_request_error"},
+        {"circuit_open", "destination_unavailable"},
     };
     if (reason == NULL)
         return "proxy_internal_error";

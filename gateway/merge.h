@@ -67,8 +67,8 @@ json_t *cf_failure_body(const cf_call_t *call, const cf_outcome_t *o);
  * The RFC 9209 §2.3 proxy error type for a failure reason:
  *   timeout, deadline -> http_response_timeout; connect_failed -> connection_refused (a connect timeout is
  *   reported the same, the reason does not tell them apart); reset -> connection_terminated; too_large ->
- *   http_response_body_size; invalid_json, not_an_object, bad_response -> http_protocol_error; missing_param ->
- *   http_request_error (the upstream request could not be built from the client's input); circuit_open ->
+ *   http_response_body_size; invalid_json, not_an_object, bad_response -> http_protocol_error; missing_param,
+ *   bad_param -> http_request_error (the upstream request could not be built from its input); circuit_open ->
  *   destination_unavailable; any other reason -> proxy_internal_error.
  * Returns NULL for "status_NNN": the upstream did answer, so there is no proxy error, only a received-status
  * (RFC 9209 §2.1.2; see cf_proxy_status_format). Returns a static string.

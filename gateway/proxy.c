@@ -145,6 +145,28 @@ static void on_dispose(void *_p)
     cf_table_release(p->table);
 }
 
+/*
+ * Each {param} of the route fills one segment of the path sent upstream, and a {rest*} the segments it holds: a value
+ * the template rules refuse there ('/', '\', "." or ".." once decoded: cf_segment_value_ok, cf_rest_value_ok) gets
+ * 400, since the upstream may decode "..%2Fadmin" and resolve it. Returns 0, or -1 after answering.
+ */
+static int check_params(struct st_proxy_t *p, const cf_route_match_t *m)
+{
+    for (size_t i = 0; i < m->num_params; ++i) {
+        int rest = (int)i == p->route->pattern.rest_index;
+        if (rest ? cf_rest_value_ok(m->params[i].val, m->params[i].len)
+                 : cf_segment_value_ok(m->params[i].val, m->params[i].len, 0))
+            continue;
+        char *name = p->route->pattern.param_names[i], msg[256];
+        cf_tpl_part_t part = {.kind = CF_TPL_PARAM, .text = name, .len = strlen(name), .rest = rest};
+        p->finished = 1;
+        observe(p, 400, 0, NULL);
+        cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
+        return -1;
+    }
+    return 0;
+}
+
 /* Builds the upstream path: the {rest*} capture re-encoded segment by segment, or the client's path as sent. */
 static void build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t *path)
 {
@@ -162,7 +184,8 @@ static void build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t
             v = slash + 1;
         }
     } else {
-        /* as sent: the router has already refused dot segments (also as %2E), bad escapes and %00 in any path */
+        /* as sent: the router has already refused dot segments (also as %2E), bad escapes and %00 in any path, and
+         * check_params a {param} that decodes to hold a '/' or '\' */
         cf_buf_append(path, req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
     }
     if (req->query_at != SIZE_MAX)
@@ -181,6 +204,8 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     p->watch.on_gone = on_client_gone;
     p->watch.fd = -1;
 
+    if (check_params(p, m) != 0)
+        return;
     cf_buf_t path = CF_BUF_INIT;
     build_path(p, m, &path);
 

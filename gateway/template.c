@@ -1,15 +1,19 @@
 /* URL templates: parsing "/users/{id}?lang={query.lang}" and expanding it with values encoded for where they land. */
 /*
- * The guarantee (SPEC §3): a value can never change the structure of the URL. Every value byte but the RFC 3986
+ * The guarantee: a value can never change which upstream URL is requested. Every value byte but the RFC 3986
  * unreserved ones (A-Z a-z 0-9 - . _ ~) is percent-encoded, so a value adds no '/', '?', '&', '=', '#', '%' of its
- * own, no space, CR, LF, NUL, control or non-ASCII byte. In the path, a value that is exactly "." or ".." is
- * encoded as "%2E" / "%2E%2E" so that it cannot become a dot segment. The one exception is a route's {name*}
- * capture (PARAM with rest = 1) in the path: it keeps its '/' separators, each segment being encoded, and a "." or
- * ".." segment or an empty segment other than the last one makes the expansion fail with CF_TPL_BAD_INPUT (the
- * router already answers 400 for those; this is the second lock). A path segment that a value helped build and that
- * comes out as "." or ".." (the literal "/.{v}" with an empty value) is encoded as "%2E" / "%2E%2E" too. Empty values are allowed
- * and expand to nothing, in the path too ("/users/{id}" with "" gives "/users/"): a value that must not be empty is the caller's
- * check.
+ * own, no space, CR, LF, NUL, control or non-ASCII byte.
+ *
+ * Encoding is not enough in the path: servers such as nginx decode %2F and %2E before they resolve dot segments (and
+ * some take '\' for '/'), so "..%2Fadmin" in one segment reaches /admin there (the class of Envoy's CVE-2019-9901).
+ * So a value that fills a
+ * path segment is refused (CF_TPL_BAD_INPUT) when it is "." or "..", holds a '\', or holds a '/' (unless the call
+ * says encoded_slash: keep, and then no '/'-separated piece of it may be "." or ".."). A route's {name*} capture
+ * (PARAM with rest = 1) in the path keeps its '/' separators, each segment being encoded; a "." or ".." segment, a
+ * '\', or an empty segment other than the last one is refused (the router already answers 400 for most of those;
+ * this is the second lock). A path segment that a value helped build and that comes out as "." or ".." (a literal
+ * "/." next to an empty rest capture) is refused too. An empty value in the path is CF_TPL_MISSING, except a rest
+ * capture's. In the query, values are only encoded: a query value is never path-resolved.
  *
  * Literal text is validated at parse time: only what RFC 3986 allows in a path and query (unreserved, sub-delims,
  * ':', '@', '/', '?', and '%' followed by two hex digits). No '#', space, control, non-ASCII, '"', '<', '>', '\\',
@@ -87,19 +91,48 @@ void cf_encode_query(cf_buf_t *out, const char *s, size_t len)
     encode_bytes(out, s, len);
 }
 
-/* A {name*} value in the path: segments encoded one by one, '/' kept; returns CF_TPL_BAD_INPUT for a dot segment or
- * an empty segment that is not the last one (a leading '/', or "//"). */
-static int encode_rest(cf_buf_t *out, const char *s, size_t len)
+int cf_segment_value_ok(const char *s, size_t len, unsigned flags)
 {
-    size_t pos = 0;
-    for (;;) {
+    if (memchr(s, '\\', len) != NULL)
+        return 0;
+    if ((flags & CF_TPL_KEEP_ENCODED_SLASH) == 0)
+        return !cf_is_dot_segment(s, len) && memchr(s, '/', len) == NULL;
+    /* the upstream keeps "a%2Fb" as one segment; should it decode it after all, no piece may climb */
+    for (size_t pos = 0;;) {
+        const char *slash = memchr(s + pos, '/', len - pos);
+        size_t end = slash != NULL ? (size_t)(slash - s) : len;
+        if (cf_is_dot_segment(s + pos, end - pos))
+            return 0;
+        if (slash == NULL)
+            return 1;
+        pos = end + 1;
+    }
+}
+
+int cf_rest_value_ok(const char *s, size_t len)
+{
+    if (memchr(s, '\\', len) != NULL)
+        return 0;
+    for (size_t pos = 0;;) {
         const char *slash = memchr(s + pos, '/', len - pos);
         size_t end = slash != NULL ? (size_t)(slash - s) : len;
         if (cf_is_dot_segment(s + pos, end - pos) || (end == pos && slash != NULL))
-            return CF_TPL_BAD_INPUT;
+            return 0;
+        if (slash == NULL)
+            return 1;
+        pos = end + 1;
+    }
+}
+
+/* A {name*} value in the path (valid per cf_rest_value_ok): segments encoded one by one, '/' kept. */
+static void encode_rest(cf_buf_t *out, const char *s, size_t len)
+{
+    for (size_t pos = 0;;) {
+        const char *slash = memchr(s + pos, '/', len - pos);
+        size_t end = slash != NULL ? (size_t)(slash - s) : len;
         encode_bytes(out, s + pos, end - pos);
         if (slash == NULL)
-            return CF_TPL_OK;
+            return;
         cf_buf_appendc(out, '/');
         pos = end + 1;
     }
@@ -329,25 +362,33 @@ Error:
 
 /* --- expansion --- */
 
-/*
- * Called at the end of each path segment of the output (out[seg..len)): when a value took part in it and it came
- * out as "." or ".." (a literal dot beside an empty value: "/.{v}", "/{name}.{ext}" with both empty), its dots are
- * encoded so that it cannot act as a dot segment.
- */
-static void close_segment(cf_buf_t *out, size_t seg, int has_value)
+/* Whether out[seg..) decodes to "." or ".." (each dot written as '.' or as a %2E of the template's own text). */
+static int decodes_to_dot_segment(const cf_buf_t *out, size_t seg)
 {
-    size_t len = out->len - seg;
-    if (has_value && cf_is_dot_segment(out->base + seg, len)) {
-        out->len = seg;
-        cf_buf_append(out, len == 1 ? "%2E" : "%2E%2E", len * 3);
+    size_t dots = 0;
+    for (size_t i = seg; i < out->len; ++dots) {
+        if (out->base[i] == '.')
+            i += 1;
+        else if (out->base[i] == '%' && out->len - i >= 3 && out->base[i + 1] == '2' && (out->base[i + 2] | 0x20) == 'e')
+            i += 3;
+        else
+            return 0;
     }
+    return dots == 1 || dots == 2;
 }
 
-int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, const cf_tpl_part_t **failed)
+/* Whether `val` may fill the place of part `p` in the path: a {name*} capture its segments, any other value one. */
+static int path_value_ok(const cf_tpl_part_t *p, const char *val, size_t len, unsigned flags)
+{
+    return p->kind == CF_TPL_PARAM && p->rest ? cf_rest_value_ok(val, len) : cf_segment_value_ok(val, len, flags);
+}
+
+int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out,
+                       const cf_tpl_part_t **failed)
 {
     size_t start = out->len, seg = start; /* seg: where the current path segment begins in out */
-    int rc = CF_TPL_OK, in_path = 1, has_value = 0;
-    const cf_tpl_part_t *p = NULL;
+    int rc = CF_TPL_OK, in_path = 1;
+    const cf_tpl_part_t *p = NULL, *seg_value = NULL; /* seg_value: the last value that took part in the segment */
     for (size_t i = 0; i != t->num_parts; ++i) {
         p = t->parts + i;
         if (p->kind == CF_TPL_LITERAL) {
@@ -356,10 +397,15 @@ int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ct
                 if (p->text[j] != '/' && p->text[j] != '?')
                     continue;
                 cf_buf_append(out, p->text + done, j - done);
-                close_segment(out, seg, has_value);
+                /* a value made this segment "." or ".." with the literal around it ("/.{rest}" with an empty rest) */
+                if (seg_value != NULL && decodes_to_dot_segment(out, seg)) {
+                    p = seg_value;
+                    rc = CF_TPL_BAD_INPUT;
+                    goto Fail;
+                }
                 cf_buf_appendc(out, p->text[j]);
                 seg = out->len;
-                has_value = 0;
+                seg_value = NULL;
                 in_path = p->text[j] == '/';
                 done = j + 1;
             }
@@ -380,17 +426,22 @@ int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ct
             }
             val = "";
         }
+        if (p->in_query) {
+            cf_encode_query(out, val, len);
+            continue;
+        }
         /* an empty value in the path would address another resource ("/users/" instead of "/users/42") */
-        if (len == 0 && !p->in_query && !(p->kind == CF_TPL_PARAM && p->rest)) {
+        if (len == 0 && !(p->kind == CF_TPL_PARAM && p->rest)) {
             rc = CF_TPL_MISSING;
             goto Fail;
         }
-        if (p->in_query) {
-            cf_encode_query(out, val, len);
-        } else if (p->kind == CF_TPL_PARAM && p->rest) {
+        if (!path_value_ok(p, val, len, flags)) {
+            rc = CF_TPL_BAD_INPUT;
+            goto Fail;
+        }
+        if (p->kind == CF_TPL_PARAM && p->rest) {
             size_t before = out->len;
-            if ((rc = encode_rest(out, val, len)) != CF_TPL_OK)
-                goto Fail;
+            encode_rest(out, val, len);
             /* the segment the rest started in ended at its first '/': it holds a non-empty, non-dot segment of the
              * rest, so it cannot be a dot segment; go on from after its last '/' */
             size_t last = out->len;
@@ -399,12 +450,15 @@ int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ct
             if (last != before)
                 seg = last;
         } else {
-            cf_encode_segment(out, val, len);
+            encode_bytes(out, val, len);
         }
-        has_value = 1;
+        seg_value = p;
     }
-    if (in_path)
-        close_segment(out, seg, has_value);
+    if (in_path && seg_value != NULL && decodes_to_dot_segment(out, seg)) {
+        p = seg_value;
+        rc = CF_TPL_BAD_INPUT;
+        goto Fail;
+    }
     cf_buf_reserve(out, 0); /* NUL-terminated even when the template expanded to nothing new */
     out->base[out->len] = '\0';
     return CF_TPL_OK;
@@ -416,4 +470,41 @@ Fail:
     if (failed != NULL)
         *failed = p;
     return rc;
+}
+
+int cf_template_check(const cf_template_t *t, unsigned kinds, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx,
+                      const cf_tpl_part_t **failed)
+{
+    for (size_t i = 0; i != t->num_parts; ++i) {
+        const cf_tpl_part_t *p = t->parts + i;
+        if (p->kind == CF_TPL_LITERAL || p->in_query || (kinds & (1u << p->kind)) == 0)
+            continue;
+        const char *val = NULL;
+        size_t len = 0;
+        int rc = lookup(ctx, p, &val, &len);
+        /* missing and empty values are the expansion's to report, as CF_TPL_MISSING */
+        if (rc == CF_TPL_BAD_INPUT || (rc == CF_TPL_OK && val != NULL && len != 0 && !path_value_ok(p, val, len, flags))) {
+            if (failed != NULL)
+                *failed = p;
+            return CF_TPL_BAD_INPUT;
+        }
+    }
+    return CF_TPL_OK;
+}
+
+const char *cf_template_refusal(const cf_tpl_part_t *p, unsigned flags, char *buf, size_t size)
+{
+    const char *what = p->kind == CF_TPL_PARAM    ? "path parameter"
+                       : p->kind == CF_TPL_QUERY  ? "query parameter"
+                       : p->kind == CF_TPL_HEADER ? "header"
+                                                  : "value";
+    const char *rule;
+    if (p->kind == CF_TPL_PARAM && p->rest)
+        rule = "a value that holds \"\\\" or a \".\", \"..\" or empty segment cannot fill the upstream path";
+    else if (flags & CF_TPL_KEEP_ENCODED_SLASH)
+        rule = "a value that holds \"\\\" or a \".\" or \"..\" segment cannot fill a segment of the upstream path";
+    else
+        rule = "a value that is \".\" or \"..\" or holds \"/\" or \"\\\" cannot fill a segment of the upstream path";
+    snprintf(buf, size, "%s \"%.*s\": %s", what, (int)p->len, p->text, rule);
+    return buf;
 }

@@ -42,8 +42,18 @@ void cf_template_free(cf_template_t *t);
 enum {
     CF_TPL_OK = 0,
     CF_TPL_MISSING = -1,   /* a placeholder has no value: the call fails with missing_param */
-    CF_TPL_BAD_INPUT = -2, /* a value may not be used (a "." or ".." segment in a rest value): 400 */
+    CF_TPL_BAD_INPUT = -2, /* a value may not be used where it lands (see cf_segment_value_ok): 400 or bad_param */
 };
+
+/** Flags of cf_template_expand and cf_template_check: the policy of the call the template belongs to. */
+enum {
+    /* a '/' in a value that fills one path segment is sent as %2F instead of refused (a call's encoded_slash: keep,
+     * for upstreams that take "group%2Fproject" as one segment and do not decode it) */
+    CF_TPL_KEEP_ENCODED_SLASH = 1,
+};
+
+/** The kinds whose values come from the client's request, as a mask for cf_template_check. */
+#define CF_TPL_CLIENT_KINDS ((1u << CF_TPL_PARAM) | (1u << CF_TPL_QUERY) | (1u << CF_TPL_HEADER))
 
 /**
  * Supplies the raw (decoded, unencoded) value of a placeholder. Returns CF_TPL_OK with *val and *len set (borrowed
@@ -52,13 +62,51 @@ enum {
 typedef int (*cf_tpl_lookup_cb)(void *ctx, const cf_tpl_part_t *part, const char **val, size_t *len);
 
 /**
+ * Whether a value (decoded: the bytes the upstream will see once it decodes the segment) may fill one path segment.
+ * Percent-encoding keeps a '/' inside the segment on the wire, but many servers (nginx among them) decode %2F and
+ * then resolve dot segments, and some take '\' for '/', so "../admin" in /users/{id} would reach /admin there (the
+ * class of Envoy's CVE-2019-9901).
+ * Refused: "." and "..", any '\', and any '/' unless `flags` has CF_TPL_KEEP_ENCODED_SLASH; with it, a '/' is
+ * allowed but no '/'-separated piece may be "." or "..". An empty value passes here: cf_template_expand calls it
+ * missing. Reads the value once or twice with memchr; allocates nothing.
+ */
+int cf_segment_value_ok(const char *s, size_t len, unsigned flags);
+
+/**
+ * Whether a {name*} value may fill the path segments it holds: no '\', no "." or ".." segment, and no empty segment
+ * but the last ("a/" is fine, "/a" and "a//b" are not).
+ */
+int cf_rest_value_ok(const char *s, size_t len);
+
+/**
  * Appends the expansion of `t` to `out`, each value percent-encoded for where it lands, so that no value can
  * add a path segment, a query parameter, a fragment, or any byte outside RFC 3986 unreserved characters.
- * An empty value in the path (not in the query, not a rest capture) is CF_TPL_MISSING: "/users/" instead of
- * "/users/42" would address another resource.
- * Returns CF_TPL_OK, CF_TPL_MISSING or CF_TPL_BAD_INPUT; on failure *failed (if not NULL) names the part.
+ * A value in a path segment must pass cf_segment_value_ok (cf_rest_value_ok for a {name*} capture), else the
+ * expansion fails with CF_TPL_BAD_INPUT; so does a segment that a value helped build and that comes out as "." or
+ * ".." (a rest capture next to a literal dot). An empty value in the path (not in the query, not a rest capture) is
+ * CF_TPL_MISSING: "/users/" instead of "/users/42" would address another resource. Values in the query are only
+ * encoded: a query value is not path-resolved, so '/' and ".." are harmless there.
+ * Returns CF_TPL_OK, CF_TPL_MISSING or CF_TPL_BAD_INPUT; on failure *failed (if not NULL) names the part and `out` is
+ * left as it was.
  */
-int cf_template_expand(const cf_template_t *t, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, const cf_tpl_part_t **failed);
+int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out,
+                       const cf_tpl_part_t **failed);
+
+/**
+ * Checks, without expanding, the values of the placeholders whose kind is in the mask `kinds` (1u << CF_TPL_*) and
+ * that land in the path: the first one cf_template_expand would refuse gives CF_TPL_BAD_INPUT with *failed (if not
+ * NULL) naming it. Missing and empty values are skipped (the expansion reports them as CF_TPL_MISSING). This lets a
+ * caller refuse a client's input (CF_TPL_CLIENT_KINDS) before any call goes out, whatever the values of other kinds
+ * turn out to be. Returns CF_TPL_OK or CF_TPL_BAD_INPUT.
+ */
+int cf_template_check(const cf_template_t *t, unsigned kinds, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx,
+                      const cf_tpl_part_t **failed);
+
+/**
+ * Writes into buf a message for a client whose value for `part` was refused by cf_template_check, naming the
+ * parameter ("path parameter \"id\"", "query parameter \"q\"", "header \"x-id\"") and what is refused. Returns buf.
+ */
+const char *cf_template_refusal(const cf_tpl_part_t *part, unsigned flags, char *buf, size_t size);
 
 /** Appends `s` percent-encoded as a path segment ("." and ".." are encoded too). */
 void cf_encode_segment(cf_buf_t *out, const char *s, size_t len);

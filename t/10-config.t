@@ -160,6 +160,30 @@ refused('threads', $base . "  - path: /x\n    proxy: users\nthreads: 100\n", '9:
 refused('ftp backend', "listen: [{port: 1}]\nbackends:\n  b:\n    url: ftp://example.com\nroutes:\n  - path: /\n    proxy: b\n",
     '4:10: backends.b.url: "ftp://example.com" is not an http:// or https:// URL (e.g. http://127.0.0.1:9001)');
 
+refused('encoded_slash: keep where no value fills a path segment', $base . <<'YAML', '12:24: routes[0].calls[0].encoded_slash: keep has no effect: no value of /users?id={id} fills a path segment (query values and {name*} captures are not concerned)');
+  - path: /u/{id}
+    calls:
+      - name: profile
+        backend: users
+        path: /users?id={id}
+        encoded_slash: keep
+YAML
+
+subtest '--explain shows encoded_slash: keep under its call' => sub {
+    my $file = write_config($base . <<'YAML');
+  - path: /p/{id}
+    calls:
+      - name: project
+        backend: users
+        path: /projects/{id}
+        encoded_slash: keep
+YAML
+    my ($rc, $out, $err) = run_conflux('--explain', '-c', $file);
+    is($rc, 0, 'exit 0') or diag($err);
+    like($out, qr{      project: /projects/\{id\}  .*\n        timeout .*\n        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; "\.", "\.\." and '\\' are still refused\n},
+        'the keep line follows the call');
+};
+
 subtest '--explain on the sample' => sub {
     my ($rc, $out, $err) = run_conflux('--explain', '-c', $sample);
     is($rc, 0, 'exit 0') or diag($err);

@@ -125,11 +125,13 @@ routes:
         target: data.user
         allow: [id, name]
         rename: { name: full_name }
+        encoded_slash: keep
       - name: orders
         backend: users
         path: /orders/{profile.id}
         on_error: omit
         deny: secret
+        encoded_slash: refuse
       - name: extra
         backend: users
         path: /extra
@@ -162,6 +164,9 @@ my @bad = (
     ['a call without backend', $head . "routes:\n  - path: /x\n    calls:\n      - name: a\n        path: /a\n", qr/missing backend/],
     ['a reserved call name', $head . ($route =~ s/name: profile/name: query/r), qr/reserved/],
     ['on_error: drop', $head . $route . "        on_error: drop\n", qr/not one of: null, omit/],
+    ['encoded_slash: yes', $head . $route . "        encoded_slash: yes\n", qr/not one of: refuse, keep/],
+    ['encoded_slash: keep with no value in the path', $head . ($route =~ s{/users/\{id\}}{/users?id={id}}r)
+        . "        encoded_slash: keep\n", qr/keep has no effect: no value of \/users\?id=\{id\} fills a path segment/],
     ['merge: deep', $head . ($route =~ s{    calls:}{    merge: deep\n    calls:}r), qr/not one of: group, merge/],
     ['allow and deny together', $head . $route . "        allow: [a]\n        deny: [b]\n", qr/either allow: or deny:/],
     ['on_conflict without merge: merge', $head . ($route =~ s{    calls:}{    on_conflict: first\n    calls:}r),

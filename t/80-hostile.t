@@ -64,8 +64,9 @@ sub last_upstream {
 }
 
 subtest 'path parameter values cannot change the upstream path' => sub {
-    # undef: refused with 400 (a decoded NUL, or a whole segment that decodes to a dot segment)
-    my %cases = ('..%2Fadmin' => '/users/..%2Fadmin', '%2e%2e' => undef, '.' => undef, 'a%3Fx%3D1' => '/users/a%3Fx%3D1',
+    # undef: refused with 400 (a decoded NUL, a whole segment that decodes to a dot segment, or a value that decodes
+    # to hold a '/': see t/80-path-values.t)
+    my %cases = ('..%2Fadmin' => undef, '%2e%2e' => undef, '.' => undef, 'a%3Fx%3D1' => '/users/a%3Fx%3D1',
                  'a%23frag' => '/users/a%23frag', 'a%0D%0AX-Injected:%201' => '/users/a%0D%0AX-Injected%3A%201',
                  'a&b=1' => '/users/a%26b%3D1', 'a%20b' => '/users/a%20b', '%00' => undef);
     for my $in (sort keys %cases) {

@@ -897,6 +897,49 @@ static void test_files(void)
     cf_config_free(c);
 }
 
+/* encoded_slash: refuse (default) | keep, per call; keep only where a value fills a path segment; --explain says so. */
+static void test_encoded_slash(void)
+{
+    cf_config_t *c = load(BASE ROUTE1);
+    ok(c != NULL && c->routes[0].calls[0].encoded_slash == CF_ENCODED_SLASH_REFUSE, "default: refuse");
+    cf_config_free(c);
+    c = load(BASE ROUTE1 "        encoded_slash: keep\n");
+    ok(c != NULL && c->routes[0].calls[0].encoded_slash == CF_ENCODED_SLASH_KEEP, "keep: %s", err);
+    if (c != NULL) {
+        char *out = explain(c);
+        ok(contains(out,
+                    "      profile: /users/{id}  (backend users: http://127.0.0.1:9001)\n        timeout 5s, optional: on error "
+                    "the key is null\n        encoded_slash: keep: a '/' in a value that fills one path segment is sent as "
+                    "%2F; \".\", \"..\" and '\\' are still refused\n"),
+           "--explain shows keep under the call");
+        free(out);
+    }
+    cf_config_free(c);
+    c = load(BASE ROUTE1 "        encoded_slash: refuse\n");
+    ok(c != NULL && c->routes[0].calls[0].encoded_slash == CF_ENCODED_SLASH_REFUSE, "refuse spelled out: %s", err);
+    if (c != NULL) {
+        char *out = explain(c);
+        ok(out != NULL && strstr(out, "encoded_slash") == NULL, "--explain says nothing of the default");
+        free(out);
+    }
+    cf_config_free(c);
+    good("keep with a call field in the path",
+         BASE ROUTE1 "      - name: recs\n        backend: recs\n        path: /r/{profile.seg}\n"
+                     "        encoded_slash: keep\n");
+    bad("encoded_slash: yes", BASE ROUTE1 "        encoded_slash: yes\n",
+        "t.yaml:14:24: routes[0].calls[0].encoded_slash: \"yes\" is not one of: refuse, keep");
+    bad("keep without a path value",
+        BASE "  - path: /u/{id}\n    calls:\n      - name: a\n        backend: users\n"
+             "        path: /users?id={id}\n        encoded_slash: keep\n",
+        "t.yaml:14:24: routes[0].calls[0].encoded_slash: keep has no effect: no value of /users?id={id} fills a path segment "
+        "(query values and {name*} captures are not concerned)");
+    bad("keep with only a rest",
+        BASE "  - path: /f/{rest*}\n    calls:\n      - name: a\n        backend: users\n"
+             "        path: /files/{rest}\n        encoded_slash: keep\n",
+        "t.yaml:14:24: routes[0].calls[0].encoded_slash: keep has no effect: no value of /files/{rest} fills a path segment "
+        "(query values and {name*} captures are not concerned)");
+}
+
 int main(void)
 {
     test_defaults();
@@ -908,6 +951,7 @@ int main(void)
     test_backend_errors();
     test_route_errors();
     test_call_errors();
+    test_encoded_slash();
     test_hostile();
     test_files();
     return done_testing();

@@ -365,6 +365,8 @@ static void test_failure_status(void)
         is(cf_failure_status(&o), cases[i].expected, "failure status of %s (upstream %d)",
            cases[i].reason ? cases[i].reason : "(null)", cases[i].status);
     }
+    cf_outcome_t bad_param = {NULL, "bad_param", 0};
+    is(cf_failure_status(&bad_param), 502, "failure status of bad_param: 502, like missing_param");
 }
 
 static void body_is(const char *name, const char *reason, int status, const char *expected)
@@ -382,6 +384,7 @@ static void test_failure_body(void)
 {
     body_is("profile", "status_404", 404, "{\"error\":\"status_404\",\"call\":\"profile\",\"status\":404}");
     body_is("profile", "timeout", 0, "{\"error\":\"timeout\",\"call\":\"profile\",\"status\":null}");
+    body_is("recs", "bad_param", 0, "{\"error\":\"bad_param\",\"call\":\"recs\",\"status\":null}");
     body_is("orders", "invalid_json", 200, "{\"error\":\"invalid_json\",\"call\":\"orders\",\"status\":200}");
     body_is("we\"ird\\", "deadline", 0, "{\"error\":\"deadline\",\"call\":\"we\\\"ird\\\\\",\"status\":null}");
 }
@@ -400,6 +403,7 @@ static void test_proxy_status_error(void)
         {"not_an_object", "http_protocol_error"},
         {"bad_response", "http_protocol_error"},
         {"missing_param", "http_request_error"},
+        {"bad_param", "http_request_error"},
         {"circuit_open", "destination_unavailable"},
         {"status_503", NULL},
         {"status_404", NULL},
@@ -431,6 +435,7 @@ static void test_proxy_status_format(void)
     format_is("p", "too_large", 200, "conflux; error=http_response_body_size; received-status=200; details=\"p\"");
     format_is("p", "connect_failed", 0, "conflux; error=connection_refused; details=\"p\"");
     format_is("p", "missing_param", 0, "conflux; error=http_request_error; details=\"p\"");
+    format_is("recs", "bad_param", 0, "conflux; error=http_request_error; details=\"recs\"");
     format_is("a\"b\\c", "reset", 0, "conflux; error=connection_terminated; details=\"a\\\"b\\\\c\"");
     format_is("ctl\r\n\x7f\xc3\xa9", "circuit_open", 0, "conflux; error=destination_unavailable; details=\"ctl?????\"");
     format_is("", "reset", 0, "conflux; error=connection_terminated; details=\"\"");

@@ -170,7 +170,7 @@ static void set_value(struct values *vs, const char *key, const char *val, size_
 
 /* Expands src with one value for every placeholder; returns the result or "#MISSING"/"#BAD_INPUT". */
 static char expanded[8192];
-static const char *expand1(const char *src, const char *val, size_t len, int rest)
+static const char *expand1(const char *src, const char *val, size_t len, int rest, unsigned flags)
 {
     cf_template_t t;
     char err[256];
@@ -187,7 +187,7 @@ static const char *expand1(const char *src, const char *val, size_t len, int res
         set_value(&vs, keys[i], val, len);
     cf_buf_t out = CF_BUF_INIT;
     const cf_tpl_part_t *failed = NULL;
-    int rc = cf_template_expand(&t, on_lookup, &vs, &out, &failed);
+    int rc = cf_template_expand(&t, flags, on_lookup, &vs, &out, &failed);
     if (rc == CF_TPL_OK)
         snprintf(expanded, sizeof(expanded), "%s", out.len ? out.base : "");
     else
@@ -196,7 +196,9 @@ static const char *expand1(const char *src, const char *val, size_t len, int res
     cf_template_free(&t);
     return expanded;
 }
-#define E(src, val) expand1(src, val, strlen(val), 0)
+#define E(src, val) expand1(src, val, strlen(val), 0, 0)
+#define EKEEP(src, val) expand1(src, val, strlen(val), 0, CF_TPL_KEEP_ENCODED_SLASH)
+#define EREST(src, val) expand1(src, val, strlen(val), 1, 0)
 
 static void test_encoders(void)
 {
@@ -240,30 +242,33 @@ static void test_expand(void)
     is_str(E("/users/{v}", "42"), "/users/42", "plain value");
     is_str(E("/users/{v}", ""), "#MISSING", "an empty value in the path is missing (it would address /users/)");
     is_str(E("/users?id={v}", ""), "/users?id=", "an empty value in the query is a value");
-    is_str(E("/users/{v}", "../"), "/users/..%2F", "../");
-    is_str(E("/users/{v}", ".."), "/users/%2E%2E", "..");
-    is_str(E("/users/{v}", "."), "/users/%2E", ".");
-    is_str(E("/users/{v}/x", "../../admin"), "/users/..%2F..%2Fadmin/x", "../../admin");
+    is_str(E("/users/{v}", "../"), "#BAD_INPUT", "../ is refused in a path segment");
+    is_str(E("/users/{v}", ".."), "#BAD_INPUT", ".. is refused");
+    is_str(E("/users/{v}", "."), "#BAD_INPUT", ". is refused");
+    is_str(E("/users/{v}/x", "../../admin"), "#BAD_INPUT", "../../admin is refused");
     is_str(E("/users/{v}", "%2F"), "/users/%252F", "%%2F is taken literally");
-    is_str(E("/users/{v}", "a/b"), "/users/a%2Fb", "a/b");
+    is_str(E("/users/{v}", "a/b"), "#BAD_INPUT", "a/b is refused");
     is_str(E("/users/{v}", "?x=1"), "/users/%3Fx%3D1", "?x=1");
     is_str(E("/users/{v}", "#f"), "/users/%23f", "#f");
     is_str(E("/users/{v}", "\r\nHost: evil"), "/users/%0D%0AHost%3A%20evil", "CRLF injection");
     is_str(E("/users/{v}", "a b"), "/users/a%20b", "space");
     is_str(E("/users/{v}", "&admin=1"), "/users/%26admin%3D1", "&admin=1");
-    is_str(expand1("/users/{v}", "a\0b", 3, 0), "/users/a%00b", "NUL");
+    is_str(expand1("/users/{v}", "a\0b", 3, 0, 0), "/users/a%00b", "NUL");
     is_str(E("/users/{v}", "caf\xc3\xa9"), "/users/caf%C3%A9", "UTF-8");
     is_str(E("/users/{v}", "\xff\xfe"), "/users/%FF%FE", "0xFF bytes");
     is_str(E("/users/{v}", "~user.name_1-2"), "/users/~user.name_1-2", "unreserved untouched");
-    is_str(E("/.{v}", "."), "/.%2E", "a '.' value next to a literal dot stays encoded");
-    is_str(E("/{v}{v}", "."), "/%2E%2E", "two adjacent '.' values");
+    is_str(E("/.{v}", "."), "#BAD_INPUT", "a '.' value next to a literal dot is refused");
+    is_str(E("/{v}{v}", "."), "#BAD_INPUT", "two adjacent '.' values are refused");
     is_str(E("/.{v}/x", ""), "#MISSING", "literal '.' + empty value: missing");
     is_str(E("/{v}.{v}?q", ""), "#MISSING", "'{name}.{ext}' with both empty: missing");
     is_str(E("/{v}.{v}?q=.", "a"), "/a.a?q=.", "'{name}.{ext}' with values: as is");
     is_str(E("/a/../b/{v}", "x"), "/a/../b/x", "the template's own literal dots are left as written");
-    is_str(expand1("/.{rest}", "", 0, 1), "/%2E", "literal '.' + empty rest");
-    is_str(expand1("/x/{rest}.", "a/", 2, 1), "/x/a/%2E", "empty tail of a rest + literal '.'");
-    is_str(expand1("/x{rest}/y", "a/b", 3, 1), "/xa/b/y", "rest joined to literal text");
+    is_str(expand1("/.{rest}", "", 0, 1, 0), "#BAD_INPUT", "literal '.' + empty rest makes a dot segment: refused");
+    is_str(expand1("/x/{rest}.", "a/", 2, 1, 0), "#BAD_INPUT", "empty tail of a rest + literal '.': refused");
+    is_str(expand1("/x/%2E{rest}", "", 0, 1, 0), "#BAD_INPUT", "literal %%2E + empty rest: refused too");
+    is_str(expand1("/x/..{rest}/y", "", 0, 1, 0), "#BAD_INPUT", "literal '..' + empty rest: refused");
+    is_str(expand1("/x/.{rest}", "a", 1, 1, 0), "/x/.a", "literal '.' + a rest: a name");
+    is_str(expand1("/x{rest}/y", "a/b", 3, 1, 0), "/xa/b/y", "rest joined to literal text");
 
     /* in the query */
     is_str(E("/o?user={v}&lang={query.lang}", "a&admin=1"), "/o?user=a%26admin%3D1&lang=a%26admin%3D1", "& and = in query");
@@ -275,25 +280,215 @@ static void test_expand(void)
 
     /* other kinds */
     is_str(E("/x/{header.X-Tenant}", "t 1"), "/x/t%201", "header value");
-    is_str(E("/recs/{profile.segment}", "a/b"), "/recs/a%2Fb", "call field");
+    is_str(E("/recs/{profile.segment}", "gold-1"), "/recs/gold-1", "call field");
+    is_str(E("/recs/{profile.segment}", "a/b"), "#BAD_INPUT", "call field with '/': refused");
     is_str(E("/u/{item}", "7"), "/u/7", "item");
     is_str(E("/u/{item.id}", "7?"), "/u/7%3F", "item field");
 
     /* {name*} values */
-    is_str(expand1("/legacy/{rest}", "a/b/c", 5, 1), "/legacy/a/b/c", "rest keeps '/'");
-    is_str(expand1("/legacy/{rest}", "a b/\xc3\xa9/?#", 9, 1), "/legacy/a%20b/%C3%A9/%3F%23", "rest segments encoded");
-    is_str(expand1("/legacy/{rest}", "", 0, 1), "/legacy/", "empty rest");
-    is_str(expand1("/legacy/{rest}", "a/", 2, 1), "/legacy/a/", "rest with a trailing slash");
-    is_str(expand1("/legacy/{rest}", "...", 3, 1), "/legacy/...", "rest: three dots");
-    is_str(expand1("/legacy/{rest}", "%2E%2E", 6, 1), "/legacy/%252E%252E", "rest: a literal %%2E stays literal");
-    is_str(expand1("/legacy/{rest}", "..", 2, 1), "#BAD_INPUT", "rest: ..");
-    is_str(expand1("/legacy/{rest}", ".", 1, 1), "#BAD_INPUT", "rest: .");
-    is_str(expand1("/legacy/{rest}", "a/../b", 6, 1), "#BAD_INPUT", "rest: a/../b");
-    is_str(expand1("/legacy/{rest}", "a/./b", 5, 1), "#BAD_INPUT", "rest: a/./b");
-    is_str(expand1("/legacy/{rest}", "a/..", 4, 1), "#BAD_INPUT", "rest: trailing ..");
-    is_str(expand1("/legacy/{rest}", "/etc", 4, 1), "#BAD_INPUT", "rest: leading '/'");
-    is_str(expand1("/legacy/{rest}", "a//b", 4, 1), "#BAD_INPUT", "rest: empty segment");
-    is_str(expand1("/legacy?p={rest}", "a/b", 3, 1), "/legacy?p=a%2Fb", "rest in the query is a plain query value");
+    is_str(expand1("/legacy/{rest}", "a/b/c", 5, 1, 0), "/legacy/a/b/c", "rest keeps '/'");
+    is_str(expand1("/legacy/{rest}", "a b/\xc3\xa9/?#", 9, 1, 0), "/legacy/a%20b/%C3%A9/%3F%23", "rest segments encoded");
+    is_str(expand1("/legacy/{rest}", "", 0, 1, 0), "/legacy/", "empty rest");
+    is_str(expand1("/legacy/{rest}", "a/", 2, 1, 0), "/legacy/a/", "rest with a trailing slash");
+    is_str(expand1("/legacy/{rest}", "...", 3, 1, 0), "/legacy/...", "rest: three dots");
+    is_str(expand1("/legacy/{rest}", "%2E%2E", 6, 1, 0), "/legacy/%252E%252E", "rest: a literal %%2E stays literal");
+    is_str(expand1("/legacy/{rest}", "..", 2, 1, 0), "#BAD_INPUT", "rest: ..");
+    is_str(expand1("/legacy/{rest}", ".", 1, 1, 0), "#BAD_INPUT", "rest: .");
+    is_str(expand1("/legacy/{rest}", "a/../b", 6, 1, 0), "#BAD_INPUT", "rest: a/../b");
+    is_str(expand1("/legacy/{rest}", "a/./b", 5, 1, 0), "#BAD_INPUT", "rest: a/./b");
+    is_str(expand1("/legacy/{rest}", "a/..", 4, 1, 0), "#BAD_INPUT", "rest: trailing ..");
+    is_str(expand1("/legacy/{rest}", "/etc", 4, 1, 0), "#BAD_INPUT", "rest: leading '/'");
+    is_str(expand1("/legacy/{rest}", "a//b", 4, 1, 0), "#BAD_INPUT", "rest: empty segment");
+    is_str(EREST("/legacy/{rest}", "a\\b/c"), "#BAD_INPUT", "rest: a backslash");
+    is_str(EREST("/legacy/{rest}", "a/..\\b"), "#BAD_INPUT", "rest: a backslash after dots");
+    is_str(expand1("/legacy/{rest}", "a/../b", 6, 1, CF_TPL_KEEP_ENCODED_SLASH), "#BAD_INPUT", "rest: keep changes nothing");
+    is_str(expand1("/legacy?p={rest}", "a/b", 3, 1, 0), "/legacy?p=a%2Fb", "rest in the query is a plain query value");
+}
+
+/* cf_segment_value_ok on every spelling; the values are decoded (what the upstream sees once it decodes). */
+static void test_segment_rules(void)
+{
+    static const struct {
+        const char *val;
+        size_t len;
+        int ok, ok_keep;
+        const char *name;
+    } cases[] = {
+        {"..", 2, 0, 0, ".."},
+        {".", 1, 0, 0, "."},
+        {"..", 2, 0, 0, "%2e%2E decoded"},
+        {".%2E", 4, 1, 1, ".%2E as bytes: not a dot segment (it is sent as .%252E)"},
+        {"%2e%2E", 6, 1, 1, "%2e%2E as bytes (sent as %252e%252E, decodes once to a name)"},
+        {"...", 3, 1, 1, "three dots: a name"},
+        {".a", 2, 1, 1, ".a"},
+        {"a.", 2, 1, 1, "a."},
+        {".. ", 3, 1, 1, "'.. ': a name"},
+        {"a/b", 3, 0, 1, "a/b"},
+        {"/", 1, 0, 1, "/"},
+        {"../", 3, 0, 0, "../ (..%2F decoded)"},
+        {"../admin", 8, 0, 0, "../admin"},
+        {"x/../../admin", 13, 0, 0, "x/../../admin"},
+        {"a/..", 4, 0, 0, "a/.."},
+        {"a/./b", 5, 0, 0, "a/./b"},
+        {"..%2Fadmin", 10, 1, 1, "..%2Fadmin as bytes (sent as ..%252Fadmin)"},
+        {"group/project", 13, 0, 1, "group/project"},
+        {"/a", 2, 0, 1, "/a"},
+        {"a//b", 4, 0, 1, "a//b"},
+        {"a\\b", 3, 0, 0, "a\\b"},
+        {"\\", 1, 0, 0, "\\"},
+        {"..\\admin", 8, 0, 0, "..\\admin (..%5C decoded)"},
+        {"", 0, 1, 1, "empty: passes here, the expansion calls it missing"},
+        {"42", 2, 1, 1, "42"},
+        {"a\0b", 3, 1, 1, "a NUL b (encoded as %00)"},
+        {"caf\xc3\xa9", 5, 1, 1, "UTF-8 caf\xc3\xa9"},
+        {"\xef\xbc\x8f", 3, 1, 1, "U+FF0F fullwidth solidus: not a separator (sent as %EF%BC%8F)"},
+        {"\xe2\x88\x95", 3, 1, 1, "U+2215 division slash"},
+        {"\xef\xbc\x8e\xef\xbc\x8e", 6, 1, 1, "U+FF0E U+FF0E fullwidth dots"},
+        {"\xc0\xaf", 2, 1, 1, "overlong C0 AF: not UTF-8, sent as %C0%AF"},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        is(cf_segment_value_ok(cases[i].val, cases[i].len, 0), cases[i].ok, "segment: %s", cases[i].name);
+        is(cf_segment_value_ok(cases[i].val, cases[i].len, CF_TPL_KEEP_ENCODED_SLASH), cases[i].ok_keep, "  with keep: %s",
+           cases[i].name);
+    }
+    /* no multi-byte UTF-8 sequence holds a '/' or '\\' byte: every byte of one is >= 0x80 */
+    char utf8[4];
+    int bad = 0;
+    for (unsigned cp = 0x80; cp <= 0x10ffff; ++cp) {
+        size_t n;
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            continue;
+        if (cp < 0x800) {
+            utf8[0] = (char)(0xc0 | cp >> 6), utf8[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+        } else if (cp < 0x10000) {
+            utf8[0] = (char)(0xe0 | cp >> 12), utf8[1] = (char)(0x80 | (cp >> 6 & 0x3f)), utf8[2] = (char)(0x80 | (cp & 0x3f)),
+            n = 3;
+        } else {
+            utf8[0] = (char)(0xf0 | cp >> 18), utf8[1] = (char)(0x80 | (cp >> 12 & 0x3f)),
+            utf8[2] = (char)(0x80 | (cp >> 6 & 0x3f)), utf8[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+        }
+        bad += !cf_segment_value_ok(utf8, n, 0);
+    }
+    is(bad, 0, "every non-ASCII code point passes (and is percent-encoded byte by byte)");
+
+    /* {name*} values */
+    ok(cf_rest_value_ok("a/b/c", 5), "rest a/b/c");
+    ok(cf_rest_value_ok("", 0), "rest empty");
+    ok(cf_rest_value_ok("a/", 2), "rest a/ (trailing slash)");
+    ok(cf_rest_value_ok("...", 3), "rest ...");
+    ok(!cf_rest_value_ok("a\\b", 3), "rest a\\b");
+    ok(!cf_rest_value_ok("a/../b", 6), "rest a/../b");
+    ok(!cf_rest_value_ok(".", 1), "rest .");
+    ok(!cf_rest_value_ok("a/.", 3), "rest a/.");
+    ok(!cf_rest_value_ok("/a", 2), "rest /a");
+    ok(!cf_rest_value_ok("a//b", 4), "rest a//b");
+}
+
+/* Where a value lands decides what is refused: path segment, query value, or (with keep) one segment holding %2F. */
+static void test_placement(void)
+{
+    /* the attack: one segment that decodes to climb, with an upstream that decodes %2F and resolves dot segments */
+    is_str(E("/users/{v}", "../admin"), "#BAD_INPUT", "path: ../admin");
+    is_str(E("/users/{v}", "x/../../admin"), "#BAD_INPUT", "path: x/../../admin");
+    is_str(E("/users/{v}", "..\\admin"), "#BAD_INPUT", "path: ..\\admin");
+    is_str(E("/users/{v}.json", "a/b"), "#BAD_INPUT", "path: a value sharing its segment with a literal");
+    is_str(E("/users/{v}", "..."), "/users/...", "path: three dots are a name");
+    is_str(E("/users/{header.x-tenant}", "a/b"), "#BAD_INPUT", "path: a header value");
+    is_str(E("/users/{query.lang}", ".."), "#BAD_INPUT", "path: a query parameter's value");
+    is_str(E("/u/{item}", "a/b"), "#BAD_INPUT", "path: the foreach element");
+    /* query values are not path-resolved: only encoded */
+    is_str(E("/o?user={v}", "../admin"), "/o?user=..%2Fadmin", "query: ../admin is harmless");
+    is_str(E("/o?user={v}", "a\\b"), "/o?user=a%5Cb", "query: a backslash is harmless");
+    is_str(E("/o?user={v}", "."), "/o?user=.", "query: .");
+    is_str(E("/o?p={profile.segment}", "a/b"), "/o?p=a%2Fb", "query: a call field with '/'");
+    is_str(E("/a/{v}?q={query.lang}", "x"), "/a/x?q=x", "path and query together");
+    /* encoded_slash: keep */
+    is_str(EKEEP("/projects/{v}", "group/project"), "/projects/group%2Fproject", "keep: '/' sent as %%2F in one segment");
+    is_str(EKEEP("/projects/{v}/issues", "a/b/c"), "/projects/a%2Fb%2Fc/issues", "keep: several");
+    is_str(EKEEP("/projects/{v}", ".."), "#BAD_INPUT", "keep: .. still refused");
+    is_str(EKEEP("/projects/{v}", "."), "#BAD_INPUT", "keep: . still refused");
+    is_str(EKEEP("/projects/{v}", "../admin"), "#BAD_INPUT", "keep: a '..' piece still refused");
+    is_str(EKEEP("/projects/{v}", "a/./b"), "#BAD_INPUT", "keep: a '.' piece still refused");
+    is_str(EKEEP("/projects/{v}", "a\\b"), "#BAD_INPUT", "keep: '\\' still refused");
+    is_str(EKEEP("/projects/{v}", ""), "#MISSING", "keep: empty is still missing");
+    is_str(EKEEP("/p?x={v}", "a/../b"), "/p?x=a%2F..%2Fb", "keep: query values unchanged");
+}
+
+/* cf_template_check sees the values of the kinds asked for, in the path only, skipping missing and empty ones. */
+static void test_check(void)
+{
+    cf_template_t t;
+    char err[256], msg[256];
+    struct values vs = {0};
+    const cf_tpl_part_t *failed = NULL;
+
+    is(cf_template_parse("/r/{id}/{profile.seg}/{header.x-t}?q={query.q}", &t, err, sizeof(err)), 0, "parse");
+    set_value(&vs, "id", "7", 1);
+    set_value(&vs, "profile.seg", "../admin", 8);
+    set_value(&vs, "x-t", "t1", 2);
+    set_value(&vs, "q", "../admin", 8);
+    vs.calls = 0;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_OK,
+       "a bad call field and a bad query value are not the client's path values");
+    is(vs.calls, 2, "  looked up only id and header.x-t");
+    vs.v[0].val = "a/b", vs.v[0].len = 3;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_BAD_INPUT, "id a/b: refused");
+    ok(failed == t.parts + 1, "  failed names {id}");
+    is_str(cf_template_refusal(failed, 0, msg, sizeof(msg)),
+           "path parameter \"id\": a value that is \".\" or \"..\" or holds \"/\" or \"\\\" cannot fill a segment of the upstream "
+           "path",
+           "  the message names it");
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, CF_TPL_KEEP_ENCODED_SLASH, on_lookup, &vs, &failed), CF_TPL_OK,
+       "  allowed with keep");
+    vs.v[0].val = "..", vs.v[0].len = 2;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, CF_TPL_KEEP_ENCODED_SLASH, on_lookup, &vs, &failed), CF_TPL_BAD_INPUT,
+       "id ..: refused with keep too");
+    is_str(
+        cf_template_refusal(failed, CF_TPL_KEEP_ENCODED_SLASH, msg, sizeof(msg)),
+        "path parameter \"id\": a value that holds \"\\\" or a \".\" or \"..\" segment cannot fill a segment of the upstream path",
+        "  the message says what keep still refuses");
+    vs.v[0].val = "", vs.v[0].len = 0;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_OK, "empty id: left to the expansion");
+    vs.v[0].rc = CF_TPL_MISSING;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_OK, "missing id: left to the expansion");
+    vs.v[0].rc = CF_TPL_BAD_INPUT;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_BAD_INPUT, "lookup's BAD_INPUT is passed on");
+    vs.v[0].rc = CF_TPL_OK, vs.v[0].val = "7", vs.v[0].len = 1;
+    vs.v[2].val = "t\\1", vs.v[2].len = 3;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &vs, &failed), CF_TPL_BAD_INPUT, "header with '\\': refused");
+    is_str(cf_template_refusal(failed, 0, msg, sizeof(msg)),
+           "header \"x-t\": a value that is \".\" or \"..\" or holds \"/\" or \"\\\" cannot fill a segment of the upstream path",
+           "  named as a header");
+    vs.v[2].val = "t1", vs.v[2].len = 2;
+    is(cf_template_check(&t, 1u << CF_TPL_CALL, 0, on_lookup, &vs, &failed), CF_TPL_BAD_INPUT, "asked for calls: the call field");
+    ok(failed == t.parts + 3, "  failed names {profile.seg}");
+    cf_buf_t out = CF_BUF_INIT;
+    is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_BAD_INPUT, "the expansion refuses it too");
+    ok(failed == t.parts + 3, "  on the same part");
+    cf_buf_free(&out);
+    cf_template_free(&t);
+
+    is(cf_template_parse("/q/{query.id}?x", &t, err, sizeof(err)), 0, "parse a query value in the path");
+    struct values qv = {0};
+    set_value(&qv, "id", ".", 1);
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &qv, &failed), CF_TPL_BAD_INPUT, "{query.id} = .: refused");
+    is_str(cf_template_refusal(failed, 0, msg, sizeof(msg)),
+           "query parameter \"id\": a value that is \".\" or \"..\" or holds \"/\" or \"\\\" cannot fill a segment of the upstream "
+           "path",
+           "  named as a query parameter");
+    cf_template_free(&t);
+
+    is(cf_template_parse("/files/{rest}", &t, err, sizeof(err)), 0, "parse a rest");
+    t.parts[1].rest = 1;
+    struct values rv = {0};
+    set_value(&rv, "rest", "a/b\\c", 5);
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &rv, &failed), CF_TPL_BAD_INPUT, "rest with '\\': refused");
+    is_str(cf_template_refusal(failed, 0, msg, sizeof(msg)),
+           "path parameter \"rest\": a value that holds \"\\\" or a \".\", \"..\" or empty segment cannot fill the upstream path",
+           "  the rest message");
+    rv.v[0].val = "a/b", rv.v[0].len = 3;
+    is(cf_template_check(&t, CF_TPL_CLIENT_KINDS, 0, on_lookup, &rv, &failed), CF_TPL_OK, "rest a/b: fine");
+    cf_template_free(&t);
 }
 
 static void test_expand_failures(void)
@@ -308,7 +503,7 @@ static void test_expand_failures(void)
     set_value(&vs, "id", "7", 1);
     set_value(&vs, "x-t", "T", 1);
     cf_buf_appends(&out, "GET ");
-    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "missing query parameter");
+    is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "missing query parameter");
     ok(failed == t.parts + 3, "failed points at the query part");
     is_str(failed->text, "lang", "failed part is 'lang'");
     is(out.len, 4, "out is left as it was");
@@ -316,23 +511,23 @@ static void test_expand_failures(void)
 
     set_value(&vs, "lang", "fr", 2);
     vs.calls = 0;
-    is(cf_template_expand(&t, on_lookup, &vs, &out, NULL), CF_TPL_OK, "all present (failed may be NULL)");
+    is(cf_template_expand(&t, 0, on_lookup, &vs, &out, NULL), CF_TPL_OK, "all present (failed may be NULL)");
     is_str(out.base, "GET /u/7?lang=fr&t=T", "appended to what was there");
     is(vs.calls, 3, "lookup called once per placeholder");
 
     vs.v[0].rc = CF_TPL_BAD_INPUT;
     cf_buf_reset(&out);
-    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_BAD_INPUT, "lookup's BAD_INPUT is passed on");
+    is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_BAD_INPUT, "lookup's BAD_INPUT is passed on");
     ok(failed == t.parts + 1, "  on the id part");
     is(out.len, 0, "  nothing left in out");
     vs.v[0].rc = 42;
-    is(cf_template_expand(&t, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "another code counts as missing");
+    is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "another code counts as missing");
     cf_template_free(&t);
 
     /* a literal-only template needs no lookup */
     is(cf_template_parse("/health", &t, err, sizeof(err)), 0, "parse literal");
     cf_buf_reset(&out);
-    is(cf_template_expand(&t, NULL, NULL, &out, NULL), CF_TPL_OK, "expand without a callback");
+    is(cf_template_expand(&t, 0, NULL, NULL, &out, NULL), CF_TPL_OK, "expand without a callback");
     is_str(out.base, "/health", "literal copied");
     cf_template_free(&t);
     cf_buf_free(&out);
@@ -348,10 +543,21 @@ static int count_of(const char *s, size_t len, char c)
     return n;
 }
 
+/* The path-segment rule written out plainly, apart from the code under test: "." and "..", and any '/' or '\\'. */
+static int refused_in_segment(const char *val, size_t len)
+{
+    if ((len == 1 && val[0] == '.') || (len == 2 && val[0] == '.' && val[1] == '.'))
+        return 1;
+    for (size_t i = 0; i != len; ++i)
+        if (val[i] == '/' || val[i] == '\\')
+            return 1;
+    return 0;
+}
+
 /*
- * Checks the expansion of `src` (every placeholder = val) against the template's literals: the same count of each
- * structural byte, every '%' a valid escape, only unreserved bytes otherwise, no dot segment, and the value
- * decodes back exactly (for a single-placeholder template). Returns 1 when all hold.
+ * Checks the expansion of `src` (every placeholder = val) against the template's literals: refused (BAD_INPUT) exactly
+ * when a value fills a path segment and the rule refuses it; else the same count of each structural byte, every '%'
+ * a valid escape, only unreserved bytes otherwise, no dot segment, no %2F or %5C in the path. Returns 1 when all hold.
  */
 static int structure_holds(const char *src, const char *val, size_t len, char *why, size_t whylen)
 {
@@ -366,11 +572,20 @@ static int structure_holds(const char *src, const char *val, size_t len, char *w
     for (size_t i = 0; i != 5; ++i)
         set_value(&vs, keys[i], val, len);
     cf_buf_t out = CF_BUF_INIT;
-    int rc = cf_template_expand(&t, on_lookup, &vs, &out, NULL), good = 1;
+    int rc = cf_template_expand(&t, 0, on_lookup, &vs, &out, NULL), good = 1;
     const char *o = out.len ? out.base : "";
     size_t srclen = strlen(src);
     if (rc == CF_TPL_MISSING && len == 0)
         goto Done; /* an empty value in the path is refused: no URL at all, so nothing can change */
+    size_t qmark = strcspn(src, "?");
+    int refused = memchr(src, '{', qmark) != NULL && refused_in_segment(val, len);
+    if (refused != (rc == CF_TPL_BAD_INPUT)) {
+        snprintf(why, whylen, "rc %d but the value is %s in the path", rc, refused ? "refused" : "allowed");
+        good = 0;
+        goto Done;
+    }
+    if (refused)
+        goto Done; /* no URL at all, so nothing can change */
     if (rc != CF_TPL_OK) {
         snprintf(why, whylen, "rc %d", rc);
         good = 0;
@@ -406,6 +621,14 @@ static int structure_holds(const char *src, const char *val, size_t len, char *w
         size_t seglen = strcspn(o + i + 1, "/?");
         if ((seglen == 1 && o[i + 1] == '.') || (seglen == 2 && o[i + 1] == '.' && o[i + 2] == '.')) {
             snprintf(why, whylen, "dot segment at %zu: %s", i, o);
+            good = 0;
+            goto Done;
+        }
+    }
+    /* no '/' or '\\' inside a path segment, even encoded (the templates here spell none) */
+    for (size_t i = 0; i + 2 < pathlen; ++i) {
+        if (o[i] == '%' && ((o[i + 1] == '2' && (o[i + 2] | 0x20) == 'f') || (o[i + 1] == '5' && (o[i + 2] | 0x20) == 'c'))) {
+            snprintf(why, whylen, "encoded separator at %zu: %s", i, o);
             good = 0;
             goto Done;
         }
@@ -512,6 +735,9 @@ int main(void)
     test_parse();
     test_encoders();
     test_expand();
+    test_segment_rules();
+    test_placement();
+    test_check();
     test_expand_failures();
     test_structure();
     return done_testing();
