@@ -18,10 +18,15 @@ void cf_breaker_init(cf_breaker_t *b, unsigned threshold, uint64_t base_ms, uint
     b->open_ms = b->base_ms;
 }
 
+static void set_next_probe(cf_breaker_t *b, int64_t at_ms)
+{
+    __atomic_store_n(&b->next_probe_ms, at_ms, __ATOMIC_RELAXED);
+}
+
 static void open_for(cf_breaker_t *b, int64_t now_ms, uint64_t period_ms)
 {
     b->open_ms = period_ms;
-    b->next_probe_ms = now_ms + (int64_t)period_ms;
+    set_next_probe(b, now_ms + (int64_t)period_ms);
     set_failures(b, 0);
     set_state(b, CF_BREAKER_OPEN);
 }
@@ -33,7 +38,7 @@ cf_breaker_admit_t cf_breaker_admit(cf_breaker_t *b, int64_t now_ms)
     if (now_ms < b->next_probe_ms)
         return CF_BREAKER_SKIP;
     /* one probe per period: should it never report (its caller went away), the next one goes a period later */
-    b->next_probe_ms = now_ms + (int64_t)b->open_ms;
+    set_next_probe(b, now_ms + (int64_t)b->open_ms);
     set_state(b, CF_BREAKER_HALF_OPEN);
     return CF_BREAKER_PROBE;
 }

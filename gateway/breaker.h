@@ -19,8 +19,9 @@ typedef enum en_cf_breaker_admit_t {
  * success closes the breaker, its failure reopens it for twice the last period, at most `max_ms`. A probe that never
  * reports does not wedge it: another one is admitted one period later.
  *
- * Not thread-safe: the owner serializes calls (one lock, or one thread). `state` and `failures` are written with
- * atomic stores, so that other threads may read them without the lock (cf_breaker_state, a closed fast path).
+ * Not thread-safe: the owner serializes calls (one lock, or one thread). `state`, `failures` and `next_probe_ms` are
+ * written with atomic stores, so that other threads may read them without the lock (cf_breaker_state,
+ * cf_breaker_skips, a closed fast path).
  */
 typedef struct st_cf_breaker_t {
     unsigned threshold;
@@ -38,6 +39,15 @@ void cf_breaker_init(cf_breaker_t *b, unsigned threshold, uint64_t base_ms, uint
 static inline int cf_breaker_state(const cf_breaker_t *b)
 {
     return __atomic_load_n(&b->state, __ATOMIC_RELAXED);
+}
+
+/**
+ * For any thread, without the lock: 1 when an attempt at `now_ms` is skipped for sure (open or half-open, and the next
+ * probe not due yet); 0 means ask cf_breaker_admit. Lets the degraded path, like the healthy one, run without the lock.
+ */
+static inline int cf_breaker_skips(const cf_breaker_t *b, int64_t now_ms)
+{
+    return cf_breaker_state(b) != CF_BREAKER_CLOSED && now_ms < __atomic_load_n(&b->next_probe_ms, __ATOMIC_RELAXED);
 }
 
 /** Decides whether an attempt at `now_ms` may go. Open -> half-open happens here, on the first attempt due. */

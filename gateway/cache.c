@@ -35,8 +35,8 @@
  *
  * The tier is process-wide (one h2o memcached context, one connection, shared by every worker), so the breaker is
  * too: a hung memcached is one fact for the whole process, learnt once from three timeouts and probed once per
- * period, not once per worker. Its transitions take tier.mutex (rare); the healthy path reads its state with a relaxed
- * atomic load and takes no lock.
+ * period, not once per worker. Its transitions take tier.mutex (rare); the healthy path, and the open one until a
+ * probe is due, read it with relaxed atomic loads and take no lock.
  */
 
 #define MEMCACHED_WAIT_MS 50 /* the most a lookup waits for memcached before asking the upstream */
@@ -715,9 +715,13 @@ static cf_breaker_admit_t tier_admit(void)
 {
     if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
         return CF_BREAKER_PASS;
-    pthread_mutex_lock(&tier.mutex);
-    cf_breaker_admit_t a = cf_breaker_admit(&tier.breaker, mono_ms());
-    pthread_mutex_unlock(&tier.mutex);
+    int64_t now = mono_ms();
+    cf_breaker_admit_t a = CF_BREAKER_SKIP;
+    if (!cf_breaker_skips(&tier.breaker, now)) { /* the lock only when a probe may be due */
+        pthread_mutex_lock(&tier.mutex);
+        a = cf_breaker_admit(&tier.breaker, now);
+        pthread_mutex_unlock(&tier.mutex);
+    }
     if (a == CF_BREAKER_SKIP)
         STAT_ADD(memcached_skipped_gets, 1);
     return a;

@@ -15,6 +15,7 @@ static void test_opens_after_consecutive_failures(void)
     cf_breaker_t b = fresh();
     is(cf_breaker_state(&b), CF_BREAKER_CLOSED, "starts closed");
     is(cf_breaker_admit(&b, 0), CF_BREAKER_PASS, "closed: attempts pass");
+    ok(!cf_breaker_skips(&b, 0), "lock-free check: closed is never skipped");
     is(cf_breaker_report(&b, 10, 0, 0), -1, "failure 1: still closed");
     is(cf_breaker_report(&b, 20, 0, 0), -1, "failure 2: still closed");
     is(cf_breaker_report(&b, 30, 0, 1), -1, "a success in between");
@@ -37,7 +38,10 @@ static void test_probe(void)
     cf_breaker_t b = fresh();
     for (int i = 0; i != 3; ++i)
         cf_breaker_report(&b, 0, 0, 0);
+    ok(cf_breaker_skips(&b, 999), "lock-free check: skipped for sure before the period ends");
+    ok(!cf_breaker_skips(&b, 1000), "lock-free check: not once a probe is due (ask cf_breaker_admit)");
     is(cf_breaker_admit(&b, 1000), CF_BREAKER_PROBE, "after 1 s: one probe");
+    ok(cf_breaker_skips(&b, 1001), "lock-free check: skipped for sure while the probe is out");
     is(cf_breaker_state(&b), CF_BREAKER_HALF_OPEN, "half-open");
     is(cf_breaker_admit(&b, 1001), CF_BREAKER_SKIP, "others skip while the probe is out");
     is(cf_breaker_report(&b, 1010, 0, 1), -1, "a non-probe success while half-open: no change");
