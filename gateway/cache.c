@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <h2o/memcached.h>
+#include "breaker.h"
 #include "cache.h"
 #include "gateway.h"
 
@@ -21,9 +22,30 @@
  * `flight` pointer. A flight (the one upstream request for a key) belongs to the worker that started it: only that
  * thread touches its exchange, timer and memcached request. Waiters are always answered through their own worker's
  * h2o_multithread queue, so a callback runs on the waiter's loop, never from inside another request's code.
+ *
+ * The memcached tier and its breaker. A memcached that refuses connections costs nothing: h2o's client answers every
+ * get at once with "absent" while it is disconnected (and reconnects in the background). One that accepts connections
+ * but never answers (stopped, swapping, a full network path) would cost every local miss the whole lookup wait, so a
+ * breaker sits in front of it: MEMCACHED_BREAKER_FAILURES lookups in a row without an answer in time open it; while
+ * open, lookups and stores skip memcached (a lookup is a miss, at no cost); after the open period one probe lookup goes
+ * (half-open): an answer closes the breaker, no answer reopens it for twice as long, up to MEMCACHED_BREAKER_MAX_MS.
+ * Lookups already waiting when it opens are given up at once on every worker. h2o's client reports a broken
+ * connection the same way as "absent" (an empty value), so only lookups that time out count as failures; a broken
+ * connection is then the refused case above.
+ *
+ * The tier is process-wide (one h2o memcached context, one connection, shared by every worker), so the breaker is
+ * too: a hung memcached is one fact for the whole process, learnt once from three timeouts and probed once per
+ * period, not once per worker. Its transitions take tier.mutex (rare); the healthy path, and the open one until a
+ * probe is due, read it with relaxed atomic loads and take no lock.
  */
 
 #define MEMCACHED_WAIT_MS 50 /* the most a lookup waits for memcached before asking the upstream */
+/* 3: one late answer (a scheduling hiccup) does not trip it, and tripping costs at most three waits of 50 ms. 1 s: a
+ * memcached that comes back is used again about a second later. Doubling to 30 s: one that stays hung costs one
+ * 50 ms probe every 30 s. */
+#define MEMCACHED_BREAKER_FAILURES 3
+#define MEMCACHED_BREAKER_BASE_MS 1000
+#define MEMCACHED_BREAKER_MAX_MS 30000
 #define MEMCACHED_PREFIX "conflux:"
 #define SERIAL_MAGIC "CF1 "
 
@@ -34,11 +56,24 @@ static cf_cache_stats_t stats;
 #define STAT_ADD(field, n) __atomic_fetch_add(&stats.field, (n), __ATOMIC_RELAXED)
 #define STAT_SUB(field, n) __atomic_fetch_sub(&stats.field, (n), __ATOMIC_RELAXED)
 
+/* The memcached tier: h2o's client and the breaker in front of it (both as long-lived as the process: the client's
+ * threads cannot be stopped). */
+static struct {
+    h2o_memcached_context_t *memc; /* NULL without the tier */
+    char name[300];                /* host:port, for the log */
+    pthread_mutex_t mutex;         /* serializes the breaker's transitions */
+    cf_breaker_t breaker;
+    int64_t opened_at_ms;     /* when it last opened from closed */
+    uint64_t skipped_at_open; /* stats.memcached_skipped_gets then */
+} tier = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+
 void cf_cache_stats(cf_cache_stats_t *out)
 {
     uint64_t *dst = (uint64_t *)out, *src = (uint64_t *)&stats;
     for (size_t i = 0; i != sizeof(stats) / sizeof(uint64_t); ++i)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    out->memcached_tier = tier.memc != NULL;
+    out->memcached_state = tier.memc != NULL ? (uint64_t)cf_breaker_state(&tier.breaker) : 0;
 }
 
 /* --- hash table (chained; keys are hashed with SHA-256, so clients cannot aim collisions at one bucket) ----------- */
@@ -116,13 +151,19 @@ typedef struct st_cf_cache_port_t {
     cf_worker_t *w;
     h2o_multithread_receiver_t deliver; /* answers for this worker's waiters */
     h2o_multithread_receiver_t memc;    /* replies of h2o_memcached_get */
-    h2o_linklist_t flights;             /* flights this worker runs (its thread only) */
-    struct st_cf_cache_port_t *next;    /* in retired_ports, once detached */
+    h2o_multithread_receiver_t opened;  /* "the tier's breaker opened": give up the lookups waiting */
+    h2o_multithread_message_t opened_msg;
+    int opened_queued;               /* opened_msg is on its way (under ports_mutex) */
+    h2o_linklist_t flights;          /* flights this worker runs (its thread only) */
+    h2o_linklist_t attached;         /* in attached_ports while attached */
+    struct st_cf_cache_port_t *next; /* in retired_ports, once detached */
 } cf_cache_port_t;
 
-/* Detached ports whose memcached receiver stays registered: a cancelled get may still be answered into it later. */
+/* Ports of the attached workers, and detached ports whose memcached receiver stays registered (a cancelled get may
+ * still be answered into it later); both under ports_mutex. */
+static h2o_linklist_t attached_ports = {&attached_ports, &attached_ports};
 static cf_cache_port_t *retired_ports;
-static pthread_mutex_t retired_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t ports_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 struct st_cf_cache_t {
     pthread_mutex_t mutex;
@@ -133,7 +174,6 @@ struct st_cf_cache_t {
 };
 
 static cf_cache_t *the_cache;
-static h2o_memcached_context_t *the_memc; /* its threads cannot be stopped, so it lives as long as the process */
 
 static int64_t wall_ms(void)
 {
@@ -247,9 +287,12 @@ cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_
     c->memory = memory;
     h2o_linklist_init_anchor(&c->lru);
     if (memcached_host != NULL) {
-        if (the_memc == NULL)
-            the_memc = h2o_memcached_create_context(memcached_host, memcached_port, 0, 1, MEMCACHED_PREFIX);
-        c->memc = the_memc;
+        if (tier.memc == NULL) {
+            snprintf(tier.name, sizeof(tier.name), "%s:%u", memcached_host, memcached_port);
+            cf_breaker_init(&tier.breaker, MEMCACHED_BREAKER_FAILURES, MEMCACHED_BREAKER_BASE_MS, MEMCACHED_BREAKER_MAX_MS);
+            tier.memc = h2o_memcached_create_context(memcached_host, memcached_port, 0, 1, MEMCACHED_PREFIX);
+        }
+        c->memc = tier.memc;
     }
     the_cache = c;
     return c;
@@ -436,8 +479,9 @@ struct st_flight_t {
     h2o_linklist_t waiters;   /* under the mutex */
     h2o_linklist_t port_link; /* in port->flights */
     cf_exchange_t *x;
-    h2o_memcached_req_t *mreq;
+    h2o_memcached_req_t *mreq; /* the lookup waiting for memcached */
     h2o_timeout_entry_t mtimer;
+    int probe; /* the lookup is the breaker's probe */
 };
 
 /* The flight's memcached key: its digest in hex, into `hex` (h2o_memcached puts MEMCACHED_PREFIX in front). */
@@ -530,6 +574,20 @@ static void flight_free(struct st_flight_t *fl)
     free(fl);
 }
 
+/* Stores the flight's answer to memcached (asynchronously: h2o's client sends it from its own thread). */
+static void memcached_store(struct st_flight_t *fl, struct st_result_t *r, uint64_t ttl_ms, int64_t stored_ms)
+{
+    /* "CF1 stored_ms ttl_ms swr_ms sie_ms status\n" + body: any process computes freshness the same way */
+    char hex[SHA256_DIGEST_LENGTH * 2 + 1];
+    cf_buf_t v = CF_BUF_INIT;
+    cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms, fl->policy.swr_ms,
+                   fl->policy.sie_ms, r->status);
+    cf_buf_append(&v, r->body.base, r->body.len);
+    uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
+    h2o_memcached_set(fl->cache->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)(life_ms / 1000 + 1), 0);
+    cf_buf_free(&v);
+}
+
 /* Ends a flight on its worker: stores a storable answer, detaches the waiters and sends each its answer. */
 static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int storable, uint64_t ttl_ms, int64_t stored_ms)
 {
@@ -577,15 +635,10 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     }
 
     if (r->stored && c->memc != NULL && !r->from_memcached) {
-        /* "CF1 stored_ms ttl_ms swr_ms sie_ms status\n" + body: any process computes freshness the same way */
-        char hex[SHA256_DIGEST_LENGTH * 2 + 1];
-        cf_buf_t v = CF_BUF_INIT;
-        cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms,
-                       fl->policy.swr_ms, fl->policy.sie_ms, r->status);
-        cf_buf_append(&v, r->body.base, r->body.len);
-        uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
-        h2o_memcached_set(c->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)(life_ms / 1000 + 1), 0);
-        cf_buf_free(&v);
+        if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
+            memcached_store(fl, r, ttl_ms, stored_ms);
+        else
+            STAT_ADD(memcached_skipped_sets, 1); /* a hung memcached would only queue it; half-open, only the probe goes */
     }
     result_release(r);
     flight_free(fl);
@@ -634,11 +687,122 @@ static int parse_serialized(h2o_iovec_t v, int64_t *stored_ms, uint64_t *ttl, ui
     return 0;
 }
 
+/* --- the memcached tier's breaker ---------------------------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asks every attached worker to give up the lookups it has waiting (on its own thread: flights are per worker). */
+static void give_up_waiting_lookups(void)
+{
+    pthread_mutex_lock(&ports_mutex);
+    for (h2o_linklist_t *l = attached_ports.next; l != &attached_ports; l = l->next) {
+        cf_cache_port_t *p = H2O_STRUCT_FROM_MEMBER(cf_cache_port_t, attached, l);
+        if (!p->opened_queued) {
+            p->opened_queued = 1;
+            h2o_multithread_send_message(&p->opened, &p->opened_msg);
+        }
+    }
+    pthread_mutex_unlock(&ports_mutex);
+}
+
+/* Whether a lookup may go to memcached now; counts it when skipped. */
+static cf_breaker_admit_t tier_admit(void)
+{
+    if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
+        return CF_BREAKER_PASS;
+    int64_t now = mono_ms();
+    cf_breaker_admit_t a = CF_BREAKER_SKIP;
+    if (!cf_breaker_skips(&tier.breaker, now)) { /* the lock only when a probe may be due */
+        pthread_mutex_lock(&tier.mutex);
+        a = cf_breaker_admit(&tier.breaker, now);
+        pthread_mutex_unlock(&tier.mutex);
+    }
+    if (a == CF_BREAKER_SKIP)
+        STAT_ADD(memcached_skipped_gets, 1);
+    return a;
+}
+
+/* Reports whether a lookup got an answer in time; logs when the breaker opens from closed and when it closes. */
+static void tier_report(int probe, int ok)
+{
+    if (ok && !probe && cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED &&
+        __atomic_load_n(&tier.breaker.failures, __ATOMIC_RELAXED) == 0)
+        return; /* the healthy path takes no lock */
+    int64_t now = mono_ms();
+    uint64_t skipped = __atomic_load_n(&stats.memcached_skipped_gets, __ATOMIC_RELAXED), open_ms = 0;
+    int64_t opened_at = 0;
+    pthread_mutex_lock(&tier.mutex);
+    int was = tier.breaker.state, to = cf_breaker_report(&tier.breaker, now, probe, ok);
+    if (to == CF_BREAKER_OPEN && was == CF_BREAKER_CLOSED) {
+        tier.opened_at_ms = now;
+        tier.skipped_at_open = skipped;
+        open_ms = tier.breaker.open_ms;
+    } else if (to == CF_BREAKER_CLOSED) {
+        opened_at = tier.opened_at_ms;
+        skipped -= tier.skipped_at_open;
+    }
+    pthread_mutex_unlock(&tier.mutex);
+
+    /* one line when it opens and one when it closes; reopenings after a failed probe are only in /metrics */
+    if (to == CF_BREAKER_OPEN && was == CF_BREAKER_CLOSED) {
+        STAT_ADD(memcached_opens, 1);
+        fprintf(stderr,
+                "conflux: memcached %s: %d lookups in a row got no answer within %dms; skipping it for %" PRIu64
+                "ms, then one probe lookup (the period doubles while it fails, up to %ds)\n",
+                tier.name, MEMCACHED_BREAKER_FAILURES, MEMCACHED_WAIT_MS, open_ms, MEMCACHED_BREAKER_MAX_MS / 1000);
+        give_up_waiting_lookups();
+    } else if (to == CF_BREAKER_CLOSED) {
+        fprintf(stderr, "conflux: memcached %s answers again; using it (skipped %" PRIu64 " lookups over %.1fs)\n", tier.name,
+                skipped, (now - opened_at) / 1000.0);
+    }
+}
+
+/* Stops waiting for the flight's lookup, if one waits: cancels the get (h2o's client drops a late answer) and the
+ * timer. Returns whether one was waiting. */
+static int lookup_stop(struct st_flight_t *fl)
+{
+    h2o_timeout_unlink(&fl->mtimer);
+    if (fl->mreq == NULL)
+        return 0;
+    h2o_memcached_cancel_get(fl->cache->memc, fl->mreq);
+    fl->mreq = NULL;
+    STAT_SUB(memcached_waiting, 1);
+    return 1;
+}
+
+/* The breaker opened: the lookups this worker has waiting go to their upstream now instead of at their timeout. */
+static void on_tier_opened(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    cf_cache_port_t *p = H2O_STRUCT_FROM_MEMBER(cf_cache_port_t, opened, receiver);
+    pthread_mutex_lock(&ports_mutex);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    p->opened_queued = 0;
+    pthread_mutex_unlock(&ports_mutex);
+    if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
+        return;
+    /* cf_upstream_start never answers from inside itself, so no flight leaves the list during this walk */
+    for (h2o_linklist_t *l = p->flights.next; l != &p->flights; l = l->next) {
+        struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, port_link, l);
+        if (!fl->probe && lookup_stop(fl)) {
+            STAT_ADD(memcached_skipped_gets, 1);
+            start_upstream(fl);
+        }
+    }
+}
+
 static void on_memcached_get(h2o_iovec_t value, void *data)
 {
     struct st_flight_t *fl = data;
     fl->mreq = NULL;
     h2o_timeout_unlink(&fl->mtimer);
+    STAT_SUB(memcached_waiting, 1);
+    tier_report(fl->probe, 1);
     int64_t stored_ms;
     uint64_t ttl, swr, sie;
     int status;
@@ -661,23 +825,25 @@ static void on_memcached_get(h2o_iovec_t value, void *data)
 static void on_memcached_timeout(h2o_timeout_entry_t *entry)
 {
     struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, mtimer, entry);
-    if (fl->mreq != NULL) {
-        h2o_memcached_cancel_get(fl->cache->memc, fl->mreq);
-        fl->mreq = NULL;
-    }
+    lookup_stop(fl);
     STAT_ADD(memcached_errors, 1);
+    tier_report(fl->probe, 0);
     start_upstream(fl);
 }
 
 static void start_flight(struct st_flight_t *fl)
 {
-    if (fl->cache->memc == NULL) {
+    cf_breaker_admit_t admit = fl->cache->memc != NULL ? tier_admit() : CF_BREAKER_SKIP;
+    if (admit == CF_BREAKER_SKIP) {
         start_upstream(fl);
         return;
     }
     char hex[SHA256_DIGEST_LENGTH * 2 + 1];
+    fl->probe = admit == CF_BREAKER_PROBE;
     fl->mtimer.cb = on_memcached_timeout;
     cf_timeouts_link(&fl->port->w->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
+    STAT_ADD(memcached_waiting, 1);
+    /* h2o's client answers through the port's queue, never from inside this call */
     fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, memcached_key(fl, hex), on_memcached_get, fl, 0);
 }
 
@@ -826,6 +992,10 @@ void cf_cache_attach(cf_worker_t *w)
     h2o_linklist_init_anchor(&p->flights);
     h2o_multithread_register_receiver(w->ctx->queue, &p->deliver, on_deliver);
     h2o_multithread_register_receiver(w->ctx->queue, &p->memc, h2o_memcached_receiver);
+    h2o_multithread_register_receiver(w->ctx->queue, &p->opened, on_tier_opened);
+    pthread_mutex_lock(&ports_mutex);
+    h2o_linklist_insert(&attached_ports, &p->attached);
+    pthread_mutex_unlock(&ports_mutex);
     w->cache_port = p;
 }
 
@@ -840,10 +1010,7 @@ void cf_cache_detach(cf_worker_t *w)
             cf_upstream_cancel(fl->x);
             fl->x = NULL;
         }
-        if (fl->mreq != NULL) {
-            h2o_memcached_cancel_get(fl->cache->memc, fl->mreq);
-            fl->mreq = NULL;
-        }
+        lookup_stop(fl);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0));
         r->error = "cancelled";
         flight_finish(fl, r, 0, 0, 0);
@@ -853,12 +1020,19 @@ void cf_cache_detach(cf_worker_t *w)
     if (!h2o_linklist_is_empty(&p->deliver._messages))
         on_deliver(&p->deliver, &p->deliver._messages);
     h2o_multithread_unregister_receiver(w->ctx->queue, &p->deliver);
+    /* once out of attached_ports no thread sends it "opened"; one already sent is dropped (nothing waits any more) */
+    pthread_mutex_lock(&ports_mutex);
+    h2o_linklist_unlink(&p->attached);
+    if (h2o_linklist_is_linked(&p->opened_msg.link))
+        h2o_linklist_unlink(&p->opened_msg.link);
+    pthread_mutex_unlock(&ports_mutex);
+    h2o_multithread_unregister_receiver(w->ctx->queue, &p->opened);
     w->cache_port = NULL;
-    if (the_memc != NULL) {
-        pthread_mutex_lock(&retired_mutex);
+    if (tier.memc != NULL) {
+        pthread_mutex_lock(&ports_mutex);
         p->next = retired_ports;
         retired_ports = p;
-        pthread_mutex_unlock(&retired_mutex);
+        pthread_mutex_unlock(&ports_mutex);
         return;
     }
     h2o_multithread_unregister_receiver(w->ctx->queue, &p->memc);

@@ -1,5 +1,5 @@
 /* The response cache of cached calls: one byte-bounded LRU per process, coalescing of identical misses, stale serving
- * (RFC 5861), and an optional memcached tier shared by several conflux processes (SPEC 5). */
+ * (RFC 5861), and an optional memcached tier shared by several conflux processes, behind a circuit breaker. */
 #ifndef CF_CACHE_H
 #define CF_CACHE_H
 
@@ -26,6 +26,12 @@ typedef struct st_cf_cache_stats_t {
     uint64_t bytes;     /* bytes held now by the local store: keys, bodies and per-entry bookkeeping */
     uint64_t entries;   /* entries held now */
     uint64_t memcached_hits, memcached_misses, memcached_errors; /* memcached gets: found, absent, timed out/failed */
+    uint64_t memcached_skipped_gets; /* lookups not sent, or given up, because the tier's breaker was open */
+    uint64_t memcached_skipped_sets; /* stores not sent because the tier's breaker was not closed */
+    uint64_t memcached_opens;        /* times the breaker opened after lookups in a row got no answer in time */
+    uint64_t memcached_waiting;      /* lookups waiting for memcached now */
+    uint64_t memcached_state;        /* the breaker: 0 closed, 1 open, 2 half-open (one probe lookup let through) */
+    uint64_t memcached_tier;         /* 1 when a memcached tier is configured */
 } cf_cache_stats_t;
 
 /** Fills `out` with the process's cache counters (all zero before cf_cache_create). Thread-safe; never blocks long. */
@@ -34,7 +40,8 @@ void cf_cache_stats(cf_cache_stats_t *out);
 /**
  * Creates the process's cache: `memory` bytes for the local LRU (0: nothing is stored locally, misses are still
  * coalesced), and a memcached tier when `memcached_host` is not NULL (h2o's asynchronous client: its own thread; the
- * context lives as long as the process). Returns the cache, which cf_cache_get() returns from then on.
+ * context and the tier's breaker live as long as the process). Returns the cache, which cf_cache_get() returns from
+ * then on.
  */
 cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port);
 /** The process's cache, or NULL before cf_cache_create / after cf_cache_destroy. */

@@ -289,6 +289,24 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
                    "\nconflux_cache_memcached_total{result=\"miss\"} %" PRIu64
                    "\nconflux_cache_memcached_total{result=\"error\"} %" PRIu64 "\n",
                    c->memcached_hits, c->memcached_misses, c->memcached_errors);
+    if (!c->memcached_tier)
+        return;
+    header(out, "conflux_cache_memcached_breaker_state", "gauge",
+           "The memcached tier's breaker: 0 closed, 1 open (memcached is skipped), 2 half-open (one probe lookup let "
+           "through).");
+    cf_buf_appendf(out, "conflux_cache_memcached_breaker_state %" PRIu64 "\n", c->memcached_state);
+    header(out, "conflux_cache_memcached_breaker_opens_total", "counter",
+           "Times the memcached tier's breaker opened because lookups in a row got no answer in time.");
+    cf_buf_appendf(out, "conflux_cache_memcached_breaker_opens_total %" PRIu64 "\n", c->memcached_opens);
+    header(out, "conflux_cache_memcached_skipped_total", "counter",
+           "memcached operations skipped because the tier's breaker was open, by op: get (a lookup not sent, or given "
+           "up: the local miss goes to the upstream at once), set.");
+    cf_buf_appendf(out,
+                   "conflux_cache_memcached_skipped_total{op=\"get\"} %" PRIu64
+                   "\nconflux_cache_memcached_skipped_total{op=\"set\"} %" PRIu64 "\n",
+                   c->memcached_skipped_gets, c->memcached_skipped_sets);
+    header(out, "conflux_cache_memcached_waiting", "gauge", "memcached lookups waiting for an answer now.");
+    cf_buf_appendf(out, "conflux_cache_memcached_waiting %" PRIu64 "\n", c->memcached_waiting);
 }
 
 static void count_reason(mnode_t **family, const char *reason)

@@ -1,5 +1,6 @@
 /* Unit tests of the cache's pure parts: keys, Cache-Control, the byte-bounded LRU, the memcached format, Cache-Status. */
 #include "tap.h"
+#include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
 
 /* the flight machinery is exercised by t/40-cache.t; these satisfy the linker for the store tests */

@@ -214,10 +214,38 @@ static void test_threads(cf_config_t *c)
     cf_config_free(shared);
 }
 
+static void test_memcached_breaker(void)
+{
+    cf_buf_t b = CF_BUF_INIT;
+    cf_cache_stats_t cache = {.memcached_errors = 3, .memcached_skipped_gets = 17, .memcached_skipped_sets = 2};
+    cf_metrics_render(&b, 0, &cache);
+    ok(contains(b.base, "conflux_cache_memcached_total{result=\"error\"} 3\n"), "memcached errors, tier or not");
+    ok(!contains(b.base, "conflux_cache_memcached_breaker_state"), "no breaker series without a memcached tier");
+    b.len = 0;
+    cache.memcached_tier = 1;
+    cache.memcached_state = 1;
+    cache.memcached_opens = 1;
+    cache.memcached_waiting = 4;
+    cf_metrics_render(&b, 0, &cache);
+    ok(contains(b.base, "# TYPE conflux_cache_memcached_breaker_state gauge\nconflux_cache_memcached_breaker_state 1\n"),
+       "breaker state gauge: open");
+    ok(contains(b.base, "# TYPE conflux_cache_memcached_breaker_opens_total counter\n"
+                        "conflux_cache_memcached_breaker_opens_total 1\n"),
+       "times it opened");
+    ok(contains(b.base, "# TYPE conflux_cache_memcached_skipped_total counter\n"
+                        "conflux_cache_memcached_skipped_total{op=\"get\"} 17\n"
+                        "conflux_cache_memcached_skipped_total{op=\"set\"} 2\n"),
+       "skipped lookups and stores");
+    ok(contains(b.base, "# TYPE conflux_cache_memcached_waiting gauge\nconflux_cache_memcached_waiting 4\n"),
+       "lookups waiting gauge");
+    cf_buf_free(&b);
+}
+
 int main(void)
 {
     test_escape();
     test_result_label();
+    test_memcached_breaker();
     cf_config_t *c = config();
     if (c != NULL) {
         test_exposition(c);
