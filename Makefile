@@ -38,7 +38,7 @@ $(ASAN_BUILD)/Makefile: CMakeLists.txt
 test-asan: deps $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	CONFLUX_BUILD=$(ASAN_BUILD) CONFLUX_SANITIZED=1 \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1:suppressions=$(CURDIR)/t/asan.supp \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	prove $(PROVE_ARGS) -r t/
 
