@@ -18,10 +18,13 @@ my $dir = tmpdir();
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost "
        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0 or die 'openssl failed';
 
-my $mock = spawn_mock(<<'EOF');
+write_file("$dir/big.json", '{"a":"' . ('x' x (1024 * 1024)) . '"}');
+my $mock = spawn_mock(<<"EOF");
 stubs:
   - path: /users/{id}
     body: '{"id": "{id}"}'
+  - path: /big
+    body_file: $dir/big.json
   - path: /slow
     body: '{}'
     delay: 3s
@@ -44,6 +47,8 @@ routes:
     calls: [{ name: user, backend: svc, path: "/users/{id}" }]
   - path: /slow
     calls: [{ name: s, backend: svc, path: "/slow" }]
+  - path: /big
+    calls: [{ name: b, backend: svc, path: "/big" }]
 EOF
 
 sub frame {
@@ -202,6 +207,32 @@ subtest 'streams reset by the server (DATA after END_STREAM on each) count like 
                  $r->{server_resets}, $r->{upstream}));
     is($r->{goaway}, 11, 'GOAWAY (ENHANCE_YOUR_CALM)');
     cmp_ok($r->{upstream}, '<=', 250, 'at most ~200 reset streams a second reach the upstream');
+};
+
+# conflux's GOAWAY (here for a PING flood) names the last stream it will still answer, but conflux then drops all
+# the client's input, WINDOW_UPDATE included: an answer larger than the flow-control window can never finish, and
+# the connection, which h2o closes only once its streams are done, stays open for ever.
+subtest 'after conflux sends GOAWAY, the streams it still owes an answer finish (or the connection closes)' => sub {
+    my $s = h2_connect();
+    write_all($s, get_headers(1, '/big'));
+    my ($in, @frames) = ('');
+    read_frames($s, 1, \@frames, \$in);
+    write_all($s, frame(6, 0, 0, pack('NN', 0, 1)) x 1500);
+    my $closed = read_frames($s, 1, \@frames, \$in);
+    my ($goaway) = grep { $_->[0] == 7 } @frames;
+    is($goaway ? unpack('N', $goaway->[3]) : undef, 1, 'GOAWAY names stream 1 as the last one it processes');
+    my $t0 = time;
+    while (!$closed && time - $t0 < 10) { # a well-behaved client: opens the windows for the rest of the answer
+        write_all($s, frame(8, 0, 0, pack('N', 10_000_000)) . frame(8, 0, 1, pack('N', 10_000_000))) or last;
+        $closed = read_frames($s, 0.5, \@frames, \$in);
+        last if grep { $_->[0] == 0 && $_->[2] == 1 && ($_->[1] & 1) } @frames;
+    }
+    my $data = 0;
+    $data += length $_->[3] for grep { $_->[0] == 0 && $_->[2] == 1 } @frames;
+    my $ended = grep { $_->[0] == 0 && $_->[2] == 1 && ($_->[1] & 1) } @frames;
+    ok($ended || $closed, sprintf('within 10 s stream 1 ends or the connection closes (got %d bytes of its ~1 MiB answer)', $data));
+    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }, 2), 'and its request is no longer in flight');
+    close $s;
 };
 
 # A client that opens no window (SETTINGS_INITIAL_WINDOW_SIZE 0) and never sends WINDOW_UPDATE: conflux's answers are
