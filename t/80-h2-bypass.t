@@ -1,6 +1,7 @@
-# HTTP/2 attacks that get past the reset and idle-frame limits: streams the server resets itself (MadeYouReset,
-# CVE-2025-8671), HPACK references that multiply a small header block into a large request, and streams whose
-# answer never leaves because the client opened no flow-control window. Raw frames over TLS with ALPN h2.
+# HTTP/2 attacks that get past the reset and idle-frame limits: HPACK references that multiply a small header block
+# into a large request, padded frames that carry nothing, streams the server resets itself (MadeYouReset,
+# CVE-2025-8671), streams left unfinished after conflux's own GOAWAY, and streams whose answer never leaves because
+# the client opened no flow-control window. Raw frames over TLS with ALPN h2.
 use strict;
 use warnings;
 use FindBin;
@@ -159,6 +160,23 @@ subtest 'HPACK references do not multiply a header block into hundreds of MiB' =
     my $sent = $streams * $maxreq / 1024 / 1024;
     cmp_ok($grown, '<', 64, sprintf('%.1f MiB of header blocks grow conflux by %.0f MiB', $sent, $grown));
     is(http_get("http://127.0.0.1:$admin/healthz")->{status}, 200, 'conflux is still up');
+    close $s;
+};
+
+# The idle-frame limit looks at a frame's length; a PADDED frame that carries no data has length 1 (its Pad Length
+# byte) and is not counted: the 2019 "empty frames" flood (CVE-2019-9518) with one byte of padding.
+subtest 'DATA frames that carry nothing but a Pad Length byte count as empty frames' => sub {
+    my $s = h2_connect();
+    write_all($s, frame(1, 0x4, 1, header_block('/u/1'))); # END_HEADERS, a body to follow
+    my ($in, @frames, $closed) = ('');
+    my ($sent, $t0) = (0, time);
+    while (time - $t0 < 2 && !$closed && !grep { $_->[0] == 7 } @frames) {
+        write_all($s, frame(0, 0x8, 1, "\0") x 500) or last;
+        $sent += 500;
+        $closed = read_frames($s, 0.01, \@frames, \$in);
+    }
+    my ($goaway) = grep { $_->[0] == 7 } @frames;
+    is($goaway ? unpack('x4N', $goaway->[3]) : undef, 11, "GOAWAY (ENHANCE_YOUR_CALM) within 2 s ($sent sent)");
     close $s;
 };
 
