@@ -181,7 +181,7 @@ my @bad = (
     ['a backend URL with a query', $head =~ s{9001}{9001/?a=b}r . $route, qr/may not have a query/],
     ['a bad backend name', $head =~ s{  users:}{  "9users":}r . $route =~ s{backend: users}{backend: "9users"}r,
         qr/a backend name is/],
-    # keys SPEC §2 describes that conflux does not take yet: the schema leaves them out
+    # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
     ['retries (not supported yet)', $head . "    retries: 1\n" . $route, qr/not supported/],
     ['hedge_after (not supported yet)', $head . "    hedge_after: 150ms\n" . $route, qr/not supported/],
     ['circuit_breaker (not supported yet)', $head . "    circuit_breaker: { failures: 5, open_for: 10s }\n" . $route,
@@ -196,7 +196,7 @@ my $tls = -x '/usr/bin/openssl'
         . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
 diag('openssl could not make a certificate: the TLS cases are left out') unless $tls;
 
-# The keys of the operations, cache and TLS work, as SPEC §2 describes them.
+# The keys of threads, the access log, the cache and TLS (docs/configuration.md).
 push @good, (
     ['threads, access log, shared cache', $head . "threads: 4\naccess_log: $dir/access.log\n"
         . "cache: { memory: 64MiB, memcached: 127.0.0.1:11211 }\n" . $route . "        cache: 30s\n"],

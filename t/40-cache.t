@@ -1,5 +1,5 @@
-# The local cache (SPEC 5): hits and expiry, Cache-Control, credential isolation, coalescing, stale serving,
-# eviction by bytes, and the Cache-Status / Server-Timing reporting (SPEC 4).
+# The local cache (docs/http.md, "Caching"): hits and expiry, Cache-Control, credential isolation, coalescing, stale
+# serving, eviction by bytes, and the Cache-Status / Server-Timing reporting.
 use strict;
 use warnings;
 use FindBin;

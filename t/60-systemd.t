@@ -58,7 +58,7 @@ sub settings {
 $local =~ s{/etc/conflux/conflux\.yaml}{$sample}g;
 my $local_unit = write_file("$dir/conflux.service", $local);
 
-subtest 'the unit says what SPEC §6 asks' => sub {
+subtest 'the unit: notify, config checked before start and reload, unprivileged, hardened' => sub {
     my $s = settings($unit);
     is_deeply($s->{Type}, ['notify'], 'Type=notify');
     is_deeply($s->{ExecStartPre}, ['/usr/bin/conflux -t -c /etc/conflux/conflux.yaml'], 'the config is checked before start');
