@@ -161,19 +161,28 @@ static int refuse_expectation(cf_conn_t *c, h2o_socket_t *sock, const char *head
     if (sp1 == NULL)
         return 0;
     const char *target = sp1 + 1, *sp2 = memchr(target, ' ', head + len - target);
-    if (sp2 == NULL || target[0] != '/')
-        return 0; /* absolute-form and the like: left to the handler */
+    if (sp2 == NULL)
+        return 0;
     const char *q = memchr(target, '?', sp2 - target);
     char allow[128];
     int status = cf_gateway_precheck(c->listener->conns->worker, head, sp1 - head, target, (q != NULL ? q : sp2) - target, allow,
                                      sizeof(allow));
-    if (status == 0)
+    switch (status) {
+    case 0:
         return 0;
-    cf_metrics_http1_refused(status == 404 ? "expect_not_found" : "expect_method_not_allowed");
-    if (status == 404)
+    case 404:
+        cf_metrics_http1_refused("expect_not_found");
         refuse(c, sock, 404, "not_found", "no route for this path", NULL);
-    else
+        break;
+    case 405:
+        cf_metrics_http1_refused("expect_method_not_allowed");
         refuse(c, sock, 405, "method_not_allowed", "method not allowed", allow);
+        break;
+    default:
+        cf_metrics_http1_refused("expect_bad_request");
+        refuse(c, sock, 400, "bad_request", "malformed request path", NULL);
+        break;
+    }
     return -1;
 }
 

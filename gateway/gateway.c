@@ -247,19 +247,26 @@ static void reject(cf_worker_t *w, h2o_req_t *req, uint64_t start_ns, int status
 int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
                         size_t allowlen)
 {
-    char scratch[2048];
+    char small[1024], *scratch = plen <= sizeof(small) ? small : h2o_mem_alloc(plen);
     cf_route_match_t m;
-    if (plen >= sizeof(scratch))
-        return 0; /* long paths are left to the handler */
+    int status = 0;
     switch (cf_router_match(w->table->router, cf_method_bit(method, mlen), path, plen, scratch, &m)) {
+    case CF_ROUTE_OK:
+        break;
     case CF_ROUTE_NOT_FOUND:
-        return 404;
+        status = 404;
+        break;
     case CF_ROUTE_BAD_METHOD:
         cf_methods_format(m.allowed, allow, allowlen);
-        return 405;
+        status = 405;
+        break;
     default:
-        return 0;
+        status = 400;
+        break;
     }
+    if (scratch != small)
+        free(scratch);
+    return status;
 }
 
 int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
