@@ -245,6 +245,11 @@ static const cf_yfield_t limits_fields[] = {
      .min = 1,
      .max = 1ull << 30},
     {.key = "max_inflight", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, limits.max_inflight), .min = 1, .max = 10000000},
+    {.key = "send_timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_config_t, limits.send_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
     {.key = "max_client_connections",
      .type = CF_YT_UINT,
      .offset = offsetof(cf_config_t, limits.max_client_connections),
@@ -1254,6 +1259,7 @@ static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, siz
     c->limits.max_request_body = 1 << 20;
     c->limits.max_response_body = 8 << 20;
     c->limits.max_inflight = 10000;
+    c->limits.send_timeout_ms = 10000;
     c->cache.memory = 64ull << 20;
 
     yaml_node_t *root = cf_yaml_root(y);

@@ -110,6 +110,7 @@ typedef struct st_cf_config_t {
         uint64_t max_request_body;       /* default 1MiB */
         uint64_t max_response_body;      /* default 8MiB */
         uint64_t max_inflight;           /* default 10000 */
+        uint64_t send_timeout_ms;        /* an answer handed over whose client takes none of it for this long: closed. 10s */
         uint64_t max_client_connections; /* 0: unset, derived from the fd limit at start (cf_config_max_client_connections) */
     } limits;
     struct {

@@ -42,6 +42,7 @@ struct st_fanout_t {
     struct st_call_t *failed_required;
     h2o_timeout_entry_t deadline;
     cf_watch_t watch;
+    cf_slot_t slot;
     uint64_t start_ns;
     int finished;
 };
@@ -472,6 +473,7 @@ static void finish(struct st_fanout_t *f)
     add_timing_headers(f, now);
     observe(f, status, now);
     cf_send_json(f->req, status, body);
+    cf_slot_answered(&f->slot);
     json_decref(body);
 }
 
@@ -495,6 +497,7 @@ static void on_client_gone(cf_watch_t *watch)
     cancel_running(f, "cancelled");
     observe(f, 499, cf_now_ns());
     cf_send_client_gone(f->req);
+    cf_slot_answered(&f->slot);
 }
 
 static void on_dispose(void *_f)
@@ -506,7 +509,7 @@ static void on_dispose(void *_f)
         cancel_running(f, NULL);
     for (size_t i = 0; f->outcomes != NULL && i < f->route->num_calls; ++i)
         json_decref(f->outcomes[i].value);
-    cf_worker_request_done(f->w);
+    cf_slot_dispose(&f->slot);
     cf_table_release(f->table);
 }
 
@@ -526,6 +529,7 @@ static int check_client_values(struct st_fanout_t *f)
             f->finished = 1;
             observe(f, 400, cf_now_ns());
             cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
+            cf_slot_answered(&f->slot);
             return -1;
         }
     }
@@ -545,11 +549,13 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
     f->deadline.cb = on_deadline;
     f->watch.on_gone = on_client_gone;
     f->watch.fd = -1;
+    cf_slot_init(&f->slot, w, req, t->config->limits.send_timeout_ms);
 
     if (parse_query(f) != 0) {
         f->finished = 1;
         observe(f, 400, cf_now_ns());
         cf_send_error(req, 400, "bad_request", "malformed query string");
+        cf_slot_answered(&f->slot);
         return;
     }
     if (check_client_values(f) != 0)

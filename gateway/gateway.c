@@ -2,12 +2,15 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "cache.h"
+#include "cf_tcpinfo.h"
 #include "gateway.h"
 #include "jsonout.h"
+#include "metrics.h"
 #include "observe.h"
 
 uint64_t cf_now_ns(void)
@@ -19,18 +22,69 @@ uint64_t cf_now_ns(void)
 
 static int watch_init(cf_worker_t *w);
 
-/* requests admitted and not yet disposed, over every worker: what max_inflight bounds */
-static size_t inflight_process;
+/* over every worker: requests admitted and not yet answered (what max_inflight bounds), and not yet disposed */
+static size_t inflight_process, pending_process;
 
 size_t cf_inflight_total(void)
 {
     return __atomic_load_n(&inflight_process, __ATOMIC_RELAXED);
 }
 
-void cf_worker_request_done(cf_worker_t *w)
+size_t cf_pending_total(void)
 {
-    __atomic_sub_fetch(&w->inflight, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&inflight_process, 1, __ATOMIC_RELAXED);
+    return __atomic_load_n(&pending_process, __ATOMIC_RELAXED);
+}
+
+static h2o_socket_t *socket_of(h2o_req_t *req);
+static int socket_fd(h2o_socket_t *sock);
+
+void cf_slot_init(cf_slot_t *s, cf_worker_t *w, h2o_req_t *req, uint64_t send_timeout_ms)
+{
+    *s = (cf_slot_t){.w = w, .req = req, .send_timeout_ms = send_timeout_ms, .working = 1};
+}
+
+static void on_send_timeout(h2o_timeout_entry_t *entry)
+{
+    cf_slot_t *s = H2O_STRUCT_FROM_MEMBER(cf_slot_t, send_timeout, entry);
+    h2o_socket_t *sock = socket_of(s->req);
+    int fd = sock != NULL ? socket_fd(sock) : -1;
+    uint64_t acked = cf_tcp_bytes_acked(fd);
+    if (fd == -1)
+        return;
+    if (acked == UINT64_MAX || acked != s->acked) { /* the client reads, however slowly (or we cannot tell): look
+                                                     * again later, as nginx's send_timeout does between two writes */
+        s->acked = acked;
+        cf_timeouts_link(&s->w->timeouts, s->send_timeout_ms, &s->send_timeout);
+        return;
+    }
+    /* libh2o owns the connection: shut the socket down under it, and its own write or read error tears the
+     * connection down (and disposes this request) the way a client that vanished would */
+    cf_metrics_send_timeout();
+    shutdown(fd, SHUT_RDWR);
+}
+
+void cf_slot_answered(cf_slot_t *s)
+{
+    if (s->working) {
+        s->working = 0;
+        __atomic_sub_fetch(&inflight_process, 1, __ATOMIC_RELAXED);
+    }
+    if (s->send_timeout.cb == NULL) {
+        h2o_socket_t *sock = socket_of(s->req);
+        s->acked = cf_tcp_bytes_acked(sock != NULL ? socket_fd(sock) : -1);
+        s->send_timeout.cb = on_send_timeout;
+        cf_timeouts_link(&s->w->timeouts, s->send_timeout_ms, &s->send_timeout);
+    }
+}
+
+void cf_slot_dispose(cf_slot_t *s)
+{
+    if (h2o_timeout_is_linked(&s->send_timeout))
+        h2o_timeout_unlink(&s->send_timeout);
+    if (s->working)
+        __atomic_sub_fetch(&inflight_process, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->w->inflight, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&pending_process, 1, __ATOMIC_RELAXED);
 }
 
 cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size_t errlen)
@@ -136,6 +190,12 @@ struct st_evloop_socket_prefix_t {
 static int socket_fd(h2o_socket_t *sock)
 {
     return ((struct st_evloop_socket_prefix_t *)sock)->fd;
+}
+
+/* the socket of a request's connection (HTTP/1 or HTTP/2), or NULL */
+static h2o_socket_t *socket_of(h2o_req_t *req)
+{
+    return req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
 }
 
 static void on_watch_ready(h2o_socket_t *sock, const char *err)
@@ -320,6 +380,7 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         return 0;
     }
     __atomic_add_fetch(&w->inflight, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pending_process, 1, __ATOMIC_RELAXED);
 
     const cf_route_t *route = m.data;
     cf_table_retain(t);

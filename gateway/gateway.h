@@ -40,7 +40,7 @@ struct st_cf_worker_t {
     cf_timeouts_t timeouts;
     h2o_multithread_receiver_t getaddr_receiver;
     struct st_cf_cache_port_t *cache_port; /* the cache's receivers on this loop (cache.c) */
-    size_t inflight;                       /* client requests accepted and not yet disposed */
+    size_t inflight;                       /* client requests admitted on this loop and not yet disposed */
     int watch_epfd;                        /* HTTP/1 client sockets watched for disconnects (see gateway.c) */
     h2o_socket_t *watch_sock;              /* watch_epfd on the loop */
 };
@@ -53,11 +53,35 @@ void cf_table_release(cf_table_t *t);
 
 /** Sets up a worker on `ctx` with `config` as its first table. */
 int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char *err, size_t errlen);
-/** Releases the in-flight slot cf_gateway_handle took for a request (called once, when the request is disposed). */
-void cf_worker_request_done(cf_worker_t *w);
+/**
+ * A request admitted by cf_gateway_handle, as the module that answers it holds it (embedded in its state):
+ *  - it holds a max_inflight slot until its answer is handed to libh2o (cf_slot_answered), not until the client has
+ *    read it all: a client that never reads must not keep others out;
+ *  - from then on, the send timeout watches it: when its client takes no byte for limits.send_timeout, its connection
+ *    is shut down (libh2o 2.2.5 has no send timeout of its own, and would keep the request and its answer for ever);
+ *  - it counts as pending (graceful stop waits for it) until it is disposed (cf_slot_dispose).
+ */
+typedef struct st_cf_slot_t {
+    cf_worker_t *w;
+    h2o_req_t *req;
+    h2o_timeout_entry_t send_timeout;
+    uint64_t send_timeout_ms;
+    uint64_t acked; /* the bytes the client had acknowledged when last looked at (cf_tcp_bytes_acked) */
+    int working;    /* holds a max_inflight slot */
+} cf_slot_t;
+/** Takes over the slot cf_gateway_handle reserved for `req`. */
+void cf_slot_init(cf_slot_t *s, cf_worker_t *w, h2o_req_t *req, uint64_t send_timeout_ms);
+/** The answer was handed to libh2o: releases the max_inflight slot and arms the send timeout. Idempotent. */
+void cf_slot_answered(cf_slot_t *s);
+/** The request is disposed (called once, from its dispose callback). */
+void cf_slot_dispose(cf_slot_t *s);
 
-/** Requests in flight in the whole process (admitted by cf_gateway_handle and not yet disposed). */
+/** Requests in the whole process that conflux is working on (admitted, answer not yet handed over): what
+ * max_inflight bounds. */
 size_t cf_inflight_total(void);
+/** Requests in the whole process not yet disposed (their answers may still be on their way): what a graceful stop
+ * waits for. */
+size_t cf_pending_total(void);
 
 /** Replaces the worker's table (in-flight requests keep theirs). */
 void cf_worker_swap(cf_worker_t *w, cf_table_t *t);

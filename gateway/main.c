@@ -204,7 +204,7 @@ static void *thread_main(void *arg)
      * thread 0 keeps the admin listener open so that /healthz reports the draining */
     cf_conns_stop_accepting(&th->conns);
     uint64_t deadline = __atomic_load_n(&conflux.stop_deadline_ns, __ATOMIC_RELAXED);
-    while (cf_inflight_total() != 0 && cf_now_ns() < deadline)
+    while (cf_pending_total() != 0 && cf_now_ns() < deadline)
         h2o_evloop_run(th->ctx.loop, 50);
     if (th->worker.inflight == 0) {
         cf_conns_dispose(&th->conns);
@@ -321,7 +321,7 @@ static void stop(void)
     while (conflux.stopped < conflux.num_threads)
         pthread_cond_wait(&conflux.cond, &conflux.mutex);
     pthread_mutex_unlock(&conflux.mutex);
-    size_t left = cf_inflight_total();
+    size_t left = cf_pending_total();
     if (left != 0)
         fprintf(stderr, "conflux: shutdown_timeout passed with %zu requests in flight\n", left);
 }
@@ -529,7 +529,7 @@ int main(int argc, char **argv)
         }
     }
     cf_accesslog_stop(); /* writes what is queued */
-    if (cf_inflight_total() == 0)
+    if (cf_pending_total() == 0)
         cf_cache_destroy(cf_cache_get());
     fprintf(stderr, "conflux: stopped\n");
     return 0;

@@ -71,6 +71,7 @@ static void *unrouted;    /* route_series_t "none", cached */
 static uint64_t reloads_ok, reloads_error, log_dropped;
 /* the edge: connections refused or closed before any request reached a route (labels are static strings) */
 static mnode_t *http1_refused, *http2_goaway, *accept_paused; /* labelled_t by reason */
+static uint64_t send_timeouts;
 
 #define LOAD_PTR(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define COUNT(p, n) __atomic_fetch_add((p), (n), __ATOMIC_RELAXED)
@@ -324,6 +325,11 @@ void cf_metrics_http2_goaway(const char *reason)
     count_reason(&http2_goaway, reason);
 }
 
+void cf_metrics_send_timeout(void)
+{
+    COUNT(&send_timeouts, 1);
+}
+
 void cf_metrics_accept_paused(const char *reason)
 {
     count_reason(&accept_paused, reason);
@@ -352,6 +358,9 @@ void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections)
            "Times accepting new connections paused for a moment, by reason: fd_limit (accept failed with EMFILE or the "
            "like), max_client_connections (the cap was reached).");
     reasons_render(out, "conflux_accept_paused_total", &accept_paused);
+    header(out, "conflux_send_timeouts_total", "counter",
+           "Client connections shut down because an answer handed to them went unread for limits.send_timeout.");
+    cf_buf_appendf(out, "conflux_send_timeouts_total %" PRIu64 "\n", READ(&send_timeouts));
 }
 
 void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)
@@ -409,7 +418,9 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
     if (cache != NULL)
         cache_render(out, cache);
 
-    header(out, "conflux_inflight_requests", "gauge", "Client requests accepted and not yet finished.");
+    header(out, "conflux_inflight_requests", "gauge",
+           "Client requests conflux is working on: admitted, answer not yet handed to the client's connection (what "
+           "limits.max_inflight bounds).");
     cf_buf_appendf(out, "conflux_inflight_requests %zu\n", inflight);
 
     header(out, "conflux_config_reloads_total", "counter", "Config reloads (SIGHUP) by result.");

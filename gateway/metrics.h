@@ -32,6 +32,8 @@ void cf_metrics_log_dropped(void);
 void cf_metrics_http1_refused(const char *reason);
 /** Counts an HTTP/2 connection closed with GOAWAY by conflux; `reason` is a static string. */
 void cf_metrics_http2_goaway(const char *reason);
+/** Counts a client connection shut down by the send timeout. */
+void cf_metrics_send_timeout(void);
 /** Counts a pause of accepting; `reason` is a static string. */
 void cf_metrics_accept_paused(const char *reason);
 /** Appends the client connection gauge and the three families above. */

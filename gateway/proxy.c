@@ -16,6 +16,7 @@ struct st_proxy_t {
     const cf_route_t *route;
     cf_exchange_t *x;
     cf_watch_t watch;
+    cf_slot_t slot;
     uint64_t start_ns, upstream_start_ns;
     int finished;
 };
@@ -83,6 +84,7 @@ static void finish_error(struct st_proxy_t *p, const char *reason, int status)
     int answer = strcmp(reason, "timeout") == 0 ? 504 : 502;
     observe(p, answer, status, reason);
     cf_send_json(p->req, answer, body);
+    cf_slot_answered(&p->slot);
     json_decref(body);
 }
 
@@ -120,6 +122,7 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
     h2o_send_inline(req, res->body.base, res->body.len);
+    cf_slot_answered(&p->slot);
 }
 
 static void on_client_gone(cf_watch_t *watch)
@@ -133,6 +136,7 @@ static void on_client_gone(cf_watch_t *watch)
     p->x = NULL;
     observe(p, 499, 0, "cancelled");
     cf_send_client_gone(p->req);
+    cf_slot_answered(&p->slot);
 }
 
 static void on_dispose(void *_p)
@@ -141,7 +145,7 @@ static void on_dispose(void *_p)
     cf_watch_stop(&p->watch);
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
-    cf_worker_request_done(p->w);
+    cf_slot_dispose(&p->slot);
     cf_table_release(p->table);
 }
 
@@ -162,6 +166,7 @@ static int check_params(struct st_proxy_t *p, const cf_route_match_t *m)
         p->finished = 1;
         observe(p, 400, 0, NULL);
         cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
+        cf_slot_answered(&p->slot);
         return -1;
     }
     return 0;
@@ -203,6 +208,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     p->start_ns = cf_now_ns();
     p->watch.on_gone = on_client_gone;
     p->watch.fd = -1;
+    cf_slot_init(&p->slot, w, req, t->config->limits.send_timeout_ms);
 
     if (check_params(p, m) != 0)
         return;

@@ -99,7 +99,7 @@ listen:
 threads: 1
 admin: 127.0.0.1:9901
 shutdown_timeout: 0
-limits: { max_request_body: 1MiB, max_response_body: 8388608, max_inflight: 100, max_client_connections: 5000 }
+limits: { max_request_body: 1MiB, max_response_body: 8388608, max_inflight: 100, max_client_connections: 5000, send_timeout: 5s }
 backends:
   users:
     servers: [http://127.0.0.1:9001, "http://[::1]:9002/base"]

@@ -118,6 +118,7 @@ static void test_defaults(void)
     is(c->limits.max_request_body, 1 << 20, "max_request_body default 1MiB");
     is(c->limits.max_response_body, 8 << 20, "max_response_body default 8MiB");
     is(c->limits.max_inflight, 10000, "max_inflight default 10000");
+    is(c->limits.send_timeout_ms, 10000, "send_timeout default 10s");
     is(c->limits.max_client_connections, 0, "max_client_connections unset by default");
     is(cf_config_max_client_connections(c, 20000), 10000, "... then half the open-file limit");
     is(cf_config_max_client_connections(c, 1024), 512, "... of whatever it is");
@@ -190,6 +191,7 @@ static void test_everything(void)
                        "  max_response_body: 2MiB\n"
                        "  max_inflight: 50\n"
                        "  max_client_connections: 300\n"
+                       "  send_timeout: 30s\n"
                        "backends:\n"
                        "  users:\n"
                        "    servers: [http://127.0.0.1:9001, \"http://[::1]:9002/base/\", http://users.internal]\n"
@@ -243,6 +245,7 @@ static void test_everything(void)
     is(c->limits.max_response_body, 2 * 1024 * 1024, "max_response_body");
     is(c->limits.max_inflight, 50, "max_inflight");
     is(cf_config_max_client_connections(c, 20000), 300, "max_client_connections as set, whatever the fd limit");
+    is(c->limits.send_timeout_ms, 30000, "send_timeout");
 
     cf_backend_t *u = &c->backends[0];
     is(u->num_servers, 3, "three servers");
