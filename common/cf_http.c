@@ -1,4 +1,5 @@
 /* Small HTTP text helpers shared by the gateway and the mock: reason phrases, hex digits, form decoding. */
+#include <string.h>
 #include "cf_http.h"
 
 const char *cf_http_reason(int status)
@@ -51,6 +52,13 @@ const char *cf_http_reason(int status)
     default:
         return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
     }
+}
+
+int cf_is_tchar(int c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c > 0 && c < 0x80 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 int cf_hexval(int c)

@@ -10,6 +10,9 @@ const char *cf_http_reason(int status);
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);
 
+/** Whether `c` is an RFC 9110 5.6.2 tchar, a byte of a token (a method, a header field name). */
+int cf_is_tchar(int c);
+
 /** cf_form_decode flag: copy a '%' that does not start a valid %XX escape as is, instead of failing. */
 #define CF_FORM_LENIENT 1
 
