@@ -97,13 +97,15 @@ static void feed(const char *data, size_t len, const size_t *pieces, size_t npie
         last = eof && end == len;
         /* this round's bytes: what was not consumed, then what arrived */
         size_t n = end - start;
-        char *win = n != 0 ? malloc(n) : NULL, *at = win;
+        char *win = n != 0 ? malloc(n) : NULL;
+        size_t off = 0; /* consumed in this round */
         if (n != 0)
             memcpy(win, data + start, n);
         while (1) {
             cf_h1resp_event_t ev;
-            size_t avail = n - (size_t)(at - win);
-            cf_h1resp_kind_t kind = cf_h1resp_parse(&p, avail != 0 ? at : NULL, avail, last, &ev);
+            size_t avail = n - off;
+            const char *at = avail != 0 ? win + off : NULL;
+            cf_h1resp_kind_t kind = cf_h1resp_parse(&p, at, avail, last, &ev);
             FEED_CHECK(r, ev.consumed <= avail, "consumed more than it was given");
             if (ev.consumed > avail)
                 ev.consumed = avail;
@@ -144,7 +146,7 @@ static void feed(const char *data, size_t len, const size_t *pieces, size_t npie
             }
             FEED_CHECK(r, kind == CF_H1RESP_NEED_MORE || kind == CF_H1RESP_DONE || kind == CF_H1RESP_ERROR || ev.consumed != 0,
                        "an event that consumed nothing");
-            at += ev.consumed;
+            off += ev.consumed;
             r->consumed += ev.consumed;
             if (kind == CF_H1RESP_DONE || kind == CF_H1RESP_ERROR) {
                 /* they repeat, consuming nothing */
@@ -159,7 +161,7 @@ static void feed(const char *data, size_t len, const size_t *pieces, size_t npie
                 break;
             }
         }
-        start += (size_t)(at - win);
+        start += off;
         free(win);
     }
     r->body[r->body_len] = '\0';
