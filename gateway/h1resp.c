@@ -312,8 +312,10 @@ static cf_h1resp_kind_t parse_head(cf_h1resp_t *p, const char *buf, size_t len, 
         int r = avail == 0 ? -2
                            : phr_parse_response(buf + ev->consumed, avail, &minor_version, &status, &msg, &msg_len, ev->headers,
                                                 &ev->num_headers, last_len);
-        if (r == -2 && eof && avail != 0 && last_len != 0) {
-            /* the fast check for the head's end validates nothing: tell a malformed head from a truncated one */
+        if ((r == -1 || (r == -2 && eof)) && last_len != 0) {
+            /* the fast check for the head's end (with last_len) is not the parser: it finds no fault but a bare CR, where
+             * the parser may still want more (a head shorter than "HTTP/1.x "), and at the end of the stream a head cut
+             * short must be told from a malformed one; the full parse decides, as it would have on the bytes whole */
             ev->num_headers = CF_H1RESP_MAX_HEADERS;
             r = phr_parse_response(buf + ev->consumed, avail, &minor_version, &status, &msg, &msg_len, ev->headers,
                                    &ev->num_headers, 0);
@@ -364,8 +366,8 @@ static cf_h1resp_kind_t parse_chunked(cf_h1resp_t *p, const char *buf, size_t le
     long n;
 
     while (1) {
-        const char *at = buf + ev->consumed;
         size_t avail = len - ev->consumed;
+        const char *at = avail != 0 ? buf + ev->consumed : NULL; /* buf is NULL when len is 0 */
         switch (p->state) {
         case S_CHUNK_SIZE:
             if ((n = take_line(at, avail, &content, &why)) < 0)
