@@ -1,7 +1,7 @@
 /* libFuzzer harness for the config loader: any YAML text; what it accepts must hold together, what it refuses says where. */
 /*
  * Input: the text of a config file, loaded with cf_config_load_string. A refusal must name the file, and the line and
- * column unless the file is empty.
+ * column unless the file is empty, on one line of printable text (values quoted from the file are escaped).
  * An accepted config must be one the gateway can run and that means one thing:
  * - its routes go into a fresh router (as the gateway's route table does at every load and reload);
  * - indices, backend pointers and call names are consistent; each call's dependencies are sorted, unique, earlier
@@ -172,6 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sscanf(err, NAME ":%u:%u: ", &line, &col) != 2 &&
             strncmp(err, NAME ": the file is empty", sizeof(NAME ": the file is empty") - 1) != 0)
             bug("an error without file:line:col", err);
+        for (const char *p = err; *p != '\0'; ++p)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                bug("a control byte in an error message", err);
         return 0;
     }
 

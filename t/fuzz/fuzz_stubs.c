@@ -2,7 +2,7 @@
 /*
  * Input: byte 0 picks the form: even, the rest is a YAML/JSON document for cf_mock_load_runtime (what POST
  * /__mock/stubs takes); odd, the rest up to a NUL is a one-line stub for cf_mock_load_cli (--stub). Checks:
- * - a refusal says why and publishes nothing;
+ * - a refusal says why and publishes nothing; a refused document, on one line of printable text;
  * - every published stub is well-formed: key "METHOD PATH", a token or "*" method, a path of segments that starts
  *   with '/', at most CF_MOCK_MAX_PARAMS captures with a {rest*} only last, a status 200-599, header names that are
  *   tokens and values without CR or LF, a fault rate in [0, 1], a sequence of valid steps;
@@ -138,6 +138,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ret < 0) {
         if (err[0] == '\0' || n != 0)
             bug(err[0] == '\0' ? "a refusal without a reason" : "a refused load published stubs", NULL);
+        for (const char *p = err; (data[0] & 1) == 0 && *p != '\0'; ++p)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                bug("a control byte in an error message", NULL);
     } else {
         if ((size_t)ret != n || replaced != 0)
             bug("the count of published stubs", NULL);
