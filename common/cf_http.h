@@ -7,7 +7,7 @@
 /** The reason phrase for a status (HTTP/1 needs one; RFC 9110 §15 names them); a generic one for unlisted codes. */
 const char *cf_http_reason(int status);
 
-/** 1 when `c` (a byte value) is an RFC 9110 token character (tchar), else 0. */
+/** 1 when `c` (a byte value) is an RFC 9110 §5.6.2 tchar, a byte of a token (a method, a header field name). */
 int cf_http_is_tchar(int c);
 
 /** The value of a hex digit (either case), or -1 when `c` is not one. */

@@ -89,25 +89,48 @@ void cf_yctx_init(cf_yctx_t *ctx, cf_yaml_t *y)
     ctx->y = y;
 }
 
+/* Copies src into dst (of size cap) with control bytes and DEL written as \n, \r, \t or \xNN: a message quoting a
+ * value from the file (a key, a URL...) stays on one line and cannot send escape sequences to a terminal. */
+static void copy_escaped(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+    for (; *src != '\0' && o + 1 < cap; ++src) {
+        unsigned char c = (unsigned char)*src;
+        char esc[5];
+        if (c >= 0x20 && c != 0x7f) {
+            dst[o++] = (char)c;
+            continue;
+        }
+        snprintf(esc, sizeof(esc), c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : "\\x%02x", c);
+        size_t n = strlen(esc);
+        if (o + n + 1 > cap)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
+    }
+    dst[o] = '\0';
+}
+
 int cf_yerror(cf_yctx_t *ctx, const yaml_node_t *node, const char *fmt, ...)
 {
+    char raw[sizeof(ctx->err)];
     if (ctx->failed)
         return -1;
     ctx->failed = 1;
     int n;
     if (node != NULL)
-        n = snprintf(ctx->err, sizeof(ctx->err), "%s:%zu:%zu: ", ctx->y->filename, node->start_mark.line + 1,
-                     node->start_mark.column + 1);
+        n = snprintf(raw, sizeof(raw), "%s:%zu:%zu: ", ctx->y->filename, node->start_mark.line + 1, node->start_mark.column + 1);
     else
-        n = snprintf(ctx->err, sizeof(ctx->err), "%s: ", ctx->y->filename);
-    if (ctx->pathlen != 0 && n >= 0 && (size_t)n < sizeof(ctx->err))
-        n += snprintf(ctx->err + n, sizeof(ctx->err) - (size_t)n, "%s: ", ctx->path);
-    if (n >= 0 && (size_t)n < sizeof(ctx->err)) {
+        n = snprintf(raw, sizeof(raw), "%s: ", ctx->y->filename);
+    if (ctx->pathlen != 0 && n >= 0 && (size_t)n < sizeof(raw))
+        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "%s: ", ctx->path);
+    if (n >= 0 && (size_t)n < sizeof(raw)) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->err + n, sizeof(ctx->err) - (size_t)n, fmt, ap);
+        vsnprintf(raw + n, sizeof(raw) - (size_t)n, fmt, ap);
         va_end(ap);
     }
+    copy_escaped(ctx->err, sizeof(ctx->err), raw);
     return -1;
 }
 

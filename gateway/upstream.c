@@ -4,6 +4,8 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/socketpool.h>
+#include "cf_http.h"
+#include "h1resp.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -29,9 +31,9 @@
  *   aborts the whole process (a failed assert in on_error_before_head) when an HTTP/1.1 upstream sends an invalid
  *   Content-Length or an unknown Transfer-Encoding, and it has no bound on the size of a response head, takes a
  *   close right after a complete chunk as the end of a chunked body, and would pool the socket after a 101. The
- *   status line and headers are parsed with the picohttpparser that libh2o exports; the body framing (RFC 9112 6) is
- *   decoded below. A connection becomes idle only after a complete response that allows keep-alive with no
- *   byte beyond it; after any error, timeout or cancel it is closed.
+ *   response is parsed by h1resp.c (a pure parser: head, framing, chunked decoding, limits); this file feeds it the
+ *   socket's bytes and acts on its events. A connection becomes idle only after a complete response that allows
+ *   keep-alive with no byte beyond it; after any error, timeout or cancel it is closed.
  * - Every exchange has its own deadline timer (from cf_upstream_start to the last body byte, queueing included) and a
  *   connect timer: a trickling server cannot hold an exchange past its deadline.
  * - Results are never delivered from inside socket callbacks, cf_upstream_start or cf_upstream_cancel: an exchange
@@ -47,21 +49,6 @@
 #define CF_UPSTREAM_DEFAULT_TIMEOUT_MS 5000
 #define CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define CF_UPSTREAM_DEFAULT_MAX_BODY (8 * 1024 * 1024)
-/* a response head (status line, headers, 1xx responses included) larger than this is a bad_response */
-#define CF_UPSTREAM_MAX_HEAD (64 * 1024)
-#define CF_UPSTREAM_MAX_HEADERS 100
-/* a chunk-size line or trailer line longer than this is a bad_response */
-#define CF_UPSTREAM_MAX_LINE 4096
-
-/* picohttpparser, bundled in and exported by libh2o (its header is not installed) */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
-                       struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
@@ -92,9 +79,6 @@ struct st_cf_upstream_t {
 /* The request bytes, as iovecs: METHOD SP [base_path] path SP "HTTP/1.1" CRLF "Host: " host CRLF rest. */
 enum { REQ_METHOD, REQ_BASE, REQ_PATH, REQ_HOST, REQ_REST, REQ_NUM };
 
-enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
-enum { CHUNK_SIZE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER, CHUNK_DONE };
-
 struct st_cf_exchange_t {
     cf_upstream_t *u;
     cf_upstream_cb cb;
@@ -119,13 +103,9 @@ struct st_cf_exchange_t {
     unsigned reused : 1;     /* the current attempt runs on a connection taken from an idle list */
     unsigned retried : 1;
     unsigned got_bytes : 1; /* some response byte arrived on the current attempt */
-    unsigned in_head : 1;   /* reading the head (else the body) */
     unsigned keepalive : 1; /* the response allows reusing the connection */
     unsigned finished : 1;  /* the result is set; only delivery remains */
-    /* body framing */
-    int body_mode;    /* BODY_* */
-    int chunk_state;  /* CHUNK_* */
-    size_t body_left; /* BODY_LENGTH: bytes to come; CHUNK_DATA: bytes left in the chunk */
+    cf_h1resp_t parser;     /* the response on the current attempt */
     /* the result */
     const char *error;
     int status;
@@ -217,20 +197,12 @@ size_t cf_upstream_active(const cf_upstream_t *u)
 
 /* --- request validation and serialization ------------------------------------------------------------------------ */
 
-/* RFC 9110 5.6.2 tchar */
-static int is_tchar(unsigned char c)
-{
-    if (('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(h2o_iovec_t s)
 {
     if (s.len == 0)
         return 0;
     for (size_t i = 0; i != s.len; ++i) {
-        if (!is_tchar((unsigned char)s.base[i]))
+        if (!cf_http_is_tchar((unsigned char)s.base[i]))
             return 0;
     }
     return 1;
@@ -510,13 +482,10 @@ static void fail_io(cf_exchange_t *x)
     finish(x, "reset");
 }
 
-/* Appends n bytes of body; returns -1 (after failing the exchange) when that exceeds max_response_body. */
-static int append_body(cf_exchange_t *x, const char *p, size_t n)
+/* Appends n bytes of body (the parser keeps the total within max_response_body). */
+static void append_body(cf_exchange_t *x, const char *p, size_t n)
 {
-    if (n > x->max_body - x->body_len) {
-        finish(x, "too_large");
-        return -1;
-    }
+    assert(n <= x->max_body - x->body_len);
     if (x->body_len + n > x->body_cap) {
         size_t cap = x->body_cap != 0 ? x->body_cap : 4096;
         while (cap < x->body_len + n)
@@ -528,249 +497,71 @@ static int append_body(cf_exchange_t *x, const char *p, size_t n)
     }
     memcpy(x->body + x->body_len, p, n);
     x->body_len += n;
-    return 0;
 }
 
-/* Length of the line (LF included) at the start of the input, 0 when incomplete, SIZE_MAX when too long. */
-static size_t line_length(h2o_buffer_t *in)
+/* Keeps the final response head: status, keep-alive, and a copy of the header fields (which point into the input). */
+static void keep_head(cf_exchange_t *x, const cf_h1resp_event_t *ev)
 {
-    if (in->size == 0)
-        return 0;
-    size_t scan = in->size < CF_UPSTREAM_MAX_LINE ? in->size : CF_UPSTREAM_MAX_LINE;
-    const char *lf = memchr(in->bytes, '\n', scan);
-    if (lf != NULL)
-        return lf - in->bytes + 1;
-    return in->size < CF_UPSTREAM_MAX_LINE ? 0 : SIZE_MAX;
-}
-
-static int hex_value(char c)
-{
-    if ('0' <= c && c <= '9')
-        return c - '0';
-    if ('a' <= c && c <= 'f')
-        return c - 'a' + 10;
-    if ('A' <= c && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/*
- * Decodes as much of a chunked body (RFC 9112 7.1) as the input holds. Returns 1 when the body is complete, 0 when
- * more is needed, -1 when the exchange failed (already finished).
- */
-static int decode_chunked(cf_exchange_t *x)
-{
-    h2o_buffer_t **in = &x->sock->input;
-    size_t len;
-
-    while (1) {
-        switch (x->chunk_state) {
-        case CHUNK_SIZE: {
-            if ((len = line_length(*in)) == 0)
-                return 0;
-            if (len == SIZE_MAX)
-                goto Bad;
-            const char *p = (*in)->bytes, *end = p + len;
-            size_t size = 0, digits = 0;
-            for (; p < end; ++p, ++digits) {
-                int v = hex_value(*p);
-                if (v < 0)
-                    break;
-                if (digits == 15) /* more than 15 hex digits could overflow */
-                    goto Bad;
-                size = size * 16 + v;
-            }
-            /* after the size: optional whitespace and chunk extensions (ignored), then CRLF (a bare LF is tolerated) */
-            if (digits == 0 || !(*p == '\r' || *p == '\n' || *p == ';' || *p == ' ' || *p == '\t'))
-                goto Bad;
-            h2o_buffer_consume(in, len);
-            if (size == 0) {
-                x->chunk_state = CHUNK_TRAILER;
-            } else {
-                x->chunk_state = CHUNK_DATA;
-                x->body_left = size;
-            }
-        } break;
-        case CHUNK_DATA:
-            if ((*in)->size == 0)
-                return 0;
-            len = (*in)->size < x->body_left ? (*in)->size : x->body_left;
-            if (append_body(x, (*in)->bytes, len) != 0)
-                return -1;
-            h2o_buffer_consume(in, len);
-            if ((x->body_left -= len) == 0)
-                x->chunk_state = CHUNK_DATA_END;
-            break;
-        case CHUNK_DATA_END:
-            /* CRLF (or a bare LF) must follow the data; anything else is refused at once */
-            if ((*in)->size != 0 && !((*in)->bytes[0] == '\r' || (*in)->bytes[0] == '\n'))
-                goto Bad;
-            if ((*in)->size >= 2 && (*in)->bytes[0] == '\r' && (*in)->bytes[1] != '\n')
-                goto Bad;
-            if ((len = line_length(*in)) == 0)
-                return 0;
-            if (!(len == 1 || (len == 2 && (*in)->bytes[0] == '\r')))
-                goto Bad;
-            h2o_buffer_consume(in, len);
-            x->chunk_state = CHUNK_SIZE;
-            break;
-        case CHUNK_TRAILER: { /* trailer fields are discarded; an empty line ends the message */
-            if ((len = line_length(*in)) == 0)
-                return 0;
-            if (len == SIZE_MAX)
-                goto Bad;
-            int empty = len == 1 || (len == 2 && (*in)->bytes[0] == '\r');
-            h2o_buffer_consume(in, len);
-            if (empty) {
-                x->chunk_state = CHUNK_DONE;
-                return 1;
-            }
-        } break;
-        default:
-            return 1;
-        }
-    }
-Bad:
-    finish(x, "bad_response");
-    return -1;
-}
-
-/* Consumes body bytes from the input; finishes the exchange when the body is complete. */
-static void read_body(cf_exchange_t *x)
-{
-    h2o_buffer_t **in = &x->sock->input;
-    size_t n;
-
-    switch (x->body_mode) {
-    case BODY_NONE:
-        finish_ok(x);
-        return;
-    case BODY_LENGTH:
-        n = (*in)->size < x->body_left ? (*in)->size : x->body_left;
-        if (n != 0) {
-            if (append_body(x, (*in)->bytes, n) != 0)
-                return;
-            h2o_buffer_consume(in, n);
-            x->body_left -= n;
-        }
-        if (x->body_left == 0)
-            finish_ok(x); /* bytes beyond the body keep the socket from becoming idle */
-        return;
-    case BODY_CHUNKED:
-        if (decode_chunked(x) == 1)
-            finish_ok(x);
-        return;
-    case BODY_CLOSE:
-        if ((*in)->size != 0) {
-            if (append_body(x, (*in)->bytes, (*in)->size) != 0)
-                return;
-            h2o_buffer_consume(in, (*in)->size);
-        }
-        return;
-    }
-}
-
-static int token_list_contains(h2o_iovec_t value, const char *token)
-{
-    return h2o_contains_token(value.base, value.len, token, strlen(token), ',');
-}
-
-/* Parses the response head; returns 1 when the body (or the end) follows, 0 when more is needed, -1 on failure. */
-static int read_head(cf_exchange_t *x)
-{
-    h2o_buffer_t **in = &x->sock->input;
-    struct phr_header src[CF_UPSTREAM_MAX_HEADERS];
-    size_t num_headers, i;
-    int minor_version, status, rlen;
-    const char *msg;
-    size_t msg_len;
-
-    while (1) {
-        if ((*in)->size == 0)
-            return 0; /* nothing (more) buffered yet */
-        num_headers = CF_UPSTREAM_MAX_HEADERS;
-        rlen = phr_parse_response((*in)->bytes, (*in)->size, &minor_version, &status, &msg, &msg_len, src, &num_headers, 0);
-        if (rlen == -2) {
-            if ((*in)->size >= CF_UPSTREAM_MAX_HEAD)
-                goto Bad;
-            return 0;
-        }
-        if (rlen < 0 || status < 100 || status > 999 || status == 101)
-            goto Bad; /* malformed; or a 101 we never asked for */
-        if (status >= 200)
-            break;
-        /* 1xx informational (RFC 9110 15.2): skipped */
-        h2o_buffer_consume(in, rlen);
-    }
-
-    x->status = status;
-    x->keepalive = minor_version >= 1; /* RFC 9112 9.3 */
-    x->body_mode = BODY_CLOSE;
-    x->headers = h2o_mem_alloc_pool(&x->pool, sizeof(*x->headers) * (num_headers != 0 ? num_headers : 1));
-    x->num_headers = num_headers;
-    size_t content_length = SIZE_MAX;
-    int has_te = 0;
-    for (i = 0; i != num_headers; ++i) {
+    x->status = ev->status;
+    x->keepalive = ev->keepalive != 0;
+    x->headers = h2o_mem_alloc_pool(&x->pool, sizeof(*x->headers) * (ev->num_headers != 0 ? ev->num_headers : 1));
+    x->num_headers = ev->num_headers;
+    for (size_t i = 0; i != ev->num_headers; ++i) {
+        const struct phr_header *src = ev->headers + i;
         h2o_header_t *dst = x->headers + i;
-        if (src[i].name == NULL)
-            goto Bad; /* obs-fold (RFC 9112 5.2) */
-        char *lower = h2o_strdup(&x->pool, src[i].name, src[i].name_len).base;
-        h2o_strtolower(lower, src[i].name_len);
-        const h2o_token_t *token = h2o_lookup_token(lower, src[i].name_len);
+        char *lower = h2o_strdup(&x->pool, src->name, src->name_len).base;
+        h2o_strtolower(lower, src->name_len);
+        const h2o_token_t *token = h2o_lookup_token(lower, src->name_len);
         if (token != NULL) {
             dst->name = (h2o_iovec_t *)&token->buf;
         } else {
             dst->name = h2o_mem_alloc_pool(&x->pool, sizeof(*dst->name));
-            *dst->name = h2o_iovec_init(lower, src[i].name_len);
+            *dst->name = h2o_iovec_init(lower, src->name_len);
         }
-        dst->orig_name = h2o_strdup(&x->pool, src[i].name, src[i].name_len).base;
-        dst->value = h2o_strdup(&x->pool, src[i].value, src[i].value_len);
-        if (token == H2O_TOKEN_CONNECTION) {
-            if (token_list_contains(dst->value, "close"))
-                x->keepalive = 0;
-            else if (token_list_contains(dst->value, "keep-alive"))
-                x->keepalive = 1;
-        } else if (token == H2O_TOKEN_TRANSFER_ENCODING) {
-            /* RFC 9112 6.1: chunked must be the final coding; we never ask for another one */
-            if (!h2o_lcstris(dst->value.base, dst->value.len, H2O_STRLIT("chunked")) || has_te)
-                goto Bad;
-            has_te = 1;
-        } else if (token == H2O_TOKEN_CONTENT_LENGTH) {
-            size_t v = h2o_strtosize(dst->value.base, dst->value.len);
-            if (v == SIZE_MAX || (content_length != SIZE_MAX && content_length != v))
-                goto Bad; /* RFC 9112 6.3 item 5 */
-            content_length = v;
-        }
+        dst->orig_name = h2o_strdup(&x->pool, src->name, src->name_len).base;
+        dst->value = h2o_strdup(&x->pool, src->value, src->value_len);
     }
-    h2o_buffer_consume(in, rlen);
+    /* the whole body in one block when its length is known (the parser refuses one over max_response_body) */
+    if (ev->framing == CF_H1RESP_FRAMING_LENGTH && ev->content_length != 0 && ev->content_length <= x->max_body) {
+        x->body = h2o_mem_alloc(ev->content_length);
+        x->body_cap = ev->content_length;
+    }
+}
 
-    /* RFC 9112 6.3: the message body length */
-    if (x->is_head || status == 204 || status == 304) {
-        x->body_mode = BODY_NONE;
-    } else if (has_te) {
-        x->body_mode = BODY_CHUNKED;
-        x->chunk_state = CHUNK_SIZE;
-        if (content_length != SIZE_MAX)
-            x->keepalive = 0; /* both: chunked wins, and the connection must be closed afterwards */
-    } else if (content_length != SIZE_MAX) {
-        if (content_length > x->max_body) {
-            finish(x, "too_large");
-            return -1;
+/* Feeds the buffered response bytes to the parser and acts on its events, until it needs more or the exchange ends.
+ * `eof`: the connection is closed (or failed), so nothing more will come. */
+static void read_response(cf_exchange_t *x, int eof)
+{
+    h2o_buffer_t **in = &x->sock->input;
+    cf_h1resp_event_t ev;
+
+    while (1) {
+        switch (cf_h1resp_parse(&x->parser, (*in)->bytes, (*in)->size, eof, &ev)) {
+        case CF_H1RESP_NEED_MORE:
+            h2o_buffer_consume(in, ev.consumed);
+            return;
+        case CF_H1RESP_HEAD:
+            keep_head(x, &ev);
+            break;
+        case CF_H1RESP_BODY:
+            append_body(x, ev.body, ev.body_len);
+            break;
+        case CF_H1RESP_DONE:
+            h2o_buffer_consume(in, ev.consumed);
+            if (eof)
+                finish(x, NULL); /* a body delimited by the close */
+            else
+                finish_ok(x); /* bytes beyond the response keep the socket from becoming idle */
+            return;
+        case CF_H1RESP_ERROR:
+            if (ev.error == CF_H1RESP_TRUNCATED)
+                fail_io(x); /* a head, chunked or Content-Length body cut short: maybe a stale pooled connection */
+            else
+                finish(x, cf_h1resp_error_name(ev.error));
+            return;
         }
-        x->body_mode = BODY_LENGTH;
-        x->body_left = content_length;
-        if (content_length != 0) {
-            x->body = h2o_mem_alloc(content_length);
-            x->body_cap = content_length;
-        }
-    } else {
-        x->body_mode = BODY_CLOSE;
-        x->keepalive = 0;
+        h2o_buffer_consume(in, ev.consumed);
     }
-    return 1;
-Bad:
-    finish(x, "bad_response");
-    return -1;
 }
 
 static void on_read(h2o_socket_t *sock, const char *err)
@@ -779,22 +570,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
 
     if (sock->input->size != 0)
         x->got_bytes = 1;
-    if (err != NULL) {
-        if (!x->in_head && x->body_mode == BODY_CLOSE) {
-            read_body(x); /* the close delimits this body */
-            if (!x->finished)
-                finish(x, NULL);
-        } else {
-            fail_io(x); /* a head, chunked or Content-Length body cut short */
-        }
-        return;
-    }
-    if (x->in_head) {
-        if (read_head(x) != 1)
-            return;
-        x->in_head = 0;
-    }
-    read_body(x);
+    read_response(x, err != NULL);
 }
 
 static void on_written(h2o_socket_t *sock, const char *err)
@@ -852,7 +628,7 @@ static void send_request(cf_exchange_t *x)
     x->reqbufs[REQ_HOST] = x->host_override.len != 0 ? x->host_override : x->server->hostport;
     /* reading starts with the write, not after it: a connection taken from an idle list is still polled for reading,
      * so this only swaps the callback (no epoll_ctl), and a close racing the request is seen as early as possible */
-    x->in_head = 1;
+    cf_h1resp_init(&x->parser, x->is_head, x->max_body);
     h2o_socket_read_start(sock, on_read);
     h2o_socket_write(sock, x->reqbufs, REQ_NUM, on_written);
 }
@@ -867,7 +643,6 @@ static void connect_attempt(cf_exchange_t *x, int fresh)
 
     x->reused = 0;
     x->got_bytes = 0;
-    x->in_head = 0;
     h2o_timeout_unlink(&x->connect_timer);
     if (!fresh && (sock = take_idle(u, x->server)) != NULL) {
         x->sock = sock;

@@ -64,8 +64,10 @@ typedef struct st_cf_upstream_req_t {
  * - "reset": the connection was lost before the response was complete, which includes a body shorter than its
  *   Content-Length and a chunked body cut off (even right after a complete chunk);
  * - "too_large": the body, declared or received, exceeds max_response_body;
- * - "bad_response": not HTTP/1.x, a malformed or folded head, a head over 64KiB, conflicting
- *   Content-Length values, a Transfer-Encoding other than chunked, a malformed chunk, a 101 (never asked for);
+ * - "bad_response": not HTTP/1.x, a malformed or folded head, a head over 64KiB (1xx responses included), conflicting
+ *   Content-Length values, both Content-Length and Transfer-Encoding, a Transfer-Encoding other than chunked or from
+ *   an HTTP/1.0 server, a malformed chunk (a size that is not 1 to 15 hex digits, a malformed extension or trailer
+ *   field, a line not ending in CRLF, data not followed by CRLF), a 101 (never asked for); see h1resp.h;
  * - "bad_request": see cf_upstream_req_t.
  * On error, headers and body are empty, and status is that of the head when one had arrived (e.g. with "too_large").
  * 1xx informational responses are skipped.

@@ -158,6 +158,11 @@ static void test_yaml(void)
     sample_free(&s);
     is_str(decode("top:\n  name:\n", &s, NULL), "t.yaml:2:8: top.name: expected a string, got nothing", "empty value");
     is_str(decode("top: [1, 2]\n", &s, NULL), "t.yaml:1:6: top: expected a mapping (key: value)", "not a mapping");
+    /* seen while writing fuzz_config, which now checks it: a quoted value kept its line breaks in a message */
+    is_str(decode("top:\n  timeout: \"5\\nsec\\r\\x1b[2J\\t\"\n  \"ke\\ny\": 1\n", &s, NULL),
+           "t.yaml:2:12: top.timeout: \"5\\nsec\\r\\x1b[2J\\t\" is not a duration (use 500ms, 2s, 1m)",
+           "control bytes of a value escaped: one line, no terminal escape");
+    is_str(decode("top:\n  \"ke\\ny\": 1\n", &s, NULL), "t.yaml:2:3: top: unknown key \"ke\\ny\"", "and of a key");
     is_str(decode("top:\n  a: [1, 2\n", &s, NULL),
            "t.yaml:3:1: invalid YAML: did not find expected ',' or ']' while parsing a flow sequence",
            "syntax error has a position");

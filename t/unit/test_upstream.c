@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../../gateway/tls.c" /* https:// servers */
+#include "../../gateway/h1resp.c"
 #include "../../gateway/upstream.c"
 #include "tap.h"
 
@@ -712,6 +713,14 @@ static void test_faults(void)
         {"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", "bad_response", "obs-fold"},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n", NULL,
          "chunk extension and trailer"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "bad_response",
+         "both Transfer-Encoding and Content-Length"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "bad_response",
+         "a chunk size that is not pure hex"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n", "bad_response", "bare-LF chunk lines"},
+        {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "bad_response",
+         "Transfer-Encoding from HTTP/1.0"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", NULL, "a complete response and the close together"},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         srv = server_start(decide_respond_close, cases[i].bytes);
@@ -750,8 +759,6 @@ static void test_head_limit_and_persistence(void)
         {"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", 2, "HTTP/1.0 is not pooled"},
         {"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello", 1, "HTTP/1.0 keep-alive is pooled"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", 2, "bytes beyond the body: not pooled"},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 2,
-         "chunked with Content-Length: not pooled"},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         srv = server_start(NULL, cases[i].bytes);
@@ -781,16 +788,21 @@ static void test_too_large(void)
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n", /* found while reading (padded below) */
         NULL,                                                           /* chunked, complete in one read */
     };
-    static char chunked_big[2048], chunked_complete[2048];
+    static char chunked_big[2048], chunked_complete[2048], chunked_small[2048], until_close[2048];
     memset(chunked_big, 0, sizeof(chunked_big));
     snprintf(chunked_big, sizeof(chunked_big), "%s", bodies[1]);
     memset(chunked_big + strlen(chunked_big), 'a', 1100);
     snprintf(chunked_complete, sizeof(chunked_complete),
              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%01100d\r\n0\r\n\r\n", 1100, 0);
-    const char *cases[] = {bodies[0], chunked_big, chunked_complete};
-    const char *names[] = {"declared Content-Length", "chunked, cut while reading", "chunked, complete but too large"};
+    snprintf(chunked_small, sizeof(chunked_small),
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n190\r\n%0400d\r\n190\r\n%0400d\r\n190\r\n%0400d\r\n0\r\n\r\n", 0,
+             0, 0);
+    snprintf(until_close, sizeof(until_close), "HTTP/1.0 200 OK\r\n\r\n%01100d", 0);
+    const char *cases[] = {bodies[0], chunked_big, chunked_complete, chunked_small, until_close};
+    const char *names[] = {"declared Content-Length", "chunked, cut while reading", "chunked, complete but too large",
+                           "chunks adding up to too much", "delimited by the close"};
 
-    for (size_t i = 0; i != 3; ++i) {
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         test_server_t *srv = server_start(decide_respond_keep, cases[i]);
         u = upstream_new(&b, srv, NULL, 4);
         get_sync(u, "/", &r); /* max_response_body 1024 */
@@ -999,7 +1011,7 @@ static void test_idle_list(void)
     r = (result_t){0};
     x = get(u, "/", 2000, &r);
     ok(x->reused && x->sock == newest, "the most recently used idle connection is taken");
-    ok(x->connect_req == NULL && x->in_head && h2o_socket_is_writing(x->sock), "taken synchronously, request written at once");
+    ok(x->connect_req == NULL && !x->got_bytes && h2o_socket_is_writing(x->sock), "taken synchronously, request written at once");
     is(u->num_idle, 1, "one left idle");
     RUN_UNTIL(r.called, 3000);
     is_str(r.error, NULL, "ok on it");
