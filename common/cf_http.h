@@ -9,6 +9,8 @@ const char *cf_http_reason(int status);
 
 /** 1 when `c` (a byte value) is an RFC 9110 §5.6.2 tchar, a byte of a token (a method, a header field name). */
 int cf_http_is_tchar(int c);
+/** The same as a table indexed by byte value (1: a tchar). */
+extern const unsigned char cf_http_tchar[256];
 
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);

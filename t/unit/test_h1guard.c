@@ -123,6 +123,9 @@ static void test_limits(void)
     memset(method, 'A', 40);
     strcpy(method + 40, " / HTTP/1.1\r\nHost: x\r\n\r\n");
     REFUSES(method, CF_H1G_ERR_METHOD, "a 40-byte method");
+    cf_h1guard_init(&g);
+    is(cf_h1guard_feed(&g, method, strlen(method), &consumed), CF_H1G_ERR_METHOD, "a 40-byte method, whole");
+    is(consumed, 32, "the error points at the 33rd byte, however the method was read (found by fuzz_h1guard)");
     free(big);
 }
 

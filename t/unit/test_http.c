@@ -24,6 +24,21 @@ static void test_reason(void)
     is_str(cf_http_reason(599), "Server Error", "unlisted 5xx");
 }
 
+static void test_tchar(void)
+{
+    /* RFC 9110 §5.6.2, written out again */
+    int wrong = 0;
+    for (int c = -1; c <= 256; ++c) {
+        int want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c > 0 && c < 128 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        if (cf_http_is_tchar(c) != want || (c >= 0 && c < 256 && cf_http_tchar[c] != want)) {
+            diag("byte %d: %d, want %d", c, cf_http_is_tchar(c), want);
+            ++wrong;
+        }
+    }
+    is(wrong, 0, "tchar: every byte value as RFC 9110 5.6.2 says (table and function)");
+}
+
 static void test_hexval(void)
 {
     is(cf_hexval('0'), 0, "'0'");
@@ -90,6 +105,7 @@ static void test_form_decode(void)
 int main(void)
 {
     test_reason();
+    test_tchar();
     test_hexval();
     test_form_decode();
     return done_testing();
