@@ -233,15 +233,15 @@ static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
         return H2_OK;
     case CF_H2_PING:
     case CF_H2_SETTINGS:
-        idle = (f->flags & 0x1) == 0; /* an ACK answers ours */
+        idle = (f->flags & CF_H2_FLAG_ACK) == 0; /* an ACK answers ours */
         break;
     case CF_H2_PRIORITY:
         idle = 1;
         break;
     case CF_H2_DATA:
     case CF_H2_HEADERS:
-    case CF_H2_CONTINUATION: /* the 2019 "empty frames" and "0-length headers" floods */
-        idle = f->length == 0 && (f->flags & CF_H2_FLAG_END_STREAM) == 0;
+    case CF_H2_CONTINUATION: /* the 2019 "empty frames" and "0-length headers" floods, padded or not (CVE-2019-9518) */
+        idle = f->data_length == 0 && (f->type == CF_H2_CONTINUATION || (f->flags & CF_H2_FLAG_END_STREAM) == 0);
         break;
     default:
         idle = 0;
@@ -327,6 +327,7 @@ static void start_h2(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
 {
     c->mode = CONN_H2;
     memset(&c->u.h2, 0, sizeof(c->u.h2));
+    cf_h2scan_init(&c->u.h2.scan);
     c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
     if (sock->input->size != 0 &&
         cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c) != H2_OK) {
