@@ -213,9 +213,18 @@ static int check_h1(cf_conn_t *c, h2o_socket_t *sock, const char *bytes, size_t 
     }
 }
 
-/* --- HTTP/2: resets and idle frames per second ------------------------------------------------------------------ */
+/* --- HTTP/2: resets, idle frames and header blocks ----------------------------------------------------------- */
 
-enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_IDLE_FRAMES };
+enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_IDLE_FRAMES, H2_HEADER_FLOOD };
+
+static const struct {
+    const char *label; /* of conflux_http2_goaway_total */
+    const char *debug; /* the GOAWAY's debug data */
+} goaways[] = {
+    [H2_TOO_MANY_RESETS] = {"rapid_reset", "too many streams reset"},
+    [H2_TOO_MANY_IDLE_FRAMES] = {"frame_flood", "too many frames without a request"},
+    [H2_HEADER_FLOOD] = {"header_flood", "header block too large"},
+};
 
 static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
 {
@@ -257,14 +266,13 @@ static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
  * (so that close() sends a FIN, not a reset that could lose the GOAWAY). */
 static void h2_goaway(cf_conn_t *c, h2o_socket_t *sock, int why)
 {
-    static const char resets[] = "too many streams reset", idle[] = "too many frames without a request";
     h2o_http2_conn_t *conn = sock->data;
-    cf_metrics_http2_goaway(why == H2_TOO_MANY_RESETS ? "rapid_reset" : "frame_flood");
+    cf_metrics_http2_goaway(goaways[why].label);
     c->mode = CONN_H2_CLOSING;
+    cf_hpack_lose_track(&c->u.h2.scan.hpack); /* libh2o no longer decodes the header blocks of new streams */
     if (conn->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED) {
-        h2o_iovec_t debug =
-            why == H2_TOO_MANY_RESETS ? h2o_iovec_init(resets, sizeof(resets) - 1) : h2o_iovec_init(idle, sizeof(idle) - 1);
-        h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, debug);
+        h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                      h2o_iovec_init(goaways[why].debug, strlen(goaways[why].debug)));
         h2o_http2_conn_request_write(conn);
         conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
     }
@@ -283,11 +291,19 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
                 return;
             break;
         case CONN_H2: {
+            if (((h2o_http2_conn_t *)sock->data)->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+                cf_hpack_lose_track(&c->u.h2.scan.hpack); /* a GOAWAY of libh2o's own: it skips new streams' blocks */
             int why = cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)fresh, sock->bytes_read, on_h2_frame, c);
             if (why == H2_OK)
                 break;
             sock->input->size -= sock->bytes_read; /* libh2o never sees the frames of this read */
-            h2_goaway(c, sock, why);
+            if (why > 0) {
+                h2_goaway(c, sock, why);
+                return;
+            }
+            /* a header block past its bound (hpack.h): the connection closes as soon as the GOAWAY is written */
+            h2_goaway(c, sock, H2_HEADER_FLOOD);
+            c->inner(sock, "conflux: header block too large");
             return;
         }
         case CONN_H2_CLOSING:

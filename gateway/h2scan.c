@@ -8,6 +8,7 @@ void cf_h2scan_init(cf_h2scan_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->preface_left = PREFACE_LEN;
+    cf_hpack_init(&s->hpack);
 }
 
 size_t cf_h2scan_unreported(const cf_h2scan_t *s)
@@ -20,7 +21,7 @@ static int carries_padding(const cf_h2_frame_t *f)
     return (f->type == CF_H2_DATA || f->type == CF_H2_HEADERS) && (f->flags & CF_H2_FLAG_PADDED) && f->length != 0;
 }
 
-/* The frame's header (and Pad Length) is read: works out what the payload carries. */
+/* The frame's header (and Pad Length) is read: works out what the payload holds, opens or closes a header block. */
 static void start_payload(cf_h2scan_t *s)
 {
     cf_h2_frame_t *f = &s->frame;
@@ -28,6 +29,60 @@ static void start_payload(cf_h2scan_t *s)
     if (f->type == CF_H2_HEADERS && (f->flags & CF_H2_FLAG_PRIORITY))
         overhead += 5;
     f->data_length = f->length > overhead ? f->length - overhead : 0;
+
+    s->prio_left = 0;
+    s->fragment_left = 0;
+    if (s->in_block && f->type != CF_H2_CONTINUATION) {
+        /* the block was cut off by another frame: libh2o closes the connection (RFC 9113 §6.10) */
+        cf_hpack_end_block(&s->hpack);
+        s->in_block = 0;
+    }
+    if (f->type == CF_H2_HEADERS) {
+        cf_hpack_start_block(&s->hpack);
+        s->in_block = 1;
+        s->prio_left = (f->flags & CF_H2_FLAG_PRIORITY) ? 5 : 0;
+        s->fragment_left = f->data_length;
+    } else if (f->type == CF_H2_CONTINUATION && s->in_block) {
+        s->fragment_left = f->length;
+    }
+}
+
+/* The frame's payload is all read. */
+static void end_payload(cf_h2scan_t *s)
+{
+    const cf_h2_frame_t *f = &s->frame;
+    if (s->in_block && (f->type == CF_H2_HEADERS || f->type == CF_H2_CONTINUATION) && (f->flags & CF_H2_FLAG_END_HEADERS)) {
+        cf_hpack_end_block(&s->hpack);
+        s->in_block = 0;
+    }
+}
+
+/* Reads `n` bytes of payload (n <= payload_left): priority fields, then fragment, then padding. */
+static int read_payload(cf_h2scan_t *s, const uint8_t *p, size_t n)
+{
+    int r = 0;
+    s->payload_left -= (uint32_t)n;
+    size_t skip = n < s->prio_left ? n : s->prio_left;
+    s->prio_left -= (uint8_t)skip;
+    p += skip;
+    n -= skip;
+    size_t frag = n < s->fragment_left ? n : s->fragment_left;
+    if (frag != 0) {
+        s->fragment_left -= (uint32_t)frag;
+        switch (cf_hpack_feed(&s->hpack, p, frag)) {
+        case CF_HPACK_TOO_LARGE:
+            r = CF_H2SCAN_HEADERS_TOO_LARGE;
+            break;
+        case CF_HPACK_TOO_MANY:
+            r = CF_H2SCAN_TOO_MANY_FIELDS;
+            break;
+        default:
+            break;
+        }
+    }
+    if (s->payload_left == 0)
+        end_payload(s);
+    return r;
 }
 
 int cf_h2scan_feed(cf_h2scan_t *s, const uint8_t *bytes, size_t len, int (*on_frame)(void *ctx, const cf_h2_frame_t *frame),
@@ -42,7 +97,8 @@ int cf_h2scan_feed(cf_h2scan_t *s, const uint8_t *bytes, size_t len, int (*on_fr
             i += n;
         } else if (s->payload_left != 0 && !s->want_pad) {
             size_t n = len - i < s->payload_left ? len - i : s->payload_left;
-            s->payload_left -= (uint32_t)n;
+            if ((r = read_payload(s, bytes + i, n)) != 0)
+                return r;
             i += n;
         } else {
             cf_h2_frame_t *f = &s->frame;
@@ -73,6 +129,8 @@ int cf_h2scan_feed(cf_h2scan_t *s, const uint8_t *bytes, size_t len, int (*on_fr
             start_payload(s);
             if ((r = on_frame(ctx, f)) != 0)
                 return r;
+            if (s->payload_left == 0)
+                end_payload(s);
         }
     }
     return 0;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "hpack.h"
 
 /** The frame types the connection policy looks at (RFC 9113 §6). */
 enum {
@@ -25,6 +26,12 @@ enum {
 #define CF_H2_FLAG_PADDED 0x8
 #define CF_H2_FLAG_PRIORITY 0x20
 
+/** What cf_h2scan_feed returns for a header block past a bound of hpack.h (callbacks return positive values). */
+enum {
+    CF_H2SCAN_HEADERS_TOO_LARGE = -1, /* CF_HPACK_TOO_LARGE */
+    CF_H2SCAN_TOO_MANY_FIELDS = -2    /* CF_HPACK_TOO_MANY */
+};
+
 /** A frame, as reported once its header (and with PADDED, its Pad Length) has been read. */
 typedef struct st_cf_h2_frame_t {
     uint32_t length; /* of the payload */
@@ -40,23 +47,30 @@ typedef struct st_cf_h2_frame_t {
 
 /**
  * The scanner of one connection: skips the 24-byte client preface, then reports each frame (see cf_h2_frame_t) and
- * skips its payload. It never buffers a payload. h2o judges the frames; the scanner only reads them (a frame libh2o
- * refuses makes it close the connection, so the scanner need not). Initialize with cf_h2scan_init.
+ * skips its payload, except for header blocks: the fragments of HEADERS and CONTINUATION frames go through an HPACK
+ * scanner (hpack.h) that bounds what each block decodes to. It never buffers a payload. h2o judges the frames; the
+ * scanner only reads them (a frame libh2o refuses makes it close the connection, so the scanner need not). Initialize
+ * with cf_h2scan_init.
  */
 typedef struct st_cf_h2scan_t {
     uint8_t preface_left; /* bytes of the client preface still to skip */
     uint8_t header_len;   /* bytes of the current frame header collected */
     uint8_t header[9];
-    uint8_t want_pad;      /* the header is read, the Pad Length is next: the frame is reported after it */
-    uint32_t payload_left; /* bytes of the current frame's payload still to come */
-    cf_h2_frame_t frame;   /* the current frame */
+    uint8_t want_pad;       /* the header is read, the Pad Length is next: the frame is reported after it */
+    uint8_t in_block;       /* a header block is open: CONTINUATION frames carry the rest of it */
+    uint8_t prio_left;      /* bytes of a HEADERS frame's priority fields still to skip */
+    uint32_t payload_left;  /* bytes of the current frame's payload still to come */
+    uint32_t fragment_left; /* of which header block fragment (after the priority fields, before the padding) */
+    cf_h2_frame_t frame;    /* the current frame */
+    cf_hpack_t hpack;
 } cf_h2scan_t;
 
 /** Ready for the first byte of a connection (the client preface). */
 void cf_h2scan_init(cf_h2scan_t *s);
 /**
  * Reads `len` more bytes and calls `on_frame(ctx, frame)` for each frame, in order. Stops early, and returns the
- * callback's value, when the callback returns non-zero; returns 0 otherwise.
+ * callback's value, when the callback returns non-zero (a positive value); returns CF_H2SCAN_HEADERS_TOO_LARGE or
+ * CF_H2SCAN_TOO_MANY_FIELDS as soon as a header block goes past a bound; 0 otherwise.
  */
 int cf_h2scan_feed(cf_h2scan_t *s, const uint8_t *bytes, size_t len, int (*on_frame)(void *ctx, const cf_h2_frame_t *frame),
                    void *ctx);

@@ -1,6 +1,7 @@
-/* Unit tests of gateway/h2scan.c: frames, read the same however they are split. */
+/* Unit tests of gateway/h2scan.c: frames and the header blocks they carry, read the same however they are split. */
 #include <stdlib.h>
 #include "tap.h"
+#include "../../gateway/hpack.c"
 #include "../../gateway/h2scan.c"
 
 #define MAX_SEEN 64
@@ -60,7 +61,7 @@ static int scan(const char *bytes, size_t len, seen_t *seen, cf_h2scan_t *end)
             other.fed = step;
             r = cf_h2scan_feed(&t, (const uint8_t *)bytes + step, len - step, on_frame, &other);
         }
-        int same = r == whole && other.num == seen->num;
+        int same = r == whole && other.num == seen->num && t.hpack.size == s.hpack.size;
         for (size_t i = 0; same && i < seen->num; ++i)
             same = other.starts[i] == seen->starts[i] && other.frames[i].data_length == seen->frames[i].data_length &&
                    other.frames[i].type == seen->frames[i].type && other.frames[i].pad_length == seen->frames[i].pad_length;
@@ -97,6 +98,7 @@ static void test_frames(void)
     is(seen.frames[1].flags, CF_H2_FLAG_ACK, "then PING, with its flags");
     is(seen.frames[2].stream_id, 1, "HEADERS on stream 1");
     is(seen.frames[2].data_length, 3, "carrying a 3-byte block");
+    is(end.hpack.size, 42 + 44 + 38, "that the HPACK scanner read");
     is(seen.frames[3].data_length, 0, "PADDED DATA with only a Pad Length of 0: empty");
     is(seen.frames[3].seen, 10, "reported once the Pad Length is read");
     is(seen.frames[4].pad_length, 3, "the pad length");
@@ -126,8 +128,64 @@ static void test_frames(void)
     is(cf_h2scan_unreported(&s), 0, "nothing unreported");
 }
 
+static void test_header_blocks(void)
+{
+    char buf[40000];
+    seen_t seen;
+    cf_h2scan_t end;
+    size_t n = sizeof(PREFACE) - 1;
+    memcpy(buf, PREFACE, n);
+    /* PADDED and PRIORITY: pad length 2, 5 priority bytes, the fragment, 2 bytes of padding */
+    n += FRAME(buf + n, CF_H2_HEADERS, CF_H2_FLAG_PADDED | CF_H2_FLAG_PRIORITY, 1, "\x02\x00\x00\x00\x00\x10\x82\x87\x41\x09\0\0");
+    n += FRAME(buf + n, CF_H2_CONTINUATION, 0, 1, "localhost");
+    n += FRAME(buf + n, CF_H2_CONTINUATION, CF_H2_FLAG_END_HEADERS, 1, "\x84");
+    is(scan(buf, n, &seen, &end), 0, "a block over HEADERS (PADDED, PRIORITY) and two CONTINUATION frames");
+    is(seen.frames[0].data_length, 4, "HEADERS carries 4 bytes of it");
+    is(seen.frames[0].pad_length, 2, "past the Pad Length and priority fields, before the padding");
+    is(end.hpack.size, 42 + 44 + 51 + 38, "the block is read across the frames, the literal split between them");
+    is(end.hpack.count, 1, ":authority inserted");
+    ok(!end.in_block, "END_HEADERS closes the block");
+
+    /* the HEADERS block is cut off by another frame: CONTINUATION after it is not part of a block */
+    n = sizeof(PREFACE) - 1;
+    n += FRAME(buf + n, CF_H2_HEADERS, 0, 1, "\x82\x41");
+    n += FRAME(buf + n, CF_H2_PING, 0, 0, "12345678");
+    n += FRAME(buf + n, CF_H2_CONTINUATION, CF_H2_FLAG_END_HEADERS, 1, "\x01x");
+    is(scan(buf, n, &seen, &end), 0, "a block cut off by a PING");
+    is(end.hpack.size, 42 + 32 + 10, "the CONTINUATION is not read as part of a block");
+    is(seen.frames[2].data_length, 2, "though reported with what it carries");
+
+    /* the attack over CONTINUATION frames of 16 KiB */
+    n = sizeof(PREFACE) - 1;
+    char payload[16384];
+    size_t p = (size_t)snprintf(payload, sizeof(payload), "\x82\x87\x84\x41\x09localhost\x40\x03x-a\x7f%c%c",
+                                0x80 | ((4000 - 127) & 0x7f), (4000 - 127) >> 7);
+    memset(payload + p, 'a', 4000);
+    p += 4000;
+    n += frame(buf + n, (uint32_t)p, CF_H2_HEADERS, 0, 1, payload);
+    memset(payload, 0xbe, sizeof(payload));
+    n += frame(buf + n, 16384, CF_H2_CONTINUATION, 0, 1, payload);
+    cf_h2scan_init(&end);
+    memset(&seen, 0, sizeof(seen));
+    is(cf_h2scan_feed(&end, (const uint8_t *)buf, n, on_frame, &seen), CF_H2SCAN_HEADERS_TOO_LARGE,
+       "one-byte references over CONTINUATION: refused");
+    is(seen.num, 2, "within the second frame");
+    is(end.hpack.representations, 5 + 32, "at the 32nd reference (4210 + 32 * 4035 > 128 KiB)");
+
+    n = sizeof(PREFACE) - 1;
+    memset(payload, 0x82, 300);
+    n += frame(buf + n, 300, CF_H2_HEADERS, CF_H2_FLAG_END_HEADERS, 1, payload);
+    is(scan(buf, n, &seen, NULL), CF_H2SCAN_TOO_MANY_FIELDS, "300 fields: too many");
+
+    n = sizeof(PREFACE) - 1;
+    n += frame(buf + n, 200, CF_H2_HEADERS, CF_H2_FLAG_END_HEADERS, 1, payload);
+    n += frame(buf + n, 200, CF_H2_HEADERS, CF_H2_FLAG_END_HEADERS, 3, payload);
+    is(scan(buf, n, &seen, NULL), 0, "200 fields in each of two blocks: each block has its own count");
+}
+
 int main(void)
 {
     test_frames();
+    test_header_blocks();
     return done_testing();
 }
