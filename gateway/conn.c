@@ -25,8 +25,9 @@
  * file defines h2o_socket_read_start itself: the dynamic linker resolves libh2o's own calls to it (they go through
  * the PLT) to this definition, which forwards to libh2o's (found with dlsym(RTLD_NEXT)), putting on_guarded_read in
  * front of the callback for client connections only. on_guarded_read checks the bytes the read just appended
- * (the last sock->bytes_read bytes of sock->input) before libh2o sees them. cf_conns_init proves on a socket pair that
- * this holds in the running binary, and conflux refuses to start when it does not.
+ * (the last sock->bytes_read bytes of sock->input) before libh2o sees them. h2o_http2_stream_reset stands in the same
+ * way, for HTTP/2: the streams libh2o resets itself count against the client. cf_conns_init proves on socket pairs
+ * that both hold in the running binary, and conflux refuses to start when they do not.
  *
  * Each client connection carries a cf_conn_t in its socket's on_close slot (libh2o never uses it): the guard's state,
  * the callback it stands in front of, and the count of open connections, which on_close keeps exact.
@@ -54,29 +55,40 @@ typedef struct st_cf_conn_t {
             cf_h2scan_t scan;
             uint64_t window_start; /* ms, the loop's clock */
             uint32_t resets, idle_frames;
+            uint32_t client_resets; /* RST_STREAM frames passed to libh2o that no stream reset has matched yet */
         } h2;
     } u;
 } cf_conn_t;
 
 static void (*libh2o_read_start)(h2o_socket_t *sock, h2o_socket_cb cb);
+static void (*libh2o_stream_reset)(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream);
 static size_t num_conns; /* atomic: open client connections in the process */
 static size_t max_conns; /* atomic */
 
 static void on_conn_close(void *data);
 static void on_guarded_read(h2o_socket_t *sock, const char *err);
 static void on_accept(h2o_socket_t *listener, const char *err);
+static void on_stream_reset(cf_conn_t *c, h2o_http2_conn_t *conn);
 
 static cf_conn_t *conn_of(h2o_socket_t *sock)
 {
     return sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
 }
 
+static void *resolve(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (f == NULL) {
+        f = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
 static void resolve_libh2o(void)
 {
-    if (__atomic_load_n(&libh2o_read_start, __ATOMIC_ACQUIRE) == NULL) {
-        void *f = dlsym(RTLD_NEXT, "h2o_socket_read_start");
-        __atomic_store_n(&libh2o_read_start, (void (*)(h2o_socket_t *, h2o_socket_cb))f, __ATOMIC_RELEASE);
-    }
+    resolve((void **)&libh2o_read_start, "h2o_socket_read_start");
+    resolve((void **)&libh2o_stream_reset, "h2o_http2_stream_reset");
 }
 
 /* Stands in for libh2o's function (see the comment at the top). */
@@ -94,11 +106,29 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     libh2o_read_start(sock, cb);
 }
 
+/*
+ * Stands in for libh2o's function, which its HTTP/2 frame handlers call (through the PLT, like h2o_socket_read_start)
+ * for every stream libh2o resets: the client's RST_STREAM, and the stream errors libh2o answers with its own
+ * RST_STREAM. A client can provoke those at will (MadeYouReset, CVE-2025-8671: a WINDOW_UPDATE of 0 on a stream, DATA
+ * after END_STREAM, ...), each after its request has started work, so they count like the client's resets.
+ */
+void h2o_http2_stream_reset(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
+{
+    cf_conn_t *c = conn->sock != NULL ? conn_of(conn->sock) : NULL;
+    if (c != NULL && (c->mode == CONN_H2 || c->mode == CONN_H2_CLOSING))
+        on_stream_reset(c, conn);
+    resolve_libh2o();
+    libh2o_stream_reset(conn, stream);
+}
+
 int cf_conn_setup(size_t max_client_connections, char *err, size_t errlen)
 {
     resolve_libh2o();
-    if (libh2o_read_start == NULL || libh2o_read_start == h2o_socket_read_start) {
-        snprintf(err, errlen, "cannot find libh2o's h2o_socket_read_start (libh2o must be linked as a shared library)");
+    if (libh2o_read_start == NULL || libh2o_read_start == h2o_socket_read_start || libh2o_stream_reset == NULL ||
+        libh2o_stream_reset == h2o_http2_stream_reset) {
+        snprintf(err, errlen,
+                 "cannot find libh2o's h2o_socket_read_start and h2o_http2_stream_reset (libh2o must be "
+                 "linked as a shared library)");
         return -1;
     }
     cf_conn_set_max(max_client_connections);
@@ -215,30 +245,38 @@ static int check_h1(cf_conn_t *c, h2o_socket_t *sock, const char *bytes, size_t 
 
 /* --- HTTP/2: resets, idle frames and header blocks ----------------------------------------------------------- */
 
-enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_IDLE_FRAMES, H2_HEADER_FLOOD };
+enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_SERVER_RESETS, H2_TOO_MANY_IDLE_FRAMES, H2_HEADER_FLOOD };
 
 static const struct {
     const char *label; /* of conflux_http2_goaway_total */
     const char *debug; /* the GOAWAY's debug data */
 } goaways[] = {
     [H2_TOO_MANY_RESETS] = {"rapid_reset", "too many streams reset"},
+    [H2_TOO_MANY_SERVER_RESETS] = {"made_you_reset", "too many streams reset"},
     [H2_TOO_MANY_IDLE_FRAMES] = {"frame_flood", "too many frames without a request"},
     [H2_HEADER_FLOOD] = {"header_flood", "header block too large"},
 };
 
-static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
+static void h2_count_window(cf_conn_t *c)
 {
-    cf_conn_t *c = ctx;
     uint64_t now = h2o_now(c->listener->conns->ctx->loop);
     if (now - c->u.h2.window_start >= 1000) {
         c->u.h2.window_start = now;
         c->u.h2.resets = c->u.h2.idle_frames = 0;
     }
+}
+
+/* Counts a frame: H2_OK, or the bound it reaches. */
+static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
+{
+    cf_conn_t *c = ctx;
     int idle;
+    h2_count_window(c);
     switch (f->type) {
     case CF_H2_RST_STREAM: /* Rapid Reset (CVE-2023-44487): each HEADERS + RST_STREAM pair costs a request */
-        if (++c->u.h2.resets > CF_H2_MAX_RESETS_PER_SECOND)
+        if (++c->u.h2.resets >= CF_H2_MAX_RESETS_PER_SECOND)
             return H2_TOO_MANY_RESETS;
+        ++c->u.h2.client_resets;
         return H2_OK;
     case CF_H2_PING:
     case CF_H2_SETTINGS:
@@ -256,17 +294,14 @@ static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
         idle = 0;
         break;
     }
-    if (idle && ++c->u.h2.idle_frames > CF_H2_MAX_IDLE_FRAMES_PER_SECOND)
-        return H2_TOO_MANY_IDLE_FRAMES;
-    return H2_OK;
+    return idle && ++c->u.h2.idle_frames >= CF_H2_MAX_IDLE_FRAMES_PER_SECOND ? H2_TOO_MANY_IDLE_FRAMES : H2_OK;
 }
 
 /* GOAWAY (ENHANCE_YOUR_CALM) through libh2o's own connection, as its parser does on a protocol error; the connection
  * then closes once the frame is written and the streams still open are done. Until then, input is dropped unread
  * (so that close() sends a FIN, not a reset that could lose the GOAWAY). */
-static void h2_goaway(cf_conn_t *c, h2o_socket_t *sock, int why)
+static void h2_goaway(cf_conn_t *c, h2o_http2_conn_t *conn, int why)
 {
-    h2o_http2_conn_t *conn = sock->data;
     cf_metrics_http2_goaway(goaways[why].label);
     c->mode = CONN_H2_CLOSING;
     cf_hpack_lose_track(&c->u.h2.scan.hpack); /* libh2o no longer decodes the header blocks of new streams */
@@ -274,8 +309,26 @@ static void h2_goaway(cf_conn_t *c, h2o_socket_t *sock, int why)
         h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
                                       h2o_iovec_init(goaways[why].debug, strlen(goaways[why].debug)));
         h2o_http2_conn_request_write(conn);
-        conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+        conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED; /* libh2o's frame handlers open no stream from now on */
     }
+}
+
+/* A stream libh2o resets (see h2o_http2_stream_reset above). Runs inside libh2o's frame handling. */
+static void on_stream_reset(cf_conn_t *c, h2o_http2_conn_t *conn)
+{
+    if (c->u.h2.client_resets != 0) {
+        --c->u.h2.client_resets; /* the client's RST_STREAM (or one that found no stream), counted as a frame already */
+        return;
+    }
+    h2_count_window(c);
+    if (++c->u.h2.resets >= CF_H2_MAX_RESETS_PER_SECOND && c->mode == CONN_H2)
+        h2_goaway(c, conn, H2_TOO_MANY_SERVER_RESETS); /* the rest of this read opens no stream */
+}
+
+/* Whether the frame in progress is a RST_STREAM that has been reported (it reaches libh2o once complete). */
+static int rst_in_progress(const cf_h2scan_t *scan)
+{
+    return scan->payload_left != 0 && !scan->want_pad && scan->frame.type == CF_H2_RST_STREAM;
 }
 
 /* --- the read callback in front of libh2o's --------------------------------------------------------------------- */
@@ -291,18 +344,26 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
                 return;
             break;
         case CONN_H2: {
-            if (((h2o_http2_conn_t *)sock->data)->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
-                cf_hpack_lose_track(&c->u.h2.scan.hpack); /* a GOAWAY of libh2o's own: it skips new streams' blocks */
-            int why = cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)fresh, sock->bytes_read, on_h2_frame, c);
-            if (why == H2_OK)
+            h2o_http2_conn_t *conn = sock->data;
+            cf_h2scan_t *scan = &c->u.h2.scan;
+            if (conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+                cf_hpack_lose_track(&scan->hpack); /* a GOAWAY of libh2o's own: it skips new streams' blocks */
+            /* the RST_STREAM frames libh2o read before did not all reset a stream (the stream was gone): those left
+             * over must not hide other resets; the one libh2o has not read whole yet will reset one when it has */
+            c->u.h2.client_resets = rst_in_progress(scan);
+            int why = cf_h2scan_feed(scan, (const uint8_t *)fresh, sock->bytes_read, on_h2_frame, c);
+            if (why == H2_OK) {
+                if (rst_in_progress(scan) && c->u.h2.client_resets != 0)
+                    --c->u.h2.client_resets; /* counted as it was reported, but libh2o reads it whole with a later read */
                 break;
+            }
             sock->input->size -= sock->bytes_read; /* libh2o never sees the frames of this read */
             if (why > 0) {
-                h2_goaway(c, sock, why);
+                h2_goaway(c, conn, why);
                 return;
             }
             /* a header block past its bound (hpack.h): the connection closes as soon as the GOAWAY is written */
-            h2_goaway(c, sock, H2_HEADER_FLOOD);
+            h2_goaway(c, conn, H2_HEADER_FLOOD);
             c->inner(sock, "conflux: header block too large");
             return;
         }
@@ -345,10 +406,14 @@ static void start_h2(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
     memset(&c->u.h2, 0, sizeof(c->u.h2));
     cf_h2scan_init(&c->u.h2.scan);
     c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
-    if (sock->input->size != 0 &&
-        cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c) != H2_OK) {
-        h2o_socket_close(sock);
-        return;
+    /* bytes that came with the end of the TLS handshake: libh2o reads them as it takes the connection */
+    if (sock->input->size != 0) {
+        if (cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c) != H2_OK) {
+            h2o_socket_close(sock); /* a flood before libh2o has even seen the connection */
+            return;
+        }
+        if (rst_in_progress(&c->u.h2.scan))
+            --c->u.h2.client_resets; /* libh2o reads it with the next read */
     }
     h2o_http2_accept(&c->listener->accept, sock, connected_at);
 }
@@ -378,7 +443,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
     start_h1(c, sock, connected_at);
 }
 
-static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
+static cf_conn_t *new_conn(cf_listener_t *l, h2o_socket_t *sock)
 {
     cf_conn_t *c = h2o_mem_alloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
@@ -387,6 +452,12 @@ static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
     c->counted = !l->admin;
     sock->on_close.cb = on_conn_close;
     sock->on_close.data = c;
+    return c;
+}
+
+static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
+{
+    cf_conn_t *c = new_conn(l, sock);
     if (l->accept.ssl_ctx == NULL) {
         start_h1(c, sock, *h2o_get_timestamp(l->conns->ctx, NULL, NULL));
         return;
@@ -511,9 +582,12 @@ void cf_conns_dispose(cf_conns_t *cs)
     cs->listeners = NULL;
 }
 
-/* The proof that the guard stands in front of libh2o in this very binary: a connection over a socket pair must have
- * its read callback replaced once libh2o's HTTP/1 server has taken it. */
-static int self_test(cf_conns_t *cs, h2o_hostconf_t **hosts)
+/*
+ * The proof that conflux stands in front of libh2o in this very binary, on connections over socket pairs. HTTP/1: the
+ * read callback is replaced once libh2o's server has taken the connection. HTTP/2: a request without :path (RFC 9113
+ * §8.3.1) makes libh2o reset its stream, through h2o_http2_stream_reset.
+ */
+static int self_test_h1(cf_conns_t *cs, h2o_hostconf_t **hosts)
 {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
@@ -528,15 +602,46 @@ static int self_test(cf_conns_t *cs, h2o_hostconf_t **hosts)
     return ok ? 0 : -1;
 }
 
+static void on_probe_write(h2o_socket_t *sock, const char *err)
+{
+}
+
+static int self_test_h2(cf_conns_t *cs, h2o_hostconf_t **hosts)
+{
+    static const char bytes[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                "\x00\x00\x00\x04\x00\x00\x00\x00\x00"      /* SETTINGS */
+                                "\x00\x00\x01\x01\x05\x00\x00\x00\x01\x82"; /* HEADERS (END_STREAM, END_HEADERS) :method GET */
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        return 0;
+    cf_listener_t probe = {.accept = {cs->ctx, hosts, NULL}, .conns = cs, .http2 = 1};
+    h2o_socket_t *sock = h2o_evloop_socket_create(cs->ctx->loop, fds[0], 0);
+    __atomic_add_fetch(&num_conns, 1, __ATOMIC_RELAXED);
+    cf_conn_t *c = new_conn(&probe, sock);
+    start_h2(c, sock, *h2o_get_timestamp(cs->ctx, NULL, NULL));
+    /* as if a write were in flight: libh2o queues its answers instead of writing them, so that it closes at once */
+    sock->_cb.write = on_probe_write;
+    h2o_buffer_reserve(&sock->input, sizeof(bytes) - 1);
+    memcpy(sock->input->bytes + sock->input->size, bytes, sizeof(bytes) - 1);
+    sock->input->size += sizeof(bytes) - 1;
+    sock->bytes_read = sizeof(bytes) - 1;
+    on_guarded_read(sock, NULL);
+    int ok = c->mode == CONN_H2 && c->u.h2.resets == 1;
+    sock->_cb.write = NULL;
+    c->inner(sock, "self-test done");
+    close(fds[1]);
+    return ok ? 0 : -1;
+}
+
 int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_hostconf_t **hosts, char *err, size_t errlen)
 {
     memset(cs, 0, sizeof(*cs));
     cs->ctx = ctx;
     cs->worker = worker;
     cs->resume.cb = on_resume;
-    if (self_test(cs, hosts) != 0) {
+    if (self_test_h1(cs, hosts) != 0 || self_test_h2(cs, hosts) != 0) {
         snprintf(err, errlen,
-                 "the HTTP/1 framing checks could not be put in front of libh2o in this build "
+                 "the HTTP/1 framing checks and the HTTP/2 limits could not be put in front of libh2o in this build "
                  "(libh2o must be a shared library); refusing to serve without them");
         return -1;
     }
