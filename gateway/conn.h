@@ -39,9 +39,9 @@ struct st_cf_conns_t {
 };
 
 /**
- * Process-wide setup, once, before any loop runs: finds libh2o's own h2o_socket_read_start and h2o_http2_stream_reset
- * (conflux puts its checks in front of libh2o by standing in for those functions; see conn.c) and sets the connection
- * cap. Returns 0, or -1 with a message.
+ * Process-wide setup, once, before any loop runs: finds libh2o's own h2o_socket_read_start, h2o_http2_stream_reset and
+ * h2o_socket_close (conflux puts its checks in front of libh2o by standing in for those functions; see conn.c) and
+ * sets the connection cap. Returns 0, or -1 with a message.
  */
 int cf_conn_setup(size_t max_client_connections, char *err, size_t errlen);
 /** Changes the cap (a reload). */
