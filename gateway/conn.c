@@ -537,13 +537,18 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
 
 /* --- accepting ---------------------------------------------------------------------------------------------------- */
 
+static void resume_accepting(cf_conns_t *cs);
+
 static void on_conn_close(void *data)
 {
     cf_conn_t *c = data;
     if (h2o_timeout_is_linked(&c->timer))
         h2o_timeout_unlink(&c->timer);
-    if (c->counted)
+    if (c->counted) {
         __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
+        if (c->listener->conns->paused_at_cap)
+            resume_accepting(c->listener->conns); /* a slot is free: no need to wait for the back-off */
+    }
     free(c->refusal.base);
     free(c);
 }
@@ -641,22 +646,34 @@ static void set_accepting(cf_conns_t *cs, int on, int admin_too)
     }
 }
 
-static void on_resume(h2o_timeout_entry_t *entry)
+static void resume_accepting(cf_conns_t *cs)
 {
-    cf_conns_t *cs = H2O_STRUCT_FROM_MEMBER(cf_conns_t, resume, entry);
+    if (h2o_timeout_is_linked(&cs->resume))
+        h2o_timeout_unlink(&cs->resume);
+    cs->paused_at_cap = 0;
     set_accepting(cs, 1, 1); /* the listeners are level-triggered: a waiting connection wakes the loop at once */
 }
 
-/*
- * Stops accepting for CF_ACCEPT_BACKOFF_MS. At the fd limit accept() fails without taking the connection, so the
- * listener stays readable: accepting on would spin the loop (nginx pauses the same way); every listener pauses then,
- * the admin one too. At the connection cap, only the public listeners pause.
- */
-static void pause_accepting(cf_conns_t *cs, const char *why, int admin_too)
+static void on_resume(h2o_timeout_entry_t *entry)
 {
-    set_accepting(cs, 0, admin_too);
+    resume_accepting(H2O_STRUCT_FROM_MEMBER(cf_conns_t, resume, entry));
+}
+
+/*
+ * Stops accepting. At the fd limit accept() fails without taking the connection, so the listener stays readable:
+ * accepting on would spin the loop (nginx pauses the same way); every listener pauses then, the admin one too, for
+ * CF_ACCEPT_BACKOFF_MS. At the connection cap, only the public listeners pause, until one of this loop's connections
+ * closes or CF_ACCEPT_BACKOFF_MS passes (the cap is process-wide: a connection that closes on another thread frees
+ * the slot too).
+ */
+static void pause_accepting(cf_conns_t *cs, const char *why, int at_fd_limit)
+{
+    set_accepting(cs, 0, at_fd_limit);
+    if (at_fd_limit)
+        cs->paused_at_cap = 0; /* only the back-off resumes: the descriptor a connection frees may go to an upstream */
     if (h2o_timeout_is_linked(&cs->resume))
         return; /* paused already (perhaps for the other reason): resumes as planned */
+    cs->paused_at_cap = !at_fd_limit;
     cf_metrics_accept_paused(why);
     cf_timeouts_link(&cs->worker->timeouts, CF_ACCEPT_BACKOFF_MS, &cs->resume);
 }
@@ -712,6 +729,7 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
 {
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
+    cs->paused_at_cap = 0;
     size_t kept = 0;
     for (size_t i = 0; i < cs->num_listeners; ++i) {
         cf_listener_t *l = &cs->listeners[i];
@@ -736,6 +754,7 @@ void cf_conns_dispose(cf_conns_t *cs)
 {
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
+    cs->paused_at_cap = 0;
     for (size_t i = 0; i < cs->num_listeners; ++i)
         h2o_socket_close(cs->listeners[i].sock);
     cs->num_listeners = 0;

@@ -15,7 +15,8 @@
 /** HTTP/2: the same for frames that cost conflux work but move no request forward (PING, SETTINGS, PRIORITY, and
  * DATA/HEADERS/CONTINUATION that carry nothing, padding aside). */
 #define CF_H2_MAX_IDLE_FRAMES_PER_SECOND 1000
-/** How long accepting pauses at the fd limit, or while the client connection cap is reached (re-checked then). */
+/** How long accepting pauses at the fd limit, or at most while the client connection cap is reached (one of the loop's
+ * own connections that closes ends that pause at once). */
 #define CF_ACCEPT_BACKOFF_MS 100
 
 typedef struct st_cf_conns_t cf_conns_t;
@@ -36,6 +37,7 @@ struct st_cf_conns_t {
     cf_listener_t *listeners;
     size_t num_listeners, cap_listeners;
     h2o_timeout_entry_t resume; /* linked while accepting is paused */
+    uint8_t paused_at_cap;      /* paused for the connection cap alone: a connection of this loop that closes resumes */
 };
 
 /**
