@@ -637,7 +637,7 @@ static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
 static void set_accepting(cf_conns_t *cs, int on, int admin_too)
 {
     for (size_t i = 0; i < cs->num_listeners; ++i) {
-        if (cs->listeners[i].admin && !admin_too)
+        if ((cs->listeners[i].admin && !admin_too) || cs->listeners[i].sock == NULL)
             continue;
         if (on)
             h2o_socket_read_start(cs->listeners[i].sock, on_accept);
@@ -730,14 +730,13 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
     cs->paused_at_cap = 0;
-    size_t kept = 0;
+    /* the listeners stay where they are in the array: connections still in their TLS handshake point at theirs */
     for (size_t i = 0; i < cs->num_listeners; ++i) {
         cf_listener_t *l = &cs->listeners[i];
+        if (l->sock == NULL)
+            continue;
         if (l->admin) {
             h2o_socket_read_start(l->sock, on_accept); /* it may have been paused */
-            cs->listeners[kept] = *l;
-            cs->listeners[kept].sock->data = &cs->listeners[kept];
-            ++kept;
             continue;
         }
         h2o_socket_t *sock;
@@ -746,8 +745,8 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
             start_connection(l, sock);
         }
         h2o_socket_close(l->sock);
+        l->sock = NULL;
     }
-    cs->num_listeners = kept;
 }
 
 void cf_conns_dispose(cf_conns_t *cs)
@@ -756,7 +755,8 @@ void cf_conns_dispose(cf_conns_t *cs)
         h2o_timeout_unlink(&cs->resume);
     cs->paused_at_cap = 0;
     for (size_t i = 0; i < cs->num_listeners; ++i)
-        h2o_socket_close(cs->listeners[i].sock);
+        if (cs->listeners[i].sock != NULL)
+            h2o_socket_close(cs->listeners[i].sock);
     cs->num_listeners = 0;
     free(cs->listeners);
     cs->listeners = NULL;
