@@ -25,8 +25,10 @@
  * file defines h2o_socket_read_start itself: the dynamic linker resolves libh2o's own calls to it (they go through
  * the PLT) to this definition, which forwards to libh2o's (found with dlsym(RTLD_NEXT)), putting on_guarded_read in
  * front of the callback for client connections only. on_guarded_read checks the bytes the read just appended
- * (the last sock->bytes_read bytes of sock->input) before libh2o sees them. cf_conns_init proves on a socket pair that
- * this holds in the running binary, and conflux refuses to start when it does not.
+ * (the last sock->bytes_read bytes of sock->input) before libh2o sees them. Two more functions of libh2o's stand in
+ * the same way, for HTTP/2: h2o_http2_stream_reset (the streams libh2o resets itself count against the client) and
+ * h2o_socket_close (a connection conflux sent GOAWAY on lingers before it closes). cf_conns_init proves on socket
+ * pairs that all three hold in the running binary, and conflux refuses to start when they do not.
  *
  * Each client connection carries a cf_conn_t in its socket's on_close slot (libh2o never uses it): the guard's state,
  * the callback it stands in front of, and the count of open connections, which on_close keeps exact.
@@ -36,7 +38,8 @@ enum {
     CONN_HANDSHAKE,  /* TLS handshake in progress: libh2o's handshake reads pass through */
     CONN_H1,         /* HTTP/1.1: every byte goes through the framing guard first */
     CONN_H2,         /* HTTP/2: frames are counted first */
-    CONN_H2_CLOSING, /* GOAWAY sent: what the client sends now is dropped */
+    CONN_H2_CLOSING, /* GOAWAY sent: frames still reach libh2o (it starts no new stream now) and are still counted */
+    CONN_LINGERING,  /* libh2o closed the connection after conflux's GOAWAY: what the client still sends is read and dropped */
     CONN_REFUSING    /* an error answer is being written; then the connection closes */
 };
 
@@ -44,39 +47,56 @@ typedef struct st_cf_conn_t {
     cf_listener_t *listener;
     h2o_socket_t *sock;
     uint8_t mode;
-    uint8_t counted;               /* against the client connection cap (not on the admin listener) */
-    h2o_socket_cb inner;           /* libh2o's read callback, which the checks stand in front of */
-    h2o_timeout_entry_t handshake; /* linked during a TLS handshake */
-    h2o_iovec_t refusal;           /* the error answer being written (owned) */
+    uint8_t counted;           /* against the client connection cap (not on the admin listener) */
+    h2o_socket_cb inner;       /* libh2o's read callback, which the checks stand in front of */
+    h2o_timeout_entry_t timer; /* linked during a TLS handshake, then after an HTTP/2 GOAWAY until the connection closes */
+    h2o_iovec_t refusal;       /* the error answer being written (owned) */
     union {
         cf_h1guard_t h1;
         struct {
             cf_h2scan_t scan;
             uint64_t window_start; /* ms, the loop's clock */
             uint32_t resets, idle_frames;
+            uint32_t client_resets; /* RST_STREAM frames passed to libh2o that no stream reset has matched yet */
+            uint32_t drop_left;     /* bytes of a dropped frame still to come: cut out of the next reads */
         } h2;
     } u;
 } cf_conn_t;
 
 static void (*libh2o_read_start)(h2o_socket_t *sock, h2o_socket_cb cb);
-static size_t num_conns; /* atomic: open client connections in the process */
-static size_t max_conns; /* atomic */
+static void (*libh2o_stream_reset)(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream);
+static void (*libh2o_socket_close)(h2o_socket_t *sock);
+static __thread cf_conn_t *probe; /* the connection of this thread's self-test */
+static __thread int probe_closed; /* libh2o closed it through h2o_socket_close below */
+static size_t num_conns;          /* atomic: open client connections in the process */
+static size_t max_conns;          /* atomic */
 
 static void on_conn_close(void *data);
 static void on_guarded_read(h2o_socket_t *sock, const char *err);
 static void on_accept(h2o_socket_t *listener, const char *err);
+static void on_stream_reset(cf_conn_t *c, h2o_http2_conn_t *conn);
+static void linger(cf_conn_t *c, h2o_socket_t *sock);
 
 static cf_conn_t *conn_of(h2o_socket_t *sock)
 {
     return sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
 }
 
+static void *resolve(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (f == NULL) {
+        f = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
 static void resolve_libh2o(void)
 {
-    if (__atomic_load_n(&libh2o_read_start, __ATOMIC_ACQUIRE) == NULL) {
-        void *f = dlsym(RTLD_NEXT, "h2o_socket_read_start");
-        __atomic_store_n(&libh2o_read_start, (void (*)(h2o_socket_t *, h2o_socket_cb))f, __ATOMIC_RELEASE);
-    }
+    resolve((void **)&libh2o_read_start, "h2o_socket_read_start");
+    resolve((void **)&libh2o_stream_reset, "h2o_http2_stream_reset");
+    resolve((void **)&libh2o_socket_close, "h2o_socket_close");
 }
 
 /* Stands in for libh2o's function (see the comment at the top). */
@@ -94,11 +114,48 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     libh2o_read_start(sock, cb);
 }
 
+/*
+ * Stands in for libh2o's function, which its HTTP/2 frame handlers call (through the PLT, like h2o_socket_read_start)
+ * for every stream libh2o resets: the client's RST_STREAM, and the stream errors libh2o answers with its own
+ * RST_STREAM. A client can provoke those at will (MadeYouReset, CVE-2025-8671: a WINDOW_UPDATE of 0 on a stream, DATA
+ * after END_STREAM, ...), each after its request has started work, so they count like the client's resets.
+ */
+void h2o_http2_stream_reset(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
+{
+    cf_conn_t *c = conn->sock != NULL ? conn_of(conn->sock) : NULL;
+    if (c != NULL && (c->mode == CONN_H2 || c->mode == CONN_H2_CLOSING))
+        on_stream_reset(c, conn);
+    resolve_libh2o();
+    libh2o_stream_reset(conn, stream);
+}
+
+/*
+ * Stands in for libh2o's function, for one case: libh2o closing an HTTP/2 connection after conflux's GOAWAY. It does
+ * so as soon as the GOAWAY is written when no stream is left, while a flooding client is still sending: the kernel
+ * answers the unread bytes with a reset, which discards what the client has not read yet (the GOAWAY, if it is still
+ * in flight). So conflux lingers (nginx's lingering close): see linger().
+ */
+void h2o_socket_close(h2o_socket_t *sock)
+{
+    cf_conn_t *c = conn_of(sock);
+    if (c != NULL && c == probe)
+        probe_closed = 1;
+    if (c != NULL && c->mode == CONN_H2_CLOSING) {
+        linger(c, sock);
+        return;
+    }
+    resolve_libh2o();
+    libh2o_socket_close(sock);
+}
+
 int cf_conn_setup(size_t max_client_connections, char *err, size_t errlen)
 {
     resolve_libh2o();
-    if (libh2o_read_start == NULL || libh2o_read_start == h2o_socket_read_start) {
-        snprintf(err, errlen, "cannot find libh2o's h2o_socket_read_start (libh2o must be linked as a shared library)");
+    if (libh2o_read_start == NULL || libh2o_read_start == h2o_socket_read_start || libh2o_stream_reset == NULL ||
+        libh2o_stream_reset == h2o_http2_stream_reset || libh2o_socket_close == NULL || libh2o_socket_close == h2o_socket_close) {
+        snprintf(err, errlen,
+                 "cannot find libh2o's h2o_socket_read_start, h2o_http2_stream_reset and h2o_socket_close (libh2o "
+                 "must be linked as a shared library)");
         return -1;
     }
     cf_conn_set_max(max_client_connections);
@@ -213,61 +270,245 @@ static int check_h1(cf_conn_t *c, h2o_socket_t *sock, const char *bytes, size_t 
     }
 }
 
-/* --- HTTP/2: resets and idle frames per second ------------------------------------------------------------------ */
+/* --- HTTP/2: resets, idle frames and header blocks ----------------------------------------------------------- */
 
-enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_IDLE_FRAMES };
+/*
+ * Per connection and per second, conflux counts the streams reset (the client's RST_STREAM, as frames are read, and
+ * the streams libh2o resets itself, in h2o_http2_stream_reset) and the frames that move no request forward; it bounds
+ * each header block (hpack.h). Past a bound: GOAWAY (ENHANCE_YOUR_CALM), written through libh2o's own connection as
+ * its parser does on a protocol error, and the frames of the read that went past never reach libh2o. Then, for
+ * resets and idle frames, the streams the GOAWAY still promises may finish: libh2o keeps reading (it starts no new
+ * stream once half closed, and needs the client's WINDOW_UPDATEs to send the rest of an answer), and the counting
+ * goes on with a fresh budget. A second excess closes the connection at once, and so does the end of libh2o's HTTP/2
+ * idle timeout (10 s) after the GOAWAY: libh2o's own runs only while no stream is open, and a client that opens no
+ * window keeps one open for ever. A header block past its bound closes the connection as soon as the GOAWAY is out.
+ */
 
-static int on_h2_frame(void *ctx, const cf_h2_frame_t *f)
+enum { H2_OK, H2_TOO_MANY_RESETS, H2_TOO_MANY_SERVER_RESETS, H2_TOO_MANY_IDLE_FRAMES, H2_HEADER_FLOOD };
+
+static const struct {
+    const char *label; /* of conflux_http2_goaway_total */
+    const char *debug; /* the GOAWAY's debug data */
+} goaways[] = {
+    [H2_TOO_MANY_RESETS] = {"rapid_reset", "too many streams reset"},
+    [H2_TOO_MANY_SERVER_RESETS] = {"made_you_reset", "too many streams reset"},
+    [H2_TOO_MANY_IDLE_FRAMES] = {"frame_flood", "too many frames without a request"},
+    [H2_HEADER_FLOOD] = {"header_flood", "header block too large"},
+};
+
+static void h2_count_window(cf_conn_t *c)
 {
-    cf_conn_t *c = ctx;
     uint64_t now = h2o_now(c->listener->conns->ctx->loop);
     if (now - c->u.h2.window_start >= 1000) {
         c->u.h2.window_start = now;
         c->u.h2.resets = c->u.h2.idle_frames = 0;
     }
+}
+
+/* Counts a frame: H2_OK, or the bound it reaches. */
+static int h2_count_frame(cf_conn_t *c, const cf_h2_frame_t *f)
+{
     int idle;
+    h2_count_window(c);
     switch (f->type) {
     case CF_H2_RST_STREAM: /* Rapid Reset (CVE-2023-44487): each HEADERS + RST_STREAM pair costs a request */
-        if (++c->u.h2.resets > CF_H2_MAX_RESETS_PER_SECOND)
-            return H2_TOO_MANY_RESETS;
-        return H2_OK;
+        return ++c->u.h2.resets >= CF_H2_MAX_RESETS_PER_SECOND ? H2_TOO_MANY_RESETS : H2_OK;
     case CF_H2_PING:
     case CF_H2_SETTINGS:
-        idle = (f->flags & 0x1) == 0; /* an ACK answers ours */
+        idle = (f->flags & CF_H2_FLAG_ACK) == 0; /* an ACK answers ours */
         break;
     case CF_H2_PRIORITY:
         idle = 1;
         break;
     case CF_H2_DATA:
     case CF_H2_HEADERS:
-    case CF_H2_CONTINUATION: /* the 2019 "empty frames" and "0-length headers" floods */
-        idle = f->length == 0 && (f->flags & CF_H2_FLAG_END_STREAM) == 0;
+    case CF_H2_CONTINUATION: /* the 2019 "empty frames" and "0-length headers" floods, padded or not (CVE-2019-9518) */
+        idle = f->data_length == 0 && (f->type == CF_H2_CONTINUATION || (f->flags & CF_H2_FLAG_END_STREAM) == 0);
         break;
     default:
         idle = 0;
         break;
     }
-    if (idle && ++c->u.h2.idle_frames > CF_H2_MAX_IDLE_FRAMES_PER_SECOND)
-        return H2_TOO_MANY_IDLE_FRAMES;
-    return H2_OK;
+    return idle && ++c->u.h2.idle_frames >= CF_H2_MAX_IDLE_FRAMES_PER_SECOND ? H2_TOO_MANY_IDLE_FRAMES : H2_OK;
 }
 
-/* GOAWAY (ENHANCE_YOUR_CALM) through libh2o's own connection, as its parser does on a protocol error; the connection
- * then closes once the frame is written and the streams still open are done. Until then, input is dropped unread
- * (so that close() sends a FIN, not a reset that could lose the GOAWAY). */
-static void h2_goaway(cf_conn_t *c, h2o_socket_t *sock, int why)
+static void on_h2_grace_over(h2o_timeout_entry_t *entry);
+
+/* GOAWAY (ENHANCE_YOUR_CALM) naming the last stream libh2o opened; libh2o then closes the connection once the streams
+ * still open are done (or at once when there are none). The counting restarts: a second excess closes at once. */
+static void h2_goaway(cf_conn_t *c, h2o_http2_conn_t *conn, int why)
 {
-    static const char resets[] = "too many streams reset", idle[] = "too many frames without a request";
-    h2o_http2_conn_t *conn = sock->data;
-    cf_metrics_http2_goaway(why == H2_TOO_MANY_RESETS ? "rapid_reset" : "frame_flood");
+    cf_metrics_http2_goaway(goaways[why].label);
     c->mode = CONN_H2_CLOSING;
-    if (conn->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED) {
-        h2o_iovec_t debug =
-            why == H2_TOO_MANY_RESETS ? h2o_iovec_init(resets, sizeof(resets) - 1) : h2o_iovec_init(idle, sizeof(idle) - 1);
-        h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, debug);
+    c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
+    c->u.h2.resets = c->u.h2.idle_frames = 0;
+    cf_hpack_lose_track(&c->u.h2.scan.hpack); /* libh2o no longer decodes the header blocks of new streams */
+    if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
+        h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                      h2o_iovec_init(goaways[why].debug, strlen(goaways[why].debug)));
         h2o_http2_conn_request_write(conn);
-        conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+        conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED; /* libh2o's frame handlers open no stream from now on */
     }
+    if (!h2o_timeout_is_linked(&c->timer)) {
+        c->timer.cb = on_h2_grace_over;
+        h2o_timeout_link(c->listener->conns->ctx->loop, &c->listener->conns->ctx->http2.idle_timeout, &c->timer);
+    }
+}
+
+/*
+ * Closes the connection whatever libh2o is doing: both directions of the socket are shut, so libh2o's next read finds
+ * the end of the stream and its next write fails, and it closes the connection itself (a write it is waiting on, to a
+ * client that reads nothing, fails at once). Safe anywhere, even inside libh2o's frame handling: it touches nothing
+ * of libh2o's.
+ */
+static void h2_shut(cf_conn_t *c)
+{
+    shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+}
+
+static void on_h2_grace_over(h2o_timeout_entry_t *entry)
+{
+    cf_conn_t *c = H2O_STRUCT_FROM_MEMBER(cf_conn_t, timer, entry);
+    h2_shut(c);
+}
+
+static void linger_done(cf_conn_t *c)
+{
+    if (h2o_timeout_is_linked(&c->timer))
+        h2o_timeout_unlink(&c->timer);
+    libh2o_socket_close(c->sock); /* frees c */
+}
+
+static void on_linger_read(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL) {
+        linger_done(conn_of(sock)); /* the client is gone */
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+static void on_linger_write(h2o_socket_t *sock, const char *err)
+{
+    /* the last write libh2o started (its GOAWAY, say) is done: libh2o, whose callback this replaces, is gone */
+}
+
+static void on_linger_over(h2o_timeout_entry_t *entry)
+{
+    linger_done(H2O_STRUCT_FROM_MEMBER(cf_conn_t, timer, entry));
+}
+
+/* libh2o let go of the connection (and freed its own state) after conflux's GOAWAY: the socket stays open for one more
+ * second, reading and dropping what the client sends, so that the client reads what libh2o wrote (the GOAWAY) before
+ * the end of the stream, which does not come in the same read then. */
+static void linger(cf_conn_t *c, h2o_socket_t *sock)
+{
+    c->mode = CONN_LINGERING;
+    if (sock->_cb.write != NULL)
+        sock->_cb.write = on_linger_write;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    libh2o_read_start(sock, on_linger_read);
+    if (h2o_timeout_is_linked(&c->timer))
+        h2o_timeout_unlink(&c->timer);
+    c->timer.cb = on_linger_over;
+    h2o_timeout_link(c->listener->conns->ctx->loop, &c->listener->conns->ctx->one_sec_timeout, &c->timer);
+}
+
+/* A stream libh2o resets (see h2o_http2_stream_reset above). Runs inside libh2o's frame handling. */
+static void on_stream_reset(cf_conn_t *c, h2o_http2_conn_t *conn)
+{
+    if (c->u.h2.client_resets != 0) {
+        --c->u.h2.client_resets; /* the client's RST_STREAM (or one that found no stream), counted as a frame already */
+        return;
+    }
+    h2_count_window(c);
+    if (++c->u.h2.resets < CF_H2_MAX_RESETS_PER_SECOND)
+        return;
+    if (c->mode == CONN_H2)
+        h2_goaway(c, conn, H2_TOO_MANY_SERVER_RESETS); /* the rest of this read opens no stream */
+    else
+        h2_shut(c);
+}
+
+/* Whether the frame in progress is a RST_STREAM that has been reported (it reaches libh2o once complete). */
+static int rst_in_progress(const cf_h2scan_t *scan)
+{
+    return scan->payload_left != 0 && !scan->want_pad && scan->frame.type == CF_H2_RST_STREAM;
+}
+
+/* One read of an HTTP/2 connection, as its frames are counted. */
+typedef struct st_h2_read_t {
+    cf_conn_t *c;
+    size_t base;     /* where in sock->input the new bytes start */
+    size_t cut_from; /* SIZE_MAX, or where in sock->input the frames dropped by this read start */
+} h2_read_t;
+
+static int on_h2_frame(void *_r, const cf_h2_frame_t *f)
+{
+    h2_read_t *r = _r;
+    cf_conn_t *c = r->c;
+    if (r->cut_from != SIZE_MAX)
+        return 0; /* dropped with the rest of the read that went past a bound: libh2o never sees it, so it costs nothing */
+    int why = h2_count_frame(c, f);
+    if (why == H2_OK) {
+        if (f->type == CF_H2_RST_STREAM)
+            ++c->u.h2.client_resets;
+        return 0;
+    }
+    if (c->mode == CONN_H2_CLOSING)
+        return why; /* a second excess */
+    /* this frame and the rest of the read never reach libh2o: it starts at the header, which may have come with the
+     * previous read (libh2o leaves a frame it has not seen whole in sock->input) */
+    r->cut_from = r->base + f->at - f->seen;
+    h2_goaway(c, c->sock->data, why);
+    return 0;
+}
+
+/* Counts the frames of what a read appended to sock->input, and cuts out the ones conflux drops. Returns 0 when
+ * libh2o may read what is left, -1 when the connection is closing (and `c` may be gone). */
+static int check_h2(cf_conn_t *c, h2o_socket_t *sock)
+{
+    h2o_http2_conn_t *conn = sock->data;
+    h2o_buffer_t *in = sock->input;
+    cf_h2scan_t *scan = &c->u.h2.scan;
+    h2_read_t r = {c, in->size - sock->bytes_read, SIZE_MAX};
+
+    if (conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+        cf_hpack_lose_track(&scan->hpack); /* a GOAWAY of libh2o's own: it skips the header blocks of new streams */
+    /* the RST_STREAM frames libh2o read before did not all reset a stream (the stream was gone): those left over must
+     * not hide other resets; the one libh2o has not read whole yet will reset one when it has */
+    c->u.h2.client_resets = c->u.h2.drop_left == 0 && rst_in_progress(scan);
+
+    int why = cf_h2scan_feed(scan, (const uint8_t *)in->bytes + r.base, sock->bytes_read, on_h2_frame, &r);
+    if (why < 0) {
+        if (c->mode == CONN_H2)
+            h2_goaway(c, conn, H2_HEADER_FLOOD);
+        c->inner(sock, "conflux: header block too large"); /* libh2o closes once the GOAWAY is written */
+        return -1;
+    }
+    if (why > 0) {
+        h2_shut(c);
+        c->inner(sock, "conflux: too many streams reset or frames without a request after GOAWAY");
+        return -1;
+    }
+
+    if (r.cut_from != SIZE_MAX) {
+        /* keep the start of a frame not reported yet (its fate is decided with the next read); drop the rest of the
+         * frame in progress otherwise */
+        size_t keep = cf_h2scan_unreported(scan);
+        memmove(in->bytes + r.cut_from, in->bytes + in->size - keep, keep);
+        in->size = r.cut_from + keep;
+        c->u.h2.drop_left = keep == 0 ? scan->payload_left : 0;
+    } else if (c->u.h2.drop_left != 0) {
+        /* the rest of a frame dropped by an earlier read */
+        size_t n = c->u.h2.drop_left < sock->bytes_read ? c->u.h2.drop_left : sock->bytes_read;
+        memmove(in->bytes + r.base, in->bytes + r.base + n, in->size - r.base - n);
+        in->size -= n;
+        c->u.h2.drop_left -= (uint32_t)n;
+    }
+    if (c->u.h2.drop_left == 0 && rst_in_progress(scan) && c->u.h2.client_resets != 0)
+        --c->u.h2.client_resets; /* counted as it was reported, but libh2o reads it whole with a later read */
+    return 0;
 }
 
 /* --- the read callback in front of libh2o's --------------------------------------------------------------------- */
@@ -282,17 +523,11 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             if (check_h1(c, sock, fresh, sock->bytes_read) != 0)
                 return;
             break;
-        case CONN_H2: {
-            int why = cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)fresh, sock->bytes_read, on_h2_frame, c);
-            if (why == H2_OK)
-                break;
-            sock->input->size -= sock->bytes_read; /* libh2o never sees the frames of this read */
-            h2_goaway(c, sock, why);
-            return;
-        }
+        case CONN_H2:
         case CONN_H2_CLOSING:
-            h2o_buffer_consume(&sock->input, sock->input->size);
-            return;
+            if (check_h2(c, sock) != 0)
+                return;
+            break;
         default:
             break;
         }
@@ -302,13 +537,18 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
 
 /* --- accepting ---------------------------------------------------------------------------------------------------- */
 
+static void resume_accepting(cf_conns_t *cs);
+
 static void on_conn_close(void *data)
 {
     cf_conn_t *c = data;
-    if (h2o_timeout_is_linked(&c->handshake))
-        h2o_timeout_unlink(&c->handshake);
-    if (c->counted)
+    if (h2o_timeout_is_linked(&c->timer))
+        h2o_timeout_unlink(&c->timer);
+    if (c->counted) {
         __atomic_sub_fetch(&num_conns, 1, __ATOMIC_RELAXED);
+        if (c->listener->conns->paused_at_cap)
+            resume_accepting(c->listener->conns); /* a slot is free: no need to wait for the back-off */
+    }
     free(c->refusal.base);
     free(c);
 }
@@ -327,25 +567,33 @@ static void start_h2(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
 {
     c->mode = CONN_H2;
     memset(&c->u.h2, 0, sizeof(c->u.h2));
+    cf_h2scan_init(&c->u.h2.scan);
     c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
-    if (sock->input->size != 0 &&
-        cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c) != H2_OK) {
-        h2o_socket_close(sock);
-        return;
-    }
+    /* libh2o would parse the bytes that came with the end of the TLS handshake as it takes the connection, unchecked:
+     * it takes the connection without them, and they go through the checks like any read */
+    h2o_buffer_t *early = sock->input;
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
     h2o_http2_accept(&c->listener->accept, sock, connected_at);
+    if (early->size != 0) {
+        h2o_buffer_reserve(&sock->input, early->size);
+        memcpy(sock->input->bytes + sock->input->size, early->bytes, early->size);
+        sock->input->size += early->size;
+        sock->bytes_read = early->size;
+        on_guarded_read(sock, NULL);
+    }
+    h2o_buffer_dispose(&early);
 }
 
 static void on_handshake_timeout(h2o_timeout_entry_t *entry)
 {
-    cf_conn_t *c = H2O_STRUCT_FROM_MEMBER(cf_conn_t, handshake, entry);
+    cf_conn_t *c = H2O_STRUCT_FROM_MEMBER(cf_conn_t, timer, entry);
     h2o_socket_close(c->sock); /* frees c */
 }
 
 static void on_handshake(h2o_socket_t *sock, const char *err)
 {
     cf_conn_t *c = conn_of(sock);
-    h2o_timeout_unlink(&c->handshake);
+    h2o_timeout_unlink(&c->timer);
     if (err != NULL) {
         h2o_socket_close(sock);
         return;
@@ -361,7 +609,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
     start_h1(c, sock, connected_at);
 }
 
-static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
+static cf_conn_t *new_conn(cf_listener_t *l, h2o_socket_t *sock)
 {
     cf_conn_t *c = h2o_mem_alloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
@@ -370,20 +618,26 @@ static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
     c->counted = !l->admin;
     sock->on_close.cb = on_conn_close;
     sock->on_close.data = c;
+    return c;
+}
+
+static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
+{
+    cf_conn_t *c = new_conn(l, sock);
     if (l->accept.ssl_ctx == NULL) {
         start_h1(c, sock, *h2o_get_timestamp(l->conns->ctx, NULL, NULL));
         return;
     }
     c->mode = CONN_HANDSHAKE;
-    c->handshake.cb = on_handshake_timeout;
-    h2o_timeout_link(l->conns->ctx->loop, &l->conns->ctx->handshake_timeout, &c->handshake);
+    c->timer.cb = on_handshake_timeout;
+    h2o_timeout_link(l->conns->ctx->loop, &l->conns->ctx->handshake_timeout, &c->timer);
     h2o_socket_ssl_handshake(sock, l->accept.ssl_ctx, NULL, on_handshake);
 }
 
 static void set_accepting(cf_conns_t *cs, int on, int admin_too)
 {
     for (size_t i = 0; i < cs->num_listeners; ++i) {
-        if (cs->listeners[i].admin && !admin_too)
+        if ((cs->listeners[i].admin && !admin_too) || cs->listeners[i].sock == NULL)
             continue;
         if (on)
             h2o_socket_read_start(cs->listeners[i].sock, on_accept);
@@ -392,22 +646,34 @@ static void set_accepting(cf_conns_t *cs, int on, int admin_too)
     }
 }
 
-static void on_resume(h2o_timeout_entry_t *entry)
+static void resume_accepting(cf_conns_t *cs)
 {
-    cf_conns_t *cs = H2O_STRUCT_FROM_MEMBER(cf_conns_t, resume, entry);
+    if (h2o_timeout_is_linked(&cs->resume))
+        h2o_timeout_unlink(&cs->resume);
+    cs->paused_at_cap = 0;
     set_accepting(cs, 1, 1); /* the listeners are level-triggered: a waiting connection wakes the loop at once */
 }
 
-/*
- * Stops accepting for CF_ACCEPT_BACKOFF_MS. At the fd limit accept() fails without taking the connection, so the
- * listener stays readable: accepting on would spin the loop (nginx pauses the same way); every listener pauses then,
- * the admin one too. At the connection cap, only the public listeners pause.
- */
-static void pause_accepting(cf_conns_t *cs, const char *why, int admin_too)
+static void on_resume(h2o_timeout_entry_t *entry)
 {
-    set_accepting(cs, 0, admin_too);
+    resume_accepting(H2O_STRUCT_FROM_MEMBER(cf_conns_t, resume, entry));
+}
+
+/*
+ * Stops accepting. At the fd limit accept() fails without taking the connection, so the listener stays readable:
+ * accepting on would spin the loop (nginx pauses the same way); every listener pauses then, the admin one too, for
+ * CF_ACCEPT_BACKOFF_MS. At the connection cap, only the public listeners pause, until one of this loop's connections
+ * closes or CF_ACCEPT_BACKOFF_MS passes (the cap is process-wide: a connection that closes on another thread frees
+ * the slot too).
+ */
+static void pause_accepting(cf_conns_t *cs, const char *why, int at_fd_limit)
+{
+    set_accepting(cs, 0, at_fd_limit);
+    if (at_fd_limit)
+        cs->paused_at_cap = 0; /* only the back-off resumes: the descriptor a connection frees may go to an upstream */
     if (h2o_timeout_is_linked(&cs->resume))
         return; /* paused already (perhaps for the other reason): resumes as planned */
+    cs->paused_at_cap = !at_fd_limit;
     cf_metrics_accept_paused(why);
     cf_timeouts_link(&cs->worker->timeouts, CF_ACCEPT_BACKOFF_MS, &cs->resume);
 }
@@ -463,14 +729,14 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
 {
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
-    size_t kept = 0;
+    cs->paused_at_cap = 0;
+    /* the listeners stay where they are in the array: connections still in their TLS handshake point at theirs */
     for (size_t i = 0; i < cs->num_listeners; ++i) {
         cf_listener_t *l = &cs->listeners[i];
+        if (l->sock == NULL)
+            continue;
         if (l->admin) {
             h2o_socket_read_start(l->sock, on_accept); /* it may have been paused */
-            cs->listeners[kept] = *l;
-            cs->listeners[kept].sock->data = &cs->listeners[kept];
-            ++kept;
             continue;
         }
         h2o_socket_t *sock;
@@ -479,34 +745,75 @@ void cf_conns_stop_accepting(cf_conns_t *cs)
             start_connection(l, sock);
         }
         h2o_socket_close(l->sock);
+        l->sock = NULL;
     }
-    cs->num_listeners = kept;
 }
 
 void cf_conns_dispose(cf_conns_t *cs)
 {
     if (h2o_timeout_is_linked(&cs->resume))
         h2o_timeout_unlink(&cs->resume);
+    cs->paused_at_cap = 0;
     for (size_t i = 0; i < cs->num_listeners; ++i)
-        h2o_socket_close(cs->listeners[i].sock);
+        if (cs->listeners[i].sock != NULL)
+            h2o_socket_close(cs->listeners[i].sock);
     cs->num_listeners = 0;
     free(cs->listeners);
     cs->listeners = NULL;
 }
 
-/* The proof that the guard stands in front of libh2o in this very binary: a connection over a socket pair must have
- * its read callback replaced once libh2o's HTTP/1 server has taken it. */
-static int self_test(cf_conns_t *cs, h2o_hostconf_t **hosts)
+/*
+ * The proof that conflux stands in front of libh2o in this very binary, on connections over socket pairs. HTTP/1: the
+ * read callback is replaced once libh2o's server has taken the connection, and libh2o closes it through
+ * h2o_socket_close. HTTP/2: a request without :path (RFC 9113 §8.3.1) makes libh2o reset its stream, through
+ * h2o_http2_stream_reset.
+ */
+static int self_test_h1(cf_conns_t *cs, h2o_hostconf_t **hosts)
 {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
         return 0; /* cannot tell; the first real connection works the same way */
-    cf_listener_t probe = {.accept = {cs->ctx, hosts, NULL}, .conns = cs};
+    cf_listener_t listener = {.accept = {cs->ctx, hosts, NULL}, .conns = cs};
     h2o_socket_t *sock = h2o_evloop_socket_create(cs->ctx->loop, fds[0], 0);
     __atomic_add_fetch(&num_conns, 1, __ATOMIC_RELAXED);
-    start_connection(&probe, sock);
+    start_connection(&listener, sock);
     int ok = sock->_cb.read == on_guarded_read;
-    conn_of(sock)->inner(sock, "self-test done"); /* libh2o closes its connection and the socket (and frees ours) */
+    probe = conn_of(sock);
+    probe_closed = 0;
+    probe->inner(sock, "self-test done"); /* libh2o closes its connection and the socket (and frees ours) */
+    ok = ok && probe_closed;
+    probe = NULL;
+    close(fds[1]);
+    return ok ? 0 : -1;
+}
+
+static void on_probe_write(h2o_socket_t *sock, const char *err)
+{
+}
+
+static int self_test_h2(cf_conns_t *cs, h2o_hostconf_t **hosts)
+{
+    static const char bytes[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                "\x00\x00\x00\x04\x00\x00\x00\x00\x00"      /* SETTINGS */
+                                "\x00\x00\x01\x01\x05\x00\x00\x00\x01\x82"; /* HEADERS (END_STREAM, END_HEADERS) :method GET */
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        return 0;
+    cf_listener_t listener = {.accept = {cs->ctx, hosts, NULL}, .conns = cs, .http2 = 1};
+    h2o_socket_t *sock = h2o_evloop_socket_create(cs->ctx->loop, fds[0], 0);
+    __atomic_add_fetch(&num_conns, 1, __ATOMIC_RELAXED);
+    cf_conn_t *c = new_conn(&listener, sock);
+    start_h2(c, sock, *h2o_get_timestamp(cs->ctx, NULL, NULL));
+    /* as if a write were in flight: libh2o queues its answers instead of writing them, so that it closes at once */
+    sock->_cb.write = on_probe_write;
+    h2o_buffer_reserve(&sock->input, sizeof(bytes) - 1);
+    memcpy(sock->input->bytes + sock->input->size, bytes, sizeof(bytes) - 1);
+    sock->input->size += sizeof(bytes) - 1;
+    sock->bytes_read = sizeof(bytes) - 1;
+    on_guarded_read(sock, NULL);
+    int ok = c->mode == CONN_H2 && c->u.h2.resets == 1;
+    sock->_cb.write = NULL;
+    c->inner(sock, "self-test done");
     close(fds[1]);
     return ok ? 0 : -1;
 }
@@ -517,9 +824,9 @@ int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_h
     cs->ctx = ctx;
     cs->worker = worker;
     cs->resume.cb = on_resume;
-    if (self_test(cs, hosts) != 0) {
+    if (self_test_h1(cs, hosts) != 0 || self_test_h2(cs, hosts) != 0) {
         snprintf(err, errlen,
-                 "the HTTP/1 framing checks could not be put in front of libh2o in this build "
+                 "the HTTP/1 framing checks and the HTTP/2 limits could not be put in front of libh2o in this build "
                  "(libh2o must be a shared library); refusing to serve without them");
         return -1;
     }

@@ -1,5 +1,5 @@
 /* Client connections: accepting them (a cap, back-off at the fd limit), TLS and ALPN, and the checks on their raw bytes
- * that stand in front of libh2o (strict HTTP/1 framing, HTTP/2 reset and flood limits). */
+ * that stand in front of libh2o (strict HTTP/1 framing; HTTP/2 reset, flood and header block limits). */
 #ifndef CF_CONN_H
 #define CF_CONN_H
 
@@ -8,12 +8,15 @@
 #include <h2o.h>
 #include "gateway.h"
 
-/** HTTP/2: a connection whose client resets more streams than this within one second gets GOAWAY and is closed. */
+/** HTTP/2: the stream reset that makes this many within one second gets the connection GOAWAY: the client's
+ * RST_STREAM (Rapid Reset, CVE-2023-44487) and the streams libh2o resets itself for what the client sent (MadeYouReset,
+ * CVE-2025-8671) alike. GOAWAY comes with the one that reaches it, so that no stream opens after it. */
 #define CF_H2_MAX_RESETS_PER_SECOND 200
-/** HTTP/2: the same for frames that cost conflux work but move no request forward (PING, SETTINGS, PRIORITY, empty
- * DATA/HEADERS/CONTINUATION). */
+/** HTTP/2: the same for frames that cost conflux work but move no request forward (PING, SETTINGS, PRIORITY, and
+ * DATA/HEADERS/CONTINUATION that carry nothing, padding aside). */
 #define CF_H2_MAX_IDLE_FRAMES_PER_SECOND 1000
-/** How long accepting pauses at the fd limit, or while the client connection cap is reached (re-checked then). */
+/** How long accepting pauses at the fd limit, or at most while the client connection cap is reached (one of the loop's
+ * own connections that closes ends that pause at once). */
 #define CF_ACCEPT_BACKOFF_MS 100
 
 typedef struct st_cf_conns_t cf_conns_t;
@@ -34,12 +37,13 @@ struct st_cf_conns_t {
     cf_listener_t *listeners;
     size_t num_listeners, cap_listeners;
     h2o_timeout_entry_t resume; /* linked while accepting is paused */
+    uint8_t paused_at_cap;      /* paused for the connection cap alone: a connection of this loop that closes resumes */
 };
 
 /**
- * Process-wide setup, once, before any loop runs: finds libh2o's own h2o_socket_read_start (conflux puts its checks in
- * front of libh2o's read callbacks by standing in for that function; see conn.c) and sets the connection cap.
- * Returns 0, or -1 with a message.
+ * Process-wide setup, once, before any loop runs: finds libh2o's own h2o_socket_read_start, h2o_http2_stream_reset and
+ * h2o_socket_close (conflux puts its checks in front of libh2o by standing in for those functions; see conn.c) and
+ * sets the connection cap. Returns 0, or -1 with a message.
  */
 int cf_conn_setup(size_t max_client_connections, char *err, size_t errlen);
 /** Changes the cap (a reload). */
@@ -48,8 +52,8 @@ void cf_conn_set_max(size_t max_client_connections);
 size_t cf_conn_count(void);
 
 /**
- * Sets up a loop's connections. Checks, on a socket pair, that the HTTP/1 guard really stands in front of libh2o in
- * this build (it cannot when libh2o is linked statically); returns -1 with a message when it does not.
+ * Sets up a loop's connections. Checks, on socket pairs, that the HTTP/1 guard and the HTTP/2 limits really stand in
+ * front of libh2o in this build (they cannot when libh2o is linked statically); returns -1 with a message when not.
  */
 int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_hostconf_t **hosts, char *err, size_t errlen);
 /**

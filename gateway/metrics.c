@@ -352,7 +352,8 @@ void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections)
            "was wrong (two Content-Lengths, a bare LF, ...).");
     reasons_render(out, "conflux_http1_refused_total", &http1_refused);
     header(out, "conflux_http2_goaway_total", "counter",
-           "HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM), by reason: rapid_reset, frame_flood.");
+           "HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM), by reason: rapid_reset, made_you_reset, "
+           "frame_flood, header_flood.");
     reasons_render(out, "conflux_http2_goaway_total", &http2_goaway);
     header(out, "conflux_accept_paused_total", "counter",
            "Times accepting new connections paused for a moment, by reason: fd_limit (accept failed with EMFILE or the "

@@ -1,5 +1,5 @@
 # Client connections: the cap (limits.max_client_connections) and the pause at the fd limit. Neither spins a loop;
-# both resume on their own once connections close.
+# both resume on their own once connections close, the cap at once.
 use strict;
 use warnings;
 use FindBin;
@@ -7,6 +7,8 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::SSL;
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(time);
 
@@ -14,6 +16,9 @@ my $mock = spawn_mock(<<'EOF');
 stubs:
   - path: /users/{id}
     body: '{"id": "{id}"}'
+  - path: /slow
+    body: '{}'
+    delay: 2s
 EOF
 my $m = $mock->port;
 
@@ -94,6 +99,33 @@ subtest 'the client connection cap' => sub {
     is($gw->stop, 0, 'exits 0');
 };
 
+# At the cap a thread takes the next connection as soon as one of its own closes, not at the next 100 ms re-check.
+subtest 'at the cap, a connection that closes lets a waiting one in at once' => sub {
+    my ($gw, $port, $admin) = start(cap => 1);
+    my @took;
+    for my $i (1 .. 7) {
+        my ($held) = connect_n($port, 1);
+        ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 1 }), "round $i: one connection held")
+            or last;
+        my ($waiting) = connect_n($port, 1);
+        syswrite($waiting, "GET /u/$i HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        select(undef, undef, undef, 0.15); # accepting pauses for the cap, and re-checks at 100 ms: between two checks
+        my $t0 = time;
+        close $held;
+        my ($sel, $resp) = (IO::Select->new($waiting), '');
+        while ($sel->can_read(5)) { sysread($waiting, my $b, 4096) or last; $resp .= $b }
+        push @took, time - $t0;
+        like($resp, qr{\AHTTP/1\.1 200 }, "round $i: the waiting connection is answered");
+        close $waiting;
+        ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 0 }), "round $i: and closed");
+    }
+    my @sorted = sort { $a <=> $b } @took;
+    # without it, each takes until the next re-check: 0 to 100 ms, a median of 50
+    cmp_ok($sorted[@sorted / 2], '<', 0.015, sprintf('answered %s ms after the held connection closed',
+                                                     join(', ', map { sprintf '%.0f', 1000 * $_ } @took)));
+    is($gw->stop, 0, 'exits 0');
+};
+
 subtest 'at the fd limit: a pause, no spin' => sub {
     my ($gw, $port, $admin) = start(cap => 100000, nofile => 128);
     like($gw->log_text, qr/open-file limit 128; up to 100000 client connections/, 'the limit is logged at start');
@@ -108,6 +140,48 @@ subtest 'at the fd limit: a pause, no spin' => sub {
     ok(wait_until(sub { (http_get("http://127.0.0.1:$port/u/7")->{status}) == 200 }), 'once clients leave, requests are served');
     ok(wait_until(sub { (metric($admin, 'conflux_accept_paused_total{reason="fd_limit"}') // 0) >= 1 }),
        'the pauses were counted');
+    is($gw->stop, 0, 'exits 0');
+};
+
+# On a stop, the public listeners close while connections they accepted may still be in their TLS handshake: those
+# are served as their own listener serves, not as the admin listener (which stays open to report the drain).
+subtest 'a TLS handshake that ends during the drain is served by the listener that accepted it' => sub {
+    my $dir = tmpdir();
+    system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout $dir/key.pem -out $dir/cert.pem "
+           . ">/dev/null 2>&1") == 0 or die 'openssl failed';
+    my ($port, $admin) = (empty_port(), empty_port());
+    my $file = write_file("$dir/conflux-$port.yaml", <<"EOF");
+listen:
+  - host: 127.0.0.1
+    port: $port
+    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }
+threads: 1
+admin: 127.0.0.1:$admin
+backends:
+  svc: { url: "http://127.0.0.1:$m", timeout: 5s }
+routes:
+  - path: /slow
+    calls: [{ name: s, backend: svc, path: "/slow" }]
+EOF
+    my $gw = spawn(name => "conflux-$port", port => $port, cmd => [bindir() . '/conflux', '-c', $file]);
+    my ($pending) = connect_n($port, 1); # accepted; its TLS handshake waits for the ClientHello
+    my $slow = fork // die;
+    if ($slow == 0) { # keeps a request in flight, so that the drain lasts
+        system('curl', '-sk', '-o', '/dev/null', "https://127.0.0.1:$port/slow");
+        POSIX::_exit(0);
+    }
+    ok(wait_until(sub { (metric($admin, 'conflux_inflight_requests') // 0) == 1 }), 'a request in flight');
+    $gw->signal('TERM');
+    ok(wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1) }),
+       'the public listener is closed');
+    ok(IO::Socket::SSL->start_SSL($pending, SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5), 'the pending handshake ends')
+        or diag($SSL_ERROR);
+    syswrite($pending, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    my ($sel, $resp) = (IO::Select->new($pending), '');
+    while ($pending->pending || $sel->can_read(5)) { sysread($pending, my $b, 65536) or last; $resp .= $b }
+    like($resp, qr{\AHTTP/1\.1 404 }, "GET /metrics there is the gateway's 404 (no such route)");
+    unlike($resp, qr/conflux_requests_total/, "not the admin listener's metrics");
+    waitpid($slow, 0);
     is($gw->stop, 0, 'exits 0');
 };
 
