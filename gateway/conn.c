@@ -53,14 +53,16 @@ typedef struct st_cf_conn_t {
     h2o_iovec_t refusal;       /* the error answer being written (owned) */
     union {
         cf_h1guard_t h1;
-        struct {
-            cf_h2scan_t scan;
-            uint64_t window_start; /* ms, the loop's clock */
-            uint32_t resets, idle_frames;
-            uint32_t client_resets; /* RST_STREAM frames passed to libh2o that no stream reset has matched yet */
-            uint32_t drop_left;     /* bytes of a dropped frame still to come: cut out of the next reads */
-        } h2;
     } u;
+    /* HTTP/2 only, allocated when ALPN chooses it: the HPACK scanner's table makes it ~900 bytes, which an HTTP/1
+     * connection need not carry */
+    struct st_conn_h2_t {
+        cf_h2scan_t scan;
+        uint64_t window_start; /* ms, the loop's clock */
+        uint32_t resets, idle_frames;
+        uint32_t client_resets; /* RST_STREAM frames passed to libh2o that no stream reset has matched yet */
+        uint32_t drop_left;     /* bytes of a dropped frame still to come: cut out of the next reads */
+    } * h2;
 } cf_conn_t;
 
 static void (*libh2o_read_start)(h2o_socket_t *sock, h2o_socket_cb cb);
@@ -299,9 +301,9 @@ static const struct {
 static void h2_count_window(cf_conn_t *c)
 {
     uint64_t now = h2o_now(c->listener->conns->ctx->loop);
-    if (now - c->u.h2.window_start >= 1000) {
-        c->u.h2.window_start = now;
-        c->u.h2.resets = c->u.h2.idle_frames = 0;
+    if (now - c->h2->window_start >= 1000) {
+        c->h2->window_start = now;
+        c->h2->resets = c->h2->idle_frames = 0;
     }
 }
 
@@ -312,7 +314,7 @@ static int h2_count_frame(cf_conn_t *c, const cf_h2_frame_t *f)
     h2_count_window(c);
     switch (f->type) {
     case CF_H2_RST_STREAM: /* Rapid Reset (CVE-2023-44487): each HEADERS + RST_STREAM pair costs a request */
-        return ++c->u.h2.resets >= CF_H2_MAX_RESETS_PER_SECOND ? H2_TOO_MANY_RESETS : H2_OK;
+        return ++c->h2->resets >= CF_H2_MAX_RESETS_PER_SECOND ? H2_TOO_MANY_RESETS : H2_OK;
     case CF_H2_PING:
     case CF_H2_SETTINGS:
         idle = (f->flags & CF_H2_FLAG_ACK) == 0; /* an ACK answers ours */
@@ -329,7 +331,7 @@ static int h2_count_frame(cf_conn_t *c, const cf_h2_frame_t *f)
         idle = 0;
         break;
     }
-    return idle && ++c->u.h2.idle_frames >= CF_H2_MAX_IDLE_FRAMES_PER_SECOND ? H2_TOO_MANY_IDLE_FRAMES : H2_OK;
+    return idle && ++c->h2->idle_frames >= CF_H2_MAX_IDLE_FRAMES_PER_SECOND ? H2_TOO_MANY_IDLE_FRAMES : H2_OK;
 }
 
 static void on_h2_grace_over(h2o_timeout_entry_t *entry);
@@ -340,9 +342,9 @@ static void h2_goaway(cf_conn_t *c, h2o_http2_conn_t *conn, int why)
 {
     cf_metrics_http2_goaway(goaways[why].label);
     c->mode = CONN_H2_CLOSING;
-    c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
-    c->u.h2.resets = c->u.h2.idle_frames = 0;
-    cf_hpack_lose_track(&c->u.h2.scan.hpack); /* libh2o no longer decodes the header blocks of new streams */
+    c->h2->window_start = h2o_now(c->listener->conns->ctx->loop);
+    c->h2->resets = c->h2->idle_frames = 0;
+    cf_hpack_lose_track(&c->h2->scan.hpack); /* libh2o no longer decodes the header blocks of new streams */
     if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
         h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
                                       h2o_iovec_init(goaways[why].debug, strlen(goaways[why].debug)));
@@ -417,12 +419,12 @@ static void linger(cf_conn_t *c, h2o_socket_t *sock)
 /* A stream libh2o resets (see h2o_http2_stream_reset above). Runs inside libh2o's frame handling. */
 static void on_stream_reset(cf_conn_t *c, h2o_http2_conn_t *conn)
 {
-    if (c->u.h2.client_resets != 0) {
-        --c->u.h2.client_resets; /* the client's RST_STREAM (or one that found no stream), counted as a frame already */
+    if (c->h2->client_resets != 0) {
+        --c->h2->client_resets; /* the client's RST_STREAM (or one that found no stream), counted as a frame already */
         return;
     }
     h2_count_window(c);
-    if (++c->u.h2.resets < CF_H2_MAX_RESETS_PER_SECOND)
+    if (++c->h2->resets < CF_H2_MAX_RESETS_PER_SECOND)
         return;
     if (c->mode == CONN_H2)
         h2_goaway(c, conn, H2_TOO_MANY_SERVER_RESETS); /* the rest of this read opens no stream */
@@ -452,7 +454,7 @@ static int on_h2_frame(void *_r, const cf_h2_frame_t *f)
     int why = h2_count_frame(c, f);
     if (why == H2_OK) {
         if (f->type == CF_H2_RST_STREAM)
-            ++c->u.h2.client_resets;
+            ++c->h2->client_resets;
         return 0;
     }
     if (c->mode == CONN_H2_CLOSING)
@@ -470,14 +472,14 @@ static int check_h2(cf_conn_t *c, h2o_socket_t *sock)
 {
     h2o_http2_conn_t *conn = sock->data;
     h2o_buffer_t *in = sock->input;
-    cf_h2scan_t *scan = &c->u.h2.scan;
+    cf_h2scan_t *scan = &c->h2->scan;
     h2_read_t r = {c, in->size - sock->bytes_read, SIZE_MAX};
 
     if (conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
         cf_hpack_lose_track(&scan->hpack); /* a GOAWAY of libh2o's own: it skips the header blocks of new streams */
     /* the RST_STREAM frames libh2o read before did not all reset a stream (the stream was gone): those left over must
      * not hide other resets; the one libh2o has not read whole yet will reset one when it has */
-    c->u.h2.client_resets = c->u.h2.drop_left == 0 && rst_in_progress(scan);
+    c->h2->client_resets = c->h2->drop_left == 0 && rst_in_progress(scan);
 
     int why = cf_h2scan_feed(scan, (const uint8_t *)in->bytes + r.base, sock->bytes_read, on_h2_frame, &r);
     if (why < 0) {
@@ -498,16 +500,16 @@ static int check_h2(cf_conn_t *c, h2o_socket_t *sock)
         size_t keep = cf_h2scan_unreported(scan);
         memmove(in->bytes + r.cut_from, in->bytes + in->size - keep, keep);
         in->size = r.cut_from + keep;
-        c->u.h2.drop_left = keep == 0 ? scan->payload_left : 0;
-    } else if (c->u.h2.drop_left != 0) {
+        c->h2->drop_left = keep == 0 ? scan->payload_left : 0;
+    } else if (c->h2->drop_left != 0) {
         /* the rest of a frame dropped by an earlier read */
-        size_t n = c->u.h2.drop_left < sock->bytes_read ? c->u.h2.drop_left : sock->bytes_read;
+        size_t n = c->h2->drop_left < sock->bytes_read ? c->h2->drop_left : sock->bytes_read;
         memmove(in->bytes + r.base, in->bytes + r.base + n, in->size - r.base - n);
         in->size -= n;
-        c->u.h2.drop_left -= (uint32_t)n;
+        c->h2->drop_left -= (uint32_t)n;
     }
-    if (c->u.h2.drop_left == 0 && rst_in_progress(scan) && c->u.h2.client_resets != 0)
-        --c->u.h2.client_resets; /* counted as it was reported, but libh2o reads it whole with a later read */
+    if (c->h2->drop_left == 0 && rst_in_progress(scan) && c->h2->client_resets != 0)
+        --c->h2->client_resets; /* counted as it was reported, but libh2o reads it whole with a later read */
     return 0;
 }
 
@@ -550,6 +552,7 @@ static void on_conn_close(void *data)
             resume_accepting(c->listener->conns); /* a slot is free: no need to wait for the back-off */
     }
     free(c->refusal.base);
+    free(c->h2);
     free(c);
 }
 
@@ -566,9 +569,10 @@ static void start_h1(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
 static void start_h2(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_at)
 {
     c->mode = CONN_H2;
-    memset(&c->u.h2, 0, sizeof(c->u.h2));
-    cf_h2scan_init(&c->u.h2.scan);
-    c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
+    c->h2 = h2o_mem_alloc(sizeof(*c->h2));
+    memset(c->h2, 0, sizeof(*c->h2));
+    cf_h2scan_init(&c->h2->scan);
+    c->h2->window_start = h2o_now(c->listener->conns->ctx->loop);
     /* libh2o would parse the bytes that came with the end of the TLS handshake as it takes the connection, unchecked:
      * it takes the connection without them, and they go through the checks like any read */
     h2o_buffer_t *early = sock->input;
@@ -811,7 +815,7 @@ static int self_test_h2(cf_conns_t *cs, h2o_hostconf_t **hosts)
     sock->input->size += sizeof(bytes) - 1;
     sock->bytes_read = sizeof(bytes) - 1;
     on_guarded_read(sock, NULL);
-    int ok = c->mode == CONN_H2 && c->u.h2.resets == 1;
+    int ok = c->mode == CONN_H2 && c->h2->resets == 1;
     sock->_cb.write = NULL;
     c->inner(sock, "self-test done");
     close(fds[1]);
