@@ -450,7 +450,8 @@ void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answ
         cf_buf_appends(out, "; collapsed");
     if (ans->stored)
         cf_buf_appends(out, "; stored");
-    if (ans->error == NULL && ans->body.base != NULL && (ans->state == CF_CACHE_HIT || ans->state == CF_CACHE_STALE || ans->stored))
+    if (ans->reason == CF_REASON_NONE && ans->body.base != NULL &&
+        (ans->state == CF_CACHE_HIT || ans->state == CF_CACHE_STALE || ans->stored))
         cf_buf_appendf(out, "; ttl=%" PRId64, ans->ttl_s);
     cf_buf_appendf(out, "; detail=\"%s\"", name); /* call names are [A-Za-z0-9_-]: nothing to escape */
 }
@@ -460,7 +461,7 @@ void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answ
 /* One upstream answer shared by every waiter of a flight (refcounted: waiters may be on other threads). */
 struct st_result_t {
     size_t refcnt;
-    const char *error;
+    cf_reason_t reason;
     int status, fwd_status, stored, stale, from_memcached;
     int64_t ttl_s;
     h2o_iovec_t body; /* points into this allocation; base NULL when there is none */
@@ -538,7 +539,7 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         h2o_linklist_unlink(&wt->msg.link);
         struct st_result_t *r = wt->result;
         if (!wt->cancelled) {
-            cf_cache_answer_t ans = {.error = r->error,
+            cf_cache_answer_t ans = {.reason = r->reason,
                                      .status = r->status,
                                      .fwd_status = r->fwd_status,
                                      .stored = wt->leader && r->stored && !r->from_memcached,
@@ -593,7 +594,7 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
 {
     cf_cache_t *c = fl->cache;
     int64_t now = wall_ms();
-    int failed = r->error != NULL || r->status >= 500;
+    int failed = r->reason != CF_REASON_NONE || r->status >= 500;
     h2o_linklist_t waiters;
     h2o_linklist_init_anchor(&waiters);
 
@@ -648,13 +649,13 @@ static void on_upstream_done(void *data, const cf_upstream_res_t *res)
 {
     struct st_flight_t *fl = data;
     fl->x = NULL;
-    struct st_result_t *r = result_new(res->error == NULL ? res->body : h2o_iovec_init(NULL, 0));
-    r->error = res->error;
+    struct st_result_t *r = result_new(res->reason == CF_REASON_NONE ? res->body : h2o_iovec_init(NULL, 0));
+    r->reason = res->reason;
     r->status = res->status;
     r->fwd_status = res->status;
     uint64_t ttl_ms = fl->policy.ttl_ms;
     int storable = 0;
-    if (res->error == NULL && res->status >= 200 && res->status <= 299 &&
+    if (res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299 &&
         cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms)) {
         json_error_t jerr;
         json_t *doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
@@ -1012,7 +1013,7 @@ void cf_cache_detach(cf_worker_t *w)
         }
         lookup_stop(fl);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0));
-        r->error = "cancelled";
+        r->reason = CF_REASON_CANCELLED;
         flight_finish(fl, r, 0, 0, 0);
     }
     /* answers already queued for this worker are delivered (or freed) before the receiver goes; no request of this

@@ -77,7 +77,7 @@ enum { CF_CACHE_HIT = 1, CF_CACHE_MISS, CF_CACHE_STALE, CF_CACHE_COALESCED };
 /** What a cached call got. */
 typedef struct st_cf_cache_answer_t {
     int state;          /* CF_CACHE_*: how it was answered */
-    const char *error;  /* NULL, or the upstream failure reason (then body is empty) */
+    cf_reason_t reason; /* CF_REASON_NONE, or the upstream failure (then body is empty) */
     int status;         /* the stored or upstream status; 0 when none arrived */
     int fwd_status;     /* the status of the upstream request made for it, 0 when none */
     int stored;         /* the upstream answer was stored */

@@ -186,7 +186,7 @@ static unsigned tpl_flags(const cf_call_t *conf)
 
 static int call_failed(const struct st_fanout_t *f, const struct st_call_t *c)
 {
-    return f->outcomes[c - f->calls].reason != NULL;
+    return f->outcomes[c - f->calls].reason != CF_REASON_NONE;
 }
 
 static void complete_call(struct st_call_t *c)
@@ -218,7 +218,7 @@ static void complete_call(struct st_call_t *c)
         finish(f);
 }
 
-static void fail_call(struct st_call_t *c, const char *reason, int status)
+static void fail_call(struct st_call_t *c, cf_reason_t reason, int status)
 {
     cf_outcome_t *o = &c->f->outcomes[c - c->f->calls];
     o->reason = reason;
@@ -227,29 +227,22 @@ static void fail_call(struct st_call_t *c, const char *reason, int status)
     complete_call(c);
 }
 
-static const char *status_reason(h2o_mem_pool_t *pool, int status)
-{
-    char *s = h2o_mem_alloc_pool(pool, sizeof("status_") + 8);
-    snprintf(s, sizeof("status_") + 8, "status_%d", status);
-    return s;
-}
-
 /* Turns an upstream answer (or a cached one) into the call's outcome. */
-static void set_outcome(struct st_call_t *c, const char *error, int status, h2o_iovec_t body)
+static void set_outcome(struct st_call_t *c, cf_reason_t reason, int status, h2o_iovec_t body)
 {
     struct st_fanout_t *f = c->f;
     cf_outcome_t *o = &f->outcomes[c - f->calls];
     c->end_ns = cf_now_ns();
     o->status = status;
-    if (error != NULL) {
-        o->reason = error;
+    if (reason != CF_REASON_NONE) {
+        o->reason = reason;
     } else if (status < 200 || status > 299) {
-        o->reason = status_reason(&f->req->pool, status);
+        o->reason = CF_REASON_STATUS;
     } else {
         json_error_t jerr;
         o->value = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr);
         if (o->value == NULL)
-            o->reason = "invalid_json";
+            o->reason = CF_REASON_INVALID_JSON;
         else
             cf_shape(c->conf, o);
     }
@@ -259,7 +252,7 @@ static void on_call_done(void *data, const cf_upstream_res_t *res)
 {
     struct st_call_t *c = data;
     c->x = NULL;
-    set_outcome(c, res->error, res->status, res->body);
+    set_outcome(c, res->reason, res->status, res->body);
     complete_call(c);
 }
 
@@ -267,8 +260,8 @@ static void take_cache_answer(struct st_call_t *c, const cf_cache_answer_t *ans)
 {
     c->cache = *ans;
     c->cache.body = h2o_iovec_init(NULL, 0);
-    set_outcome(c, ans->error, ans->status, ans->body);
-    c->cache.body.base = ans->error == NULL ? "" : NULL; /* remembers that a body came, for Cache-Status */
+    set_outcome(c, ans->reason, ans->status, ans->body);
+    c->cache.body.base = ans->reason == CF_REASON_NONE ? "" : NULL; /* remembers that a body came, for Cache-Status */
 }
 
 static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
@@ -314,7 +307,7 @@ static void start_call(struct st_call_t *c)
         /* a client's value was checked before any call went out (check_client_values): a bad one here came from an
          * earlier call's JSON (or is an empty {name*} next to a literal dot), and fails only this call */
         cf_buf_free(&url);
-        fail_call(c, ret == CF_TPL_BAD_INPUT ? "bad_param" : "missing_param", 0);
+        fail_call(c, ret == CF_TPL_BAD_INPUT ? CF_REASON_BAD_PARAM : CF_REASON_MISSING_PARAM, 0);
         return;
     }
     /* client query parameters named by forward_query go to every call, encoded again */
@@ -357,7 +350,9 @@ static void start_call(struct st_call_t *c)
     cf_buf_free(&url);
 }
 
-static void cancel_running(struct st_fanout_t *f, const char *reason)
+/* Stops the calls still running and marks them failed with `reason` (CF_REASON_NONE: the request is being disposed,
+ * nothing is reported any more). */
+static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
 {
     uint64_t now = cf_now_ns();
     for (size_t i = 0; i < f->route->num_calls; ++i) {
@@ -370,16 +365,16 @@ static void cancel_running(struct st_fanout_t *f, const char *reason)
         }
         if (c->cw != NULL) {
             cf_cache_answer_t stale;
-            int have_stale = cf_cache_cancel(c->cw, &f->req->pool, reason != NULL ? &stale : NULL);
+            int have_stale = cf_cache_cancel(c->cw, &f->req->pool, reason != CF_REASON_NONE ? &stale : NULL);
             c->cw = NULL;
-            if (have_stale && strcmp(reason, "deadline") == 0) {
+            if (have_stale && reason == CF_REASON_DEADLINE) {
                 /* stale_if_error covers a refresh that did not come back in time (RFC 5861 4) */
                 take_cache_answer(c, &stale);
                 c->state = CALL_DONE;
                 continue;
             }
         }
-        if (reason != NULL && f->outcomes[i].reason == NULL && f->outcomes[i].value == NULL) {
+        if (reason != CF_REASON_NONE && f->outcomes[i].reason == CF_REASON_NONE && f->outcomes[i].value == NULL) {
             f->outcomes[i].reason = reason;
             c->end_ns = now;
         }
@@ -403,22 +398,23 @@ static void add_timing_headers(struct st_fanout_t *f, uint64_t now)
         struct st_call_t *c = &f->calls[i];
         const cf_outcome_t *o = &f->outcomes[i];
         uint64_t dur = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0;
-        const char *desc = o->reason != NULL ? o->reason : c->cache.state != 0 ? cf_cache_state_name(c->cache.state) : "ok";
+        char buf[CF_REASON_TEXT_SIZE];
+        const char *desc = o->reason != CF_REASON_NONE ? cf_reason_text(o->reason, o->status, buf)
+                           : c->cache.state != 0       ? cf_cache_state_name(c->cache.state)
+                                                       : "ok";
         if (c->conf->cache.ttl_ms != 0 && c->cache.state != 0) {
             if (cstatus.len != 0)
                 cf_buf_appends(&cstatus, ", ");
             cf_cache_status_format(&cstatus, c->conf->name, &c->cache);
         }
         cf_buf_appendf(&timing, "%s%s;dur=%.1f;desc=\"%s\"", i ? ", " : "", c->conf->name, dur / 1e6, desc);
-        if (o->reason != NULL) {
+        if (o->reason != CF_REASON_NONE) {
             complete = 0;
-            if (strcmp(o->reason, "cancelled") != 0) {
-                size_t before = pstatus.len;
-                if (before != 0)
-                    cf_buf_appends(&pstatus, ", ");
-                if (cf_proxy_status_format(&pstatus, c->conf->name, o) != 0)
-                    pstatus.len = before;
-            }
+            size_t before = pstatus.len;
+            if (before != 0)
+                cf_buf_appends(&pstatus, ", ");
+            if (cf_proxy_status_format(&pstatus, c->conf->name, o) != 0)
+                pstatus.len = before; /* a cancelled call is not reported */
         }
     }
     cf_buf_appendf(&timing, "%stotal;dur=%.1f", f->route->num_calls ? ", " : "", (now - f->start_ns) / 1e6);
@@ -458,7 +454,7 @@ static void finish(struct st_fanout_t *f)
     f->finished = 1;
     h2o_timeout_unlink(&f->deadline);
     cf_watch_stop(&f->watch);
-    cancel_running(f, "cancelled"); /* only after a required call failed are there calls left */
+    cancel_running(f, CF_REASON_CANCELLED); /* only after a required call failed are there calls left */
 
     int status = 200;
     json_t *body;
@@ -480,9 +476,9 @@ static void finish(struct st_fanout_t *f)
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     struct st_fanout_t *f = H2O_STRUCT_FROM_MEMBER(struct st_fanout_t, deadline, entry);
-    cancel_running(f, "deadline");
+    cancel_running(f, CF_REASON_DEADLINE);
     for (size_t i = 0; i < f->route->num_calls && f->failed_required == NULL; ++i)
-        if (f->calls[i].conf->required && f->outcomes[i].reason != NULL)
+        if (f->calls[i].conf->required && f->outcomes[i].reason != CF_REASON_NONE)
             f->failed_required = &f->calls[i];
     finish(f);
 }
@@ -494,7 +490,7 @@ static void on_client_gone(cf_watch_t *watch)
         return;
     f->finished = 1;
     h2o_timeout_unlink(&f->deadline);
-    cancel_running(f, "cancelled");
+    cancel_running(f, CF_REASON_CANCELLED);
     observe(f, 499, cf_now_ns());
     cf_send_client_gone(f->req);
     cf_slot_answered(&f->slot);
@@ -506,7 +502,7 @@ static void on_dispose(void *_f)
     cf_watch_stop(&f->watch);
     h2o_timeout_unlink(&f->deadline);
     if (f->calls != NULL)
-        cancel_running(f, NULL);
+        cancel_running(f, CF_REASON_NONE);
     for (size_t i = 0; f->outcomes != NULL && i < f->route->num_calls; ++i)
         json_decref(f->outcomes[i].value);
     cf_slot_dispose(&f->slot);

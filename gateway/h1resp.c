@@ -37,15 +37,15 @@ void cf_h1resp_init(cf_h1resp_t *p, int is_head_request, uint64_t max_body)
     p->max_body = max_body;
 }
 
-const char *cf_h1resp_error_name(cf_h1resp_error_t error)
+cf_reason_t cf_h1resp_error_reason(cf_h1resp_error_t error)
 {
     switch (error) {
     case CF_H1RESP_TOO_LARGE:
-        return "too_large";
+        return CF_REASON_TOO_LARGE;
     case CF_H1RESP_TRUNCATED:
-        return "reset";
+        return CF_REASON_RESET;
     default:
-        return "bad_response";
+        return CF_REASON_BAD_RESPONSE;
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "reason.h"
 
 /* A response head (status line, header fields, and the 1xx responses before it) larger than this is a bad_response. */
 #define CF_H1RESP_MAX_HEAD (64 * 1024)
@@ -33,11 +34,11 @@ typedef enum en_cf_h1resp_kind_t {
     CF_H1RESP_ERROR,     /* the response cannot be used; every later call reports the same */
 } cf_h1resp_kind_t;
 
-/** Why a response failed; the upstream client reports these under the names in comments. */
+/** Why a response failed; the upstream client reports these as the reasons in comments. */
 typedef enum en_cf_h1resp_error_t {
-    CF_H1RESP_BAD_RESPONSE = 1, /* "bad_response": not HTTP/1.x, or its framing is malformed or ambiguous */
-    CF_H1RESP_TOO_LARGE,        /* "too_large": the body, declared or received, exceeds max_body */
-    CF_H1RESP_TRUNCATED,        /* "reset": the stream ended before the response was complete */
+    CF_H1RESP_BAD_RESPONSE = 1, /* CF_REASON_BAD_RESPONSE: not HTTP/1.x, or its framing is malformed or ambiguous */
+    CF_H1RESP_TOO_LARGE,        /* CF_REASON_TOO_LARGE: the body, declared or received, exceeds max_body */
+    CF_H1RESP_TRUNCATED,        /* CF_REASON_RESET: the stream ended before the response was complete */
 } cf_h1resp_error_t;
 
 /** How the body's end is known (RFC 9112 6.3). */
@@ -104,7 +105,7 @@ void cf_h1resp_init(cf_h1resp_t *p, int is_head_request, uint64_t max_body);
  */
 cf_h1resp_kind_t cf_h1resp_parse(cf_h1resp_t *p, const char *buf, size_t len, int eof, cf_h1resp_event_t *ev);
 
-/** The name under which the upstream client reports an error: "bad_response", "too_large" or "reset". */
-const char *cf_h1resp_error_name(cf_h1resp_error_t error);
+/** The reason under which the upstream client reports an error: bad_response, too_large or reset. */
+cf_reason_t cf_h1resp_error_reason(cf_h1resp_error_t error);
 
 #endif

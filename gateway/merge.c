@@ -202,7 +202,7 @@ static json_t *merge_members(const cf_route_t *route, cf_outcome_t *outcomes)
         if (o->value != NULL && !json_is_object(o->value)) {
             json_decref(o->value);
             o->value = NULL;
-            o->reason = "not_an_object";
+            o->reason = CF_REASON_NOT_AN_OBJECT;
         }
     }
 
@@ -235,66 +235,16 @@ json_t *cf_merge(const cf_route_t *route, cf_outcome_t *outcomes)
 
 /* --- failures --------------------------------------------------------------------------------------------------- */
 
-/* The NNN of a "status_NNN" reason (three digits, nothing after), or 0. */
-static int reason_status(const char *reason)
-{
-    static const char prefix[] = "status_";
-    if (reason == NULL || strncmp(reason, prefix, sizeof(prefix) - 1) != 0)
-        return 0;
-    const char *p = reason + sizeof(prefix) - 1;
-    int n = 0;
-    for (size_t i = 0; i != 3; ++i) {
-        if (p[i] < '0' || p[i] > '9')
-            return 0;
-        n = n * 10 + (p[i] - '0');
-    }
-    return p[3] == '\0' ? n : 0;
-}
-
 int cf_failure_status(const cf_outcome_t *o)
 {
-    const char *reason = o->reason != NULL ? o->reason : "";
-    int upstream = reason_status(reason);
-    if (upstream != 0) {
-        /* the status fanout saw wins over the one spelled in the reason (they agree in practice) */
-        if (o->status >= 400 && o->status <= 499)
-            return o->status;
-        if (o->status == 0 && upstream >= 400 && upstream <= 499)
-            return upstream;
-        return 502;
-    }
-    if (strcmp(reason, "timeout") == 0 || strcmp(reason, "deadline") == 0)
-        return 504;
-    return 502;
+    return cf_reason_required_status(o->reason, o->status);
 }
 
 json_t *cf_failure_body(const cf_call_t *call, const cf_outcome_t *o)
 {
-    return json_pack("{s:s, s:s, s:o}", "error", o->reason != NULL ? o->reason : "unknown", "call", call->name, "status",
+    char buf[CF_REASON_TEXT_SIZE];
+    return json_pack("{s:s, s:s, s:o}", "error", cf_reason_text(o->reason, o->status, buf), "call", call->name, "status",
                      o->status != 0 ? json_integer(o->status) : json_null());
-}
-
-const char *cf_proxy_status_error(const char *reason)
-{
-    static const struct {
-        const char *reason, *error;
-    } map[] = {
-        {"timeout", "http_response_timeout"},        {"deadline", "http_response_timeout"},
-        {"connect_failed", "connection_refused"},    {"reset", "connection_terminated"},
-        {"too_large", "http_response_body_size"},    {"invalid_json", "http_protocol_error"},
-        {"not_an_object", "http_protocol_error"},    {"bad_response", "http_protocol_error"},
-        {"missing_param", "http_request_error"},     {"bad_param", "http_request_error"},
-        {"circuit_open", "destination_unavailable"},
-    };
-    if (reason == NULL)
-        return "proxy_internal_error";
-    if (reason_status(reason) != 0)
-        return NULL; /* the upstream answered: received-status says it all (RFC 9209 §2.1.2) */
-    for (size_t i = 0; i != sizeof(map) / sizeof(map[0]); ++i) {
-        if (strcmp(map[i].reason, reason) == 0)
-            return map[i].error;
-    }
-    return "proxy_internal_error";
 }
 
 /* Appends s as an RFC 8941 §3.3.3 sf-string. Bytes it cannot hold (controls, DEL, non-ASCII) become '?'. */
@@ -316,15 +266,13 @@ static void append_sf_string(cf_buf_t *out, const char *s)
 
 int cf_proxy_status_format(cf_buf_t *out, const char *call_name, const cf_outcome_t *o)
 {
-    if (o->value != NULL || o->reason == NULL)
+    const char *error = cf_reason_proxy_error(o->reason);
+    int received = o->status;
+    if (o->value != NULL || o->reason == CF_REASON_NONE || (error == NULL && !(received >= 100 && received <= 999)))
         return -1;
     cf_buf_appends(out, "conflux");
-    const char *error = cf_proxy_status_error(o->reason);
     if (error != NULL)
         cf_buf_appendf(out, "; error=%s", error);
-    int received = o->status;
-    if (received == 0)
-        received = reason_status(o->reason);
     if (received >= 100 && received <= 999)
         cf_buf_appendf(out, "; received-status=%d", received);
     cf_buf_appends(out, "; details=");

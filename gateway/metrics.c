@@ -51,9 +51,8 @@ typedef struct st_route_series_t {
 } route_series_t;
 
 typedef struct st_backend_series_t {
-    mnode_t super;    /* the backend's name */
-    mnode_t *results; /* labelled_t by result */
-    size_t num_results;
+    mnode_t super;                    /* the backend's name */
+    uint64_t results[CF_NUM_RESULTS]; /* by result label (reason.h) */
 } backend_series_t;
 
 /* at most this many distinct results per backend (and cache states per call); beyond, "other" */
@@ -132,20 +131,6 @@ static void hist_observe(hist_t *h, uint64_t ns)
     COUNT(&h->sum_ns, ns);
 }
 
-const char *cf_metrics_result_label(const char *reason, int status)
-{
-    static const char *const classes[] = {"status_other", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx"};
-    if (reason == NULL) {
-        /* a complete exchange; for a pass-through route that may still be an upstream error status */
-        return status >= 400 && status <= 599 ? classes[status / 100] : "ok";
-    }
-    if (strncmp(reason, "status_", 7) == 0) {
-        int code = atoi(reason + 7);
-        return code >= 100 && code <= 599 ? classes[code / 100] : classes[0];
-    }
-    return reason;
-}
-
 static route_series_t *route_series(const cf_route_t *route)
 {
     if (route == NULL)
@@ -185,8 +170,7 @@ void cf_metrics_observe(const cf_request_record_t *rec)
         if (c->cache != NULL)
             COUNT(&((labelled_t *)get(&cs->cache, c->cache, sizeof(labelled_t), &cs->num_cache, MAX_LABELS))->count, 1);
         backend_series_t *bs = backend_series(rec->route, i, c->backend);
-        const char *result = cf_metrics_result_label(c->reason, c->status);
-        COUNT(&((labelled_t *)get(&bs->results, result, sizeof(labelled_t), &bs->num_results, MAX_LABELS))->count, 1);
+        COUNT(&bs->results[cf_reason_result(c->reason, c->status)], 1);
     }
 }
 
@@ -400,9 +384,12 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
            "Upstream call outcomes by backend and result: ok, or the failure reason (status_NNN folded to status_4xx, "
            "status_5xx, ...).");
     for (mnode_t *n = LOAD_PTR(&backends); n != NULL; n = LOAD_PTR(&n->next))
-        for (mnode_t *r = LOAD_PTR(&((backend_series_t *)n)->results); r != NULL; r = LOAD_PTR(&r->next)) {
-            series_start(out, "conflux_upstream_results_total", "backend", n->name, "result", r->name);
-            cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&((labelled_t *)r)->count));
+        for (size_t r = 0; r != CF_NUM_RESULTS; ++r) {
+            uint64_t v = READ(&((backend_series_t *)n)->results[r]);
+            if (v == 0) /* a result is shown once it happened */
+                continue;
+            series_start(out, "conflux_upstream_results_total", "backend", n->name, "result", cf_reason_result_label(r));
+            cf_buf_appendf(out, "} %" PRIu64 "\n", v);
         }
 
     header(out, "conflux_cache_requests_total", "counter",

@@ -51,11 +51,4 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const struct st_cf_cache_
 /** Appends `s` as a Prometheus label value (without the quotes): backslash, double quote and newline escaped. */
 void cf_metrics_escape_label(cf_buf_t *out, const char *s);
 
-/**
- * The bounded result label of a call: "ok" when reason is NULL (and status < 400), the reason otherwise, with
- * status_NNN folded into status_1xx ... status_5xx (a proxied answer of 4xx/5xx counts as status_4xx/status_5xx).
- * Returns a static string.
- */
-const char *cf_metrics_result_label(const char *reason, int status);
-
 #endif

@@ -76,8 +76,9 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
             cf_buf_appends(b, "null");
         cf_buf_appends(b, ",\"cache\":");
         json_cstr(b, c->cache);
+        char reason[CF_REASON_TEXT_SIZE];
         cf_buf_appends(b, ",\"reason\":");
-        json_cstr(b, c->reason);
+        json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
         cf_buf_appendc(b, '}');
     }
     cf_buf_appends(b, "]}\n");

@@ -5,13 +5,14 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "config.h"
+#include "reason.h"
 
 /** One upstream call of a request, as it ended. */
 typedef struct st_cf_call_record_t {
     const char *name;     /* the call's name; for a proxy route, the backend's */
     const char *backend;  /* the backend's name */
     int status;           /* upstream status, 0 when none arrived */
-    const char *reason;   /* NULL on success, else the failure reason ("timeout", "status_503", ...) */
+    cf_reason_t reason;   /* CF_REASON_NONE on success */
     const char *cache;    /* NULL when the call has no cache policy, else "hit", "miss", "stale", "coalesced" */
     uint64_t duration_ns; /* 0 when it never started */
 } cf_call_record_t;

@@ -22,7 +22,7 @@ struct st_proxy_t {
 };
 
 /* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
-static void observe(struct st_proxy_t *p, int status, int upstream_status, const char *reason)
+static void observe(struct st_proxy_t *p, int status, int upstream_status, cf_reason_t reason)
 {
     uint64_t now = cf_now_ns();
     cf_call_record_t call = {.name = p->route->proxy->name,
@@ -70,7 +70,7 @@ static void client_address(h2o_req_t *req, char *buf, size_t size)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
 }
 
-static void finish_error(struct st_proxy_t *p, const char *reason, int status)
+static void finish_error(struct st_proxy_t *p, cf_reason_t reason, int status)
 {
     cf_outcome_t o = {NULL, reason, status};
     cf_call_t pseudo = {.name = p->route->proxy->name};
@@ -79,9 +79,10 @@ static void finish_error(struct st_proxy_t *p, const char *reason, int status)
         h2o_add_header_by_str(&p->req->pool, &p->req->res.headers, H2O_STRLIT("proxy-status"), 0, NULL,
                               h2o_strdup(&p->req->pool, ps.base, ps.len).base, ps.len);
     cf_buf_free(&ps);
-    json_t *body = json_pack("{s:s, s:s, s:o}", "error", reason, "backend", pseudo.name, "status",
+    char buf[CF_REASON_TEXT_SIZE];
+    json_t *body = json_pack("{s:s, s:s, s:o}", "error", cf_reason_text(reason, status, buf), "backend", pseudo.name, "status",
                              status != 0 ? json_integer(status) : json_null());
-    int answer = strcmp(reason, "timeout") == 0 ? 504 : 502;
+    int answer = cf_reason_required_status(reason, status); /* 504 for a timeout, else 502 */
     observe(p, answer, status, reason);
     cf_send_json(p->req, answer, body);
     cf_slot_answered(&p->slot);
@@ -95,8 +96,8 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     p->x = NULL;
     p->finished = 1;
     cf_watch_stop(&p->watch);
-    if (res->error != NULL) {
-        finish_error(p, res->error, res->status);
+    if (res->reason != CF_REASON_NONE) {
+        finish_error(p, res->reason, res->status);
         return;
     }
     h2o_headers_t upstream_headers = {res->headers, res->num_headers, res->num_headers};
@@ -117,7 +118,7 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     }
     if (!has_via)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 conflux"));
-    observe(p, res->status, res->status, NULL);
+    observe(p, res->status, res->status, CF_REASON_NONE);
     req->res.status = res->status;
     req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
@@ -134,7 +135,7 @@ static void on_client_gone(cf_watch_t *watch)
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
     p->x = NULL;
-    observe(p, 499, 0, "cancelled");
+    observe(p, 499, 0, CF_REASON_CANCELLED);
     cf_send_client_gone(p->req);
     cf_slot_answered(&p->slot);
 }
@@ -164,7 +165,7 @@ static int check_params(struct st_proxy_t *p, const cf_route_match_t *m)
         char *name = p->route->pattern.param_names[i], msg[256];
         cf_tpl_part_t part = {.kind = CF_TPL_PARAM, .text = name, .len = strlen(name), .rest = rest};
         p->finished = 1;
-        observe(p, 400, 0, NULL);
+        observe(p, 400, 0, CF_REASON_NONE);
         cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
         cf_slot_answered(&p->slot);
         return -1;

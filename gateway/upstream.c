@@ -107,7 +107,7 @@ struct st_cf_exchange_t {
     unsigned finished : 1;  /* the result is set; only delivery remains */
     cf_h1resp_t parser;     /* the response on the current attempt */
     /* the result */
-    const char *error;
+    cf_reason_t reason;
     int status;
     h2o_mem_pool_t pool; /* response header copies */
     h2o_header_t *headers;
@@ -405,9 +405,9 @@ static void on_deliver(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deliver, entry);
     cf_upstream_t *u = x->u;
-    cf_upstream_res_t res = {x->error, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len)};
+    cf_upstream_res_t res = {x->reason, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len)};
 
-    if (res.error != NULL) {
+    if (res.reason != CF_REASON_NONE) {
         /* a failed exchange reports no partial response */
         res.headers = NULL;
         res.num_headers = 0;
@@ -424,11 +424,11 @@ static void on_deliver(h2o_timeout_entry_t *entry)
 }
 
 /* Sets the result, closes the connection if still held, and schedules the callback. */
-static void finish(cf_exchange_t *x, const char *error)
+static void finish(cf_exchange_t *x, cf_reason_t reason)
 {
     assert(!x->finished);
     x->finished = 1;
-    x->error = error;
+    x->reason = reason;
     drop_connection(x);
     h2o_timeout_unlink(&x->deadline);
     h2o_timeout_unlink(&x->connect_timer);
@@ -446,7 +446,7 @@ static void finish_ok(cf_exchange_t *x)
         x->sock = NULL;
         park_idle(x->u, x->server, sock);
     }
-    finish(x, NULL);
+    finish(x, CF_REASON_NONE);
 }
 
 /* --- the exchange ------------------------------------------------------------------------------------------------ */
@@ -456,14 +456,14 @@ static void connect_attempt(cf_exchange_t *x, int fresh);
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, connect_timer, entry);
-    finish(x, "connect_failed");
+    finish(x, CF_REASON_CONNECT_FAILED);
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deadline, entry);
     /* the socket is closed: a timed-out connection never becomes idle */
-    finish(x, "timeout");
+    finish(x, CF_REASON_TIMEOUT);
 }
 
 /*
@@ -479,7 +479,7 @@ static void fail_io(cf_exchange_t *x)
         connect_attempt(x, 1);
         return;
     }
-    finish(x, "reset");
+    finish(x, CF_REASON_RESET);
 }
 
 /* Appends n bytes of body (the parser keeps the total within max_response_body). */
@@ -549,7 +549,7 @@ static void read_response(cf_exchange_t *x, int eof)
         case CF_H1RESP_DONE:
             h2o_buffer_consume(in, ev.consumed);
             if (eof)
-                finish(x, NULL); /* a body delimited by the close */
+                finish(x, CF_REASON_NONE); /* a body delimited by the close */
             else
                 finish_ok(x); /* bytes beyond the response keep the socket from becoming idle */
             return;
@@ -557,7 +557,7 @@ static void read_response(cf_exchange_t *x, int eof)
             if (ev.error == CF_H1RESP_TRUNCATED)
                 fail_io(x); /* a head, chunked or Content-Length body cut short: maybe a stale pooled connection */
             else
-                finish(x, cf_h1resp_error_name(ev.error));
+                finish(x, cf_h1resp_error_reason(ev.error));
             return;
         }
         h2o_buffer_consume(in, ev.consumed);
@@ -590,7 +590,7 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
     x->connect_req = NULL;
     if (sock == NULL) {
         /* refused, unreachable, name not resolved */
-        finish(x, "connect_failed");
+        finish(x, CF_REASON_CONNECT_FAILED);
         return;
     }
     x->sock = sock;
@@ -599,7 +599,7 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
         /* a new https:// connection: the handshake (certificate and name verified) runs under the connect timer; an
          * idle one taken later keeps its TLS session */
         if (x->server->ssl_ctx == NULL) {
-            finish(x, "connect_failed");
+            finish(x, CF_REASON_CONNECT_FAILED);
             return;
         }
         h2o_socket_ssl_handshake(sock, x->server->ssl_ctx, x->server->tls_name, on_handshake);
@@ -613,7 +613,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
     cf_exchange_t *x = sock->data;
     if (err != NULL) {
         /* a bad certificate, a name mismatch or no common protocol: the server is not usable */
-        finish(x, "connect_failed");
+        finish(x, CF_REASON_CONNECT_FAILED);
         return;
     }
     send_request(x);
@@ -694,11 +694,11 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     ++u->num_live;
 
     if (build_request(x, req) != 0) {
-        finish(x, "bad_request");
+        finish(x, CF_REASON_BAD_REQUEST);
         return x;
     }
     if (u->num_servers == 0) {
-        finish(x, "connect_failed");
+        finish(x, CF_REASON_CONNECT_FAILED);
         return x;
     }
     cf_timeouts_link(u->timeouts, x->timeout_ms, &x->deadline);

@@ -6,6 +6,7 @@
 #include <h2o.h>
 #include "cf_timeouts.h"
 #include "config.h"
+#include "reason.h"
 
 /**
  * One backend's runtime state on one event loop: an idle list per server of keep-alive connections that stay on the
@@ -37,7 +38,7 @@ size_t cf_upstream_active(const cf_upstream_t *u);
 
 /**
  * One request. Everything is copied by cf_upstream_start. A request that could change the HTTP/1.1 framing fails
- * with "bad_request" before any connection is made: a method that is not a token; a path that is empty, does not
+ * with CF_REASON_BAD_REQUEST before any connection is made: a method that is not a token; a path that is empty, does not
  * start with "/" (nor is "*"), or holds a control byte, a space or DEL; an authority holding such a byte; a header
  * name that is not a token; a header value holding CR, LF, NUL or another control byte but HTAB (RFC 9110 5.5, 5.6.2).
  */
@@ -50,7 +51,7 @@ typedef struct st_cf_upstream_req_t {
     size_t num_headers;
     h2o_iovec_t body;         /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
     uint64_t timeout_ms;      /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
-    size_t max_response_body; /* a larger body fails with "too_large" and its connection is closed; 0: 8MiB */
+    size_t max_response_body; /* a larger body fails with CF_REASON_TOO_LARGE, its connection closed; 0: 8MiB */
     int idempotent;           /* may be retried once, on a fresh connection, when a reused idle connection failed
                                  before any response byte, and only before the timeout */
     int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different
@@ -58,22 +59,22 @@ typedef struct st_cf_upstream_req_t {
 } cf_upstream_req_t;
 
 /**
- * The outcome. `error` is NULL for a complete response (of any status), else exactly one of:
- * - "timeout": timeout_ms passed (queued, connecting, waiting for the head, or reading a trickling body);
- * - "connect_failed": refused, unreachable, name not resolved, or the backend's connect_timeout passed;
- * - "reset": the connection was lost before the response was complete, which includes a body shorter than its
+ * The outcome. `reason` is CF_REASON_NONE for a complete response (of any status), else exactly one of:
+ * - CF_REASON_TIMEOUT: timeout_ms passed (queued, connecting, waiting for the head, or reading a trickling body);
+ * - CF_REASON_CONNECT_FAILED: refused, unreachable, name not resolved, or the backend's connect_timeout passed;
+ * - CF_REASON_RESET: the connection was lost before the response was complete, which includes a body shorter than its
  *   Content-Length and a chunked body cut off (even right after a complete chunk);
- * - "too_large": the body, declared or received, exceeds max_response_body;
- * - "bad_response": not HTTP/1.x, a malformed or folded head, a head over 64KiB (1xx responses included), conflicting
+ * - CF_REASON_TOO_LARGE: the body, declared or received, exceeds max_response_body;
+ * - CF_REASON_BAD_RESPONSE: not HTTP/1.x, a malformed or folded head, a head over 64KiB (1xx responses included), conflicting
  *   Content-Length values, both Content-Length and Transfer-Encoding, a Transfer-Encoding other than chunked or from
  *   an HTTP/1.0 server, a malformed chunk (a size that is not 1 to 15 hex digits, a malformed extension or trailer
  *   field, a line not ending in CRLF, data not followed by CRLF), a 101 (never asked for); see h1resp.h;
- * - "bad_request": see cf_upstream_req_t.
- * On error, headers and body are empty, and status is that of the head when one had arrived (e.g. with "too_large").
+ * - CF_REASON_BAD_REQUEST: see cf_upstream_req_t.
+ * On error, headers and body are empty, and status is that of the head when one had arrived (e.g. with too_large).
  * 1xx informational responses are skipped.
  */
 typedef struct st_cf_upstream_res_t {
-    const char *error;
+    cf_reason_t reason;
     int status;            /* 0 when no response head arrived */
     h2o_header_t *headers; /* name: lower-case (an h2o token when known); orig_name: as received */
     size_t num_headers;

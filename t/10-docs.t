@@ -166,24 +166,31 @@ subtest 'docs/operations.md: every metric on /metrics' => sub {
 
 my $http = sections($doc{http});
 
-subtest 'docs/http.md: every failure reason, with its Proxy-Status error type' => sub {
-    my ($map) = slurp("$root/gateway/merge.c") =~ /const char \*cf_proxy_status_error.*?map\[\] = \{(.*?)\};/s;
-    my %type = ($map // '') =~ /\{"(\w+)", "(\w+)"\}/g;
-    ok(keys %type >= 10, 'the reason -> error type map was found in gateway/merge.c');
-    my %reasons = (%type, map { $_ => undef } slurp("$root/gateway/upstream.c") =~ /finish\(x, "(\w+)"\)/g);
-    # and what fanout.c and merge.c set themselves: fail_call(c, ...), o->reason = "...", cancel_running(f, "...")
-    for my $src (slurp("$root/gateway/fanout.c"), slurp("$root/gateway/merge.c")) {
-        $reasons{$_} //= undef for map { /"(\w+)"/g } $src =~ /fail_call\(c, ([^;]*)\);/g;
-        $reasons{$_} //= undef for $src =~ /(?:->reason = |cancel_running\(f, )"(\w+)"/g;
+subtest 'docs/http.md: every failure reason, with its Proxy-Status error type and status' => sub {
+    # gateway/reason.c's table: [CF_REASON_X] = {"name", "error type" or NULL, status, "label" or NULL}
+    my @rows = slurp("$root/gateway/reason.c") =~ /\[CF_REASON_(?!NONE\])\w+\] = \{"(\w+)", (?:"(\w+)"|NULL), (\d+), /g;
+    my %reason;
+    while (my ($name, $type, $status) = splice @rows, 0, 3) {
+        $reason{$name} = { type => $type, status => $status };
     }
+    ok(keys %reason >= 12, 'the reasons were found in gateway/reason.c: ' . join(', ', sort keys %reason));
     my $rows = rows($http->{'Failure reasons'} // '');
-    for my $reason (sort keys %reasons) {
-        ok(exists $rows->{$reason}, "Failure reasons: a row for `$reason`") or next;
-        next if $reason eq 'cancelled';    # never in Proxy-Status: the request failed, or its client left, for another reason
-        my $want = $type{$reason} // 'proxy_internal_error';
-        like($rows->{$reason}, qr/`\Q$want\E`/, "Failure reasons: `$reason` is reported as `$want`");
+    for my $name (sort keys %reason) {
+        my $row = $rows->{$name};
+        ok(defined $row, "Failure reasons: a row for `$name`") or next;
+        my @cells = map { s/^\s+|\s+$//gr } split /\|/, $row;
+        my ($type, $status) = @{ $reason{$name} }{qw(type status)};
+        if (defined $type) {
+            like($cells[3], qr/`\Q$type\E`/, "Failure reasons: `$name` is reported as `$type`");
+        } else {
+            unlike($cells[3], qr/`\w+`/, "Failure reasons: `$name` has no error type");
+        }
+        # status_NNN: the upstream's 4xx, else 502 (the table holds 0)
+        my $want = $status == 0 ? 502 : $status;
+        like($cells[4] // '', qr/\b$want\b/, "Failure reasons: `$name` answers $want when the call is required")
+            unless $name eq 'cancelled';
     }
-    ok(exists $rows->{'status_NNN'}, 'Failure reasons: a row for `status_NNN`');
+    ok(exists $reason{$_}, "Failure reasons: `$_` is a reason of gateway/reason.c") for sort keys %$rows;
 };
 
 subtest 'docs/http.md: every HTTP/1 refusal, with its status and metric label' => sub {

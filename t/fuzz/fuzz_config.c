@@ -20,6 +20,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 
 #define NAME "fuzz.yaml"
@@ -78,7 +79,7 @@ static void check_no_conflict(const cf_route_t *r)
             json_object_set_new(outer, c->target[t], doc);
             doc = outer;
         }
-        cf_outcome_t o = {doc, NULL, 200};
+        cf_outcome_t o = {doc, CF_REASON_NONE, 200};
         if (cf_shape(c, &o) != 0)
             bug("cf_shape failed", c->name);
         const char *key;

@@ -4,7 +4,8 @@
  * one block per call (at most 16):
  *   call NAME [omit]          starts a call (omit: on_error: omit)
  *   target a.b.c              allow k1 k2 ...      deny k1 ...      rename from=to ...
- *   reason WORD STATUS        the call failed with this reason (any word) and upstream status
+ *   reason WORD STATUS        the call failed with this reason and upstream status: a reason's name, status_NNN (the
+ *                             status is then NNN unless STATUS is given), or any other word for the reason it hashes to
  * then a line "---" and the calls' JSON documents in order, separated by lines "===" (a call without one failed
  * with "timeout"; one that does not parse, with "invalid_json"). Words are %XX-decoded. Rules the config loader
  * would refuse (a bad call name, a name twice, allow with deny, a rename of a removed field, two renames from or to
@@ -19,9 +20,10 @@
  * - cf_merge gives one member per call in order (group: null for a failure, none with omit) or the members of every
  *   object in order with the first (or, with "last", the last) value of a key at its first place (merge), and turns
  *   a value that is not an object into a "not_an_object" failure;
- * - for every failed call, cf_failure_status is the 4xx of a status_4xx reason, 504 for timeout/deadline, else 502;
- *   cf_failure_body holds reason, call and status; cf_proxy_status_format writes printable ASCII whose details=
- *   sf-string decodes back to the call name (bytes it cannot hold as '?').
+ * - for every failed call, cf_failure_status is the 4xx of a status_4xx reason, 504 for timeout/deadline, 200 for
+ *   not_an_object, else 502; cf_failure_body holds reason, call and status; cf_proxy_status_format writes printable
+ *   ASCII whose details= sf-string decodes back to the call name (bytes it cannot hold as '?'), for every failure but
+ *   a cancelled call and a status_NNN without a status.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cf_http.h"
+#include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 
 #define MAX_CALLS 16
@@ -37,7 +40,7 @@
 struct input_call {
     char name[64];
     int omit, failed, status;
-    char reason[64];
+    cf_reason_t reason;
     char *target[MAX_WORDS + 1];
     char *allow[MAX_WORDS], *deny[MAX_WORDS];
     cf_rename_t rename[MAX_WORDS];
@@ -48,6 +51,23 @@ static void bug(const char *what, const char *detail)
 {
     fprintf(stderr, "fuzz_merge: %s%s%s\n", what, detail != NULL ? ": " : "", detail != NULL ? detail : "");
     abort();
+}
+
+/* The reason a word of the input stands for (see the top); status_NNN sets *status to NNN when it is 0. */
+static cf_reason_t reason_of(const char *word, int *status)
+{
+    unsigned h = 0;
+    if (strncmp(word, "status_", 7) == 0 && strlen(word) == 10 && strspn(word + 7, "0123456789") == 3) {
+        if (*status == 0)
+            *status = atoi(word + 7);
+        return CF_REASON_STATUS;
+    }
+    for (int r = CF_REASON_NONE + 1; r != CF_NUM_REASONS; ++r)
+        if (strcmp(word, cf_reasons[r].name) == 0)
+            return (cf_reason_t)r;
+    for (const char *p = word; *p != '\0'; ++p)
+        h = h * 31 + (unsigned char)*p;
+    return (cf_reason_t)(1 + h % (CF_NUM_REASONS - 1));
 }
 
 /* A %XX-decoded copy of a word, or NULL when it is not valid UTF-8 without NUL (the config loader's strings). */
@@ -165,11 +185,11 @@ static int parse_rules(const char *p, const char *end, struct input_call *calls,
                 c->rename[c->num_rename++].to = strdup(eq + 1);
             }
         } else if (IS("reason ")) {
-            if (words(p + 7, eol, tmp, &ntmp) != 0 || ntmp != 2 || strlen(tmp[0]) >= sizeof(c->reason))
+            if (words(p + 7, eol, tmp, &ntmp) != 0 || ntmp != 2)
                 goto Bad;
-            strcpy(c->reason, tmp[0]);
             c->failed = 1;
             c->status = atoi(tmp[1]) % 1000;
+            c->reason = reason_of(tmp[0], &c->status);
         } else if (eol != p) {
             goto Bad;
         }
@@ -351,29 +371,42 @@ static void check_merge(const cf_route_t *route, const cf_outcome_t *o, json_t *
 
 static void check_failure(const cf_call_t *call, const cf_outcome_t *o)
 {
-    int want = 502, st = 0;
-    if (strcmp(o->reason, "timeout") == 0 || strcmp(o->reason, "deadline") == 0)
+    char text[CF_REASON_TEXT_SIZE], want_text[32];
+    const char *reason = cf_reason_text(o->reason, o->status, text);
+    int want = 502;
+    if (o->reason == CF_REASON_TIMEOUT || o->reason == CF_REASON_DEADLINE)
         want = 504;
-    if (sscanf(o->reason, "status_%3d", &st) == 1 && strlen(o->reason) == 10 && o->reason[7] >= '0' && o->reason[7] <= '9' &&
-        o->reason[8] >= '0' && o->reason[8] <= '9' && o->reason[9] >= '0' && o->reason[9] <= '9')
-        want = o->status >= 400 && o->status <= 499 ? o->status : o->status == 0 && st >= 400 && st <= 499 ? st : 502;
+    else if (o->reason == CF_REASON_NOT_AN_OBJECT)
+        want = 200; /* merge fails it after the required calls were looked at */
+    else if (o->reason == CF_REASON_STATUS && o->status >= 400 && o->status <= 499)
+        want = o->status;
     if (cf_failure_status(o) != want)
-        bug("cf_failure_status", o->reason);
+        bug("cf_failure_status", reason);
+    if (o->reason == CF_REASON_STATUS)
+        snprintf(want_text, sizeof(want_text), "status_%03d", o->status);
+    else
+        snprintf(want_text, sizeof(want_text), "%s", cf_reasons[o->reason].name);
 
     json_t *body = cf_failure_body(call, o);
     json_t *status = json_object_get(body, "status");
-    if (json_object_size(body) != 3 || strcmp(json_string_value(json_object_get(body, "error")), o->reason) != 0 ||
+    if (json_object_size(body) != 3 || strcmp(json_string_value(json_object_get(body, "error")), want_text) != 0 ||
         strcmp(json_string_value(json_object_get(body, "call")), call->name) != 0 ||
         (o->status != 0 ? json_integer_value(status) != o->status : !json_is_null(status)))
-        bug("cf_failure_body", o->reason);
+        bug("cf_failure_body", reason);
     json_decref(body);
 
     cf_buf_t b = CF_BUF_INIT;
+    int reported = o->reason != CF_REASON_CANCELLED && (o->reason != CF_REASON_STATUS || o->status >= 100);
+    if (!reported) {
+        if (cf_proxy_status_format(&b, call->name, o) != -1 || b.len != 0)
+            bug("cf_proxy_status_format reports what it should not", reason);
+        return;
+    }
     if (cf_proxy_status_format(&b, call->name, o) != 0 || b.len < 8 || memcmp(b.base, "conflux;", 8) != 0)
-        bug("cf_proxy_status_format", o->reason);
+        bug("cf_proxy_status_format", reason);
     for (size_t i = 0; i != b.len; ++i)
         if (b.base[i] < 0x20 || b.base[i] > 0x7e)
-            bug("a Proxy-Status byte that is not printable ASCII", o->reason);
+            bug("a Proxy-Status byte that is not printable ASCII", reason);
     const char *d = strstr(b.base, "; details=\"");
     if (d == NULL || b.base[b.len - 1] != '"')
         bug("no details at the end of Proxy-Status", b.base);
@@ -444,13 +477,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         call->num_rename = c->num_rename;
 
         const char *doc_end = doc < end ? memmem(doc, (size_t)(end - doc), "\n===\n", 5) : NULL;
-        o[i] = (cf_outcome_t){NULL, "timeout", 0};
+        o[i] = (cf_outcome_t){NULL, CF_REASON_TIMEOUT, 0};
         docs[i] = copies[i] = NULL;
         if (doc < end) {
             json_error_t jerr;
             size_t len = (size_t)((doc_end != NULL ? doc_end : end) - doc);
             docs[i] = json_loadb(doc, len, JSON_DECODE_ANY, &jerr); /* as fanout.c parses a body */
-            o[i] = (cf_outcome_t){docs[i] != NULL ? json_incref(docs[i]) : NULL, docs[i] != NULL ? NULL : "invalid_json", 200};
+            o[i] = (cf_outcome_t){docs[i] != NULL ? json_incref(docs[i]) : NULL,
+                                  docs[i] != NULL ? CF_REASON_NONE : CF_REASON_INVALID_JSON, 200};
             doc = doc_end != NULL ? doc_end + 5 : end;
         }
         if (c->failed) {
@@ -484,7 +518,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (answer == NULL)
         bug("cf_merge returned NULL", NULL);
     for (int i = 0; i != n; ++i) {
-        if (turned[i] ? o[i].value != NULL || strcmp(o[i].reason, "not_an_object") != 0 : o[i].value != before[i])
+        if (turned[i] ? o[i].value != NULL || o[i].reason != CF_REASON_NOT_AN_OBJECT : o[i].value != before[i])
             bug("cf_merge changed an outcome it should not have, or not one it should", conf[i].name);
     }
     check_merge(&route, o, answer);

@@ -167,7 +167,7 @@ static void test_status(void)
         {{.state = CF_CACHE_MISS, .status = 200, .fwd_status = 200, .stored = 1, .ttl_s = 30, .body = {"", 0}},
          "conflux; fwd=miss; fwd-status=200; stored; ttl=30; detail=\"p\""},
         {{.state = CF_CACHE_MISS, .status = 503, .fwd_status = 503}, "conflux; fwd=miss; fwd-status=503; detail=\"p\""},
-        {{.state = CF_CACHE_MISS, .error = "timeout"}, "conflux; fwd=miss; detail=\"p\""},
+        {{.state = CF_CACHE_MISS, .reason = CF_REASON_TIMEOUT}, "conflux; fwd=miss; detail=\"p\""},
         {{.state = CF_CACHE_COALESCED, .status = 200, .fwd_status = 200, .body = {"", 0}},
          "conflux; fwd=miss; fwd-status=200; collapsed; detail=\"p\""},
         {{.state = CF_CACHE_STALE, .status = 200, .ttl_s = -4, .body = {"", 0}}, "conflux; hit; fwd=stale; ttl=-4; detail=\"p\""},

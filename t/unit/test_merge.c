@@ -1,6 +1,7 @@
 /* Unit tests of gateway/merge.c: shaping, group and merge answers, failure statuses and bodies, Proxy-Status. */
 #include <stdlib.h>
 #include "tap.h"
+#include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 
 #define STRS(...) ((char *[]){__VA_ARGS__})
@@ -65,7 +66,7 @@ static int touch_all(json_t *j)
 /* Shapes `input` with `call`, checks the result (in order), and that the input document was left untouched. */
 static void shape_is(const cf_call_t *call, const char *input, const char *expected, const char *name)
 {
-    cf_outcome_t o = {parse(input), NULL, 200};
+    cf_outcome_t o = {parse(input), CF_REASON_NONE, 200};
     json_t *shared = json_incref(o.value); /* as if the cache held it too */
     is(cf_shape(call, &o), 0, "%s: returns 0", name);
     is_json_ordered(o.value, expected, name);
@@ -96,7 +97,7 @@ static void test_shape_target(void)
     shape_is(&one, "{\"data\":0}", "0", "single-field target to a number");
 
     /* the target's value outlives its document: the last reference to the document goes away */
-    cf_outcome_t o = {parse("{\"data\":{\"items\":[{\"id\":1}]}}"), NULL, 200};
+    cf_outcome_t o = {parse("{\"data\":{\"items\":[{\"id\":1}]}}"), CF_REASON_NONE, 200};
     is(cf_shape(&c, &o), 0, "target on an unshared document");
     is_json(o.value, "[{\"id\":1}]", "its value is intact after the document is released");
     json_decref(o.value);
@@ -128,7 +129,7 @@ static void test_shape_allow_deny(void)
     /* keys with an embedded NUL (jansson's parser refuses them, but its API allows them) are compared whole */
     cf_call_t n = make_call("n");
     n.allow = LIST("a");
-    cf_outcome_t o = {json_object(), NULL, 200};
+    cf_outcome_t o = {json_object(), CF_REASON_NONE, 200};
     json_object_setn_new(o.value, "a\0b", 3, json_integer(1));
     json_object_set_new(o.value, "a", json_integer(2));
     is(cf_shape(&n, &o), 0, "allow on a key with a NUL");
@@ -196,13 +197,13 @@ static void test_shape_all(void)
     d.num_rename = 1;
     shape_is(&d, "{\"secret\":1,\"id\":2}", "{\"id\":2}", "deny runs before rename");
 
-    cf_outcome_t failed = {NULL, "timeout", 0};
+    cf_outcome_t failed = {NULL, CF_REASON_TIMEOUT, 0};
     is(cf_shape(&c, &failed), 0, "shaping a failed outcome returns 0");
     ok(failed.value == NULL, "and leaves it failed");
-    is_str(failed.reason, "timeout", "with its reason");
+    is(failed.reason, CF_REASON_TIMEOUT, "with its reason");
 
     cf_call_t none = make_call("none");
-    cf_outcome_t o = {parse("{\"a\":1}"), NULL, 200};
+    cf_outcome_t o = {parse("{\"a\":1}"), CF_REASON_NONE, 200};
     json_t *before = o.value;
     is(cf_shape(&none, &o), 0, "no shaping: returns 0");
     ok(o.value == before, "no shaping: the same document");
@@ -238,8 +239,11 @@ static void test_group(void)
     cf_route_t route = make_route(calls, 5, CF_MERGE_GROUP, CF_CONFLICT_ERROR);
 
     cf_outcome_t o[] = {
-        {parse("{\"id\":1}"), NULL, 200}, {parse("[1,2]"), NULL, 200}, {NULL, "timeout", 0},
-        {NULL, "status_503", 503},        {parse("\"s\""), NULL, 200},
+        {parse("{\"id\":1}"), CF_REASON_NONE, 200},
+        {parse("[1,2]"), CF_REASON_NONE, 200},
+        {NULL, CF_REASON_TIMEOUT, 0},
+        {NULL, CF_REASON_STATUS, 503},
+        {parse("\"s\""), CF_REASON_NONE, 200},
     };
     json_t *doc = cf_merge(&route, o);
     is_json_ordered(doc, "{\"zeta\":{\"id\":1},\"alpha\":[1,2],\"mid\":null,\"beta\":\"s\"}",
@@ -254,8 +258,8 @@ static void test_group(void)
 
     /* the same calls, all successful; and all failed */
     cf_outcome_t all[] = {
-        {parse("1"), NULL, 200}, {parse("2"), NULL, 200},    {parse("3"), NULL, 200},
-        {parse("4"), NULL, 200}, {parse("null"), NULL, 200},
+        {parse("1"), CF_REASON_NONE, 200}, {parse("2"), CF_REASON_NONE, 200},    {parse("3"), CF_REASON_NONE, 200},
+        {parse("4"), CF_REASON_NONE, 200}, {parse("null"), CF_REASON_NONE, 200},
     };
     doc = cf_merge(&route, all);
     is_json_ordered(doc, "{\"zeta\":1,\"alpha\":2,\"mid\":3,\"gone\":4,\"beta\":null}", "group: all successful");
@@ -263,7 +267,8 @@ static void test_group(void)
     release(all, 5);
 
     cf_outcome_t none[] = {
-        {NULL, "reset", 0}, {NULL, "connect_failed", 0}, {NULL, "deadline", 0}, {NULL, "deadline", 0}, {NULL, "status_404", 404},
+        {NULL, CF_REASON_RESET, 0},    {NULL, CF_REASON_CONNECT_FAILED, 0}, {NULL, CF_REASON_DEADLINE, 0},
+        {NULL, CF_REASON_DEADLINE, 0}, {NULL, CF_REASON_STATUS, 404},
     };
     doc = cf_merge(&route, none);
     is_json_ordered(doc, "{\"zeta\":null,\"alpha\":null,\"mid\":null,\"beta\":null}",
@@ -297,7 +302,7 @@ static void test_merge_mode(void)
         cf_route_t route = make_route(calls, 4, CF_MERGE_MERGE, cases[k].on_conflict);
         cf_outcome_t o[4];
         for (size_t i = 0; i != 4; ++i)
-            o[i] = (cf_outcome_t){parse(answers[i]), NULL, 200};
+            o[i] = (cf_outcome_t){parse(answers[i]), CF_REASON_NONE, 200};
         json_t *doc = cf_merge(&route, o);
         is_json_ordered(doc, cases[k].expected, cases[k].name);
         int shared = 1;
@@ -305,7 +310,7 @@ static void test_merge_mode(void)
             shared &= json_object_iter_value(it)->refcount == 2;
         ok(shared, "merge: every member is shared between the answer and an outcome");
         ok(o[2].value == NULL, "merge: the array answer is now a failure");
-        is_str(o[2].reason, "not_an_object", "merge: with reason not_an_object");
+        is(o[2].reason, CF_REASON_NOT_AN_OBJECT, "merge: with reason not_an_object");
         is(o[2].status, 200, "merge: keeping its upstream status");
         ok(o[0].value != NULL && o[1].value != NULL && o[3].value != NULL, "merge: the objects stay successful");
         json_decref(doc);
@@ -317,23 +322,26 @@ static void test_merge_mode(void)
     /* failed calls contribute nothing; non-objects of every kind fail */
     cf_route_t route = make_route(calls, 4, CF_MERGE_MERGE, CF_CONFLICT_LAST);
     cf_outcome_t o[] = {
-        {NULL, "timeout", 0},
-        {parse("\"str\""), NULL, 200},
-        {parse("null"), NULL, 201},
-        {parse("{}"), NULL, 200},
+        {NULL, CF_REASON_TIMEOUT, 0},
+        {parse("\"str\""), CF_REASON_NONE, 200},
+        {parse("null"), CF_REASON_NONE, 201},
+        {parse("{}"), CF_REASON_NONE, 200},
     };
     json_t *doc = cf_merge(&route, o);
     is_json_ordered(doc, "{}", "merge: failures and non-objects contribute nothing");
-    is_str(o[0].reason, "timeout", "merge: an earlier failure keeps its reason");
-    ok(o[1].value == NULL && strcmp(o[1].reason, "not_an_object") == 0, "merge: a string is not an object");
-    ok(o[2].value == NULL && strcmp(o[2].reason, "not_an_object") == 0, "merge: null is not an object");
+    is(o[0].reason, CF_REASON_TIMEOUT, "merge: an earlier failure keeps its reason");
+    ok(o[1].value == NULL && o[1].reason == CF_REASON_NOT_AN_OBJECT, "merge: a string is not an object");
+    ok(o[2].value == NULL && o[2].reason == CF_REASON_NOT_AN_OBJECT, "merge: null is not an object");
     is(o[2].status, 201, "merge: status stays");
-    ok(o[3].value != NULL && o[3].reason == NULL, "merge: {} is an object");
+    ok(o[3].value != NULL && o[3].reason == CF_REASON_NONE, "merge: {} is an object");
     json_decref(doc);
     release(o, 4);
 
     /* a value shared with someone else (the cache) survives the not_an_object conversion */
-    cf_outcome_t s[] = {{parse("[1,2]"), NULL, 200}, {parse("{\"k\":[1]}"), NULL, 200}, {NULL, "reset", 0}, {NULL, "reset", 0}};
+    cf_outcome_t s[] = {{parse("[1,2]"), CF_REASON_NONE, 200},
+                        {parse("{\"k\":[1]}"), CF_REASON_NONE, 200},
+                        {NULL, CF_REASON_RESET, 0},
+                        {NULL, CF_REASON_RESET, 0}};
     json_t *shared = json_incref(s[0].value);
     doc = cf_merge(&route, s);
     is_json_ordered(doc, "{\"k\":[1]}", "merge: one object");
@@ -346,103 +354,119 @@ static void test_merge_mode(void)
 static void test_failure_status(void)
 {
     static const struct {
-        const char *reason;
+        cf_reason_t reason;
         int status;
         int expected;
     } cases[] = {
-        {"status_404", 404, 404}, {"status_400", 400, 400},   {"status_499", 499, 499},
-        {"status_429", 0, 429},   {"status_500", 500, 502},   {"status_503", 503, 502},
-        {"status_399", 399, 502}, {"status_302", 302, 502},   {"timeout", 0, 504},
-        {"timeout", 200, 504},    {"deadline", 0, 504},       {"connect_failed", 0, 502},
-        {"reset", 0, 502},        {"invalid_json", 200, 502}, {"too_large", 200, 502},
-        {"circuit_open", 0, 502}, {"missing_param", 0, 502},  {"not_an_object", 200, 502},
-        {"bad_response", 0, 502}, {"status_4041", 0, 502},    {"status_", 0, 502},
-        {"status_4x4", 0, 502},   {"timeouts", 0, 502},       {"", 0, 502},
-        {NULL, 0, 502},
+        {CF_REASON_STATUS, 404, 404},
+        {CF_REASON_STATUS, 400, 400},
+        {CF_REASON_STATUS, 499, 499},
+        {CF_REASON_STATUS, 500, 502},
+        {CF_REASON_STATUS, 503, 502},
+        {CF_REASON_STATUS, 399, 502},
+        {CF_REASON_STATUS, 302, 502},
+        {CF_REASON_STATUS, 0, 502},
+        {CF_REASON_TIMEOUT, 0, 504},
+        {CF_REASON_TIMEOUT, 200, 504},
+        {CF_REASON_DEADLINE, 0, 504},
+        {CF_REASON_CONNECT_FAILED, 0, 502},
+        {CF_REASON_RESET, 0, 502},
+        {CF_REASON_INVALID_JSON, 200, 502},
+        {CF_REASON_TOO_LARGE, 200, 502},
+        {CF_REASON_CIRCUIT_OPEN, 0, 502},
+        {CF_REASON_MISSING_PARAM, 0, 502},
+        {CF_REASON_BAD_RESPONSE, 0, 502},
+        {CF_REASON_BAD_REQUEST, 0, 502},
+        {CF_REASON_CANCELLED, 0, 502},
+        {CF_NUM_REASONS, 0, 502},
+        /* merge turns a call into not_an_object after the required calls were looked at: the answer stays 200 */
+        {CF_REASON_NOT_AN_OBJECT, 200, 200},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         cf_outcome_t o = {NULL, cases[i].reason, cases[i].status};
+        char buf[CF_REASON_TEXT_SIZE];
         is(cf_failure_status(&o), cases[i].expected, "failure status of %s (upstream %d)",
-           cases[i].reason ? cases[i].reason : "(null)", cases[i].status);
+           cf_reason_text(cases[i].reason, cases[i].status, buf), cases[i].status);
     }
-    cf_outcome_t bad_param = {NULL, "bad_param", 0};
+    cf_outcome_t bad_param = {NULL, CF_REASON_BAD_PARAM, 0};
     is(cf_failure_status(&bad_param), 502, "failure status of bad_param: 502, like missing_param");
 }
 
-static void body_is(const char *name, const char *reason, int status, const char *expected)
+static void body_is(const char *name, cf_reason_t reason, int status, const char *expected)
 {
     cf_call_t c = make_call(name);
     cf_outcome_t o = {NULL, reason, status};
     json_t *body = cf_failure_body(&c, &o);
     char *dumped = body != NULL ? json_dumps(body, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
-    is_str(dumped, expected, "failure body for %s/%s", name, reason);
+    is_str(dumped, expected, "failure body for %s/%s", name, cf_reasons[reason].name);
     free(dumped);
     json_decref(body);
 }
 
 static void test_failure_body(void)
 {
-    body_is("profile", "status_404", 404, "{\"error\":\"status_404\",\"call\":\"profile\",\"status\":404}");
-    body_is("profile", "timeout", 0, "{\"error\":\"timeout\",\"call\":\"profile\",\"status\":null}");
-    body_is("recs", "bad_param", 0, "{\"error\":\"bad_param\",\"call\":\"recs\",\"status\":null}");
-    body_is("orders", "invalid_json", 200, "{\"error\":\"invalid_json\",\"call\":\"orders\",\"status\":200}");
-    body_is("we\"ird\\", "deadline", 0, "{\"error\":\"deadline\",\"call\":\"we\\\"ird\\\\\",\"status\":null}");
+    body_is("profile", CF_REASON_STATUS, 404, "{\"error\":\"status_404\",\"call\":\"profile\",\"status\":404}");
+    body_is("profile", CF_REASON_TIMEOUT, 0, "{\"error\":\"timeout\",\"call\":\"profile\",\"status\":null}");
+    body_is("recs", CF_REASON_BAD_PARAM, 0, "{\"error\":\"bad_param\",\"call\":\"recs\",\"status\":null}");
+    body_is("orders", CF_REASON_INVALID_JSON, 200, "{\"error\":\"invalid_json\",\"call\":\"orders\",\"status\":200}");
+    body_is("we\"ird\\", CF_REASON_DEADLINE, 0, "{\"error\":\"deadline\",\"call\":\"we\\\"ird\\\\\",\"status\":null}");
 }
 
 static void test_proxy_status_error(void)
 {
     static const struct {
-        const char *reason, *expected;
+        cf_reason_t reason;
+        const char *expected;
     } cases[] = {
-        {"timeout", "http_response_timeout"},
-        {"deadline", "http_response_timeout"},
-        {"connect_failed", "connection_refused"},
-        {"reset", "connection_terminated"},
-        {"too_large", "http_response_body_size"},
-        {"invalid_json", "http_protocol_error"},
-        {"not_an_object", "http_protocol_error"},
-        {"bad_response", "http_protocol_error"},
-        {"missing_param", "http_request_error"},
-        {"bad_param", "http_request_error"},
-        {"circuit_open", "destination_unavailable"},
-        {"status_503", NULL},
-        {"status_404", NULL},
-        {"status_50", "proxy_internal_error"},
-        {"something_new", "proxy_internal_error"},
-        {NULL, "proxy_internal_error"},
+        {CF_REASON_TIMEOUT, "http_response_timeout"},
+        {CF_REASON_DEADLINE, "http_response_timeout"},
+        {CF_REASON_CONNECT_FAILED, "connection_refused"},
+        {CF_REASON_RESET, "connection_terminated"},
+        {CF_REASON_TOO_LARGE, "http_response_body_size"},
+        {CF_REASON_INVALID_JSON, "http_protocol_error"},
+        {CF_REASON_NOT_AN_OBJECT, "http_protocol_error"},
+        {CF_REASON_BAD_RESPONSE, "http_protocol_error"},
+        {CF_REASON_MISSING_PARAM, "http_request_error"},
+        {CF_REASON_BAD_PARAM, "http_request_error"},
+        {CF_REASON_CIRCUIT_OPEN, "destination_unavailable"},
+        {CF_REASON_BAD_REQUEST, "proxy_internal_error"},
+        {CF_REASON_STATUS, NULL},
+        {CF_REASON_CANCELLED, NULL},
+        {CF_NUM_REASONS, "proxy_internal_error"},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
-        is_str(cf_proxy_status_error(cases[i].reason), cases[i].expected, "proxy error type of %s",
-               cases[i].reason ? cases[i].reason : "(null)");
+        is_str(cf_reason_proxy_error(cases[i].reason), cases[i].expected, "proxy error type of reason %d", (int)cases[i].reason);
 }
 
-static void format_is(const char *name, const char *reason, int status, const char *expected)
+static void format_is(const char *name, cf_reason_t reason, int status, const char *expected)
 {
     cf_buf_t b = CF_BUF_INIT;
     cf_outcome_t o = {NULL, reason, status};
-    is(cf_proxy_status_format(&b, name, &o), 0, "format %s for a %zu-byte call name returns 0", reason, strlen(name));
-    is_str(b.base, expected, "Proxy-Status member for %s, %zu-byte call name", reason, strlen(name));
+    char buf[CF_REASON_TEXT_SIZE];
+    const char *text = cf_reason_text(reason, status, buf);
+    is(cf_proxy_status_format(&b, name, &o), 0, "format %s for a %zu-byte call name returns 0", text, strlen(name));
+    is_str(b.base, expected, "Proxy-Status member for %s, %zu-byte call name", text, strlen(name));
     cf_buf_free(&b);
 }
 
 static void test_proxy_status_format(void)
 {
-    format_is("orders", "timeout", 0, "conflux; error=http_response_timeout; details=\"orders\"");
-    format_is("orders", "deadline", 0, "conflux; error=http_response_timeout; details=\"orders\"");
-    format_is("recs", "status_503", 503, "conflux; received-status=503; details=\"recs\"");
-    format_is("recs", "status_404", 0, "conflux; received-status=404; details=\"recs\"");
-    format_is("p", "invalid_json", 200, "conflux; error=http_protocol_error; received-status=200; details=\"p\"");
-    format_is("p", "too_large", 200, "conflux; error=http_response_body_size; received-status=200; details=\"p\"");
-    format_is("p", "connect_failed", 0, "conflux; error=connection_refused; details=\"p\"");
-    format_is("p", "missing_param", 0, "conflux; error=http_request_error; details=\"p\"");
-    format_is("recs", "bad_param", 0, "conflux; error=http_request_error; details=\"recs\"");
-    format_is("a\"b\\c", "reset", 0, "conflux; error=connection_terminated; details=\"a\\\"b\\\\c\"");
-    format_is("ctl\r\n\x7f\xc3\xa9", "circuit_open", 0, "conflux; error=destination_unavailable; details=\"ctl?????\"");
-    format_is("", "reset", 0, "conflux; error=connection_terminated; details=\"\"");
+    format_is("orders", CF_REASON_TIMEOUT, 0, "conflux; error=http_response_timeout; details=\"orders\"");
+    format_is("orders", CF_REASON_DEADLINE, 0, "conflux; error=http_response_timeout; details=\"orders\"");
+    format_is("recs", CF_REASON_STATUS, 503, "conflux; received-status=503; details=\"recs\"");
+    format_is("recs", CF_REASON_STATUS, 404, "conflux; received-status=404; details=\"recs\"");
+    format_is("p", CF_REASON_INVALID_JSON, 200, "conflux; error=http_protocol_error; received-status=200; details=\"p\"");
+    format_is("p", CF_REASON_TOO_LARGE, 200, "conflux; error=http_response_body_size; received-status=200; details=\"p\"");
+    format_is("p", CF_REASON_CONNECT_FAILED, 0, "conflux; error=connection_refused; details=\"p\"");
+    format_is("p", CF_REASON_MISSING_PARAM, 0, "conflux; error=http_request_error; details=\"p\"");
+    format_is("recs", CF_REASON_BAD_PARAM, 0, "conflux; error=http_request_error; details=\"recs\"");
+    format_is("a\"b\\c", CF_REASON_RESET, 0, "conflux; error=connection_terminated; details=\"a\\\"b\\\\c\"");
+    format_is("ctl\r\n\x7f\xc3\xa9", CF_REASON_CIRCUIT_OPEN, 0, "conflux; error=destination_unavailable; details=\"ctl?????\"");
+    format_is("", CF_REASON_RESET, 0, "conflux; error=connection_terminated; details=\"\"");
 
     /* members are appended: the caller joins them */
     cf_buf_t b = CF_BUF_INIT;
-    cf_outcome_t t = {NULL, "timeout", 0}, s = {NULL, "status_502", 502};
+    cf_outcome_t t = {NULL, CF_REASON_TIMEOUT, 0}, s = {NULL, CF_REASON_STATUS, 502};
     cf_proxy_status_format(&b, "one", &t);
     cf_buf_appends(&b, ", ");
     cf_proxy_status_format(&b, "two", &s);
@@ -451,8 +475,11 @@ static void test_proxy_status_format(void)
 
     /* a success is not formatted */
     cf_buf_reset(&b);
-    cf_outcome_t good = {json_object(), NULL, 200};
+    cf_outcome_t good = {json_object(), CF_REASON_NONE, 200};
     is(cf_proxy_status_format(&b, "ok", &good), -1, "a success is refused");
+    is(b.len, 0, "and nothing is appended");
+    cf_outcome_t cancelled = {NULL, CF_REASON_CANCELLED, 0};
+    is(cf_proxy_status_format(&b, "c", &cancelled), -1, "a cancelled call is not reported");
     is(b.len, 0, "and nothing is appended");
     json_decref(good.value);
     cf_buf_free(&b);

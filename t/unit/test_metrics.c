@@ -3,6 +3,7 @@
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
 #include "../../gateway/version.c"
+#include "../../gateway/reason.c"
 #include "../../gateway/metrics.c"
 #include <pthread.h>
 #include <time.h>
@@ -31,15 +32,21 @@ static void test_escape(void)
 
 static void test_result_label(void)
 {
-    is_str(cf_metrics_result_label(NULL, 200), "ok", "success");
-    is_str(cf_metrics_result_label(NULL, 0), "ok", "success without a status");
-    is_str(cf_metrics_result_label(NULL, 503), "status_5xx", "a proxied 503");
-    is_str(cf_metrics_result_label(NULL, 404), "status_4xx", "a proxied 404");
-    is_str(cf_metrics_result_label("status_503", 503), "status_5xx", "status_503 folded");
-    is_str(cf_metrics_result_label("status_404", 404), "status_4xx", "status_404 folded");
-    is_str(cf_metrics_result_label("status_302", 302), "status_3xx", "status_302 folded");
-    is_str(cf_metrics_result_label("status_999", 999), "status_other", "out of range");
-    is_str(cf_metrics_result_label("timeout", 0), "timeout", "a reason is its own result");
+    is_str(cf_reason_metric(CF_REASON_NONE, 200), "ok", "success");
+    is_str(cf_reason_metric(CF_REASON_NONE, 0), "ok", "success without a status");
+    is_str(cf_reason_metric(CF_REASON_NONE, 503), "status_5xx", "a proxied 503");
+    is_str(cf_reason_metric(CF_REASON_NONE, 404), "status_4xx", "a proxied 404");
+    is_str(cf_reason_metric(CF_REASON_STATUS, 503), "status_5xx", "status_503 folded");
+    is_str(cf_reason_metric(CF_REASON_STATUS, 404), "status_4xx", "status_404 folded");
+    is_str(cf_reason_metric(CF_REASON_STATUS, 302), "status_3xx", "status_302 folded");
+    is_str(cf_reason_metric(CF_REASON_STATUS, 999), "status_other", "out of range");
+    is_str(cf_reason_metric(CF_REASON_TIMEOUT, 0), "timeout", "a reason is its own result");
+    int distinct = 1;
+    for (size_t r = 0; r != CF_NUM_RESULTS; ++r)
+        for (size_t q = 0; q != r; ++q)
+            distinct &=
+                r == CF_REASON_STATUS || q == CF_REASON_STATUS || strcmp(cf_reason_result_label(r), cf_reason_result_label(q)) != 0;
+    ok(distinct, "one label per result (status_NNN is counted by class)");
 }
 
 static cf_config_t *config(void)
@@ -66,13 +73,14 @@ static void test_exposition(cf_config_t *c)
     const cf_route_t *u = &c->routes[0], *legacy = &c->routes[1];
     cf_call_record_t calls[2] = {
         {.name = "profile", .backend = "users", .status = 200, .duration_ns = 3000000, .cache = "hit"},
-        {.name = "orders", .backend = "users", .status = 0, .reason = "timeout", .duration_ns = 700000000},
+        {.name = "orders", .backend = "users", .status = 0, .reason = CF_REASON_TIMEOUT, .duration_ns = 700000000},
     };
     cf_request_record_t rec = {NULL, u, 200, 2000000, calls, 2};
     cf_metrics_observe(&rec);
     rec.duration_ns = 800000000;
     calls[0].cache = "miss";
-    calls[1] = (cf_call_record_t){.name = "orders", .backend = "users", .status = 503, .reason = "status_503", .duration_ns = 1000};
+    calls[1] =
+        (cf_call_record_t){.name = "orders", .backend = "users", .status = 503, .reason = CF_REASON_STATUS, .duration_ns = 1000};
     cf_metrics_observe(&rec);
     ok(u->metrics != NULL && u->calls[0].metrics != NULL && u->calls[0].backend->metrics != NULL, "series cached in the config");
 
@@ -83,7 +91,7 @@ static void test_exposition(cf_config_t *c)
     cf_metrics_observe(&none);
     cf_metrics_observe(&none);
     /* a record with a call that is in no config: looked up by name; its label needs escaping */
-    cf_call_record_t odd = {.name = "we\"ird\\na\nme", .backend = "b\"k", .reason = "missing_param"};
+    cf_call_record_t odd = {.name = "we\"ird\\na\nme", .backend = "b\"k", .reason = CF_REASON_MISSING_PARAM};
     cf_request_record_t orec = {NULL, NULL, 400, 1000, &odd, 1};
     cf_metrics_observe(&orec);
     cf_metrics_reload(1);

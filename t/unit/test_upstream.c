@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../../gateway/tls.c" /* https:// servers */
+#include "../../gateway/reason.c"
 #include "../../gateway/h1resp.c"
 #include "../../gateway/upstream.c"
 #include "tap.h"
@@ -267,7 +268,7 @@ static void on_result(void *data, const cf_upstream_res_t *res)
     result_t *r = data;
     ++r->called;
     r->reentrant = in_start;
-    r->error = res->error;
+    r->error = res->reason != CF_REASON_NONE ? cf_reasons[res->reason].name : NULL; /* the checks read names */
     r->status = res->status;
     r->body_len = res->body.len;
     memcpy(r->body, res->body.base, res->body.len < sizeof(r->body) - 1 ? res->body.len : sizeof(r->body) - 1);
