@@ -55,6 +55,21 @@ void cf_buf_appendf(cf_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void cf_buf_append_int(cf_buf_t *b, int64_t v)
+{
+    char digits[20], *p = digits + sizeof(digits);
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    cf_buf_reserve(b, sizeof(digits) + 1);
+    if (v < 0)
+        b->base[b->len++] = '-';
+    memcpy(b->base + b->len, p, (size_t)(digits + sizeof(digits) - p));
+    b->len += (size_t)(digits + sizeof(digits) - p);
+    b->base[b->len] = '\0';
+}
+
 void cf_buf_reset(cf_buf_t *b)
 {
     b->len = 0;

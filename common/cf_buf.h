@@ -3,6 +3,7 @@
 #define CF_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct st_cf_buf_t {
     char *base; /* NUL-terminated whenever len > 0 or after any append */
@@ -21,6 +22,8 @@ void cf_buf_append(cf_buf_t *b, const void *p, size_t n);
 void cf_buf_appendc(cf_buf_t *b, char c);
 void cf_buf_appends(cf_buf_t *b, const char *s);
 void cf_buf_appendf(cf_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Appends a number in decimal, as "%" PRId64 would, without going through printf. */
+void cf_buf_append_int(cf_buf_t *b, int64_t v);
 /** Empties the buffer, keeping its memory. */
 void cf_buf_reset(cf_buf_t *b);
 void cf_buf_free(cf_buf_t *b);

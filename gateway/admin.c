@@ -5,9 +5,11 @@
 #include <time.h>
 #include "admin.h"
 #include "cache.h"
-#include "gateway.h"
+#include "cf_http.h"
 #include "conn.h"
 #include "metrics.h"
+#include "respond.h"
+#include "runtime.h"
 
 /* what /config shows: a copy, so that the endpoint never touches a config that a reload may be freeing */
 static struct {

@@ -10,7 +10,7 @@
 #include <h2o/memcached.h>
 #include "breaker.h"
 #include "cache.h"
-#include "gateway.h"
+#include "runtime.h"
 
 /*
  * Why not h2o_cache (include/h2o/cache.h): it has one lifetime for the whole cache (set at creation) where we need one
@@ -410,52 +410,6 @@ int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64
     return 1;
 }
 
-/* --- Cache-Status and names ----------------------------------------------------------------------------------------- */
-
-const char *cf_cache_state_name(int state)
-{
-    switch (state) {
-    case CF_CACHE_HIT:
-        return "hit";
-    case CF_CACHE_MISS:
-        return "miss";
-    case CF_CACHE_STALE:
-        return "stale";
-    case CF_CACHE_COALESCED:
-        return "coalesced";
-    default:
-        return NULL;
-    }
-}
-
-void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answer_t *ans)
-{
-    /* RFC 9211 2: hit = served from cache; fwd = why a request went forward; collapsed = joined another request */
-    cf_buf_appends(out, "conflux");
-    switch (ans->state) {
-    case CF_CACHE_HIT:
-        cf_buf_appends(out, "; hit");
-        break;
-    case CF_CACHE_STALE:
-        cf_buf_appends(out, "; hit; fwd=stale");
-        break;
-    case CF_CACHE_MISS:
-    case CF_CACHE_COALESCED:
-        cf_buf_appends(out, "; fwd=miss");
-        break;
-    }
-    if (ans->fwd_status != 0 && ans->state != CF_CACHE_HIT)
-        cf_buf_appendf(out, "; fwd-status=%d", ans->fwd_status);
-    if (ans->state == CF_CACHE_COALESCED)
-        cf_buf_appends(out, "; collapsed");
-    if (ans->stored)
-        cf_buf_appends(out, "; stored");
-    if (ans->reason == CF_REASON_NONE && ans->body.base != NULL &&
-        (ans->state == CF_CACHE_HIT || ans->state == CF_CACHE_STALE || ans->stored))
-        cf_buf_appendf(out, "; ttl=%" PRId64, ans->ttl_s);
-    cf_buf_appendf(out, "; detail=\"%s\"", name); /* call names are [A-Za-z0-9_-]: nothing to escape */
-}
-
 /* --- flights and waiters ----------------------------------------------------------------------------------------- */
 
 /* One upstream answer shared by every waiter of a flight (refcounted: waiters may be on other threads). */
@@ -527,7 +481,8 @@ static struct st_result_t *result_new(h2o_iovec_t body)
 static void fill_from_entry(cf_cache_answer_t *ans, const struct st_entry_t *e, int64_t now, h2o_mem_pool_t *pool)
 {
     ans->status = e->status;
-    ans->ttl_s = ttl_left_s(e, now);
+    ans->report.ttl_s = ttl_left_s(e, now);
+    ans->report.has_ttl = 1;
     ans->body = h2o_iovec_init(h2o_mem_alloc_pool(pool, e->body.len + 1), e->body.len);
     memcpy(ans->body.base, e->body.base, e->body.len);
 }
@@ -539,26 +494,28 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         h2o_linklist_unlink(&wt->msg.link);
         struct st_result_t *r = wt->result;
         if (!wt->cancelled) {
-            cf_cache_answer_t ans = {.reason = r->reason,
-                                     .status = r->status,
-                                     .fwd_status = r->fwd_status,
-                                     .stored = wt->leader && r->stored && !r->from_memcached,
-                                     .ttl_s = r->ttl_s,
-                                     .body = r->body,
-                                     .from_memcached = r->from_memcached};
+            cf_cache_answer_t ans = {
+                .report = {.fwd_status = r->fwd_status, .stored = wt->leader && r->stored && !r->from_memcached, .ttl_s = r->ttl_s},
+                .reason = r->reason,
+                .status = r->status,
+                .body = r->body,
+                .from_memcached = r->from_memcached};
             if (r->stale) {
-                ans.state = CF_CACHE_STALE;
+                ans.report.state = CF_CACHE_STALE;
                 STAT_ADD(stale, 1);
             } else if (!wt->leader) {
-                ans.state = CF_CACHE_COALESCED;
+                ans.report.state = CF_CACHE_COALESCED;
                 STAT_ADD(coalesced, 1);
             } else if (r->from_memcached) {
-                ans.state = CF_CACHE_HIT;
+                ans.report.state = CF_CACHE_HIT;
                 STAT_ADD(hits, 1);
             } else {
-                ans.state = CF_CACHE_MISS;
+                ans.report.state = CF_CACHE_MISS;
                 STAT_ADD(misses, 1);
             }
+            /* the freshness of what answered: an entry, or the answer just stored */
+            ans.report.has_ttl = r->reason == CF_REASON_NONE && r->body.base != NULL &&
+                                 (ans.report.state == CF_CACHE_HIT || ans.report.state == CF_CACHE_STALE || ans.report.stored);
             wt->cb(wt->data, &ans);
         }
         result_release(r);
@@ -927,15 +884,15 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, si
         h2o_linklist_insert(&c->lru, &e->lru);
         fill_from_entry(ans, e, now, pool);
         if (entry_fresh(e, now)) {
-            ans->state = CF_CACHE_HIT;
+            ans->report.state = CF_CACHE_HIT;
         } else {
             /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
-            ans->state = CF_CACHE_STALE;
+            ans->report.state = CF_CACHE_STALE;
             if (htable_find(&c->flights, hash, key) == NULL)
                 start = flight_new(c, w, t, backend_index, req, key, hash, digest, policy);
         }
         pthread_mutex_unlock(&c->mutex);
-        if (ans->state == CF_CACHE_HIT)
+        if (ans->report.state == CF_CACHE_HIT)
             STAT_ADD(hits, 1);
         else
             STAT_ADD(stale, 1);
@@ -972,7 +929,7 @@ int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t
     if (e != NULL && !entry_fresh(e, now) && entry_in_sie(e, now)) {
         memset(stale, 0, sizeof(*stale));
         fill_from_entry(stale, e, now, pool);
-        stale->state = CF_CACHE_STALE;
+        stale->report.state = CF_CACHE_STALE;
         found = 1;
     }
     pthread_mutex_unlock(&c->mutex);

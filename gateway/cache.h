@@ -7,6 +7,7 @@
 #include <h2o.h>
 #include "cf_buf.h"
 #include "config.h"
+#include "record.h"
 #include "upstream.h"
 
 struct st_cf_worker_t;
@@ -72,18 +73,13 @@ void cf_cache_build_key(cf_buf_t *out, const char *backend, h2o_iovec_t method, 
  */
 int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64_t *ttl_ms);
 
-enum { CF_CACHE_HIT = 1, CF_CACHE_MISS, CF_CACHE_STALE, CF_CACHE_COALESCED };
-
 /** What a cached call got. */
 typedef struct st_cf_cache_answer_t {
-    int state;          /* CF_CACHE_*: how it was answered */
-    cf_reason_t reason; /* CF_REASON_NONE, or the upstream failure (then body is empty) */
-    int status;         /* the stored or upstream status; 0 when none arrived */
-    int fwd_status;     /* the status of the upstream request made for it, 0 when none */
-    int stored;         /* the upstream answer was stored */
-    int64_t ttl_s;      /* freshness left in seconds (negative: stale by that much); meaningful when body is set */
-    h2o_iovec_t body;   /* the JSON body on success */
-    int from_memcached; /* the answer came from the memcached tier */
+    cf_cache_report_t report; /* how it was answered, for Cache-Status */
+    cf_reason_t reason;       /* CF_REASON_NONE, or the upstream failure (then body is empty) */
+    int status;               /* the stored or upstream status; 0 when none arrived */
+    h2o_iovec_t body;         /* the JSON body on success */
+    int from_memcached;       /* the answer came from the memcached tier */
 } cf_cache_answer_t;
 
 /** Called once on the waiting worker's loop; `ans` and its body are valid during the call only. */
@@ -107,11 +103,5 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, struct st_cf_worker_t *w, struct 
  * `pool`) when an expired entry within its stale_if_error window exists, so a call cut by its deadline can use it.
  */
 int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t *stale);
-
-/** Appends an RFC 9211 Cache-Status member for a call named `name`: `conflux; hit; ttl=27; detail="profile"`. */
-void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_answer_t *ans);
-
-/** "hit", "miss", "stale", "coalesced" for a CF_CACHE_* state; NULL for 0. */
-const char *cf_cache_state_name(int state);
 
 #endif

@@ -12,7 +12,9 @@
 #include <h2o/http2.h>
 #include <h2o/http2_internal.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "h1guard.h"
 #include "h2scan.h"
 #include "jsonout.h"

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
-#include "gateway.h"
+#include "runtime.h"
 
 /** HTTP/2: the stream reset that makes this many within one second gets the connection GOAWAY: the client's
  * RST_STREAM (Rapid Reset, CVE-2023-44487) and the streams libh2o resets itself for what the client sent (MadeYouReset,

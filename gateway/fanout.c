@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cache.h"
-#include "gateway.h"
+#include "cf_http.h"
+#include "fanout.h"
 #include "merge.h"
 #include "observe.h"
+#include "respond.h"
 
 enum { CALL_WAITING, CALL_RUNNING, CALL_DONE };
 
@@ -20,7 +22,7 @@ struct st_call_t {
     size_t waiting_on;       /* dependencies not done yet */
     cf_exchange_t *x;        /* while running */
     cf_cache_wait_t *cw;     /* while waiting for the cache (a cached call's upstream request, maybe another's) */
-    cf_cache_answer_t cache; /* how the cache answered (state 0: not a cached call, or not answered); body unset */
+    cf_cache_report_t cache; /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
     uint64_t start_ns, end_ns;
 };
 
@@ -258,10 +260,8 @@ static void on_call_done(void *data, const cf_upstream_res_t *res)
 
 static void take_cache_answer(struct st_call_t *c, const cf_cache_answer_t *ans)
 {
-    c->cache = *ans;
-    c->cache.body = h2o_iovec_init(NULL, 0);
+    c->cache = ans->report;
     set_outcome(c, ans->reason, ans->status, ans->body);
-    c->cache.body.base = ans->reason == CF_REASON_NONE ? "" : NULL; /* remembers that a body came, for Cache-Status */
 }
 
 static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
@@ -272,7 +272,7 @@ static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
     complete_call(c);
 }
 
-/* A cached call (SPEC 5): GET only, keyed by backend, method, final URL and the forwarded credentials. */
+/* A cached call (docs/http.md, "Caching"): GET only, keyed by backend, method, final URL and the forwarded credentials. */
 static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
 {
     struct st_fanout_t *f = c->f;
@@ -384,53 +384,8 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
 
 /* --- finishing ------------------------------------------------------------------------------------------------ */
 
-static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
-{
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v.base, v.len);
-}
-
-static void add_timing_headers(struct st_fanout_t *f, uint64_t now)
-{
-    cf_buf_t timing = CF_BUF_INIT, pstatus = CF_BUF_INIT, cstatus = CF_BUF_INIT;
-    int complete = 1;
-    for (size_t i = 0; i < f->route->num_calls; ++i) {
-        struct st_call_t *c = &f->calls[i];
-        const cf_outcome_t *o = &f->outcomes[i];
-        uint64_t dur = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0;
-        char buf[CF_REASON_TEXT_SIZE];
-        const char *desc = o->reason != CF_REASON_NONE ? cf_reason_text(o->reason, o->status, buf)
-                           : c->cache.state != 0       ? cf_cache_state_name(c->cache.state)
-                                                       : "ok";
-        if (c->conf->cache.ttl_ms != 0 && c->cache.state != 0) {
-            if (cstatus.len != 0)
-                cf_buf_appends(&cstatus, ", ");
-            cf_cache_status_format(&cstatus, c->conf->name, &c->cache);
-        }
-        cf_buf_appendf(&timing, "%s%s;dur=%.1f;desc=\"%s\"", i ? ", " : "", c->conf->name, dur / 1e6, desc);
-        if (o->reason != CF_REASON_NONE) {
-            complete = 0;
-            size_t before = pstatus.len;
-            if (before != 0)
-                cf_buf_appends(&pstatus, ", ");
-            if (cf_proxy_status_format(&pstatus, c->conf->name, o) != 0)
-                pstatus.len = before; /* a cancelled call is not reported */
-        }
-    }
-    cf_buf_appendf(&timing, "%stotal;dur=%.1f", f->route->num_calls ? ", " : "", (now - f->start_ns) / 1e6);
-    add_header(f->req, "server-timing", timing.base, timing.len);
-    if (pstatus.len != 0)
-        add_header(f->req, "proxy-status", pstatus.base, pstatus.len);
-    if (cstatus.len != 0)
-        add_header(f->req, "cache-status", cstatus.base, cstatus.len);
-    add_header(f->req, "conflux-complete", complete ? "true" : "false", complete ? 4 : 5);
-    cf_buf_free(&timing);
-    cf_buf_free(&pstatus);
-    cf_buf_free(&cstatus);
-}
-
-/* Reports the request to metrics and the access log (observe.h). */
-static void observe(struct st_fanout_t *f, int status, uint64_t now)
+/* What each call ended as, in config order (into the request's pool): for the answer's headers and observe. */
+static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
 {
     size_t n = f->calls != NULL ? f->route->num_calls : 0;
     cf_call_record_t *calls = n != 0 ? h2o_mem_alloc_pool(&f->req->pool, sizeof(*calls) * n) : NULL;
@@ -438,13 +393,21 @@ static void observe(struct st_fanout_t *f, int status, uint64_t now)
         const struct st_call_t *c = &f->calls[i];
         calls[i] = (cf_call_record_t){.name = c->conf->name,
                                       .backend = c->conf->backend->name,
-                                      .status = f->outcomes[i].status,
                                       .reason = f->outcomes[i].reason,
-                                      .cache = cf_cache_state_name(c->cache.state),
-                                      .duration_ns = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0};
+                                      .status = f->outcomes[i].status,
+                                      .duration_ns = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0,
+                                      .cache = c->cache};
     }
-    cf_request_record_t rec = {f->req, f->route, status, now - f->start_ns, calls, n};
-    cf_observe_request(f->w, &rec);
+    return calls;
+}
+
+/* Reports the request to metrics and the access log (observe.h); `calls` NULL: built here. */
+static void observe(struct st_fanout_t *f, int status, uint64_t now, const cf_call_record_t *calls)
+{
+    if (calls == NULL)
+        calls = call_records(f, now);
+    cf_request_record_t rec = {f->req, f->route, status, now - f->start_ns, calls, f->calls != NULL ? f->route->num_calls : 0};
+    cf_observe_request(&rec);
 }
 
 static void finish(struct st_fanout_t *f)
@@ -466,8 +429,9 @@ static void finish(struct st_fanout_t *f)
         body = cf_merge(f->route, f->outcomes);
     }
     uint64_t now = cf_now_ns();
-    add_timing_headers(f, now);
-    observe(f, status, now);
+    cf_call_record_t *calls = call_records(f, now);
+    cf_add_call_headers(f->req, calls, f->route->num_calls, now - f->start_ns);
+    observe(f, status, now, calls);
     cf_send_json(f->req, status, body);
     cf_slot_answered(&f->slot);
     json_decref(body);
@@ -491,7 +455,7 @@ static void on_client_gone(cf_watch_t *watch)
     f->finished = 1;
     h2o_timeout_unlink(&f->deadline);
     cancel_running(f, CF_REASON_CANCELLED);
-    observe(f, 499, cf_now_ns());
+    observe(f, 499, cf_now_ns(), NULL);
     cf_send_client_gone(f->req);
     cf_slot_answered(&f->slot);
 }
@@ -523,7 +487,7 @@ static int check_client_values(struct st_fanout_t *f)
         if (cf_template_check(&conf->path, CF_TPL_CLIENT_KINDS, tpl_flags(conf), lookup_value, &probe, &bad) != CF_TPL_OK) {
             char msg[256];
             f->finished = 1;
-            observe(f, 400, cf_now_ns());
+            observe(f, 400, cf_now_ns(), NULL);
             cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
             cf_slot_answered(&f->slot);
             return -1;
@@ -549,7 +513,7 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
 
     if (parse_query(f) != 0) {
         f->finished = 1;
-        observe(f, 400, cf_now_ns());
+        observe(f, 400, cf_now_ns(), NULL);
         cf_send_error(req, 400, "bad_request", "malformed query string");
         cf_slot_answered(&f->slot);
         return;
@@ -567,7 +531,7 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
     }
     f->pending = route->num_calls;
     cf_timeouts_link(&w->timeouts, route->deadline_ms, &f->deadline);
-    cf_watch_start(w, req, &f->watch);
+    cf_watch_start(w->watches, req, &f->watch);
     for (size_t i = 0; i < route->num_calls && !f->finished; ++i)
         if (f->calls[i].state == CALL_WAITING && f->calls[i].waiting_on == 0)
             start_call(&f->calls[i]);

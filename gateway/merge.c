@@ -196,7 +196,7 @@ static json_t *merge_group(const cf_route_t *route, cf_outcome_t *outcomes)
 
 static json_t *merge_members(const cf_route_t *route, cf_outcome_t *outcomes)
 {
-    /* a value that is not an object has no members to merge: that call fails (SPEC §2) */
+    /* a value that is not an object has no members to merge: that call fails (docs/http.md, "The answer") */
     for (size_t i = 0; i != route->num_calls; ++i) {
         cf_outcome_t *o = &outcomes[i];
         if (o->value != NULL && !json_is_object(o->value)) {
@@ -245,37 +245,4 @@ json_t *cf_failure_body(const cf_call_t *call, const cf_outcome_t *o)
     char buf[CF_REASON_TEXT_SIZE];
     return json_pack("{s:s, s:s, s:o}", "error", cf_reason_text(o->reason, o->status, buf), "call", call->name, "status",
                      o->status != 0 ? json_integer(o->status) : json_null());
-}
-
-/* Appends s as an RFC 8941 §3.3.3 sf-string. Bytes it cannot hold (controls, DEL, non-ASCII) become '?'. */
-static void append_sf_string(cf_buf_t *out, const char *s)
-{
-    cf_buf_appendc(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; ++p) {
-        if (*p == '"' || *p == '\\') {
-            cf_buf_appendc(out, '\\');
-            cf_buf_appendc(out, (char)*p);
-        } else if (*p < 0x20 || *p > 0x7e) {
-            cf_buf_appendc(out, '?');
-        } else {
-            cf_buf_appendc(out, (char)*p);
-        }
-    }
-    cf_buf_appendc(out, '"');
-}
-
-int cf_proxy_status_format(cf_buf_t *out, const char *call_name, const cf_outcome_t *o)
-{
-    const char *error = cf_reason_proxy_error(o->reason);
-    int received = o->status;
-    if (o->value != NULL || o->reason == CF_REASON_NONE || (error == NULL && !(received >= 100 && received <= 999)))
-        return -1;
-    cf_buf_appends(out, "conflux");
-    if (error != NULL)
-        cf_buf_appendf(out, "; error=%s", error);
-    if (received >= 100 && received <= 999)
-        cf_buf_appendf(out, "; received-status=%d", received);
-    cf_buf_appends(out, "; details=");
-    append_sf_string(out, call_name != NULL ? call_name : "");
-    return 0;
 }

@@ -3,7 +3,6 @@
 #define CF_MERGE_H
 
 #include <jansson.h>
-#include "cf_buf.h"
 #include "config.h"
 #include "reason.h"
 
@@ -64,17 +63,5 @@ int cf_failure_status(const cf_outcome_t *o);
  * (e.g. 200 for invalid_json), else null.
  */
 json_t *cf_failure_body(const cf_call_t *call, const cf_outcome_t *o);
-
-/**
- * Appends one RFC 9209 Proxy-Status list member for a failed call to `out`, e.g.
- * `conflux; error=http_response_timeout; details="orders"` (the error type of cf_reason_proxy_error) or, for
- * status_503, `conflux; received-status=503; details="orders"`. received-status is added whenever the upstream
- * answered (o->status 100..999, e.g. `error=http_protocol_error; received-status=200` for invalid_json). The call name
- * is written as an RFC 8941 sf-string: '"' and '\' are escaped, and bytes outside printable ASCII become '?'.
- * Nothing separates it from what `out` already holds: the caller joins members with ", ".
- * Returns 0, or -1 without appending anything when there is nothing to report: the outcome is not a failure, or one
- * Proxy-Status does not report (a cancelled call).
- */
-int cf_proxy_status_format(cf_buf_t *out, const char *call_name, const cf_outcome_t *o);
 
 #endif

@@ -23,7 +23,7 @@ typedef struct st_mnode_t {
     char *name;
 } mnode_t;
 
-/* a counter with one label value (a result of a backend, a cache state of a call) */
+/* a counter with one label value (an edge refusal by reason) */
 typedef struct st_labelled_t {
     mnode_t super;
     uint64_t count;
@@ -38,8 +38,7 @@ typedef struct st_hist_t {
 typedef struct st_call_series_t {
     mnode_t super; /* the call's name */
     hist_t latency;
-    mnode_t *cache; /* labelled_t by cache state */
-    size_t num_cache;
+    uint64_t cache[CF_NUM_CACHE_STATES]; /* by cache state (record.h) */
 } call_series_t;
 
 #define MAX_STATUS 600
@@ -54,9 +53,6 @@ typedef struct st_backend_series_t {
     mnode_t super;                    /* the backend's name */
     uint64_t results[CF_NUM_RESULTS]; /* by result label (reason.h) */
 } backend_series_t;
-
-/* at most this many distinct results per backend (and cache states per call); beyond, "other" */
-#define MAX_LABELS 32
 
 static const uint64_t bucket_ns[CF_METRICS_NUM_BUCKETS] = {1000000,    2500000,    5000000,    10000000,  25000000,
                                                            50000000,   100000000,  250000000,  500000000, 1000000000,
@@ -84,18 +80,14 @@ static mnode_t *find(mnode_t *const *head, const char *name)
     return NULL;
 }
 
-/* The series `name` of a family, created (zeroed, `size` bytes) on first sight. `count`/`limit` bound the family. */
-static mnode_t *get(mnode_t **head, const char *name, size_t size, size_t *count, size_t limit)
+/* The series `name` of a family, created (zeroed, `size` bytes) on first sight. */
+static mnode_t *get(mnode_t **head, const char *name, size_t size)
 {
     mnode_t *n = find(head, name);
     if (n != NULL)
         return n;
     pthread_mutex_lock(&create_mutex);
     if ((n = find(head, name)) == NULL) {
-        if (count != NULL && *count >= limit && (n = find(head, "other")) != NULL)
-            goto Exit;
-        if (count != NULL && *count >= limit)
-            name = "other";
         n = h2o_mem_alloc(size);
         memset(n, 0, size);
         n->name = h2o_strdup(NULL, name, SIZE_MAX).base;
@@ -103,10 +95,7 @@ static mnode_t *get(mnode_t **head, const char *name, size_t size, size_t *count
         while (*link != NULL) /* only writers, under the mutex, change links */
             link = &(*link)->next;
         __atomic_store_n(link, n, __ATOMIC_RELEASE);
-        if (count != NULL)
-            ++*count;
     }
-Exit:
     pthread_mutex_unlock(&create_mutex);
     return n;
 }
@@ -116,7 +105,7 @@ static void *cached(void **slot, mnode_t **head, const char *name, size_t size)
 {
     void *p = LOAD_PTR(slot);
     if (p == NULL) {
-        p = get(head, name, size, NULL, 0);
+        p = get(head, name, size);
         __atomic_store_n(slot, p, __ATOMIC_RELEASE); /* every thread stores the same pointer */
     }
     return p;
@@ -142,7 +131,7 @@ static call_series_t *call_series(const cf_route_t *route, route_series_t *rs, s
 {
     if (route != NULL && route->proxy == NULL && i < route->num_calls && strcmp(route->calls[i].name, name) == 0)
         return cached((void **)&route->calls[i].metrics, &rs->calls, name, sizeof(call_series_t));
-    return (call_series_t *)get(&rs->calls, name, sizeof(call_series_t), NULL, 0); /* a proxy route's one call */
+    return (call_series_t *)get(&rs->calls, name, sizeof(call_series_t)); /* a proxy route's one call */
 }
 
 static backend_series_t *backend_series(const cf_route_t *route, size_t i, const char *name)
@@ -154,7 +143,7 @@ static backend_series_t *backend_series(const cf_route_t *route, size_t i, const
         b = route->calls[i].backend;
     if (b != NULL && (name == NULL || strcmp(b->name, name) == 0))
         return cached((void **)&b->metrics, &backends, b->name, sizeof(backend_series_t));
-    return (backend_series_t *)get(&backends, name != NULL ? name : "unknown", sizeof(backend_series_t), NULL, 0);
+    return (backend_series_t *)get(&backends, name != NULL ? name : "unknown", sizeof(backend_series_t));
 }
 
 void cf_metrics_observe(const cf_request_record_t *rec)
@@ -167,8 +156,8 @@ void cf_metrics_observe(const cf_request_record_t *rec)
         call_series_t *cs = call_series(rec->route, rs, i, c->name != NULL ? c->name : "unknown");
         if (c->duration_ns != 0) /* a call that never started has no latency */
             hist_observe(&cs->latency, c->duration_ns);
-        if (c->cache != NULL)
-            COUNT(&((labelled_t *)get(&cs->cache, c->cache, sizeof(labelled_t), &cs->num_cache, MAX_LABELS))->count, 1);
+        if (c->cache.state != CF_CACHE_NONE)
+            COUNT(&cs->cache[c->cache.state], 1);
         backend_series_t *bs = backend_series(rec->route, i, c->backend);
         COUNT(&bs->results[cf_reason_result(c->reason, c->status)], 1);
     }
@@ -296,7 +285,7 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
 
 static void count_reason(mnode_t **family, const char *reason)
 {
-    COUNT(&((labelled_t *)get(family, reason, sizeof(labelled_t), NULL, 0))->count, 1);
+    COUNT(&((labelled_t *)get(family, reason, sizeof(labelled_t)))->count, 1);
 }
 
 void cf_metrics_http1_refused(const char *reason)
@@ -396,11 +385,12 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
            "Cached calls by route, call and cache result (hit, miss, stale, coalesced).");
     for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next))
         for (mnode_t *c = LOAD_PTR(&((route_series_t *)n)->calls); c != NULL; c = LOAD_PTR(&c->next))
-            for (mnode_t *r = LOAD_PTR(&((call_series_t *)c)->cache); r != NULL; r = LOAD_PTR(&r->next)) {
+            for (int state = CF_CACHE_NONE + 1; state != CF_NUM_CACHE_STATES; ++state) {
+                uint64_t v = READ(&((call_series_t *)c)->cache[state]);
+                if (v == 0) /* a result is shown once it happened */
+                    continue;
                 series_start(out, "conflux_cache_requests_total", "route", n->name, "call", c->name);
-                cf_buf_appends(out, ",result=\"");
-                cf_metrics_escape_label(out, r->name);
-                cf_buf_appendf(out, "\"} %" PRIu64 "\n", READ(&((labelled_t *)r)->count));
+                cf_buf_appendf(out, ",result=\"%s\"} %" PRIu64 "\n", cf_cache_state_name((cf_cache_state_t)state), v);
             }
 
     if (cache != NULL)

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cf_buf.h"
-#include "observe.h"
+#include "record.h"
 
 /** Upper bounds of the latency histogram buckets, in seconds (then +Inf). */
 #define CF_METRICS_BUCKETS                                                                                                         \

@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include "accesslog.h"
-#include "gateway.h"
 #include "jsonout.h"
 #include "metrics.h"
 #include "observe.h"
@@ -75,7 +74,7 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         else
             cf_buf_appends(b, "null");
         cf_buf_appends(b, ",\"cache\":");
-        json_cstr(b, c->cache);
+        json_cstr(b, cf_cache_state_name(c->cache.state));
         char reason[CF_REASON_TEXT_SIZE];
         cf_buf_appends(b, ",\"reason\":");
         json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
@@ -84,7 +83,7 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
     cf_buf_appends(b, "]}\n");
 }
 
-void cf_observe_request(struct st_cf_worker_t *w, const cf_request_record_t *rec)
+void cf_observe_request(const cf_request_record_t *rec)
 {
     cf_metrics_observe(rec);
     if (!cf_accesslog_enabled())

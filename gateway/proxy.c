@@ -3,9 +3,10 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include "gateway.h"
-#include "merge.h"
+#include "cf_http.h"
 #include "observe.h"
+#include "proxy.h"
+#include "respond.h"
 
 static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2O_STRLIT("x-forwarded-host")};
 
@@ -21,17 +22,21 @@ struct st_proxy_t {
     int finished;
 };
 
-/* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
-static void observe(struct st_proxy_t *p, int status, int upstream_status, cf_reason_t reason)
+/* The exchange as one call named after the backend, for Proxy-Status and observe. */
+static cf_call_record_t call_record(struct st_proxy_t *p, int upstream_status, cf_reason_t reason, uint64_t now)
 {
-    uint64_t now = cf_now_ns();
-    cf_call_record_t call = {.name = p->route->proxy->name,
-                             .backend = p->route->proxy->name,
-                             .status = upstream_status,
-                             .reason = reason,
-                             .duration_ns = p->upstream_start_ns != 0 ? now - p->upstream_start_ns : 0};
-    cf_request_record_t rec = {p->req, p->route, status, now - p->start_ns, &call, p->upstream_start_ns != 0};
-    cf_observe_request(p->w, &rec);
+    return (cf_call_record_t){.name = p->route->proxy->name,
+                              .backend = p->route->proxy->name,
+                              .status = upstream_status,
+                              .reason = reason,
+                              .duration_ns = p->upstream_start_ns != 0 ? now - p->upstream_start_ns : 0};
+}
+
+/* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
+static void observe(struct st_proxy_t *p, int status, const cf_call_record_t *call, uint64_t now)
+{
+    cf_request_record_t rec = {p->req, p->route, status, now - p->start_ns, call, p->upstream_start_ns != 0};
+    cf_observe_request(&rec);
 }
 
 /* RFC 9110 §7.6.1: connection-specific fields a proxy must not forward (plus the de-facto Proxy-Connection). */
@@ -72,18 +77,14 @@ static void client_address(h2o_req_t *req, char *buf, size_t size)
 
 static void finish_error(struct st_proxy_t *p, cf_reason_t reason, int status)
 {
-    cf_outcome_t o = {NULL, reason, status};
-    cf_call_t pseudo = {.name = p->route->proxy->name};
-    cf_buf_t ps = CF_BUF_INIT;
-    if (cf_proxy_status_format(&ps, pseudo.name, &o) == 0)
-        h2o_add_header_by_str(&p->req->pool, &p->req->res.headers, H2O_STRLIT("proxy-status"), 0, NULL,
-                              h2o_strdup(&p->req->pool, ps.base, ps.len).base, ps.len);
-    cf_buf_free(&ps);
+    uint64_t now = cf_now_ns();
+    cf_call_record_t call = call_record(p, status, reason, now);
+    cf_add_proxy_status(p->req, &call, 1);
     char buf[CF_REASON_TEXT_SIZE];
-    json_t *body = json_pack("{s:s, s:s, s:o}", "error", cf_reason_text(reason, status, buf), "backend", pseudo.name, "status",
+    json_t *body = json_pack("{s:s, s:s, s:o}", "error", cf_reason_text(reason, status, buf), "backend", call.name, "status",
                              status != 0 ? json_integer(status) : json_null());
     int answer = cf_reason_required_status(reason, status); /* 504 for a timeout, else 502 */
-    observe(p, answer, status, reason);
+    observe(p, answer, &call, now);
     cf_send_json(p->req, answer, body);
     cf_slot_answered(&p->slot);
     json_decref(body);
@@ -118,7 +119,9 @@ static void on_response(void *data, const cf_upstream_res_t *res)
     }
     if (!has_via)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 conflux"));
-    observe(p, res->status, res->status, CF_REASON_NONE);
+    uint64_t now = cf_now_ns();
+    cf_call_record_t call = call_record(p, res->status, CF_REASON_NONE, now);
+    observe(p, res->status, &call, now);
     req->res.status = res->status;
     req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
@@ -135,7 +138,9 @@ static void on_client_gone(cf_watch_t *watch)
     if (p->x != NULL)
         cf_upstream_cancel(p->x);
     p->x = NULL;
-    observe(p, 499, 0, CF_REASON_CANCELLED);
+    uint64_t now = cf_now_ns();
+    cf_call_record_t call = call_record(p, 0, CF_REASON_CANCELLED, now);
+    observe(p, 499, &call, now);
     cf_send_client_gone(p->req);
     cf_slot_answered(&p->slot);
 }
@@ -165,7 +170,9 @@ static int check_params(struct st_proxy_t *p, const cf_route_match_t *m)
         char *name = p->route->pattern.param_names[i], msg[256];
         cf_tpl_part_t part = {.kind = CF_TPL_PARAM, .text = name, .len = strlen(name), .rest = rest};
         p->finished = 1;
-        observe(p, 400, 0, CF_REASON_NONE);
+        uint64_t now = cf_now_ns();
+        cf_call_record_t call = call_record(p, 0, CF_REASON_NONE, now);
+        observe(p, 400, &call, now);
         cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
         cf_slot_answered(&p->slot);
         return -1;
@@ -273,7 +280,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         .prepend_base_path = 1,
         .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,
     };
-    cf_watch_start(w, req, &p->watch);
+    cf_watch_start(w->watches, req, &p->watch);
     p->upstream_start_ns = cf_now_ns();
     p->x = cf_upstream_start(t->upstreams[route->proxy->index], &ureq, on_response, p);
     cf_buf_free(&path);

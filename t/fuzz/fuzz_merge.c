@@ -1,4 +1,5 @@
-/* libFuzzer harness for merge.c: shaping rules and documents from the input, results checked member by member. */
+/* libFuzzer harness for merge.c (and respond.c's Proxy-Status): shaping rules and documents from the input, results
+ * checked member by member. */
 /*
  * Input, as text: a first line of route options ("merge" for merge: merge, "first" / "last" for on_conflict), then
  * one block per call (at most 16):
@@ -33,6 +34,8 @@
 #include "cf_http.h"
 #include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
+#include "../../gateway/jsonout.c"
+#include "../../gateway/respond.c" /* Proxy-Status of the failed calls */
 
 #define MAX_CALLS 16
 #define MAX_WORDS 32
@@ -398,11 +401,11 @@ static void check_failure(const cf_call_t *call, const cf_outcome_t *o)
     cf_buf_t b = CF_BUF_INIT;
     int reported = o->reason != CF_REASON_CANCELLED && (o->reason != CF_REASON_STATUS || o->status >= 100);
     if (!reported) {
-        if (cf_proxy_status_format(&b, call->name, o) != -1 || b.len != 0)
+        if (cf_proxy_status_format(&b, call->name, o->reason, o->status) != -1 || b.len != 0)
             bug("cf_proxy_status_format reports what it should not", reason);
         return;
     }
-    if (cf_proxy_status_format(&b, call->name, o) != 0 || b.len < 8 || memcmp(b.base, "conflux;", 8) != 0)
+    if (cf_proxy_status_format(&b, call->name, o->reason, o->status) != 0 || b.len < 8 || memcmp(b.base, "conflux;", 8) != 0)
         bug("cf_proxy_status_format", reason);
     for (size_t i = 0; i != b.len; ++i)
         if (b.base[i] < 0x20 || b.base[i] > 0x7e)

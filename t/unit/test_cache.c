@@ -1,4 +1,4 @@
-/* Unit tests of the cache's pure parts: keys, Cache-Control, the byte-bounded LRU, the memcached format, Cache-Status. */
+/* Unit tests of the cache's pure parts: keys, Cache-Control, the byte-bounded LRU, the memcached format. */
 #include "tap.h"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
@@ -157,40 +157,11 @@ static void test_serialized(void)
            tap_printable(bad[i]));
 }
 
-static void test_status(void)
-{
-    struct {
-        cf_cache_answer_t a;
-        const char *want;
-    } cases[] = {
-        {{.state = CF_CACHE_HIT, .status = 200, .ttl_s = 27, .body = {"", 0}}, "conflux; hit; ttl=27; detail=\"p\""},
-        {{.state = CF_CACHE_MISS, .status = 200, .fwd_status = 200, .stored = 1, .ttl_s = 30, .body = {"", 0}},
-         "conflux; fwd=miss; fwd-status=200; stored; ttl=30; detail=\"p\""},
-        {{.state = CF_CACHE_MISS, .status = 503, .fwd_status = 503}, "conflux; fwd=miss; fwd-status=503; detail=\"p\""},
-        {{.state = CF_CACHE_MISS, .reason = CF_REASON_TIMEOUT}, "conflux; fwd=miss; detail=\"p\""},
-        {{.state = CF_CACHE_COALESCED, .status = 200, .fwd_status = 200, .body = {"", 0}},
-         "conflux; fwd=miss; fwd-status=200; collapsed; detail=\"p\""},
-        {{.state = CF_CACHE_STALE, .status = 200, .ttl_s = -4, .body = {"", 0}}, "conflux; hit; fwd=stale; ttl=-4; detail=\"p\""},
-        {{.state = CF_CACHE_STALE, .status = 200, .fwd_status = 503, .ttl_s = -4, .body = {"", 0}},
-         "conflux; hit; fwd=stale; fwd-status=503; ttl=-4; detail=\"p\""},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
-        cf_buf_t b = CF_BUF_INIT;
-        cf_cache_status_format(&b, "p", &cases[i].a);
-        cf_buf_appendc(&b, '\0');
-        is_str(b.base, cases[i].want, "Cache-Status %zu", i);
-        cf_buf_free(&b);
-    }
-    is_str(cf_cache_state_name(CF_CACHE_COALESCED), "coalesced", "state names");
-    ok(cf_cache_state_name(0) == NULL, "no state, no name");
-}
-
 int main(void)
 {
     test_keys();
     test_cache_control();
     test_store();
     test_serialized();
-    test_status();
     return done_testing();
 }

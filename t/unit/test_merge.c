@@ -1,4 +1,4 @@
-/* Unit tests of gateway/merge.c: shaping, group and merge answers, failure statuses and bodies, Proxy-Status. */
+/* Unit tests of gateway/merge.c: shaping, group and merge answers, failure statuses and bodies. */
 #include <stdlib.h>
 #include "tap.h"
 #include "../../gateway/reason.c"
@@ -176,7 +176,7 @@ static void test_shape_rename(void)
 
 static void test_shape_all(void)
 {
-    /* the SPEC's example: target data.items, allow [id, total], rename total -> amount */
+    /* the example of docs/configuration.md: target data.items, allow [id, total], rename total -> amount */
     cf_rename_t r[] = {{"total", "amount"}};
     cf_call_t c = make_call("orders");
     c.target = STRS("data", "items", NULL);
@@ -412,79 +412,6 @@ static void test_failure_body(void)
     body_is("we\"ird\\", CF_REASON_DEADLINE, 0, "{\"error\":\"deadline\",\"call\":\"we\\\"ird\\\\\",\"status\":null}");
 }
 
-static void test_proxy_status_error(void)
-{
-    static const struct {
-        cf_reason_t reason;
-        const char *expected;
-    } cases[] = {
-        {CF_REASON_TIMEOUT, "http_response_timeout"},
-        {CF_REASON_DEADLINE, "http_response_timeout"},
-        {CF_REASON_CONNECT_FAILED, "connection_refused"},
-        {CF_REASON_RESET, "connection_terminated"},
-        {CF_REASON_TOO_LARGE, "http_response_body_size"},
-        {CF_REASON_INVALID_JSON, "http_protocol_error"},
-        {CF_REASON_NOT_AN_OBJECT, "http_protocol_error"},
-        {CF_REASON_BAD_RESPONSE, "http_protocol_error"},
-        {CF_REASON_MISSING_PARAM, "http_request_error"},
-        {CF_REASON_BAD_PARAM, "http_request_error"},
-        {CF_REASON_CIRCUIT_OPEN, "destination_unavailable"},
-        {CF_REASON_BAD_REQUEST, "proxy_internal_error"},
-        {CF_REASON_STATUS, NULL},
-        {CF_REASON_CANCELLED, NULL},
-        {CF_NUM_REASONS, "proxy_internal_error"},
-    };
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
-        is_str(cf_reason_proxy_error(cases[i].reason), cases[i].expected, "proxy error type of reason %d", (int)cases[i].reason);
-}
-
-static void format_is(const char *name, cf_reason_t reason, int status, const char *expected)
-{
-    cf_buf_t b = CF_BUF_INIT;
-    cf_outcome_t o = {NULL, reason, status};
-    char buf[CF_REASON_TEXT_SIZE];
-    const char *text = cf_reason_text(reason, status, buf);
-    is(cf_proxy_status_format(&b, name, &o), 0, "format %s for a %zu-byte call name returns 0", text, strlen(name));
-    is_str(b.base, expected, "Proxy-Status member for %s, %zu-byte call name", text, strlen(name));
-    cf_buf_free(&b);
-}
-
-static void test_proxy_status_format(void)
-{
-    format_is("orders", CF_REASON_TIMEOUT, 0, "conflux; error=http_response_timeout; details=\"orders\"");
-    format_is("orders", CF_REASON_DEADLINE, 0, "conflux; error=http_response_timeout; details=\"orders\"");
-    format_is("recs", CF_REASON_STATUS, 503, "conflux; received-status=503; details=\"recs\"");
-    format_is("recs", CF_REASON_STATUS, 404, "conflux; received-status=404; details=\"recs\"");
-    format_is("p", CF_REASON_INVALID_JSON, 200, "conflux; error=http_protocol_error; received-status=200; details=\"p\"");
-    format_is("p", CF_REASON_TOO_LARGE, 200, "conflux; error=http_response_body_size; received-status=200; details=\"p\"");
-    format_is("p", CF_REASON_CONNECT_FAILED, 0, "conflux; error=connection_refused; details=\"p\"");
-    format_is("p", CF_REASON_MISSING_PARAM, 0, "conflux; error=http_request_error; details=\"p\"");
-    format_is("recs", CF_REASON_BAD_PARAM, 0, "conflux; error=http_request_error; details=\"recs\"");
-    format_is("a\"b\\c", CF_REASON_RESET, 0, "conflux; error=connection_terminated; details=\"a\\\"b\\\\c\"");
-    format_is("ctl\r\n\x7f\xc3\xa9", CF_REASON_CIRCUIT_OPEN, 0, "conflux; error=destination_unavailable; details=\"ctl?????\"");
-    format_is("", CF_REASON_RESET, 0, "conflux; error=connection_terminated; details=\"\"");
-
-    /* members are appended: the caller joins them */
-    cf_buf_t b = CF_BUF_INIT;
-    cf_outcome_t t = {NULL, CF_REASON_TIMEOUT, 0}, s = {NULL, CF_REASON_STATUS, 502};
-    cf_proxy_status_format(&b, "one", &t);
-    cf_buf_appends(&b, ", ");
-    cf_proxy_status_format(&b, "two", &s);
-    is_str(b.base, "conflux; error=http_response_timeout; details=\"one\", conflux; received-status=502; details=\"two\"",
-           "two members joined");
-
-    /* a success is not formatted */
-    cf_buf_reset(&b);
-    cf_outcome_t good = {json_object(), CF_REASON_NONE, 200};
-    is(cf_proxy_status_format(&b, "ok", &good), -1, "a success is refused");
-    is(b.len, 0, "and nothing is appended");
-    cf_outcome_t cancelled = {NULL, CF_REASON_CANCELLED, 0};
-    is(cf_proxy_status_format(&b, "c", &cancelled), -1, "a cancelled call is not reported");
-    is(b.len, 0, "and nothing is appended");
-    json_decref(good.value);
-    cf_buf_free(&b);
-}
-
 int main(void)
 {
     test_shape_target();
@@ -495,7 +422,5 @@ int main(void)
     test_merge_mode();
     test_failure_status();
     test_failure_body();
-    test_proxy_status_error();
-    test_proxy_status_format();
     return done_testing();
 }

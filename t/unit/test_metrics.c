@@ -72,13 +72,13 @@ static void test_exposition(cf_config_t *c)
 {
     const cf_route_t *u = &c->routes[0], *legacy = &c->routes[1];
     cf_call_record_t calls[2] = {
-        {.name = "profile", .backend = "users", .status = 200, .duration_ns = 3000000, .cache = "hit"},
+        {.name = "profile", .backend = "users", .status = 200, .duration_ns = 3000000, .cache = {.state = CF_CACHE_HIT}},
         {.name = "orders", .backend = "users", .status = 0, .reason = CF_REASON_TIMEOUT, .duration_ns = 700000000},
     };
     cf_request_record_t rec = {NULL, u, 200, 2000000, calls, 2};
     cf_metrics_observe(&rec);
     rec.duration_ns = 800000000;
-    calls[0].cache = "miss";
+    calls[0].cache.state = CF_CACHE_MISS;
     calls[1] =
         (cf_call_record_t){.name = "orders", .backend = "users", .status = 503, .reason = CF_REASON_STATUS, .duration_ns = 1000};
     cf_metrics_observe(&rec);
@@ -210,7 +210,7 @@ static void test_threads(cf_config_t *c)
     char name[64];
     for (int i = 0; i != 200; ++i) {
         snprintf(name, sizeof(name), "/route/%d/{id}", i);
-        get(&routes, name, sizeof(route_series_t), NULL, 0);
+        get(&routes, name, sizeof(route_series_t));
     }
     t0 = now_s();
     for (int i = 0; i != N / 10; ++i)

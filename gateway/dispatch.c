@@ -1,0 +1,100 @@
+/* Dispatch: the catch-all handler routes a request, admits it, and hands it to a fan-out or a pass-through. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dispatch.h"
+#include "fanout.h"
+#include "observe.h"
+#include "proxy.h"
+#include "respond.h"
+
+/* Answers a request that reached no route, and reports it like any other. */
+static void reject(h2o_req_t *req, uint64_t start_ns, int status, const char *code, const char *message)
+{
+    cf_request_record_t rec = {req, NULL, status, cf_now_ns() - start_ns, NULL, 0};
+    cf_observe_request(&rec);
+    cf_send_error(req, status, code, message);
+}
+
+int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
+                        size_t allowlen)
+{
+    char small[1024], *scratch = plen <= sizeof(small) ? small : h2o_mem_alloc(plen);
+    cf_route_match_t m;
+    int status = 0;
+    switch (cf_router_match(w->table->router, cf_method_bit(method, mlen), path, plen, scratch, &m)) {
+    case CF_ROUTE_OK:
+        break;
+    case CF_ROUTE_NOT_FOUND:
+        status = 404;
+        break;
+    case CF_ROUTE_BAD_METHOD:
+        cf_methods_format(m.allowed, allow, allowlen);
+        status = 405;
+        break;
+    default:
+        status = 400;
+        break;
+    }
+    if (scratch != small)
+        free(scratch);
+    return status;
+}
+
+int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
+{
+    cf_table_t *t = w->table;
+    uint64_t start_ns = cf_now_ns();
+    char msg[256];
+
+    /* h2o 2.2.5 accepts request heads up to ~408 KiB (H2O_MAX_REQLEN); nginx's default is 8 KiB a line */
+    size_t total = req->path.len;
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        size_t len = req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+        total += len;
+        if (len > CF_MAX_HEADER_FIELD || total > CF_MAX_HEADER_BLOCK) {
+            req->http1_is_persistent = 0;
+            reject(req, start_ns, 431, "headers_too_large", "request header fields too large");
+            return 0;
+        }
+    }
+
+    unsigned method = cf_method_bit(req->method.base, req->method.len);
+    size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    char *scratch = h2o_mem_alloc_pool(&req->pool, pathlen + 1);
+    cf_route_match_t m;
+    switch (cf_router_match(t->router, method, req->path.base, pathlen, scratch, &m)) {
+    case CF_ROUTE_OK:
+        break;
+    case CF_ROUTE_NOT_FOUND:
+        snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
+        reject(req, start_ns, 404, "not_found", msg);
+        return 0;
+    case CF_ROUTE_BAD_METHOD: {
+        char allow[128];
+        cf_methods_format(m.allowed, allow, sizeof(allow));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
+        reject(req, start_ns, 405, "method_not_allowed", msg);
+        return 0;
+    }
+    default:
+        reject(req, start_ns, 400, "bad_request", "malformed request path");
+        return 0;
+    }
+
+    /* max_inflight bounds the whole process, whichever thread accepted the connection */
+    if (cf_slot_admit(w, t->config->limits.max_inflight) != 0) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        reject(req, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
+        return 0;
+    }
+
+    const cf_route_t *route = m.data;
+    cf_table_retain(t);
+    if (route->proxy != NULL)
+        cf_proxy_start(w, t, route, req, &m);
+    else
+        cf_fanout_start(w, t, route, req, &m);
+    return 0;
+}

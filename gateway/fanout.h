@@ -1,0 +1,14 @@
+/* One client request on a route with calls: the calls, their deadline and cancellation, and the one answer. */
+#ifndef CF_FANOUT_H
+#define CF_FANOUT_H
+
+#include <h2o.h>
+#include "runtime.h"
+
+/**
+ * Runs a route with calls for `req`, admitted on worker `w` (its slot reserved by cf_slot_admit). The reference to
+ * table `t` (the route's) is passed on to the request, which releases it when disposed.
+ */
+void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m);
+
+#endif

@@ -1,0 +1,193 @@
+/* What conflux sends: its own errors, JSON answers, and the headers that report each call (formatted here only). */
+#include <string.h>
+#include "cf_http.h"
+#include "jsonout.h"
+#include "respond.h"
+
+void cf_send_json(h2o_req_t *req, int status, json_t *doc)
+{
+    cf_buf_t text = CF_BUF_INIT;
+    if (doc == NULL) { /* json_pack refuses text that is not UTF-8: never crash on what a client sent */
+        status = 500;
+        cf_buf_appends(&text, "{\"error\":\"internal\",\"message\":\"the answer could not be encoded\"}");
+    } else {
+        cf_json_write(&text, doc);
+    }
+    req->res.status = status;
+    req->res.reason = cf_http_reason(status);
+    req->res.content_length = text.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_send_inline(req, text.base, text.len);
+    cf_buf_free(&text);
+}
+
+void cf_send_error(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    json_t *doc = json_pack("{s:s, s:s}", "error", code, "message", message);
+    if (doc == NULL) /* the message quotes client bytes that are not UTF-8: jansson refuses them */
+        doc = json_pack("{s:s, s:s}", "error", code, "message", "(the message quotes bytes that are not UTF-8)");
+    cf_send_json(req, status, doc);
+    json_decref(doc);
+}
+
+void cf_send_client_gone(h2o_req_t *req)
+{
+    cf_send_error(req, 499, "client_closed", "the client closed the connection");
+}
+
+/* --- the headers of an answer ----------------------------------------------------------------------------------- */
+
+/* Appends s as an RFC 8941 §3.3.3 sf-string. Bytes it cannot hold (controls, DEL, non-ASCII) become '?'. */
+static void append_sf_string(cf_buf_t *out, const char *s)
+{
+    cf_buf_appendc(out, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; ++p) {
+        if (*p == '"' || *p == '\\') {
+            cf_buf_appendc(out, '\\');
+            cf_buf_appendc(out, (char)*p);
+        } else if (*p < 0x20 || *p > 0x7e) {
+            cf_buf_appendc(out, '?');
+        } else {
+            cf_buf_appendc(out, (char)*p);
+        }
+    }
+    cf_buf_appendc(out, '"');
+}
+
+int cf_proxy_status_format(cf_buf_t *out, const char *name, cf_reason_t reason, int status)
+{
+    const char *error = cf_reason_proxy_error(reason);
+    int received = status >= 100 && status <= 999;
+    if (reason == CF_REASON_NONE || (error == NULL && !received))
+        return -1;
+    cf_buf_appends(out, "conflux");
+    if (error != NULL) {
+        cf_buf_appends(out, "; error=");
+        cf_buf_appends(out, error);
+    }
+    if (received) {
+        cf_buf_appends(out, "; received-status=");
+        cf_buf_append_int(out, status);
+    }
+    cf_buf_appends(out, "; details=");
+    append_sf_string(out, name != NULL ? name : "");
+    return 0;
+}
+
+void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_report_t *report)
+{
+    /* RFC 9211 2: hit = served from cache; fwd = why a request went forward; collapsed = joined another request */
+    cf_buf_appends(out, "conflux");
+    switch (report->state) {
+    case CF_CACHE_HIT:
+        cf_buf_appends(out, "; hit");
+        break;
+    case CF_CACHE_STALE:
+        cf_buf_appends(out, "; hit; fwd=stale");
+        break;
+    case CF_CACHE_MISS:
+    case CF_CACHE_COALESCED:
+        cf_buf_appends(out, "; fwd=miss");
+        break;
+    default:
+        break;
+    }
+    if (report->fwd_status != 0 && report->state != CF_CACHE_HIT) {
+        cf_buf_appends(out, "; fwd-status=");
+        cf_buf_append_int(out, report->fwd_status);
+    }
+    if (report->state == CF_CACHE_COALESCED)
+        cf_buf_appends(out, "; collapsed");
+    if (report->stored)
+        cf_buf_appends(out, "; stored");
+    if (report->has_ttl) {
+        cf_buf_appends(out, "; ttl=");
+        cf_buf_append_int(out, report->ttl_s);
+    }
+    cf_buf_appends(out, "; detail=\""); /* call names are [A-Za-z0-9_-]: nothing to escape */
+    cf_buf_appends(out, name);
+    cf_buf_appendc(out, '"');
+}
+
+void cf_server_timing_format(cf_buf_t *out, const char *name, uint64_t duration_ns, const char *desc)
+{
+    /* milliseconds with one decimal, rounded to the nearest tenth */
+    uint64_t tenths = (duration_ns + 50000) / 100000;
+    cf_buf_appends(out, name);
+    cf_buf_appends(out, ";dur=");
+    cf_buf_append_int(out, (int64_t)(tenths / 10));
+    cf_buf_appendc(out, '.');
+    cf_buf_appendc(out, (char)('0' + tenths % 10));
+    if (desc != NULL) {
+        cf_buf_appends(out, ";desc=\"");
+        cf_buf_appends(out, desc);
+        cf_buf_appendc(out, '"');
+    }
+}
+
+/* Adds a header whose value is in `value` (copied into the pool), then empties `value` for the next one. */
+static void add_header(h2o_req_t *req, const char *name, size_t namelen, cf_buf_t *value)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value->base, value->len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL, v.base, v.len);
+    cf_buf_reset(value);
+}
+
+/* Appends the Proxy-Status members of the failed calls; returns whether there is one. */
+static int proxy_status(cf_buf_t *out, const cf_call_record_t *calls, size_t num_calls)
+{
+    for (size_t i = 0; i != num_calls; ++i) {
+        size_t before = out->len;
+        if (before != 0)
+            cf_buf_appends(out, ", ");
+        if (cf_proxy_status_format(out, calls[i].name, calls[i].reason, calls[i].status) != 0)
+            out->len = before; /* a success, or a cancelled call */
+    }
+    return out->len != 0;
+}
+
+void cf_add_proxy_status(h2o_req_t *req, const cf_call_record_t *calls, size_t num_calls)
+{
+    cf_buf_t value = CF_BUF_INIT;
+    if (proxy_status(&value, calls, num_calls))
+        add_header(req, H2O_STRLIT("proxy-status"), &value);
+    cf_buf_free(&value);
+}
+
+void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t num_calls, uint64_t total_ns)
+{
+    cf_buf_t value = CF_BUF_INIT;
+    int complete = 1;
+    for (size_t i = 0; i != num_calls; ++i) {
+        const cf_call_record_t *c = &calls[i];
+        char buf[CF_REASON_TEXT_SIZE];
+        const char *desc = c->reason != CF_REASON_NONE       ? cf_reason_text(c->reason, c->status, buf)
+                           : c->cache.state != CF_CACHE_NONE ? cf_cache_state_name(c->cache.state)
+                                                             : "ok";
+        if (i != 0)
+            cf_buf_appends(&value, ", ");
+        cf_server_timing_format(&value, c->name, c->duration_ns, desc);
+        complete &= c->reason == CF_REASON_NONE;
+    }
+    if (num_calls != 0)
+        cf_buf_appends(&value, ", ");
+    cf_server_timing_format(&value, "total", total_ns, NULL);
+    add_header(req, H2O_STRLIT("server-timing"), &value);
+
+    if (proxy_status(&value, calls, num_calls))
+        add_header(req, H2O_STRLIT("proxy-status"), &value);
+
+    for (size_t i = 0; i != num_calls; ++i) {
+        if (calls[i].cache.state == CF_CACHE_NONE)
+            continue;
+        if (value.len != 0)
+            cf_buf_appends(&value, ", ");
+        cf_cache_status_format(&value, calls[i].name, &calls[i].cache);
+    }
+    if (value.len != 0)
+        add_header(req, H2O_STRLIT("cache-status"), &value);
+
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("conflux-complete"), 0, NULL, complete ? "true" : "false",
+                          complete ? 4 : 5);
+    cf_buf_free(&value);
+}
