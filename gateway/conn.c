@@ -319,12 +319,22 @@ static void start_h2(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
     c->mode = CONN_H2;
     memset(&c->u.h2, 0, sizeof(c->u.h2));
     c->u.h2.window_start = h2o_now(c->listener->conns->ctx->loop);
-    if (sock->input->size != 0 &&
-        cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c) != H2_OK) {
-        h2o_socket_close(sock);
-        return;
+    /* bytes that came with the end of a TLS handshake are parsed by h2o_http2_accept at once, before any read
+     * callback: a client that writes its flood right after the handshake has it all here */
+    int why = H2_OK;
+    if (sock->input->size != 0)
+        why = cf_h2scan_feed(&c->u.h2.scan, (const uint8_t *)sock->input->bytes, sock->input->size, on_h2_frame, c);
+    if (why != H2_OK) {
+        /* libh2o gets the preface alone (it answers with its SETTINGS), then the GOAWAY goes as on any later read */
+        static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        size_t keep = sizeof(preface) - 1;
+        if (sock->input->size < keep || memcmp(sock->input->bytes, preface, keep) != 0)
+            keep = 0;
+        sock->input->size = keep;
     }
     h2o_http2_accept(&c->listener->accept, sock, connected_at);
+    if (why != H2_OK)
+        h2_goaway(c, sock, why);
 }
 
 static void on_handshake_timeout(h2o_timeout_entry_t *entry)
