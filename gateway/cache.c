@@ -1,4 +1,4 @@
-/* The response cache: a byte-bounded LRU shared by every worker of the process, coalescing of identical misses into
+/* The response cache: a byte-bounded LRU shared by every loop of the process, coalescing of identical misses into
  * one upstream request (flights), stale-while-revalidate / stale-if-error, and the memcached tier. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <h2o/memcached.h>
 #include "breaker.h"
 #include "cache.h"
-#include "runtime.h"
 
 /*
  * Why not h2o_cache (include/h2o/cache.h): it has one lifetime for the whole cache (set at creation) where we need one
@@ -19,8 +18,8 @@
  * LRU, a byte bound) is a few dozen lines, so the store is our own.
  *
  * Threads: one mutex guards the entries, the LRU, the flights table, each flight's waiter list and each waiter's
- * `flight` pointer. A flight (the one upstream request for a key) belongs to the worker that started it: only that
- * thread touches its exchange, timer and memcached request. Waiters are always answered through their own worker's
+ * `flight` pointer. A flight (the one upstream request for a key) belongs to the port (loop) that started it: only that
+ * thread touches its exchange, timer and memcached request. Waiters are always answered through their own port's
  * h2o_multithread queue, so a callback runs on the waiter's loop, never from inside another request's code.
  *
  * The memcached tier and its breaker. A memcached that refuses connections costs nothing: h2o's client answers every
@@ -29,13 +28,13 @@
  * breaker sits in front of it: MEMCACHED_BREAKER_FAILURES lookups in a row without an answer in time open it; while
  * open, lookups and stores skip memcached (a lookup is a miss, at no cost); after the open period one probe lookup goes
  * (half-open): an answer closes the breaker, no answer reopens it for twice as long, up to MEMCACHED_BREAKER_MAX_MS.
- * Lookups already waiting when it opens are given up at once on every worker. h2o's client reports a broken
+ * Lookups already waiting when it opens are given up at once on every loop. h2o's client reports a broken
  * connection the same way as "absent" (an empty value), so only lookups that time out count as failures; a broken
  * connection is then the refused case above.
  *
- * The tier is process-wide (one h2o memcached context, one connection, shared by every worker), so the breaker is
+ * The tier is process-wide (one h2o memcached context, one connection, shared by every loop), so the breaker is
  * too: a hung memcached is one fact for the whole process, learnt once from three timeouts and probed once per
- * period, not once per worker. Its transitions take tier.mutex (rare); the healthy path, and the open one until a
+ * period, not once per loop. Its transitions take tier.mutex (rare); the healthy path, and the open one until a
  * probe is due, read it with relaxed atomic loads and take no lock.
  */
 
@@ -147,19 +146,20 @@ struct st_entry_t {
     size_t bytes;     /* what it counts against the bound */
 };
 
-typedef struct st_cf_cache_port_t {
-    cf_worker_t *w;
-    h2o_multithread_receiver_t deliver; /* answers for this worker's waiters */
+struct st_cf_cache_port_t {
+    h2o_multithread_queue_t *queue;     /* the loop's */
+    cf_timeouts_t *timeouts;            /* the loop's */
+    h2o_multithread_receiver_t deliver; /* answers for this loop's waiters */
     h2o_multithread_receiver_t memc;    /* replies of h2o_memcached_get */
     h2o_multithread_receiver_t opened;  /* "the tier's breaker opened": give up the lookups waiting */
     h2o_multithread_message_t opened_msg;
     int opened_queued;               /* opened_msg is on its way (under ports_mutex) */
-    h2o_linklist_t flights;          /* flights this worker runs (its thread only) */
+    h2o_linklist_t flights;          /* flights this loop runs (its thread only) */
     h2o_linklist_t attached;         /* in attached_ports while attached */
     struct st_cf_cache_port_t *next; /* in retired_ports, once detached */
-} cf_cache_port_t;
+};
 
-/* Ports of the attached workers, and detached ports whose memcached receiver stays registered (a cancelled get may
+/* Ports in use, and destroyed ports whose memcached receiver stays registered (a cancelled get may
  * still be answered into it later); both under ports_mutex. */
 static h2o_linklist_t attached_ports = {&attached_ports, &attached_ports};
 static cf_cache_port_t *retired_ports;
@@ -425,9 +425,8 @@ struct st_flight_t {
     struct st_hnode_t h; /* key points into this allocation */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     cf_cache_t *cache;
-    cf_cache_port_t *port; /* the worker that runs it */
-    cf_table_t *table;     /* a reference, so the upstream outlives a reload */
-    size_t backend_index;
+    cf_cache_port_t *port;   /* the loop that runs it */
+    cf_upstream_t *upstream; /* a reference: a reload may drop the table it came from */
     cf_cache_policy_t policy;
     h2o_mem_pool_t pool; /* the copy of the request */
     cf_upstream_req_t req;
@@ -448,7 +447,7 @@ static h2o_iovec_t memcached_key(const struct st_flight_t *fl, char hex[SHA256_D
 }
 
 struct st_cf_cache_wait_t {
-    h2o_multithread_message_t msg; /* first: delivered through the waiter's worker queue */
+    h2o_multithread_message_t msg; /* first: delivered through the waiter's port */
     h2o_linklist_t link;           /* in flight->waiters while attached */
     struct st_flight_t *flight;    /* NULL once detached (an answer is on its way) */
     cf_cache_port_t *port;
@@ -528,7 +527,7 @@ static void flight_free(struct st_flight_t *fl)
     h2o_linklist_unlink(&fl->port_link);
     h2o_timeout_unlink(&fl->mtimer);
     h2o_mem_clear_pool(&fl->pool);
-    cf_table_release(fl->table);
+    cf_upstream_release(fl->upstream);
     free(fl);
 }
 
@@ -546,7 +545,7 @@ static void memcached_store(struct st_flight_t *fl, struct st_result_t *r, uint6
     cf_buf_free(&v);
 }
 
-/* Ends a flight on its worker: stores a storable answer, detaches the waiters and sends each its answer. */
+/* Ends a flight on its loop: stores a storable answer, detaches the waiters and sends each its answer. */
 static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int storable, uint64_t ttl_ms, int64_t stored_ms)
 {
     cf_cache_t *c = fl->cache;
@@ -624,7 +623,7 @@ static void on_upstream_done(void *data, const cf_upstream_res_t *res)
 
 static void start_upstream(struct st_flight_t *fl)
 {
-    fl->x = cf_upstream_start(fl->table->upstreams[fl->backend_index], &fl->req, on_upstream_done, fl);
+    fl->x = cf_upstream_start(fl->upstream, &fl->req, on_upstream_done, fl);
 }
 
 /* Parses a memcached value; returns 0 with the fields, -1 when it is not ours. */
@@ -654,7 +653,7 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Asks every attached worker to give up the lookups it has waiting (on its own thread: flights are per worker). */
+/* Asks every port to give up the lookups it has waiting (on its own thread: flights are per port). */
 static void give_up_waiting_lookups(void)
 {
     pthread_mutex_lock(&ports_mutex);
@@ -733,7 +732,7 @@ static int lookup_stop(struct st_flight_t *fl)
     return 1;
 }
 
-/* The breaker opened: the lookups this worker has waiting go to their upstream now instead of at their timeout. */
+/* The breaker opened: the lookups this port has waiting go to their upstream now instead of at their timeout. */
 static void on_tier_opened(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     cf_cache_port_t *p = H2O_STRUCT_FROM_MEMBER(cf_cache_port_t, opened, receiver);
@@ -799,16 +798,15 @@ static void start_flight(struct st_flight_t *fl)
     char hex[SHA256_DIGEST_LENGTH * 2 + 1];
     fl->probe = admit == CF_BREAKER_PROBE;
     fl->mtimer.cb = on_memcached_timeout;
-    cf_timeouts_link(&fl->port->w->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
+    cf_timeouts_link(fl->port->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
     STAT_ADD(memcached_waiting, 1);
     /* h2o's client answers through the port's queue, never from inside this call */
     fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, memcached_key(fl, hex), on_memcached_get, fl, 0);
 }
 
 /* Creates a flight (with the mutex held) and registers it; the caller starts it once the mutex is released. */
-static struct st_flight_t *flight_new(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, size_t backend_index,
-                                      const cf_upstream_req_t *req, h2o_iovec_t key, uint64_t hash, const unsigned char *digest,
-                                      const cf_cache_policy_t *policy)
+static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
+                                      h2o_iovec_t key, uint64_t hash, const unsigned char *digest, const cf_cache_policy_t *policy)
 {
     struct st_flight_t *fl = h2o_mem_alloc(sizeof(*fl) + key.len);
     memset(fl, 0, sizeof(*fl));
@@ -817,10 +815,9 @@ static struct st_flight_t *flight_new(cf_cache_t *c, cf_worker_t *w, cf_table_t 
     fl->h.hash = hash;
     memcpy(fl->digest, digest, sizeof(fl->digest));
     fl->cache = c;
-    fl->port = w->cache_port;
-    fl->table = t;
-    cf_table_retain(t);
-    fl->backend_index = backend_index;
+    fl->port = port;
+    fl->upstream = upstream;
+    cf_upstream_retain(upstream);
     fl->policy = *policy;
     h2o_mem_init_pool(&fl->pool);
     fl->req = *req;
@@ -845,7 +842,7 @@ static struct st_flight_t *flight_new(cf_cache_t *c, cf_worker_t *w, cf_table_t 
     return fl;
 }
 
-static cf_cache_wait_t *waiter_new(cf_worker_t *w, struct st_flight_t *fl, h2o_iovec_t key, uint64_t hash, cf_cache_cb cb,
+static cf_cache_wait_t *waiter_new(cf_cache_port_t *port, struct st_flight_t *fl, h2o_iovec_t key, uint64_t hash, cf_cache_cb cb,
                                    void *data, int leader)
 {
     cf_cache_wait_t *wt = h2o_mem_alloc(sizeof(*wt) + key.len);
@@ -853,7 +850,7 @@ static cf_cache_wait_t *waiter_new(cf_worker_t *w, struct st_flight_t *fl, h2o_i
     memcpy(wt + 1, key.base, key.len);
     wt->key = h2o_iovec_init((char *)(wt + 1), key.len);
     wt->hash = hash;
-    wt->port = w->cache_port;
+    wt->port = port;
     wt->cb = cb;
     wt->data = data;
     wt->leader = leader;
@@ -862,7 +859,7 @@ static cf_cache_wait_t *waiter_new(cf_worker_t *w, struct st_flight_t *fl, h2o_i
     return wt;
 }
 
-cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, size_t backend_index, const cf_upstream_req_t *req,
+cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
                                 h2o_iovec_t key, const cf_cache_policy_t *policy, h2o_mem_pool_t *pool, cf_cache_cb cb, void *data,
                                 cf_cache_answer_t *ans)
 {
@@ -889,7 +886,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, si
             /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
             ans->report.state = CF_CACHE_STALE;
             if (htable_find(&c->flights, hash, key) == NULL)
-                start = flight_new(c, w, t, backend_index, req, key, hash, digest, policy);
+                start = flight_new(c, port, upstream, req, key, hash, digest, policy);
         }
         pthread_mutex_unlock(&c->mutex);
         if (ans->report.state == CF_CACHE_HIT)
@@ -902,10 +899,10 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_worker_t *w, cf_table_t *t, si
     }
     struct st_hnode_t *n = htable_find(&c->flights, hash, key);
     if (n != NULL) {
-        wt = waiter_new(w, H2O_STRUCT_FROM_MEMBER(struct st_flight_t, h, n), key, hash, cb, data, 0);
+        wt = waiter_new(port, H2O_STRUCT_FROM_MEMBER(struct st_flight_t, h, n), key, hash, cb, data, 0);
     } else {
-        start = flight_new(c, w, t, backend_index, req, key, hash, digest, policy);
-        wt = waiter_new(w, start, key, hash, cb, data, 1);
+        start = flight_new(c, port, upstream, req, key, hash, digest, policy);
+        wt = waiter_new(port, start, key, hash, cb, data, 1);
     }
     pthread_mutex_unlock(&c->mutex);
     if (start != NULL)
@@ -940,26 +937,26 @@ int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t
     return found;
 }
 
-/* --- workers ------------------------------------------------------------------------------------------------------ */
+/* --- ports -------------------------------------------------------------------------------------------------------- */
 
-void cf_cache_attach(cf_worker_t *w)
+cf_cache_port_t *cf_cache_port_create(h2o_multithread_queue_t *queue, cf_timeouts_t *timeouts)
 {
     cf_cache_port_t *p = h2o_mem_alloc(sizeof(*p));
     memset(p, 0, sizeof(*p));
-    p->w = w;
+    p->queue = queue;
+    p->timeouts = timeouts;
     h2o_linklist_init_anchor(&p->flights);
-    h2o_multithread_register_receiver(w->ctx->queue, &p->deliver, on_deliver);
-    h2o_multithread_register_receiver(w->ctx->queue, &p->memc, h2o_memcached_receiver);
-    h2o_multithread_register_receiver(w->ctx->queue, &p->opened, on_tier_opened);
+    h2o_multithread_register_receiver(queue, &p->deliver, on_deliver);
+    h2o_multithread_register_receiver(queue, &p->memc, h2o_memcached_receiver);
+    h2o_multithread_register_receiver(queue, &p->opened, on_tier_opened);
     pthread_mutex_lock(&ports_mutex);
     h2o_linklist_insert(&attached_ports, &p->attached);
     pthread_mutex_unlock(&ports_mutex);
-    w->cache_port = p;
+    return p;
 }
 
-void cf_cache_detach(cf_worker_t *w)
+void cf_cache_port_destroy(cf_cache_port_t *p)
 {
-    cf_cache_port_t *p = w->cache_port;
     if (p == NULL)
         return;
     while (!h2o_linklist_is_empty(&p->flights)) {
@@ -973,19 +970,18 @@ void cf_cache_detach(cf_worker_t *w)
         r->reason = CF_REASON_CANCELLED;
         flight_finish(fl, r, 0, 0, 0);
     }
-    /* answers already queued for this worker are delivered (or freed) before the receiver goes; no request of this
-     * worker is in flight any more, so nothing else can be sent to it */
+    /* answers already queued for this port are delivered (or freed) before the receiver goes; no lookup of this loop
+     * waits any more, so nothing else can be sent to it */
     if (!h2o_linklist_is_empty(&p->deliver._messages))
         on_deliver(&p->deliver, &p->deliver._messages);
-    h2o_multithread_unregister_receiver(w->ctx->queue, &p->deliver);
+    h2o_multithread_unregister_receiver(p->queue, &p->deliver);
     /* once out of attached_ports no thread sends it "opened"; one already sent is dropped (nothing waits any more) */
     pthread_mutex_lock(&ports_mutex);
     h2o_linklist_unlink(&p->attached);
     if (h2o_linklist_is_linked(&p->opened_msg.link))
         h2o_linklist_unlink(&p->opened_msg.link);
     pthread_mutex_unlock(&ports_mutex);
-    h2o_multithread_unregister_receiver(w->ctx->queue, &p->opened);
-    w->cache_port = NULL;
+    h2o_multithread_unregister_receiver(p->queue, &p->opened);
     if (tier.memc != NULL) {
         pthread_mutex_lock(&ports_mutex);
         p->next = retired_ports;
@@ -993,6 +989,6 @@ void cf_cache_detach(cf_worker_t *w)
         pthread_mutex_unlock(&ports_mutex);
         return;
     }
-    h2o_multithread_unregister_receiver(w->ctx->queue, &p->memc);
+    h2o_multithread_unregister_receiver(p->queue, &p->memc);
     free(p);
 }

@@ -6,14 +6,12 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "cf_buf.h"
+#include "cf_timeouts.h"
 #include "config.h"
 #include "record.h"
 #include "upstream.h"
 
-struct st_cf_worker_t;
-struct st_cf_table_t;
-
-/** The process-wide store (one per process, shared by every worker thread behind a mutex). */
+/** The process-wide store (one per process, shared by every loop thread behind a mutex). */
 typedef struct st_cf_cache_t cf_cache_t;
 
 /** Counters since the process started (plain snapshots of atomics; bytes and entries are current values). */
@@ -47,18 +45,28 @@ void cf_cache_stats(cf_cache_stats_t *out);
 cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port);
 /** The process's cache, or NULL before cf_cache_create / after cf_cache_destroy. */
 cf_cache_t *cf_cache_get(void);
-/** Frees every entry. Every worker must have been detached. */
+/** Frees every entry. Every port must have been destroyed. */
 void cf_cache_destroy(cf_cache_t *c);
 /** Changes the byte bound (a reload); evicts down to it at once. */
 void cf_cache_set_memory(cf_cache_t *c, uint64_t memory);
 
 /**
- * Registers the worker's receivers (answers for its waiters, memcached replies) on its h2o context's queue and
- * stores them in w->cache_port. Call on the worker's thread after h2o_context_init.
+ * One event loop's port to the cache: where the answers for its waiters are delivered, and where it runs the flights
+ * (upstream requests, memcached lookups) that its lookups start. Only the loop's thread uses it.
  */
-void cf_cache_attach(struct st_cf_worker_t *w);
-/** Cancels the upstream requests this worker runs for the cache (waiters get "cancelled"), unregisters the receivers. */
-void cf_cache_detach(struct st_cf_worker_t *w);
+typedef struct st_cf_cache_port_t cf_cache_port_t;
+
+/**
+ * Creates the loop's port: its receivers (answers for its waiters, memcached replies, "the tier's breaker opened") are
+ * registered on `queue`, the loop's h2o_multithread queue, and its timers linked through `timeouts` (the loop's); both
+ * are borrowed and must outlive the port. Call on the loop's thread.
+ */
+cf_cache_port_t *cf_cache_port_create(h2o_multithread_queue_t *queue, cf_timeouts_t *timeouts);
+/**
+ * Cancels the flights the port runs (their waiters, on any loop, get "cancelled"), delivers the answers queued for it
+ * and unregisters its receivers. No lookup of this loop may be waiting any more. NULL is ignored.
+ */
+void cf_cache_port_destroy(cf_cache_port_t *port);
 
 /**
  * Builds a cache key: backend, method, the final upstream path and query, and the value of every forwarded
@@ -82,21 +90,23 @@ typedef struct st_cf_cache_answer_t {
     int from_memcached;       /* the answer came from the memcached tier */
 } cf_cache_answer_t;
 
-/** Called once on the waiting worker's loop; `ans` and its body are valid during the call only. */
+/** Called once on the waiting port's loop; `ans` and its body are valid during the call only. */
 typedef void (*cf_cache_cb)(void *data, const cf_cache_answer_t *ans);
 
 typedef struct st_cf_cache_wait_t cf_cache_wait_t;
 
 /**
- * Looks `key` up for a call on worker `w` (table `t` holds the upstream of `backend_index`). A fresh entry, or an expired
- * one within stale_while_revalidate (then one background refresh starts unless one runs), answers at once: *ans is
- * filled (body copied into `pool`) and NULL is returned. Otherwise the call waits for the one upstream request made for
- * the key (`req` is sent, or joined when one runs for the key already), and the returned handle stays valid until `cb`
- * has been called or cf_cache_cancel. Failed refreshes are answered from an entry within stale_if_error.
+ * Looks `key` up for a call on the loop of `port`. A fresh entry, or an expired one within stale_while_revalidate
+ * (then one background refresh starts unless one runs), answers at once: *ans is filled (body copied into `pool`) and
+ * NULL is returned. Otherwise the call waits for the one upstream request made for the key: `req` is sent to
+ * `upstream` (an upstream of the port's loop; the flight takes a reference for as long as it runs, so it may outlive
+ * its route table), or the one running for the key is joined, on whichever loop it runs. The returned handle stays
+ * valid until `cb` has been called (on the port's loop) or cf_cache_cancel. Failed refreshes are answered from an entry
+ * within stale_if_error. `req` and `policy` are copied.
  */
-cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, struct st_cf_worker_t *w, struct st_cf_table_t *t, size_t backend_index,
-                                const cf_upstream_req_t *req, h2o_iovec_t key, const cf_cache_policy_t *policy,
-                                h2o_mem_pool_t *pool, cf_cache_cb cb, void *data, cf_cache_answer_t *ans);
+cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
+                                h2o_iovec_t key, const cf_cache_policy_t *policy, h2o_mem_pool_t *pool, cf_cache_cb cb, void *data,
+                                cf_cache_answer_t *ans);
 
 /**
  * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (body in

@@ -282,8 +282,8 @@ static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
     cf_buf_t key = CF_BUF_INIT;
     cf_cache_build_key(&key, c->conf->backend->name, ureq->method, ureq->path, ureq->headers, ureq->num_headers);
     cf_cache_answer_t ans;
-    c->cw = cf_cache_fetch(cache, f->w, f->table, c->conf->backend->index, ureq, h2o_iovec_init(key.base, key.len), &c->conf->cache,
-                           &f->req->pool, on_cache_answer, c, &ans);
+    c->cw = cf_cache_fetch(cache, f->w->cache_port, f->table->upstreams[c->conf->backend->index], ureq,
+                           h2o_iovec_init(key.base, key.len), &c->conf->cache, &f->req->pool, on_cache_answer, c, &ans);
     cf_buf_free(&key);
     if (c->cw == NULL) {
         take_cache_answer(c, &ans);

@@ -131,7 +131,7 @@ void cf_table_release(cf_table_t *t)
     if (--t->refcnt != 0)
         return;
     for (size_t i = 0; i < t->config->num_backends; ++i)
-        cf_upstream_destroy(t->upstreams[i]);
+        cf_upstream_release(t->upstreams[i]);
     free(t->upstreams);
     cf_router_free(t->router);
     cf_config_free(t->config);
@@ -147,7 +147,7 @@ int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char
     w->loop = ctx->loop;
     cf_timeouts_init(&w->timeouts, w->loop);
     h2o_multithread_register_receiver(ctx->queue, &w->getaddr_receiver, h2o_hostinfo_getaddr_receiver);
-    cf_cache_attach(w);
+    w->cache_port = cf_cache_port_create(ctx->queue, &w->timeouts);
     if ((w->watches = cf_watch_set_create(w->loop, &w->timeouts)) == NULL) {
         snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
         return -1;
@@ -169,7 +169,8 @@ void cf_worker_dispose(cf_worker_t *w)
     if (w->table != NULL)
         cf_table_release(w->table);
     w->table = NULL;
-    cf_cache_detach(w);
+    cf_cache_port_destroy(w->cache_port); /* cancels its flights: they hold references to upstreams */
+    w->cache_port = NULL;
     h2o_multithread_unregister_receiver(w->ctx->queue, &w->getaddr_receiver);
     cf_timeouts_dispose(&w->timeouts);
     cf_watch_set_destroy(w->watches);

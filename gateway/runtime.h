@@ -26,7 +26,7 @@ typedef struct st_cf_table_t {
     cf_worker_t *worker;
     cf_config_t *config;       /* owned */
     cf_router_t *router;       /* owned */
-    cf_upstream_t **upstreams; /* owned; indexed like config->backends */
+    cf_upstream_t **upstreams; /* a reference each; indexed like config->backends */
 } cf_table_t;
 
 /**
@@ -39,15 +39,16 @@ struct st_cf_worker_t {
     cf_table_t *table; /* the current one (holds a reference) */
     cf_timeouts_t timeouts;
     h2o_multithread_receiver_t getaddr_receiver;
-    struct st_cf_cache_port_t *cache_port; /* the cache's receivers on this loop (cache.c) */
-    cf_watch_set_t *watches;               /* client-disconnect watches (watch.c) */
-    size_t inflight;                       /* client requests admitted on this loop and not yet disposed */
+    cf_cache_port_t *cache_port; /* the cache's deliveries and flights on this loop (cache.c) */
+    cf_watch_set_t *watches;     /* client-disconnect watches (watch.c) */
+    size_t inflight;             /* client requests admitted on this loop and not yet disposed */
 };
 
 /** Builds a table for `config` (taking ownership of it on success). Returns NULL with a message. */
 cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size_t errlen);
 void cf_table_retain(cf_table_t *t);
-/** Drops a reference; the last one frees the table (its upstreams must be idle by then, which they are). */
+/** Drops a reference; the last one frees the table and drops its references to the upstreams (a cache flight may
+ * still hold one). */
 void cf_table_release(cf_table_t *t);
 
 /** Sets up a worker on `ctx` with `config` as its first table. */

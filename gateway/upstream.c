@@ -53,18 +53,20 @@
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
 struct st_upstream_server_t {
-    const cf_server_t *conf;
     h2o_socketpool_t pool; /* only opens new connections (resolution, connect); never holds idle ones */
     h2o_linklist_t idle;   /* of struct st_upstream_idle_t.link, most recently used first */
     h2o_iovec_t hostport;  /* default Host header value (malloc'ed) */
+    h2o_iovec_t base_path; /* "/prefix" prepended to every path (malloc'ed); base NULL when the server has none */
+    int tls;               /* https:// */
     SSL_CTX *ssl_ctx;      /* https://: verifies the server; NULL when plain, or when it could not be built */
-    const char *tls_name;  /* https://: the name sent in SNI and checked in the certificate */
+    char *tls_name;        /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
 };
 
 struct st_cf_upstream_t {
+    size_t refcnt; /* its loop's thread only */
     h2o_loop_t *loop;
-    cf_timeouts_t *timeouts; /* the loop's, shared with the rest of the worker */
-    const cf_backend_t *backend;
+    cf_timeouts_t *timeouts;                 /* the loop's, shared with the rest of the worker */
+    uint64_t timeout_ms, connect_timeout_ms; /* the backend's defaults, copied: the config may go first */
     h2o_multithread_receiver_t *getaddr_receiver;
     struct st_upstream_server_t *servers;
     size_t num_servers;
@@ -134,7 +136,13 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                                   const cf_backend_t *backend)
 {
     cf_upstream_t *u = h2o_mem_alloc(sizeof(*u));
-    *u = (cf_upstream_t){.loop = loop, .timeouts = timeouts, .backend = backend, .getaddr_receiver = getaddr_receiver};
+    *u = (cf_upstream_t){.refcnt = 1,
+                         .loop = loop,
+                         .timeouts = timeouts,
+                         .timeout_ms = backend->timeout_ms != 0 ? backend->timeout_ms : CF_UPSTREAM_DEFAULT_TIMEOUT_MS,
+                         .connect_timeout_ms = backend->connect_timeout_ms != 0 ? backend->connect_timeout_ms
+                                                                                : CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS,
+                         .getaddr_receiver = getaddr_receiver};
     u->max_connections = backend->max_connections != 0 ? (size_t)backend->max_connections : 256;
     h2o_linklist_init_anchor(&u->queue);
 
@@ -146,12 +154,14 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
         const char *host = conf->tls && backend->sni != NULL ? backend->sni : conf->host;
         int v6 = strchr(host, ':') != NULL;
         size_t cap = strlen(host) + sizeof("[]:65535");
-        s->conf = conf;
         h2o_linklist_init_anchor(&s->idle);
         s->hostport.base = h2o_mem_alloc(cap);
         s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
+        s->base_path = conf->base_path != NULL && conf->base_path[0] != '\0' ? h2o_strdup(NULL, conf->base_path, SIZE_MAX)
+                                                                             : h2o_iovec_init(NULL, 0);
+        s->tls = conf->tls;
         s->ssl_ctx = NULL;
-        s->tls_name = host;
+        s->tls_name = h2o_strdup(NULL, host, SIZE_MAX).base;
         if (conf->tls) {
             char err[512];
             if ((s->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
@@ -169,8 +179,15 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
 
 static void close_idle(struct st_upstream_idle_t *idle);
 
-void cf_upstream_destroy(cf_upstream_t *u)
+void cf_upstream_retain(cf_upstream_t *u)
 {
+    ++u->refcnt;
+}
+
+void cf_upstream_release(cf_upstream_t *u)
+{
+    if (--u->refcnt != 0)
+        return;
     assert(u->num_live == 0);
     for (size_t i = 0; i != u->num_servers; ++i) {
         /* idle sockets first: their close callback still refers to the h2o pool */
@@ -178,6 +195,8 @@ void cf_upstream_destroy(cf_upstream_t *u)
             close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[i].idle.next));
         h2o_socketpool_dispose(&u->servers[i].pool);
         free(u->servers[i].hostport.base);
+        free(u->servers[i].base_path.base);
+        free(u->servers[i].tls_name);
         if (u->servers[i].ssl_ctx != NULL)
             SSL_CTX_free(u->servers[i].ssl_ctx);
     }
@@ -595,7 +614,7 @@ static void on_pool_connect(h2o_socket_t *sock, const char *errstr, void *data)
     }
     x->sock = sock;
     sock->data = x;
-    if (x->server->conf->tls) {
+    if (x->server->tls) {
         /* a new https:// connection: the handshake (certificate and name verified) runs under the connect timer; an
          * idle one taken later keeps its TLS session */
         if (x->server->ssl_ctx == NULL) {
@@ -623,8 +642,8 @@ static void send_request(cf_exchange_t *x)
 {
     h2o_socket_t *sock = x->sock;
     h2o_timeout_unlink(&x->connect_timer);
-    if (x->prepend_base_path && x->server->conf->base_path != NULL)
-        x->reqbufs[REQ_BASE] = h2o_iovec_init(x->server->conf->base_path, strlen(x->server->conf->base_path));
+    if (x->prepend_base_path && x->server->base_path.base != NULL)
+        x->reqbufs[REQ_BASE] = x->server->base_path;
     x->reqbufs[REQ_HOST] = x->host_override.len != 0 ? x->host_override : x->server->hostport;
     /* reading starts with the write, not after it: a connection taken from an idle list is still polled for reading,
      * so this only swaps the callback (no epoll_ctl), and a close racing the request is seen as early as possible */
@@ -638,7 +657,7 @@ static void send_request(cf_exchange_t *x)
 static void connect_attempt(cf_exchange_t *x, int fresh)
 {
     cf_upstream_t *u = x->u;
-    uint64_t ct = u->backend->connect_timeout_ms != 0 ? u->backend->connect_timeout_ms : CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS;
+    uint64_t ct = u->connect_timeout_ms;
     h2o_socket_t *sock;
 
     x->reused = 0;
@@ -685,8 +704,7 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     *x = (cf_exchange_t){u, cb, data};
     h2o_mem_init_pool(&x->pool);
     x->deadline.cb = on_deadline;
-    x->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms
-                                         : (u->backend->timeout_ms != 0 ? u->backend->timeout_ms : CF_UPSTREAM_DEFAULT_TIMEOUT_MS);
+    x->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms : u->timeout_ms;
     x->max_body = req->max_response_body != 0 ? req->max_response_body : CF_UPSTREAM_DEFAULT_MAX_BODY;
     x->idempotent = req->idempotent != 0;
     x->prepend_base_path = req->prepend_base_path != 0;

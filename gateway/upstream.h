@@ -17,17 +17,24 @@
 typedef struct st_cf_upstream_t cf_upstream_t;
 
 /**
- * Creates the runtime for `backend` (borrowed: it must outlive the upstream). Names are resolved asynchronously
- * through `getaddr_receiver` (registered on the loop's h2o_multithread queue with h2o_hostinfo_getaddr_receiver);
- * numeric IPv4 addresses need no resolution. Timers are linked through `timeouts`, the loop's (borrowed).
+ * Creates the runtime for `backend`, with one reference. The backend is read during the call only: the upstream keeps
+ * copies of what it needs, so it may outlive the config (a cache flight holding it across a reload). Names are
+ * resolved asynchronously through `getaddr_receiver` (registered on the loop's h2o_multithread queue with
+ * h2o_hostinfo_getaddr_receiver); numeric IPv4 addresses need no resolution. Timers are linked through `timeouts`,
+ * the loop's (borrowed); the loop, `timeouts` and `getaddr_receiver` must outlive every reference.
  */
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
                                   const cf_backend_t *backend);
 /**
- * Closes idle connections and frees the runtime. No exchange may be running, queued or awaiting its callback on it
- * (cf_upstream_active() == 0). Safe to call from inside an upstream callback once that holds.
+ * Takes a reference. References are counted without atomics: an upstream and its references belong to its loop's
+ * thread. Whoever starts an exchange holds a reference until the exchange is delivered or cancelled.
  */
-void cf_upstream_destroy(cf_upstream_t *u);
+void cf_upstream_retain(cf_upstream_t *u);
+/**
+ * Drops a reference. The last one closes idle connections and frees the runtime; by then no exchange may be running,
+ * queued or awaiting its callback on it (cf_upstream_active() == 0). Safe from inside an upstream callback.
+ */
+void cf_upstream_release(cf_upstream_t *u);
 /**
  * Sets the connection cap of this runtime (the process's max_connections divided among the event-loop threads, each
  * of which has its own runtime). Call right after cf_upstream_create.

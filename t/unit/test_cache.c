@@ -1,21 +1,131 @@
-/* Unit tests of the cache's pure parts: keys, Cache-Control, the byte-bounded LRU, the memcached format. */
+/* Unit tests of the cache: keys, Cache-Control, the byte-bounded LRU, the memcached format, and flights (coalescing,
+ * delivery to another loop's thread, stale answers, waiters that leave) against a fake upstream. */
+#include <pthread.h>
 #include "tap.h"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
 
-/* the flight machinery is exercised by t/40-cache.t; these satisfy the linker for the store tests */
-void cf_table_retain(cf_table_t *t)
-{
-}
-void cf_table_release(cf_table_t *t)
-{
-}
+/* --- a fake upstream: exchanges are recorded, and answered when a test says so ------------------------------------ */
+
+struct st_cf_upstream_t {
+    size_t refcnt;
+    size_t started; /* exchanges started on it */
+};
+
+struct st_cf_exchange_t {
+    cf_upstream_t *u;
+    cf_upstream_cb cb;
+    void *data;
+    int live; /* started, neither answered nor cancelled */
+};
+
+static struct st_cf_exchange_t exchanges[32];
+static size_t num_exchanges, num_cancelled;
+
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
 {
-    return NULL;
+    cf_exchange_t *x = &exchanges[num_exchanges++ % 32];
+    *x = (cf_exchange_t){u, cb, data, 1};
+    ++u->started;
+    return x;
 }
+
 void cf_upstream_cancel(cf_exchange_t *x)
 {
+    x->live = 0;
+    ++num_cancelled;
+}
+
+void cf_upstream_retain(cf_upstream_t *u)
+{
+    ++u->refcnt;
+}
+
+void cf_upstream_release(cf_upstream_t *u)
+{
+    --u->refcnt;
+}
+
+/* The last exchange started, answered with `status` and `body` (as the real one does: from the loop, later). */
+static void answer_last(int status, const char *body)
+{
+    cf_exchange_t *x = &exchanges[(num_exchanges - 1) % 32];
+    cf_upstream_res_t res = {.status = status, .body = h2o_iovec_init(body, strlen(body))};
+    x->live = 0;
+    x->cb(x->data, &res);
+}
+
+/* --- loops and waiters ------------------------------------------------------------------------------------------- */
+
+typedef struct st_test_loop_t {
+    h2o_loop_t *loop;
+    h2o_multithread_queue_t *queue;
+    cf_timeouts_t timeouts;
+    cf_cache_port_t *port;
+} test_loop_t;
+
+static void loop_init(test_loop_t *l)
+{
+    l->loop = h2o_evloop_create();
+    l->queue = h2o_multithread_create_queue(l->loop);
+    cf_timeouts_init(&l->timeouts, l->loop);
+    l->port = cf_cache_port_create(l->queue, &l->timeouts);
+}
+
+static void loop_dispose(test_loop_t *l)
+{
+    cf_cache_port_destroy(l->port);
+    cf_timeouts_dispose(&l->timeouts);
+    h2o_multithread_destroy_queue(l->queue);
+    free(l->queue);
+    h2o_evloop_destroy(l->loop);
+}
+
+/* What a waiter got. */
+typedef struct st_got_t {
+    int called;
+    cf_cache_answer_t ans;
+    char body[64];
+    pthread_t thread;
+} got_t;
+
+static void on_got(void *data, const cf_cache_answer_t *ans)
+{
+    got_t *g = data;
+    ++g->called;
+    g->ans = *ans;
+    snprintf(g->body, sizeof(g->body), "%.*s", (int)ans->body.len, ans->body.base != NULL ? ans->body.base : "");
+    g->ans.body = h2o_iovec_init(g->body, strlen(g->body));
+    g->thread = pthread_self();
+}
+
+/* Runs the loop until *flag is set (at most a second). */
+static void run_until(test_loop_t *l, const int *flag)
+{
+    for (int i = 0; i != 100 && !__atomic_load_n(flag, __ATOMIC_ACQUIRE); ++i)
+        h2o_evloop_run(l->loop, 10);
+}
+
+static h2o_mem_pool_t pool;
+
+static cf_cache_wait_t *fetch(test_loop_t *l, cf_upstream_t *u, const char *key, const cf_cache_policy_t *policy, got_t *g,
+                              cf_cache_answer_t *ans)
+{
+    cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(key, strlen(key))};
+    memset(g, 0, sizeof(*g));
+    return cf_cache_fetch(cf_cache_get(), l->port, u, &req, h2o_iovec_init(key, strlen(key)), policy, &pool, on_got, g, ans);
+}
+
+/* Puts an entry for `key`, stored `age_ms` ago. */
+static void put_entry(const char *key, int64_t age_ms, const cf_cache_policy_t *policy, const char *body)
+{
+    cf_cache_t *c = cf_cache_get();
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    h2o_iovec_t k = h2o_iovec_init(key, strlen(key));
+    pthread_mutex_lock(&c->mutex);
+    store_put(c, key_hash(k, d), k, wall_ms() - age_ms, policy->ttl_ms, policy->swr_ms, policy->sie_ms, 200,
+              h2o_iovec_init(body, strlen(body)));
+    pthread_mutex_unlock(&c->mutex);
 }
 
 static h2o_header_t hdr(const char *name, const char *value)
@@ -157,11 +267,207 @@ static void test_serialized(void)
            tap_printable(bad[i]));
 }
 
+/* --- flights ------------------------------------------------------------------------------------------------------ */
+
+static const cf_cache_policy_t plain = {.ttl_ms = 30000};
+
+static void test_coalescing(test_loop_t *a)
+{
+    cf_upstream_t u = {.refcnt = 1};
+    got_t g1, g2, g3;
+    cf_cache_answer_t ans;
+    cf_cache_stats_t s0, s;
+    cf_cache_stats(&s0);
+
+    ok(fetch(a, &u, "/c", &plain, &g1, &ans) != NULL, "a miss waits");
+    is(u.started, 1, "and starts the upstream request");
+    is(u.refcnt, 2, "the flight holds a reference to the upstream");
+    ok(fetch(a, &u, "/c", &plain, &g2, &ans) != NULL, "the same key waits too");
+    is(u.started, 1, "on the same request: no second one");
+    answer_last(200, "{\"a\":1}");
+    is(u.refcnt, 1, "the flight gave its reference back when it ended");
+    is(g1.called + g2.called, 0, "answers go through the loop, not from inside the upstream's callback");
+    run_until(a, &g2.called);
+    is(g1.called, 1, "the first waiter is answered once");
+    is(g1.ans.report.state, CF_CACHE_MISS, "as a miss");
+    ok(g1.ans.report.stored && g1.ans.report.has_ttl && g1.ans.report.ttl_s >= 29 && g1.ans.report.ttl_s <= 30,
+       "stored, with its ttl");
+    is(g1.ans.report.fwd_status, 200, "fwd-status 200");
+    is_str(g1.body, "{\"a\":1}", "the upstream's body");
+    is(g2.called, 1, "the second waiter is answered once");
+    is(g2.ans.report.state, CF_CACHE_COALESCED, "as coalesced");
+    ok(!g2.ans.report.stored, "only the leader reports the store");
+    is_str(g2.body, "{\"a\":1}", "the same body");
+
+    ok(fetch(a, &u, "/c", &plain, &g3, &ans) == NULL, "then the entry answers at once");
+    is(ans.report.state, CF_CACHE_HIT, "a hit");
+    ok(h2o_memis(ans.body.base, ans.body.len, H2O_STRLIT("{\"a\":1}")), "with the stored body");
+    is(u.started, 1, "and no upstream request");
+    cf_cache_stats(&s);
+    ok(s.misses - s0.misses == 1 && s.coalesced - s0.coalesced == 1 && s.hits - s0.hits == 1,
+       "counted: a miss, a coalesced, a hit");
+}
+
+/* The other loop: joins a flight that the main loop runs, and is answered on its own thread. */
+static struct {
+    const char *key;
+    got_t got;
+    int joined;
+    size_t started; /* its upstream's exchanges */
+    pthread_barrier_t barrier;
+} other;
+
+static void *other_main(void *arg)
+{
+    test_loop_t b;
+    cf_upstream_t ub = {.refcnt = 1};
+    cf_cache_answer_t ans;
+    loop_init(&b);
+    other.joined = fetch(&b, &ub, other.key, &plain, &other.got, &ans) != NULL;
+    pthread_barrier_wait(&other.barrier); /* the main thread answers the flight now */
+    run_until(&b, &other.got.called);
+    other.started = ub.started;
+    loop_dispose(&b);
+    return NULL;
+}
+
+static void test_other_thread(test_loop_t *a)
+{
+    cf_upstream_t u = {.refcnt = 1};
+    got_t g;
+    cf_cache_answer_t ans;
+    pthread_t th;
+
+    other.key = "/t";
+    pthread_barrier_init(&other.barrier, NULL, 2);
+    ok(fetch(a, &u, other.key, &plain, &g, &ans) != NULL, "a miss on this loop starts a flight");
+    pthread_create(&th, NULL, other_main, NULL);
+    pthread_barrier_wait(&other.barrier);
+    ok(other.joined, "another loop's lookup of the key waits for it");
+    answer_last(200, "{\"t\":1}");
+    run_until(a, &g.called);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&other.barrier);
+    is(u.started, 1, "one upstream request for both loops");
+    is(other.started, 0, "none from the other loop's upstream");
+    is(g.ans.report.state, CF_CACHE_MISS, "this loop's waiter: miss");
+    is(other.got.called, 1, "the other loop's waiter is answered once");
+    is(other.got.ans.report.state, CF_CACHE_COALESCED, "coalesced");
+    is_str(other.got.body, "{\"t\":1}", "with the body");
+    ok(pthread_equal(other.got.thread, th), "on its own loop's thread");
+    ok(pthread_equal(g.thread, pthread_self()), "and this one on this thread");
+}
+
+static void test_swr(test_loop_t *a)
+{
+    cf_upstream_t u = {.refcnt = 1};
+    const cf_cache_policy_t swr = {.ttl_ms = 1000, .swr_ms = 60000};
+    got_t g1, g2, g3;
+    cf_cache_answer_t ans1, ans2, ans3;
+
+    put_entry("/s", 3000, &swr, "{\"v\":1}");
+    ok(fetch(a, &u, "/s", &swr, &g1, &ans1) == NULL, "an entry within stale_while_revalidate answers at once");
+    is(ans1.report.state, CF_CACHE_STALE, "stale");
+    ok(ans1.report.has_ttl && ans1.report.ttl_s == -2, "ttl: stale by 2s");
+    ok(h2o_memis(ans1.body.base, ans1.body.len, H2O_STRLIT("{\"v\":1}")), "with the old body");
+    is(u.started, 1, "and starts a refresh");
+    ok(fetch(a, &u, "/s", &swr, &g2, &ans2) == NULL && ans2.report.state == CF_CACHE_STALE, "a second lookup: stale too");
+    is(u.started, 1, "one refresh per key");
+    answer_last(200, "{\"v\":2}");
+    is(u.refcnt, 1, "the refresh gave its reference back");
+    ok(fetch(a, &u, "/s", &swr, &g3, &ans3) == NULL, "after the refresh");
+    is(ans3.report.state, CF_CACHE_HIT, "a hit");
+    ok(h2o_memis(ans3.body.base, ans3.body.len, H2O_STRLIT("{\"v\":2}")), "on the new body");
+    h2o_evloop_run(a->loop, 0);
+    ok(g1.called + g2.called + g3.called == 0, "nobody waited, nobody is called");
+}
+
+static void test_stale_if_error(test_loop_t *a)
+{
+    cf_upstream_t u = {.refcnt = 1};
+    const cf_cache_policy_t sie = {.ttl_ms = 10000, .sie_ms = 60000};
+    got_t g;
+    cf_cache_answer_t ans, stale;
+
+    /* the route's deadline cuts the wait: the waiter leaves with the stale entry */
+    put_entry("/d", 15000, &sie, "{\"old\":1}");
+    cf_cache_wait_t *wt = fetch(a, &u, "/d", &sie, &g, &ans);
+    ok(wt != NULL, "past its ttl (no stale_while_revalidate), a lookup waits for the refresh");
+    ok(cf_cache_cancel(wt, &pool, &stale) == 1, "cut by the deadline: an entry within stale_if_error is offered");
+    is(stale.report.state, CF_CACHE_STALE, "stale");
+    ok(stale.report.has_ttl && stale.report.ttl_s == -5, "ttl: stale by 5s");
+    ok(h2o_memis(stale.body.base, stale.body.len, H2O_STRLIT("{\"old\":1}")), "the old body");
+    answer_last(200, "{\"new\":1}");
+    h2o_evloop_run(a->loop, 10);
+    is(g.called, 0, "the waiter that left is not called");
+    ok(fetch(a, &u, "/d", &sie, &g, &ans) == NULL && ans.report.state == CF_CACHE_HIT, "the refresh went on and was stored");
+
+    /* the refresh fails: the entry answers */
+    put_entry("/e", 15000, &sie, "{\"old\":2}");
+    ok(fetch(a, &u, "/e", &sie, &g, &ans) != NULL, "waits for the refresh");
+    answer_last(503, "{}");
+    run_until(a, &g.called);
+    is(g.ans.report.state, CF_CACHE_STALE, "the refresh got 503: stale");
+    is(g.ans.report.fwd_status, 503, "fwd-status 503");
+    is_str(g.body, "{\"old\":2}", "the old body");
+    is(u.refcnt, 1, "no reference left behind");
+}
+
+static void test_waiter_leaves(test_loop_t *a)
+{
+    cf_upstream_t u = {.refcnt = 1};
+    got_t g1, g2, g3, g4;
+    cf_cache_answer_t ans;
+
+    cf_cache_wait_t *w1 = fetch(a, &u, "/l", &plain, &g1, &ans);
+    ok(fetch(a, &u, "/l", &plain, &g2, &ans) != NULL, "two waiters");
+    is(cf_cache_cancel(w1, &pool, NULL), 0, "the leader leaves (no entry to offer)");
+    is(num_cancelled, 0, "its request goes on");
+    answer_last(200, "{\"l\":1}");
+    run_until(a, &g2.called);
+    is(g1.called, 0, "the waiter that left is not called");
+    is(g2.called, 1, "the one that stayed is");
+    is(g2.ans.report.state, CF_CACHE_COALESCED, "coalesced");
+
+    /* leaving once the answer is on its way to the loop */
+    cf_cache_wait_t *w3 = fetch(a, &u, "/l2", &plain, &g3, &ans);
+    answer_last(200, "{\"l\":2}");
+    is(cf_cache_cancel(w3, &pool, NULL), 0, "leaves with its answer queued");
+    h2o_evloop_run(a->loop, 10);
+    is(g3.called, 0, "the queued answer is dropped");
+
+    /* the loop goes away: its flights are cancelled, its waiters told */
+    ok(fetch(a, &u, "/l3", &plain, &g4, &ans) != NULL, "a flight runs");
+    cf_cache_port_destroy(a->port);
+    is(num_cancelled, 1, "destroying the port cancels its upstream request");
+    is(g4.called, 1, "the waiter is answered");
+    is(g4.ans.reason, CF_REASON_CANCELLED, "cancelled");
+    is(u.refcnt, 1, "the upstream reference is given back");
+    a->port = cf_cache_port_create(a->queue, &a->timeouts);
+}
+
+static void test_flights(void)
+{
+    test_loop_t a;
+    cf_cache_t *c = cf_cache_create(1 << 20, NULL, 0);
+    h2o_mem_init_pool(&pool);
+    loop_init(&a);
+    test_coalescing(&a);
+    test_other_thread(&a);
+    test_swr(&a);
+    test_stale_if_error(&a);
+    test_waiter_leaves(&a);
+    loop_dispose(&a);
+    h2o_mem_clear_pool(&pool);
+    cf_cache_destroy(c);
+}
+
 int main(void)
 {
     test_keys();
     test_cache_control();
     test_store();
     test_serialized();
+    test_flights();
     return done_testing();
 }

@@ -278,7 +278,7 @@ static void on_result(void *data, const cf_upstream_res_t *res)
     }
     r->elapsed = now_ms() - r->started_at;
     if (r->destroy != NULL)
-        cf_upstream_destroy(r->destroy);
+        cf_upstream_release(r->destroy);
 }
 
 typedef struct st_backend_holder_t {
@@ -400,7 +400,7 @@ static void test_normal(void)
     ok(strstr(srv->last_request, "\r\n\r\nbody") != NULL, "body after the head");
     is(srv->accepts, 1, "both on one connection");
 
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -410,7 +410,13 @@ static void test_base_path_and_round_robin(void)
     backend_holder_t b;
     cf_upstream_t *u = upstream_new(&b, s1, s2, 4);
     result_t r1, r2;
+    cf_upstream_release(u);
     b.servers[1].base_path = "/v2";
+    u = cf_upstream_create(loop, &timeouts, &getaddr_receiver, &b.backend);
+    /* the upstream keeps copies of what it reads of its backend: the config may go first (a cache flight holds an
+     * upstream across a reload) */
+    b.servers[1].base_path = "/changed";
+    b.servers[0].base_path = "/changed";
 
     cf_upstream_req_t req = req_get("/x", 2000);
     req.prepend_base_path = 1;
@@ -425,10 +431,11 @@ static void test_base_path_and_round_robin(void)
     is(s1->requests, 1, "first server got one request");
     is(s2->requests, 1, "second server got one request");
     ok(strncmp(s2->last_request, "GET /v2/y HTTP/1.1", 18) == 0, "the chosen server's base path prepended on request");
+    ok(strncmp(s1->last_request, "GET /x HTTP/1.1", 15) == 0, "as the backend was when the upstream was created");
     get_sync(u, "/z", &r1);
     get_sync(u, "/z", &r2);
     ok(strncmp(s2->last_request, "GET /z HTTP/1.1", 15) == 0, "not by default");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(s1);
     server_stop(s2);
 }
@@ -468,7 +475,7 @@ static void test_chunked_head_1xx(void)
     is_str(r.body, "hello", "GET after HEAD and 204 on the same connection");
     is(srv->accepts, 1, "one connection for all");
 
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -485,7 +492,7 @@ static void test_keepalive(void)
     }
     is(srv->accepts, 1, "three requests, one connection");
     is(srv->requests, 3, "three requests seen");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     RUN_UNTIL(srv->open == 0, 500);
     is(srv->open, 0, "destroy closes the pooled connection");
     server_stop(srv);
@@ -531,7 +538,7 @@ static void test_retry(void)
     RUN_UNTIL(r.called, 3000);
     is_str(r.error, NULL, "POST after an idle close: ok on a new connection");
     is(srv->accepts, 2, "two connections");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     /* the server closes the reused connection when the request arrives: an idempotent request is retried */
@@ -547,7 +554,7 @@ static void test_retry(void)
     get_sync(u, "/", &r);
     is_str(r.error, NULL, "third ok");
     is(srv->accepts, 3, "the retry's connection is not pooled");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     /* not for a non-idempotent request */
@@ -560,7 +567,7 @@ static void test_retry(void)
     is_str(r.error, "reset", "POST on a connection that dies: reset, no retry");
     is(srv->accepts, 1, "no second connection");
     is(srv->requests, 2, "two requests reached the server");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     /* at most one retry */
@@ -570,7 +577,7 @@ static void test_retry(void)
     get_sync(u, "/", &r);
     is_str(r.error, "reset", "retry fails too: reset");
     is(srv->requests, 3, "one retry only");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -592,7 +599,7 @@ static void test_connect_failures(void)
     is_str(r.error, "connect_failed", "refused: connect_failed");
     ok(!r.reentrant, "not re-entrant");
     is(r.status, 0, "no status");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
 
     /* connect timeout: a listener whose accept queue is full drops further SYNs, so connect() never completes */
     fd = listen_fd(0, &port);
@@ -609,7 +616,7 @@ static void test_connect_failures(void)
     RUN_UNTIL(r.called, 3000);
     is_str(r.error, "connect_failed", "connect timeout: connect_failed");
     ok(r.elapsed >= 190 && r.elapsed < 600, "after connect_timeout (%.0fms)", r.elapsed);
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     for (int i = 0; i != nfill; ++i)
         close(fillers[i]);
     close(fd);
@@ -640,7 +647,7 @@ static void test_timeouts(void)
     get_sync(u, "/", &r);
     is_str(r.error, NULL, "next request ok");
     is(srv->accepts, 2, "on a new connection: the timed-out one was not pooled");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -663,7 +670,7 @@ static void test_trickle(void)
     is(r.status, 200, "the head had arrived");
     RUN_UNTIL(srv->peer_closes == 1, 500);
     is(srv->peer_closes, 1, "the server sees the connection closed");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -688,7 +695,7 @@ static void test_faults(void)
     u = upstream_new(&b, srv, NULL, 4);
     get_sync(u, "/", &r);
     is_str(r.error, "reset", "RST before the head: reset");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     static const struct {
@@ -729,7 +736,7 @@ static void test_faults(void)
         get_sync(u, "/", &r);
         is_str(r.error, cases[i].error, "%s", cases[i].name);
         ok(r.error == NULL || r.body_len == 0, "%s: no partial body", cases[i].name);
-        cf_upstream_destroy(u);
+        cf_upstream_release(u);
         server_stop(srv);
     }
 }
@@ -748,7 +755,7 @@ static void test_head_limit_and_persistence(void)
     u = upstream_new(&b, srv, NULL, 4);
     get_sync(u, "/", &r);
     is_str(r.error, "bad_response", "a head over 64KiB: bad_response");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     static const struct {
@@ -769,7 +776,7 @@ static void test_head_limit_and_persistence(void)
         get_sync(u, "/", &r);
         is_str(r.body, "hello", "%s: second body", cases[i].name);
         is(srv->accepts, cases[i].accepts, "%s", cases[i].name);
-        cf_upstream_destroy(u);
+        cf_upstream_release(u);
         server_stop(srv);
     }
 }
@@ -815,7 +822,7 @@ static void test_too_large(void)
         get_sync(u, "/", &r);
         is_str(r.error, NULL, "%s: next request ok", names[i]);
         is(srv->accepts, 2, "%s: on a new connection", names[i]);
-        cf_upstream_destroy(u);
+        cf_upstream_release(u);
         server_stop(srv);
     }
 
@@ -827,7 +834,7 @@ static void test_too_large(void)
     get_sync(u, "/", &r);
     is_str(r.error, NULL, "body of exactly max_response_body: ok");
     is(r.body_len, 1024, "whole body");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -858,7 +865,7 @@ static void test_queue(void)
     ok(srv->accepts <= 2, "connections reused (%zu accepts)", srv->accepts);
     ok(r[4].elapsed >= 80, "the last waited its turn (%.0fms)", r[4].elapsed);
     is(cf_upstream_active(u), 0, "nothing left");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -919,7 +926,7 @@ static void test_queued_timeout_and_cancel(void)
     RUN_FOR(30);
     ok(!ra.called, "no callback after cancelling a failed-but-undelivered exchange");
 
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -961,7 +968,7 @@ static void test_bad_request(void)
     }
     RUN_FOR(20);
     is(srv->accepts, 0, "nothing reached the server");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 }
 
@@ -1024,7 +1031,7 @@ static void test_idle_list(void)
     is(srv->open, 0, "idle connections closed by the idle timeout");
     ok(now_ms() - t0 >= 1500, "not before the idle timeout (%.0fms)", now_ms() - t0);
     is(u->num_idle, 0, "idle list empty");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     server_stop(srv);
 
     /* the cap counts idle connections: with max_connections 1, a request to the other server first closes the idle one */
@@ -1040,7 +1047,7 @@ static void test_idle_list(void)
     is(srv->open, 0, "server 1's idle connection was closed to stay within the cap");
     ok(u->in_use + u->num_idle <= 1, "in use + idle within the cap");
     ok(srv->max_open + srv2->max_open <= 2 && srv2->open == 1, "server 2's connection idle");
-    cf_upstream_destroy(u);
+    cf_upstream_release(u);
     RUN_UNTIL(srv2->open == 0, 500);
     is(srv2->open, 0, "destroy closes it");
     server_stop(srv);
