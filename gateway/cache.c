@@ -142,8 +142,8 @@ struct st_entry_t {
     int64_t stored_ms;   /* wall clock, so that every process reading memcached computes freshness alike */
     uint64_t ttl_ms, swr_ms, sie_ms;
     int status;
-    h2o_iovec_t body; /* points into this allocation */
-    size_t bytes;     /* what it counts against the bound */
+    json_t *doc;  /* a reference to the parsed body, shared with the answers it gives */
+    size_t bytes; /* what it counts against the bound */
 };
 
 struct st_cf_cache_port_t {
@@ -170,6 +170,7 @@ struct st_cf_cache_t {
     uint64_t memory, bytes;
     struct st_htable_t entries, flights;
     h2o_linklist_t lru;
+    struct st_hnode_t *dead;       /* entries unlinked under the mutex, freed once it is released (cache_unlock) */
     h2o_memcached_context_t *memc; /* NULL without the tier */
 };
 
@@ -197,7 +198,23 @@ static void entry_unlink_free(cf_cache_t *c, struct st_entry_t *e)
     c->bytes -= e->bytes;
     STAT_SUB(bytes, e->bytes);
     STAT_SUB(entries, 1);
-    free(e);
+    /* freed by cache_unlock: the last reference to a document frees all of it, which need not hold up other loops */
+    e->h.next = c->dead;
+    c->dead = &e->h;
+}
+
+/* Releases the mutex, then frees the entries unlinked while it was held. */
+static void cache_unlock(cf_cache_t *c)
+{
+    struct st_hnode_t *dead = c->dead;
+    c->dead = NULL;
+    pthread_mutex_unlock(&c->mutex);
+    while (dead != NULL) {
+        struct st_entry_t *e = H2O_STRUCT_FROM_MEMBER(struct st_entry_t, h, dead);
+        dead = dead->next;
+        json_decref(e->doc); /* frees it unless an answer still holds it */
+        free(e);
+    }
 }
 
 static void evict_to(cf_cache_t *c, uint64_t bound)
@@ -216,25 +233,68 @@ static struct st_entry_t *store_find(cf_cache_t *c, uint64_t hash, h2o_iovec_t k
     return n != NULL ? H2O_STRUCT_FROM_MEMBER(struct st_entry_t, h, n) : NULL;
 }
 
-/* Stores (replacing any entry of the key); returns 0, or -1 when it cannot fit. Called with the mutex held. */
-static int store_put(cf_cache_t *c, uint64_t hash, h2o_iovec_t key, int64_t stored_ms, uint64_t ttl_ms, uint64_t swr_ms,
-                     uint64_t sie_ms, int status, h2o_iovec_t body)
+/* What malloc gives for n bytes: 16-byte chunks with an 8-byte header, 32 at least (glibc, 64-bit). */
+static size_t chunk_bytes(size_t n)
 {
-    size_t bytes = sizeof(struct st_entry_t) + key.len + body.len;
+    n = (n + 8 + 15) & ~(size_t)15;
+    return n < 32 ? 32 : n;
+}
+
+/*
+ * The heap a parsed document holds, from jansson 2.14's structures (json_object_t 72 bytes and a table of 16-byte
+ * buckets, a power of two above the size and 8 at least; each member 56 bytes and its key; json_array_t 40 and 8 per
+ * slot, 8 slots at least; json_string_t 32 and its text; numbers 24; true, false and null are shared). Entries are kept
+ * parsed, and a parsed document takes 8 to 40 times its text: the bound counts this so that it still bounds memory.
+ * t/unit/test_cache.c checks it against what jansson really allocates.
+ */
+static size_t doc_bytes(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), buckets = 8, bytes;
+        while (buckets <= n)
+            buckets *= 2;
+        bytes = chunk_bytes(72) + chunk_bytes(16 * buckets);
+        for (void *it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it))
+            bytes += chunk_bytes(56 + json_object_iter_key_len(it) + 1) + doc_bytes(json_object_iter_value(it));
+        return bytes;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v), slots = 8, bytes;
+        while (slots < n)
+            slots *= 2;
+        bytes = chunk_bytes(40) + chunk_bytes(8 * slots);
+        for (size_t i = 0; i != n; ++i)
+            bytes += doc_bytes(json_array_get(v, i));
+        return bytes;
+    }
+    case JSON_STRING:
+        return chunk_bytes(32) + chunk_bytes(json_string_length(v) + 1);
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return chunk_bytes(24);
+    default:
+        return 0;
+    }
+}
+
+/* Stores `doc` (taking a reference; replacing any entry of the key), counted as `doc_size` (its doc_bytes, measured
+ * before the mutex was taken); returns 0, or -1 when it cannot fit. Called with the mutex held. */
+static int store_put(cf_cache_t *c, uint64_t hash, h2o_iovec_t key, int64_t stored_ms, uint64_t ttl_ms, uint64_t swr_ms,
+                     uint64_t sie_ms, int status, json_t *doc, size_t doc_size)
+{
+    size_t bytes = sizeof(struct st_entry_t) + key.len + doc_size;
     struct st_entry_t *old = store_find(c, hash, key);
     if (old != NULL)
         entry_unlink_free(c, old);
     if (bytes > c->memory)
         return -1;
-    struct st_entry_t *e = h2o_mem_alloc(bytes);
+    struct st_entry_t *e = h2o_mem_alloc(sizeof(*e) + key.len);
     memset(e, 0, sizeof(*e));
-    char *p = (char *)(e + 1);
-    memcpy(p, key.base, key.len);
-    e->h.key = h2o_iovec_init(p, key.len);
+    memcpy(e + 1, key.base, key.len);
+    e->h.key = h2o_iovec_init((char *)(e + 1), key.len);
     e->h.hash = hash;
-    if (body.len != 0)
-        memcpy(p + key.len, body.base, body.len);
-    e->body = h2o_iovec_init(p + key.len, body.len);
+    e->doc = json_incref(doc);
     e->stored_ms = stored_ms;
     e->ttl_ms = ttl_ms;
     e->swr_ms = swr_ms;
@@ -308,7 +368,7 @@ void cf_cache_set_memory(cf_cache_t *c, uint64_t memory)
     pthread_mutex_lock(&c->mutex);
     c->memory = memory;
     evict_to(c, memory);
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
 }
 
 void cf_cache_destroy(cf_cache_t *c)
@@ -317,7 +377,7 @@ void cf_cache_destroy(cf_cache_t *c)
         return;
     pthread_mutex_lock(&c->mutex);
     evict_to(c, 0);
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
     free(c->entries.buckets);
     free(c->flights.buckets);
     pthread_mutex_destroy(&c->mutex);
@@ -418,7 +478,8 @@ struct st_result_t {
     cf_reason_t reason;
     int status, fwd_status, stored, stale, from_memcached;
     int64_t ttl_s;
-    h2o_iovec_t body; /* points into this allocation; base NULL when there is none */
+    json_t *doc;      /* a reference to the parsed body; NULL when there is none or it is not JSON */
+    h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
 };
 
 struct st_flight_t {
@@ -461,8 +522,10 @@ struct st_cf_cache_wait_t {
 
 static void result_release(struct st_result_t *r)
 {
-    if (r != NULL && __atomic_sub_fetch(&r->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+    if (r != NULL && __atomic_sub_fetch(&r->refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
+        json_decref(r->doc);
         free(r);
+    }
 }
 
 static struct st_result_t *result_new(h2o_iovec_t body)
@@ -477,13 +540,12 @@ static struct st_result_t *result_new(h2o_iovec_t body)
     return r;
 }
 
-static void fill_from_entry(cf_cache_answer_t *ans, const struct st_entry_t *e, int64_t now, h2o_mem_pool_t *pool)
+static void fill_from_entry(cf_cache_answer_t *ans, const struct st_entry_t *e, int64_t now)
 {
     ans->status = e->status;
     ans->report.ttl_s = ttl_left_s(e, now);
     ans->report.has_ttl = 1;
-    ans->body = h2o_iovec_init(h2o_mem_alloc_pool(pool, e->body.len + 1), e->body.len);
-    memcpy(ans->body.base, e->body.base, e->body.len);
+    ans->doc = json_incref(e->doc);
 }
 
 static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -497,8 +559,7 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 .report = {.fwd_status = r->fwd_status, .stored = wt->leader && r->stored && !r->from_memcached, .ttl_s = r->ttl_s},
                 .reason = r->reason,
                 .status = r->status,
-                .body = r->body,
-                .from_memcached = r->from_memcached};
+                .doc = json_incref(r->doc)};
             if (r->stale) {
                 ans.report.state = CF_CACHE_STALE;
                 STAT_ADD(stale, 1);
@@ -513,7 +574,7 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 STAT_ADD(misses, 1);
             }
             /* the freshness of what answered: an entry, or the answer just stored */
-            ans.report.has_ttl = r->reason == CF_REASON_NONE && r->body.base != NULL &&
+            ans.report.has_ttl = r->reason == CF_REASON_NONE && r->doc != NULL &&
                                  (ans.report.state == CF_CACHE_HIT || ans.report.state == CF_CACHE_STALE || ans.report.stored);
             wt->cb(wt->data, &ans);
         }
@@ -551,18 +612,20 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     cf_cache_t *c = fl->cache;
     int64_t now = wall_ms();
     int failed = r->reason != CF_REASON_NONE || r->status >= 500;
+    size_t doc_size = storable ? doc_bytes(r->doc) : 0; /* a walk of the document: not under the mutex */
     h2o_linklist_t waiters;
     h2o_linklist_init_anchor(&waiters);
 
     pthread_mutex_lock(&c->mutex);
     htable_remove(&c->flights, &fl->h);
-    if (storable &&
-        store_put(c, fl->h.hash, fl->h.key, stored_ms, ttl_ms, fl->policy.swr_ms, fl->policy.sie_ms, r->status, r->body) == 0) {
+    if (storable && store_put(c, fl->h.hash, fl->h.key, stored_ms, ttl_ms, fl->policy.swr_ms, fl->policy.sie_ms, r->status, r->doc,
+                              doc_size) == 0) {
         r->stored = 1;
     } else if (failed) {
         struct st_entry_t *e = store_find(c, fl->h.hash, fl->h.key);
         if (e != NULL && !entry_fresh(e, now) && entry_in_sie(e, now)) {
-            struct st_result_t *s = result_new(e->body);
+            struct st_result_t *s = result_new(h2o_iovec_init(NULL, 0));
+            s->doc = json_incref(e->doc);
             s->status = e->status;
             s->fwd_status = r->status;
             s->stale = 1;
@@ -583,7 +646,7 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
         ++n;
     }
     __atomic_add_fetch(&r->refcnt, n, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
 
     while (!h2o_linklist_is_empty(&waiters)) {
         cf_cache_wait_t *wt = H2O_STRUCT_FROM_MEMBER(cf_cache_wait_t, link, waiters.next);
@@ -605,19 +668,21 @@ static void on_upstream_done(void *data, const cf_upstream_res_t *res)
 {
     struct st_flight_t *fl = data;
     fl->x = NULL;
-    struct st_result_t *r = result_new(res->reason == CF_REASON_NONE ? res->body : h2o_iovec_init(NULL, 0));
+    json_t *doc = NULL;
+    if (res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299) {
+        /* the one parse of this body: every waiter and the entry share the document */
+        json_error_t jerr;
+        doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
+    }
+    uint64_t ttl_ms = fl->policy.ttl_ms;
+    /* only JSON answers are worth keeping: anything else fails the call anyway */
+    int storable = doc != NULL && cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms);
+    /* the text is kept only to be stored to memcached */
+    struct st_result_t *r = result_new(storable && fl->cache->memc != NULL ? res->body : h2o_iovec_init(NULL, 0));
+    r->doc = doc;
     r->reason = res->reason;
     r->status = res->status;
     r->fwd_status = res->status;
-    uint64_t ttl_ms = fl->policy.ttl_ms;
-    int storable = 0;
-    if (res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299 &&
-        cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms)) {
-        json_error_t jerr;
-        json_t *doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
-        storable = doc != NULL; /* only JSON answers are worth keeping: anything else fails the call anyway */
-        json_decref(doc);
-    }
     flight_finish(fl, r, storable, ttl_ms, wall_ms());
 }
 
@@ -764,10 +829,13 @@ static void on_memcached_get(h2o_iovec_t value, void *data)
     uint64_t ttl, swr, sie;
     int status;
     h2o_iovec_t body;
+    json_t *doc = NULL;
+    json_error_t jerr;
     if (value.len != 0 && parse_serialized(value, &stored_ms, &ttl, &swr, &sie, &status, &body) == 0 &&
-        wall_ms() - stored_ms < (int64_t)ttl) {
+        wall_ms() - stored_ms < (int64_t)ttl && (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
         STAT_ADD(memcached_hits, 1);
-        struct st_result_t *r = result_new(body);
+        struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0)); /* not stored back to memcached: no text */
+        r->doc = doc;
         r->status = status;
         r->from_memcached = 1;
         fl->policy.swr_ms = swr; /* the entry keeps the windows of the process that stored it */
@@ -860,7 +928,7 @@ static cf_cache_wait_t *waiter_new(cf_cache_port_t *port, struct st_flight_t *fl
 }
 
 cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
-                                h2o_iovec_t key, const cf_cache_policy_t *policy, h2o_mem_pool_t *pool, cf_cache_cb cb, void *data,
+                                h2o_iovec_t key, const cf_cache_policy_t *policy, cf_cache_cb cb, void *data,
                                 cf_cache_answer_t *ans)
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -879,7 +947,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
     if (e != NULL && entry_in_swr(e, now)) {
         h2o_linklist_unlink(&e->lru);
         h2o_linklist_insert(&c->lru, &e->lru);
-        fill_from_entry(ans, e, now, pool);
+        fill_from_entry(ans, e, now);
         if (entry_fresh(e, now)) {
             ans->report.state = CF_CACHE_HIT;
         } else {
@@ -888,7 +956,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
             if (htable_find(&c->flights, hash, key) == NULL)
                 start = flight_new(c, port, upstream, req, key, hash, digest, policy);
         }
-        pthread_mutex_unlock(&c->mutex);
+        cache_unlock(c);
         if (ans->report.state == CF_CACHE_HIT)
             STAT_ADD(hits, 1);
         else
@@ -904,13 +972,13 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
         start = flight_new(c, port, upstream, req, key, hash, digest, policy);
         wt = waiter_new(port, start, key, hash, cb, data, 1);
     }
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
     if (start != NULL)
         start_flight(start);
     return wt;
 }
 
-int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t *stale)
+int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale)
 {
     cf_cache_t *c = the_cache;
     int64_t now = wall_ms();
@@ -925,11 +993,11 @@ int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t
     struct st_entry_t *e = stale != NULL ? store_find(c, wt->hash, wt->key) : NULL;
     if (e != NULL && !entry_fresh(e, now) && entry_in_sie(e, now)) {
         memset(stale, 0, sizeof(*stale));
-        fill_from_entry(stale, e, now, pool);
+        fill_from_entry(stale, e, now);
         stale->report.state = CF_CACHE_STALE;
         found = 1;
     }
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
     if (do_free)
         free(wt);
     if (found)

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <h2o.h>
+#include <jansson.h>
 #include "cf_buf.h"
 #include "cf_timeouts.h"
 #include "config.h"
@@ -22,7 +23,7 @@ typedef struct st_cf_cache_stats_t {
     uint64_t coalesced; /* calls that waited for another call's upstream request instead of sending their own */
     uint64_t evictions; /* entries dropped to make room (not counting expiry or replacement) */
     uint64_t stores;    /* entries written to the local store */
-    uint64_t bytes;     /* bytes held now by the local store: keys, bodies and per-entry bookkeeping */
+    uint64_t bytes;     /* bytes held now by the local store: keys, parsed bodies and per-entry bookkeeping */
     uint64_t entries;   /* entries held now */
     uint64_t memcached_hits, memcached_misses, memcached_errors; /* memcached gets: found, absent, timed out/failed */
     uint64_t memcached_skipped_gets; /* lookups not sent, or given up, because the tier's breaker was open */
@@ -81,23 +82,27 @@ void cf_cache_build_key(cf_buf_t *out, const char *backend, h2o_iovec_t method, 
  */
 int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64_t *ttl_ms);
 
-/** What a cached call got. */
+/**
+ * What a cached call got. The body is parsed once, where it arrives (upstream or memcached), and that one document is
+ * shared by the entry and every answer given from it: jansson counts references atomically, and nobody modifies a
+ * document once parsed (cf_shape and cf_merge build new ones around its values).
+ */
 typedef struct st_cf_cache_answer_t {
     cf_cache_report_t report; /* how it was answered, for Cache-Status */
-    cf_reason_t reason;       /* CF_REASON_NONE, or the upstream failure (then body is empty) */
+    cf_reason_t reason;       /* CF_REASON_NONE, or the upstream failure (then doc is NULL) */
     int status;               /* the stored or upstream status; 0 when none arrived */
-    h2o_iovec_t body;         /* the JSON body on success */
-    int from_memcached;       /* the answer came from the memcached tier */
+    json_t *doc;              /* a reference the receiver owns: the parsed body of a 2xx answer; NULL when there is none
+                                 or it is not JSON */
 } cf_cache_answer_t;
 
-/** Called once on the waiting port's loop; `ans` and its body are valid during the call only. */
+/** Called once on the waiting port's loop; `ans` is valid during the call only, and ans->doc is the callee's. */
 typedef void (*cf_cache_cb)(void *data, const cf_cache_answer_t *ans);
 
 typedef struct st_cf_cache_wait_t cf_cache_wait_t;
 
 /**
  * Looks `key` up for a call on the loop of `port`. A fresh entry, or an expired one within stale_while_revalidate
- * (then one background refresh starts unless one runs), answers at once: *ans is filled (body copied into `pool`) and
+ * (then one background refresh starts unless one runs), answers at once: *ans is filled (ans->doc is the caller's) and
  * NULL is returned. Otherwise the call waits for the one upstream request made for the key: `req` is sent to
  * `upstream` (an upstream of the port's loop; the flight takes a reference for as long as it runs, so it may outlive
  * its route table), or the one running for the key is joined, on whichever loop it runs. The returned handle stays
@@ -105,13 +110,14 @@ typedef struct st_cf_cache_wait_t cf_cache_wait_t;
  * within stale_if_error. `req` and `policy` are copied.
  */
 cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
-                                h2o_iovec_t key, const cf_cache_policy_t *policy, h2o_mem_pool_t *pool, cf_cache_cb cb, void *data,
+                                h2o_iovec_t key, const cf_cache_policy_t *policy, cf_cache_cb cb, void *data,
                                 cf_cache_answer_t *ans);
 
 /**
- * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (body in
- * `pool`) when an expired entry within its stale_if_error window exists, so a call cut by its deadline can use it.
+ * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (stale->doc
+ * is the caller's) when `stale` is not NULL and an expired entry within its stale_if_error window exists, so a call cut
+ * by its deadline can use it.
  */
-int cf_cache_cancel(cf_cache_wait_t *wt, h2o_mem_pool_t *pool, cf_cache_answer_t *stale);
+int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale);
 
 #endif

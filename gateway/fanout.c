@@ -229,8 +229,15 @@ static void fail_call(struct st_call_t *c, cf_reason_t reason, int status)
     complete_call(c);
 }
 
-/* Turns an upstream answer (or a cached one) into the call's outcome. */
-static void set_outcome(struct st_call_t *c, cf_reason_t reason, int status, h2o_iovec_t body)
+/* Whether an answer's body is parsed: a 2xx, as it arrived. */
+static int wants_body(cf_reason_t reason, int status)
+{
+    return reason == CF_REASON_NONE && status >= 200 && status <= 299;
+}
+
+/* Turns an upstream answer (or a cached one) into the call's outcome; `doc` (taken over; NULL when the body is not
+ * JSON) is its body, parsed when wants_body(reason, status). */
+static void set_outcome(struct st_call_t *c, cf_reason_t reason, int status, json_t *doc)
 {
     struct st_fanout_t *f = c->f;
     cf_outcome_t *o = &f->outcomes[c - f->calls];
@@ -238,30 +245,35 @@ static void set_outcome(struct st_call_t *c, cf_reason_t reason, int status, h2o
     o->status = status;
     if (reason != CF_REASON_NONE) {
         o->reason = reason;
-    } else if (status < 200 || status > 299) {
+    } else if (!wants_body(reason, status)) {
         o->reason = CF_REASON_STATUS;
+    } else if (doc == NULL) {
+        o->reason = CF_REASON_INVALID_JSON;
     } else {
-        json_error_t jerr;
-        o->value = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr);
-        if (o->value == NULL)
-            o->reason = CF_REASON_INVALID_JSON;
-        else
-            cf_shape(c->conf, o);
+        o->value = doc; /* cf_shape never modifies it: a cached one is shared */
+        cf_shape(c->conf, o);
+        return;
     }
+    json_decref(doc);
 }
 
 static void on_call_done(void *data, const cf_upstream_res_t *res)
 {
     struct st_call_t *c = data;
+    json_t *doc = NULL;
+    json_error_t jerr;
     c->x = NULL;
-    set_outcome(c, res->reason, res->status, res->body);
+    if (wants_body(res->reason, res->status))
+        doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
+    set_outcome(c, res->reason, res->status, doc);
     complete_call(c);
 }
 
+/* The cache parsed the body once for every call that shares it: its document is taken as is. */
 static void take_cache_answer(struct st_call_t *c, const cf_cache_answer_t *ans)
 {
     c->cache = ans->report;
-    set_outcome(c, ans->reason, ans->status, ans->body);
+    set_outcome(c, ans->reason, ans->status, ans->doc);
 }
 
 static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
@@ -283,7 +295,7 @@ static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
     cf_cache_build_key(&key, c->conf->backend->name, ureq->method, ureq->path, ureq->headers, ureq->num_headers);
     cf_cache_answer_t ans;
     c->cw = cf_cache_fetch(cache, f->w->cache_port, f->table->upstreams[c->conf->backend->index], ureq,
-                           h2o_iovec_init(key.base, key.len), &c->conf->cache, &f->req->pool, on_cache_answer, c, &ans);
+                           h2o_iovec_init(key.base, key.len), &c->conf->cache, on_cache_answer, c, &ans);
     cf_buf_free(&key);
     if (c->cw == NULL) {
         take_cache_answer(c, &ans);
@@ -365,7 +377,7 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
         }
         if (c->cw != NULL) {
             cf_cache_answer_t stale;
-            int have_stale = cf_cache_cancel(c->cw, &f->req->pool, reason != CF_REASON_NONE ? &stale : NULL);
+            int have_stale = cf_cache_cancel(c->cw, reason != CF_REASON_NONE ? &stale : NULL);
             c->cw = NULL;
             if (have_stale && reason == CF_REASON_DEADLINE) {
                 /* stale_if_error covers a refresh that did not come back in time (RFC 5861 4) */
@@ -373,6 +385,8 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
                 c->state = CALL_DONE;
                 continue;
             }
+            if (have_stale)
+                json_decref(stale.doc); /* found, but the call is cancelled, not cut by its deadline */
         }
         if (reason != CF_REASON_NONE && f->outcomes[i].reason == CF_REASON_NONE && f->outcomes[i].value == NULL) {
             f->outcomes[i].reason = reason;

@@ -254,7 +254,7 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
     cf_buf_appendf(out, "conflux_cache_evictions_total %" PRIu64 "\n", c->evictions);
     header(out, "conflux_cache_stores_total", "counter", "Entries written to the local cache.");
     cf_buf_appendf(out, "conflux_cache_stores_total %" PRIu64 "\n", c->stores);
-    header(out, "conflux_cache_bytes", "gauge", "Bytes held by the local cache (keys, bodies, bookkeeping).");
+    header(out, "conflux_cache_bytes", "gauge", "Bytes held by the local cache (keys, parsed bodies, bookkeeping).");
     cf_buf_appendf(out, "conflux_cache_bytes %" PRIu64 "\n", c->bytes);
     header(out, "conflux_cache_entries", "gauge", "Entries held by the local cache.");
     cf_buf_appendf(out, "conflux_cache_entries %" PRIu64 "\n", c->entries);

@@ -81,10 +81,19 @@ static void loop_dispose(test_loop_t *l)
     h2o_evloop_destroy(l->loop);
 }
 
+/* An answer's document as compact text (into `buf`), its reference released: the test keeps only its address. */
+static const char *take_text(json_t *doc, char *buf, size_t size)
+{
+    size_t n = doc != NULL ? json_dumpb(doc, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+    buf[n < size ? n : 0] = '\0';
+    json_decref(doc);
+    return buf;
+}
+
 /* What a waiter got. */
 typedef struct st_got_t {
     int called;
-    cf_cache_answer_t ans;
+    cf_cache_answer_t ans; /* doc: its address only (the reference is released) */
     char body[64];
     pthread_t thread;
 } got_t;
@@ -94,9 +103,15 @@ static void on_got(void *data, const cf_cache_answer_t *ans)
     got_t *g = data;
     ++g->called;
     g->ans = *ans;
-    snprintf(g->body, sizeof(g->body), "%.*s", (int)ans->body.len, ans->body.base != NULL ? ans->body.base : "");
-    g->ans.body = h2o_iovec_init(g->body, strlen(g->body));
+    take_text(ans->doc, g->body, sizeof(g->body));
     g->thread = pthread_self();
+}
+
+/* The text of an answer given at once (its reference released). */
+static const char *text_of(cf_cache_answer_t *ans)
+{
+    static char buf[64];
+    return take_text(ans->doc, buf, sizeof(buf));
 }
 
 /* Runs the loop until *flag is set (at most a second). */
@@ -106,14 +121,12 @@ static void run_until(test_loop_t *l, const int *flag)
         h2o_evloop_run(l->loop, 10);
 }
 
-static h2o_mem_pool_t pool;
-
 static cf_cache_wait_t *fetch(test_loop_t *l, cf_upstream_t *u, const char *key, const cf_cache_policy_t *policy, got_t *g,
                               cf_cache_answer_t *ans)
 {
     cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(key, strlen(key))};
     memset(g, 0, sizeof(*g));
-    return cf_cache_fetch(cf_cache_get(), l->port, u, &req, h2o_iovec_init(key, strlen(key)), policy, &pool, on_got, g, ans);
+    return cf_cache_fetch(cf_cache_get(), l->port, u, &req, h2o_iovec_init(key, strlen(key)), policy, on_got, g, ans);
 }
 
 /* Puts an entry for `key`, stored `age_ms` ago. */
@@ -122,10 +135,11 @@ static void put_entry(const char *key, int64_t age_ms, const cf_cache_policy_t *
     cf_cache_t *c = cf_cache_get();
     unsigned char d[SHA256_DIGEST_LENGTH];
     h2o_iovec_t k = h2o_iovec_init(key, strlen(key));
+    json_t *doc = json_loads(body, 0, NULL);
     pthread_mutex_lock(&c->mutex);
-    store_put(c, key_hash(k, d), k, wall_ms() - age_ms, policy->ttl_ms, policy->swr_ms, policy->sie_ms, 200,
-              h2o_iovec_init(body, strlen(body)));
-    pthread_mutex_unlock(&c->mutex);
+    store_put(c, key_hash(k, d), k, wall_ms() - age_ms, policy->ttl_ms, policy->swr_ms, policy->sie_ms, 200, doc, doc_bytes(doc));
+    cache_unlock(c);
+    json_decref(doc);
 }
 
 static h2o_header_t hdr(const char *name, const char *value)
@@ -194,10 +208,12 @@ static void test_cache_control(void)
 
 static void test_store(void)
 {
+    char text[1000];
+    memset(text, 'x', sizeof(text));
+    json_t *body = json_stringn(text, 100), *small = json_stringn(text, 10), *big = json_stringn(text, 1000);
+    size_t entry = sizeof(struct st_entry_t) + 4 + doc_bytes(body), small_entry = sizeof(struct st_entry_t) + 4 + doc_bytes(small);
     cf_cache_t *c = cf_cache_create(0, NULL, 0);
-    cf_cache_set_memory(c, 3 * (sizeof(struct st_entry_t) + 4 + 100));
-    char body[100];
-    memset(body, 'x', sizeof(body));
+    cf_cache_set_memory(c, 3 * entry);
     unsigned char d[SHA256_DIGEST_LENGTH];
     const char *keys[] = {"key1", "key2", "key3", "key4"};
     uint64_t h[4];
@@ -207,27 +223,24 @@ static void test_store(void)
     cf_cache_stats(&s0);
     pthread_mutex_lock(&c->mutex);
     for (int i = 0; i < 3; ++i)
-        ok(store_put(c, h[i], h2o_iovec_init(keys[i], 4), 1000, 5000, 0, 0, 200, h2o_iovec_init(body, sizeof(body))) == 0, "put %s",
-           keys[i]);
-    is(c->bytes, 3 * (sizeof(struct st_entry_t) + 4 + 100), "bytes count struct, key and body");
+        ok(store_put(c, h[i], h2o_iovec_init(keys[i], 4), 1000, 5000, 0, 0, 200, body, doc_bytes(body)) == 0, "put %s", keys[i]);
+    is(c->bytes, 3 * entry, "bytes count struct, key and parsed body");
     /* touch key1 so key2 becomes the least recently used */
     struct st_entry_t *e = store_find(c, h[0], h2o_iovec_init(keys[0], 4));
     ok(e != NULL, "find key1");
     h2o_linklist_unlink(&e->lru);
     h2o_linklist_insert(&c->lru, &e->lru);
-    ok(store_put(c, h[3], h2o_iovec_init(keys[3], 4), 1000, 5000, 0, 0, 200, h2o_iovec_init(body, sizeof(body))) == 0, "put key4");
+    ok(store_put(c, h[3], h2o_iovec_init(keys[3], 4), 1000, 5000, 0, 0, 200, body, doc_bytes(body)) == 0, "put key4");
     ok(store_find(c, h[1], h2o_iovec_init(keys[1], 4)) == NULL, "the least recently used (key2) was evicted");
     ok(store_find(c, h[0], h2o_iovec_init(keys[0], 4)) != NULL, "key1 (touched) stays");
     ok(store_find(c, h[3], h2o_iovec_init(keys[3], 4)) != NULL, "key4 is in");
-    is(c->bytes, 3 * (sizeof(struct st_entry_t) + 4 + 100), "bytes stay within the bound");
-    ok(store_put(c, h[3], h2o_iovec_init(keys[3], 4), 2000, 5000, 0, 0, 200, h2o_iovec_init(body, 10)) == 0, "replace key4");
-    is(c->bytes, 2 * (sizeof(struct st_entry_t) + 4 + 100) + sizeof(struct st_entry_t) + 4 + 10, "replacing re-counts");
-    char big[1000];
-    memset(big, 'y', sizeof(big));
-    ok(store_put(c, h[1], h2o_iovec_init(keys[1], 4), 1000, 5000, 0, 0, 200, h2o_iovec_init(big, sizeof(big))) == -1,
+    is(c->bytes, 3 * entry, "bytes stay within the bound");
+    ok(store_put(c, h[3], h2o_iovec_init(keys[3], 4), 2000, 5000, 0, 0, 200, small, doc_bytes(small)) == 0, "replace key4");
+    is(c->bytes, 2 * entry + small_entry, "replacing re-counts");
+    ok(store_put(c, h[1], h2o_iovec_init(keys[1], 4), 1000, 5000, 0, 0, 200, big, doc_bytes(big)) == -1,
        "an entry larger than the whole bound is refused");
     ok(c->bytes != 0, "and evicts nothing");
-    pthread_mutex_unlock(&c->mutex);
+    cache_unlock(c);
     cf_cache_stats(&s);
     is(s.evictions - s0.evictions, 1, "one eviction counted");
     is(s.bytes, c->bytes, "stats.bytes is the store's");
@@ -244,10 +257,64 @@ static void test_store(void)
     is(ttl_left_s(e, 6500), -1, "stale by 0.5s: -1");
     is(ttl_left_s(e, 8000), -2, "stale by 2s: -2");
 
+    is(body->refcount, 3, "the two entries left with it share the document they were given");
     cf_cache_set_memory(c, 0);
     is(c->bytes, 0, "a zero bound empties the store");
+    is(body->refcount, 1, "and give their references back");
     cf_cache_destroy(c);
     ok(cf_cache_get() == NULL, "destroyed");
+    json_decref(body);
+    json_decref(small);
+    json_decref(big);
+}
+
+/* jansson's allocations through these: each block remembers its size, and `heap` counts what glibc would hold for the
+ * live ones (chunk_bytes), whatever the allocator underneath (ASan's too). */
+static size_t heap;
+
+static void *counting_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+    p[0] = n;
+    heap += chunk_bytes(n);
+    return p + 2;
+}
+
+static void counting_free(void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    size_t *p = (size_t *)ptr - 2;
+    heap -= chunk_bytes(p[0]);
+    free(p);
+}
+
+static void test_doc_bytes(void)
+{
+    char many[600] = "{", *p = many + 1;
+    for (int i = 0; i != 40; ++i)
+        p += sprintf(p, "%s\"k%d\":%d", i != 0 ? "," : "", i, i);
+    strcpy(p, "}");
+    const char *docs[] = {"{}",
+                          "[]",
+                          "\"\"",
+                          "1",
+                          "1.5",
+                          "true",
+                          "null",
+                          "{\"a\":1}",
+                          "{\"id\": 1, \"name\": \"alice\", \"plan\": \"pro\"}",
+                          "{\"orders\": [{\"id\": 7, \"total\": 12.5}, {\"id\": 9, \"total\": 3}], \"empty\": {}, \"none\": null}",
+                          "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, \"a string of some length\", [true, false]]",
+                          many};
+    for (size_t i = 0; i != sizeof(docs) / sizeof(docs[0]); ++i) {
+        size_t before = heap;
+        json_t *doc = json_loads(docs[i], JSON_DECODE_ANY, NULL);
+        size_t real = heap - before, est = doc_bytes(doc);
+        ok(est * 20 >= real * 19 && est * 20 <= real * 21, "the heap of a parsed %zu-byte document: %zu estimated, %zu allocated",
+           strlen(docs[i]), est, real);
+        json_decref(doc);
+    }
 }
 
 static void test_serialized(void)
@@ -298,10 +365,12 @@ static void test_coalescing(test_loop_t *a)
     is(g2.ans.report.state, CF_CACHE_COALESCED, "as coalesced");
     ok(!g2.ans.report.stored, "only the leader reports the store");
     is_str(g2.body, "{\"a\":1}", "the same body");
+    ok(g2.ans.doc == g1.ans.doc, "the same document: the body was parsed once for both");
 
     ok(fetch(a, &u, "/c", &plain, &g3, &ans) == NULL, "then the entry answers at once");
     is(ans.report.state, CF_CACHE_HIT, "a hit");
-    ok(h2o_memis(ans.body.base, ans.body.len, H2O_STRLIT("{\"a\":1}")), "with the stored body");
+    ok(ans.doc == g1.ans.doc, "the entry keeps that document");
+    is_str(text_of(&ans), "{\"a\":1}", "with the stored body");
     is(u.started, 1, "and no upstream request");
     cf_cache_stats(&s);
     ok(s.misses - s0.misses == 1 && s.coalesced - s0.coalesced == 1 && s.hits - s0.hits == 1,
@@ -369,15 +438,16 @@ static void test_swr(test_loop_t *a)
     ok(fetch(a, &u, "/s", &swr, &g1, &ans1) == NULL, "an entry within stale_while_revalidate answers at once");
     is(ans1.report.state, CF_CACHE_STALE, "stale");
     ok(ans1.report.has_ttl && ans1.report.ttl_s == -2, "ttl: stale by 2s");
-    ok(h2o_memis(ans1.body.base, ans1.body.len, H2O_STRLIT("{\"v\":1}")), "with the old body");
+    is_str(text_of(&ans1), "{\"v\":1}", "with the old body");
     is(u.started, 1, "and starts a refresh");
     ok(fetch(a, &u, "/s", &swr, &g2, &ans2) == NULL && ans2.report.state == CF_CACHE_STALE, "a second lookup: stale too");
+    json_decref(ans2.doc);
     is(u.started, 1, "one refresh per key");
     answer_last(200, "{\"v\":2}");
     is(u.refcnt, 1, "the refresh gave its reference back");
     ok(fetch(a, &u, "/s", &swr, &g3, &ans3) == NULL, "after the refresh");
     is(ans3.report.state, CF_CACHE_HIT, "a hit");
-    ok(h2o_memis(ans3.body.base, ans3.body.len, H2O_STRLIT("{\"v\":2}")), "on the new body");
+    is_str(text_of(&ans3), "{\"v\":2}", "on the new body");
     h2o_evloop_run(a->loop, 0);
     ok(g1.called + g2.called + g3.called == 0, "nobody waited, nobody is called");
 }
@@ -393,14 +463,15 @@ static void test_stale_if_error(test_loop_t *a)
     put_entry("/d", 15000, &sie, "{\"old\":1}");
     cf_cache_wait_t *wt = fetch(a, &u, "/d", &sie, &g, &ans);
     ok(wt != NULL, "past its ttl (no stale_while_revalidate), a lookup waits for the refresh");
-    ok(cf_cache_cancel(wt, &pool, &stale) == 1, "cut by the deadline: an entry within stale_if_error is offered");
+    ok(cf_cache_cancel(wt, &stale) == 1, "cut by the deadline: an entry within stale_if_error is offered");
     is(stale.report.state, CF_CACHE_STALE, "stale");
     ok(stale.report.has_ttl && stale.report.ttl_s == -5, "ttl: stale by 5s");
-    ok(h2o_memis(stale.body.base, stale.body.len, H2O_STRLIT("{\"old\":1}")), "the old body");
+    is_str(text_of(&stale), "{\"old\":1}", "the old body");
     answer_last(200, "{\"new\":1}");
     h2o_evloop_run(a->loop, 10);
     is(g.called, 0, "the waiter that left is not called");
     ok(fetch(a, &u, "/d", &sie, &g, &ans) == NULL && ans.report.state == CF_CACHE_HIT, "the refresh went on and was stored");
+    is_str(text_of(&ans), "{\"new\":1}", "its body");
 
     /* the refresh fails: the entry answers */
     put_entry("/e", 15000, &sie, "{\"old\":2}");
@@ -421,7 +492,7 @@ static void test_waiter_leaves(test_loop_t *a)
 
     cf_cache_wait_t *w1 = fetch(a, &u, "/l", &plain, &g1, &ans);
     ok(fetch(a, &u, "/l", &plain, &g2, &ans) != NULL, "two waiters");
-    is(cf_cache_cancel(w1, &pool, NULL), 0, "the leader leaves (no entry to offer)");
+    is(cf_cache_cancel(w1, NULL), 0, "the leader leaves (no entry to offer)");
     is(num_cancelled, 0, "its request goes on");
     answer_last(200, "{\"l\":1}");
     run_until(a, &g2.called);
@@ -432,7 +503,7 @@ static void test_waiter_leaves(test_loop_t *a)
     /* leaving once the answer is on its way to the loop */
     cf_cache_wait_t *w3 = fetch(a, &u, "/l2", &plain, &g3, &ans);
     answer_last(200, "{\"l\":2}");
-    is(cf_cache_cancel(w3, &pool, NULL), 0, "leaves with its answer queued");
+    is(cf_cache_cancel(w3, NULL), 0, "leaves with its answer queued");
     h2o_evloop_run(a->loop, 10);
     is(g3.called, 0, "the queued answer is dropped");
 
@@ -450,7 +521,6 @@ static void test_flights(void)
 {
     test_loop_t a;
     cf_cache_t *c = cf_cache_create(1 << 20, NULL, 0);
-    h2o_mem_init_pool(&pool);
     loop_init(&a);
     test_coalescing(&a);
     test_other_thread(&a);
@@ -458,15 +528,16 @@ static void test_flights(void)
     test_stale_if_error(&a);
     test_waiter_leaves(&a);
     loop_dispose(&a);
-    h2o_mem_clear_pool(&pool);
     cf_cache_destroy(c);
 }
 
 int main(void)
 {
+    json_set_alloc_funcs(counting_malloc, counting_free); /* before any JSON is made */
     test_keys();
     test_cache_control();
     test_store();
+    test_doc_bytes();
     test_serialized();
     test_flights();
     return done_testing();
