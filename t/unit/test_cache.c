@@ -1,6 +1,7 @@
 /* Unit tests of the cache: keys, Cache-Control, the byte-bounded LRU, the memcached format, and flights (coalescing,
  * delivery to another loop's thread, stale answers, waiters that leave) against a fake upstream. */
 #include <pthread.h>
+#include <unistd.h>
 #include "tap.h"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
@@ -78,6 +79,7 @@ static void loop_dispose(test_loop_t *l)
     cf_timeouts_dispose(&l->timeouts);
     h2o_multithread_destroy_queue(l->queue);
     free(l->queue);
+    h2o_evloop_run(l->loop, 0); /* frees the queue's socket, whose close waits for the loop */
     h2o_evloop_destroy(l->loop);
 }
 
@@ -397,6 +399,11 @@ static void *other_main(void *arg)
     run_until(&b, &other.got.called);
     other.started = ub.started;
     loop_dispose(&b);
+    /* libh2o 2.2.5 keeps recycled socket buffers in thread-local storage, with no destructor: a thread that ends
+     * leaks them (LeakSanitizer says so). Like conflux's loop threads, this one lives as long as the process. */
+    pthread_barrier_wait(&other.barrier);
+    for (;;)
+        pause();
     return NULL;
 }
 
@@ -415,8 +422,7 @@ static void test_other_thread(test_loop_t *a)
     ok(other.joined, "another loop's lookup of the key waits for it");
     answer_last(200, "{\"t\":1}");
     run_until(a, &g.called);
-    pthread_join(th, NULL);
-    pthread_barrier_destroy(&other.barrier);
+    pthread_barrier_wait(&other.barrier); /* its loop is gone */
     is(u.started, 1, "one upstream request for both loops");
     is(other.started, 0, "none from the other loop's upstream");
     is(g.ans.report.state, CF_CACHE_MISS, "this loop's waiter: miss");
@@ -437,7 +443,8 @@ static void test_swr(test_loop_t *a)
     put_entry("/s", 3000, &swr, "{\"v\":1}");
     ok(fetch(a, &u, "/s", &swr, &g1, &ans1) == NULL, "an entry within stale_while_revalidate answers at once");
     is(ans1.report.state, CF_CACHE_STALE, "stale");
-    ok(ans1.report.has_ttl && ans1.report.ttl_s == -2, "ttl: stale by 2s");
+    /* stale by 2s and the few milliseconds since put_entry: rounded away from zero */
+    ok(ans1.report.has_ttl && ans1.report.ttl_s <= -2 && ans1.report.ttl_s >= -3, "ttl: stale by 2s (%d)", (int)ans1.report.ttl_s);
     is_str(text_of(&ans1), "{\"v\":1}", "with the old body");
     is(u.started, 1, "and starts a refresh");
     ok(fetch(a, &u, "/s", &swr, &g2, &ans2) == NULL && ans2.report.state == CF_CACHE_STALE, "a second lookup: stale too");
@@ -465,7 +472,8 @@ static void test_stale_if_error(test_loop_t *a)
     ok(wt != NULL, "past its ttl (no stale_while_revalidate), a lookup waits for the refresh");
     ok(cf_cache_cancel(wt, &stale) == 1, "cut by the deadline: an entry within stale_if_error is offered");
     is(stale.report.state, CF_CACHE_STALE, "stale");
-    ok(stale.report.has_ttl && stale.report.ttl_s == -5, "ttl: stale by 5s");
+    ok(stale.report.has_ttl && stale.report.ttl_s <= -5 && stale.report.ttl_s >= -6, "ttl: stale by 5s (%d)",
+       (int)stale.report.ttl_s);
     is_str(text_of(&stale), "{\"old\":1}", "the old body");
     answer_last(200, "{\"new\":1}");
     h2o_evloop_run(a->loop, 10);
