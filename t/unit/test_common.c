@@ -60,6 +60,21 @@ static void test_buf(void)
         cf_buf_appendf(&b, "%d,", i);
     ok(b.len == strlen(b.base), "length matches the NUL-terminated text");
     ok(strncmp(b.base, "0,1,2,", 6) == 0 && strcmp(b.base + b.len - 4, "999,") == 0, "appendf grows the buffer");
+    /* texts that fit the spare room, fill it exactly, or overflow it by one, from every starting length */
+    int exact = 1;
+    for (size_t start = 0; start < 140; ++start) {
+        for (size_t w = 1; w < 70; w += 17) {
+            cf_buf_t c = CF_BUF_INIT;
+            char want[256];
+            memset(want, 'p', start);
+            cf_buf_append(&c, want, start);
+            snprintf(want + start, sizeof(want) - start, "%0*d|", (int)w, 7);
+            cf_buf_appendf(&c, "%0*d|", (int)w, 7);
+            exact &= c.len == strlen(want) && strcmp(c.base, want) == 0 && c.len < c.cap;
+            cf_buf_free(&c);
+        }
+    }
+    ok(exact, "appendf writes the same text whether it fits the spare room or not");
     cf_buf_reset(&b);
     is(b.len, 0, "reset empties");
     cf_buf_appends(&b, "x");
