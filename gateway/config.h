@@ -1,4 +1,4 @@
-/* The configuration: YAML (SPEC §2) -> these structs, validated, with file:line:col errors. Knows nothing of h2o. */
+/* The configuration: YAML -> these structs, validated, with file:line:col errors. Knows nothing of h2o. */
 #ifndef CF_CONFIG_H
 #define CF_CONFIG_H
 
@@ -127,6 +127,8 @@ typedef struct st_cf_config_t {
 
 /** The most `threads:` a config may ask for (the gateway's CF_MAX_WORKERS). */
 #define CF_CONFIG_MAX_THREADS 64
+/** The most calls a route may have: more would be a design problem, not a config. */
+#define CF_CONFIG_MAX_CALLS 64
 
 /**
  * Loads and validates a config file. Returns a new config (free with cf_config_free), or NULL with the first error
@@ -144,7 +146,5 @@ void cf_config_free(cf_config_t *c);
  * other half is for upstream connections, listeners, log and cache sockets), at least 16.
  */
 uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile);
-/** Prints each route's resolved call plan (stages, dependencies, timeouts, deadline, merge keys) for --explain. */
-void cf_config_explain(const cf_config_t *c, FILE *out);
 
 #endif

@@ -2,6 +2,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/plan.c"
 #include <time.h>
 #include <unistd.h>
 #include "tap.h"
@@ -31,13 +32,13 @@ static void good(const char *name, const char *yaml)
     cf_config_free(c);
 }
 
-/* Runs cf_config_explain into a malloc'ed string. */
+/* Runs cf_plan_explain into a malloc'ed string. */
 static char *explain(const cf_config_t *c)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&buf, &len);
-    cf_config_explain(c, fp);
+    cf_plan_explain(c, fp);
     fclose(fp);
     return buf;
 }
@@ -821,7 +822,7 @@ static void test_hostile(void)
     /* call i uses every call before it: 2^63 paths through the graph, but the plan is computed once per call */
     cf_buf_t b = CF_BUF_INIT;
     cf_buf_appends(&b, BASE "  - path: /dense\n    calls:\n");
-    for (int i = 0; i < MAX_CALLS; ++i) {
+    for (int i = 0; i < CF_CONFIG_MAX_CALLS; ++i) {
         cf_buf_appendf(&b, "      - name: c%d\n        backend: users\n        timeout: 10ms\n        path: /x?", i);
         for (int j = 0; j < i; ++j)
             cf_buf_appendf(&b, "b%d={c%d.v}&", j, j);
@@ -842,7 +843,7 @@ static void test_hostile(void)
     cf_buf_reset(&b);
 
     cf_buf_appends(&b, BASE "  - path: /many\n    calls:\n");
-    for (int i = 0; i <= MAX_CALLS; ++i)
+    for (int i = 0; i <= CF_CONFIG_MAX_CALLS; ++i)
         cf_buf_appendf(&b, "      - name: c%d\n        backend: users\n        path: /x\n", i);
     bad("too many calls", b.base, "t.yaml:11:7: routes[0].calls: 65 calls; a route may have at most 64");
     cf_buf_free(&b);
