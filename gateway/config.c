@@ -1,5 +1,11 @@
 /* The config loader: YAML -> cf_config_t, validated, each error as "file:line:col: key.path: message". */
-/* What only the calls of a route taken together can get wrong (dependencies, cycles, merge keys) is plan.c's. */
+/*
+ * One field table per YAML level (key, type, offset, bounds, default) drives cf_ydecode; custom decoders take the keys
+ * no generic setter can. Defaults are merged after decoding, never set before it (nginx's unset-then-merge): a key
+ * the file leaves out is unset, and right after its level is decoded, the table's `def` fills it, or, where the
+ * default depends on the rest of the file, the level's merge_* function below does ("Defaults"). What only the calls of
+ * a route taken together can get wrong (dependencies, cycles, merge keys) is plan.c's.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -28,9 +34,19 @@
 struct st_loader_t {
     cf_yctx_t ctx;
     cf_config_t *c;
-    yaml_node_t *routes; /* decoded last, so that every backend is known whatever the order of the keys */
-    cf_route_t *route;   /* the route being decoded */
+    yaml_node_t *routes;              /* decoded last, so that every backend is known whatever the order of the keys */
+    cf_route_t *route;                /* the route being decoded */
+    uint64_t limits_seen, cache_seen; /* the keys of limits: and cache: in the file, for their defaults */
 };
+
+/* The defaults of each level, merged right after it is decoded: in "Defaults", after the tables they complete. */
+static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen);
+static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen);
+static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t seen);
+static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen);
+static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen);
+static void merge_route_deadline(cf_route_t *r, uint64_t seen);
+static int merge_top(struct st_loader_t *L, uint64_t seen);
 
 static struct st_loader_t *loader_of(cf_yctx_t *ctx)
 {
@@ -163,7 +179,7 @@ static const cf_yfield_t listen_fields[] = {
     {.key = "host", .type = CF_YT_CUSTOM, .custom = on_listen_host},
     {.key = "port", .type = CF_YT_CUSTOM, .custom = on_listen_port},
     {.key = "tls", .type = CF_YT_CUSTOM, .custom = on_listen_tls},
-    {.key = "http2", .type = CF_YT_BOOL, .offset = offsetof(cf_listen_t, http2)},
+    {.key = "http2", .type = CF_YT_BOOL, .offset = offsetof(cf_listen_t, http2), .def = "false"},
     {NULL},
 };
 
@@ -184,7 +200,7 @@ static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         cf_listen_t *l = &c->listen[c->num_listen++];
         size_t mark = cf_ypath_index(ctx, i);
         uint64_t seen = 0;
-        if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0)
+        if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0 || merge_listen(ctx, l, seen) != 0)
             return -1;
         if (!was_seen(listen_fields, seen, "port"))
             return cf_yerror(ctx, item, "missing port:");
@@ -232,18 +248,30 @@ static int on_admin(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 }
 
 static const cf_yfield_t limits_fields[] = {
-    {.key = "max_request_body", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, limits.max_request_body), .max = 1ull << 30},
+    {.key = "max_request_body",
+     .type = CF_YT_SIZE,
+     .offset = offsetof(cf_config_t, limits.max_request_body),
+     .max = 1ull << 30,
+     .def = "1MiB"},
     {.key = "max_response_body",
      .type = CF_YT_SIZE,
      .offset = offsetof(cf_config_t, limits.max_response_body),
      .min = 1,
-     .max = 1ull << 30},
-    {.key = "max_inflight", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, limits.max_inflight), .min = 1, .max = 10000000},
+     .max = 1ull << 30,
+     .def = "8MiB"},
+    {.key = "max_inflight",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_config_t, limits.max_inflight),
+     .min = 1,
+     .max = 10000000,
+     .def = "10000"},
     {.key = "send_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, limits.send_timeout_ms),
      .min = 1,
-     .max = MAX_TIMEOUT_MS},
+     .max = MAX_TIMEOUT_MS,
+     .def = "10s"},
+    /* unset (0) stays unset: the cap is derived from the open-file limit at start (cf_config_max_client_connections) */
     {.key = "max_client_connections",
      .type = CF_YT_UINT,
      .offset = offsetof(cf_config_t, limits.max_client_connections),
@@ -254,7 +282,7 @@ static const cf_yfield_t limits_fields[] = {
 
 static int on_limits(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
-    return cf_ydecode(ctx, node, limits_fields, object, NULL);
+    return cf_ydecode(ctx, node, limits_fields, object, &loader_of(ctx)->limits_seen);
 }
 
 /* ---- backends ---- */
@@ -393,13 +421,24 @@ static int on_backend_sni(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static const cf_yfield_t backend_fields[] = {
     {.key = "servers", .type = CF_YT_CUSTOM, .custom = on_backend_servers},
     {.key = "url", .type = CF_YT_CUSTOM, .custom = on_backend_url},
-    {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_backend_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
+    {.key = "timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .def = "5s"},
     {.key = "connect_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_backend_t, connect_timeout_ms),
      .min = 1,
-     .max = MAX_TIMEOUT_MS},
-    {.key = "max_connections", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_connections), .min = 1, .max = 100000},
+     .max = MAX_TIMEOUT_MS,
+     .def = "1s"},
+    {.key = "max_connections",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_backend_t, max_connections),
+     .min = 1,
+     .max = 100000,
+     .def = "256"},
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UNSUPPORTED},
@@ -433,10 +472,8 @@ static int on_backends(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         b->index = i;
         b->line = (int)knode->start_mark.line + 1;
         b->col = (int)knode->start_mark.column + 1;
-        b->timeout_ms = 5000;
-        b->connect_timeout_ms = 1000;
-        b->max_connections = 256;
-        if (cf_ydecode(ctx, vnode, backend_fields, b, NULL) != 0)
+        uint64_t seen = 0;
+        if (cf_ydecode(ctx, vnode, backend_fields, b, &seen) != 0 || merge_backend(ctx, b, seen) != 0)
             return -1;
         if (b->num_servers == 0)
             return cf_yerror(ctx, vnode, "needs servers: [http://host:port, ...] or url: http://host:port");
@@ -564,7 +601,7 @@ static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
-/* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} (SPEC 5) */
+/* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} */
 #define MAX_CACHE_MS (30 * 24 * 3600 * 1000ull) /* memcached takes relative expirations up to 30 days */
 
 static const cf_yfield_t call_cache_fields[] = {
@@ -573,8 +610,14 @@ static const cf_yfield_t call_cache_fields[] = {
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_cache_policy_t, swr_ms),
      .min = 0,
-     .max = MAX_CACHE_MS},
-    {.key = "stale_if_error", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, sie_ms), .min = 0, .max = MAX_CACHE_MS},
+     .max = MAX_CACHE_MS,
+     .def = "0"},
+    {.key = "stale_if_error",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_cache_policy_t, sie_ms),
+     .min = 0,
+     .max = MAX_CACHE_MS,
+     .def = "0"},
     {NULL},
 };
 
@@ -588,14 +631,14 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         if (ms < 1000 || ms > MAX_CACHE_MS)
             return cf_yerror(ctx, node, "the ttl must be between 1s and 30 days");
         call->cache.ttl_ms = ms;
-        return 0;
+        return merge_cache_policy(ctx, &call->cache, 1); /* the ttl alone */
     }
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, call_cache_fields, &call->cache, &seen) != 0)
         return -1;
-    if ((seen & 1) == 0)
+    if (!was_seen(call_cache_fields, seen, "ttl"))
         return cf_yerror(ctx, node, "missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
-    return 0;
+    return merge_cache_policy(ctx, &call->cache, seen);
 }
 
 static const char *const on_error_names[] = {"null", "omit", NULL};
@@ -606,14 +649,18 @@ static const cf_yfield_t call_fields[] = {
     {.key = "backend", .type = CF_YT_CUSTOM, .custom = on_call_backend},
     {.key = "path", .type = CF_YT_CUSTOM, .custom = on_call_path},
     {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_call_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
-    {.key = "required", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, required)},
-    {.key = "on_error", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, on_error), .names = on_error_names},
+    {.key = "required", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, required), .def = "false"},
+    {.key = "on_error", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, on_error), .names = on_error_names, .def = "null"},
     {.key = "target", .type = CF_YT_CUSTOM, .custom = on_call_target},
     {.key = "allow", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, allow)},
     {.key = "deny", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, deny)},
     {.key = "rename", .type = CF_YT_CUSTOM, .custom = on_call_rename},
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_call_cache},
-    {.key = "encoded_slash", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, encoded_slash), .names = encoded_slash_names},
+    {.key = "encoded_slash",
+     .type = CF_YT_ENUM,
+     .offset = offsetof(cf_call_t, encoded_slash),
+     .names = encoded_slash_names,
+     .def = "refuse"},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
     {NULL},
@@ -628,7 +675,7 @@ static int has_str(const cf_strlist_t *l, const char *s)
 }
 
 /* Checks what cf_ydecode cannot: required keys, and shaping options that contradict each other. */
-static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call, uint64_t seen)
+static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
 {
     if (call->name == NULL)
         return cf_yerror(ctx, node, "missing name:");
@@ -636,8 +683,6 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call, uint64
         return cf_yerror(ctx, node, "missing backend:");
     if (call->path.src == NULL)
         return cf_yerror(ctx, node, "missing path:");
-    if (!was_seen(call_fields, seen, "timeout"))
-        call->timeout_ms = call->backend->timeout_ms;
     if (call->allow.n != 0 && call->deny.n != 0)
         return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "deny"), "use either allow: or deny:, not both");
     for (size_t i = 0; i < call->num_rename; ++i) {
@@ -671,8 +716,8 @@ static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         call->index = i;
         call->line = (int)item->start_mark.line + 1;
         call->col = (int)item->start_mark.column + 1;
-        call->on_error = CF_ON_ERROR_NULL;
-        if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || check_call(ctx, item, call, seen) != 0)
+        if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || merge_call(ctx, call, seen) != 0 ||
+            check_call(ctx, item, call) != 0)
             return -1;
         cf_ypath_restore(ctx, mark);
     }
@@ -785,7 +830,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "path", .type = CF_YT_CUSTOM, .custom = on_route_path},
     {.key = "methods", .type = CF_YT_CUSTOM, .custom = on_route_methods},
     {.key = "deadline", .type = CF_YT_DURATION, .offset = offsetof(cf_route_t, deadline_ms), .min = 1, .max = MAX_TIMEOUT_MS},
-    {.key = "merge", .type = CF_YT_ENUM, .offset = offsetof(cf_route_t, merge), .names = merge_names},
+    {.key = "merge", .type = CF_YT_ENUM, .offset = offsetof(cf_route_t, merge), .names = merge_names, .def = "group"},
     {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
     {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
@@ -837,8 +882,6 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
                 return -1;
             }
         }
-        if (!was_seen(route_fields, seen, "deadline"))
-            r->deadline_ms = r->proxy->timeout_ms;
     } else {
         if (r->on_conflict != CF_CONFLICT_ERROR && r->merge != CF_MERGE_MERGE) {
             size_t mark = cf_ypath_key(ctx, "on_conflict");
@@ -849,15 +892,8 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
         cf_plan_error_t perr;
         if (cf_plan_route(r, &perr) != 0)
             return call_error(ctx, rnode, perr.call, perr.key, "%s", perr.msg);
-        /*
-         * "The largest call timeout" is only enough when the calls all run at once: a call that waits for another
-         * starts when that one ends, so the budget a chain needs is the sum of its timeouts. The default is therefore
-         * the longest chain of timeouts through the dependencies, which equals the largest timeout when no call
-         * depends on another.
-         */
-        if (!was_seen(route_fields, seen, "deadline"))
-            r->deadline_ms = cf_plan_longest_chain(r);
     }
+    merge_route_deadline(r, seen); /* it needs the plan */
     char err[256] = "";
     if (cf_router_add(router, r->pattern.src, r->methods, r, err, sizeof(err)) != 0) {
         size_t mark = cf_ypath_key(ctx, "path");
@@ -887,11 +923,9 @@ static int load_routes(struct st_loader_t *L)
         r->index = i;
         r->line = (int)item->start_mark.line + 1;
         r->col = (int)item->start_mark.column + 1;
-        r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
-        r->merge = CF_MERGE_GROUP;
-        r->on_conflict = CF_CONFLICT_ERROR;
         L->route = r;
-        if (cf_ydecode(ctx, item, route_fields, r, &seen) != 0 || check_route(ctx, item, r, seen, router) != 0)
+        if (cf_ydecode(ctx, item, route_fields, r, &seen) != 0 || merge_route(ctx, r, seen) != 0 ||
+            check_route(ctx, item, r, seen, router) != 0)
             ret = -1;
         cf_ypath_restore(ctx, imark);
     }
@@ -929,14 +963,19 @@ static int on_cache_memcached(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 }
 
 static const cf_yfield_t cache_fields[] = {
-    {.key = "memory", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, cache.memory), .min = 0, .max = 1ull << 40},
+    {.key = "memory",
+     .type = CF_YT_SIZE,
+     .offset = offsetof(cf_config_t, cache.memory),
+     .min = 0,
+     .max = 1ull << 40,
+     .def = "64MiB"},
     {.key = "memcached", .type = CF_YT_CUSTOM, .custom = on_cache_memcached},
     {NULL},
 };
 
 static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
-    return cf_ydecode(ctx, node, cache_fields, object, NULL);
+    return cf_ydecode(ctx, node, cache_fields, object, &loader_of(ctx)->cache_seen);
 }
 
 static const cf_yfield_t top_fields[] = {
@@ -948,13 +987,90 @@ static const cf_yfield_t top_fields[] = {
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, shutdown_timeout_ms),
      .min = 0,
-     .max = MAX_TIMEOUT_MS},
+     .max = MAX_TIMEOUT_MS,
+     .def = "10s"},
     {.key = "limits", .type = CF_YT_CUSTOM, .custom = on_limits},
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_cache},
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
     {NULL},
 };
+
+/* ---- defaults ---- */
+
+/*
+ * Every default of the file is a `def` in the tables above or is set here, after its level is decoded; nothing else in
+ * conflux knows one (upstream.c and the route tables take what the config holds). The defaults set here depend on
+ * the machine or on the rest of the file.
+ */
+
+static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen)
+{
+    return cf_ydefaults(ctx, listen_fields, l, seen); /* host: NULL stands for 0.0.0.0 */
+}
+
+static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen)
+{
+    return cf_ydefaults(ctx, backend_fields, b, seen);
+}
+
+static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t seen)
+{
+    return cf_ydefaults(ctx, call_cache_fields, p, seen);
+}
+
+/* A call's timeout is its backend's unless it has its own (a call without backend: fails its check next). */
+static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen)
+{
+    if (!was_seen(call_fields, seen, "timeout") && call->backend != NULL)
+        call->timeout_ms = call->backend->timeout_ms;
+    return cf_ydefaults(ctx, call_fields, call, seen);
+}
+
+static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
+{
+    if (!was_seen(route_fields, seen, "methods"))
+        r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
+    if (!was_seen(route_fields, seen, "on_conflict"))
+        r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
+    return cf_ydefaults(ctx, route_fields, r, seen);
+}
+
+/*
+ * A proxy route's deadline is its backend's timeout. A route with calls gets the longest chain of call timeouts
+ * through the dependencies: "the largest call timeout" is only enough when the calls all run at once, since a call
+ * that waits for another starts when that one ends, so the budget a chain needs is the sum of its timeouts. Without
+ * dependencies the two are the same.
+ */
+static void merge_route_deadline(cf_route_t *r, uint64_t seen)
+{
+    if (!was_seen(route_fields, seen, "deadline"))
+        r->deadline_ms = r->proxy != NULL ? r->proxy->timeout_ms : cf_plan_longest_chain(r);
+}
+
+/* The top level, limits: and cache:, these two whether the file has them or not. threads: one per CPU. */
+static int merge_top(struct st_loader_t *L, uint64_t seen)
+{
+    cf_config_t *c = L->c;
+    if (!was_seen(top_fields, seen, "threads")) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
+    }
+    if (cf_ydefaults(&L->ctx, top_fields, c, seen) != 0 || cf_ydefaults(&L->ctx, limits_fields, c, L->limits_seen) != 0)
+        return -1;
+    return cf_ydefaults(&L->ctx, cache_fields, c, L->cache_seen);
+}
+
+/* The client connection cap, when the file does not set one, comes from the open-file limit at start. */
+uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile)
+{
+    if (c->limits.max_client_connections != 0)
+        return c->limits.max_client_connections;
+    uint64_t half = nofile / 2;
+    return half < 16 ? 16 : half;
+}
+
+/* ---- loading ---- */
 
 static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, size_t errlen)
 {
@@ -964,20 +1080,12 @@ static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, siz
     cf_config_t *c = L.c = calloc(1, sizeof(*c));
     c->filename = strdup(name);
     c->refcnt = 1;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
-    c->shutdown_timeout_ms = 10000;
-    c->limits.max_request_body = 1 << 20;
-    c->limits.max_response_body = 8 << 20;
-    c->limits.max_inflight = 10000;
-    c->limits.send_timeout_ms = 10000;
-    c->cache.memory = 64ull << 20;
 
     yaml_node_t *root = cf_yaml_root(y);
     uint64_t seen = 0;
     if (root == NULL || (root->type == YAML_SCALAR_NODE && *cf_yscalar(root) == '\0')) {
         cf_yerror(&L.ctx, NULL, "the file is empty (it needs at least listen: and routes:)");
-    } else if (cf_ydecode(&L.ctx, root, top_fields, c, &seen) == 0) {
+    } else if (cf_ydecode(&L.ctx, root, top_fields, c, &seen) == 0 && merge_top(&L, seen) == 0) {
         if (c->num_listen == 0)
             cf_yerror(&L.ctx, root, "missing listen: (e.g. listen: [{port: 8080}])");
         else if (L.routes == NULL)
@@ -1117,12 +1225,4 @@ void cf_config_free(cf_config_t *c)
     free(c->access_log);
     free(c->filename);
     free(c);
-}
-
-uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile)
-{
-    if (c->limits.max_client_connections != 0)
-        return c->limits.max_client_connections;
-    uint64_t half = nofile / 2;
-    return half < 16 ? 16 : half;
 }

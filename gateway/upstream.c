@@ -46,9 +46,6 @@
 /* Idle pooled connections are closed after this long. Shorter than the usual upstream keep-alive timeouts (nginx 75s,
  * Apache 5s, Node 5s, h2o 10s) so that we rarely race a server closing an idle connection as we reuse it. */
 #define CF_UPSTREAM_POOL_IDLE_MS 2000
-#define CF_UPSTREAM_DEFAULT_TIMEOUT_MS 5000
-#define CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS 1000
-#define CF_UPSTREAM_DEFAULT_MAX_BODY (8 * 1024 * 1024)
 
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
@@ -135,7 +132,7 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
 {
     cf_upstream_t *u = h2o_mem_alloc(sizeof(*u));
     *u = (cf_upstream_t){.loop = loop, .timeouts = timeouts, .backend = backend, .getaddr_receiver = getaddr_receiver};
-    u->max_connections = backend->max_connections != 0 ? (size_t)backend->max_connections : 256;
+    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; at least 1 */
     h2o_linklist_init_anchor(&u->queue);
 
     u->num_servers = backend->num_servers;
@@ -638,7 +635,7 @@ static void send_request(cf_exchange_t *x)
 static void connect_attempt(cf_exchange_t *x, int fresh)
 {
     cf_upstream_t *u = x->u;
-    uint64_t ct = u->backend->connect_timeout_ms != 0 ? u->backend->connect_timeout_ms : CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS;
+    uint64_t ct = u->backend->connect_timeout_ms;
     h2o_socket_t *sock;
 
     x->reused = 0;
@@ -685,9 +682,8 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     *x = (cf_exchange_t){u, cb, data};
     h2o_mem_init_pool(&x->pool);
     x->deadline.cb = on_deadline;
-    x->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms
-                                         : (u->backend->timeout_ms != 0 ? u->backend->timeout_ms : CF_UPSTREAM_DEFAULT_TIMEOUT_MS);
-    x->max_body = req->max_response_body != 0 ? req->max_response_body : CF_UPSTREAM_DEFAULT_MAX_BODY;
+    x->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms : u->backend->timeout_ms;
+    x->max_body = req->max_response_body;
     x->idempotent = req->idempotent != 0;
     x->prepend_base_path = req->prepend_base_path != 0;
     x->deadline_at = h2o_now(u->loop) + x->timeout_ms;

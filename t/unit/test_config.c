@@ -175,6 +175,35 @@ static void test_defaults(void)
     cf_config_free(c);
 }
 
+/* Every default in the field tables is a value of its key: merged into an empty object, none is refused. */
+static void test_table_defaults(void)
+{
+    static const struct {
+        const char *name;
+        const cf_yfield_t *table;
+        size_t size;
+    } tables[] = {
+        {"top", top_fields, sizeof(cf_config_t)},
+        {"listen", listen_fields, sizeof(cf_listen_t)},
+        {"tls", tls_fields, sizeof(cf_listen_t)},
+        {"limits", limits_fields, sizeof(cf_config_t)},
+        {"cache", cache_fields, sizeof(cf_config_t)},
+        {"backends", backend_fields, sizeof(cf_backend_t)},
+        {"routes", route_fields, sizeof(cf_route_t)},
+        {"calls", call_fields, sizeof(cf_call_t)},
+        {"calls.cache", call_cache_fields, sizeof(cf_cache_policy_t)},
+    };
+    cf_yaml_t y = {.filename = "t.yaml"};
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); ++i) {
+        void *object = calloc(1, tables[i].size);
+        cf_yctx_t ctx;
+        cf_yctx_init(&ctx, &y);
+        ok(cf_ydefaults(&ctx, tables[i].table, object, 0) == 0, "%s: every default in the table is a value of its key%s%s",
+           tables[i].name, ctx.failed ? ": " : "", ctx.err);
+        free(object);
+    }
+}
+
 static void test_everything(void)
 {
     const char *yaml = "listen:\n"
@@ -953,6 +982,7 @@ static void test_encoded_slash(void)
 int main(void)
 {
     test_defaults();
+    test_table_defaults();
     test_cache();
     test_everything();
     test_plan();
