@@ -76,6 +76,14 @@ int cf_http_is_tchar(int c)
     return c >= 0 && c < 256 && cf_http_tchar[c];
 }
 
+int cf_http_is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i != len; ++i)
+        if (!cf_http_tchar[(unsigned char)s[i]])
+            return 0;
+    return len != 0;
+}
+
 int cf_hexval(int c)
 {
     if (c >= '0' && c <= '9')

@@ -11,6 +11,8 @@ const char *cf_http_reason(int status);
 int cf_http_is_tchar(int c);
 /** The same as a table indexed by byte value (1: a tchar). */
 extern const unsigned char cf_http_tchar[256];
+/** 1 when the `len` bytes at `s` are a token (RFC 9110 §5.6.2: one or more tchars), as a method or a field name is. */
+int cf_http_is_token(const char *s, size_t len);
 
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);

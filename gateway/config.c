@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "cf_net.h"
 #include "cf_units.h"
 #include "config.h"
@@ -108,18 +109,6 @@ static int is_name(const char *s)
         return 0;
     for (++s; *s != '\0'; ++s)
         if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-            return 0;
-    return 1;
-}
-
-/* An HTTP field name is a token (RFC 9110 5.1, 5.6.2). */
-static int is_token(const char *s)
-{
-    if (*s == '\0')
-        return 0;
-    for (; *s != '\0'; ++s)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *s) != NULL))
             return 0;
     return 1;
 }
@@ -801,7 +790,7 @@ static int on_route_forward_headers(cf_yctx_t *ctx, yaml_node_t *node, void *obj
         char *h = r->forward_headers.items[i];
         yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
         size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
-        if (!is_token(h)) {
+        if (!cf_http_is_token(h, strlen(h))) { /* a field name is a token (RFC 9110 5.1) */
             cf_yerror(ctx, item, "\"%s\" is not a header name", h);
             return -1;
         }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cf_http.h"
 #include "router.h"
 #include "template.h"
 
@@ -49,12 +50,6 @@ static int is_hex(int c)
 static int is_literal_byte(int c)
 {
     return is_unreserved(c) || (c != '\0' && strchr("!$&'()*+,;=:@/?", c) != NULL);
-}
-
-/* RFC 9110 5.6.2 tchar */
-static int is_tchar(int c)
-{
-    return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -270,7 +265,7 @@ static int parse_placeholder(cf_template_t *t, const char *s, size_t len, size_t
             return -1;
         }
         for (size_t i = 0; i != taillen; ++i) {
-            if (!is_tchar((unsigned char)tail[i])) {
+            if (!cf_http_is_tchar((unsigned char)tail[i])) { /* a field name is a token (RFC 9110 5.1) */
                 snprintf(err, errlen, "invalid character in header name at offset %zu", tailoff + i);
                 return -1;
             }

@@ -194,17 +194,6 @@ size_t cf_upstream_active(const cf_upstream_t *u)
 
 /* --- request validation and serialization ------------------------------------------------------------------------ */
 
-static int is_token(h2o_iovec_t s)
-{
-    if (s.len == 0)
-        return 0;
-    for (size_t i = 0; i != s.len; ++i) {
-        if (!cf_http_is_tchar((unsigned char)s.base[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /* RFC 9110 5.5: field-value is VCHAR / obs-text / SP / HTAB; anything else (CR, LF, NUL, other controls) is refused */
 static int is_field_value(h2o_iovec_t s)
 {
@@ -245,12 +234,13 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
     size_t i, len;
     int with_length;
 
-    if (!is_token(req->method) || req->path.len == 0 || !is_target(req->path) || !is_target(req->authority))
+    if (!cf_http_is_token(req->method.base, req->method.len) || req->path.len == 0 || !is_target(req->path) ||
+        !is_target(req->authority))
         return -1;
     if (!(req->path.base[0] == '/' || (req->path.len == 1 && req->path.base[0] == '*')))
         return -1;
     for (i = 0; i != req->num_headers; ++i) {
-        if (!is_token(*req->headers[i].name) || !is_field_value(req->headers[i].value))
+        if (!cf_http_is_token(req->headers[i].name->base, req->headers[i].name->len) || !is_field_value(req->headers[i].value))
             return -1;
     }
     with_length = req->body.len != 0 || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) ||

@@ -37,6 +37,15 @@ static void test_tchar(void)
         }
     }
     is(wrong, 0, "tchar: every byte value as RFC 9110 5.6.2 says (table and function)");
+
+    ok(cf_http_is_token("GET", 3), "GET is a token");
+    ok(cf_http_is_token("X-Tenant_1.v2~!#$%&'*+^`|", 25), "every tchar kind");
+    ok(!cf_http_is_token("", 0), "the empty string is not a token (one or more tchars)");
+    ok(!cf_http_is_token("X Y", 3), "a space is not a tchar");
+    ok(!cf_http_is_token("X:Y", 3), "nor a colon");
+    ok(!cf_http_is_token("caf\xc3\xa9", 5), "nor a byte above 0x7f");
+    ok(!cf_http_is_token("a\0b", 3), "a NUL inside counts (the length is honoured)");
+    ok(cf_http_is_token("ab\r\n", 2), "bytes past the length do not");
 }
 
 static void test_hexval(void)
