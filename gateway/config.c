@@ -216,21 +216,37 @@ static int on_threads(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/*
+ * "host:port", ":port" or a bare port into *host (malloc'ed; the previous value is freed) and *port; the host defaults
+ * to 127.0.0.1. `example` is a good value, for messages. Returns the text, or NULL after an error.
+ */
+static const char *get_hostport(cf_yctx_t *ctx, yaml_node_t *node, const char *example, char **host, uint16_t *port)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "host:port, e.g. %s", example);
+    const char *s = want_string(ctx, node, what);
+    if (s == NULL)
+        return NULL;
+    char *h = NULL;
+    uint16_t p = 0;
+    if (cf_parse_hostport(s, &h, &p) != 0 || p == 0) {
+        free(h);
+        cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. %s)", s, example);
+        return NULL;
+    }
+    free(*host);
+    *host = h != NULL ? h : strdup("127.0.0.1");
+    *port = p;
+    return s;
+}
+
 /* admin: "host:port"; the host defaults to 127.0.0.1, because the admin listener is never meant to be public. */
 static int on_admin(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_config_t *c = object;
-    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:9901");
+    const char *s = get_hostport(ctx, node, "127.0.0.1:9901", &c->admin_host, &c->admin_port);
     if (s == NULL)
         return -1;
-    char *host = NULL;
-    uint16_t port = 0;
-    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
-        free(host);
-        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:9901)", s);
-    }
-    c->admin_host = host != NULL ? host : strdup("127.0.0.1");
-    c->admin_port = port;
     if (!is_ip_address(c->admin_host))
         return cf_yerror(ctx, node, "\"%s\" is not an IP address and port (e.g. 127.0.0.1:9901)", s);
     return 0;
@@ -936,19 +952,7 @@ static int on_routes(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static int on_cache_memcached(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_config_t *c = object;
-    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:11211");
-    if (s == NULL)
-        return -1;
-    char *host = NULL;
-    uint16_t port = 0;
-    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
-        free(host);
-        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:11211)", s);
-    }
-    free(c->cache.memcached_host);
-    c->cache.memcached_host = host != NULL ? host : strdup("127.0.0.1");
-    c->cache.memcached_port = port;
-    return 0;
+    return get_hostport(ctx, node, "127.0.0.1:11211", &c->cache.memcached_host, &c->cache.memcached_port) != NULL ? 0 : -1;
 }
 
 static const cf_yfield_t cache_fields[] = {
