@@ -16,6 +16,11 @@ int cf_http_is_token(const char *s, size_t len);
 
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);
+/**
+ * The byte a percent-escape stands for (RFC 3986 §2.1): the value of "%XX" at s[i] (hex digits in either case), or -1
+ * when s[i] is not '%' followed by two hex digits within the `len` bytes of `s`. A "%00" gives 0.
+ */
+int cf_pct_byte(const char *s, size_t len, size_t i);
 
 /** cf_form_decode flag: copy a '%' that does not start a valid %XX escape as is, instead of failing. */
 #define CF_FORM_LENIENT 1

@@ -41,11 +41,6 @@ static int is_unreserved(int c)
     return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int is_hex(int c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* RFC 3986: pchar / "/" / "?" without pct-encoded (checked separately) */
 static int is_literal_byte(int c)
 {
@@ -306,7 +301,7 @@ int cf_template_parse(const char *src, cf_template_t *out, char *err, size_t err
                 goto Error;
             }
             if (c == '%') {
-                if (!is_hex((unsigned char)src[i + 1]) || !is_hex((unsigned char)src[i + 2])) {
+                if (cf_hexval((unsigned char)src[i + 1]) < 0 || cf_hexval((unsigned char)src[i + 2]) < 0) {
                     snprintf(err, errlen, "'%%' at offset %zu does not start a %%XX escape", i);
                     goto Error;
                 }
