@@ -270,36 +270,45 @@ static int keysets_collide(const keyset_t *a, const keyset_t *b, const char **ke
     return 0;
 }
 
+/*
+ * The next pair of calls that can give the same key, from the pair (*i, *j) on, in the order (0, 1), (0, 2), (1, 2),
+ * (0, 3)...: returns keysets_collide's kind with *i and *j set, or 0 when no pair is left. Start at (0, 1); go on from
+ * (*i + 1, *j).
+ */
+static int next_collision(const keyset_t *sets, size_t n, size_t *i, size_t *j, const char **key)
+{
+    for (; *j < n; ++*j, *i = 0)
+        for (; *i < *j; ++*i) {
+            int kind = keysets_collide(&sets[*i], &sets[*j], key);
+            if (kind != 0)
+                return kind;
+        }
+    return 0;
+}
+
 static int check_merge(const cf_route_t *r, cf_plan_error_t *err)
 {
     if (r->merge != CF_MERGE_MERGE || r->on_conflict != CF_CONFLICT_ERROR)
         return 0;
     keyset_t sets[CF_CONFIG_MAX_CALLS];
-    int ret = 0;
-    for (size_t i = 0; i < r->num_calls; ++i)
-        keyset_build(&r->calls[i], &sets[i]);
-    for (size_t j = 1; j < r->num_calls && ret == 0; ++j) {
-        for (size_t i = 0; i < j && ret == 0; ++i) {
-            const char *key = NULL;
-            int kind = keysets_collide(&sets[i], &sets[j], &key);
-            if (kind == 0)
-                continue;
-            if (kind == 2)
-                plan_error(err, j, NULL,
-                           "calls \"%s\" and \"%s\" may both produce any key in merge: merge: set allow: on them, or on_conflict: "
-                           "first|last on the route",
-                           r->calls[i].name, r->calls[j].name);
-            else
-                plan_error(err, j, NULL,
-                           "calls \"%s\" and \"%s\" can both produce \"%s\" in merge: merge: narrow allow:/deny:/rename:, or set "
-                           "on_conflict: first|last on the route",
-                           r->calls[i].name, r->calls[j].name, key);
-            ret = -1;
-        }
-    }
-    for (size_t i = 0; i < r->num_calls; ++i)
-        free(sets[i].keys);
-    return ret;
+    for (size_t k = 0; k < r->num_calls; ++k)
+        keyset_build(&r->calls[k], &sets[k]);
+    size_t i = 0, j = 1;
+    const char *key = NULL;
+    int kind = next_collision(sets, r->num_calls, &i, &j, &key);
+    if (kind == 2)
+        plan_error(err, j, NULL,
+                   "calls \"%s\" and \"%s\" may both produce any key in merge: merge: set allow: on them, or on_conflict: "
+                   "first|last on the route",
+                   r->calls[i].name, r->calls[j].name);
+    else if (kind == 1)
+        plan_error(err, j, NULL,
+                   "calls \"%s\" and \"%s\" can both produce \"%s\" in merge: merge: narrow allow:/deny:/rename:, or set "
+                   "on_conflict: first|last on the route",
+                   r->calls[i].name, r->calls[j].name, key);
+    for (size_t k = 0; k < r->num_calls; ++k)
+        free(sets[k].keys);
+    return kind != 0 ? -1 : 0;
 }
 
 /* The call that ends the latest (the first of them on a tie), with *finish set to when: the end of the longest chain. */
@@ -437,21 +446,15 @@ static void explain_merge(FILE *out, const cf_route_t *r)
         explain_keys(out, &sets[i]);
         fputc('\n', out);
     }
-    int any = 0;
-    for (size_t j = 1; j < r->num_calls; ++j) {
-        for (size_t i = 0; i < j; ++i) {
-            const char *key = NULL;
-            int kind = keysets_collide(&sets[i], &sets[j], &key);
-            if (kind == 0)
-                continue;
-            if (!any)
-                fputs("    collisions:\n", out);
-            any = 1;
-            if (kind == 2)
-                fprintf(out, "      %s and %s may both give any key\n", r->calls[i].name, r->calls[j].name);
-            else
-                fprintf(out, "      %s and %s both give \"%s\"\n", r->calls[i].name, r->calls[j].name, key);
-        }
+    const char *key = NULL;
+    int kind, any = 0;
+    for (size_t i = 0, j = 1; (kind = next_collision(sets, r->num_calls, &i, &j, &key)) != 0; ++i) {
+        if (any++ == 0)
+            fputs("    collisions:\n", out);
+        if (kind == 2)
+            fprintf(out, "      %s and %s may both give any key\n", r->calls[i].name, r->calls[j].name);
+        else
+            fprintf(out, "      %s and %s both give \"%s\"\n", r->calls[i].name, r->calls[j].name, key);
     }
     if (!any)
         fputs("    collisions: none\n", out);
