@@ -414,7 +414,7 @@ static void test_plan(void)
     free(out);
     cf_config_free(c);
 
-    /* without dependencies the default deadline is the largest timeout (SPEC §2) */
+    /* without dependencies the default deadline, the longest chain of timeouts, is the largest one (docs/configuration.md) */
     c = load(BASE "  - path: /p\n"
                   "    calls:\n"
                   "      - name: a\n"
