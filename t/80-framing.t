@@ -118,7 +118,7 @@ subtest 'a valid chunked body is forwarded' => sub {
     reset_journal();
     my ($resp) = exchange("POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                           . "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: t\r\n\r\n");
-    like($resp, qr{\AHTTP/1\.1 200 }, '200');
+    like($resp, qr{\AHTTP/1\.1 200 }, 'answered 200');
     my $j = journal();
     is(scalar @$j, 1, 'one upstream request');
     is($j->[0]{body}, 'hello world', 'with the decoded body');
@@ -164,7 +164,7 @@ subtest 'pipelined requests are all answered, in order' => sub {
 subtest 'HTTP/1.0 without Host: no invented host upstream' => sub {
     reset_journal();
     my ($resp) = exchange("GET /api/echo/h10 HTTP/1.0\r\n\r\n");
-    like($resp, qr{\AHTTP/1\.1 200 }, '200');
+    like($resp, qr{\AHTTP/1\.1 200 }, 'answered 200');
     my $h = journal()->[0]{headers};
     ok(!exists $h->{'x-forwarded-host'}, 'no X-Forwarded-Host') or diag explain $h;
     unlike($h->{forwarded} // '', qr/host=/, 'no host= in Forwarded');
