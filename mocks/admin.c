@@ -296,7 +296,7 @@ static void on_list_stubs(h2o_req_t *req)
     json_t *arr = json_array();
     for (size_t i = 0; i != n; ++i) {
         cf_mock_stub_t *s = stubs[i];
-        json_array_append_new(arr, json_pack("{sssssssisisIsi}", "key", s->key, "method", s->method, "path", s->path, "status",
+        json_array_append_new(arr, json_pack("{sssssssisssIsi}", "key", s->key, "method", s->method, "path", s->path, "status",
                                              (int)s->status, "fault", cf_mock_fault_names[s->fault], "calls", (json_int_t)s->calls,
                                              "sequence_length", (int)s->n_sequence));
     }
