@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
+#include <jansson.h>
 #include "cf_yaml.h"
 
 /** How a stub misbehaves (see serve.c for what a client sees for each). */
@@ -152,6 +153,21 @@ void cf_mock_journal_answer(uint64_t id, int status);
 void cf_mock_journal_abort(uint64_t id);
 /** Records that the answer was completely sent. */
 void cf_mock_journal_done(uint64_t id);
+/** Which journal entries to list; a NULL (base) member does not filter. */
+typedef struct st_cf_mock_journal_filter_t {
+    const char *path;   /* the exact path (without the query) */
+    h2o_iovec_t method; /* the exact method */
+    const char *stub;   /* the key of the stub that answered ("METHOD path", or "respond") */
+    size_t limit;       /* keep the newest limit entries; SIZE_MAX for all */
+} cf_mock_journal_filter_t;
+/** The entries that pass filter, oldest first, as a JSON array (owned by the caller). */
+json_t *cf_mock_journal_json(const cf_mock_journal_filter_t *filter);
+/** The request counters since start or the last reset. */
+typedef struct st_cf_mock_journal_counts_t {
+    uint64_t total, unmatched, respond, aborted;
+} cf_mock_journal_counts_t;
+/** Reads the request counters into counts. */
+void cf_mock_journal_counts(cf_mock_journal_counts_t *counts);
 /** Clears the journal and the request counters. */
 void cf_mock_journal_reset(void);
 /** Frees the journal (at exit). */
@@ -174,5 +190,7 @@ h2o_iovec_t cf_mock_url_decode(h2o_mem_pool_t *pool, h2o_iovec_t s);
 
 /** Sends a complete in-memory response with Content-Length. body is copied. */
 void cf_mock_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/** Sends v (owned: released here) as a compact application/json answer with Content-Length. */
+void cf_mock_send_json(h2o_req_t *req, int status, json_t *v);
 
 #endif
