@@ -1,8 +1,10 @@
 /* The admin API of conflux-mock: the /__mock/ endpoints over the journal and the live stubs. */
-#include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "mock.h"
+#include "admin.h"
+#include "http.h"
+#include "journal.h"
+#include "stubs.h"
 
 static void send_json(h2o_req_t *req, int status, json_t *v)
 {

@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include "cf_buf.h"
 #include "cf_http.h"
-#include "mock.h"
+#include "http.h"
 
 h2o_iovec_t cf_mock_query_param(h2o_req_t *req, const char *name)
 {

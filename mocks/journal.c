@@ -1,10 +1,9 @@
 /* The request journal of conflux-mock: a bounded ring of what arrived and how it was answered, and its counters. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <jansson.h>
-#include "mock.h"
+#include "journal.h"
 
 /* one journaled request */
 typedef struct st_journal_entry_t {

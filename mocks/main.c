@@ -8,7 +8,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "cf_net.h"
-#include "mock.h"
+#include "admin.h"
+#include "journal.h"
+#include "serve.h"
+#include "stubs.h"
+#include "timing.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 9001

@@ -7,7 +7,11 @@
 #include <jansson.h>
 #include "cf_buf.h"
 #include "cf_http.h"
-#include "mock.h"
+#include "http.h"
+#include "journal.h"
+#include "serve.h"
+#include "stubs.h"
+#include "timing.h"
 
 /*
  * How the mock reaches the socket.

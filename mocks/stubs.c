@@ -7,7 +7,8 @@
 #include "cf_buf.h"
 #include "cf_net.h"
 #include "cf_units.h"
-#include "mock.h"
+#include "cf_yaml.h"
+#include "stubs.h"
 
 const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "garbage", "truncated", "trickle", NULL};
 

@@ -1,0 +1,103 @@
+/* Stubs of conflux-mock: what a stub can do (status, body, delay, fault, sequence), loading them, the live set, matching. */
+#ifndef CF_MOCK_STUBS_H
+#define CF_MOCK_STUBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "timing.h"
+
+/** How a stub misbehaves (see serve.c for what a client sees for each). */
+typedef enum en_cf_mock_fault_t {
+    CF_MOCK_FAULT_NONE,
+    CF_MOCK_FAULT_RESET,
+    CF_MOCK_FAULT_HANG,
+    CF_MOCK_FAULT_EMPTY,
+    CF_MOCK_FAULT_GARBAGE,
+    CF_MOCK_FAULT_TRUNCATED,
+    CF_MOCK_FAULT_TRICKLE,
+} cf_mock_fault_t;
+
+/** The fault names as the YAML spells them, NULL-terminated, indexed by cf_mock_fault_t. */
+extern const char *const cf_mock_fault_names[];
+
+/** One step of a `sequence:`: a status, or a fault (status then unused). */
+typedef struct st_cf_mock_step_t {
+    int status;
+    cf_mock_fault_t fault;
+} cf_mock_step_t;
+
+/** A piece of a body template: literal text, or the value of a path parameter / query parameter. */
+typedef struct st_cf_mock_piece_t {
+    enum { CF_MOCK_PIECE_TEXT, CF_MOCK_PIECE_PARAM, CF_MOCK_PIECE_QUERY } kind;
+    h2o_iovec_t text; /* TEXT: the bytes (into the stub's body); QUERY: the parameter name */
+    size_t param;     /* PARAM: index of the capture */
+} cf_mock_piece_t;
+
+/** A path segment of a stub's pattern. */
+typedef struct st_cf_mock_seg_t {
+    enum { CF_MOCK_SEG_LITERAL, CF_MOCK_SEG_PARAM, CF_MOCK_SEG_REST } kind;
+    h2o_iovec_t text; /* LITERAL: the segment; PARAM/REST: the parameter name */
+} cf_mock_seg_t;
+
+/** A configured answer. Immutable once published, except for the counters; reference-counted. */
+typedef struct st_cf_mock_stub_t {
+    /* as configured */
+    char *method; /* "*" matches any method */
+    char *path;
+    uint64_t status;
+    h2o_iovec_t *header_names, *header_values; /* malloc'ed, n_headers each */
+    size_t n_headers;
+    int has_content_type;
+    char *body; /* malloc'ed, body_len bytes (NUL-terminated) */
+    size_t body_len;
+    char *body_file;
+    cf_mock_delay_t delay;
+    int fault; /* cf_mock_fault_t */
+    double fault_rate;
+    uint64_t trickle_interval; /* ms between bytes for fault: trickle */
+    cf_mock_step_t *sequence;
+    size_t n_sequence;
+    /* compiled */
+    char *key; /* "METHOD path", the identity for replacement and stats */
+    cf_mock_seg_t *segs;
+    size_t n_segs;
+    cf_mock_piece_t *pieces; /* the body as a template */
+    size_t n_pieces;
+    int json_escape; /* substituted values are JSON-string-escaped (the body is JSON) */
+    /* runtime */
+    uint64_t calls; /* requests matched since start or the last reset; drives `sequence` */
+    size_t refcnt;
+} cf_mock_stub_t;
+
+/** The largest number of {param} captures a path may have. */
+#define CF_MOCK_MAX_PARAMS 16
+
+/**
+ * Loads a stubs file: `listen:` (malloc'ed into *listen, or left alone when absent) and `stubs:` (published into the
+ * live set). Returns 0, or -1 with "file:line:col: key.path: message" in err.
+ */
+int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen);
+/**
+ * Decodes stubs from a YAML/JSON document sent at runtime: one stub mapping, a list of them, or `{stubs: [...]}`,
+ * and publishes them (replacing stubs with the same method and path). `body_file` is refused (no disk I/O on the
+ * loop). Returns the number of stubs published and *replaced, or -1 with a message in err.
+ */
+int cf_mock_load_runtime(const char *src, size_t len, size_t *replaced, char *err, size_t errlen);
+/** Parses the one-line form `METHOD PATH STATUS [BODY] [key=value ...]` and publishes it. Returns 0 or -1 + err. */
+int cf_mock_load_cli(const char *spec, char *err, size_t errlen);
+/**
+ * Finds the most specific stub for a request (literal segments beat {param}, which beats {rest*}; ties go to the
+ * earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or NULL.
+ */
+cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t *caps);
+/** Drops a reference taken by cf_mock_stubs_match. */
+void cf_mock_stub_release(cf_mock_stub_t *stub);
+/** The live stubs, in order (borrowed; valid until the next publish). */
+cf_mock_stub_t **cf_mock_stubs_list(size_t *n);
+/** Zeroes every stub's call counter (and so its sequence position). */
+void cf_mock_stubs_reset(void);
+/** Frees every stub (at exit, for leak checkers). */
+void cf_mock_stubs_dispose(void);
+
+#endif
