@@ -85,7 +85,7 @@ int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen)
  */
 int cf_mock_load_runtime(const char *src, size_t len, size_t *replaced, char *err, size_t errlen);
 /** Parses the one-line form `METHOD PATH STATUS [BODY] [key=value ...]` and publishes it. Returns 0 or -1 + err. */
-int cf_mock_load_cli(const char *spec, char *err, size_t errlen);
+int cf_mock_load_cli(const char *line, char *err, size_t errlen);
 /**
  * Finds the most specific stub for a request (literal segments beat {param}, which beats {rest*}; ties go to the
  * earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or NULL.
