@@ -90,7 +90,7 @@ size_t cf_json_format_scalar(const json_t *v, char buf[CF_JSON_SCALAR_MAX])
 {
     switch (json_typeof(v)) {
     case JSON_INTEGER:
-        return (size_t)snprintf(buf, CF_JSON_SCALAR_MAX, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return cf_fmt_i64(buf, (int64_t)json_integer_value(v));
     case JSON_REAL:
         if (isfinite(json_real_value(v))) /* jansson never decodes the others */
             return format_real(json_real_value(v), buf);

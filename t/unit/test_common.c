@@ -1,6 +1,8 @@
-/* Unit tests of common/: units, host:port parsing, buffers, SHA-256, YAML loading, table-driven decoding and defaults. */
+/* Unit tests of common/: units, host:port parsing, buffers and number writers, SHA-256, YAML loading, table-driven
+ * decoding and defaults. */
 #include <pthread.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cf_buf.h"
@@ -253,6 +255,42 @@ static void test_defaults(void)
     is_str(decode_merge("top: {c: magic}\n", on_custom, &s), "", "but a key present in the file needs none");
 }
 
+static void test_numbers(void)
+{
+    /* decimal writers against printf, at the edges and over random values */
+    int64_t edges[] = {0, 1, -1, 9, 10, -10, 99, 100, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000007, -999999999999};
+    int same = 1;
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) + 20000; ++i) {
+        int64_t v = i < sizeof(edges) / sizeof(edges[0])
+                        ? edges[i]
+                        : (int64_t)(((uint64_t)rand() << 42) ^ ((uint64_t)rand() << 21) ^ (uint64_t)rand()) >> (rand() % 64);
+        char want[64], got[CF_I64_MAX_LEN];
+        snprintf(want, sizeof(want), "%" PRId64, v);
+        same &= cf_fmt_i64(got, v) == strlen(want) && strcmp(got, want) == 0;
+        cf_buf_t b = CF_BUF_INIT;
+        cf_buf_append_i64(&b, v);
+        cf_buf_appendc(&b, ' ');
+        cf_buf_append_u64(&b, (uint64_t)v);
+        snprintf(want, sizeof(want), "%" PRId64 " %" PRIu64, v, (uint64_t)v);
+        same &= strcmp(b.base, want) == 0;
+        cf_buf_free(&b);
+    }
+    ok(same, "integers written as printf writes them, INT64_MIN and UINT64_MAX included");
+
+    cf_buf_t b = CF_BUF_INIT;
+    cf_buf_append_fixed(&b, 12345, 1);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 5, 3);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 0, 1);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 42, 0);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, UINT64_MAX, 9);
+    is_str(b.base, "1234.5 0.005 0.0 42 18446744073.709551615", "fixed-point: the digits after the point always there");
+    cf_buf_free(&b);
+}
+
 static void sha256_hex(const char *text, size_t n, char hex[CF_SHA256_LEN * 2 + 1])
 {
     unsigned char d[CF_SHA256_LEN];
@@ -299,6 +337,7 @@ int main(void)
     test_hostport();
     test_buf();
     test_sha256();
+    test_numbers();
     test_yaml();
     test_defaults();
     return done_testing();
