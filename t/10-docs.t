@@ -12,12 +12,6 @@ use Test::More;
 
 my $root = "$FindBin::Bin/..";
 
-sub slurp {
-    open my $fh, '<', $_[0] or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
 my %doc = map { $_ => slurp("$root/docs/$_.md") } qw(configuration http operations mock);
 
 # The sections of a Markdown text: {heading text => body up to the next heading of the same or a higher level}.
@@ -262,37 +256,20 @@ my %base = (
     routes   => "routes:\n  - path: /docs-check/{rest*}\n    proxy: %s\n",
 );
 
-# Runs @cmd with stderr in a file; returns (exit code, stderr). Bounded by a 10s alarm.
+# Runs @cmd; returns (exit code, or -1 when a signal ended it; stderr). Bounded by 10 s.
 sub run {
-    my @cmd = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null' or die;
-        open STDERR, '>', "$dir/stderr" or die;
-        exec @cmd or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "@cmd did not exit within 10s\n" };
-    alarm 10;
-    waitpid $pid, 0;
-    alarm 0;
-    return ($? & 127 ? -1 : $? >> 8, slurp("$dir/stderr"));
+    my $r = run_cmd([@_], timeout => 10);
+    return ($r->{code} // -1, $r->{err});
 }
 
-# conflux-mock loads a stubs file: it prints "listening on" and is stopped; 0 and "" then, else 1 and its stderr.
+# conflux-mock loads a stubs file: it says "listening on" and is stopped (the guard checks it exits 0); 0 and "" then,
+# else 1 and what it said.
 sub mock_loads {
     my ($file) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', "$dir/stderr" or die;
-        exec $mock, '-c', $file, '--port', '0' or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid };
-    alarm 10;
-    my $line = <$out> // '';
-    kill 'TERM', $pid if $line =~ /^listening on /;
-    close $out;
-    alarm 0;
-    return $line =~ /^listening on / ? (0, '') : (1, slurp("$dir/stderr"));
+    my $g = eval { spawn(name => 'mock-example', cmd => [$mock, '-c', $file, '--port', '0'], ready => qr/^listening on /m, timeout => 10) };
+    return (1, $@) unless $g;
+    $g->stop;
+    return (0, '');
 }
 
 subtest 'every YAML example in docs/ loads' => sub {
