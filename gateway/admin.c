@@ -50,6 +50,7 @@ static void send_metrics(h2o_req_t *req)
     cf_cache_stats(&cache);
     cf_metrics_render(&text, cf_inflight_total(), &cache);
     cf_metrics_render_edge(&text, cf_conn_count());
+    cf_metrics_render_memory(&text);
     send_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.base, text.len);
     cf_buf_free(&text);
 }

@@ -443,6 +443,7 @@ typedef struct st_h2_read_t {
     cf_conn_t *c;
     size_t base;     /* where in sock->input the new bytes start */
     size_t cut_from; /* SIZE_MAX, or where in sock->input the frames dropped by this read start */
+    int goaway;      /* H2_OK, or why a GOAWAY goes once libh2o has read what is left */
 } h2_read_t;
 
 static int on_h2_frame(void *_r, const cf_h2_frame_t *f)
@@ -462,18 +463,19 @@ static int on_h2_frame(void *_r, const cf_h2_frame_t *f)
     /* this frame and the rest of the read never reach libh2o: it starts at the header, which may have come with the
      * previous read (libh2o leaves a frame it has not seen whole in sock->input) */
     r->cut_from = r->base + f->at - f->seen;
-    h2_goaway(c, c->sock->data, why);
+    r->goaway = why; /* after libh2o has read what is left: its SETTINGS (sent as it reads the client's preface, perhaps
+                      * in this very read) must be the first frame the client gets (RFC 9113 §3.4) */
     return 0;
 }
 
 /* Counts the frames of what a read appended to sock->input, and cuts out the ones conflux drops. Returns 0 when
  * libh2o may read what is left, -1 when the connection is closing (and `c` may be gone). */
-static int check_h2(cf_conn_t *c, h2o_socket_t *sock)
+static int check_h2(cf_conn_t *c, h2o_socket_t *sock, int *goaway)
 {
     h2o_http2_conn_t *conn = sock->data;
     h2o_buffer_t *in = sock->input;
     cf_h2scan_t *scan = &c->h2->scan;
-    h2_read_t r = {c, in->size - sock->bytes_read, SIZE_MAX};
+    h2_read_t r = {c, in->size - sock->bytes_read, SIZE_MAX, H2_OK};
 
     if (conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
         cf_hpack_lose_track(&scan->hpack); /* a GOAWAY of libh2o's own: it skips the header blocks of new streams */
@@ -510,14 +512,18 @@ static int check_h2(cf_conn_t *c, h2o_socket_t *sock)
     }
     if (c->h2->drop_left == 0 && rst_in_progress(scan) && c->h2->client_resets != 0)
         --c->h2->client_resets; /* counted as it was reported, but libh2o reads it whole with a later read */
+    *goaway = r.goaway;
     return 0;
 }
 
 /* --- the read callback in front of libh2o's --------------------------------------------------------------------- */
 
+static __thread const cf_conn_t *closed_now; /* the connection on_conn_close freed last on this thread (compared only) */
+
 static void on_guarded_read(h2o_socket_t *sock, const char *err)
 {
     cf_conn_t *c = conn_of(sock);
+    int goaway = H2_OK;
     if (err == NULL && sock->bytes_read != 0) {
         const char *fresh = sock->input->bytes + sock->input->size - sock->bytes_read;
         switch (c->mode) {
@@ -527,14 +533,18 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             break;
         case CONN_H2:
         case CONN_H2_CLOSING:
-            if (check_h2(c, sock) != 0)
+            if (check_h2(c, sock, &goaway) != 0)
                 return;
             break;
         default:
             break;
         }
     }
+    closed_now = NULL;
     c->inner(sock, err);
+    /* a bound was passed in this read: libh2o has read what came before it (its SETTINGS went first), now the GOAWAY */
+    if (goaway != H2_OK && closed_now != c && c->mode == CONN_H2)
+        h2_goaway(c, sock->data, goaway);
 }
 
 /* --- accepting ---------------------------------------------------------------------------------------------------- */
@@ -544,6 +554,7 @@ static void resume_accepting(cf_conns_t *cs);
 static void on_conn_close(void *data)
 {
     cf_conn_t *c = data;
+    closed_now = c;
     if (h2o_timeout_is_linked(&c->timer))
         h2o_timeout_unlink(&c->timer);
     if (c->counted) {

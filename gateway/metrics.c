@@ -1,5 +1,6 @@
 /* Process-wide Prometheus metrics: lock-free counters and histograms, rendered as text for the admin /metrics. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,18 @@ void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections)
     header(out, "conflux_send_timeouts_total", "counter",
            "Client connections shut down because an answer handed to them went unread for limits.send_timeout.");
     cf_buf_appendf(out, "conflux_send_timeouts_total %" PRIu64 "\n", READ(&send_timeouts));
+}
+
+void cf_metrics_render_memory(cf_buf_t *out)
+{
+    /* After a burst (2 MiB bodies parsed into JSON, say), glibc keeps the freed memory in its per-thread arenas: RSS
+     * stays near the burst's high-water mark while what is in use falls back. These two tell the cases apart. */
+    struct mallinfo2 mi = mallinfo2();
+    header(out, "conflux_memory_heap_bytes", "gauge",
+           "Heap bytes by state, as glibc counts them: in_use (allocated, mmapped blocks included), free (held by the "
+           "allocator for reuse; part of RSS until returned to the system).");
+    cf_buf_appendf(out, "conflux_memory_heap_bytes{state=\"in_use\"} %zu\n", mi.uordblks + mi.hblkhd);
+    cf_buf_appendf(out, "conflux_memory_heap_bytes{state=\"free\"} %zu\n", mi.fordblks);
 }
 
 void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)

@@ -39,6 +39,13 @@ void cf_metrics_accept_paused(const char *reason);
 /** Appends the client connection gauge and the three families above. */
 void cf_metrics_render_edge(cf_buf_t *out, size_t client_connections);
 
+/**
+ * Appends conflux_memory_heap_bytes: glibc's count of the heap bytes allocated (state "in_use", mmapped blocks
+ * included) and of those it holds free (state "free"). RSS beyond "in_use" is the allocator's, kept from the last
+ * burst. Takes each malloc arena's lock for as long as glibc takes to walk its free lists.
+ */
+void cf_metrics_render_memory(cf_buf_t *out);
+
 struct st_cf_cache_stats_t;
 
 /**

@@ -187,6 +187,19 @@ subtest 'histograms: cumulative buckets, _count = +Inf, sums consistent' => sub 
     ok exists $v->{conflux_access_log_dropped_total}, 'access-log drop counter present';
 };
 
+subtest 'heap bytes in use and held free by the allocator' => sub {
+    my $v = scrape();
+    my ($in_use, $free) = ($v->{'conflux_memory_heap_bytes{state="in_use"}'}, $v->{'conflux_memory_heap_bytes{state="free"}'});
+    ok defined $in_use && defined $free, 'both states present' or return;
+    if ($ENV{CONFLUX_SANITIZED}) {
+        pass 'under ASan the heap is not glibc\'s: the values mean nothing';
+        return;
+    }
+    my ($rss) = `cat /proc/${\ $gw->pid}/status` =~ /^VmRSS:\s+(\d+) kB/m;
+    cmp_ok $in_use, '>', 100_000, "in use: $in_use bytes (a running conflux holds more than 100 KB)";
+    cmp_ok $in_use + $free, '<', $rss * 1024 * 2, "in use + free below twice the RSS ($rss KiB): they are the heap's, not made up";
+};
+
 subtest 'cache results by call and for the process' => sub {
     my $before = scrape();
     is http_get($gw->url('/c/5'))->{status}, 200, "GET /c/5 ($_)" for 1 .. 3;
