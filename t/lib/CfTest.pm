@@ -21,6 +21,7 @@ our @EXPORT = qw(
     wait_until background run_cmd sanitizer_report
     metrics metric delta
     raw_exchange raw_request parse_response
+    self_signed_cert h2_connect h2_frame h2_header_block h2_get h2_parse h2_goaway_code
 );
 
 use Cwd qw(abs_path);
@@ -341,6 +342,73 @@ sub parse_response {
 sub raw_request {
     my ($resp, $closed) = raw_exchange(@_);
     return { %{ parse_response($resp) }, raw => $resp, closed => $closed };
+}
+
+# self_signed_cert(): a certificate for localhost and 127.0.0.1 (EC P-256, self-signed) and its key, made once per
+# test file in its scratch directory. Returns (certificate path, key path), or () when openssl could not make them.
+sub self_signed_cert {
+    my ($cert, $key) = (tmpdir() . '/cert.pem', tmpdir() . '/key.pem');
+    return ($cert, $key) if -s $cert && -s $key;
+    my $r = run_cmd(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                     '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+                     '-keyout', $key, '-out', $cert], timeout => 30);
+    return ($r->{code} // -1) == 0 ? ($cert, $key) : ();
+}
+
+# HTTP/2 by hand (RFC 9113), for the frames no client library would send.
+# h2_frame($type, $flags, $stream, $payload): one frame (section 4.1).
+sub h2_frame {
+    my ($type, $flags, $stream, $payload) = @_;
+    my $len = length $payload;
+    return pack('C3CCN', $len >> 16, ($len >> 8) & 255, $len & 255, $type, $flags, $stream) . $payload;
+}
+
+# h2_connect($port, id => value, ...): a TLS connection to 127.0.0.1:$port (the certificate not verified) on which ALPN
+# chose h2, the client preface and a SETTINGS frame with those settings sent. Dies otherwise.
+sub h2_connect {
+    my ($port, %settings) = @_;
+    require IO::Socket::SSL;
+    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => 0,
+                                 SSL_alpn_protocols => ['h2'], Timeout => 5)
+        or die "TLS to $port: " . IO::Socket::SSL::errstr();
+    die "ALPN did not choose h2\n" unless ($s->alpn_selected // '') eq 'h2';
+    my $preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . h2_frame(4, 0, 0, join '', map { pack('nN', $_, $settings{$_}) } sort keys %settings);
+    syswrite($s, $preface) == length $preface or die "h2 preface: $!";
+    return $s;
+}
+
+# The HPACK block of a GET of $path: :method GET and :scheme https from the static table, :path and :authority
+# (localhost) as literals without indexing, no Huffman coding.
+sub h2_header_block {
+    my ($path) = @_;
+    return "\x82\x87" . "\x04" . chr(length $path) . $path . "\x01" . chr(length 'localhost') . 'localhost';
+}
+
+# A GET of $path on $stream: one HEADERS frame with END_STREAM and END_HEADERS.
+sub h2_get {
+    my ($stream, $path) = @_;
+    return h2_frame(1, 0x5, $stream, h2_header_block($path));
+}
+
+# Takes the whole frames off the front of the bytes in $$buf: a list of [type, flags, stream, payload].
+sub h2_parse {
+    my ($buf) = @_;
+    my @frames;
+    while (length($$buf) >= 9) {
+        my ($l1, $l2, $l3, $type, $flags, $stream) = unpack('C3CCN', $$buf);
+        my $len = ($l1 << 16) | ($l2 << 8) | $l3;
+        last if length($$buf) < 9 + $len;
+        push @frames, [$type, $flags, $stream & 0x7fffffff, substr($$buf, 9, $len)];
+        substr($$buf, 0, 9 + $len) = '';
+    }
+    return @frames;
+}
+
+# The error code of the first GOAWAY among the frames (11: ENHANCE_YOUR_CALM), or undef when there is none.
+sub h2_goaway_code {
+    my ($frames) = @_;
+    my ($g) = grep { $_->[0] == 7 } @$frames;
+    return $g ? unpack('x4N', $g->[3]) : undef;
 }
 
 package CfTest::Background;
