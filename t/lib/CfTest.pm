@@ -20,7 +20,7 @@ our @EXPORT = qw(
     http_get http_request http_parallel decode_json_ok tmpdir write_file slurp
     wait_until background run_cmd sanitizer_report
     metrics metric delta
-    raw_exchange raw_request parse_response
+    raw_exchange raw_request parse_response refused_ok
     self_signed_cert h2_connect h2_frame h2_header_block h2_get h2_parse h2_goaway_code
 );
 
@@ -342,6 +342,23 @@ sub parse_response {
 sub raw_request {
     my ($resp, $closed) = raw_exchange(@_);
     return { %{ parse_response($resp) }, raw => $resp, closed => $closed };
+}
+
+# refused_ok($gw, $mock, $name, $bytes, $status, $why): a subtest that sends $bytes on a new connection to conflux and
+# asserts a refusal as docs/http.md promises it: $status, conflux's JSON error with a message matching $why,
+# Connection: close, the connection closed, and nothing in the mock's journal (it is reset first).
+sub refused_ok {
+    my ($gw, $mock, $name, $bytes, $status, $why) = @_;
+    subtest $name => sub {
+        $mock->reset;
+        my $r = raw_request($gw->port, $bytes);
+        is($r->{status}, $status, "answered $status") or diag($r->{raw});
+        like($r->{headers}{connection} // '', qr/^close$/i, 'says Connection: close');
+        ok($r->{closed}, 'and closes the connection');
+        my $doc = eval { JSON::PP->new->decode($r->{body}) };
+        ok($doc && ($doc->{message} // '') =~ $why, 'JSON error says why') or diag($r->{raw});
+        is(scalar @{ $mock->journal }, 0, 'nothing reached the upstream') or diag explain $mock->journal;
+    };
 }
 
 # self_signed_cert(): a certificate for localhost and 127.0.0.1 (EC P-256, self-signed) and its key, made once per
