@@ -580,6 +580,9 @@ sub journal {
     return $self->_admin_json('/__mock/requests' . (defined $path ? "?path=$path" : ''));
 }
 
+# the newest request in the journal, or undef when it is empty
+sub last_request { $_[0]->_admin_json('/__mock/requests?limit=1')->[0] }
+
 # /__mock/stats: {total, unmatched, aborted, stubs => {'METHOD path' => count}}
 sub stats { $_[0]->_admin_json('/__mock/stats') }
 
