@@ -95,7 +95,8 @@ sub raw_collect {
     return @conns;
 }
 
-my $hit_re = qr/^conflux; hit; ttl=(29|30); detail="profile"$/;
+my $hit_re = qr/^conflux; hit; ttl=(29|30); detail="profile"$/; # an entry stored a moment ago
+my $fresh_hit = qr/^conflux; hit; ttl=\d+; detail="profile"$/;
 
 subtest 'an entry fetched through one instance is a hit through the other' => sub {
     # h2o's memcached client connects from its own thread after start and says so on stderr
@@ -113,7 +114,7 @@ subtest 'an entry fetched through one instance is a hit through the other' => su
     }
     ok($shared, 'both instances use memcached');
 
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $sets = mc_stat('cmd_set');
     my $r = http_get($ga->url('/p/1'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss; fwd-status=200; stored/, 'A: miss, stored');
@@ -123,8 +124,10 @@ subtest 'an entry fetched through one instance is a hit through the other' => su
     like($r->{headers}{'cache-status'}, $hit_re, 'B: hit, with the ttl A stored');
     is(decode_json_ok($r->{body})->{profile}{name}, 'user 1', 'B: the body');
     is($mock->stub_count('GET /users/{id}'), 1, 'one upstream request for both instances');
+    my $gets = mc_stat('cmd_get');
     $r = http_get($gb->url('/p/1'));
-    like($r->{headers}{'cache-status'}, qr/hit/, 'B: then a local hit');
+    like($r->{headers}{'cache-status'}, $hit_re, 'B: then a hit');
+    is(mc_stat('cmd_get'), $gets, 'B: a local one (memcached was not asked; an entry found there is kept locally)');
     is(metrics($admin_a)->{conflux_cache_memcached_breaker_state}, 0, 'A: breaker closed');
 };
 
@@ -161,7 +164,7 @@ subtest 'memcached hanging: three lookups wait, then the breaker skips it' => su
     is($ga->log_count(qr/memcached 127\.0\.0\.1:$mport: 3 lookups in a row got no answer within 50ms; skipping it for 1000ms/), 1,
        'one log line when it opened');
     my $r = http_get($ga->url('/p/hang1'));
-    like($r->{headers}{'cache-status'}, qr/^conflux; hit/, 'the local cache still works');
+    like($r->{headers}{'cache-status'}, $fresh_hit, 'the local cache still works');
 };
 
 subtest 'a lookup waiting when the breaker opens is given up at once' => sub {
@@ -253,7 +256,7 @@ subtest 'memcached killed: requests still succeed, without the wait' => sub {
     is(delta($before, $after, 'conflux_cache_memcached_skipped_total{op="get"}'), 0, 'none skipped: there was no wait to skip');
     is($after->{conflux_cache_memcached_breaker_state}, 0, 'breaker still closed');
     my $r = http_get($gb->url('/p/dead1'));
-    like($r->{headers}{'cache-status'}, qr/hit/, 'local hits go on');
+    like($r->{headers}{'cache-status'}, $fresh_hit, 'local hits go on');
     $r = http_get($ga->url('/p/1'));
     is($r->{status}, 200, 'A still answers');
 };
