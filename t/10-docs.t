@@ -244,9 +244,8 @@ my $mock = bindir() . '/conflux-mock';
 my $dir = tmpdir();
 
 # A self-signed certificate stands for the /etc/conflux/*.pem files the examples name.
-my $have_tls = -x '/usr/bin/openssl'
-    && system("/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
-        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
+my ($cert, $key) = self_signed_cert();
+my $have_tls = defined $cert;
 
 # What a fragment lacks comes from here: every backend the examples name, and a route.
 my %base = (
@@ -301,8 +300,8 @@ subtest 'every YAML example in docs/ loads' => sub {
                     note("$what: no openssl to make the certificate it names: left out");
                     next;
                 }
-                $text =~ s{/etc/conflux/key\.pem}{$dir/key.pem}g;
-                $text =~ s{/etc/conflux/[\w-]+\.pem}{$dir/cert.pem}g;
+                $text =~ s{/etc/conflux/key\.pem}{$key}g;
+                $text =~ s{/etc/conflux/[\w-]+\.pem}{$cert}g;
             }
             write_file($file, $text);
             my ($rc, $err) = run($conflux, '-t', '-c', $file);

@@ -177,9 +177,8 @@ my @bad = (
 );
 
 # A self-signed certificate for the TLS cases (conflux -t loads the files).
-my $tls = -x '/usr/bin/openssl'
-    && system("/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
-        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
+my ($cert, $key) = self_signed_cert();
+my $tls = defined $cert;
 diag('openssl could not make a certificate: the TLS cases are left out') unless $tls;
 
 # The keys of threads, the access log, the cache and TLS (docs/configuration.md).
@@ -190,8 +189,8 @@ push @good, (
         . $route . "        cache: { ttl: 1000ms, stale_while_revalidate: 1m, stale_if_error: 0 }\n"],
     $tls ? (
         ['a TLS listener with http2 and an https backend', "listen:\n  - port: 8443\n"
-            . "    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }\n    http2: true\n"
-            . "backends:\n  users:\n    url: https://127.0.0.1:9443/api\n    sni: api.example\n    ca_file: $dir/cert.pem\n" . $route],
+            . "    tls: { certificate: $cert, key: $key }\n    http2: true\n"
+            . "backends:\n  users:\n    url: https://127.0.0.1:9443/api\n    sni: api.example\n    ca_file: $cert\n" . $route],
     ) : (),
 );
 push @bad, (
