@@ -6,7 +6,7 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use IO::Socket::INET;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
