@@ -72,8 +72,8 @@ refused('the HTTP/2 preface on a plain listener', "PRI * HTTP/2.0\r\n\r\nSM\r\n\
 subtest 'a valid chunked body is forwarded' => sub {
     $mock->reset;
     my ($resp) = raw_exchange($gw->port, "POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                          . "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: t\r\n\r\n");
-    like($resp, qr{\AHTTP/1\.1 200 }, '200');
+                                         . "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: t\r\n\r\n");
+    like($resp, qr{\AHTTP/1\.1 200 }, 'answered 200');
     my $j = $mock->journal;
     is(scalar @$j, 1, 'one upstream request');
     is($j->[0]{body}, 'hello world', 'with the decoded body');
@@ -111,7 +111,7 @@ subtest 'keep-alive: the checks stay in front of every request of a connection' 
 subtest 'pipelined requests are all answered, in order' => sub {
     $mock->reset;
     my ($resp) = raw_exchange($gw->port, "POST /api/echo/p1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-                          . "GET /api/echo/p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                                         . "GET /api/echo/p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     like($resp, qr{"p1".*"p2"}s, 'both answered in order');
     is_deeply([map { $_->{path} } @{ $mock->journal }], ['/echo/p1', '/echo/p2'], 'both went upstream');
 };
@@ -119,7 +119,7 @@ subtest 'pipelined requests are all answered, in order' => sub {
 subtest 'HTTP/1.0 without Host: no invented host upstream' => sub {
     $mock->reset;
     my ($resp) = raw_exchange($gw->port, "GET /api/echo/h10 HTTP/1.0\r\n\r\n");
-    like($resp, qr{\AHTTP/1\.1 200 }, '200');
+    like($resp, qr{\AHTTP/1\.1 200 }, 'answered 200');
     my $h = $mock->journal->[0]{headers};
     ok(!exists $h->{'x-forwarded-host'}, 'no X-Forwarded-Host') or diag explain $h;
     unlike($h->{forwarded} // '', qr/host=/, 'no host= in Forwarded');
@@ -150,7 +150,7 @@ subtest 'Expect: 100-continue' => sub {
 
 subtest 'no h2c upgrade on a plain listener' => sub {
     my ($resp) = raw_exchange($gw->port, "GET /api/echo/up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-                          . "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 2);
+                                         . "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", timeout => 2);
     like($resp, qr{\AHTTP/1\.1 200 }, 'answered over HTTP/1.1, not 101');
 };
 
