@@ -190,8 +190,7 @@ sub spawn {
                         expect => $args{exit} // 0, stop_timeout => $args{stop_timeout} // 15 }, $class;
     push @GUARDS, $guard;
     Scalar::Util::weaken($GUARDS[-1]);
-    my $deadline = time + ($args{timeout} // 15);
-    while (1) {
+    my $ready = wait_until(sub {
         if (waitpid($pid, WNOHANG) == $pid) {
             $guard->{pid} = undef;
             $guard->{status} = $?;
@@ -199,16 +198,13 @@ sub spawn {
             die "$name exited early (" . describe_status($?) . "):\n" . $guard->log_text;
         }
         if ($args{ready}) {
-            if ($guard->log_text =~ $args{ready}) {
-                $guard->{port} //= $1 if $#+ >= 1;
-                last;
-            }
-        } elsif (defined $args{port}) {
-            last if _port_open($args{port});
+            return 0 unless $guard->log_text =~ $args{ready};
+            $guard->{port} //= $1 if $#+ >= 1;
+            return 1;
         }
-        die "$name was not ready in time:\n" . $guard->log_text if time > $deadline;
-        sleep 0.02;
-    }
+        return !defined $args{port} || _port_open($args{port});
+    }, $args{timeout} // 15);
+    die "$name was not ready in time:\n" . $guard->log_text unless $ready;
     return $guard;
 }
 
@@ -448,7 +444,6 @@ sub wait {
 package CfTest::Guard;
 use POSIX qw(:sys_wait_h);
 use Test::More;
-use Time::HiRes qw(time sleep);
 
 sub port { $_[0]{port} }
 sub pid  { $_[0]{pid} }
