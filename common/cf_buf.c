@@ -42,16 +42,24 @@ void cf_buf_appends(cf_buf_t *b, const char *s)
 
 void cf_buf_appendf(cf_buf_t *b, const char *fmt, ...)
 {
+    /* format straight into the spare room first: most texts fit, and formatting twice (once to measure) doubled the
+     * cost of every header and cache key built this way */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room != 0 ? b->base + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        if (room != 0)
+            b->base[b->len] = '\0';
         return;
-    cf_buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        cf_buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 

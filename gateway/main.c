@@ -21,6 +21,7 @@
 #include "cache.h"
 #include "gateway.h"
 #include "metrics.h"
+#include "plan.h"
 #include "tls.h"
 #include "version.h"
 
@@ -451,7 +452,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (explain) {
-        cf_config_explain(config, stdout);
+        cf_plan_explain(config, stdout);
         cf_config_free(config);
         return 0;
     }

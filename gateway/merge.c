@@ -196,7 +196,7 @@ static json_t *merge_group(const cf_route_t *route, cf_outcome_t *outcomes)
 
 static json_t *merge_members(const cf_route_t *route, cf_outcome_t *outcomes)
 {
-    /* a value that is not an object has no members to merge: that call fails (SPEC §2) */
+    /* a value that is not an object has no members to merge: that call fails (docs/http.md, "The answer") */
     for (size_t i = 0; i != route->num_calls; ++i) {
         cf_outcome_t *o = &outcomes[i];
         if (o->value != NULL && !json_is_object(o->value)) {

@@ -175,7 +175,7 @@ static void test_shape_rename(void)
 
 static void test_shape_all(void)
 {
-    /* the SPEC's example: target data.items, allow [id, total], rename total -> amount */
+    /* the example of docs/configuration.md: target data.items, allow [id, total], rename total -> amount */
     cf_rename_t r[] = {{"total", "amount"}};
     cf_call_t c = make_call("orders");
     c.target = STRS("data", "items", NULL);
