@@ -8,7 +8,8 @@
 #include "cf_http.h"
 #include "cf_net.h"
 #include "cf_units.h"
-#include "mock.h"
+#include "cf_yaml.h"
+#include "stubs.h"
 
 const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "garbage", "truncated", "trickle", NULL};
 
@@ -804,11 +805,11 @@ static int is_option(const char *tok, size_t len)
     return 0;
 }
 
-int cf_mock_load_cli(const char *spec, char *err, size_t errlen)
+int cf_mock_load_cli(const char *line, char *err, size_t errlen)
 {
     cf_mock_stub_t *stub = stub_new();
     char msg[512];
-    const char *p = spec, *tok[3];
+    const char *p = line, *tok[3];
     size_t toklen[3];
     for (int i = 0; i != 3; ++i) {
         while (*p == ' ')
@@ -869,7 +870,7 @@ int cf_mock_load_cli(const char *spec, char *err, size_t errlen)
     publish(stub);
     return 0;
 Error:
-    snprintf(err, errlen, "--stub '%s': %s", spec, msg);
+    snprintf(err, errlen, "--stub '%s': %s", line, msg);
     stub_free(stub);
     return -1;
 }

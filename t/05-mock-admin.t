@@ -124,6 +124,17 @@ subtest 'request bodies in the journal' => sub {
     is $j->[2]{body}, undef, 'no body: null';
 };
 
+subtest 'GET /__mock/stubs lists a stub with a fault' => sub {
+    is post('/__mock/stubs', "path: /broken\nstatus: 502\nfault: reset\n")->{status}, 200, 'stub with a fault accepted';
+    my ($s) = grep { $_->{key} eq 'GET /broken' } @{ json_of(get('/__mock/stubs')) };
+    ok $s, 'listed';
+    is_deeply $s, { key => 'GET /broken', method => 'GET', path => '/broken', status => 502, fault => 'reset', calls => 0,
+        sequence_length => 0 }, 'every member, the fault by name';
+    my ($f) = grep { $_->{key} eq 'GET /flaky' } @{ json_of(get('/__mock/stubs')) };
+    is $f->{fault}, 'none', 'a stub without a fault: "none"';
+    is $f->{sequence_length}, 2, 'sequence_length';
+};
+
 subtest 'admin errors' => sub {
     is get('/__mock/nope')->{status}, 404, 'unknown admin path';
     is http_request('DELETE', $mock->url('/__mock/stats'))->{status}, 405, 'wrong method';

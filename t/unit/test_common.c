@@ -1,8 +1,11 @@
-/* Unit tests of common/: units, host:port parsing, buffers, YAML loading, table-driven decoding and defaults. */
+/* Unit tests of common/: units, host:port parsing, buffers, SHA-256, YAML loading, table-driven decoding and defaults. */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cf_buf.h"
 #include "cf_net.h"
+#include "cf_sha256.h"
 #include "cf_units.h"
 #include "cf_yaml.h"
 #include "tap.h"
@@ -250,11 +253,52 @@ static void test_defaults(void)
     is_str(decode_merge("top: {c: magic}\n", on_custom, &s), "", "but a key present in the file needs none");
 }
 
+static void sha256_hex(const char *text, size_t n, char hex[CF_SHA256_LEN * 2 + 1])
+{
+    unsigned char d[CF_SHA256_LEN];
+    cf_sha256(text, n, d);
+    for (size_t i = 0; i != CF_SHA256_LEN; ++i)
+        sprintf(hex + i * 2, "%02x", d[i]);
+}
+
+static void *sha256_thread(void *arg)
+{
+    char hex[CF_SHA256_LEN * 2 + 1];
+    int *same = arg;
+    for (int i = 0; i < 1000; ++i) {
+        sha256_hex("abc", 3, hex);
+        *same &= strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0;
+    }
+    return NULL;
+}
+
+static void test_sha256(void)
+{
+    char hex[CF_SHA256_LEN * 2 + 1];
+    /* the test vectors of FIPS 180-2 */
+    sha256_hex("abc", 3, hex);
+    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 of abc");
+    sha256_hex("", 0, hex);
+    is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "of the empty text");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha256_hex(two, strlen(two), hex);
+    is_str(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1", "of a two-block text");
+    /* each thread has a context of its own: hashing at once from several gives the same digests */
+    int same[3] = {1, 1, 1};
+    pthread_t th[3];
+    for (int i = 0; i < 3; ++i)
+        pthread_create(&th[i], NULL, sha256_thread, &same[i]);
+    for (int i = 0; i < 3; ++i)
+        pthread_join(th[i], NULL);
+    ok(same[0] && same[1] && same[2], "three threads hashing at once get the right digest every time");
+}
+
 int main(void)
 {
     test_units();
     test_hostport();
     test_buf();
+    test_sha256();
     test_yaml();
     test_defaults();
     return done_testing();
