@@ -1,27 +1,21 @@
 # Includes flow down the layers of scripts/layers.txt (scripts/check-layers); and the check itself, on a fake tree.
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use FindBin;
 use File::Path qw(make_path);
-use File::Temp qw(tempdir);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
 use Test::More;
 
-my $root = abs_path("$FindBin::Bin/..");
+my $root = "$FindBin::Bin/..";
 my $script = "$root/scripts/check-layers";
 
-# runs check-layers with args; returns its exit code and what it printed (stdout and stderr)
+# runs check-layers with args (bounded by 30 s); returns its exit code (-1 when a signal ended it) and what it printed
+# (stdout, then stderr)
 sub check_layers {
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if (!$pid) {
-        open(STDERR, '>&', \*STDOUT) or die;
-        exec($^X, $script, @_) or exit 127;
-    }
-    local $/;
-    my $out = <$fh> // '';
-    close($fh);
-    return ($? >> 8, $out);
+    my $r = run_cmd([$^X, $script, @_], timeout => 30);
+    return ($r->{code} // -1, $r->{out} . $r->{err});
 }
 
 subtest 'the tree: includes flow down in every enforced directory' => sub {
@@ -37,13 +31,11 @@ subtest 'gateway/ (provisional until gateway.c is split)' => sub {
 };
 
 # a fake tree: top -> (mid1 mid2 | side) -> bottom, and a provisional directory
-my $tmp = tempdir(CLEANUP => 1);
+my $tmp = tmpdir() . '/layers';
 sub put {
     my ($path, $text) = @_;
     make_path(dirname("$tmp/$path"));
-    open(my $fh, '>', "$tmp/$path") or die "$path: $!";
-    print $fh $text;
-    close($fh);
+    write_file("$tmp/$path", $text);
 }
 put('layers.txt', <<'EOF');
 # a comment

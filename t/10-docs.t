@@ -12,12 +12,6 @@ use Test::More;
 
 my $root = "$FindBin::Bin/..";
 
-sub slurp {
-    open my $fh, '<', $_[0] or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
 my %doc = map { $_ => slurp("$root/docs/$_.md") } qw(configuration http operations mock);
 
 # The sections of a Markdown text: {heading text => body up to the next heading of the same or a higher level}.
@@ -276,9 +270,8 @@ my $mock = bindir() . '/conflux-mock';
 my $dir = tmpdir();
 
 # A self-signed certificate stands for the /etc/conflux/*.pem files the examples name.
-my $have_tls = -x '/usr/bin/openssl'
-    && system("/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
-        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
+my ($cert, $key) = self_signed_cert();
+my $have_tls = defined $cert;
 
 # What a fragment lacks comes from here: every backend the examples name, and a route.
 my %base = (
@@ -288,37 +281,20 @@ my %base = (
     routes   => "routes:\n  - path: /docs-check/{rest*}\n    proxy: %s\n",
 );
 
-# Runs @cmd with stderr in a file; returns (exit code, stderr). Bounded by a 10s alarm.
+# Runs @cmd; returns (exit code, or -1 when a signal ended it; stderr). Bounded by 10 s.
 sub run {
-    my @cmd = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null' or die;
-        open STDERR, '>', "$dir/stderr" or die;
-        exec @cmd or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "@cmd did not exit within 10s\n" };
-    alarm 10;
-    waitpid $pid, 0;
-    alarm 0;
-    return ($? & 127 ? -1 : $? >> 8, slurp("$dir/stderr"));
+    my $r = run_cmd([@_], timeout => 10);
+    return ($r->{code} // -1, $r->{err});
 }
 
-# conflux-mock loads a stubs file: it prints "listening on" and is stopped; 0 and "" then, else 1 and its stderr.
+# conflux-mock loads a stubs file: it says "listening on" and is stopped (the guard checks it exits 0); 0 and "" then,
+# else 1 and what it said.
 sub mock_loads {
     my ($file) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', "$dir/stderr" or die;
-        exec $mock, '-c', $file, '--port', '0' or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid };
-    alarm 10;
-    my $line = <$out> // '';
-    kill 'TERM', $pid if $line =~ /^listening on /;
-    close $out;
-    alarm 0;
-    return $line =~ /^listening on / ? (0, '') : (1, slurp("$dir/stderr"));
+    my $g = eval { spawn(name => 'mock-example', cmd => [$mock, '-c', $file, '--port', '0'], ready => qr/^listening on /m, timeout => 10) };
+    return (1, $@) unless $g;
+    $g->stop;
+    return (0, '');
 }
 
 subtest 'every YAML example in docs/ loads' => sub {
@@ -350,8 +326,8 @@ subtest 'every YAML example in docs/ loads' => sub {
                     note("$what: no openssl to make the certificate it names: left out");
                     next;
                 }
-                $text =~ s{/etc/conflux/key\.pem}{$dir/key.pem}g;
-                $text =~ s{/etc/conflux/[\w-]+\.pem}{$dir/cert.pem}g;
+                $text =~ s{/etc/conflux/key\.pem}{$key}g;
+                $text =~ s{/etc/conflux/[\w-]+\.pem}{$cert}g;
             }
             write_file($file, $text);
             my ($rc, $err) = run($conflux, '-t', '-c', $file);

@@ -123,11 +123,11 @@ subtest 'a dependent call starts when its input arrives; independent calls do no
 };
 
 subtest 'forwarded headers and query parameters, and nothing else' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $r = http_get($gw->url('/fwd?q=hello%20world&lang=fr&secret=1'),
                      { Authorization => 'Bearer abc', 'X-Tenant' => 't1', Cookie => 'session=zzz', 'X-Other' => 'no' });
     is $r->{status}, 200, 'status 200';
-    my $journal = decode_json_ok(http_get($mock->url('/__mock/requests?path=/echo'))->{body});
+    my $journal = $mock->journal('/echo');
     is scalar(@$journal), 1, 'one upstream request';
     my $e = $journal->[0];
     is $e->{query}, 'q=hello%20world&t=t1&lang=fr', 'template values encoded, forward_query appended';
