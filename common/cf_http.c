@@ -76,6 +76,14 @@ int cf_http_is_tchar(int c)
     return c >= 0 && c < 256 && cf_http_tchar[c];
 }
 
+int cf_http_is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i != len; ++i)
+        if (!cf_http_tchar[(unsigned char)s[i]])
+            return 0;
+    return len != 0;
+}
+
 int cf_hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -87,18 +95,26 @@ int cf_hexval(int c)
     return -1;
 }
 
+int cf_pct_byte(const char *s, size_t len, size_t i)
+{
+    int hi, lo;
+    if (i + 2 >= len || s[i] != '%' || (hi = cf_hexval((unsigned char)s[i + 1])) < 0 ||
+        (lo = cf_hexval((unsigned char)s[i + 2])) < 0)
+        return -1;
+    return hi << 4 | lo;
+}
+
 int cf_form_decode(const char *src, size_t len, char *dst, size_t *dstlen, int flags)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; ++i) {
-        int hi, lo;
+        int v;
         if (src[i] == '+') {
             dst[n++] = ' ';
         } else if (src[i] != '%') {
             dst[n++] = src[i];
-        } else if (i + 2 < len && (hi = cf_hexval((unsigned char)src[i + 1])) >= 0 &&
-                   (lo = cf_hexval((unsigned char)src[i + 2])) >= 0) {
-            dst[n++] = (char)(hi << 4 | lo);
+        } else if ((v = cf_pct_byte(src, len, i)) >= 0) {
+            dst[n++] = (char)v;
             i += 2;
         } else if (flags & CF_FORM_LENIENT) {
             dst[n++] = '%';

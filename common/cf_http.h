@@ -11,9 +11,16 @@ const char *cf_http_reason(int status);
 int cf_http_is_tchar(int c);
 /** The same as a table indexed by byte value (1: a tchar). */
 extern const unsigned char cf_http_tchar[256];
+/** 1 when the `len` bytes at `s` are a token (RFC 9110 §5.6.2: one or more tchars), as a method or a field name is. */
+int cf_http_is_token(const char *s, size_t len);
 
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);
+/**
+ * The byte a percent-escape stands for (RFC 3986 §2.1): the value of "%XX" at s[i] (hex digits in either case), or -1
+ * when s[i] is not '%' followed by two hex digits within the `len` bytes of `s`. A "%00" gives 0.
+ */
+int cf_pct_byte(const char *s, size_t len, size_t i);
 
 /** cf_form_decode flag: copy a '%' that does not start a valid %XX escape as is, instead of failing. */
 #define CF_FORM_LENIENT 1

@@ -173,11 +173,52 @@ static const char *want_scalar(cf_yctx_t *ctx, yaml_node_t *node, const char *wh
     return s;
 }
 
+/* The value parsers the node getters and cf_ydefaults share: 0, or -1 when `s` is not a value of the kind. */
+
+static int in_range(uint64_t v, uint64_t min, uint64_t max)
+{
+    return max == 0 || (v >= min && v <= max);
+}
+
 static int check_range(cf_yctx_t *ctx, yaml_node_t *node, const char *s, uint64_t v, uint64_t min, uint64_t max)
 {
-    if (max != 0 && (v < min || v > max))
+    if (!in_range(v, min, max))
         return cf_yerror(ctx, node, "\"%s\" is out of range", s);
     return 0;
+}
+
+/* a decimal whole number, digits only */
+static int parse_uint(const char *s, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0 || !(*s >= '0' && *s <= '9'))
+        return -1;
+    *v = n;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *v)
+{
+    if (strcmp(s, "true") == 0)
+        *v = 1;
+    else if (strcmp(s, "false") == 0)
+        *v = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_enum(const char *s, const char *const *names, int *idx)
+{
+    for (int i = 0; names[i] != NULL; ++i) {
+        if (strcmp(names[i], s) == 0) {
+            *idx = i;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 int cf_yget_duration(cf_yctx_t *ctx, yaml_node_t *node, uint64_t *ms)
@@ -203,14 +244,12 @@ int cf_yget_size(cf_yctx_t *ctx, yaml_node_t *node, uint64_t *bytes)
 int cf_yget_uint(cf_yctx_t *ctx, yaml_node_t *node, uint64_t min, uint64_t max, uint64_t *v)
 {
     const char *s = want_scalar(ctx, node, "a number");
+    uint64_t n;
     if (s == NULL)
         return -1;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (*end != '\0' || errno != 0 || !(*s >= '0' && *s <= '9'))
+    if (parse_uint(s, &n) != 0)
         return cf_yerror(ctx, node, "\"%s\" is not a whole number", s);
-    if (max != 0 && (n < min || n > max))
+    if (!in_range(n, min, max))
         return cf_yerror(ctx, node, "%s is out of range (%llu to %llu)", s, (unsigned long long)min, (unsigned long long)max);
     *v = n;
     return 0;
@@ -221,11 +260,7 @@ int cf_yget_bool(cf_yctx_t *ctx, yaml_node_t *node, int *v)
     const char *s = want_scalar(ctx, node, "true or false");
     if (s == NULL)
         return -1;
-    if (strcmp(s, "true") == 0)
-        *v = 1;
-    else if (strcmp(s, "false") == 0)
-        *v = 0;
-    else
+    if (parse_bool(s, v) != 0)
         return cf_yerror(ctx, node, "\"%s\" is not a boolean (use true or false)", s);
     return 0;
 }
@@ -245,12 +280,8 @@ int cf_yget_enum(cf_yctx_t *ctx, yaml_node_t *node, const char *const *names, in
     const char *s = want_scalar(ctx, node, "a value");
     if (s == NULL)
         return -1;
-    for (int i = 0; names[i] != NULL; ++i) {
-        if (strcmp(names[i], s) == 0) {
-            *idx = i;
-            return 0;
-        }
-    }
+    if (parse_enum(s, names, idx) == 0)
+        return 0;
     char choices[256] = "";
     size_t n = 0;
     for (int i = 0; names[i] != NULL && n < sizeof(choices); ++i)
@@ -392,5 +423,46 @@ int cf_ydecode(cf_yctx_t *ctx, yaml_node_t *node, const cf_yfield_t *table, void
     }
     if (seen != NULL)
         *seen = present;
+    return 0;
+}
+
+/* Sets the default of one field: 0, or -1 when its `def` is not a valid value for it. */
+static int set_default(const cf_yfield_t *f, void *object)
+{
+    char *member = (char *)object + f->offset;
+    uint64_t v;
+    switch (f->type) {
+    case CF_YT_DURATION:
+    case CF_YT_SIZE:
+    case CF_YT_UINT:
+        if ((f->type == CF_YT_DURATION ? cf_parse_duration(f->def, &v)
+             : f->type == CF_YT_SIZE   ? cf_parse_size(f->def, &v)
+                                       : parse_uint(f->def, &v)) != 0 ||
+            !in_range(v, f->min, f->max))
+            return -1;
+        *(uint64_t *)member = v;
+        return 0;
+    case CF_YT_BOOL:
+        return parse_bool(f->def, (int *)member);
+    case CF_YT_ENUM:
+        return parse_enum(f->def, f->names, (int *)member);
+    case CF_YT_STRING:
+        free(*(char **)member);
+        *(char **)member = strdup(f->def);
+        return 0;
+    default: /* a list, a custom or a refused key: its level's own merge sets what it lacks */
+        return -1;
+    }
+}
+
+int cf_ydefaults(cf_yctx_t *ctx, const cf_yfield_t *table, void *object, uint64_t seen)
+{
+    for (size_t i = 0; table[i].key != NULL; ++i) {
+        if (table[i].def == NULL || (seen & ((uint64_t)1 << i)) != 0)
+            continue;
+        if (set_default(&table[i], object) != 0)
+            return cf_yerror(ctx, NULL, "internal error: the default of %s, \"%s\", is not one of its values", table[i].key,
+                             table[i].def);
+    }
     return 0;
 }

@@ -89,14 +89,25 @@ typedef struct st_cf_yfield_t {
     const char *const *names;                                       /* CF_YT_ENUM */
     int (*custom)(cf_yctx_t *ctx, yaml_node_t *node, void *object); /* CF_YT_CUSTOM; object is the whole struct */
     const char *help;                                               /* CF_YT_UNSUPPORTED */
+    /* the default, written as in a file ("5s", "1MiB", "256", "false", an enum name), which cf_ydefaults sets when the key
+     * is absent; NULL: none here (the key is required, has no value when absent, or its default is derived) */
+    const char *def;
 } cf_yfield_t;
 
 /**
  * Decodes the mapping `node` into `object` after `table` (terminated by an entry with key NULL; at most 64
  * entries). Unknown keys ("did you mean ...?"), duplicate keys and type errors are errors. When `seen` is
- * not NULL, bit i is set for each table[i] present, so callers can apply defaults for the rest.
+ * not NULL, bit i is set for each table[i] present, so that cf_ydefaults can merge the defaults of the rest.
  * Returns 0 or -1 (the error is in ctx).
  */
 int cf_ydecode(cf_yctx_t *ctx, yaml_node_t *node, const cf_yfield_t *table, void *object, uint64_t *seen);
+
+/**
+ * Merges the defaults of `table` into `object` after decoding (nginx's unset-then-merge): each entry with a `def` whose
+ * bit is not set in `seen` (cf_ydecode's; 0 when the whole mapping was absent) gets that value, parsed and bounded as
+ * a value from the file would be. Only the scalar types take a `def` (duration, size, uint, bool, enum, string).
+ * Returns 0, or -1 with an internal error in ctx when a `def` is not a valid value of its field (a bug in the table).
+ */
+int cf_ydefaults(cf_yctx_t *ctx, const cf_yfield_t *table, void *object, uint64_t seen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <h2o/memcached.h>
 #include "breaker.h"
+#include "cf_sha256.h"
 #include "cache.h"
 
 /*
@@ -186,7 +187,7 @@ static int64_t wall_ms(void)
 static uint64_t key_hash(h2o_iovec_t key, unsigned char digest[SHA256_DIGEST_LENGTH])
 {
     uint64_t h;
-    SHA256((const unsigned char *)key.base, key.len, digest);
+    cf_sha256(key.base, key.len, digest);
     memcpy(&h, digest, sizeof(h));
     return h;
 }

@@ -1,4 +1,11 @@
-/* The config loader: YAML (SPEC §2, §3) -> cf_config_t, validated, each error as "file:line:col: key.path: message". */
+/* The config loader: YAML -> cf_config_t, validated, each error as "file:line:col: key.path: message". */
+/*
+ * One field table per YAML level (key, type, offset, bounds, default) drives cf_ydecode; custom decoders take the keys
+ * no generic setter can. Defaults are merged after decoding, never set before it (nginx's unset-then-merge): a key
+ * the file leaves out is unset, and right after its level is decoded, the table's `def` fills it, or, where the
+ * default depends on the rest of the file, the level's merge_* function below does ("Defaults"). What only the calls of
+ * a route taken together can get wrong (dependencies, cycles, merge keys) is plan.c's.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -9,16 +16,17 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "cf_net.h"
 #include "cf_units.h"
 #include "config.h"
+#include "plan.h"
 
 /* a config file larger than this is refused before parsing */
 #define MAX_CONFIG_FILE (64 << 20)
 
 /* Bounds shared by the tables below. */
 #define MAX_TIMEOUT_MS (3600 * 1000ull) /* no single upstream exchange or request may take more than an hour */
-#define MAX_CALLS 64                    /* per route: more would be a design problem, not a config */
 
 /**
  * The decoding context of one load. The cf_yctx_t comes first so that the table decoders, which only receive the
@@ -27,9 +35,19 @@
 struct st_loader_t {
     cf_yctx_t ctx;
     cf_config_t *c;
-    yaml_node_t *routes; /* decoded last, so that every backend is known whatever the order of the keys */
-    cf_route_t *route;   /* the route being decoded */
+    yaml_node_t *routes;              /* decoded last, so that every backend is known whatever the order of the keys */
+    cf_route_t *route;                /* the route being decoded */
+    uint64_t limits_seen, cache_seen; /* the keys of limits: and cache: in the file, for their defaults */
 };
+
+/* The defaults of each level, merged right after it is decoded: in "Defaults", after the tables they complete. */
+static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen);
+static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen);
+static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t seen);
+static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen);
+static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen);
+static void merge_route_deadline(cf_route_t *r, uint64_t seen);
+static int merge_top(struct st_loader_t *L, uint64_t seen);
 
 static struct st_loader_t *loader_of(cf_yctx_t *ctx)
 {
@@ -95,25 +113,6 @@ static int is_name(const char *s)
     return 1;
 }
 
-/* An HTTP field name is a token (RFC 9110 5.1, 5.6.2). */
-static int is_token(const char *s)
-{
-    if (*s == '\0')
-        return 0;
-    for (; *s != '\0'; ++s)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *s) != NULL))
-            return 0;
-    return 1;
-}
-
-/* Appends the names in a strlist, comma-separated. */
-static void append_list(cf_buf_t *b, char *const *items, size_t n)
-{
-    for (size_t i = 0; i < n; ++i)
-        cf_buf_appendf(b, "%s%s", i ? ", " : "", items[i]);
-}
-
 /* ---- listen ---- */
 
 static int on_listen_host(cf_yctx_t *ctx, yaml_node_t *node, void *object)
@@ -169,7 +168,7 @@ static const cf_yfield_t listen_fields[] = {
     {.key = "host", .type = CF_YT_CUSTOM, .custom = on_listen_host},
     {.key = "port", .type = CF_YT_CUSTOM, .custom = on_listen_port},
     {.key = "tls", .type = CF_YT_CUSTOM, .custom = on_listen_tls},
-    {.key = "http2", .type = CF_YT_BOOL, .offset = offsetof(cf_listen_t, http2)},
+    {.key = "http2", .type = CF_YT_BOOL, .offset = offsetof(cf_listen_t, http2), .def = "false"},
     {NULL},
 };
 
@@ -190,7 +189,7 @@ static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         cf_listen_t *l = &c->listen[c->num_listen++];
         size_t mark = cf_ypath_index(ctx, i);
         uint64_t seen = 0;
-        if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0)
+        if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0 || merge_listen(ctx, l, seen) != 0)
             return -1;
         if (!was_seen(listen_fields, seen, "port"))
             return cf_yerror(ctx, item, "missing port:");
@@ -217,39 +216,67 @@ static int on_threads(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/*
+ * "host:port", ":port" or a bare port into *host (malloc'ed; the previous value is freed) and *port; the host defaults
+ * to 127.0.0.1. `example` is a good value, for messages. Returns the text, or NULL after an error.
+ */
+static const char *get_hostport(cf_yctx_t *ctx, yaml_node_t *node, const char *example, char **host, uint16_t *port)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "host:port, e.g. %s", example);
+    const char *s = want_string(ctx, node, what);
+    if (s == NULL)
+        return NULL;
+    char *h = NULL;
+    uint16_t p = 0;
+    if (cf_parse_hostport(s, &h, &p) != 0 || p == 0) {
+        free(h);
+        cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. %s)", s, example);
+        return NULL;
+    }
+    free(*host);
+    *host = h != NULL ? h : strdup("127.0.0.1");
+    *port = p;
+    return s;
+}
+
 /* admin: "host:port"; the host defaults to 127.0.0.1, because the admin listener is never meant to be public. */
 static int on_admin(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_config_t *c = object;
-    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:9901");
+    const char *s = get_hostport(ctx, node, "127.0.0.1:9901", &c->admin_host, &c->admin_port);
     if (s == NULL)
         return -1;
-    char *host = NULL;
-    uint16_t port = 0;
-    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
-        free(host);
-        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:9901)", s);
-    }
-    c->admin_host = host != NULL ? host : strdup("127.0.0.1");
-    c->admin_port = port;
     if (!is_ip_address(c->admin_host))
         return cf_yerror(ctx, node, "\"%s\" is not an IP address and port (e.g. 127.0.0.1:9901)", s);
     return 0;
 }
 
 static const cf_yfield_t limits_fields[] = {
-    {.key = "max_request_body", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, limits.max_request_body), .max = 1ull << 30},
+    {.key = "max_request_body",
+     .type = CF_YT_SIZE,
+     .offset = offsetof(cf_config_t, limits.max_request_body),
+     .max = 1ull << 30,
+     .def = "1MiB"},
     {.key = "max_response_body",
      .type = CF_YT_SIZE,
      .offset = offsetof(cf_config_t, limits.max_response_body),
      .min = 1,
-     .max = 1ull << 30},
-    {.key = "max_inflight", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, limits.max_inflight), .min = 1, .max = 10000000},
+     .max = 1ull << 30,
+     .def = "8MiB"},
+    {.key = "max_inflight",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_config_t, limits.max_inflight),
+     .min = 1,
+     .max = 10000000,
+     .def = "10000"},
     {.key = "send_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, limits.send_timeout_ms),
      .min = 1,
-     .max = MAX_TIMEOUT_MS},
+     .max = MAX_TIMEOUT_MS,
+     .def = "10s"},
+    /* unset (0) stays unset: the cap is derived from the open-file limit at start (cf_config_max_client_connections) */
     {.key = "max_client_connections",
      .type = CF_YT_UINT,
      .offset = offsetof(cf_config_t, limits.max_client_connections),
@@ -260,7 +287,7 @@ static const cf_yfield_t limits_fields[] = {
 
 static int on_limits(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
-    return cf_ydecode(ctx, node, limits_fields, object, NULL);
+    return cf_ydecode(ctx, node, limits_fields, object, &loader_of(ctx)->limits_seen);
 }
 
 /* ---- backends ---- */
@@ -399,13 +426,24 @@ static int on_backend_sni(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static const cf_yfield_t backend_fields[] = {
     {.key = "servers", .type = CF_YT_CUSTOM, .custom = on_backend_servers},
     {.key = "url", .type = CF_YT_CUSTOM, .custom = on_backend_url},
-    {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_backend_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
+    {.key = "timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .def = "5s"},
     {.key = "connect_timeout",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_backend_t, connect_timeout_ms),
      .min = 1,
-     .max = MAX_TIMEOUT_MS},
-    {.key = "max_connections", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_connections), .min = 1, .max = 100000},
+     .max = MAX_TIMEOUT_MS,
+     .def = "1s"},
+    {.key = "max_connections",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_backend_t, max_connections),
+     .min = 1,
+     .max = 100000,
+     .def = "256"},
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UNSUPPORTED},
@@ -439,10 +477,8 @@ static int on_backends(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         b->index = i;
         b->line = (int)knode->start_mark.line + 1;
         b->col = (int)knode->start_mark.column + 1;
-        b->timeout_ms = 5000;
-        b->connect_timeout_ms = 1000;
-        b->max_connections = 256;
-        if (cf_ydecode(ctx, vnode, backend_fields, b, NULL) != 0)
+        uint64_t seen = 0;
+        if (cf_ydecode(ctx, vnode, backend_fields, b, &seen) != 0 || merge_backend(ctx, b, seen) != 0)
             return -1;
         if (b->num_servers == 0)
             return cf_yerror(ctx, vnode, "needs servers: [http://host:port, ...] or url: http://host:port");
@@ -570,7 +606,7 @@ static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
-/* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} (SPEC 5) */
+/* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} */
 #define MAX_CACHE_MS (30 * 24 * 3600 * 1000ull) /* memcached takes relative expirations up to 30 days */
 
 static const cf_yfield_t call_cache_fields[] = {
@@ -579,8 +615,14 @@ static const cf_yfield_t call_cache_fields[] = {
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_cache_policy_t, swr_ms),
      .min = 0,
-     .max = MAX_CACHE_MS},
-    {.key = "stale_if_error", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, sie_ms), .min = 0, .max = MAX_CACHE_MS},
+     .max = MAX_CACHE_MS,
+     .def = "0"},
+    {.key = "stale_if_error",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_cache_policy_t, sie_ms),
+     .min = 0,
+     .max = MAX_CACHE_MS,
+     .def = "0"},
     {NULL},
 };
 
@@ -594,14 +636,14 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         if (ms < 1000 || ms > MAX_CACHE_MS)
             return cf_yerror(ctx, node, "the ttl must be between 1s and 30 days");
         call->cache.ttl_ms = ms;
-        return 0;
+        return merge_cache_policy(ctx, &call->cache, 1); /* the ttl alone */
     }
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, call_cache_fields, &call->cache, &seen) != 0)
         return -1;
-    if ((seen & 1) == 0)
+    if (!was_seen(call_cache_fields, seen, "ttl"))
         return cf_yerror(ctx, node, "missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
-    return 0;
+    return merge_cache_policy(ctx, &call->cache, seen);
 }
 
 static const char *const on_error_names[] = {"null", "omit", NULL};
@@ -612,14 +654,18 @@ static const cf_yfield_t call_fields[] = {
     {.key = "backend", .type = CF_YT_CUSTOM, .custom = on_call_backend},
     {.key = "path", .type = CF_YT_CUSTOM, .custom = on_call_path},
     {.key = "timeout", .type = CF_YT_DURATION, .offset = offsetof(cf_call_t, timeout_ms), .min = 1, .max = MAX_TIMEOUT_MS},
-    {.key = "required", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, required)},
-    {.key = "on_error", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, on_error), .names = on_error_names},
+    {.key = "required", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, required), .def = "false"},
+    {.key = "on_error", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, on_error), .names = on_error_names, .def = "null"},
     {.key = "target", .type = CF_YT_CUSTOM, .custom = on_call_target},
     {.key = "allow", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, allow)},
     {.key = "deny", .type = CF_YT_STRLIST, .offset = offsetof(cf_call_t, deny)},
     {.key = "rename", .type = CF_YT_CUSTOM, .custom = on_call_rename},
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_call_cache},
-    {.key = "encoded_slash", .type = CF_YT_ENUM, .offset = offsetof(cf_call_t, encoded_slash), .names = encoded_slash_names},
+    {.key = "encoded_slash",
+     .type = CF_YT_ENUM,
+     .offset = offsetof(cf_call_t, encoded_slash),
+     .names = encoded_slash_names,
+     .def = "refuse"},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
     {NULL},
@@ -634,7 +680,7 @@ static int has_str(const cf_strlist_t *l, const char *s)
 }
 
 /* Checks what cf_ydecode cannot: required keys, and shaping options that contradict each other. */
-static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call, uint64_t seen)
+static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
 {
     if (call->name == NULL)
         return cf_yerror(ctx, node, "missing name:");
@@ -642,8 +688,6 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call, uint64
         return cf_yerror(ctx, node, "missing backend:");
     if (call->path.src == NULL)
         return cf_yerror(ctx, node, "missing path:");
-    if (!was_seen(call_fields, seen, "timeout"))
-        call->timeout_ms = call->backend->timeout_ms;
     if (call->allow.n != 0 && call->deny.n != 0)
         return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "deny"), "use either allow: or deny:, not both");
     for (size_t i = 0; i < call->num_rename; ++i) {
@@ -666,8 +710,8 @@ static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     size_t n = seq_len(node);
     if (n == 0)
         return cf_yerror(ctx, node, "expected a list of calls, each {name:, backend:, path:}");
-    if (n > MAX_CALLS)
-        return cf_yerror(ctx, node, "%zu calls; a route may have at most %d", n, MAX_CALLS);
+    if (n > CF_CONFIG_MAX_CALLS)
+        return cf_yerror(ctx, node, "%zu calls; a route may have at most %d", n, CF_CONFIG_MAX_CALLS);
     r->calls = calloc(n, sizeof(*r->calls));
     for (size_t i = 0; i < n; ++i) {
         yaml_node_t *item = seq_item(ctx, node, i);
@@ -677,8 +721,8 @@ static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         call->index = i;
         call->line = (int)item->start_mark.line + 1;
         call->col = (int)item->start_mark.column + 1;
-        call->on_error = CF_ON_ERROR_NULL;
-        if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || check_call(ctx, item, call, seen) != 0)
+        if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || merge_call(ctx, call, seen) != 0 ||
+            check_call(ctx, item, call) != 0)
             return -1;
         cf_ypath_restore(ctx, mark);
     }
@@ -762,7 +806,7 @@ static int on_route_forward_headers(cf_yctx_t *ctx, yaml_node_t *node, void *obj
         char *h = r->forward_headers.items[i];
         yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
         size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
-        if (!is_token(h)) {
+        if (!cf_http_is_token(h, strlen(h))) { /* a field name is a token (RFC 9110 5.1) */
             cf_yerror(ctx, item, "\"%s\" is not a header name", h);
             return -1;
         }
@@ -791,7 +835,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "path", .type = CF_YT_CUSTOM, .custom = on_route_path},
     {.key = "methods", .type = CF_YT_CUSTOM, .custom = on_route_methods},
     {.key = "deadline", .type = CF_YT_DURATION, .offset = offsetof(cf_route_t, deadline_ms), .min = 1, .max = MAX_TIMEOUT_MS},
-    {.key = "merge", .type = CF_YT_ENUM, .offset = offsetof(cf_route_t, merge), .names = merge_names},
+    {.key = "merge", .type = CF_YT_ENUM, .offset = offsetof(cf_route_t, merge), .names = merge_names, .def = "group"},
     {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
     {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
@@ -822,284 +866,6 @@ static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *
     return -1;
 }
 
-static int find_call(const cf_route_t *r, const char *name, size_t len)
-{
-    for (size_t i = 0; i < r->num_calls; ++i)
-        if (strlen(r->calls[i].name) == len && memcmp(r->calls[i].name, name, len) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* Binds the placeholders of every call's template to route parameters and other calls; fills in the dependencies. */
-static int resolve_templates(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r)
-{
-    char uses[MAX_CALLS];
-    for (size_t j = 0; j < r->num_calls; ++j) {
-        cf_call_t *call = &r->calls[j];
-        memset(uses, 0, sizeof(uses));
-        for (size_t k = 0; k < call->path.num_parts; ++k) {
-            cf_tpl_part_t *part = &call->path.parts[k];
-            char name[128];
-            snprintf(name, sizeof(name), "%.*s", (int)part->len, part->text);
-            switch (part->kind) {
-            case CF_TPL_LITERAL:
-            case CF_TPL_QUERY:
-                break;
-            case CF_TPL_HEADER:
-                lower_case(part->text);
-                break;
-            case CF_TPL_PARAM: {
-                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len);
-                if (idx < 0) {
-                    cf_buf_t b = CF_BUF_INIT;
-                    if (find_call(r, part->text, part->len) >= 0) {
-                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id}", name, name);
-                    } else if (r->pattern.num_params != 0) {
-                        cf_buf_appends(&b, "the route has ");
-                        append_list(&b, r->pattern.param_names, r->pattern.num_params);
-                    } else {
-                        cf_buf_appends(&b, "the route path has no parameters");
-                    }
-                    call_error(ctx, rnode, j, "path", "unknown route parameter {%s} (%s)", name, b.base);
-                    cf_buf_free(&b);
-                    return -1;
-                }
-                part->rest = idx == r->pattern.rest_index;
-                break;
-            }
-            case CF_TPL_CALL: {
-                int idx = find_call(r, part->text, part->len);
-                if (idx < 0) {
-                    cf_buf_t b = CF_BUF_INIT;
-                    if (cf_pattern_param_index(&r->pattern, part->text, part->len) >= 0) {
-                        cf_buf_appendf(&b, "%s is a route parameter, which has no fields", name);
-                    } else {
-                        cf_buf_appends(&b, "calls: ");
-                        for (size_t i = 0; i < r->num_calls; ++i)
-                            cf_buf_appendf(&b, "%s%s", i ? ", " : "", r->calls[i].name);
-                    }
-                    call_error(ctx, rnode, j, "path", "unknown call \"%s\" (%s)", name, b.base);
-                    cf_buf_free(&b);
-                    return -1;
-                }
-                part->call_index = idx;
-                uses[idx] = 1;
-                break;
-            }
-            case CF_TPL_ITEM:
-                return call_error(ctx, rnode, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
-            }
-        }
-        if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
-            /* only a value that fills one path segment can hold an encoded '/': say so rather than ignore the key */
-            int fills_segment = 0;
-            for (size_t k = 0; k < call->path.num_parts; ++k) {
-                const cf_tpl_part_t *part = &call->path.parts[k];
-                fills_segment |= part->kind != CF_TPL_LITERAL && !part->in_query && !(part->kind == CF_TPL_PARAM && part->rest);
-            }
-            if (!fills_segment)
-                return call_error(ctx, rnode, j, "encoded_slash",
-                                  "keep has no effect: no value of %s fills a path segment (query values and {name*} "
-                                  "captures are not concerned)",
-                                  call->path.src);
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < r->num_calls; ++i)
-            n += uses[i];
-        if (n != 0) {
-            call->deps = calloc(n, sizeof(*call->deps));
-            for (size_t i = 0; i < r->num_calls; ++i)
-                if (uses[i])
-                    call->deps[call->num_deps++] = i;
-        }
-    }
-    return 0;
-}
-
-/*
- * Depth-first search along the dependencies from call i. On finding a cycle, writes it as "a -> b -> a" (each call
- * waits for the next) into `out` and returns 1 with *start set to the call where the cycle closes.
- */
-static int find_cycle(const cf_route_t *r, size_t i, char *color, size_t *stack, size_t depth, cf_buf_t *out, size_t *start)
-{
-    color[i] = 1;
-    stack[depth] = i;
-    for (size_t d = 0; d < r->calls[i].num_deps; ++d) {
-        size_t dep = r->calls[i].deps[d];
-        if (color[dep] == 1) {
-            size_t from = 0;
-            while (stack[from] != dep)
-                ++from;
-            for (size_t k = from; k <= depth; ++k)
-                cf_buf_appendf(out, "%s -> ", r->calls[stack[k]].name);
-            cf_buf_appends(out, r->calls[dep].name);
-            *start = dep;
-            return 1;
-        }
-        if (color[dep] == 0 && find_cycle(r, dep, color, stack, depth + 1, out, start))
-            return 1;
-    }
-    color[i] = 2;
-    return 0;
-}
-
-static int check_cycles(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
-{
-    char color[MAX_CALLS] = {0};
-    size_t stack[MAX_CALLS], start = 0;
-    for (size_t i = 0; i < r->num_calls; ++i) {
-        cf_buf_t b = CF_BUF_INIT;
-        if (color[i] == 0 && find_cycle(r, i, color, stack, 0, &b, &start)) {
-            call_error(ctx, rnode, start, "path", "the calls wait for each other in a cycle: %s", b.base);
-            cf_buf_free(&b);
-            return -1;
-        }
-        cf_buf_free(&b);
-    }
-    return 0;
-}
-
-/*
- * The timing plan of a route's calls (a DAG by now): for each call its stage (0 without dependencies, else one more
- * than its latest dependency) and the time from the start of the request by which it ends at the latest (its timeout
- * after its slowest dependency). Memoized, so that a dense graph costs O(calls * deps), not one walk per path.
- */
-typedef struct st_plan_t {
-    uint64_t finish[MAX_CALLS];
-    size_t stage[MAX_CALLS];
-    char done[MAX_CALLS];
-} plan_t;
-
-static void plan_visit(const cf_route_t *r, size_t i, plan_t *p)
-{
-    if (p->done[i])
-        return;
-    uint64_t before = 0;
-    size_t stage = 0;
-    for (size_t d = 0; d < r->calls[i].num_deps; ++d) {
-        size_t dep = r->calls[i].deps[d];
-        plan_visit(r, dep, p);
-        if (p->finish[dep] > before)
-            before = p->finish[dep];
-        if (p->stage[dep] + 1 > stage)
-            stage = p->stage[dep] + 1;
-    }
-    p->finish[i] = before + r->calls[i].timeout_ms;
-    p->stage[i] = stage;
-    p->done[i] = 1;
-}
-
-static void plan_route(const cf_route_t *r, plan_t *p)
-{
-    memset(p->done, 0, sizeof(p->done));
-    for (size_t i = 0; i < r->num_calls; ++i)
-        plan_visit(r, i, p);
-}
-
-/*
- * The keys a call can put into a `merge: merge` document. With allow: they are known: the allowed fields, renamed.
- * Without it the call may produce any key but the denied and renamed-away ones (a "cofinite" set).
- */
-typedef struct st_keyset_t {
-    int any;           /* 1: every key except `keys`; 0: exactly `keys` */
-    const char **keys; /* borrowed from the call */
-    size_t n;
-} keyset_t;
-
-static int keyset_has(const keyset_t *s, const char *key)
-{
-    for (size_t i = 0; i < s->n; ++i)
-        if (strcmp(s->keys[i], key) == 0)
-            return 1;
-    return 0;
-}
-
-static void keyset_build(const cf_call_t *call, keyset_t *s)
-{
-    s->keys = calloc(call->allow.n + call->deny.n + call->num_rename + 1, sizeof(*s->keys));
-    s->n = 0;
-    s->any = call->allow.n == 0;
-    if (!s->any) {
-        for (size_t i = 0; i < call->allow.n; ++i) {
-            const char *k = call->allow.items[i];
-            for (size_t r = 0; r < call->num_rename; ++r)
-                if (strcmp(call->rename[r].from, k) == 0)
-                    k = call->rename[r].to;
-            if (!keyset_has(s, k))
-                s->keys[s->n++] = k;
-        }
-    } else {
-        /* excluded: the denied keys and the renamed-away ones, except those that a rename produces again */
-        for (size_t i = 0; i < call->deny.n; ++i)
-            s->keys[s->n++] = call->deny.items[i];
-        for (size_t r = 0; r < call->num_rename; ++r)
-            if (!keyset_has(s, call->rename[r].from))
-                s->keys[s->n++] = call->rename[r].from;
-        for (size_t r = 0; r < call->num_rename; ++r) {
-            for (size_t i = 0; i < s->n; ++i) {
-                if (strcmp(s->keys[i], call->rename[r].to) == 0) {
-                    s->keys[i] = s->keys[--s->n];
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/*
- * Whether two calls can produce the same key. Returns 0 when they cannot, 1 with *key set to one key both produce, or 2
- * when both may produce any key.
- */
-static int keysets_collide(const keyset_t *a, const keyset_t *b, const char **key)
-{
-    if (a->any && b->any)
-        return 2;
-    if (a->any) {
-        const keyset_t *t = a;
-        a = b;
-        b = t;
-    }
-    for (size_t i = 0; i < a->n; ++i) {
-        if (b->any ? !keyset_has(b, a->keys[i]) : keyset_has(b, a->keys[i])) {
-            *key = a->keys[i];
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int check_merge(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
-{
-    if (r->merge != CF_MERGE_MERGE || r->on_conflict != CF_CONFLICT_ERROR)
-        return 0;
-    keyset_t sets[MAX_CALLS];
-    int ret = 0;
-    for (size_t i = 0; i < r->num_calls; ++i)
-        keyset_build(&r->calls[i], &sets[i]);
-    for (size_t j = 1; j < r->num_calls && ret == 0; ++j) {
-        for (size_t i = 0; i < j && ret == 0; ++i) {
-            const char *key = NULL;
-            int kind = keysets_collide(&sets[i], &sets[j], &key);
-            if (kind == 0)
-                continue;
-            if (kind == 2)
-                call_error(ctx, rnode, j, NULL,
-                           "calls \"%s\" and \"%s\" may both produce any key in merge: merge: set allow: on them, or on_conflict: "
-                           "first|last on the route",
-                           r->calls[i].name, r->calls[j].name);
-            else
-                call_error(ctx, rnode, j, NULL,
-                           "calls \"%s\" and \"%s\" can both produce \"%s\" in merge: merge: narrow allow:/deny:/rename:, or set "
-                           "on_conflict: first|last on the route",
-                           r->calls[i].name, r->calls[j].name, key);
-            ret = -1;
-        }
-    }
-    for (size_t i = 0; i < r->num_calls; ++i)
-        free(sets[i].keys);
-    return ret;
-}
-
 /* Checks a decoded route as a whole; `router` is a scratch router that catches routes that shadow each other. */
 static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64_t seen, cf_router_t *router)
 {
@@ -1121,8 +887,6 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
                 return -1;
             }
         }
-        if (!was_seen(route_fields, seen, "deadline"))
-            r->deadline_ms = r->proxy->timeout_ms;
     } else {
         if (r->on_conflict != CF_CONFLICT_ERROR && r->merge != CF_MERGE_MERGE) {
             size_t mark = cf_ypath_key(ctx, "on_conflict");
@@ -1130,23 +894,11 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
             cf_ypath_restore(ctx, mark);
             return -1;
         }
-        if (resolve_templates(ctx, rnode, r) != 0 || check_cycles(ctx, rnode, r) != 0 || check_merge(ctx, rnode, r) != 0)
-            return -1;
-        /*
-         * SPEC §2 says the default deadline is "the largest call timeout". That is only right when the calls all run
-         * at once: a call that waits for another starts when that one ends, so the budget a chain needs is the sum of
-         * its timeouts. The default is therefore the longest chain of timeouts through the dependencies, which equals
-         * the largest timeout when no call depends on another.
-         */
-        if (!was_seen(route_fields, seen, "deadline")) {
-            plan_t plan;
-            plan_route(r, &plan);
-            r->deadline_ms = 0;
-            for (size_t i = 0; i < r->num_calls; ++i)
-                if (plan.finish[i] > r->deadline_ms)
-                    r->deadline_ms = plan.finish[i];
-        }
+        cf_plan_error_t perr;
+        if (cf_plan_route(r, &perr) != 0)
+            return call_error(ctx, rnode, perr.call, perr.key, "%s", perr.msg);
     }
+    merge_route_deadline(r, seen); /* it needs the plan */
     char err[256] = "";
     if (cf_router_add(router, r->pattern.src, r->methods, r, err, sizeof(err)) != 0) {
         size_t mark = cf_ypath_key(ctx, "path");
@@ -1176,11 +928,9 @@ static int load_routes(struct st_loader_t *L)
         r->index = i;
         r->line = (int)item->start_mark.line + 1;
         r->col = (int)item->start_mark.column + 1;
-        r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
-        r->merge = CF_MERGE_GROUP;
-        r->on_conflict = CF_CONFLICT_ERROR;
         L->route = r;
-        if (cf_ydecode(ctx, item, route_fields, r, &seen) != 0 || check_route(ctx, item, r, seen, router) != 0)
+        if (cf_ydecode(ctx, item, route_fields, r, &seen) != 0 || merge_route(ctx, r, seen) != 0 ||
+            check_route(ctx, item, r, seen, router) != 0)
             ret = -1;
         cf_ypath_restore(ctx, imark);
     }
@@ -1202,30 +952,23 @@ static int on_routes(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static int on_cache_memcached(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_config_t *c = object;
-    const char *s = want_string(ctx, node, "host:port, e.g. 127.0.0.1:11211");
-    if (s == NULL)
-        return -1;
-    char *host = NULL;
-    uint16_t port = 0;
-    if (cf_parse_hostport(s, &host, &port) != 0 || port == 0) {
-        free(host);
-        return cf_yerror(ctx, node, "\"%s\" is not host:port (e.g. 127.0.0.1:11211)", s);
-    }
-    free(c->cache.memcached_host);
-    c->cache.memcached_host = host != NULL ? host : strdup("127.0.0.1");
-    c->cache.memcached_port = port;
-    return 0;
+    return get_hostport(ctx, node, "127.0.0.1:11211", &c->cache.memcached_host, &c->cache.memcached_port) != NULL ? 0 : -1;
 }
 
 static const cf_yfield_t cache_fields[] = {
-    {.key = "memory", .type = CF_YT_SIZE, .offset = offsetof(cf_config_t, cache.memory), .min = 0, .max = 1ull << 40},
+    {.key = "memory",
+     .type = CF_YT_SIZE,
+     .offset = offsetof(cf_config_t, cache.memory),
+     .min = 0,
+     .max = 1ull << 40,
+     .def = "64MiB"},
     {.key = "memcached", .type = CF_YT_CUSTOM, .custom = on_cache_memcached},
     {NULL},
 };
 
 static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
-    return cf_ydecode(ctx, node, cache_fields, object, NULL);
+    return cf_ydecode(ctx, node, cache_fields, object, &loader_of(ctx)->cache_seen);
 }
 
 static const cf_yfield_t top_fields[] = {
@@ -1237,13 +980,90 @@ static const cf_yfield_t top_fields[] = {
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_config_t, shutdown_timeout_ms),
      .min = 0,
-     .max = MAX_TIMEOUT_MS},
+     .max = MAX_TIMEOUT_MS,
+     .def = "10s"},
     {.key = "limits", .type = CF_YT_CUSTOM, .custom = on_limits},
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_cache},
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
     {NULL},
 };
+
+/* ---- defaults ---- */
+
+/*
+ * Every default of the file is a `def` in the tables above or is set here, after its level is decoded; nothing else in
+ * conflux knows one (upstream.c and the route tables take what the config holds). The defaults set here depend on
+ * the machine or on the rest of the file.
+ */
+
+static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen)
+{
+    return cf_ydefaults(ctx, listen_fields, l, seen); /* host: NULL stands for 0.0.0.0 */
+}
+
+static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen)
+{
+    return cf_ydefaults(ctx, backend_fields, b, seen);
+}
+
+static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t seen)
+{
+    return cf_ydefaults(ctx, call_cache_fields, p, seen);
+}
+
+/* A call's timeout is its backend's unless it has its own (a call without backend: fails its check next). */
+static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen)
+{
+    if (!was_seen(call_fields, seen, "timeout") && call->backend != NULL)
+        call->timeout_ms = call->backend->timeout_ms;
+    return cf_ydefaults(ctx, call_fields, call, seen);
+}
+
+static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
+{
+    if (!was_seen(route_fields, seen, "methods"))
+        r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
+    if (!was_seen(route_fields, seen, "on_conflict"))
+        r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
+    return cf_ydefaults(ctx, route_fields, r, seen);
+}
+
+/*
+ * A proxy route's deadline is its backend's timeout. A route with calls gets the longest chain of call timeouts
+ * through the dependencies: "the largest call timeout" is only enough when the calls all run at once, since a call
+ * that waits for another starts when that one ends, so the budget a chain needs is the sum of its timeouts. Without
+ * dependencies the two are the same.
+ */
+static void merge_route_deadline(cf_route_t *r, uint64_t seen)
+{
+    if (!was_seen(route_fields, seen, "deadline"))
+        r->deadline_ms = r->proxy != NULL ? r->proxy->timeout_ms : cf_plan_longest_chain(r);
+}
+
+/* The top level, limits: and cache:, these two whether the file has them or not. threads: one per CPU. */
+static int merge_top(struct st_loader_t *L, uint64_t seen)
+{
+    cf_config_t *c = L->c;
+    if (!was_seen(top_fields, seen, "threads")) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
+    }
+    if (cf_ydefaults(&L->ctx, top_fields, c, seen) != 0 || cf_ydefaults(&L->ctx, limits_fields, c, L->limits_seen) != 0)
+        return -1;
+    return cf_ydefaults(&L->ctx, cache_fields, c, L->cache_seen);
+}
+
+/* The client connection cap, when the file does not set one, comes from the open-file limit at start. */
+uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile)
+{
+    if (c->limits.max_client_connections != 0)
+        return c->limits.max_client_connections;
+    uint64_t half = nofile / 2;
+    return half < 16 ? 16 : half;
+}
+
+/* ---- loading ---- */
 
 static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, size_t errlen)
 {
@@ -1253,20 +1073,12 @@ static cf_config_t *load_document(cf_yaml_t *y, const char *name, char *err, siz
     cf_config_t *c = L.c = calloc(1, sizeof(*c));
     c->filename = strdup(name);
     c->refcnt = 1;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
-    c->shutdown_timeout_ms = 10000;
-    c->limits.max_request_body = 1 << 20;
-    c->limits.max_response_body = 8 << 20;
-    c->limits.max_inflight = 10000;
-    c->limits.send_timeout_ms = 10000;
-    c->cache.memory = 64ull << 20;
 
     yaml_node_t *root = cf_yaml_root(y);
     uint64_t seen = 0;
     if (root == NULL || (root->type == YAML_SCALAR_NODE && *cf_yscalar(root) == '\0')) {
         cf_yerror(&L.ctx, NULL, "the file is empty (it needs at least listen: and routes:)");
-    } else if (cf_ydecode(&L.ctx, root, top_fields, c, &seen) == 0) {
+    } else if (cf_ydecode(&L.ctx, root, top_fields, c, &seen) == 0 && merge_top(&L, seen) == 0) {
         if (c->num_listen == 0)
             cf_yerror(&L.ctx, root, "missing listen: (e.g. listen: [{port: 8080}])");
         else if (L.routes == NULL)
@@ -1406,214 +1218,4 @@ void cf_config_free(cf_config_t *c)
     free(c->access_log);
     free(c->filename);
     free(c);
-}
-
-/* ---- --explain ---- */
-
-static void explain_keys(FILE *out, const keyset_t *s)
-{
-    if (s->any && s->n == 0) {
-        fputs("any key", out);
-        return;
-    }
-    fputs(s->any ? "any key but " : "", out);
-    for (size_t i = 0; i < s->n; ++i)
-        fprintf(out, "%s%s", i ? ", " : "", s->keys[i]);
-}
-
-static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
-{
-    char d[32];
-    const cf_server_t *s = &call->backend->servers[0];
-    fprintf(out, "      %s: %s  (backend %s: http://%s%s%s:%u%s%s)\n", call->name, call->path.src, call->backend->name,
-            strchr(s->host, ':') != NULL ? "[" : "", s->host, strchr(s->host, ':') != NULL ? "]" : "", s->port, s->base_path,
-            call->backend->num_servers > 1 ? ", ..." : "");
-    fprintf(out, "        timeout %s", cf_format_duration(call->timeout_ms, d, sizeof(d)));
-    if (call->required)
-        fputs(", required: a failure fails the request", out);
-    else
-        fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
-    fputc('\n', out);
-    if (call->encoded_slash == CF_ENCODED_SLASH_KEEP)
-        fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
-              "are still refused\n",
-              out);
-    if (call->cache.ttl_ms != 0) {
-        char d2[32], d3[32];
-        fprintf(out, "        cache: ttl %s, stale_while_revalidate %s, stale_if_error %s\n",
-                cf_format_duration(call->cache.ttl_ms, d, sizeof(d)), cf_format_duration(call->cache.swr_ms, d2, sizeof(d2)),
-                cf_format_duration(call->cache.sie_ms, d3, sizeof(d3)));
-    }
-    if (call->num_deps != 0) {
-        fputs("        after ", out);
-        for (size_t i = 0; i < call->num_deps; ++i)
-            fprintf(out, "%s%s", i ? ", " : "", r->calls[call->deps[i]].name);
-        fprintf(out, " (starts when %s, finishes by %s at the latest)\n", call->num_deps > 1 ? "they end" : "it ends",
-                cf_format_duration(plan->finish[call->index], d, sizeof(d)));
-    }
-    if (call->num_target != 0 || call->allow.n != 0 || call->deny.n != 0 || call->num_rename != 0) {
-        fputs("        keeps", out);
-        if (call->num_target != 0) {
-            fputs(" the sub-document ", out);
-            for (size_t i = 0; i < call->num_target; ++i)
-                fprintf(out, "%s%s", i ? "." : "", call->target[i]);
-        }
-        if (call->allow.n != 0) {
-            fputs(call->num_target != 0 ? ", only fields " : " only fields ", out);
-            for (size_t i = 0; i < call->allow.n; ++i)
-                fprintf(out, "%s%s", i ? ", " : "", call->allow.items[i]);
-        }
-        if (call->deny.n != 0) {
-            fputs(call->num_target != 0 ? ", without fields " : " all but fields ", out);
-            for (size_t i = 0; i < call->deny.n; ++i)
-                fprintf(out, "%s%s", i ? ", " : "", call->deny.items[i]);
-        }
-        if (call->num_rename != 0) {
-            fputs(call->num_target != 0 || call->allow.n != 0 || call->deny.n != 0 ? "; renames " : " everything; renames ", out);
-            for (size_t i = 0; i < call->num_rename; ++i)
-                fprintf(out, "%s%s -> %s", i ? ", " : "", call->rename[i].from, call->rename[i].to);
-        }
-        fputc('\n', out);
-    }
-}
-
-/* Prints the chain of calls that ends the latest at call `i`: "profile (300ms) -> recs (400ms)". */
-static void explain_chain(FILE *out, const cf_route_t *r, const plan_t *plan, size_t i)
-{
-    char d[32];
-    const cf_call_t *call = &r->calls[i];
-    if (call->num_deps != 0) {
-        size_t slowest = call->deps[0];
-        for (size_t k = 1; k < call->num_deps; ++k)
-            if (plan->finish[call->deps[k]] > plan->finish[slowest])
-                slowest = call->deps[k];
-        explain_chain(out, r, plan, slowest);
-        fputs(" -> ", out);
-    }
-    fprintf(out, "%s (%s)", call->name, cf_format_duration(call->timeout_ms, d, sizeof(d)));
-}
-
-static void explain_merge(FILE *out, const cf_route_t *r)
-{
-    if (r->merge == CF_MERGE_GROUP) {
-        fputs("  response: {", out);
-        for (size_t i = 0; i < r->num_calls; ++i)
-            fprintf(out, "%s\"%s\": ...", i ? ", " : "", r->calls[i].name);
-        fputs("}  (merge: group, one key per call)\n", out);
-        return;
-    }
-    static const char *const conflict[] = {"a key two calls can both give is a config error",
-                                           "on a conflict the first call in config order wins",
-                                           "on a conflict the last call in config order wins"};
-    fprintf(out, "  response: the calls' top-level keys merged in config order (merge: merge; %s)\n", conflict[r->on_conflict]);
-    keyset_t sets[MAX_CALLS];
-    for (size_t i = 0; i < r->num_calls; ++i) {
-        keyset_build(&r->calls[i], &sets[i]);
-        fprintf(out, "    %s gives: ", r->calls[i].name);
-        explain_keys(out, &sets[i]);
-        fputc('\n', out);
-    }
-    int any = 0;
-    for (size_t j = 1; j < r->num_calls; ++j) {
-        for (size_t i = 0; i < j; ++i) {
-            const char *key = NULL;
-            int kind = keysets_collide(&sets[i], &sets[j], &key);
-            if (kind == 0)
-                continue;
-            if (!any)
-                fputs("    collisions:\n", out);
-            any = 1;
-            if (kind == 2)
-                fprintf(out, "      %s and %s may both give any key\n", r->calls[i].name, r->calls[j].name);
-            else
-                fprintf(out, "      %s and %s both give \"%s\"\n", r->calls[i].name, r->calls[j].name, key);
-        }
-    }
-    if (!any)
-        fputs("    collisions: none\n", out);
-    for (size_t i = 0; i < r->num_calls; ++i)
-        free(sets[i].keys);
-}
-
-uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile)
-{
-    if (c->limits.max_client_connections != 0)
-        return c->limits.max_client_connections;
-    uint64_t half = nofile / 2;
-    return half < 16 ? 16 : half;
-}
-
-void cf_config_explain(const cf_config_t *c, FILE *out)
-{
-    char d[32], m[64];
-    fprintf(out, "config %s: %zu route%s, %zu backend%s\n", c->filename, c->num_routes, c->num_routes == 1 ? "" : "s",
-            c->num_backends, c->num_backends == 1 ? "" : "s");
-    for (size_t i = 0; i < c->num_listen; ++i) {
-        const char *h = c->listen[i].host != NULL ? c->listen[i].host : "0.0.0.0";
-        fprintf(out, "listen %s%s%s:%u\n", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", c->listen[i].port);
-    }
-    if (c->admin_host != NULL)
-        fprintf(out, "admin %s%s%s:%u\n", strchr(c->admin_host, ':') ? "[" : "", c->admin_host,
-                strchr(c->admin_host, ':') ? "]" : "", c->admin_port);
-    for (size_t i = 0; i < c->num_routes; ++i) {
-        const cf_route_t *r = &c->routes[i];
-        fprintf(out, "\nroute %s  [%s]  (%s:%d)\n", r->pattern.src, cf_methods_format(r->methods, m, sizeof(m)), c->filename,
-                r->line);
-        if (r->proxy != NULL) {
-            const cf_server_t *s = &r->proxy->servers[0];
-            fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
-                    cf_format_duration(r->proxy->timeout_ms, d, sizeof(d)));
-            fprintf(out, "  deadline %s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)));
-            continue;
-        }
-        /* the longest chain, for the deadline line */
-        plan_t plan;
-        plan_route(r, &plan);
-        size_t last = 0;
-        uint64_t longest = 0;
-        for (size_t k = 0; k < r->num_calls; ++k) {
-            uint64_t t = plan.finish[k];
-            if (t > longest) {
-                longest = t;
-                last = k;
-            }
-        }
-        fprintf(out, "  deadline %s; the longest chain of timeouts is %s: ", cf_format_duration(r->deadline_ms, d, sizeof(d)),
-                cf_format_duration(longest, m, sizeof(m)));
-        explain_chain(out, r, &plan, last);
-        if (r->deadline_ms < longest)
-            fputs("\n    (calls still running at the deadline fail with \"deadline\")", out);
-        fputc('\n', out);
-        if (r->forward_headers.n != 0 || r->forward_query.n != 0) {
-            fputs("  forwards", out);
-            if (r->forward_headers.n != 0) {
-                fputs(" headers ", out);
-                for (size_t k = 0; k < r->forward_headers.n; ++k)
-                    fprintf(out, "%s%s", k ? ", " : "", r->forward_headers.items[k]);
-            }
-            if (r->forward_query.n != 0) {
-                fputs(r->forward_headers.n != 0 ? "; query " : " query ", out);
-                for (size_t k = 0; k < r->forward_query.n; ++k)
-                    fprintf(out, "%s%s", k ? ", " : "", r->forward_query.items[k]);
-            }
-            fputc('\n', out);
-        }
-        size_t stages = 0;
-        for (size_t k = 0; k < r->num_calls; ++k)
-            if (plan.stage[k] + 1 > stages)
-                stages = plan.stage[k] + 1;
-        for (size_t st = 0; st < stages; ++st) {
-            size_t n = 0;
-            for (size_t k = 0; k < r->num_calls; ++k)
-                n += plan.stage[k] == st;
-            fprintf(out, "  stage %zu: %zu call%s%s\n", st, n, n == 1 ? "" : "s",
-                    st == 0
-                        ? (n > 1 ? ", in parallel at once" : ", at once")
-                        : (n > 1 ? ", in parallel, each as soon as its dependencies end" : ", as soon as its dependencies end"));
-            for (size_t k = 0; k < r->num_calls; ++k)
-                if (plan.stage[k] == st)
-                    explain_call(out, r, &plan, &r->calls[k]);
-        }
-        explain_merge(out, r);
-    }
 }

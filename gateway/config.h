@@ -1,4 +1,8 @@
-/* The configuration: YAML (SPEC §2) -> these structs, validated, with file:line:col errors. Knows nothing of h2o. */
+/* The configuration: YAML -> these structs, validated, with file:line:col errors. Knows nothing of h2o. */
+/*
+ * A loaded config has every field set: the defaults of what the file leaves out are config.c's (its field tables and
+ * its merge_* functions), and only there; docs/configuration.md lists them. Other modules take the values as they are.
+ */
 #ifndef CF_CONFIG_H
 #define CF_CONFIG_H
 
@@ -30,9 +34,9 @@ typedef struct st_cf_backend_t {
     char *name;
     cf_server_t *servers;
     size_t num_servers;
-    uint64_t timeout_ms;         /* default per-call timeout: the whole exchange. Default 5s */
-    uint64_t connect_timeout_ms; /* default 1s */
-    uint64_t max_connections;    /* per process; default 256 */
+    uint64_t timeout_ms;         /* the default per-call timeout: the whole exchange */
+    uint64_t connect_timeout_ms; /* a new connection that takes longer fails with connect_failed */
+    uint64_t max_connections;    /* per process, shared among the threads; at least 1 */
     char *ca_file;               /* https: CA certificates (PEM) to verify servers with; NULL: the system store */
     char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
     size_t index;                /* in cf_config_t.backends */
@@ -64,7 +68,7 @@ typedef struct st_cf_call_t {
     uint64_t timeout_ms;   /* the call's own, else its backend's */
     int required;
     int on_error;      /* CF_ON_ERROR_* */
-    int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), default REFUSE */
+    int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
     size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */
@@ -81,8 +85,8 @@ typedef struct st_cf_call_t {
 
 typedef struct st_cf_route_t {
     cf_pattern_t pattern;
-    unsigned methods;             /* CF_METHOD_* mask; default GET|HEAD */
-    uint64_t deadline_ms;         /* default: the longest chain of call timeouts through the dependencies */
+    unsigned methods;             /* CF_METHOD_* mask */
+    uint64_t deadline_ms;         /* unset in the file: the longest chain of call timeouts through the dependencies */
     int merge;                    /* CF_MERGE_* */
     int on_conflict;              /* CF_CONFLICT_* */
     cf_strlist_t forward_headers; /* lower-cased */
@@ -101,20 +105,20 @@ typedef struct st_cf_config_t {
     time_t loaded_at; /* when it was loaded (wall clock) */
     cf_listen_t *listen;
     size_t num_listen;
-    uint64_t threads; /* event-loop threads; default: the number of CPUs (at most CF_CONFIG_MAX_THREADS) */
+    uint64_t threads; /* event-loop threads; unset in the file: the number of CPUs (at most CF_CONFIG_MAX_THREADS) */
     char *admin_host; /* NULL when there is no admin listener */
     uint16_t admin_port;
     char *access_log; /* NULL, "-" (stderr) or a path */
     uint64_t shutdown_timeout_ms;
     struct {
-        uint64_t max_request_body;       /* default 1MiB */
-        uint64_t max_response_body;      /* default 8MiB */
-        uint64_t max_inflight;           /* default 10000 */
+        uint64_t max_request_body;
+        uint64_t max_response_body;
+        uint64_t max_inflight;
         uint64_t send_timeout_ms;        /* an answer handed over whose client takes none of it for this long: closed. 10s */
         uint64_t max_client_connections; /* 0: unset, derived from the fd limit at start (cf_config_max_client_connections) */
     } limits;
     struct {
-        uint64_t memory;      /* bytes of the local LRU (keys, bodies and bookkeeping); default 64MiB */
+        uint64_t memory;      /* bytes of the local LRU (keys, bodies and bookkeeping) */
         char *memcached_host; /* NULL: no memcached tier */
         uint16_t memcached_port;
     } cache;
@@ -127,6 +131,8 @@ typedef struct st_cf_config_t {
 
 /** The most `threads:` a config may ask for (the gateway's CF_MAX_WORKERS). */
 #define CF_CONFIG_MAX_THREADS 64
+/** The most calls a route may have: more would be a design problem, not a config. */
+#define CF_CONFIG_MAX_CALLS 64
 
 /**
  * Loads and validates a config file. Returns a new config (free with cf_config_free), or NULL with the first error
@@ -144,7 +150,5 @@ void cf_config_free(cf_config_t *c);
  * other half is for upstream connections, listeners, log and cache sockets), at least 16.
  */
 uint64_t cf_config_max_client_connections(const cf_config_t *c, uint64_t nofile);
-/** Prints each route's resolved call plan (stages, dependencies, timeouts, deadline, merge keys) for --explain. */
-void cf_config_explain(const cf_config_t *c, FILE *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "cf_http.h"
 #include "fanout.h"
+#include "jsonout.h"
 #include "merge.h"
 #include "observe.h"
 #include "respond.h"
@@ -104,31 +105,23 @@ static const struct st_query_param_t *find_query(struct st_fanout_t *f, const ch
 
 /* --- template values ------------------------------------------------------------------------------------------ */
 
-/* Turns a JSON scalar into text for a URL; objects, arrays and null have no text. */
+/* Turns a JSON scalar into text for a URL: a string as is, a number or a boolean as the answer writes it (but an
+ * integral real without its ".0"); objects, arrays and null have no text. */
 static int json_scalar_text(h2o_mem_pool_t *pool, json_t *v, const char **val, size_t *len)
 {
-    char buf[64];
-    switch (json_typeof(v)) {
-    case JSON_STRING:
+    char buf[CF_JSON_SCALAR_MAX];
+    size_t n;
+    if (json_is_string(v)) {
         *val = json_string_value(v);
         *len = json_string_length(v);
         return CF_TPL_OK;
-    case JSON_INTEGER:
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
-        break;
-    case JSON_TRUE:
-        strcpy(buf, "true");
-        break;
-    case JSON_FALSE:
-        strcpy(buf, "false");
-        break;
-    default:
-        return CF_TPL_MISSING;
     }
-    h2o_iovec_t s = h2o_strdup(pool, buf, SIZE_MAX);
+    if ((n = cf_json_format_scalar(v, buf)) == 0)
+        return CF_TPL_MISSING;
+    /* the ".0" that keeps an integral real a real in an answer means nothing in a URL: 3.0 goes as 3, as it always has */
+    if (json_is_real(v) && n > 2 && buf[n - 2] == '.' && buf[n - 1] == '0')
+        n -= 2;
+    h2o_iovec_t s = h2o_strdup(pool, buf, n);
     *val = s.base;
     *len = s.len;
     return CF_TPL_OK;

@@ -70,21 +70,42 @@ void cf_json_write_string(cf_buf_t *out, const char *s, size_t len)
     cf_buf_appendc(out, '"');
 }
 
-static void write_real(cf_buf_t *out, double d)
+/* The shortest of %.15g, %.16g and %.17g that reads back as `d` (17 digits always do), into buf; returns its length. */
+static size_t format_real(double d, char buf[CF_JSON_SCALAR_MAX])
 {
-    char buf[32];
-    if (!isfinite(d)) { /* jansson never decodes these; refuse to write invalid JSON */
-        cf_buf_appends(out, "null");
-        return;
-    }
+    int n = 0;
     for (int prec = 15; prec <= 17; ++prec) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        n = snprintf(buf, CF_JSON_SCALAR_MAX, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
     }
-    cf_buf_appends(out, buf);
-    if (strpbrk(buf, ".eEn") == NULL)
-        cf_buf_appends(out, ".0"); /* stays a real when read again, as jansson writes it */
+    if (strpbrk(buf, ".eEn") == NULL) {
+        memcpy(buf + n, ".0", 3); /* stays a real when read again, as jansson writes it */
+        n += 2;
+    }
+    return (size_t)n;
+}
+
+size_t cf_json_format_scalar(const json_t *v, char buf[CF_JSON_SCALAR_MAX])
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        return cf_fmt_i64(buf, (int64_t)json_integer_value(v));
+    case JSON_REAL:
+        if (isfinite(json_real_value(v))) /* jansson never decodes the others */
+            return format_real(json_real_value(v), buf);
+        break;
+    case JSON_TRUE:
+        memcpy(buf, "true", 5);
+        return 4;
+    case JSON_FALSE:
+        memcpy(buf, "false", 6);
+        return 5;
+    default:
+        break;
+    }
+    buf[0] = '\0';
+    return 0;
 }
 
 void cf_json_write(cf_buf_t *out, const json_t *v)
@@ -120,17 +141,17 @@ void cf_json_write(cf_buf_t *out, const json_t *v)
         cf_json_write_string(out, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        cf_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
     case JSON_REAL:
-        write_real(out, json_real_value(v));
-        break;
     case JSON_TRUE:
-        cf_buf_appends(out, "true");
+    case JSON_FALSE: {
+        char buf[CF_JSON_SCALAR_MAX];
+        size_t n = cf_json_format_scalar(v, buf);
+        if (n != 0)
+            cf_buf_append(out, buf, n);
+        else
+            cf_buf_appends(out, "null"); /* a real that is not finite: refuse to write invalid JSON */
         break;
-    case JSON_FALSE:
-        cf_buf_appends(out, "false");
-        break;
+    }
     default:
         cf_buf_appends(out, "null");
         break;

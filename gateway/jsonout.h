@@ -1,4 +1,5 @@
 /* JSON text out: jansson values serialized compactly, with each real in the shortest form that reads back the same. */
+/* The same text of a number or a boolean goes into answers and, through cf_json_format_scalar, into URL templates. */
 #ifndef CF_JSONOUT_H
 #define CF_JSONOUT_H
 
@@ -11,6 +12,18 @@
  * to the same double: what the upstream wrote is what the client reads. Borrowed reference.
  */
 void cf_json_write(cf_buf_t *out, const json_t *v);
+
+/** The most bytes cf_json_format_scalar writes, its NUL included. */
+#define CF_JSON_SCALAR_MAX 32
+
+/**
+ * Writes the number or boolean `v` into `buf`, NUL-terminated, exactly as cf_json_write writes it in an answer: an
+ * integer as its digits, a real with the fewest digits that parse back to the same double (".0" added when it has no
+ * fraction, so that it stays a real), true or false. A template value ({CALL.field}) takes this text, so that 0.92 goes
+ * upstream as 0.92. Returns its length, or 0 (and "") for a string, null, an object, an array, or a real that is not
+ * finite (jansson makes none): a string's text depends on where it goes, the others have none. Borrowed reference.
+ */
+size_t cf_json_format_scalar(const json_t *v, char buf[CF_JSON_SCALAR_MAX]);
 
 /**
  * Appends `len` bytes as a JSON string: any bytes, e.g. a client's path for the access log. Quote, backslash and

@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "runtime.h"
 #include "metrics.h"
+#include "plan.h"
 #include "tls.h"
 #include "version.h"
 
@@ -452,7 +453,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (explain) {
-        cf_config_explain(config, stdout);
+        cf_plan_explain(config, stdout);
         cf_config_free(config);
         return 0;
     }

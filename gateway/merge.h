@@ -52,8 +52,9 @@ int cf_shape(const cf_call_t *call, cf_outcome_t *o);
 json_t *cf_merge(const cf_route_t *route, cf_outcome_t *outcomes);
 
 /**
- * For a failed required call, the status of the whole answer (cf_reason_required_status): an upstream 4xx -> that
- * same status; timeout or deadline -> 504; anything else (5xx, invalid_json, connect_failed, ...) -> 502.
+ * For a failed required call, the status of the whole answer (cf_reason_required_status; docs/http.md, "The status
+ * of the answer"): an upstream 4xx -> that same status; timeout or deadline -> 504; anything else (5xx, invalid_json,
+ * connect_failed, ...) -> 502.
  */
 int cf_failure_status(const cf_outcome_t *o);
 

@@ -67,7 +67,7 @@ int cf_proxy_status_format(cf_buf_t *out, const char *name, cf_reason_t reason, 
     }
     if (received) {
         cf_buf_appends(out, "; received-status=");
-        cf_buf_append_int(out, status);
+        cf_buf_append_i64(out, status);
     }
     cf_buf_appends(out, "; details=");
     append_sf_string(out, name != NULL ? name : "");
@@ -94,7 +94,7 @@ void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_repo
     }
     if (report->fwd_status != 0 && report->state != CF_CACHE_HIT) {
         cf_buf_appends(out, "; fwd-status=");
-        cf_buf_append_int(out, report->fwd_status);
+        cf_buf_append_i64(out, report->fwd_status);
     }
     if (report->state == CF_CACHE_COALESCED)
         cf_buf_appends(out, "; collapsed");
@@ -102,7 +102,7 @@ void cf_cache_status_format(cf_buf_t *out, const char *name, const cf_cache_repo
         cf_buf_appends(out, "; stored");
     if (report->has_ttl) {
         cf_buf_appends(out, "; ttl=");
-        cf_buf_append_int(out, report->ttl_s);
+        cf_buf_append_i64(out, report->ttl_s);
     }
     cf_buf_appends(out, "; detail=\""); /* call names are [A-Za-z0-9_-]: nothing to escape */
     cf_buf_appends(out, name);
@@ -115,9 +115,7 @@ void cf_server_timing_format(cf_buf_t *out, const char *name, uint64_t duration_
     uint64_t tenths = (duration_ns + 50000) / 100000;
     cf_buf_appends(out, name);
     cf_buf_appends(out, ";dur=");
-    cf_buf_append_int(out, (int64_t)(tenths / 10));
-    cf_buf_appendc(out, '.');
-    cf_buf_appendc(out, (char)('0' + tenths % 10));
+    cf_buf_append_fixed(out, tenths, 1);
     if (desc != NULL) {
         cf_buf_appends(out, ";desc=\"");
         cf_buf_appends(out, desc);

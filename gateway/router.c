@@ -91,11 +91,7 @@ static long decode_bytes(const char *src, size_t len, char *dst)
     for (size_t i = 0; i < len; ++i) {
         int c = (unsigned char)src[i];
         if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = cf_hexval((unsigned char)src[i + 1])) < 0 || (lo = cf_hexval((unsigned char)src[i + 2])) < 0)
-                return -1;
-            c = hi * 16 + lo;
-            if (c == 0)
+            if ((c = cf_pct_byte(src, len, i)) <= 0) /* a bad escape, or %00 */
                 return -1;
             i += 2;
         }
@@ -152,7 +148,7 @@ static int pattern_segment(const char *seg, size_t len, int is_last, char *dec, 
     for (size_t i = 0; i != len; ++i) {
         int c = (unsigned char)seg[i];
         if (c == '%') {
-            if (i + 2 >= len || cf_hexval((unsigned char)seg[i + 1]) < 0 || cf_hexval((unsigned char)seg[i + 2]) < 0) {
+            if (cf_pct_byte(seg, len, i) < 0) {
                 snprintf(err, errlen, "invalid percent-encoding at offset %zu", offset + i);
                 return -1;
             }
@@ -595,11 +591,7 @@ static long decode_path(const char *path, size_t len, char *dec)
         if (c < 0x20 || c == 0x7f)
             return -1;
         if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = cf_hexval((unsigned char)path[i + 1])) < 0 ||
-                (lo = cf_hexval((unsigned char)path[i + 2])) < 0)
-                return -1;
-            if ((c = hi * 16 + lo) == 0)
+            if ((c = cf_pct_byte(path, len, i)) <= 0) /* a bad escape, or %00 */
                 return -1;
             i += 2;
         }

@@ -113,8 +113,8 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
         t->upstreams[i] = cf_upstream_create(w->loop, &w->timeouts, &w->getaddr_receiver, b);
         /* max_connections is per process: each of the threads' tables gets its share */
         if (config->threads > 1) {
-            uint64_t max = b->max_connections != 0 ? b->max_connections : 256;
-            cf_upstream_set_max_connections(t->upstreams[i], (size_t)((max + config->threads - 1) / config->threads));
+            cf_upstream_set_max_connections(t->upstreams[i],
+                                            (size_t)((b->max_connections + config->threads - 1) / config->threads));
         }
     }
     t->config = config;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cf_http.h"
 #include "router.h"
 #include "template.h"
 
@@ -40,21 +41,10 @@ static int is_unreserved(int c)
     return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int is_hex(int c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* RFC 3986: pchar / "/" / "?" without pct-encoded (checked separately) */
 static int is_literal_byte(int c)
 {
     return is_unreserved(c) || (c != '\0' && strchr("!$&'()*+,;=:@/?", c) != NULL);
-}
-
-/* RFC 9110 5.6.2 tchar */
-static int is_tchar(int c)
-{
-    return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -270,7 +260,7 @@ static int parse_placeholder(cf_template_t *t, const char *s, size_t len, size_t
             return -1;
         }
         for (size_t i = 0; i != taillen; ++i) {
-            if (!is_tchar((unsigned char)tail[i])) {
+            if (!cf_http_is_tchar((unsigned char)tail[i])) { /* a field name is a token (RFC 9110 5.1) */
                 snprintf(err, errlen, "invalid character in header name at offset %zu", tailoff + i);
                 return -1;
             }
@@ -311,7 +301,7 @@ int cf_template_parse(const char *src, cf_template_t *out, char *err, size_t err
                 goto Error;
             }
             if (c == '%') {
-                if (!is_hex((unsigned char)src[i + 1]) || !is_hex((unsigned char)src[i + 2])) {
+                if (cf_hexval((unsigned char)src[i + 1]) < 0 || cf_hexval((unsigned char)src[i + 2]) < 0) {
                     snprintf(err, errlen, "'%%' at offset %zu does not start a %%XX escape", i);
                     goto Error;
                 }

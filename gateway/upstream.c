@@ -46,9 +46,6 @@
 /* Idle pooled connections are closed after this long. Shorter than the usual upstream keep-alive timeouts (nginx 75s,
  * Apache 5s, Node 5s, h2o 10s) so that we rarely race a server closing an idle connection as we reuse it. */
 #define CF_UPSTREAM_POOL_IDLE_MS 2000
-#define CF_UPSTREAM_DEFAULT_TIMEOUT_MS 5000
-#define CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS 1000
-#define CF_UPSTREAM_DEFAULT_MAX_BODY (8 * 1024 * 1024)
 
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
@@ -139,11 +136,10 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
     *u = (cf_upstream_t){.refcnt = 1,
                          .loop = loop,
                          .timeouts = timeouts,
-                         .timeout_ms = backend->timeout_ms != 0 ? backend->timeout_ms : CF_UPSTREAM_DEFAULT_TIMEOUT_MS,
-                         .connect_timeout_ms = backend->connect_timeout_ms != 0 ? backend->connect_timeout_ms
-                                                                                : CF_UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS,
+                         .timeout_ms = backend->timeout_ms,
+                         .connect_timeout_ms = backend->connect_timeout_ms,
                          .getaddr_receiver = getaddr_receiver};
-    u->max_connections = backend->max_connections != 0 ? (size_t)backend->max_connections : 256;
+    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; at least 1 */
     h2o_linklist_init_anchor(&u->queue);
 
     u->num_servers = backend->num_servers;
@@ -216,17 +212,6 @@ size_t cf_upstream_active(const cf_upstream_t *u)
 
 /* --- request validation and serialization ------------------------------------------------------------------------ */
 
-static int is_token(h2o_iovec_t s)
-{
-    if (s.len == 0)
-        return 0;
-    for (size_t i = 0; i != s.len; ++i) {
-        if (!cf_http_is_tchar((unsigned char)s.base[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /* RFC 9110 5.5: field-value is VCHAR / obs-text / SP / HTAB; anything else (CR, LF, NUL, other controls) is refused */
 static int is_field_value(h2o_iovec_t s)
 {
@@ -267,12 +252,13 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
     size_t i, len;
     int with_length;
 
-    if (!is_token(req->method) || req->path.len == 0 || !is_target(req->path) || !is_target(req->authority))
+    if (!cf_http_is_token(req->method.base, req->method.len) || req->path.len == 0 || !is_target(req->path) ||
+        !is_target(req->authority))
         return -1;
     if (!(req->path.base[0] == '/' || (req->path.len == 1 && req->path.base[0] == '*')))
         return -1;
     for (i = 0; i != req->num_headers; ++i) {
-        if (!is_token(*req->headers[i].name) || !is_field_value(req->headers[i].value))
+        if (!cf_http_is_token(req->headers[i].name->base, req->headers[i].name->len) || !is_field_value(req->headers[i].value))
             return -1;
     }
     with_length = req->body.len != 0 || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) ||
@@ -705,7 +691,7 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     h2o_mem_init_pool(&x->pool);
     x->deadline.cb = on_deadline;
     x->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms : u->timeout_ms;
-    x->max_body = req->max_response_body != 0 ? req->max_response_body : CF_UPSTREAM_DEFAULT_MAX_BODY;
+    x->max_body = req->max_response_body;
     x->idempotent = req->idempotent != 0;
     x->prepend_base_path = req->prepend_base_path != 0;
     x->deadline_at = h2o_now(u->loop) + x->timeout_ms;

@@ -58,7 +58,7 @@ typedef struct st_cf_upstream_req_t {
     size_t num_headers;
     h2o_iovec_t body;         /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
     uint64_t timeout_ms;      /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
-    size_t max_response_body; /* a larger body fails with CF_REASON_TOO_LARGE, its connection closed; 0: 8MiB */
+    size_t max_response_body; /* a larger body fails with CF_REASON_TOO_LARGE, its connection closed (limits.max_response_body) */
     int idempotent;           /* may be retried once, on a fresh connection, when a reused idle connection failed
                                  before any response byte, and only before the timeout */
     int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different

@@ -8,7 +8,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "cf_net.h"
-#include "mock.h"
+#include "admin.h"
+#include "journal.h"
+#include "serve.h"
+#include "stubs.h"
+#include "timing.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 9001
@@ -24,14 +28,14 @@ static h2o_socket_t *listener; /* lives until exit */
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: conflux-mock [-c stubs.yaml] [--host ADDR] [--port N] [--stub SPEC]... [options]\n"
+    fprintf(fp, "usage: conflux-mock [-c stubs.yaml] [--host ADDR] [--port N] [--stub STUB]... [options]\n"
                 "\n"
                 "A programmable slow upstream for tests and benchmarks.\n"
                 "\n"
                 "  -c, --config FILE    stubs file (listen: host:port, stubs: [...])\n"
                 "      --host ADDR      listen address (default " DEFAULT_HOST ", or the file's listen:)\n"
                 "  -p, --port N         listen port (default 9001, or the file's listen:); 0 picks a free port\n"
-                "  -s, --stub SPEC      add a stub: 'METHOD PATH STATUS [BODY] [key=value...]', repeatable;\n"
+                "  -s, --stub STUB      add a stub: 'METHOD PATH STATUS [BODY] [key=value...]', repeatable;\n"
                 "                       keys: delay=500ms|uniform:100ms:900ms|lognormal:50ms:800ms, fault=NAME,\n"
                 "                       fault_rate=0.5, header=Name:Value, sequence=503,503,200, trickle_interval=100ms\n"
                 "      --journal N      requests kept in the journal (default 10000)\n"
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
     unsigned long long seed = 0;
     const char **cli_stubs = h2o_mem_alloc((size_t)argc * sizeof(*cli_stubs));
     size_t n_cli_stubs = 0;
-    char *end, err[1024], *listen_spec = NULL, *host = NULL;
+    char *end, err[1024], *listen_addr = NULL, *host = NULL;
     uint16_t port = DEFAULT_PORT;
     int ch, ret = 1;
 
@@ -158,7 +162,7 @@ int main(int argc, char **argv)
     }
 
     /* stubs: the file first, then --stub (a --stub with the same method and path replaces the file's) */
-    if (config_file != NULL && cf_mock_load_file(config_file, &listen_spec, err, sizeof(err)) != 0) {
+    if (config_file != NULL && cf_mock_load_file(config_file, &listen_addr, err, sizeof(err)) != 0) {
         fprintf(stderr, "conflux-mock: %s\n", err);
         goto Exit;
     }
@@ -168,8 +172,8 @@ int main(int argc, char **argv)
             goto Exit;
         }
     }
-    if (listen_spec != NULL && cf_parse_hostport(listen_spec, &host, &port) != 0) {
-        fprintf(stderr, "conflux-mock: listen: \"%s\" is not host:port\n", listen_spec);
+    if (listen_addr != NULL && cf_parse_hostport(listen_addr, &host, &port) != 0) {
+        fprintf(stderr, "conflux-mock: listen: \"%s\" is not host:port\n", listen_addr);
         goto Exit;
     }
     if (opt_host != NULL) {
@@ -230,7 +234,7 @@ Exit:
     cf_mock_stubs_dispose();
     cf_mock_journal_dispose();
     free(cli_stubs);
-    free(listen_spec);
+    free(listen_addr);
     free(host);
     return ret;
 }

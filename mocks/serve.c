@@ -7,7 +7,11 @@
 #include <jansson.h>
 #include "cf_buf.h"
 #include "cf_http.h"
-#include "mock.h"
+#include "http.h"
+#include "journal.h"
+#include "serve.h"
+#include "stubs.h"
+#include "timing.h"
 
 /*
  * How the mock reaches the socket.
@@ -68,25 +72,6 @@ typedef struct st_exchange_t {
     h2o_socket_t *watched;     /* borrowed while waiting, else NULL */
     void *watched_data;        /* the socket's data (the HTTP/1 connection) to restore */
 } exchange_t;
-
-h2o_iovec_t cf_mock_url_decode(h2o_mem_pool_t *pool, h2o_iovec_t s)
-{
-    char *out = h2o_mem_alloc_pool(pool, s.len + 1);
-    size_t n;
-    cf_form_decode(s.base, s.len, out, &n, CF_FORM_LENIENT); /* a stray '%' is kept as is */
-    out[n] = '\0';
-    return h2o_iovec_init(out, n);
-}
-
-void cf_mock_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
-{
-    req->res.status = status;
-    req->res.reason = cf_http_reason(status);
-    req->res.content_length = len;
-    if (content_type != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-    h2o_send_inline(req, body, len);
-}
 
 /* ---- rendering ---- */
 
@@ -435,11 +420,7 @@ static void respond_error(h2o_req_t *req, const char *fmt, const char *arg)
 {
     char msg[512];
     snprintf(msg, sizeof(msg), fmt, arg);
-    json_t *v = json_pack("{ss}", "error", msg);
-    char *s = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    cf_mock_send(req, 400, "application/json", s, strlen(s));
-    free(s);
+    cf_mock_send_json(req, 400, json_pack("{ss}", "error", msg));
 }
 
 void cf_mock_serve_respond(h2o_req_t *req)
@@ -529,8 +510,5 @@ void cf_mock_serve_unmatched(h2o_req_t *req)
     json_object_set_new(v, "method", json_stringn(req->method.base, req->method.len)); /* NULL (skipped) if not UTF-8 */
     json_object_set_new(v, "path", json_stringn(req->path.base, pathlen));
     json_object_set_new(v, "stubs", known);
-    char *s = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    cf_mock_send(req, 404, "application/json", s, strlen(s));
-    free(s);
+    cf_mock_send_json(req, 404, v);
 }

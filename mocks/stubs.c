@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "cf_net.h"
 #include "cf_units.h"
-#include "mock.h"
+#include "cf_yaml.h"
+#include "stubs.h"
 
 const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "garbage", "truncated", "trickle", NULL};
 
@@ -65,21 +67,6 @@ void cf_mock_stub_release(cf_mock_stub_t *stub)
 
 /* ---- checks and compilation shared by the YAML and the one-line forms (errors as plain messages) ---- */
 
-static int is_tchar(int c)
-{
-    return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int is_token(const char *s)
-{
-    if (*s == '\0')
-        return 0;
-    for (; *s != '\0'; ++s)
-        if (!is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
 static int is_ident(const char *s, size_t len)
 {
     if (len == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
@@ -92,7 +79,7 @@ static int is_ident(const char *s, size_t len)
 
 static int check_method(const char *m, char *err, size_t errlen)
 {
-    if (strcmp(m, "*") == 0 || is_token(m))
+    if (strcmp(m, "*") == 0 || cf_http_is_token(m, strlen(m)))
         return 0;
     snprintf(err, errlen, "\"%s\" is not a method (use GET, POST, ... or \"*\" for any)", m);
     return -1;
@@ -231,7 +218,7 @@ static int compile_body(cf_mock_stub_t *stub, char *err, size_t errlen)
 
 static int check_header(const char *name, const char *value, char *err, size_t errlen)
 {
-    if (!is_token(name)) {
+    if (!cf_http_is_token(name, strlen(name))) {
         snprintf(err, errlen, "\"%s\" is not a header name", name);
         return -1;
     }
@@ -818,11 +805,11 @@ static int is_option(const char *tok, size_t len)
     return 0;
 }
 
-int cf_mock_load_cli(const char *spec, char *err, size_t errlen)
+int cf_mock_load_cli(const char *line, char *err, size_t errlen)
 {
     cf_mock_stub_t *stub = stub_new();
     char msg[512];
-    const char *p = spec, *tok[3];
+    const char *p = line, *tok[3];
     size_t toklen[3];
     for (int i = 0; i != 3; ++i) {
         while (*p == ' ')
@@ -883,7 +870,7 @@ int cf_mock_load_cli(const char *spec, char *err, size_t errlen)
     publish(stub);
     return 0;
 Error:
-    snprintf(err, errlen, "--stub '%s': %s", spec, msg);
+    snprintf(err, errlen, "--stub '%s': %s", line, msg);
     stub_free(stub);
     return -1;
 }

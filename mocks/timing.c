@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cf_units.h"
-#include "mock.h"
+#include "timing.h"
 
 /* xorshift64*: fast, good enough for jitter and fault rates, and reproducible under --seed */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

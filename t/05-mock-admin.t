@@ -6,7 +6,7 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $port = empty_port();
 my $file = write_file(tmpdir() . '/admin-stubs.yaml', <<"EOF");
@@ -41,8 +41,8 @@ subtest 'journal' => sub {
     is $e->{stub}, 'GET /users/{id}', 'which stub answered';
     is $e->{status}, 200, 'status sent';
     ok !$e->{aborted}, 'not aborted';
-    ok defined $e->{answered_at}, 'answered_at';
-    ok defined $e->{duration_ms}, 'duration_ms';
+    ok defined $e->{answered_at} && $e->{answered_at} >= $e->{time}, 'answered_at, not before it arrived';
+    ok defined $e->{duration_ms} && $e->{duration_ms} >= 0, 'duration_ms';
     is $j->[1]{stub}, undef, 'unmatched request: stub null';
     is $j->[1]{status}, 404, 'unmatched request: 404';
 
@@ -124,10 +124,20 @@ subtest 'request bodies in the journal' => sub {
     is $j->[2]{body}, undef, 'no body: null';
 };
 
+subtest 'GET /__mock/stubs lists a stub with a fault' => sub {
+    is post('/__mock/stubs', "path: /broken\nstatus: 502\nfault: reset\n")->{status}, 200, 'stub with a fault accepted';
+    my ($s) = grep { $_->{key} eq 'GET /broken' } @{ json_of(get('/__mock/stubs')) };
+    ok $s, 'listed';
+    is_deeply $s, { key => 'GET /broken', method => 'GET', path => '/broken', status => 502, fault => 'reset', calls => 0,
+        sequence_length => 0 }, 'every member, the fault by name';
+    my ($f) = grep { $_->{key} eq 'GET /flaky' } @{ json_of(get('/__mock/stubs')) };
+    is $f->{fault}, 'none', 'a stub without a fault: "none"';
+    is $f->{sequence_length}, 2, 'sequence_length';
+};
+
 subtest 'admin errors' => sub {
     is get('/__mock/nope')->{status}, 404, 'unknown admin path';
     is http_request('DELETE', $mock->url('/__mock/stats'))->{status}, 405, 'wrong method';
 };
 
-undef $mock; # stop it before global destruction
 done_testing;

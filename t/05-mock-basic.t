@@ -4,10 +4,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
-use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $dir = tmpdir();
 write_file("$dir/profile.json", qq({"name": "from a file"}\n));
@@ -55,14 +54,7 @@ sub get { http_get($mock->url(shift)) }
 # (HTTP::Tiny retries a GET once when the connection ends early, which would hide half of the faults.)
 sub raw_get {
     my ($path) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mock->port, Timeout => 5) or die "connect: $!";
-    print $s "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    my $data = '';
-    while (1) {
-        my $n = sysread($s, my $buf, 65536);
-        last unless $n;
-        $data .= $buf;
-    }
+    my ($data) = raw_exchange($mock->port, "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     return $data;
 }
 
@@ -104,25 +96,50 @@ subtest 'delays' => sub {
     cmp_ok $r->{elapsed}, '>=', 0.28, 'fixed 300ms: not early';
     cmp_ok $r->{elapsed}, '<', 0.6, 'fixed 300ms: not late';
 
+    # The delays the mock drew are in its journal (delay_ms): their distribution is checked there, free of the time a
+    # busy machine adds; the answers' times show each delay was served, not early, and (by the median) not late.
+    $mock->reset;
     my @u = map { get('/uniform')->{elapsed} } 1 .. 10;
-    my ($min, $max) = (sort { $a <=> $b } @u)[0, -1];
-    cmp_ok $min, '>=', 0.095, 'uniform [100ms, 300ms]: none early';
-    cmp_ok $max, '<', 0.45, 'uniform: none late';
-    cmp_ok $max - $min, '>', 0.02, 'uniform: delays vary';
+    my @ud = map { $_->{delay_ms} } @{ $mock->journal('/uniform') };
+    is scalar(@ud), 10, 'uniform: ten delays journaled';
+    my ($min, $max) = (sort { $a <=> $b } @ud)[0, -1];
+    cmp_ok $min, '>=', 100, 'uniform [100ms, 300ms]: none drawn below';
+    cmp_ok $max, '<=', 300, 'uniform: none drawn above';
+    cmp_ok $max - $min, '>', 20, 'uniform: delays vary';
+    served_as_drawn('uniform', \@u, \@ud);
 
-    my @l = sort { $a <=> $b } map { get('/lognormal')->{elapsed} } 1 .. 31;
-    my $median = $l[15];
-    cmp_ok $median, '>', 0.025, "lognormal median 50ms: measured median $median not far below";
-    cmp_ok $median, '<', 0.11, 'lognormal: measured median not far above';
+    my @l = map { get('/lognormal')->{elapsed} } 1 .. 31;
+    my @ld = map { $_->{delay_ms} } @{ $mock->journal('/lognormal') };
+    is scalar(@ld), 31, 'lognormal: 31 delays journaled';
+    my $median = (sort { $a <=> $b } @ld)[15];
+    cmp_ok $median, '>', 25, "lognormal median 50ms: the median drawn, $median ms, is not far below";
+    cmp_ok $median, '<', 110, 'lognormal: not far above';
+    served_as_drawn('lognormal', \@l, \@ld);
 };
+
+# Each answer came no earlier than the delay drawn for it (timers may fire a few ms early), and half of them within
+# 50 ms of it: the delay is what makes them wait.
+sub served_as_drawn {
+    my ($name, $elapsed, $drawn) = @_;
+    my @late = map { $elapsed->[$_] - $drawn->[$_] / 1000 } 0 .. $#$elapsed;
+    my @early = grep { $_ < -0.005 } @late;
+    is scalar(@early), 0, "$name: no answer came before its delay" or diag explain \@late;
+    my $median = (sort { $a <=> $b } @late)[@late / 2];
+    cmp_ok $median, '<', 0.05, sprintf('%s: half of the answers came within %.0f ms of their delay', $name, 1000 * $median);
+}
 
 subtest '200 concurrent delayed requests finish in about one delay' => sub {
     # (the stub's body is empty: http_parallel's curl prints bodies to the same stream as its -w lines)
+    $mock->reset;
     my ($res, $wall) = http_parallel(200, $mock->url('/parallel'));
     is scalar(@$res), 200, '200 answers';
     is scalar(grep { $_->{status} == 200 } @$res), 200, 'all 200';
     cmp_ok $wall, '>=', 0.5, 'not before the delay';
-    cmp_ok $wall, '<', 1.6, "wall time $wall s: the loop does not serialize delays";
+    # serialized, they would take 100 s; the mock's own clock says how long each waited once it arrived
+    my @d = sort { $a <=> $b } map { $_->{duration_ms} // 1e9 } @{ $mock->journal('/parallel') };
+    is scalar(@d), 200, 'all 200 journaled';
+    cmp_ok $d[-1], '<', 1000, "each was answered about one delay after it arrived (the longest: $d[-1] ms)";
+    cmp_ok $wall, '<', 5, "wall time $wall s: the loop does not serialize delays";
 };
 
 subtest 'sequence and fault_rate' => sub {
@@ -156,17 +173,17 @@ subtest '/__mock/respond' => sub {
 
 subtest 'command line: --stub, --port 0, --version, SIGTERM' => sub {
     my $bin = bindir() . '/conflux-mock';
-    like `$bin --version`, qr/^conflux-mock \d+\.\d+/, '--version';
-    like `$bin --help`, qr/usage: conflux-mock/, '--help';
-    open(my $saved_err, '>&', \*STDERR) or die;
-    open(STDERR, '>', '/dev/null') or die;
-    my $pid = open(my $out, '-|', $bin, '--port', '0', '--stub', 'GET /users/{id} 200 {"id":"{id}"} delay=100ms header=X-A:b',
-        '--stub', 'POST /x 202 sequence=500,202')
-        or die "cannot run $bin: $!";
-    open(STDERR, '>&', $saved_err) or die;
-    my $line = <$out>;
-    like $line, qr/^listening on 127\.0\.0\.1:(\d+)$/, 'prints the bound port';
-    my ($port) = $line =~ /:(\d+)$/;
+    my $v = run_cmd([$bin, '--version']);
+    is $v->{code}, 0, '--version: exit 0';
+    like $v->{out}, qr/^conflux-mock \d+\.\d+/, '--version';
+    my $h = run_cmd([$bin, '--help']);
+    is $h->{code}, 0, '--help: exit 0';
+    like $h->{out}, qr/usage: conflux-mock/, '--help';
+    my $g = spawn(name => 'mock-port0', ready => qr/^listening on 127\.0\.0\.1:(\d+)$/m,
+                  cmd => [$bin, '--port', '0', '--stub', 'GET /users/{id} 200 {"id":"{id}"} delay=100ms header=X-A:b',
+                          '--stub', 'POST /x 202 sequence=500,202']);
+    my $port = $g->port;
+    like $g->log_text, qr/^listening on 127\.0\.0\.1:$port$/m, 'prints the bound port';
     my $r = http_get("http://127.0.0.1:$port/users/7");
     is $r->{body}, '{"id":"7"}', '--stub body with {id}';
     is $r->{headers}{'x-a'}, 'b', '--stub header=';
@@ -174,14 +191,12 @@ subtest 'command line: --stub, --port 0, --version, SIGTERM' => sub {
     is http_request('POST', "http://127.0.0.1:$port/x")->{status}, 500, '--stub sequence= first';
     is http_request('POST', "http://127.0.0.1:$port/x")->{status}, 202, '--stub sequence= second';
     my $t0 = time;
-    kill 'TERM', $pid;
-    close $out;
-    is $?, 0, 'SIGTERM: exit 0';
+    $g->stop; # and checks: exit 0 after SIGTERM
     cmp_ok time - $t0, '<', 1.5, 'promptly';
 
-    my $err = `$bin --port 0 --stub 'GET /x notastatus' 2>&1`;
-    isnt $? >> 8, 0, 'bad --stub fails';
-    like $err, qr/notastatus/, 'and says why';
+    my $bad = run_cmd([$bin, '--port', '0', '--stub', 'GET /x notastatus']);
+    is $bad->{code}, 1, 'bad --stub: exit 1';
+    like $bad->{err}, qr/"notastatus" is not a status/, 'and says why';
 };
 
 subtest 'bad stub files fail at start with file:line:col and key path' => sub {
@@ -203,12 +218,12 @@ subtest 'bad stub files fail at start with file:line:col and key path' => sub {
     my $i = 0;
     for my $c (@cases) {
         my $file = write_file("$dir/bad-" . $i++ . ".yaml", $c->[0]);
-        my $out = `$bin -c $file --port 0 2>&1`;
-        is $? >> 8, 1, "exit 1 for: " . (split /\n/, $c->[0])[-1];
+        my $r = run_cmd([$bin, '-c', $file, '--port', '0']);
+        my $out = $r->{out} . $r->{err};
+        is $r->{code}, 1, "exit 1 for: " . (split /\n/, $c->[0])[-1];
         like $out, qr/\Q$file\E/, 'names the file';
         like $out, $c->[1], 'says where and what';
     }
 };
 
-undef $mock; # stop it before global destruction
 done_testing;

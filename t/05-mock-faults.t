@@ -7,9 +7,8 @@ use CfTest;
 use Errno qw(ECONNRESET);
 use IO::Select;
 use IO::Socket::INET;
-use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -73,10 +72,7 @@ sub raw {
     return \%r;
 }
 
-sub journal {
-    my ($path) = @_;
-    return decode_json(http_get($mock->url("/__mock/requests?path=$path"))->{body});
-}
+sub journal { $mock->journal(@_) }
 
 subtest 'reset: the connection is reset, no byte' => sub {
     my $r = raw('/reset');
@@ -127,12 +123,11 @@ subtest 'trickle: one byte per interval' => sub {
     cmp_ok $f->{elapsed}, '>=', 0.17, 'trickle_interval: 9 x 20ms';
     cmp_ok $f->{elapsed}, '<', 0.6, 'trickle_interval: faster than the default';
 
-    # a client leaving in the middle of a trickle is an abort
+    # a client leaving in the middle of a trickle (it reads for 150 ms, on purpose) is an abort
     my $c = raw('/trickle', timeout => 0.15);
     close $c->{sock};
-    sleep 0.5;
+    ok wait_until(sub { journal('/trickle')->[-1]{aborted} }, 5), 'trickle cut short: aborted';
     my $j = journal('/trickle');
-    ok $j->[-1]{aborted}, 'trickle cut short: aborted';
     ok !$j->[0]{aborted}, 'complete trickle: not aborted';
 };
 
@@ -143,18 +138,17 @@ subtest 'hang: never answers; the journal sees the client leave' => sub {
     my $j = journal('/hang');
     ok !$j->[-1]{aborted}, 'not aborted while the client waits';
     close $r->{sock};
-    sleep 0.2;
+    ok wait_until(sub { journal('/hang')->[-1]{aborted} }, 5), 'aborted once the client closes';
     $j = journal('/hang');
-    ok $j->[-1]{aborted}, 'aborted once the client closes';
     is $j->[-1]{fault}, 'hang', 'journal names the fault';
     is $j->[-1]{answered_at}, undef, 'never answered';
     is $j->[-1]{status}, undef, 'no status';
 };
 
 subtest 'client abort during a delay' => sub {
-    my $r = raw('/slow', timeout => 0.2);
+    my $r = raw('/slow', timeout => 0.2); # an impatient client: it waits 200 ms, on purpose, then leaves
     close $r->{sock};
-    sleep 0.2;
+    ok wait_until(sub { journal('/slow')->[0]{aborted} }, 5), 'the mock sees it leave';
     my $done = raw('/slow', timeout => 3);
     like $done->{data}, qr/slow$/, 'a patient client gets the answer';
     my $j = journal('/slow');
@@ -165,8 +159,9 @@ subtest 'client abort during a delay' => sub {
     cmp_ok $j->[0]{duration_ms}, '<', 600, 'seen when it left, not at the end of the delay';
     ok !$j->[1]{aborted}, 'the patient one is not';
     is $j->[1]{status}, 200, 'and was answered 200';
-    my $st = decode_json(http_get($mock->url('/__mock/stats'))->{body});
-    cmp_ok $st->{aborted}, '>=', 1, 'stats count aborts';
+    my $aborted = grep { $_->{aborted} } @{ $mock->journal };
+    is $mock->stats->{aborted}, $aborted, "stats count aborts: $aborted so far, as in the journal";
+    cmp_ok $aborted, '>=', 3, 'the trickle, the hang and this one at least';
 };
 
 subtest 'sequence can hold faults' => sub {
@@ -190,5 +185,4 @@ subtest 'keep-alive still works after faults elsewhere' => sub {
     like $data, qr/one.*HTTP\/1\.1 200 .*two$/s, 'two pipelined requests on one connection';
 };
 
-undef $mock; # stop it before global destruction
 done_testing;

@@ -1,41 +1,22 @@
 # conflux -t and --explain: the sample config passes, bad files fail with "file:line:col: key.path: message".
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
 use Test::More;
 
 my $root = "$FindBin::Bin/..";
-my $build = $ENV{CONFLUX_BUILD} // 'build';
-$build = "$root/$build" unless $build =~ m{^/};
-my $conflux = "$build/conflux";
+my $conflux = bindir() . '/conflux';
 plan skip_all => "$conflux is not built" unless -x $conflux;
 
-my $dir = tempdir('conflux-config-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CF_TEST_KEEP});
+my $dir = tmpdir();
 my $sample = "$root/config/conflux.yaml";
 
-# Runs conflux with @args; returns (exit code, stdout, stderr). Bounded by a 10s alarm.
+# Runs conflux with @args; returns (exit code, or -1 when a signal ended it; stdout; stderr). Bounded by 10 s.
 sub run_conflux {
-    my @args = @_;
-    my ($out, $err) = ("$dir/stdout", "$dir/stderr");
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', $out or die;
-        open STDERR, '>', $err or die;
-        exec $conflux, @args or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "conflux @args did not exit within 10s\n" };
-    alarm 10;
-    waitpid $pid, 0;
-    alarm 0;
-    my $status = $?;
-    return ($status & 127 ? -1 : $status >> 8, slurp($out), slurp($err));
-}
-
-sub slurp {
-    open my $fh, '<', $_[0] or return '';
-    local $/;
-    return scalar <$fh>;
+    my $r = run_cmd([$conflux, @_], timeout => 10);
+    return ($r->{code} // -1, $r->{out}, $r->{err});
 }
 
 my $n = 0;

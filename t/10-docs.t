@@ -1,6 +1,6 @@
 # docs/ keeps up with the code: every key the config loader accepts (read from gateway/config.c's field tables) has a
-# row in docs/configuration.md, in the section of its level, and no row names a key the loader does not take; the JSON
-# Schema names the same keys; the mock's stub keys, one-line options and admin endpoints, every metric, failure reason
+# row in docs/configuration.md, in the section of its level, and no row names a key the loader does not take; a default
+# in a table is the one the row and the JSON Schema give; the JSON Schema names the same keys; the mock's stub keys, one-line options and admin endpoints, every metric, failure reason
 # and HTTP/1 refusal have their row too; the docs' links resolve; and every YAML example in docs/ loads.
 use strict;
 use warnings;
@@ -11,12 +11,6 @@ use JSON::PP ();
 use Test::More;
 
 my $root = "$FindBin::Bin/..";
-
-sub slurp {
-    open my $fh, '<', $_[0] or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
 
 my %doc = map { $_ => slurp("$root/docs/$_.md") } qw(configuration http operations mock);
 
@@ -57,13 +51,17 @@ sub rows {
 # ---- the config loader's tables ----------------------------------------------------------------------------------
 
 my $config_c = slurp("$root/gateway/config.c");
-my %tables;    # name => [[key, unsupported], ...]
+my %tables;    # name => [[key, unsupported, default or undef], ...]
 while ($config_c =~ /static const cf_yfield_t (\w+)\[\] = \{(.*?)\n\};/sg) {
     my ($name, $body) = ($1, $2);
-    while ($body =~ /\{\s*\.key = "(\w+)",\s*\.type = (\w+)/g) {
-        push @{ $tables{$name} }, [$1, $2 eq 'CF_YT_UNSUPPORTED'];
+    while ($body =~ /\{(\s*\.key = [^{}]*)\}/g) {
+        my $entry = $1;
+        my ($key, $type) = $entry =~ /^\s*\.key = "(\w+)",\s*\.type = (\w+)/ or next;
+        my ($def) = $entry =~ /\.def = "([^"]*)"/;
+        push @{ $tables{$name} }, [$key, $type eq 'CF_YT_UNSUPPORTED', $def];
     }
 }
+my @defaults = map { my $t = $_; map { [$t, @$_] } grep { defined $_->[2] } @{ $tables{$t} } } sort keys %tables;
 
 # where each table is documented (a heading of docs/configuration.md), and where the schema describes it
 my %where = (
@@ -90,27 +88,49 @@ subtest 'every key of gateway/config.c has its row in docs/configuration.md' => 
         ok(defined $section, "docs/configuration.md has a section \"$w->[0]\"") or next;
         my $rows = rows($section);
         for my $k (@{ $tables{$table} }) {
-            my ($key, $unsupported) = @$k;
+            my ($key, $unsupported, $def) = @$k;
             ok(exists $rows->{$key}, "$w->[0]: a row for `$key`") or next;
             like($rows->{$key}, qr/not supported yet/i, "$w->[0]: `$key` is said to be refused") if $unsupported;
+            # | key | type | default | bounds | meaning |: the default cell names the table's default
+            like((split /\|/, $rows->{$key})[3] // '', qr/`\Q$def\E`/, "$w->[0]: `$key` defaults to `$def`") if defined $def;
         }
         my %known = map { $_->[0] => 1 } @{ $tables{$table} };
         ok($known{$_}, "$w->[0]: `$_` is a key the loader takes") for sort keys %$rows;
     }
 };
 
-subtest 'the JSON Schema names the keys the loader takes (and leaves the refused ones out)' => sub {
+ok(@defaults >= 15, scalar(@defaults) . ' defaults found in the tables of gateway/config.c');
+
+# A schema "default" as the config file would write it: false, null, 10000, "10s".
+sub as_written {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    return $v ? 'true' : 'false' if JSON::PP::is_bool($v);
+    return "$v";
+}
+
+subtest 'the JSON Schema names the keys the loader takes (and leaves the refused ones out), with their defaults' => sub {
     for my $table (sort keys %tables) {
         my $node = $schema;
         $node = ref $node eq 'ARRAY' ? $node->[$_] : $node->{$_} for @{ $where{$table}[1] // [] };
         ok(ref $node eq 'HASH', "$table: the schema has " . join('.', @{ $where{$table}[1] // [] })) or next;
         my %in_schema = map { $_ => 1 } keys %$node;
         for my $k (@{ $tables{$table} }) {
-            my ($key, $unsupported) = @$k;
+            my ($key, $unsupported, $def) = @$k;
             if ($unsupported) {
                 ok(!$in_schema{$key}, "$table: `$key` (refused) is not in the schema");
             } else {
                 ok($in_schema{$key}, "$table: `$key` is in the schema");
+            }
+            if ($in_schema{$key} && ref $node->{$key} eq 'HASH') {
+                my $has = exists $node->{$key}{default};
+                if (defined $def) {
+                    ok($has, "$table: `$key` has a default in the schema")
+                        and is(as_written($node->{$key}{default}), $def, "$table: the schema's default of `$key`");
+                } else {
+                    ok(!$has, "$table: `$key` has no default in the schema, as in the table ("
+                        . ($has ? as_written($node->{$key}{default}) : '') . ')');
+                }
             }
             delete $in_schema{$key};
         }
@@ -257,9 +277,8 @@ my $mock = bindir() . '/conflux-mock';
 my $dir = tmpdir();
 
 # A self-signed certificate stands for the /etc/conflux/*.pem files the examples name.
-my $have_tls = -x '/usr/bin/openssl'
-    && system("/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
-        . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
+my ($cert, $key) = self_signed_cert();
+my $have_tls = defined $cert;
 
 # What a fragment lacks comes from here: every backend the examples name, and a route.
 my %base = (
@@ -269,37 +288,20 @@ my %base = (
     routes   => "routes:\n  - path: /docs-check/{rest*}\n    proxy: %s\n",
 );
 
-# Runs @cmd with stderr in a file; returns (exit code, stderr). Bounded by a 10s alarm.
+# Runs @cmd; returns (exit code, or -1 when a signal ended it; stderr). Bounded by 10 s.
 sub run {
-    my @cmd = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null' or die;
-        open STDERR, '>', "$dir/stderr" or die;
-        exec @cmd or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "@cmd did not exit within 10s\n" };
-    alarm 10;
-    waitpid $pid, 0;
-    alarm 0;
-    return ($? & 127 ? -1 : $? >> 8, slurp("$dir/stderr"));
+    my $r = run_cmd([@_], timeout => 10);
+    return ($r->{code} // -1, $r->{err});
 }
 
-# conflux-mock loads a stubs file: it prints "listening on" and is stopped; 0 and "" then, else 1 and its stderr.
+# conflux-mock loads a stubs file: it says "listening on" and is stopped (the guard checks it exits 0); 0 and "" then,
+# else 1 and what it said.
 sub mock_loads {
     my ($file) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', "$dir/stderr" or die;
-        exec $mock, '-c', $file, '--port', '0' or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid };
-    alarm 10;
-    my $line = <$out> // '';
-    kill 'TERM', $pid if $line =~ /^listening on /;
-    close $out;
-    alarm 0;
-    return $line =~ /^listening on / ? (0, '') : (1, slurp("$dir/stderr"));
+    my $g = eval { spawn(name => 'mock-example', cmd => [$mock, '-c', $file, '--port', '0'], ready => qr/^listening on /m, timeout => 10) };
+    return (1, $@) unless $g;
+    $g->stop;
+    return (0, '');
 }
 
 subtest 'every YAML example in docs/ loads' => sub {
@@ -331,8 +333,8 @@ subtest 'every YAML example in docs/ loads' => sub {
                     note("$what: no openssl to make the certificate it names: left out");
                     next;
                 }
-                $text =~ s{/etc/conflux/key\.pem}{$dir/key.pem}g;
-                $text =~ s{/etc/conflux/[\w-]+\.pem}{$dir/cert.pem}g;
+                $text =~ s{/etc/conflux/key\.pem}{$key}g;
+                $text =~ s{/etc/conflux/[\w-]+\.pem}{$cert}g;
             }
             write_file($file, $text);
             my ($rc, $err) = run($conflux, '-t', '-c', $file);

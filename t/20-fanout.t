@@ -30,6 +30,10 @@ stubs:
     body: '[{"id": 1, "secret": "s"}, {"id": 2, "secret": "t"}]'
   - path: /nested
     body: '{"data": {"items": [{"id": 1, "total": 9, "x": 0}]}}'
+  - path: /score
+    body: '{"score": 0.92, "ratio": 54.9, "whole": 3.0, "big": 1e300, "n": -7, "ok": true}'
+  - path: /took
+    body: '{"ok": true}'
 EOF
 my $m = $mock->port;
 
@@ -74,6 +78,10 @@ routes:
     calls:
       - { name: list, backend: svc, path: /list, deny: [secret] }
       - { name: orders, backend: svc, path: /nested, target: data.items, allow: [id, total], rename: { total: amount } }
+  - path: /numbers
+    calls:
+      - { name: s, backend: svc, path: /score }
+      - { name: t, backend: svc, path: "/took?score={s.score}&ratio={s.ratio}&whole={s.whole}&big={s.big}&n={s.n}&ok={s.ok}" }
 EOF
 
 subtest 'three 300 ms calls answer in about 300 ms, not 900' => sub {
@@ -115,11 +123,11 @@ subtest 'a dependent call starts when its input arrives; independent calls do no
 };
 
 subtest 'forwarded headers and query parameters, and nothing else' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $r = http_get($gw->url('/fwd?q=hello%20world&lang=fr&secret=1'),
                      { Authorization => 'Bearer abc', 'X-Tenant' => 't1', Cookie => 'session=zzz', 'X-Other' => 'no' });
     is $r->{status}, 200, 'status 200';
-    my $journal = decode_json_ok(http_get($mock->url('/__mock/requests?path=/echo'))->{body});
+    my $journal = $mock->journal('/echo');
     is scalar(@$journal), 1, 'one upstream request';
     my $e = $journal->[0];
     is $e->{query}, 'q=hello%20world&t=t1&lang=fr', 'template values encoded, forward_query appended';
@@ -161,6 +169,18 @@ subtest 'conflux answers its own errors in JSON' => sub {
     $r = http_request('HEAD', $gw->url('/three/1'));
     is $r->{status}, 200, 'HEAD is allowed by default';
     is $r->{body}, '', 'HEAD has no body';
+};
+
+subtest 'a number from a call goes into another call\'s URL as the answer writes it (0.92, not 0.92000000000000004)' => sub {
+    http_request('POST', $mock->url('/__mock/reset'));
+    my $r = http_get($gw->url('/numbers'));
+    is $r->{status}, 200, 'status 200';
+    like $r->{body}, qr/"s":\{"score":0\.92,"ratio":54\.9,"whole":3\.0,"big":1e\+300,"n":-7,"ok":true\}/,
+        'the answer writes each number in its shortest form';
+    my $journal = decode_json_ok(http_get($mock->url('/__mock/requests?path=/took'))->{body});
+    is scalar(@$journal), 1, 'one request to /took';
+    is $journal->[0]{query}, 'score=0.92&ratio=54.9&whole=3&big=1e%2B300&n=-7&ok=true',
+        'the template values are the same text, percent-encoded, an integral real without its ".0"';
 };
 
 done_testing;

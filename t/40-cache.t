@@ -6,7 +6,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
 use Test::More;
-use POSIX ();
 use Time::HiRes qw(time sleep);
 
 my $mock = spawn_mock(<<'EOF');
@@ -89,17 +88,13 @@ routes:
       - { name: d, backend: other, path: "/down/{id}", cache: { ttl: 1s, stale_if_error: 30s }, required: true }
 EOF
 
-sub stub_count {
-    my ($stub) = @_;
-    my $r = http_get($mock->url('/__mock/stats'));
-    my $s = decode_json_ok($r->{body}, 'mock stats') or return -1;
-    return $s->{stubs}{$stub} // 0;
-}
+sub stub_count { $mock->stub_count(@_) }
 
-sub reset_mock { http_request('POST', $mock->url('/__mock/reset')) }
+# Each `sleep 1.1` below lets a 1 s ttl pass: the entry was stored before the sleep began, so it is past its ttl at the
+# end of it. The time passing is what those checks are about, not a wait for something to happen.
 
 subtest 'hit, then expiry after the ttl' => sub {
-    reset_mock();
+    $mock->reset;
     my $r = http_get($gw->url('/p/1'));
     is($r->{status}, 200, 'first: 200');
     my $d = decode_json_ok($r->{body});
@@ -116,14 +111,14 @@ subtest 'hit, then expiry after the ttl' => sub {
     is(stub_count('GET /users/{id}'), 1, 'one upstream request for two answers');
     is(stub_count('GET /me'), 2, 'the uncached call went upstream both times');
 
-    sleep 1.1;
+    sleep 1.1; # the 1 s ttl passes
     $r = http_get($gw->url('/p/1'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss/, 'after the ttl: a miss again');
     is(stub_count('GET /users/{id}'), 2, 'and a second upstream request');
 };
 
 subtest 'two cached calls: one Cache-Status member each, in config order' => sub {
-    reset_mock();
+    $mock->reset;
     http_get($gw->url('/two/9'));
     my $r = http_get($gw->url('/two/9'));
     like($r->{headers}{'cache-status'}, qr/^conflux; hit; ttl=\d+; detail="a", conflux; hit; ttl=\d+; detail="b"$/, 'both hits');
@@ -131,7 +126,7 @@ subtest 'two cached calls: one Cache-Status member each, in config order' => sub
 };
 
 subtest 'Cache-Control from upstream' => sub {
-    reset_mock();
+    $mock->reset;
     for my $kind (qw(nostore private)) {
         http_get($gw->url("/cc/$kind/1")) for 1 .. 3;
         is(stub_count("GET /$kind/{id}"), 3, "$kind: never stored, every request goes upstream");
@@ -141,7 +136,7 @@ subtest 'Cache-Control from upstream' => sub {
     http_get($gw->url('/cc/short/1'));
     my $r = http_get($gw->url('/cc/short/1'));
     like($r->{headers}{'cache-status'}, qr/hit/, 'max-age=1: stored');
-    sleep 1.1;
+    sleep 1.1; # max-age=1 passes
     $r = http_get($gw->url('/cc/short/1'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss/, 'max-age=1 shortened the 30s ttl');
     is(stub_count('GET /short/{id}'), 2, 'two upstream requests');
@@ -153,7 +148,7 @@ subtest 'Cache-Control from upstream' => sub {
 };
 
 subtest 'Authorization and Cookie isolate entries' => sub {
-    reset_mock();
+    $mock->reset;
     my $a = http_request('GET', $gw->url('/auth/1'), { Authorization => 'Bearer alice' });
     like($a->{headers}{'cache-status'}, qr/fwd=miss/, 'alice: miss');
     my $b = http_request('GET', $gw->url('/auth/1'), { Authorization => 'Bearer bob' });
@@ -165,13 +160,12 @@ subtest 'Authorization and Cookie isolate entries' => sub {
     $a = http_request('GET', $gw->url('/auth/1'), { Authorization => 'Bearer alice' });
     like($a->{headers}{'cache-status'}, qr/hit/, 'alice again: hit');
     is(stub_count('GET /users/{id}'), 4, 'four distinct users, four upstream requests');
-    my $j = decode_json_ok(http_get($mock->url('/__mock/requests'))->{body});
-    my @auth = map { $_->{headers}{authorization} // '-' } @{ ref $j eq 'HASH' ? $j->{requests} : $j };
+    my @auth = map { $_->{headers}{authorization} // '-' } @{ $mock->journal };
     is_deeply([sort @auth], [sort('Bearer alice', 'Bearer bob', '-', 'Bearer alice')], 'upstream saw each credential');
 };
 
 subtest '100 concurrent identical misses: one upstream request' => sub {
-    reset_mock();
+    $mock->reset;
     my ($res, $wall) = http_parallel(100, $gw->url('/slow/1'));
     is(scalar(@$res), 100, '100 answers');
     is(scalar(grep { $_->{status} == 200 } @$res), 100, 'all 200');
@@ -182,42 +176,45 @@ subtest '100 concurrent identical misses: one upstream request' => sub {
 };
 
 subtest 'a coalesced answer says collapsed' => sub {
-    reset_mock();
-    my $pid = fork // die;
-    if ($pid == 0) { http_get($gw->url("/slow/2")); POSIX::_exit(0) }
-    sleep 0.15;
+    $mock->reset;
+    my $first = background(sub { http_get($gw->url('/slow/2'))->{status} });
+    # the first request is at the 500 ms upstream once the mock has it: the second joins its flight
+    ok(wait_until(sub { @{ $mock->journal('/slow/2') } == 1 }, 5), 'the first request is at the upstream');
     my $r = http_get($gw->url('/slow/2'));
-    waitpid($pid, 0);
+    is($first->wait, 200, 'the first: 200');
     like($r->{headers}{'cache-status'}, qr/^conflux; fwd=miss; fwd-status=200; collapsed; detail="s"$/, 'collapsed');
     like($r->{headers}{'server-timing'}, qr/s;dur=[\d.]+;desc="coalesced"/, 'Server-Timing coalesced');
     is(stub_count('GET /slow/{id}'), 1, 'one upstream request');
 };
 
 subtest 'stale_while_revalidate: stale at once, exactly one refresh' => sub {
-    reset_mock();
+    $mock->reset;
     my $r = http_get($gw->url('/swr/1'));
     like($r->{headers}{'cache-status'}, qr/stored/, 'primed');
-    sleep 1.1;
-    my @el;
+    sleep 1.1; # the 1 s ttl passes: the entry is stale
+    my $last;
     for (1 .. 5) {
         $r = http_get($gw->url('/swr/1'));
-        push @el, $r->{elapsed};
+        $last = time;
         like($r->{headers}{'cache-status'}, qr/^conflux; hit; fwd=stale; ttl=-\d+; detail="r"$/, 'stale hit');
         like($r->{headers}{'server-timing'}, qr/r;dur=[\d.]+;desc="stale"/, 'Server-Timing stale');
         is(decode_json_ok($r->{body})->{r}{refresh}, '1', 'the stale body');
     }
-    cmp_ok((sort { $b <=> $a } @el)[0], '<', 0.2, 'each answered without waiting for the 400ms upstream');
-    sleep 0.6;
-    is(stub_count('GET /refresh/{id}'), 2, 'exactly one background refresh for five stale answers');
-    $r = http_get($gw->url('/swr/1'));
-    like($r->{headers}{'cache-status'}, qr/^conflux; hit; ttl=\d+/, 'refreshed: fresh hit');
+    my $j;
+    ok(wait_until(sub { $j = $mock->journal('/refresh/1'); @$j == 2 && defined $j->[1]{answered_at} }, 5),
+       'the refresh went upstream and was answered');
+    # the mock's clock and this one are the same: the answers did not wait for the 400 ms refresh, whatever the speed
+    cmp_ok($last, '<', $j->[1]{answered_at} // 0, 'all five stale answers came before the upstream answered the refresh');
+    ok(wait_until(sub { http_get($gw->url('/swr/1'))->{headers}{'cache-status'} =~ /^conflux; hit; ttl=\d+/ }, 5),
+       'refreshed: a fresh hit');
+    is(stub_count('GET /refresh/{id}'), 2, 'exactly one background refresh for the stale answers');
 };
 
 subtest 'stale_if_error: a failed refresh is answered from the stale entry' => sub {
-    reset_mock();
+    $mock->reset;
     my $r = http_get($gw->url('/sie/1'));
     is(decode_json_ok($r->{body})->{f}{flaky}, '1', 'primed with the 200');
-    sleep 1.1;
+    sleep 1.1; # the 1 s ttl passes
     $r = http_get($gw->url('/sie/1'));
     is($r->{status}, 200, 'refresh got 503: still 200');
     is(decode_json_ok($r->{body})->{f}{flaky}, '1', 'the stale body');
@@ -230,7 +227,7 @@ subtest 'stale_if_error: upstream down' => sub {
     my $r = http_get($gw->url('/down/1'));
     is(decode_json_ok($r->{body})->{d}{down}, '1', 'primed');
     $mock2->stop;
-    sleep 1.1;
+    sleep 1.1; # the 1 s ttl passes
     $r = http_get($gw->url('/down/1'));
     is($r->{status}, 200, 'the required call is answered stale: 200');
     is(decode_json_ok($r->{body})->{d}{down}, '1', 'the stale body');
@@ -263,8 +260,7 @@ subtest 'eviction by bytes' => sub {
     like($r->{headers}{'cache-status'}, qr/hit/, 'the newest entry is kept');
     $r = http_get($gw2->url('/big/1'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss/, 'the oldest was evicted (6 KiB of bodies in 4 KiB)');
-    my $s = decode_json_ok(http_get($mock3->url('/__mock/stats'))->{body});
-    is($s->{stubs}{'GET /big/{id}'}, 7, 'seven upstream requests');
+    is($mock3->stub_count('GET /big/{id}'), 7, 'seven upstream requests');
 };
 
 done_testing();

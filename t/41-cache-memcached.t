@@ -11,6 +11,7 @@ use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
+
 my ($memcached) = grep { -x } map { "$_/memcached" } split(/:/, $ENV{PATH} // ''), '/usr/bin';
 plan skip_all => 'memcached is not installed (apt-get install memcached)' unless $memcached;
 # Under ASan, libh2o's memcached writer thread is reported reading a get request that a worker has already freed:
@@ -49,35 +50,6 @@ my ($admin_a, $admin_b) = (empty_port(), empty_port());
 my $ga = spawn_conflux(config($admin_a));
 my $gb = spawn_conflux(config($admin_b));
 
-sub upstream_count {
-    my $s = decode_json_ok(http_get($mock->url('/__mock/stats'))->{body}) or return -1;
-    return $s->{stubs}{'GET /users/{id}'} // 0;
-}
-
-# /metrics of the instance with that admin port: {'name{labels}' => value}
-sub metrics {
-    my ($admin) = @_;
-    my $r = http_get("http://127.0.0.1:$admin/metrics");
-    my %v = map { /^(conflux_\S+) (\S+)$/ ? ($1 => $2) : () } split /\n/, $r->{body};
-    return \%v;
-}
-
-sub delta {
-    my ($before, $after, $key) = @_;
-    return ($after->{$key} // 0) - ($before->{$key} // 0);
-}
-
-# Polls `cond` every 10 ms until it is true (returns 1) or `timeout` seconds pass (returns 0).
-sub wait_until {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        sleep 0.01;
-    }
-}
-
 # memcached's own counters (text protocol "stats"); only while it runs
 sub mc_stat {
     my ($name) = @_;
@@ -90,12 +62,6 @@ sub mc_stat {
     }
     close $s;
     return $v;
-}
-
-sub log_count {
-    my ($g, $re) = @_;
-    my @m = $g->log_text =~ /$re/g;
-    return scalar @m;
 }
 
 # Raw HTTP/1.1 requests, so that several can be in flight from this one process and each answer's time is taken
@@ -129,12 +95,13 @@ sub raw_collect {
     return @conns;
 }
 
-my $hit_re = qr/^conflux; hit; ttl=(29|30); detail="profile"$/;
+my $hit_re = qr/^conflux; hit; ttl=(29|30); detail="profile"$/; # an entry stored a moment ago
+my $fresh_hit = qr/^conflux; hit; ttl=\d+; detail="profile"$/;
 
 subtest 'an entry fetched through one instance is a hit through the other' => sub {
     # h2o's memcached client connects from its own thread after start and says so on stderr
     for my $g ($ga, $gb) {
-        ok(wait_until(10, sub { log_count($g, qr/connected to memcached at 127\.0\.0\.1:$mport/) }), $g->port . ': connected to memcached');
+        ok(wait_until(sub { $g->log_count(qr/connected to memcached at 127\.0\.0\.1:$mport/) }, 10), $g->port . ': connected to memcached');
     }
     # a store through A, seen by memcached, is a hit through B (retried: the client counts itself connected just after
     # it logs so)
@@ -142,30 +109,32 @@ subtest 'an entry fetched through one instance is a hit through the other' => su
     for my $try (1 .. 10) {
         my $sets = mc_stat('cmd_set');
         http_get($ga->url("/p/warm$try"));
-        next unless wait_until(2, sub { mc_stat('cmd_set') > $sets });
+        next unless wait_until(sub { mc_stat('cmd_set') > $sets }, 2);
         last if $shared = (http_get($gb->url("/p/warm$try"))->{headers}{'cache-status'} // '') =~ /^conflux; hit/;
     }
     ok($shared, 'both instances use memcached');
 
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $sets = mc_stat('cmd_set');
     my $r = http_get($ga->url('/p/1'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss; fwd-status=200; stored/, 'A: miss, stored');
-    ok(wait_until(5, sub { mc_stat('cmd_set') > $sets }), 'A\'s store reached memcached'); # the set is asynchronous
+    ok(wait_until(sub { mc_stat('cmd_set') > $sets }, 5), 'A\'s store reached memcached'); # the set is asynchronous
     $r = http_get($gb->url('/p/1'));
     is($r->{status}, 200, 'B: 200');
     like($r->{headers}{'cache-status'}, $hit_re, 'B: hit, with the ttl A stored');
     is(decode_json_ok($r->{body})->{profile}{name}, 'user 1', 'B: the body');
-    is(upstream_count(), 1, 'one upstream request for both instances');
+    is($mock->stub_count('GET /users/{id}'), 1, 'one upstream request for both instances');
+    my $gets = mc_stat('cmd_get');
     $r = http_get($gb->url('/p/1'));
-    like($r->{headers}{'cache-status'}, qr/hit/, 'B: then a local hit');
+    like($r->{headers}{'cache-status'}, $hit_re, 'B: then a hit');
+    is(mc_stat('cmd_get'), $gets, 'B: a local one (memcached was not asked; an entry found there is kept locally)');
     is(metrics($admin_a)->{conflux_cache_memcached_breaker_state}, 0, 'A: breaker closed');
 };
 
 my $a_opened_at;
 subtest 'memcached hanging: three lookups wait, then the breaker skips it' => sub {
     my $before = metrics($admin_a);
-    kill 'STOP', $mc->pid;
+    $mc->signal('STOP');
     my @res;
     for my $i (1 .. 20) {
         my $r = http_get($ga->url("/p/hang$i"));
@@ -180,9 +149,10 @@ subtest 'memcached hanging: three lookups wait, then the breaker skips it' => su
     for my $i (0 .. 2) {
         cmp_ok($el[$i], '>=', $WAIT - 0.005, sprintf('request %d waited for memcached (%.3fs)', $i + 1, $el[$i]));
     }
+    # requests 4-20 did not wait: the counters below say so (no lookup timed out, seventeen were skipped); their times
+    # agree, read as a median so that one request slowed by a busy machine does not decide
     my @rest = sort { $a <=> $b } @el[3 .. 19];
-    cmp_ok($rest[-1], '<', $WAIT - 0.005, sprintf('requests 4-20 did not: the slowest took %.3fs', $rest[-1]));
-    cmp_ok($rest[8], '<', 0.020, sprintf('median of requests 4-20: %.3fs', $rest[8]));
+    cmp_ok($rest[8], '<', $WAIT, sprintf('requests 4-20 did not wait: their median took %.3fs', $rest[8]));
     # the 17 requests take well under the 1 s open period, so no probe lookup went yet
     is(delta($before, $after, 'conflux_cache_memcached_total{result="error"}'), 3, 'three lookups timed out');
     is(delta($before, $after, 'conflux_cache_memcached_skipped_total{op="get"}'), 17, 'seventeen lookups skipped');
@@ -191,27 +161,30 @@ subtest 'memcached hanging: three lookups wait, then the breaker skips it' => su
     is(delta($before, $after, 'conflux_cache_memcached_breaker_opens_total'), 1, 'the breaker opened once');
     is($after->{conflux_cache_memcached_breaker_state}, 1, 'breaker state: open');
     is($after->{conflux_cache_memcached_waiting}, 0, 'no lookup waiting');
-    is(log_count($ga, qr/memcached 127\.0\.0\.1:$mport: 3 lookups in a row got no answer within 50ms; skipping it for 1000ms/), 1,
+    is($ga->log_count(qr/memcached 127\.0\.0\.1:$mport: 3 lookups in a row got no answer within 50ms; skipping it for 1000ms/), 1,
        'one log line when it opened');
     my $r = http_get($ga->url('/p/hang1'));
-    like($r->{headers}{'cache-status'}, qr/^conflux; hit/, 'the local cache still works');
+    like($r->{headers}{'cache-status'}, $fresh_hit, 'the local cache still works');
 };
 
 subtest 'a lookup waiting when the breaker opens is given up at once' => sub {
     my $before = metrics($admin_b);
     is($before->{conflux_cache_memcached_breaker_state}, 0, 'B: breaker closed (memcached still stopped)');
     # three lookups that will time out, then a fourth sent 25 ms later: when the first three time out (and the breaker
-    # opens), the fourth has waited about 25 ms; without being given up it would wait its own 50 ms
+    # opens), the fourth has waited about 25 ms; without being given up it would wait its own 50 ms. Nothing is asked of
+    # conflux in between (a scrape of /metrics can take longer than the window on a busy machine). In whatever order
+    # the four lookups reach memcached, three time out and the one waiting when the breaker opens is given up; if the
+    # fourth comes after the breaker opened, it is skipped, and the counters are the same.
     my @first = map { raw_send($gb, "/p/stagger$_") } 1 .. 3;
-    ok(wait_until(2, sub { (metrics($admin_b)->{conflux_cache_memcached_waiting} // 0) >= 3 }), 'three lookups waiting');
-    sleep 0.001 while time < $first[0]{t0} + 0.025;
+    sleep 0.001 while time < $first[0]{t0} + 0.025; # the offset itself, not a wait for a result
     my $fourth = raw_send($gb, '/p/stagger4');
+    # whether the give-up path ran: four lookups seen waiting while the breaker was still closed
     my ($landed, $m);
-    wait_until(2, sub {
+    wait_until(sub {
         $m = metrics($admin_b);
         $landed = ($m->{conflux_cache_memcached_waiting} // 0) >= 4 && $m->{conflux_cache_memcached_breaker_state} == 0;
         return $landed || $m->{conflux_cache_memcached_breaker_state} != 0;
-    });
+    }, 2);
     raw_collect(@first, $fourth);
     my $after = metrics($admin_b);
     is(join(',', map { $_->{status} // 'none' } @first, $fourth), '200,200,200,200', 'four answers: 200');
@@ -221,13 +194,15 @@ subtest 'a lookup waiting when the breaker opens is given up at once' => sub {
     is($after->{conflux_cache_memcached_waiting}, 0, 'nothing left waiting');
     SKIP: {
         skip 'the fourth request reached conflux only after the breaker opened (a busy machine)', 1 unless $landed;
-        cmp_ok($fourth->{elapsed}, '<', $WAIT - 0.010,
-               sprintf('the fourth, waiting when the breaker opened, was answered in %.3fs', $fourth->{elapsed}));
+        # given up at once it is answered about 25 ms after it was sent; left to its own wait, 50 ms or more after
+        cmp_ok($fourth->{elapsed}, '<', $WAIT,
+               sprintf('the fourth, waiting when the breaker opened, was answered in %.3fs, before its own wait ended',
+                       $fourth->{elapsed}));
     }
 };
 
 subtest 'memcached back: after the open period one probe closes the breaker and entries are shared again' => sub {
-    kill 'CONT', $mc->pid;
+    $mc->signal('CONT');
     my $t_cont = time;
     SKIP: {
         skip 'more than 0.8 s passed since A\'s breaker opened', 2 if time - $a_opened_at > 0.8;
@@ -242,30 +217,28 @@ subtest 'memcached back: after the open period one probe closes the breaker and 
         my ($name, $gw, $admin) = @$g;
         my $n = 0;
         # requests drive the breaker: the first lookup after the open period is the probe
-        ok(wait_until(10, sub { http_get($gw->url("/p/back$name" . ++$n)); metrics($admin)->{conflux_cache_memcached_breaker_state} == 0 }),
+        ok(wait_until(sub { http_get($gw->url("/p/back$name" . ++$n)); metrics($admin)->{conflux_cache_memcached_breaker_state} == 0 }, 10),
            "$name: breaker closed again");
-        is(log_count($gw, qr/memcached 127\.0\.0\.1:$mport answers again; using it/), 1, "$name: one log line when it closed");
+        is($gw->log_count(qr/memcached 127\.0\.0\.1:$mport answers again; using it/), 1, "$name: one log line when it closed");
     }
     my $took = time - $t_cont;
     cmp_ok($took, '<', 3, sprintf('both closed %.2fs after memcached came back (open period 1 s)', $took));
 
-    my $count = upstream_count();
+    my $count = $mock->stub_count('GET /users/{id}');
     my $sets = mc_stat('cmd_set');
     my $r = http_get($gb->url('/p/again'));
     like($r->{headers}{'cache-status'}, qr/fwd=miss; fwd-status=200; stored/, 'B: miss, stored');
-    ok(wait_until(5, sub { mc_stat('cmd_set') > $sets }), 'B\'s store reached memcached');
+    ok(wait_until(sub { mc_stat('cmd_set') > $sets }, 5), 'B\'s store reached memcached');
     $r = http_get($ga->url('/p/again'));
     like($r->{headers}{'cache-status'}, $hit_re, 'A: a hit from memcached');
-    is(upstream_count() - $count, 1, 'one upstream request for both instances');
+    is($mock->stub_count('GET /users/{id}') - $count, 1, 'one upstream request for both instances');
 };
 
 subtest 'memcached killed: requests still succeed, without the wait' => sub {
-    kill 'KILL', $mc->pid;
-    waitpid($mc->pid, 0);
-    $mc->{pid} = undef;
+    $mc->kill('KILL');
     # h2o's client logs its first failed reconnect once it counts itself disconnected; from then on it answers every
     # get at once with "absent"
-    ok(wait_until(10, sub { log_count($gb, qr/failed to connect to memcached/) }), 'B: the client noticed');
+    ok(wait_until(sub { $gb->log_count(qr/failed to connect to memcached/) }, 10), 'B: the client noticed');
     my $before = metrics($admin_b);
     my @el;
     for my $i (1 .. 10) {
@@ -274,14 +247,16 @@ subtest 'memcached killed: requests still succeed, without the wait' => sub {
         push @el, $r->{elapsed};
     }
     my $after = metrics($admin_b);
-    my $max = (sort { $b <=> $a } @el)[0];
-    cmp_ok($max, '<', $WAIT - 0.005, sprintf('none waited for memcached: the slowest took %.3fs', $max));
+    # a lookup that waited ends in an answer or a timeout: ten misses and no error say that none waited; the times
+    # agree, read as a median so that one request slowed by a busy machine does not decide
     is(delta($before, $after, 'conflux_cache_memcached_total{result="miss"}'), 10, 'each lookup answered at once as absent');
     is(delta($before, $after, 'conflux_cache_memcached_total{result="error"}'), 0, 'no lookup timed out');
+    my $median = (sort { $a <=> $b } @el)[4];
+    cmp_ok($median, '<', $WAIT, sprintf('none waited for memcached: the median took %.3fs', $median));
     is(delta($before, $after, 'conflux_cache_memcached_skipped_total{op="get"}'), 0, 'none skipped: there was no wait to skip');
     is($after->{conflux_cache_memcached_breaker_state}, 0, 'breaker still closed');
     my $r = http_get($gb->url('/p/dead1'));
-    like($r->{headers}{'cache-status'}, qr/hit/, 'local hits go on');
+    like($r->{headers}{'cache-status'}, $fresh_hit, 'local hits go on');
     $r = http_get($ga->url('/p/1'));
     is($r->{status}, 200, 'A still answers');
 };

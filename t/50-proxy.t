@@ -4,7 +4,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
-use IO::Socket::INET;
 use Test::More;
 
 my $mock = spawn_mock(<<'EOF');
@@ -45,8 +44,7 @@ subtest 'status, headers and body pass through' => sub {
     ok !exists $r->{headers}{upgrade}, 'Upgrade is removed';
     ok !exists $r->{headers}{'proxy-authenticate'}, 'Proxy-Authenticate is removed';
     like $r->{headers}{via}, qr/1\.1 conflux/, 'Via added to the answer';
-    my $j = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/7'))->{body});
-    my $e = $j->[-1];
+    my $e = $mock->journal('/items/7')->[-1];
     is $e->{query}, 'x=1&y=%2F', 'query passed as sent';
     like $e->{headers}{via}, qr/1\.1 conflux/, 'Via added upstream';
     is $e->{headers}{'x-forwarded-for'}, '127.0.0.1', 'X-Forwarded-For added upstream';
@@ -54,14 +52,12 @@ subtest 'status, headers and body pass through' => sub {
 };
 
 subtest 'client hop-by-hop headers do not go upstream; X-Forwarded-For is appended to' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     # raw: HTTP::Tiny writes a Connection header of its own
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
-    print $s "GET /legacy/items/8 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\nConnection: close, X-Secret\r\n"
-        . "X-Secret: s\r\nX-Keep: k\r\nTE: trailers\r\n\r\n";
-    my $resp = do { local $/; <$s> };
+    my ($resp) = raw_exchange($gw->port, "GET /legacy/items/8 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\n"
+        . "Connection: close, X-Secret\r\nX-Secret: s\r\nX-Keep: k\r\nTE: trailers\r\n\r\n");
     like $resp, qr{^HTTP/1\.1 201 }, 'status';
-    my $e = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/8'))->{body})->[-1];
+    my $e = $mock->journal('/items/8')->[-1];
     is $e->{headers}{'x-forwarded-for'}, '10.1.2.3, 127.0.0.1', 'appended';
     ok !exists $e->{headers}{'x-secret'}, 'header named by Connection dropped';
     ok !exists $e->{headers}{te}, 'TE dropped';
@@ -69,10 +65,10 @@ subtest 'client hop-by-hop headers do not go upstream; X-Forwarded-For is append
 };
 
 subtest 'request bodies are forwarded' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $r = http_request('POST', $gw->url('/legacy/items/9'), { 'Content-Type' => 'application/json' }, '{"a":1}');
     is $r->{status}, 201, 'status';
-    my $e = decode_json_ok(http_get($mock->url('/__mock/requests?path=/items/9'))->{body})->[-1];
+    my $e = $mock->journal('/items/9')->[-1];
     is $e->{method}, 'POST', 'method kept';
     is $e->{body}, '{"a":1}', 'body forwarded';
     is $e->{headers}{'content-type'}, 'application/json', 'Content-Type forwarded';
@@ -80,9 +76,7 @@ subtest 'request bodies are forwarded' => sub {
 
 subtest 'dot segments are refused' => sub {
     for my $path ('/legacy/a/../items/1', '/legacy/%2e%2e/x', '/legacy/a/./b', '/legacy/a%2Fb') {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
-        print $s "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-        my $resp = do { local $/; <$s> };
+        my ($resp) = raw_exchange($gw->port, "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         like $resp, qr{^HTTP/1\.1 400 }, "$path: 400";
     }
 };

@@ -7,7 +7,6 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -54,13 +53,8 @@ sub read_lines {
 # waits (up to 5 s) until $path has at least $n lines; returns them
 sub wait_lines {
     my ($path, $n) = @_;
-    my $deadline = time + 5;
     my @l;
-    while (1) {
-        @l = read_lines($path);
-        last if @l >= $n || time > $deadline;
-        sleep 0.05;
-    }
+    wait_until(sub { @l = read_lines($path); @l >= $n }, 5);
     return @l;
 }
 
@@ -108,10 +102,7 @@ subtest 'a file: one JSON line per request, each call named with status, duratio
     is $p->{calls}[0]{status}, 200, 'proxy: upstream status';
 
     # hostile bytes in the path stay valid JSON
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die;
-    print $s "GET /x\"\\\xff\xc3\xa9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    my $resp = do { local $/; <$s> };
-    close $s;
+    my ($resp) = raw_exchange($gw->port, "GET /x\"\\\xff\xc3\xa9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     like $resp, qr{^HTTP/1\.1 404}, 'a path with bytes that are not UTF-8: 404 (not a crash)';
     @lines = wait_lines($path, 4);
     is scalar(@lines), 4, 'and a fourth line';
@@ -123,9 +114,9 @@ subtest 'a file: one JSON line per request, each call named with status, duratio
     my $before = scalar(@lines);
     rename $path, "$path.1" or die;
     $gw->signal('HUP');
-    my $deadline = time + 5;
-    sleep 0.05 until $gw->log_text =~ /reloaded/ || time > $deadline;
-    sleep 0.1;
+    ok(wait_until(sub { $gw->log_text =~ /reloaded/ }, 5), 'SIGHUP: reloaded');
+    # the writer thread reopens the file after the reload; a line written once the new file exists goes into it
+    ok(wait_until(sub { -e $path }, 5), 'the access log is opened again at its path');
     is http_get($gw->url('/fast/1'))->{status}, 200, 'request after rotation';
     my @new = wait_lines($path, 1);
     is scalar(@new), 1, 'the new file has the new line';
@@ -137,13 +128,8 @@ subtest 'a file: one JSON line per request, each call named with status, duratio
 subtest '"-" writes to stderr' => sub {
     my $gw = spawn_conflux(config('-'));
     is http_get($gw->url("/fast/$_"))->{status}, 200, "request $_" for 1 .. 3;
-    my $deadline = time + 5;
     my @l;
-    while (1) {
-        @l = grep { /^\{/ } split /\n/, $gw->log_text;
-        last if @l >= 3 || time > $deadline;
-        sleep 0.05;
-    }
+    wait_until(sub { @l = grep { /^\{/ } split /\n/, $gw->log_text; @l >= 3 }, 5);
     is scalar(@l), 3, 'three JSON lines on stderr';
     my @paths = map { (eval { $json->decode($_) } // {})->{path} // '' } @l;
     is_deeply \@paths, ['/fast/1', '/fast/2', '/fast/3'], 'in order';
@@ -170,9 +156,9 @@ subtest 'many requests: exactly that many lines, all written by a graceful stop'
 subtest 'an unwritable access_log stops startup with a clear message' => sub {
     my $file = write_file(tmpdir() . '/bad.yaml', "listen:\n  - host: 127.0.0.1\n    port: " . empty_port() . "\n"
                           . config('/nonexistent-dir/access.log'));
-    my $out = `${\ bindir()}/conflux -c $file 2>&1`;
-    isnt $? >> 8, 0, 'exits non-zero';
-    like $out, qr{access_log: cannot open /nonexistent-dir/access\.log: No such file or directory}, 'names the file and why';
+    my $r = run_cmd([bindir() . '/conflux', '-c', $file]);
+    is $r->{code}, 1, 'exit 1';
+    like $r->{err}, qr{access_log: cannot open /nonexistent-dir/access\.log: No such file or directory}, 'names the file and why';
 };
 
 done_testing;

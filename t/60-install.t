@@ -16,32 +16,19 @@ plan skip_all => 'cmake is not installed' unless $have{cmake};
 
 my $dir = tmpdir();
 
-sub slurp {
-    open my $fh, '<', $_[0] or return undef;
-    local $/;
-    return scalar <$fh>;
-}
+# the content of a file, or undef when there is none (the checks below say which file is missing)
+sub content { -f $_[0] ? slurp($_[0]) : undef }
 
-# Runs a command (with extra environment) and captures stdout + stderr; returns (exit code, output). Bounded by 60s.
+# Runs a command (with extra environment); returns (exit code, or -1 when a signal ended it; stdout and stderr).
+# Bounded by 60 s.
 sub run {
     my ($env, @cmd) = @_;
-    my $out = "$dir/run.out";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        $ENV{$_} = $env->{$_} for keys %$env;
-        open STDOUT, '>', $out or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec @cmd or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "@cmd did not exit within 60s\n" };
-    alarm 60;
-    waitpid $pid, 0;
-    alarm 0;
-    return ($? & 127 ? -1 : $? >> 8, slurp($out) // '');
+    my $r = run_cmd([@cmd], env => $env, timeout => 60);
+    return ($r->{code} // -1, $r->{out} . $r->{err});
 }
 
 # The install paths this build was configured with.
-my $cache = slurp("$build/CMakeCache.txt") // '';
+my $cache = content("$build/CMakeCache.txt") // '';
 my ($prefix) = $cache =~ /^CMAKE_INSTALL_PREFIX:PATH=(.*)$/m;
 ok(defined $prefix, "the build's install prefix: " . ($prefix // '?'));
 $prefix //= '/usr/local';
@@ -64,13 +51,13 @@ subtest 'DESTDIR=... cmake --install puts everything in place' => sub {
     );
     for my $f (sort keys %files) {
         ok(-f "$stage$f", $f);
-        is(slurp("$stage$f"), slurp($files{$f}), "$f is a copy of " . ($files{$f} =~ s{^\Q$root/\E}{}r)) if $files{$f};
+        is(content("$stage$f"), content($files{$f}), "$f is a copy of " . ($files{$f} =~ s{^\Q$root/\E}{}r)) if $files{$f};
     }
     is((stat "$stage$conf")[2] & 07777, 0644, 'the config is 0644: the dynamic service user must read it');
-    ok(eval { decode_json(slurp("$stage$prefix/share/conflux/conflux.schema.json")); 1 }, 'the schema is JSON');
+    ok(eval { decode_json(content("$stage$prefix/share/conflux/conflux.schema.json")); 1 }, 'the schema is JSON');
 
     # The unit points at the installed binary and config, wherever the prefix is.
-    my $unit = slurp("$stage$prefix/lib/systemd/system/conflux.service") // '';
+    my $unit = content("$stage$prefix/lib/systemd/system/conflux.service") // '';
     like($unit, qr{^ExecStart=\Q$prefix\E/bin/conflux -c \Q$conf\E$}m, 'the unit runs the installed binary on the installed config');
     like($unit, qr{^ExecStartPre=\Q$prefix\E/bin/conflux -t -c \Q$conf\E$}m, 'and checks that config first');
     like($unit, qr{^ExecReload=/bin/kill -HUP \$MAINPID$}m, 'reload is SIGHUP');
@@ -88,7 +75,7 @@ subtest 'installing again keeps an edited config' => sub {
     close $fh;
     my ($rc, $out) = run({DESTDIR => $stage}, 'cmake', '--install', $build);
     is($rc, 0, 'exit 0') or diag($out);
-    like(slurp("$stage$conf"), qr/# edited by the operator\n\z/, 'the edited config is still there');
+    like(content("$stage$conf"), qr/# edited by the operator\n\z/, 'the edited config is still there');
     like($out, qr/Keeping: .*conflux\.yaml/, 'and the install says so');
 };
 
@@ -119,11 +106,11 @@ subtest 'cpack builds a .deb' => sub {
 
     ($rc, $out) = run({}, 'dpkg-deb', '-e', $deb, "$dir/control");
     is($rc, 0, 'dpkg-deb -e: exit 0');
-    is(slurp("$dir/control/conffiles"), "$conf\n", 'the config is a conffile: dpkg keeps an edited one on upgrade');
+    is(content("$dir/control/conffiles"), "$conf\n", 'the config is a conffile: dpkg keeps an edited one on upgrade');
     for my $script (qw(postinst prerm postrm)) {
         ok(-x "$dir/control/$script", "$script is executable");
-        my ($src) = slurp("$root/systemd/deb/$script");
-        is(slurp("$dir/control/$script"), $src, "$script is systemd/deb/$script");
+        my ($src) = content("$root/systemd/deb/$script");
+        is(content("$dir/control/$script"), $src, "$script is systemd/deb/$script");
         ($rc, $out) = run({}, 'sh', '-n', "$dir/control/$script");
         is($rc, 0, "$script parses") or diag($out);
     }

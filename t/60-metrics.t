@@ -8,7 +8,7 @@ use CfTest;
 use Digest::SHA qw(sha256_hex);
 use POSIX qw(strftime);
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -75,21 +75,11 @@ sub scrape {
     return wantarray ? (\%v, $r->{body}) : \%v;
 }
 
-sub delta {
-    my ($before, $after, $key) = @_;
-    return ($after->{$key} // 0) - ($before->{$key} // 0);
-}
-
-# polls /metrics until $key has moved by $want (a SIGHUP is handled on the next loop turn)
+# waits until the sample $key has moved by $want since $before (a SIGHUP is handled on the next loop turn); then scrapes
 sub wait_delta {
     my ($before, $key, $want) = @_;
-    my $deadline = time + 5;
-    my $now;
-    do {
-        sleep 0.05;
-        $now = scrape();
-    } while (delta($before, $now, $key) < $want && time < $deadline);
-    return $now;
+    wait_until(sub { metric($admin, $key) - ($before->{$key} // 0) >= $want }, 5);
+    return scrape();
 }
 
 subtest 'healthz and unknown admin paths' => sub {
@@ -138,14 +128,7 @@ subtest 'request counters move by exactly what happened' => sub {
     ok !grep({ /result="status_\d\d\d"/ } keys %$after), 'no per-code result labels';
     # a request leaves the gauge when h2o disposes of it, just after its answer is written: the client may read the
     # answer first, so give the last one a moment to settle before calling the process at rest
-    my $inflight = $after->{conflux_inflight_requests};
-    for (1 .. 50) {
-        last if defined $inflight && $inflight == 0;
-        sleep 0.02;
-        my $r = http_get("$adm/metrics");
-        ($inflight) = $r->{body} =~ /^conflux_inflight_requests (\S+)$/m;
-    }
-    is $inflight, 0, 'nothing in flight at rest';
+    ok wait_until(sub { metric($admin, 'conflux_inflight_requests') == 0 }, 2), 'nothing in flight at rest';
 
     # the 200ms timeout lands in the (0.1, 0.25] bucket
     my $k = 'conflux_call_duration_seconds_bucket{route="/t",call="slow",le=';
@@ -182,7 +165,7 @@ subtest 'histograms: cumulative buckets, _count = +Inf, sums consistent' => sub 
     }
     like $text, qr/^# TYPE conflux_request_duration_seconds histogram$/m, 'histogram TYPE line';
     like $text, qr/^# TYPE conflux_requests_total counter$/m, 'counter TYPE line';
-    my ($version) = `${\ bindir()}/conflux --version` =~ /^conflux (\S+)/;
+    my ($version) = run_cmd([bindir() . '/conflux', '--version'])->{out} =~ /^conflux (\S+)/;
     is $v->{"conflux_build_info{version=\"$version\",libh2o=\"2.2.5\"}"}, 1, "build_info carries version $version";
     ok exists $v->{conflux_access_log_dropped_total}, 'access-log drop counter present';
 };
@@ -195,7 +178,7 @@ subtest 'heap bytes in use and held free by the allocator' => sub {
         pass 'under ASan the heap is not glibc\'s: the values mean nothing';
         return;
     }
-    my ($rss) = `cat /proc/${\ $gw->pid}/status` =~ /^VmRSS:\s+(\d+) kB/m;
+    my ($rss) = slurp('/proc/' . $gw->pid . '/status') =~ /^VmRSS:\s+(\d+) kB/m;
     cmp_ok $in_use, '>', 100_000, "in use: $in_use bytes (a running conflux holds more than 100 KB)";
     cmp_ok $in_use + $free, '<', $rss * 1024 * 2, "in use + free below twice the RSS ($rss KiB): they are the heap's, not made up";
 };
@@ -217,7 +200,8 @@ subtest 'client going away is counted as 499' => sub {
     my $before = scrape();
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die;
     print $s "GET /t HTTP/1.1\r\nHost: x\r\n\r\n";
-    sleep 0.05;
+    # it leaves while its slow call (200 ms timeout) is still running
+    ok wait_until(sub { metric($admin, 'conflux_inflight_requests') == 1 }, 2), 'the request is in flight';
     close $s;
     my $after = wait_delta($before, 'conflux_requests_total{route="/t",status="499"}', 1);
     is delta($before, $after, 'conflux_requests_total{route="/t",status="499"}'), 1, 'one 499';
@@ -229,9 +213,7 @@ subtest '/config: hash and load time of the file; reloads counted' => sub {
     is $r->{status}, 200, 'GET /config: 200';
     like $r->{headers}{'content-type'}, qr{^application/json}, 'JSON';
     my $doc = decode_json_ok($r->{body}, '/config is JSON') or return;
-    open my $fh, '<:raw', $gw->{config} or die;
-    my $bytes = do { local $/; <$fh> };
-    close $fh;
+    my $bytes = slurp($gw->{config});
     is $doc->{sha256}, sha256_hex($bytes), 'sha256 of the file bytes';
     is $doc->{path}, $gw->{config}, 'path';
     is $doc->{routes}, 5, 'routes';

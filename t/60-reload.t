@@ -5,8 +5,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
 use Test::More;
-use POSIX ();
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -46,47 +45,39 @@ EOF
 my $gw = spawn_conflux(config());
 my $file = $gw->{config};
 
-# waits until the log holds `n` lines matching `re`
+# waits until the log holds `n` lines matching `re`; returns how many it holds
 sub wait_log {
     my ($re, $n, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    while (time < $deadline) {
-        my $count = () = $gw->log_text =~ /$re/g;
-        return $count if $count >= $n;
-        sleep 0.02;
-    }
-    my $count = () = $gw->log_text =~ /$re/g;
-    return $count;
+    wait_until(sub { $gw->log_count($re) >= $n }, $timeout // 5);
+    return $gw->log_count($re);
 }
 
 subtest '20 reloads during a load run: no failed request' => sub {
     # a load child: curl batches of 16 concurrent requests (one connection each) until told to stop
     my $stopfile = tmpdir() . "/stop-load";
-    my $outfile = tmpdir() . "/load.out";
     unlink $stopfile;
-    my $pid = fork // die;
-    if ($pid == 0) {
+    $mock->reset;
+    my $load = background(sub {
         my %count;
-        my $deadline = time + 20;
+        my $deadline = time + 30;
         while (!-e $stopfile && time < $deadline) {
             my ($res) = http_parallel(16, $gw->url('/load'));
             $count{$_->{status}}++ for @$res;
         }
-        write_file($outfile, join("\n", map { "$_ $count{$_}" } sort keys %count) . "\n");
-        POSIX::_exit(0); # not exit: the guards' END blocks belong to the parent
-    }
-    my $before = () = $gw->log_text =~ /conflux: reloaded /g;
-    sleep 0.2;
+        return \%count;
+    });
+    my $before = $gw->log_count(qr/conflux: reloaded /);
+    ok(wait_until(sub { $mock->stats->{total} >= 16 }, 10), 'the load runs');
     for my $i (1 .. 20) {
-        write_file($gw->{config}, config(n => $i % 2 ? 2 : 1));
+        my $n = $i % 2 ? 2 : 1;
+        write_file($gw->{config}, config(n => $n));
         $gw->signal('HUP');
         is(wait_log(qr/conflux: reloaded /, $before + $i), $before + $i, "reload $i applied") or last;
-        sleep 0.05;
+        # the load goes on under each config before the next reload: its newest upstream request is /v/$n
+        ok(wait_until(sub { ($mock->last_request // {})->{path} eq "/v/$n" }, 10), "reload $i: requests run on it") or last;
     }
-    sleep 0.2;
     write_file($stopfile, '');
-    waitpid($pid, 0);
-    my %count = map { split ' ' } split /\n/, do { local (@ARGV, $/) = $outfile; <> };
+    my %count = %{ $load->wait };
     my $total = 0;
     $total += $_ for values %count;
     cmp_ok($total, '>=', 100, "$total requests ran during the reloads");
@@ -115,23 +106,17 @@ subtest 'listener changes are refused: they take a restart' => sub {
 };
 
 subtest 'a request in flight finishes on the config it started with' => sub {
-    my $before = () = $gw->log_text =~ /conflux: reloaded /g;
-    my $out = tmpdir() . "/old.out";
-    my $pid = fork // die;
-    if ($pid == 0) {
-        my $r = http_get($gw->url('/slow'));
-        write_file($out, "$r->{status} $r->{body}");
-        POSIX::_exit(0); # not exit: the guards' END blocks belong to the parent
-    }
-    sleep 0.3; # the request is at the 1s upstream now
+    my $before = $gw->log_count(qr/conflux: reloaded /);
+    $mock->reset;
+    my $old = background(sub { my $r = http_get($gw->url('/slow')); "$r->{status} $r->{body}" });
+    ok(wait_until(sub { @{ $mock->journal('/old') } == 1 }, 5), 'the request is at the 1 s upstream');
     write_file($gw->{config}, config(slow => '/new'));
     $gw->signal('HUP');
     is(wait_log(qr/conflux: reloaded /, $before + 1), $before + 1, 'reloaded');
     my $r = http_get($gw->url('/slow'));
     is($r->{body}, '{"a":{"v":"new"}}', 'a new request gets the new route');
     cmp_ok($r->{elapsed}, '<', 0.5, 'at once');
-    waitpid($pid, 0);
-    is(do { local (@ARGV, $/) = $out; <> }, '200 {"a":{"v":"old"}}', 'the old request got the old answer');
+    is($old->wait, '200 {"a":{"v":"old"}}', 'the old request got the old answer');
 };
 
 is($gw->stop, 0, 'exit 0');

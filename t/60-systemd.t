@@ -16,27 +16,10 @@ plan skip_all => 'systemd-analyze is not installed (Debian package "systemd")' u
 
 my $dir = tmpdir();
 
-sub slurp {
-    open my $fh, '<', $_[0] or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-# Runs a command with stdout and stderr captured; returns (exit code, stdout, stderr). Bounded by a 20s alarm.
+# Runs a command; returns (exit code, or -1 when a signal ended it; stdout; stderr). Bounded by 20 s.
 sub run {
-    my @cmd = @_;
-    my ($out, $err) = ("$dir/run.out", "$dir/run.err");
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', $out or die;
-        open STDERR, '>', $err or die;
-        exec @cmd or exit 127;
-    }
-    local $SIG{ALRM} = sub { kill 'KILL', $pid; die "@cmd did not exit within 20s\n" };
-    alarm 20;
-    waitpid $pid, 0;
-    alarm 0;
-    return ($? & 127 ? -1 : $? >> 8, slurp($out), slurp($err));
+    my $r = run_cmd([@_], timeout => 20);
+    return ($r->{code} // -1, $r->{out}, $r->{err});
 }
 
 my $unit = slurp($unit_src);

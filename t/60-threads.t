@@ -5,7 +5,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
 use Test::More;
-use Time::HiRes qw(time);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -50,9 +49,7 @@ sub worker_switches {
         my ($tid) = $dir =~ m{/task/(\d+)$} or next;
         my $name = comm($pid, $tid);
         next unless $name =~ /^conflux-w/;
-        open my $fh, '<', "$dir/status" or next;
-        local $/;
-        my $status = <$fh> // next;
+        my $status = eval { slurp("$dir/status") } // next;
         my ($v) = $status =~ /^voluntary_ctxt_switches:\s+(\d+)/m;
         my ($n) = $status =~ /^nonvoluntary_ctxt_switches:\s+(\d+)/m;
         $t{$name} = ($v // 0) + ($n // 0);
@@ -63,12 +60,7 @@ sub worker_switches {
 # the listening sockets are open before the threads start (and name themselves): wait for the names
 sub wait_workers {
     my ($pid, $n) = @_;
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        my @w = worker_threads($pid);
-        return @w if @w == $n;
-        select(undef, undef, undef, 0.02);
-    }
+    wait_until(sub { my @w = worker_threads($pid); @w == $n }, 10);
     return worker_threads($pid);
 }
 
@@ -104,7 +96,7 @@ subtest 'threads: 1 runs one event loop' => sub {
 
 subtest 'the default is one thread per CPU' => sub {
     my $gw = spawn_conflux($routes);
-    chomp(my $n = `nproc`);
+    my ($n) = run_cmd(['nproc'])->{out} =~ /(\d+)/;
     $n = 64 if $n > 64;
     my @w = wait_workers($gw->pid, $n);
     is(scalar(@w), $n, "$n threads");
@@ -122,8 +114,9 @@ subtest 'max_inflight bounds the whole process, not each thread' => sub {
 
 subtest 'threads: out of range is refused' => sub {
     my $file = write_file(tmpdir() . "/t65.yaml", "listen: [{port: 1}]\nthreads: 65\n$routes");
-    my $out = `${\ bindir()}/conflux -t -c $file 2>&1`;
-    isnt($? >> 8, 0, 'exit non-zero');
+    my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
+    my $out = $r->{err};
+    is($r->{code}, 1, 'exit 1');
     like($out, qr/t65\.yaml:2:10: threads: 65 is out of range \(1 to 64\)/, 'file:line:col and the bounds') or diag $out;
 };
 

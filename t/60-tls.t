@@ -4,17 +4,15 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
-use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $dir = tmpdir();
 
 # a test CA and a server certificate for localhost / 127.0.0.1 signed by it, plus an unrelated CA
 sub openssl {
-    my $cmd = join ' ', 'openssl', @_, '2>&1';
-    my $out = `$cmd`;
-    die "openssl @_: $out" if $?;
+    my $r = run_cmd(['openssl', split ' ', $_[0]], timeout => 30);
+    die "openssl $_[0]: $r->{err}" if ($r->{code} // -1) != 0;
 }
 openssl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=conflux-test-ca -keyout $dir/ca.key -out $dir/ca.pem");
 openssl("req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout $dir/server.key -out $dir/server.csr");
@@ -70,7 +68,9 @@ sub established_from {
 sub curl_tls {
     my ($port, $path, @opts) = @_;
     my $url = "https://localhost:$port$path";
-    my $out = `curl -s --cacert $dir/ca.pem --resolve localhost:$port:127.0.0.1 -w '\\n%{http_code} %{http_version}' @opts '$url' 2>&1`;
+    my $r = run_cmd(['curl', '-s', '--cacert', "$dir/ca.pem", '--resolve', "localhost:$port:127.0.0.1", '-w',
+                     '\n%{http_code} %{http_version}', @opts, $url]);
+    my $out = $r->{out} . $r->{err};
     my ($body, $status, $version) = $out =~ /^(.*)\n(\d+) (\S+)$/s;
     return ($status // 0, $version // '', $body // $out);
 }
@@ -78,8 +78,8 @@ sub curl_tls {
 sub check {
     my ($yaml) = @_;
     my $file = write_file("$dir/check-" . int(rand(1e9)) . ".yaml", $yaml);
-    my $out = `${\ bindir()}/conflux -t -c $file 2>&1`;
-    return ($? >> 8, $out, $file);
+    my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
+    return ($r->{code} // -1, $r->{out} . $r->{err}, $file);
 }
 
 subtest 'HTTPS on a tls: listener' => sub {
@@ -93,7 +93,7 @@ subtest 'HTTPS on a tls: listener' => sub {
     is($version, '1.1', 'ALPN without http2: true negotiates http/1.1 even when the client offers h2');
     my $plain = http_get('http://127.0.0.1:' . $gw->port . '/u/1');
     isnt($plain->{status}, 200, 'plain HTTP on the TLS port is not served');
-    my $old = `curl -s -o /dev/null -w '%{http_code}' --tls-max 1.1 --cacert $dir/ca.pem --resolve localhost:${\ $gw->port}:127.0.0.1 https://localhost:${\ $gw->port}/u/1 2>&1`;
+    my ($old) = curl_tls($gw->port, '/u/1', '--tls-max', '1.1');
     is($old, '000', 'TLS 1.1 is refused');
 };
 
@@ -108,21 +108,13 @@ subtest 'http2: true offers h2 through ALPN' => sub {
     is($version, '1.1', 'HTTP/1.1 still offered');
 
     # a client that gives up on an HTTP/2 request: the stream's request is disposed and its upstream call cancelled
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $t0 = time;
     curl_tls($gw->port, '/slow', '--http2', '-m', '0.5');
-    my $deadline = time + 3;
-    my $stats;
-    while (time < $deadline) {
-        $stats = JSON::PP->new->decode(http_get($mock->url('/__mock/stats'))->{body});
-        last if $stats->{aborted};
-        sleep 0.05;
-    }
-    is($stats->{total}, 1, 'the call reached the upstream');
-    is($stats->{aborted}, 1, 'and was cancelled (the upstream saw its connection close)');
+    ok(wait_until(sub { $mock->stats->{aborted} }, 3), 'the call was cancelled (the upstream saw its connection close)');
     cmp_ok(time - $t0, '<', 1.8, 'before the upstream would have answered');
-    my $metrics = http_get("http://127.0.0.1:$admin/metrics")->{body};
-    like($metrics, qr/^conflux_inflight_requests 0$/m, 'nothing left in flight');
+    is($mock->stats->{total}, 1, 'it was the one call that reached the upstream');
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }, 2), 'nothing left in flight');
 };
 
 subtest '-t names a bad certificate or key' => sub {

@@ -8,7 +8,6 @@ use CfTest;
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::SSL;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(time);
 
@@ -46,22 +45,6 @@ EOF
     return ($g, $port, $admin);
 }
 
-sub metric {
-    my ($admin, $name) = @_;
-    my $r = http_get("http://127.0.0.1:$admin/metrics");
-    return $r->{status} == 200 && $r->{body} =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
-}
-
-sub wait_until {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        select(undef, undef, undef, 0.05);
-    }
-    return 1;
-}
-
 sub connect_n {
     my ($port, $n) = @_;
     return map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5) // die "connect: $!" } 1 .. $n;
@@ -79,8 +62,8 @@ subtest 'the client connection cap' => sub {
     my ($gw, $port, $admin) = start(cap => 20);
     like($gw->log_text, qr/up to 20 client connections/, 'the cap is logged at start');
     my @conns = connect_n($port, 30);
-    ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 20 }), 'exactly 20 connections are taken');
-    ok(wait_until(sub { (metric($admin, 'conflux_accept_paused_total{reason="max_client_connections"}') // 0) >= 1 }),
+    ok(wait_until(sub { metric($admin, 'conflux_client_connections') == 20 }), 'exactly 20 connections are taken');
+    ok(wait_until(sub { metric($admin, 'conflux_accept_paused_total{reason="max_client_connections"}') >= 1 }),
        'the pause is counted; the admin listener still answers');
     my $waiting = $conns[-1];
     syswrite($waiting, "GET /u/30 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -95,21 +78,24 @@ subtest 'the client connection cap' => sub {
     like($resp, qr{\AHTTP/1\.1 200 .*"id":"30"}s, 'once connections close, it is answered');
     is(http_get("http://127.0.0.1:$port/u/1")->{status}, 200, 'and new clients are served');
     close $_ for @conns;
-    ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 0 }), 'the gauge returns to 0');
+    ok(wait_until(sub { metric($admin, 'conflux_client_connections') == 0 }), 'the gauge returns to 0');
     is($gw->stop, 0, 'exits 0');
 };
 
 # At the cap a thread takes the next connection as soon as one of its own closes, not at the next 100 ms re-check.
 subtest 'at the cap, a connection that closes lets a waiting one in at once' => sub {
     my ($gw, $port, $admin) = start(cap => 1);
+    my $paused = 'conflux_accept_paused_total{reason="max_client_connections"}';
     my @took;
     for my $i (1 .. 7) {
         my ($held) = connect_n($port, 1);
-        ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 1 }), "round $i: one connection held")
+        ok(wait_until(sub { metric($admin, 'conflux_client_connections') == 1 }), "round $i: one connection held")
             or last;
+        my $pauses = metric($admin, $paused);
         my ($waiting) = connect_n($port, 1);
         syswrite($waiting, "GET /u/$i HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        select(undef, undef, undef, 0.15); # accepting pauses for the cap, and re-checks at 100 ms: between two checks
+        # accepting pauses for the cap (and is counted), then re-checks 100 ms later: close just after a pause began
+        ok(wait_until(sub { metric($admin, $paused) > $pauses }, 5), "round $i: accepting paused at the cap") or last;
         my $t0 = time;
         close $held;
         my ($sel, $resp) = (IO::Select->new($waiting), '');
@@ -117,11 +103,11 @@ subtest 'at the cap, a connection that closes lets a waiting one in at once' => 
         push @took, time - $t0;
         like($resp, qr{\AHTTP/1\.1 200 }, "round $i: the waiting connection is answered");
         close $waiting;
-        ok(wait_until(sub { (metric($admin, 'conflux_client_connections') // -1) == 0 }), "round $i: and closed");
+        ok(wait_until(sub { metric($admin, 'conflux_client_connections') == 0 }), "round $i: and closed");
     }
     my @sorted = sort { $a <=> $b } @took;
-    # without it, each takes until the next re-check: 0 to 100 ms, a median of 50
-    cmp_ok($sorted[@sorted / 2], '<', 0.015, sprintf('answered %s ms after the held connection closed',
+    # without it, each would wait for the re-check, most of the 100 ms after the pause began
+    cmp_ok($sorted[@sorted / 2], '<', 0.05, sprintf('answered %s ms after the held connection closed',
                                                      join(', ', map { sprintf '%.0f', 1000 * $_ } @took)));
     is($gw->stop, 0, 'exits 0');
 };
@@ -138,7 +124,7 @@ subtest 'at the fd limit: a pause, no spin' => sub {
     cmp_ok($used, '<', 0.3, sprintf('conflux used %.2f s of CPU in %.1f s at the fd limit (a spin would use all)', $used, time - $w0));
     close $_ for @conns;
     ok(wait_until(sub { (http_get("http://127.0.0.1:$port/u/7")->{status}) == 200 }), 'once clients leave, requests are served');
-    ok(wait_until(sub { (metric($admin, 'conflux_accept_paused_total{reason="fd_limit"}') // 0) >= 1 }),
+    ok(wait_until(sub { metric($admin, 'conflux_accept_paused_total{reason="fd_limit"}') >= 1 }),
        'the pauses were counted');
     is($gw->stop, 0, 'exits 0');
 };
@@ -146,15 +132,13 @@ subtest 'at the fd limit: a pause, no spin' => sub {
 # On a stop, the public listeners close while connections they accepted may still be in their TLS handshake: those
 # are served as their own listener serves, not as the admin listener (which stays open to report the drain).
 subtest 'a TLS handshake that ends during the drain is served by the listener that accepted it' => sub {
-    my $dir = tmpdir();
-    system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout $dir/key.pem -out $dir/cert.pem "
-           . ">/dev/null 2>&1") == 0 or die 'openssl failed';
+    my ($cert, $key) = self_signed_cert() or die 'openssl could not make a certificate';
     my ($port, $admin) = (empty_port(), empty_port());
-    my $file = write_file("$dir/conflux-$port.yaml", <<"EOF");
+    my $file = write_file(tmpdir() . "/conflux-$port.yaml", <<"EOF");
 listen:
   - host: 127.0.0.1
     port: $port
-    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }
+    tls: { certificate: $cert, key: $key }
 threads: 1
 admin: 127.0.0.1:$admin
 backends:
@@ -165,12 +149,9 @@ routes:
 EOF
     my $gw = spawn(name => "conflux-$port", port => $port, cmd => [bindir() . '/conflux', '-c', $file]);
     my ($pending) = connect_n($port, 1); # accepted; its TLS handshake waits for the ClientHello
-    my $slow = fork // die;
-    if ($slow == 0) { # keeps a request in flight, so that the drain lasts
-        system('curl', '-sk', '-o', '/dev/null', "https://127.0.0.1:$port/slow");
-        POSIX::_exit(0);
-    }
-    ok(wait_until(sub { (metric($admin, 'conflux_inflight_requests') // 0) == 1 }), 'a request in flight');
+    # keeps a request in flight, so that the drain lasts
+    my $slow = background(sub { run_cmd(['curl', '-sk', '-o', '/dev/null', '-w', '%{http_code}', "https://127.0.0.1:$port/slow"])->{out} });
+    ok(wait_until(sub { metric($admin, 'conflux_inflight_requests') == 1 }), 'a request in flight');
     $gw->signal('TERM');
     ok(wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1) }),
        'the public listener is closed');
@@ -181,7 +162,7 @@ EOF
     while ($pending->pending || $sel->can_read(5)) { sysread($pending, my $b, 65536) or last; $resp .= $b }
     like($resp, qr{\AHTTP/1\.1 404 }, "GET /metrics there is the gateway's 404 (no such route)");
     unlike($resp, qr/conflux_requests_total/, "not the admin listener's metrics");
-    waitpid($slow, 0);
+    is($slow->wait, '200', 'the request in flight got its answer');
     is($gw->stop, 0, 'exits 0');
 };
 

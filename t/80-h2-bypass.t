@@ -8,17 +8,13 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
 use IO::Select;
-use IO::Socket::SSL;
-use JSON::PP;
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 $SIG{PIPE} = 'IGNORE';
 
+my ($cert, $key) = self_signed_cert() or die 'openssl could not make a certificate';
 my $dir = tmpdir();
-system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost "
-       . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0 or die 'openssl failed';
-
 write_file("$dir/big.json", '{"a":"' . ('x' x (1024 * 1024)) . '"}');
 my $mock = spawn_mock(<<"EOF");
 stubs:
@@ -36,7 +32,7 @@ my $gw = spawn_conflux(<<"EOF");
 listen:
   - host: 127.0.0.1
     port: $port
-    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }
+    tls: { certificate: $cert, key: $key }
     http2: true
 threads: 1
 admin: 127.0.0.1:$admin
@@ -52,19 +48,6 @@ routes:
     calls: [{ name: b, backend: svc, path: "/big" }]
 EOF
 
-sub frame {
-    my ($type, $flags, $stream, $payload) = @_;
-    my $len = length $payload;
-    return pack('C3CCN', $len >> 16, ($len >> 8) & 255, $len & 255, $type, $flags, $stream) . $payload;
-}
-
-# HPACK: :method GET, :scheme https (static table), :path and :authority as literals without indexing
-sub header_block {
-    my ($path) = @_;
-    return "\x82\x87" . "\x04" . chr(length $path) . $path . "\x01" . chr(length 'localhost') . 'localhost';
-}
-sub get_headers { my ($stream, $path) = @_; return frame(1, 0x5, $stream, header_block($path)) } # END_STREAM|END_HEADERS
-
 # IO::Socket::SSL writes at most one TLS record per call
 sub write_all {
     my ($s, $bytes) = @_;
@@ -74,15 +57,6 @@ sub write_all {
         substr($bytes, 0, $n) = '';
     }
     return 1;
-}
-
-sub h2_connect {
-    my (%settings) = @_; # SETTINGS id => value
-    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
-                                 SSL_alpn_protocols => ['h2'], Timeout => 5) or die "TLS: $SSL_ERROR";
-    die 'ALPN did not choose h2' unless ($s->alpn_selected // '') eq 'h2';
-    write_all($s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . frame(4, 0, 0, join '', map { pack('nN', $_, $settings{$_}) } sort keys %settings));
-    return $s;
 }
 
 # Reads for up to $wait seconds; appends the frames to @$frames. Returns 1 when the connection is closed.
@@ -99,32 +73,8 @@ sub read_frames {
         $$inref .= $buf;
         last if time > $end;
     }
-    while (length($$inref) >= 9) {
-        my ($l1, $l2, $l3, $type, $flags, $stream) = unpack('C3CCN', $$inref);
-        my $len = ($l1 << 16) | ($l2 << 8) | $l3;
-        last if length($$inref) < 9 + $len;
-        push @$frames, [$type, $flags, $stream & 0x7fffffff, substr($$inref, 9, $len)];
-        substr($$inref, 0, 9 + $len) = '';
-    }
+    push @$frames, h2_parse($inref);
     return 0;
-}
-
-sub metric {
-    my ($name) = @_;
-    my $body = http_get("http://127.0.0.1:$admin/metrics")->{body};
-    return $body =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
-}
-sub journal { decode_json(http_get("http://127.0.0.1:$m/__mock/requests")->{body}) }
-sub reset_journal { http_request('POST', "http://127.0.0.1:$m/__mock/reset") }
-
-sub wait_until {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
-    return 1;
 }
 
 sub rss_kib {
@@ -139,17 +89,17 @@ sub rss_kib {
 subtest 'HPACK references do not multiply a header block into hundreds of MiB' => sub {
     my $maxreq = 8192 + 4096 * 100;
     my $big = "\x40\x03x-a" . "\x7f" . pack('C2', 0x80 | ((4000 - 127) & 0x7f), (4000 - 127) >> 7) . ('a' x 4000);
-    my $s = h2_connect(4 => 0);
+    my $s = h2_connect($port, 4 => 0);
     my $before = rss_kib();
     my $streams = 5;
     for my $i (0 .. $streams - 1) {
-        my $block = header_block('/u/1') . ($i == 0 ? $big : '');
+        my $block = h2_header_block('/u/1') . ($i == 0 ? $big : '');
         $block .= "\xbe" x ($maxreq - length($block) - 16);
         my $first = 1;
         while (length $block) {
             my $chunk = substr($block, 0, 16384, '');
             my $flags = (length $block ? 0 : 0x4) | ($first ? 0x1 : 0);
-            write_all($s, frame($first ? 1 : 9, $flags, 2 * $i + 1, $chunk)) or last;
+            write_all($s, h2_frame($first ? 1 : 9, $flags, 2 * $i + 1, $chunk)) or last;
             $first = 0;
         }
     }
@@ -166,17 +116,16 @@ subtest 'HPACK references do not multiply a header block into hundreds of MiB' =
 # The idle-frame limit looks at a frame's length; a PADDED frame that carries no data has length 1 (its Pad Length
 # byte) and is not counted: the 2019 "empty frames" flood (CVE-2019-9518) with one byte of padding.
 subtest 'DATA frames that carry nothing but a Pad Length byte count as empty frames' => sub {
-    my $s = h2_connect();
-    write_all($s, frame(1, 0x4, 1, header_block('/u/1'))); # END_HEADERS, a body to follow
+    my $s = h2_connect($port);
+    write_all($s, h2_frame(1, 0x4, 1, h2_header_block('/u/1'))); # END_HEADERS, a body to follow
     my ($in, @frames, $closed) = ('');
     my ($sent, $t0) = (0, time);
     while (time - $t0 < 2 && !$closed && !grep { $_->[0] == 7 } @frames) {
-        write_all($s, frame(0, 0x8, 1, "\0") x 500) or last;
+        write_all($s, h2_frame(0, 0x8, 1, "\0") x 500) or last;
         $sent += 500;
         $closed = read_frames($s, 0.01, \@frames, \$in);
     }
-    my ($goaway) = grep { $_->[0] == 7 } @frames;
-    is($goaway ? unpack('x4N', $goaway->[3]) : undef, 11, "GOAWAY (ENHANCE_YOUR_CALM) within 2 s ($sent sent)");
+    is(h2_goaway_code(\@frames), 11, "GOAWAY (ENHANCE_YOUR_CALM) within 2 s ($sent sent)");
     close $s;
 };
 
@@ -185,14 +134,14 @@ subtest 'DATA frames that carry nothing but a Pad Length byte count as empty fra
 # RST_STREAM, so the per-connection reset count never moves.
 sub server_reset_flood {
     my ($trigger) = @_;
-    reset_journal();
-    my $s = h2_connect();
+    $mock->reset;
+    my $s = h2_connect($port);
     my ($in, @frames, $closed) = ('');
     my ($id, $streams, $t0) = (1, 0, time);
     while (time - $t0 < 3 && !$closed) {
         my @ids = map { $id + 2 * $_ } 0 .. 99;
         $id += 200;
-        write_all($s, join '', map { get_headers($_, '/slow') } @ids) or last;
+        write_all($s, join '', map { h2_get($_, '/slow') } @ids) or last;
         $closed = read_frames($s, 0.02, \@frames, \$in);
         last if $closed || grep { $_->[0] == 7 } @frames;
         write_all($s, join '', map { $trigger->($_) } @ids) or last;
@@ -202,28 +151,29 @@ sub server_reset_flood {
     }
     $closed ||= read_frames($s, 1, \@frames, \$in);
     my $elapsed = time - $t0;
-    my ($goaway) = grep { $_->[0] == 7 } @frames;
     my $server_resets = grep { $_->[0] == 3 } @frames;
     close $s;
-    sleep 0.5;
-    return { goaway => $goaway ? unpack('x4N', $goaway->[3]) : undef, streams => $streams, elapsed => $elapsed,
-             upstream => scalar @{ journal() }, server_resets => $server_resets };
+    # once conflux holds no request in flight, no upstream request of the flood can still go out: count them then
+    my $settled = wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }, 10);
+    return { goaway => h2_goaway_code(\@frames), streams => $streams, elapsed => $elapsed, settled => $settled,
+             upstream => scalar @{ $mock->journal }, server_resets => $server_resets };
 }
 
 subtest 'streams reset by the server (WINDOW_UPDATE of 0 on each) count like client resets' => sub {
-    my $r = server_reset_flood(sub { frame(8, 0, $_[0], pack('N', 0)) });
+    my $r = server_reset_flood(sub { h2_frame(8, 0, $_[0], pack('N', 0)) });
     note(sprintf('%d streams in %.1f s, %d RST_STREAM from conflux, %d upstream requests', $r->{streams}, $r->{elapsed},
                  $r->{server_resets}, $r->{upstream}));
     is($r->{goaway}, 11, 'GOAWAY (ENHANCE_YOUR_CALM), as for RST_STREAM from the client');
+    ok($r->{settled}, 'nothing left in flight');
     cmp_ok($r->{upstream}, '<=', 250, 'at most ~200 reset streams a second reach the upstream');
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }), 'nothing left in flight');
 };
 
 subtest 'streams reset by the server (DATA after END_STREAM on each) count like client resets' => sub {
-    my $r = server_reset_flood(sub { frame(0, 0x1, $_[0], 'x') });
+    my $r = server_reset_flood(sub { h2_frame(0, 0x1, $_[0], 'x') });
     note(sprintf('%d streams in %.1f s, %d RST_STREAM from conflux, %d upstream requests', $r->{streams}, $r->{elapsed},
                  $r->{server_resets}, $r->{upstream}));
     is($r->{goaway}, 11, 'GOAWAY (ENHANCE_YOUR_CALM)');
+    ok($r->{settled}, 'nothing left in flight');
     cmp_ok($r->{upstream}, '<=', 250, 'at most ~200 reset streams a second reach the upstream');
 };
 
@@ -231,17 +181,17 @@ subtest 'streams reset by the server (DATA after END_STREAM on each) count like 
 # the client's input, WINDOW_UPDATE included: an answer larger than the flow-control window can never finish, and
 # the connection, which h2o closes only once its streams are done, stays open for ever.
 subtest 'after conflux sends GOAWAY, the streams it still owes an answer finish (or the connection closes)' => sub {
-    my $s = h2_connect();
-    write_all($s, get_headers(1, '/big'));
+    my $s = h2_connect($port);
+    write_all($s, h2_get(1, '/big'));
     my ($in, @frames) = ('');
     read_frames($s, 1, \@frames, \$in);
-    write_all($s, frame(6, 0, 0, pack('NN', 0, 1)) x 1500);
+    write_all($s, h2_frame(6, 0, 0, pack('NN', 0, 1)) x 1500);
     my $closed = read_frames($s, 1, \@frames, \$in);
     my ($goaway) = grep { $_->[0] == 7 } @frames;
     is($goaway ? unpack('N', $goaway->[3]) : undef, 1, 'GOAWAY names stream 1 as the last one it processes');
     my $t0 = time;
     while (!$closed && time - $t0 < 10) { # a well-behaved client: opens the windows for the rest of the answer
-        write_all($s, frame(8, 0, 0, pack('N', 10_000_000)) . frame(8, 0, 1, pack('N', 10_000_000))) or last;
+        write_all($s, h2_frame(8, 0, 0, pack('N', 10_000_000)) . h2_frame(8, 0, 1, pack('N', 10_000_000))) or last;
         $closed = read_frames($s, 0.5, \@frames, \$in);
         last if grep { $_->[0] == 0 && $_->[2] == 1 && ($_->[1] & 1) } @frames;
     }
@@ -249,7 +199,7 @@ subtest 'after conflux sends GOAWAY, the streams it still owes an answer finish 
     $data += length $_->[3] for grep { $_->[0] == 0 && $_->[2] == 1 } @frames;
     my $ended = grep { $_->[0] == 0 && $_->[2] == 1 && ($_->[1] & 1) } @frames;
     ok($ended || $closed, sprintf('within 10 s stream 1 ends or the connection closes (got %d bytes of its ~1 MiB answer)', $data));
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }, 2), 'and its request is no longer in flight');
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }, 2), 'and its request is no longer in flight');
     close $s;
 };
 
@@ -257,19 +207,20 @@ subtest 'after conflux sends GOAWAY, the streams it still owes an answer finish 
 # complete but h2o cannot send their DATA, so the streams stay open and their requests are never disposed. h2o 2.2.5
 # has no send timeout, and its idle timeout only runs while no stream is open.
 subtest 'streams whose answers never leave hold no slot, and their connections are shut down' => sub {
-    my $before = metric('conflux_send_timeouts_total');
-    my @conns = map { h2_connect(4 => 0) } 1 .. 2;
+    my $before = $gw->metric('conflux_send_timeouts_total');
+    my @conns = map { h2_connect($port, 4 => 0) } 1 .. 2;
     for my $s (@conns) {
-        write_all($s, join '', map { get_headers(2 * $_ + 1, "/u/$_") } 0 .. 99);
+        write_all($s, join '', map { h2_get(2 * $_ + 1, "/u/$_") } 0 .. 99);
     }
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }, 5),
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }, 5),
        '200 streams with no window: once answered, they hold no in-flight slot (max_inflight: 150)');
-    my $r = `curl -sk --http2 -o /dev/null -w '%{http_code}' --resolve localhost:$port:127.0.0.1 https://localhost:$port/u/7`;
-    is($r, '200', 'a new client is served at once');
-    ok(wait_until(sub { metric('conflux_send_timeouts_total') >= $before + 2 }, 10),
+    my $r = run_cmd(['curl', '-sk', '--http2', '-o', '/dev/null', '-w', '%{http_code}', '--resolve', "localhost:$port:127.0.0.1",
+                     "https://localhost:$port/u/7"]);
+    is($r->{out}, '200', 'a new client is served at once');
+    ok(wait_until(sub { $gw->metric('conflux_send_timeouts_total') >= $before + 2 }, 10),
        'both stalled connections are shut down by the send timeout (2 s)');
     close $_ for @conns;
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }), 'nothing left in flight');
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }), 'nothing left in flight');
 };
 
 done_testing;

@@ -6,7 +6,6 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use IO::Socket::INET;
 use Test::More;
-use Time::HiRes qw(time sleep);
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -16,9 +15,12 @@ stubs:
     body: '{"ok": true}'
   - path: /files/{rest*}
     body: '{"ok": true}'
+  - path: /x
+    method: POST
+    body: '{"posted": true}'
   - path: /slow
     body: '{"ok": true}'
-    delay: 1s
+    delay: 10s
 EOF
 my $m = $mock->port;
 
@@ -47,19 +49,13 @@ routes:
       - { name: slow, backend: svc, path: /slow }
 EOF
 
-sub raw {
-    my ($bytes) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port, Timeout => 5) or die $!;
-    print $s $bytes;
-    local $/;
-    my $resp = <$s> // '';
-    return $resp;
-}
+# one request on a new connection; the answer's raw bytes
+sub raw { (raw_exchange($gw->port, $_[0]))[0] }
 
+# the last request the upstream saw whose path starts with $prefix
 sub last_upstream {
     my ($prefix) = @_;
-    my $j = decode_json_ok(http_get($mock->url('/__mock/requests'))->{body});
-    my @e = grep { index($_->{path}, $prefix) == 0 } @$j;
+    my @e = grep { index($_->{path}, $prefix) == 0 } @{ $mock->journal };
     return $e[-1];
 }
 
@@ -70,7 +66,7 @@ subtest 'path parameter values cannot change the upstream path' => sub {
                  'a%23frag' => '/users/a%23frag', 'a%0D%0AX-Injected:%201' => '/users/a%0D%0AX-Injected%3A%201',
                  'a&b=1' => '/users/a%26b%3D1', 'a%20b' => '/users/a%20b', '%00' => undef);
     for my $in (sort keys %cases) {
-        http_request('POST', $mock->url('/__mock/reset'));
+        $mock->reset;
         my $resp = raw("GET /u/$in HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         if (!defined $cases{$in}) {
             like $resp, qr{^HTTP/1\.1 400 }, "$in: refused with 400";
@@ -84,7 +80,7 @@ subtest 'path parameter values cannot change the upstream path' => sub {
 };
 
 subtest 'query and header values cannot add query parameters' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     my $r = http_get($gw->url('/s?q=a%26admin%3D1%23x'), { 'X-H' => 'v&w=1' });
     is $r->{status}, 200, 'status 200';
     my $e = last_upstream('/search');
@@ -92,7 +88,7 @@ subtest 'query and header values cannot add query parameters' => sub {
 };
 
 subtest 'rest parameters keep their slashes but refuse dot segments' => sub {
-    http_request('POST', $mock->url('/__mock/reset'));
+    $mock->reset;
     like raw("GET /f/a/b%20c/d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), qr{^HTTP/1\.1 200 }, 'plain rest: 200';
     is last_upstream('/files/')->{path}, '/files/a/b%20c/d', 'slashes kept, each segment encoded';
     for my $bad ('/f/a/../b', '/f/..', '/f/a/%2E%2E/b', '/f/./a', '/f/a%2Fb') {
@@ -100,22 +96,36 @@ subtest 'rest parameters keep their slashes but refuse dot segments' => sub {
     }
 };
 
-subtest 'malformed requests get a 4xx or a closed connection, never a crash' => sub {
-    like raw("GARBAGE\r\n\r\n"), qr{^(HTTP/1\.1 4\d\d |)}, 'garbage request line';
-    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"), qr{^HTTP/1\.1 400 |^$}, 'header without colon';
+# Each is refused before routing (docs/http.md, "Strict HTTP/1 framing"): its status and JSON error, the connection
+# closed, nothing sent upstream; and conflux goes on serving.
+subtest 'malformed requests get a 4xx and a closed connection, never a crash' => sub {
+    refused_ok($gw, $mock, 'garbage request line', "GARBAGE\r\n\r\n", 400, qr/^malformed method$/);
+    refused_ok($gw, $mock, 'header without colon', "GET /u/1 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400,
+               qr/^whitespace between a header field name and its colon$/);
     my $huge = 'x' x 100_000;
-    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\nX-Big: $huge\r\n\r\n"), qr{^HTTP/1\.1 431 }, 'oversized header: 431';
+    refused_ok($gw, $mock, 'oversized header', "GET /u/1 HTTP/1.1\r\nHost: x\r\nX-Big: $huge\r\n\r\n", 431,
+               qr/^request head too large$/);
     my $many = join '', map { "X-H$_: " . ('v' x 1000) . "\r\n" } 1 .. 80;
-    like raw("GET /u/1 HTTP/1.1\r\nHost: x\r\n$many\r\n"), qr{^HTTP/1\.1 431 }, 'oversized header block: 431';
-    like raw("GET /u/\x01 HTTP/1.1\r\nHost: x\r\n\r\n"), qr{^HTTP/1\.1 4\d\d |^$}, 'control byte in the path';
+    refused_ok($gw, $mock, 'oversized header block', "GET /u/1 HTTP/1.1\r\nHost: x\r\n$many\r\n", 431,
+               qr/^request header fields too large$/);
+    refused_ok($gw, $mock, 'control byte in the path', "GET /u/\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+               qr/^malformed request target \(a control byte\)$/);
     is http_get($gw->url('/u/1'))->{status}, 200, 'conflux still serves';
 };
 
+# /p/x is proxied to the mock's POST /x: a body over the limit never reaches it, one under it arrives whole
 subtest 'request bodies over max_request_body get 413' => sub {
+    $mock->reset;
     my $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 2048);
     is $r->{status}, 413, 'status 413';
-    $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 100);
-    isnt $r->{status}, 413, 'a small body passes';
+    is scalar @{ $mock->journal }, 0, 'nothing reached the upstream';
+    $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 1000);
+    is $r->{status}, 200, 'a body under the limit (1000 bytes of 1 KiB) passes: 200';
+    is $r->{body}, '{"posted": true}', 'with the upstream\'s answer';
+    my $j = $mock->journal;
+    is scalar @$j, 1, 'one upstream request';
+    is $j->[0]{body_size}, 1000, 'the whole body went upstream';
+    is $j->[0]{body}, 'y' x 1000, 'as sent';
 };
 
 subtest 'slow clients do not hold up others' => sub {
@@ -130,21 +140,23 @@ subtest 'slow clients do not hold up others' => sub {
     cmp_ok $r->{elapsed}, '<', 0.5, 'promptly';
 };
 
+# /slow answers after 10 s: the slots come back because the clients left, not because their requests finished
 subtest 'over max_inflight: 503 with Retry-After' => sub {
+    $mock->reset;
     my @bg;
     for (1 .. 5) {
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port) or die $!;
         print $s "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
         push @bg, $s;
     }
-    sleep 0.2;
+    ok(wait_until(sub { @{ $mock->journal('/slow') } == 5 }, 5), 'five requests in flight (their calls reached the upstream)');
     my $r = http_get($gw->url('/u/3'));
     is $r->{status}, 503, '503 when 5 requests are in flight';
     is $r->{headers}{'retry-after'}, '1', 'Retry-After';
     is decode_json_ok($r->{body})->{error}, 'overloaded', 'JSON error';
     close $_ for @bg;
-    sleep 0.3;
-    is http_get($gw->url('/u/4'))->{status}, 200, 'served again once they are gone';
+    ok(wait_until(sub { http_get($gw->url('/u/4'))->{status} == 200 }, 5), 'served again once they are gone');
+    ok(wait_until(sub { !grep { !$_->{aborted} } @{ $mock->journal('/slow') } }, 5), 'and their upstream calls were cancelled');
 };
 
 done_testing;

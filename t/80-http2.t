@@ -8,18 +8,13 @@ use lib "$FindBin::Bin/lib";
 use CfTest;
 use IO::Select;
 use IO::Socket::INET;
-use IO::Socket::SSL;
 use Net::SSLeay;
-use JSON::PP;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(time);
 
 $SIG{PIPE} = "IGNORE"; # the server closes connections mid-flood: writes then fail instead of killing the test
 
-my $dir = tmpdir();
-system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost "
-       . "-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0 or die 'openssl failed';
+my ($cert, $key) = self_signed_cert() or die 'openssl could not make a certificate';
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -35,7 +30,7 @@ my $gw = spawn_conflux(<<"EOF");
 listen:
   - host: 127.0.0.1
     port: $port
-    tls: { certificate: $dir/cert.pem, key: $dir/key.pem }
+    tls: { certificate: $cert, key: $key }
     http2: true
 threads: 1
 admin: 127.0.0.1:$admin
@@ -48,33 +43,12 @@ routes:
     calls: [{ name: s, backend: svc, path: "/slow" }]
 EOF
 
-sub frame {
-    my ($type, $flags, $stream, $payload) = @_;
-    my $len = length $payload;
-    return pack('C3CCN', $len >> 16, ($len >> 8) & 255, $len & 255, $type, $flags, $stream) . $payload;
-}
-
-# HPACK without Huffman or indexing: :method GET, :scheme https (static table), :path and :authority literal
-sub get_headers {
-    my ($stream, $path) = @_;
-    my $block = "\x82\x87" . "\x04" . chr(length $path) . $path . "\x01" . chr(length 'localhost') . 'localhost';
-    return frame(1, 0x5, $stream, $block); # END_STREAM | END_HEADERS
-}
-
-sub h2_connect {
-    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
-                                 SSL_alpn_protocols => ['h2'], Timeout => 5) or die "TLS: $SSL_ERROR";
-    is($s->alpn_selected, 'h2', 'ALPN chose h2');
-    syswrite($s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . frame(4, 0, 0, ''));
-    return $s;
-}
-
 # Writes $bytes in pieces (the server may close midway), then reads frames until the connection ends.
 # Returns the list of [type, flags, stream, payload] received, and whether the connection closed.
 sub flood_and_read {
     my ($s, $bytes, $timeout) = @_;
     my $deadline = time + ($timeout // 10);
-    my ($in, @frames, $closed) = ('');
+    my ($in, $closed) = ('');
     my $sel = IO::Select->new($s);
     while (length $bytes && time < $deadline) {
         my $n = syswrite($s, substr($bytes, 0, 16384));
@@ -92,80 +66,49 @@ sub flood_and_read {
         if (!$r) { $closed = 1; last }
         $in .= $buf;
     }
-    while (length($in) >= 9) {
-        my ($l1, $l2, $l3, $type, $flags, $stream) = unpack('C3CCN', $in);
-        my $len = ($l1 << 16) | ($l2 << 8) | $l3;
-        last if length($in) < 9 + $len;
-        push @frames, [$type, $flags, $stream & 0x7fffffff, substr($in, 9, $len)];
-        substr($in, 0, 9 + $len) = '';
-    }
-    return (\@frames, $closed);
-}
-
-sub goaway_code {
-    my ($frames) = @_;
-    my ($g) = grep { $_->[0] == 7 } @$frames;
-    return undef unless $g;
-    return unpack('x4N', $g->[3]);
-}
-
-sub metrics { http_get("http://127.0.0.1:$admin/metrics")->{body} }
-sub metric {
-    my ($name) = @_;
-    return metrics() =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
-}
-
-sub wait_until {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        select(undef, undef, undef, 0.05);
-    }
-    return 1;
+    return ([h2_parse(\$in)], $closed);
 }
 
 subtest 'HTTP/2 answers on the h2 listener' => sub {
-    my $s = h2_connect();
-    my ($frames) = flood_and_read($s, get_headers(1, '/u/5') . frame(7, 0, 0, pack('NN', 1, 0)), 5);
+    my $s = h2_connect($port);
+    my ($frames) = flood_and_read($s, h2_get(1, '/u/5') . h2_frame(7, 0, 0, pack('NN', 1, 0)), 5);
     my ($data) = grep { $_->[0] == 0 && $_->[2] == 1 } @$frames;
     ok($data, 'a DATA frame on stream 1') or diag explain $frames;
     like($data->[3] // '', qr/"id":"5"/, 'with the answer');
 };
 
 subtest 'Rapid Reset: GOAWAY, and every upstream exchange it started is cancelled' => sub {
-    http_request('POST', "http://127.0.0.1:$m/__mock/reset");
-    my $s = h2_connect();
+    $mock->reset;
+    my $s = h2_connect($port);
     my $flood = '';
     for my $i (0 .. 1999) {
         my $id = 2 * $i + 1;
-        $flood .= get_headers($id, '/slow') . frame(3, 0, $id, pack('N', 8)); # HEADERS then RST_STREAM(CANCEL)
+        $flood .= h2_get($id, '/slow') . h2_frame(3, 0, $id, pack('N', 8)); # HEADERS then RST_STREAM(CANCEL)
     }
     my $t0 = time;
     my ($frames, $closed) = flood_and_read($s, $flood, 10);
-    is(goaway_code($frames), 11, 'GOAWAY with ENHANCE_YOUR_CALM');
+    is(h2_goaway_code($frames), 11, 'GOAWAY with ENHANCE_YOUR_CALM');
     ok($closed, 'and the connection is closed');
     cmp_ok(time - $t0, '<', 5, 'within seconds');
-    is(metric('conflux_http2_goaway_total{reason="rapid_reset"}'), 1, 'counted in metrics');
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }), 'no request is left in flight');
-    my $j = decode_json(http_get("http://127.0.0.1:$m/__mock/requests")->{body});
+    is($gw->metric('conflux_http2_goaway_total{reason="rapid_reset"}'), 1, 'counted in metrics');
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }), 'no request is left in flight');
+    my $j = $mock->journal;
     cmp_ok(scalar(@$j), '<=', 250, 'at most ~200 streams reached the upstream before the GOAWAY (' . scalar(@$j) . ')');
     ok(wait_until(sub {
-        my $j = decode_json(http_get("http://127.0.0.1:$m/__mock/requests")->{body});
+        my $j = $mock->journal;
         !grep { !$_->{aborted} } @$j;
     }), 'and every one of them was aborted by conflux (the mock saw the client go)');
 };
 
 subtest 'a stream reset after its calls started cancels them' => sub {
-    http_request('POST', "http://127.0.0.1:$m/__mock/reset");
-    my $s = h2_connect();
-    syswrite($s, join '', map { get_headers($_, '/slow') } 1, 3, 5);
-    my $journal = sub { decode_json(http_get("http://127.0.0.1:$m/__mock/requests")->{body}) };
-    ok(wait_until(sub { @{ $journal->() } == 3 }), 'three upstream requests are out');
-    syswrite($s, join '', map { frame(3, 0, $_, pack('N', 8)) } 1, 3, 5);
-    ok(wait_until(sub { my $j = $journal->(); @$j == 3 && !grep { !$_->{aborted} } @$j }, 2),
+    $mock->reset;
+    my $s = h2_connect($port);
+    syswrite($s, join '', map { h2_get($_, '/slow') } 1, 3, 5);
+    ok(wait_until(sub { @{ $mock->journal } == 3 }), 'three upstream requests are out');
+    syswrite($s, join '', map { h2_frame(3, 0, $_, pack('N', 8)) } 1, 3, 5);
+    ok(wait_until(sub { my $j = $mock->journal; @$j == 3 && !grep { !$_->{aborted} } @$j }, 2),
        'the client resets them: all three upstream exchanges are aborted at once (well before the 3 s answer)');
-    ok(wait_until(sub { metric('conflux_inflight_requests') == 0 }), 'no request is left in flight');
+    ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }), 'no request is left in flight');
     close $s;
 };
 
@@ -174,8 +117,8 @@ subtest 'a stream reset after its calls started cancels them' => sub {
 # by itself). To make it certain, the client's TLS runs through memory BIOs: its Finished (TLS 1.3) is held back and
 # goes out in one write() with the flood, which conflux reads at once.
 subtest 'a flood in the bytes that arrive with the end of the TLS handshake gets GOAWAY too' => sub {
-    http_request('POST', "http://127.0.0.1:$m/__mock/reset");
-    my $before = metric('conflux_http2_goaway_total{reason="rapid_reset"}');
+    $mock->reset;
+    my $before = $gw->metric('conflux_http2_goaway_total{reason="rapid_reset"}');
     my $tcp = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5) or die "connect: $!";
     my $ctx = Net::SSLeay::CTX_new() or die;
     Net::SSLeay::CTX_set_min_proto_version($ctx, Net::SSLeay::TLS1_3_VERSION());
@@ -196,8 +139,8 @@ subtest 'a flood in the bytes that arrive with the end of the TLS handshake gets
     }
     ok($done, 'the client finished its handshake (its Finished not sent yet)');
     is(Net::SSLeay::P_alpn_selected($ssl), 'h2', 'ALPN chose h2');
-    my $flood = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . frame(4, 0, 0, '');
-    $flood .= get_headers(2 * $_ + 1, '/slow') . frame(3, 0, 2 * $_ + 1, pack('N', 8)) for 0 .. 299; # ~14 KB
+    my $flood = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . h2_frame(4, 0, 0, '');
+    $flood .= h2_get(2 * $_ + 1, '/slow') . h2_frame(3, 0, 2 * $_ + 1, pack('N', 8)) for 0 .. 299; # ~14 KB
     Net::SSLeay::write($ssl, $flood);
     my $bytes = $pending->();
     is(syswrite($tcp, $bytes), length $bytes, 'the Finished, the preface and 300 HEADERS + RST_STREAM in one write');
@@ -208,24 +151,18 @@ subtest 'a flood in the bytes that arrive with the end of the TLS handshake gets
         Net::SSLeay::BIO_write($rbio, $buf);
         while (defined(my $plain = Net::SSLeay::read($ssl))) { last unless length $plain; $in .= $plain }
     }
-    my @frames;
-    while (length($in) >= 9) {
-        my ($l1, $l2, $l3, $type) = unpack('C3C', $in);
-        my $len = ($l1 << 16) | ($l2 << 8) | $l3;
-        push @frames, [$type, 0, 0, substr($in, 9, $len)];
-        substr($in, 0, 9 + $len) = '';
-    }
+    my @frames = h2_parse(\$in);
     my @types = map { $_->[0] } @frames;
     is($types[0], 4, "h2o's SETTINGS first (the server preface, RFC 9113 §3.4)") or diag "frames: @types";
     ok((grep { $_ == 7 } @types), 'then GOAWAY') or diag "frames: @types";
-    is(goaway_code(\@frames), 11, 'with ENHANCE_YOUR_CALM');
+    is(h2_goaway_code(\@frames), 11, 'with ENHANCE_YOUR_CALM');
     ok($closed, 'and the connection is closed');
-    is(metric('conflux_http2_goaway_total{reason="rapid_reset"}'), $before + 1, 'counted in metrics');
+    is($gw->metric('conflux_http2_goaway_total{reason="rapid_reset"}'), $before + 1, 'counted in metrics');
     # the streams before the 200th reset are within the bound: libh2o runs them and the client's resets cancel them,
     # but for the last, whose RST_STREAM came after the bound and was dropped: GOAWAY names it, and it is answered
     my $j;
     ok(wait_until(sub {
-        $j = decode_json(http_get("http://127.0.0.1:$m/__mock/requests")->{body});
+        $j = $mock->journal;
         @$j <= 200 && (grep { !$_->{aborted} && defined $_->{answered_at} } @$j) + (grep { $_->{aborted} } @$j) == @$j;
     }), 'at most 200 upstream requests went out') or diag explain $j;
     cmp_ok(scalar(grep { !$_->{aborted} } @$j), '<=', 1, 'all aborted by the resets, but the one GOAWAY still owes');
@@ -234,36 +171,33 @@ subtest 'a flood in the bytes that arrive with the end of the TLS handshake gets
 };
 
 subtest 'a flood of PINGs gets GOAWAY too' => sub {
-    my $s = h2_connect();
-    my $flood = join '', map { frame(6, 0, 0, pack('NN', 0, $_)) } 1 .. 3000;
+    my $s = h2_connect($port);
+    my $flood = join '', map { h2_frame(6, 0, 0, pack('NN', 0, $_)) } 1 .. 3000;
     my ($frames, $closed) = flood_and_read($s, $flood, 10);
-    is(goaway_code($frames), 11, 'GOAWAY with ENHANCE_YOUR_CALM');
+    is(h2_goaway_code($frames), 11, 'GOAWAY with ENHANCE_YOUR_CALM');
     ok($closed, 'and the connection is closed');
-    is(metric('conflux_http2_goaway_total{reason="frame_flood"}'), 1, 'counted in metrics');
+    is($gw->metric('conflux_http2_goaway_total{reason="frame_flood"}'), 1, 'counted in metrics');
 };
 
 subtest 'other clients are served during a flood' => sub {
-    my $pid = fork // die;
-    if ($pid == 0) { # the attacker: floods on new connections for ~3 s
+    my $attacker = background(sub { # floods on new connections for ~3 s
         my $end = time + 3;
         while (time < $end) {
-            my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
-                                         SSL_alpn_protocols => ['h2'], Timeout => 5) or next;
-            my $flood = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . frame(4, 0, 0, '');
-            $flood .= get_headers(2 * $_ + 1, '/slow') . frame(3, 0, 2 * $_ + 1, pack('N', 8)) for 0 .. 999;
-            flood_and_read($s, $flood, 3);
+            my $s = eval { h2_connect($port) } or next;
+            flood_and_read($s, join('', map { h2_get(2 * $_ + 1, '/slow') . h2_frame(3, 0, 2 * $_ + 1, pack('N', 8)) } 0 .. 999), 3);
         }
-        POSIX::_exit(0); # not exit: the guards this process inherited would stop conflux and the mock
-    }
+        return 1;
+    });
     my @slow;
     for (1 .. 20) {
-        my $r = `curl -sk --http2 -o /dev/null -w '%{http_code} %{time_total}' --resolve localhost:$port:127.0.0.1 https://localhost:$port/u/$_`;
-        my ($code, $t) = split ' ', $r;
+        my $r = run_cmd(['curl', '-sk', '--http2', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '--resolve',
+                         "localhost:$port:127.0.0.1", "https://localhost:$port/u/$_"]);
+        my ($code, $t) = split ' ', $r->{out};
         push @slow, "$code $t" if ($code // '') ne '200' || $t > 1;
     }
-    waitpid($pid, 0);
+    $attacker->wait;
     is_deeply(\@slow, [], 'all 20 requests answered 200 in under a second while the flood ran');
-    cmp_ok(metric('conflux_http2_goaway_total{reason="rapid_reset"}'), '>', 1, 'the flood connections got GOAWAY');
+    cmp_ok($gw->metric('conflux_http2_goaway_total{reason="rapid_reset"}'), '>', 1, 'the flood connections got GOAWAY');
 };
 
 done_testing;

@@ -5,7 +5,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
-use IO::Socket::INET;
 use Test::More;
 
 my $mock = spawn_mock(<<'EOF');
@@ -84,19 +83,12 @@ EOF
 # One request over a raw socket, so that the path goes out byte for byte: {status, headers, body}.
 sub raw_get {
     my ($path, %headers) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw->port, Timeout => 10) or die $!;
     my $h = join '', map { "$_: $headers{$_}\r\n" } sort keys %headers;
-    print $s "GET $path HTTP/1.1\r\nHost: x\r\n${h}Connection: close\r\n\r\n";
-    local $/;
-    my $resp = <$s> // '';
-    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
-    my ($status) = ($head // '') =~ m{^HTTP/1\.1 (\d{3}) };
-    my %hdr = map { /^([^:]+):\s*(.*)$/ ? (lc $1 => $2) : () } split /\r\n/, $head // '';
-    return { status => $status // 0, headers => \%hdr, body => $body // '' };
+    return raw_request($gw->port, "GET $path HTTP/1.1\r\nHost: x\r\n${h}Connection: close\r\n\r\n", timeout => 10);
 }
 
-sub reset_journal { http_request('POST', $mock->url('/__mock/reset')) }
-sub journal { decode_json_ok(http_get($mock->url('/__mock/requests'))->{body}, 'journal is JSON') // [] }
+sub reset_journal { $mock->reset }
+sub journal { $mock->journal }
 
 # After a refused request: sends a good one through the same route (`$control`, which must answer 200) and checks
 # that the journal since the last reset holds exactly the control's upstream requests. Whatever the refused request

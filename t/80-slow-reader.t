@@ -7,6 +7,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
+use IO::Select;
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Test::More;
@@ -45,22 +46,6 @@ EOF
     return ($gw, $admin);
 }
 
-sub metric {
-    my ($admin, $name) = @_;
-    my $body = http_get("http://127.0.0.1:$admin/metrics")->{body};
-    return $body =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
-}
-
-sub wait_until {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
-    return 1;
-}
-
 # a connection with a small receive buffer, so that the answers pile up on conflux's side
 sub connect_small {
     my ($port) = @_;
@@ -75,9 +60,14 @@ sub connect_small {
 sub push_bytes {
     my ($s, $bytes, $secs) = @_;
     my $end = time + $secs;
+    my $sel = IO::Select->new($s);
     while (length $bytes && time < $end) {
         my $n = syswrite($s, $bytes, 65536);
-        if ($n) { substr($bytes, 0, $n) = '' } else { sleep 0.01 }
+        if ($n) {
+            substr($bytes, 0, $n) = '';
+        } else {
+            $sel->can_write($end - time); # the socket is full: wait until it takes more, or the time is up
+        }
     }
 }
 
@@ -119,7 +109,7 @@ subtest 'a slow reader that keeps reading is not cut off' => sub {
         my $n = sysread($s, my $buf, 16384);
         last if defined $n && $n == 0;
         $got += $n // 0;
-        sleep 0.01;
+        sleep 0.01; # pacing, not a wait for a result: this client reads slowly on purpose
     }
     cmp_ok($got, '>', 4 * 1024 * 1024, 'the whole answer arrived');
     is(metric($admin, 'conflux_send_timeouts_total'), 0, 'no send timeout');

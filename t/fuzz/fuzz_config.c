@@ -20,6 +20,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/plan.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 
@@ -36,7 +37,7 @@ static char *explain(const cf_config_t *c)
     char *text = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&text, &len);
-    cf_config_explain(c, fp);
+    cf_plan_explain(c, fp);
     fclose(fp);
     return text;
 }
@@ -107,7 +108,7 @@ static void verify_route(const cf_config_t *c, const cf_route_t *r, size_t index
         bug("a proxy backend outside the config's", r->pattern.src);
     for (size_t i = 0; i != r->num_calls; ++i) {
         const cf_call_t *call = &r->calls[i];
-        char uses[MAX_CALLS] = {0};
+        char uses[CF_CONFIG_MAX_CALLS] = {0};
         if (call->index != i || call->name == NULL || call->backend < c->backends || call->backend >= c->backends + c->num_backends)
             bug("call index, name or backend", call->name);
         for (size_t j = 0; j != i; ++j)
@@ -141,7 +142,7 @@ static void verify_route(const cf_config_t *c, const cf_route_t *r, size_t index
             bug("more dependencies than calls the template uses", call->name);
     }
     /* acyclic: some order runs every call after its dependencies */
-    char done[MAX_CALLS] = {0};
+    char done[CF_CONFIG_MAX_CALLS] = {0};
     for (size_t round = 0; round != r->num_calls; ++round) {
         size_t progress = 0;
         for (size_t i = 0; i != r->num_calls; ++i) {

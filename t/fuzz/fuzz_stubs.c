@@ -106,7 +106,8 @@ static void check_stub(const cf_mock_stub_t *stub)
         stub->fault > CF_MOCK_FAULT_TRICKLE || stub->body == NULL || stub->body[stub->body_len] != '\0')
         bug("status, fault or body", stub);
     for (size_t i = 0; i != stub->n_headers; ++i)
-        if (!is_token(stub->header_names[i].base) || strpbrk(stub->header_values[i].base, "\r\n") != NULL)
+        if (!cf_http_is_token(stub->header_names[i].base, stub->header_names[i].len) ||
+            strpbrk(stub->header_values[i].base, "\r\n") != NULL)
             bug("a header that would break the response", stub);
     for (size_t i = 0; i != stub->n_sequence; ++i) {
         const cf_mock_step_t *s = stub->sequence + i;

@@ -183,7 +183,7 @@ static void check_encoder_round_trip(const char *v, size_t len, int query)
     for (size_t i = 0; i < b.len; ++i, ++n) {
         char c = b.base[i];
         if (c == '%') {
-            if (i + 2 >= b.len || !is_hex((unsigned char)b.base[i + 1]) || !is_hex((unsigned char)b.base[i + 2]))
+            if (cf_pct_byte(b.base, b.len, i) < 0)
                 abort();
             char hex[3] = {b.base[i + 1], b.base[i + 2], 0};
             c = (char)strtoul(hex, NULL, 16);
@@ -273,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i != olen; ++i) {
             unsigned char c = (unsigned char)o[i];
             if (c == '%') {
-                if (i + 2 >= olen || !is_hex((unsigned char)o[i + 1]) || !is_hex((unsigned char)o[i + 2]))
+                if (cf_pct_byte(o, olen, i) < 0)
                     abort();
             } else if (!is_literal_byte(c)) {
                 abort();

@@ -1,8 +1,13 @@
-/* Unit tests of common/: units, host:port parsing, buffers, YAML loading and table-driven decoding. */
+/* Unit tests of common/: units, host:port parsing, buffers and number writers, SHA-256, YAML loading, table-driven
+ * decoding and defaults. */
+#include <pthread.h>
+#include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cf_buf.h"
 #include "cf_net.h"
+#include "cf_sha256.h"
 #include "cf_units.h"
 #include "cf_yaml.h"
 #include "tap.h"
@@ -60,6 +65,21 @@ static void test_buf(void)
         cf_buf_appendf(&b, "%d,", i);
     ok(b.len == strlen(b.base), "length matches the NUL-terminated text");
     ok(strncmp(b.base, "0,1,2,", 6) == 0 && strcmp(b.base + b.len - 4, "999,") == 0, "appendf grows the buffer");
+    /* texts that fit the spare room, fill it exactly, or overflow it by one, from every starting length */
+    int exact = 1;
+    for (size_t start = 0; start < 140; ++start) {
+        for (size_t w = 1; w < 70; w += 17) {
+            cf_buf_t c = CF_BUF_INIT;
+            char want[256];
+            memset(want, 'p', start);
+            cf_buf_append(&c, want, start);
+            snprintf(want + start, sizeof(want) - start, "%0*d|", (int)w, 7);
+            cf_buf_appendf(&c, "%0*d|", (int)w, 7);
+            exact &= c.len == strlen(want) && strcmp(c.base, want) == 0 && c.len < c.cap;
+            cf_buf_free(&c);
+        }
+    }
+    ok(exact, "appendf writes the same text whether it fits the spare room or not");
     cf_buf_reset(&b);
     is(b.len, 0, "reset empties");
     cf_buf_appends(&b, "x");
@@ -168,11 +188,157 @@ static void test_yaml(void)
            "syntax error has a position");
 }
 
+/* Decodes `yaml` (a mapping under key "top", or no "top" at all) after `table`, then merges its defaults: "" or the error. */
+static const char *decode_merge(const char *yaml, const cf_yfield_t *table, struct st_sample_t *s)
+{
+    static char err[1024];
+    cf_yaml_t y;
+    cf_yctx_t ctx;
+    uint64_t seen = 0;
+    memset(s, 0, sizeof(*s));
+    if (cf_yaml_load_string(&y, "t.yaml", yaml, strlen(yaml), err, sizeof(err)) != 0)
+        return err;
+    cf_yctx_init(&ctx, &y);
+    size_t mark = cf_ypath_key(&ctx, "top");
+    yaml_node_t *top = cf_ymap_get(&y, cf_yaml_root(&y), "top");
+    int ret = (top == NULL || cf_ydecode(&ctx, top, table, s, &seen) == 0) ? cf_ydefaults(&ctx, table, s, seen) : -1;
+    cf_ypath_restore(&ctx, mark);
+    strcpy(err, ret == 0 ? "" : ctx.err);
+    cf_yaml_dispose(&y);
+    return err;
+}
+
+static const cf_yfield_t defaults_table[] = {
+    {.key = "timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(struct st_sample_t, timeout),
+     .min = 1,
+     .max = 60000,
+     .def = "5s"},
+    {.key = "size", .type = CF_YT_SIZE, .offset = offsetof(struct st_sample_t, size), .def = "1MiB"},
+    {.key = "count", .type = CF_YT_UINT, .offset = offsetof(struct st_sample_t, count), .min = 1, .max = 100, .def = "7"},
+    {.key = "flag", .type = CF_YT_BOOL, .offset = offsetof(struct st_sample_t, flag), .def = "true"},
+    {.key = "mode", .type = CF_YT_ENUM, .offset = offsetof(struct st_sample_t, mode), .names = modes, .def = "merge"},
+    {.key = "name", .type = CF_YT_STRING, .offset = offsetof(struct st_sample_t, name), .def = "anon"},
+    {.key = "list", .type = CF_YT_STRLIST, .offset = offsetof(struct st_sample_t, list)},
+    {NULL},
+};
+
+static void test_defaults(void)
+{
+    struct st_sample_t s;
+    is_str(decode_merge("other: 1\n", defaults_table, &s), "", "a level absent from the file gets every default");
+    ok(s.timeout == 5000 && s.size == 1 << 20 && s.count == 7 && s.flag == 1 && s.mode == 1, "defaults parsed as values");
+    is_str(s.name, "anon", "string default");
+    is(s.list.n, 0, "no default: left alone");
+    sample_free(&s);
+
+    is_str(decode_merge("top:\n  timeout: 500ms\n  flag: false\n  mode: group\n  name: x\n", defaults_table, &s), "",
+           "a level with some keys");
+    ok(s.timeout == 500 && s.flag == 0 && s.mode == 0, "what the file says stays, false and the first enum value too");
+    is_str(s.name, "x", "a string from the file stays");
+    ok(s.size == 1 << 20 && s.count == 7, "what it leaves out gets its default");
+    sample_free(&s);
+
+    static const cf_yfield_t bad_value[] = {{.key = "t", .type = CF_YT_DURATION, .def = "5 sec"}, {NULL}};
+    static const cf_yfield_t out_of_range[] = {{.key = "n", .type = CF_YT_UINT, .min = 1, .max = 100, .def = "101"}, {NULL}};
+    static const cf_yfield_t bad_enum[] = {{.key = "m", .type = CF_YT_ENUM, .names = modes, .def = "both"}, {NULL}};
+    static const cf_yfield_t on_custom[] = {{.key = "c", .type = CF_YT_CUSTOM, .custom = decode_custom, .def = "magic"}, {NULL}};
+    is_str(decode_merge("top: {}\n", bad_value, &s),
+           "t.yaml: top: internal error: the default of t, \"5 sec\", is not one of its values",
+           "a default that is not a value of its type is a bug, said so");
+    is_str(decode_merge("top: {}\n", out_of_range, &s),
+           "t.yaml: top: internal error: the default of n, \"101\", is not one of its values",
+           "a default out of the field's bounds too");
+    ok(*decode_merge("top: {}\n", bad_enum, &s) != '\0', "an enum default that is not one of its names too");
+    ok(*decode_merge("top: {}\n", on_custom, &s) != '\0', "a custom key takes no table default (its level's merge sets it)");
+    is_str(decode_merge("top: {c: magic}\n", on_custom, &s), "", "but a key present in the file needs none");
+}
+
+static void test_numbers(void)
+{
+    /* decimal writers against printf, at the edges and over random values */
+    int64_t edges[] = {0, 1, -1, 9, 10, -10, 99, 100, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000007, -999999999999};
+    int same = 1;
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) + 20000; ++i) {
+        int64_t v = i < sizeof(edges) / sizeof(edges[0])
+                        ? edges[i]
+                        : (int64_t)(((uint64_t)rand() << 42) ^ ((uint64_t)rand() << 21) ^ (uint64_t)rand()) >> (rand() % 64);
+        char want[64], got[CF_I64_MAX_LEN];
+        snprintf(want, sizeof(want), "%" PRId64, v);
+        same &= cf_fmt_i64(got, v) == strlen(want) && strcmp(got, want) == 0;
+        cf_buf_t b = CF_BUF_INIT;
+        cf_buf_append_i64(&b, v);
+        cf_buf_appendc(&b, ' ');
+        cf_buf_append_u64(&b, (uint64_t)v);
+        snprintf(want, sizeof(want), "%" PRId64 " %" PRIu64, v, (uint64_t)v);
+        same &= strcmp(b.base, want) == 0;
+        cf_buf_free(&b);
+    }
+    ok(same, "integers written as printf writes them, INT64_MIN and UINT64_MAX included");
+
+    cf_buf_t b = CF_BUF_INIT;
+    cf_buf_append_fixed(&b, 12345, 1);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 5, 3);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 0, 1);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, 42, 0);
+    cf_buf_appendc(&b, ' ');
+    cf_buf_append_fixed(&b, UINT64_MAX, 9);
+    is_str(b.base, "1234.5 0.005 0.0 42 18446744073.709551615", "fixed-point: the digits after the point always there");
+    cf_buf_free(&b);
+}
+
+static void sha256_hex(const char *text, size_t n, char hex[CF_SHA256_LEN * 2 + 1])
+{
+    unsigned char d[CF_SHA256_LEN];
+    cf_sha256(text, n, d);
+    for (size_t i = 0; i != CF_SHA256_LEN; ++i)
+        sprintf(hex + i * 2, "%02x", d[i]);
+}
+
+static void *sha256_thread(void *arg)
+{
+    char hex[CF_SHA256_LEN * 2 + 1];
+    int *same = arg;
+    for (int i = 0; i < 1000; ++i) {
+        sha256_hex("abc", 3, hex);
+        *same &= strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0;
+    }
+    return NULL;
+}
+
+static void test_sha256(void)
+{
+    char hex[CF_SHA256_LEN * 2 + 1];
+    /* the test vectors of FIPS 180-2 */
+    sha256_hex("abc", 3, hex);
+    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 of abc");
+    sha256_hex("", 0, hex);
+    is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "of the empty text");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha256_hex(two, strlen(two), hex);
+    is_str(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1", "of a two-block text");
+    /* each thread has a context of its own: hashing at once from several gives the same digests */
+    int same[3] = {1, 1, 1};
+    pthread_t th[3];
+    for (int i = 0; i < 3; ++i)
+        pthread_create(&th[i], NULL, sha256_thread, &same[i]);
+    for (int i = 0; i < 3; ++i)
+        pthread_join(th[i], NULL);
+    ok(same[0] && same[1] && same[2], "three threads hashing at once get the right digest every time");
+}
+
 int main(void)
 {
     test_units();
     test_hostport();
     test_buf();
+    test_sha256();
+    test_numbers();
     test_yaml();
+    test_defaults();
     return done_testing();
 }

@@ -2,6 +2,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/plan.c"
 #include <time.h>
 #include <unistd.h>
 #include "tap.h"
@@ -31,13 +32,13 @@ static void good(const char *name, const char *yaml)
     cf_config_free(c);
 }
 
-/* Runs cf_config_explain into a malloc'ed string. */
+/* Runs cf_plan_explain into a malloc'ed string. */
 static char *explain(const cf_config_t *c)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&buf, &len);
-    cf_config_explain(c, fp);
+    cf_plan_explain(c, fp);
     fclose(fp);
     return buf;
 }
@@ -172,6 +173,35 @@ static void test_defaults(void)
     is(call->path.parts[1].kind, CF_TPL_PARAM, "param part");
     is(call->path.parts[1].rest, 0, "not a rest param");
     cf_config_free(c);
+}
+
+/* Every default in the field tables is a value of its key: merged into an empty object, none is refused. */
+static void test_table_defaults(void)
+{
+    static const struct {
+        const char *name;
+        const cf_yfield_t *table;
+        size_t size;
+    } tables[] = {
+        {"top", top_fields, sizeof(cf_config_t)},
+        {"listen", listen_fields, sizeof(cf_listen_t)},
+        {"tls", tls_fields, sizeof(cf_listen_t)},
+        {"limits", limits_fields, sizeof(cf_config_t)},
+        {"cache", cache_fields, sizeof(cf_config_t)},
+        {"backends", backend_fields, sizeof(cf_backend_t)},
+        {"routes", route_fields, sizeof(cf_route_t)},
+        {"calls", call_fields, sizeof(cf_call_t)},
+        {"calls.cache", call_cache_fields, sizeof(cf_cache_policy_t)},
+    };
+    cf_yaml_t y = {.filename = "t.yaml"};
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); ++i) {
+        void *object = calloc(1, tables[i].size);
+        cf_yctx_t ctx;
+        cf_yctx_init(&ctx, &y);
+        ok(cf_ydefaults(&ctx, tables[i].table, object, 0) == 0, "%s: every default in the table is a value of its key%s%s",
+           tables[i].name, ctx.failed ? ": " : "", ctx.err);
+        free(object);
+    }
 }
 
 static void test_everything(void)
@@ -384,7 +414,7 @@ static void test_plan(void)
     free(out);
     cf_config_free(c);
 
-    /* without dependencies the default deadline is the largest timeout (SPEC §2) */
+    /* without dependencies the default deadline, the longest chain of timeouts, is the largest one (docs/configuration.md) */
     c = load(BASE "  - path: /p\n"
                   "    calls:\n"
                   "      - name: a\n"
@@ -821,7 +851,7 @@ static void test_hostile(void)
     /* call i uses every call before it: 2^63 paths through the graph, but the plan is computed once per call */
     cf_buf_t b = CF_BUF_INIT;
     cf_buf_appends(&b, BASE "  - path: /dense\n    calls:\n");
-    for (int i = 0; i < MAX_CALLS; ++i) {
+    for (int i = 0; i < CF_CONFIG_MAX_CALLS; ++i) {
         cf_buf_appendf(&b, "      - name: c%d\n        backend: users\n        timeout: 10ms\n        path: /x?", i);
         for (int j = 0; j < i; ++j)
             cf_buf_appendf(&b, "b%d={c%d.v}&", j, j);
@@ -842,7 +872,7 @@ static void test_hostile(void)
     cf_buf_reset(&b);
 
     cf_buf_appends(&b, BASE "  - path: /many\n    calls:\n");
-    for (int i = 0; i <= MAX_CALLS; ++i)
+    for (int i = 0; i <= CF_CONFIG_MAX_CALLS; ++i)
         cf_buf_appendf(&b, "      - name: c%d\n        backend: users\n        path: /x\n", i);
     bad("too many calls", b.base, "t.yaml:11:7: routes[0].calls: 65 calls; a route may have at most 64");
     cf_buf_free(&b);
@@ -952,6 +982,7 @@ static void test_encoded_slash(void)
 int main(void)
 {
     test_defaults();
+    test_table_defaults();
     test_cache();
     test_everything();
     test_plan();

@@ -37,6 +37,15 @@ static void test_tchar(void)
         }
     }
     is(wrong, 0, "tchar: every byte value as RFC 9110 5.6.2 says (table and function)");
+
+    ok(cf_http_is_token("GET", 3), "GET is a token");
+    ok(cf_http_is_token("X-Tenant_1.v2~!#$%&'*+^`|", 25), "every tchar kind");
+    ok(!cf_http_is_token("", 0), "the empty string is not a token (one or more tchars)");
+    ok(!cf_http_is_token("X Y", 3), "a space is not a tchar");
+    ok(!cf_http_is_token("X:Y", 3), "nor a colon");
+    ok(!cf_http_is_token("caf\xc3\xa9", 5), "nor a byte above 0x7f");
+    ok(!cf_http_is_token("a\0b", 3), "a NUL inside counts (the length is honoured)");
+    ok(cf_http_is_token("ab\r\n", 2), "bytes past the length do not");
 }
 
 static void test_hexval(void)
@@ -58,6 +67,25 @@ static void test_hexval(void)
         }
     }
     is(bad, 0, "every byte agrees with isxdigit/strtol");
+
+    is(cf_pct_byte("%41", 3, 0), 'A', "%%41");
+    is(cf_pct_byte("a%2fb", 5, 1), '/', "%%2f, lower case, inside");
+    is(cf_pct_byte("%C3%A9", 6, 3), 0xa9, "%%A9, upper case, a byte above 0x7f");
+    is(cf_pct_byte("%00", 3, 0), 0, "%%00 is the NUL byte (callers that refuse it check for 0)");
+    is(cf_pct_byte("%4", 2, 0), -1, "one digit");
+    is(cf_pct_byte("%41", 2, 0), -1, "the second digit past the length");
+    is(cf_pct_byte("%4g", 3, 0), -1, "not a hex digit");
+    is(cf_pct_byte("%%41", 4, 0), -1, "'%%' is not a digit");
+    is(cf_pct_byte("A41", 3, 0), -1, "no '%%'");
+    bad = 0;
+    for (int c = 0; c < 256; ++c) {
+        char s[4] = {'%', (char)c, '7', '\0'};
+        int want = isxdigit(c) ? (int)strtol(s + 1, NULL, 16) : -1;
+        if (cf_pct_byte(s, 3, 0) != want ||
+            cf_pct_byte((char[]){'%', '7', (char)c}, 3, 0) != (isxdigit(c) ? 0x70 + cf_hexval(c) : -1))
+            ++bad;
+    }
+    is(bad, 0, "%%X7 and %%7X for every byte X agree with isxdigit/strtol");
 }
 
 /* Decodes `src` with `flags`; returns the text, "(fail)" on -1 (and checks the output length fits). */

@@ -1,4 +1,4 @@
-/* Unit tests of the JSON writer: compact output, escapes, and reals that read as the upstream wrote them. */
+/* Unit tests of the JSON writer: compact output, escapes, reals that read as the upstream wrote them, template text. */
 #include <stdlib.h>
 #include "../../gateway/jsonout.c"
 #include "tap.h"
@@ -17,6 +17,21 @@ static const char *roundtrip(const char *in)
     cf_buf_free(&b);
     json_decref(v);
     return text;
+}
+
+/* Parses `in` with jansson and returns cf_json_format_scalar's text, or "(none)" when it has none (static buffer). */
+static const char *scalar_text(const char *in)
+{
+    static char text[CF_JSON_SCALAR_MAX];
+    json_error_t e;
+    json_t *v = json_loads(in, JSON_DECODE_ANY, &e);
+    if (v == NULL)
+        return "(parse error)";
+    size_t n = cf_json_format_scalar(v, text);
+    json_decref(v);
+    if (n != strlen(text))
+        return "(length and text differ)";
+    return n != 0 ? text : "(none)";
 }
 
 int main(void)
@@ -55,5 +70,34 @@ int main(void)
         cf_buf_free(&b);
     }
     is(bad, 0, "20000 random reals read back exactly");
+
+    /* the text of a number or a boolean, as a URL template takes it: the same as in an answer */
+    is_str(scalar_text("0.92"), "0.92", "0.92 (%%.17g wrote 0.92000000000000004)");
+    is_str(scalar_text("54.9"), "54.9", "54.9");
+    is_str(scalar_text("3.0"), "3.0", "an integral real stays a real");
+    is_str(scalar_text("1e300"), "1e+300", "exponent");
+    is_str(scalar_text("-2.2250738585072014e-308"), "-2.2250738585072014e-308", "the longest real fits");
+    is_str(scalar_text("-9223372036854775808"), "-9223372036854775808", "the longest integer fits");
+    is_str(scalar_text("7"), "7", "an integer as its digits");
+    is_str(scalar_text("true"), "true", "true");
+    is_str(scalar_text("false"), "false", "false");
+    is_str(scalar_text("\"0.92\""), "(none)", "a string has no such text (quoted in JSON, raw in a URL)");
+    is_str(scalar_text("null"), "(none)", "null has none");
+    is_str(scalar_text("{}"), "(none)", "nor an object");
+    is_str(scalar_text("[1]"), "(none)", "nor an array");
+    bad = 0;
+    for (int i = 0; i < 20000; ++i) {
+        json_t *v = i % 2 ? json_real(((double)rand() / RAND_MAX - 0.5) * pow(10, rand() % 40 - 20))
+                          : json_integer((json_int_t)rand() * (rand() % 2 ? 1 : -1) * rand());
+        char buf[CF_JSON_SCALAR_MAX];
+        cf_buf_t b = CF_BUF_INIT;
+        size_t n = cf_json_format_scalar(v, buf);
+        cf_json_write(&b, v);
+        if (n != b.len || strcmp(buf, b.base) != 0)
+            ++bad;
+        cf_buf_free(&b);
+        json_decref(v);
+    }
+    is(bad, 0, "20000 random numbers: the template text is the answer's, byte for byte");
     return done_testing();
 }

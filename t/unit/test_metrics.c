@@ -2,6 +2,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/plan.c"
 #include "../../gateway/version.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/metrics.c"

@@ -602,7 +602,7 @@ static int structure_holds(const char *src, const char *val, size_t len, char *w
     for (size_t i = 0; i != out.len; ++i) {
         unsigned char c = (unsigned char)o[i];
         if (c == '%') {
-            if (i + 2 >= out.len || !is_hex((unsigned char)o[i + 1]) || !is_hex((unsigned char)o[i + 2])) {
+            if (cf_pct_byte(o, out.len, i) < 0) {
                 snprintf(why, whylen, "bad escape at %zu: %s", i, o);
                 good = 0;
                 goto Done;

@@ -1,0 +1,15 @@
+/* Answering a request in conflux-mock: a stub, /__mock/respond, or the 404 for an unmatched request. */
+#ifndef CF_MOCK_SERVE_H
+#define CF_MOCK_SERVE_H
+
+#include <h2o.h>
+#include "stubs.h"
+
+/** Serves a request matched to stub (retained, handed over) with its path captures (copied). */
+void cf_mock_serve_stub(h2o_req_t *req, cf_mock_stub_t *stub, h2o_iovec_t *caps);
+/** Serves /__mock/respond?status=&delay=&body=&fault=&header=Name:Value (journaled as "respond"). */
+void cf_mock_serve_respond(h2o_req_t *req);
+/** Answers 404 {"error":"no stub",...} for a request nothing matched (journaled). */
+void cf_mock_serve_unmatched(h2o_req_t *req);
+
+#endif
