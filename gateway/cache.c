@@ -488,13 +488,13 @@ struct st_flight_t {
     unsigned char digest[SHA256_DIGEST_LENGTH];
     cf_cache_t *cache;
     cf_cache_port_t *port;   /* the loop that runs it */
-    cf_upstream_t *upstream; /* a reference: a reload may drop the table it came from */
+    cf_attempt_backend_t *backend; /* a reference: a reload may drop the table it came from */
     cf_cache_policy_t policy;
     h2o_mem_pool_t pool; /* the copy of the request */
     cf_upstream_req_t req;
     h2o_linklist_t waiters;   /* under the mutex */
     h2o_linklist_t port_link; /* in port->flights */
-    cf_exchange_t *x;
+    cf_attempt_t attempt; /* the upstream request, with the backend's retries and hedges */
     h2o_memcached_req_t *mreq; /* the lookup waiting for memcached */
     h2o_timeout_entry_t mtimer;
     int probe; /* the lookup is the breaker's probe */
@@ -589,7 +589,7 @@ static void flight_free(struct st_flight_t *fl)
     h2o_linklist_unlink(&fl->port_link);
     h2o_timeout_unlink(&fl->mtimer);
     h2o_mem_clear_pool(&fl->pool);
-    cf_upstream_release(fl->upstream);
+    cf_attempt_backend_release(fl->backend);
     free(fl);
 }
 
@@ -665,10 +665,9 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     flight_free(fl);
 }
 
-static void on_upstream_done(void *data, const cf_upstream_res_t *res)
+static void on_upstream_done(cf_attempt_t *a, const cf_upstream_res_t *res)
 {
-    struct st_flight_t *fl = data;
-    fl->x = NULL;
+    struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, attempt, a);
     json_t *doc = NULL;
     if (res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299) {
         /* the one parse of this body: every waiter and the entry share the document */
@@ -689,7 +688,7 @@ static void on_upstream_done(void *data, const cf_upstream_res_t *res)
 
 static void start_upstream(struct st_flight_t *fl)
 {
-    fl->x = cf_upstream_start(fl->upstream, &fl->req, on_upstream_done, fl);
+    cf_attempt_start(&fl->attempt, fl->backend, &fl->req, 0, on_upstream_done);
 }
 
 /* Parses a memcached value; returns 0 with the fields, -1 when it is not ours. */
@@ -874,7 +873,7 @@ static void start_flight(struct st_flight_t *fl)
 }
 
 /* Creates a flight (with the mutex held) and registers it; the caller starts it once the mutex is released. */
-static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
+static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend, const cf_upstream_req_t *req,
                                       h2o_iovec_t key, uint64_t hash, const unsigned char *digest, const cf_cache_policy_t *policy)
 {
     struct st_flight_t *fl = h2o_mem_alloc(sizeof(*fl) + key.len);
@@ -885,26 +884,12 @@ static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_u
     memcpy(fl->digest, digest, sizeof(fl->digest));
     fl->cache = c;
     fl->port = port;
-    fl->upstream = upstream;
-    cf_upstream_retain(upstream);
+    fl->backend = backend;
+    cf_attempt_backend_retain(backend);
     fl->policy = *policy;
     h2o_mem_init_pool(&fl->pool);
-    fl->req = *req;
-    fl->req.method = h2o_strdup(&fl->pool, req->method.base, req->method.len);
-    fl->req.path = h2o_strdup(&fl->pool, req->path.base, req->path.len);
-    fl->req.authority = h2o_strdup(&fl->pool, req->authority.base, req->authority.len);
+    cf_attempt_req_copy(&fl->pool, &fl->req, req);
     fl->req.body = h2o_iovec_init(NULL, 0);
-    if (req->num_headers != 0) {
-        fl->req.headers = h2o_mem_alloc_pool(&fl->pool, sizeof(*fl->req.headers) * req->num_headers);
-        for (size_t i = 0; i != req->num_headers; ++i) {
-            h2o_header_t *d = &fl->req.headers[i];
-            const h2o_header_t *s = &req->headers[i];
-            d->name = h2o_mem_alloc_pool(&fl->pool, sizeof(*d->name));
-            *d->name = h2o_strdup(&fl->pool, s->name->base, s->name->len);
-            d->orig_name = s->orig_name != NULL ? h2o_strdup(&fl->pool, s->orig_name, SIZE_MAX).base : NULL;
-            d->value = h2o_strdup(&fl->pool, s->value.base, s->value.len);
-        }
-    }
     h2o_linklist_init_anchor(&fl->waiters);
     h2o_linklist_insert(&fl->port->flights, &fl->port_link);
     htable_insert(&c->flights, &fl->h);
@@ -928,7 +913,7 @@ static cf_cache_wait_t *waiter_new(cf_cache_port_t *port, struct st_flight_t *fl
     return wt;
 }
 
-cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstream_t *upstream, const cf_upstream_req_t *req,
+cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend, const cf_upstream_req_t *req,
                                 h2o_iovec_t key, const cf_cache_policy_t *policy, cf_cache_cb cb, void *data,
                                 cf_cache_answer_t *ans)
 {
@@ -955,7 +940,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
             /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
             ans->report.state = CF_CACHE_STALE;
             if (htable_find(&c->flights, hash, key) == NULL)
-                start = flight_new(c, port, upstream, req, key, hash, digest, policy);
+                start = flight_new(c, port, backend, req, key, hash, digest, policy);
         }
         cache_unlock(c);
         if (ans->report.state == CF_CACHE_HIT)
@@ -970,7 +955,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
     if (n != NULL) {
         wt = waiter_new(port, H2O_STRUCT_FROM_MEMBER(struct st_flight_t, h, n), key, hash, cb, data, 0);
     } else {
-        start = flight_new(c, port, upstream, req, key, hash, digest, policy);
+        start = flight_new(c, port, backend, req, key, hash, digest, policy);
         wt = waiter_new(port, start, key, hash, cb, data, 1);
     }
     cache_unlock(c);
@@ -1030,9 +1015,8 @@ void cf_cache_port_destroy(cf_cache_port_t *p)
         return;
     while (!h2o_linklist_is_empty(&p->flights)) {
         struct st_flight_t *fl = H2O_STRUCT_FROM_MEMBER(struct st_flight_t, port_link, p->flights.next);
-        if (fl->x != NULL) {
-            cf_upstream_cancel(fl->x);
-            fl->x = NULL;
+        if (cf_attempt_running(&fl->attempt)) {
+            cf_attempt_cancel(&fl->attempt);
         }
         lookup_stop(fl);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0));

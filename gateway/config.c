@@ -423,6 +423,80 @@ static int on_backend_sni(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* retry_on: [connect_failed, reset, status_503, ...]: the failures of an attempt that another attempt may follow */
+static int on_backend_retry_on(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    static const cf_reason_t retryable[] = {CF_REASON_CONNECT_FAILED, CF_REASON_RESET, CF_REASON_TIMEOUT, CF_REASON_BAD_RESPONSE};
+    cf_backend_t *b = object;
+    cf_strlist_t l = {NULL, 0};
+    int ret = 0;
+    if (cf_yget_strlist(ctx, node, &l) != 0) {
+        cf_strlist_free(&l);
+        return -1;
+    }
+    b->retry_on = 0;
+    memset(b->retry_on_status, 0, sizeof(b->retry_on_status));
+    for (size_t i = 0; i < l.n && ret == 0; ++i) {
+        const char *v = l.items[i];
+        size_t k;
+        for (k = 0; k != sizeof(retryable) / sizeof(retryable[0]); ++k)
+            if (strcmp(v, cf_reasons[retryable[k]].name) == 0)
+                break;
+        if (k != sizeof(retryable) / sizeof(retryable[0])) {
+            b->retry_on |= 1u << retryable[k];
+        } else if (strncmp(v, "status_", 7) == 0 && strlen(v) == 10 && v[7] >= '4' && v[7] <= '5' && v[8] >= '0' && v[8] <= '9' &&
+                   v[9] >= '0' && v[9] <= '9') {
+            int st = atoi(v + 7);
+            b->retry_on_status[st / 64] |= (uint64_t)1 << (st % 64);
+        } else {
+            yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
+            size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
+            cf_yerror(ctx, item, "\"%s\" is not a failure that can be retried (connect_failed, reset, timeout, bad_response, "
+                                 "status_400 to status_599)",
+                      v);
+            cf_ypath_restore(ctx, mark);
+            ret = -1;
+        }
+    }
+    cf_strlist_free(&l);
+    return ret;
+}
+
+static const cf_yfield_t retry_budget_fields[] = {
+    {.key = "percent", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retry_budget.percent), .min = 0, .max = 100, .def = "20"},
+    {.key = "min", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retry_budget.min), .min = 0, .max = 100000, .def = "3"},
+    {NULL},
+};
+
+/* retry_budget: {percent: 20, min: 3} */
+static int on_backend_retry_budget(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    uint64_t seen = 0;
+    if (node == NULL || node->type != YAML_MAPPING_NODE)
+        return cf_yerror(ctx, node, "expected {percent: 20, min: 3}");
+    if (cf_ydecode(ctx, node, retry_budget_fields, object, &seen) != 0)
+        return -1;
+    return cf_ydefaults(ctx, retry_budget_fields, object, seen);
+}
+
+/* hedge_after: a duration (150ms), or p90, p95, p99: that percentile of the backend's recent successful latencies */
+static int on_backend_hedge_after(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_backend_t *b = object;
+    const char *s = cf_yscalar(node);
+    if (s != NULL && (strcmp(s, "p90") == 0 || strcmp(s, "p95") == 0 || strcmp(s, "p99") == 0)) {
+        b->hedge_percentile = (uint64_t)atoi(s + 1);
+        return 0;
+    }
+    uint64_t ms;
+    if (s == NULL || cf_parse_duration(s, &ms) != 0)
+        return cf_yerror(ctx, node, "expected a duration (150ms) or a percentile of recent latencies: p90, p95 or p99");
+    if (ms < 1 || ms > MAX_TIMEOUT_MS)
+        return cf_yerror(ctx, node, "\"%s\" is out of range (1ms to 1h)", s);
+    b->hedge_after_ms = ms;
+    return 0;
+}
+
 static const cf_yfield_t backend_fields[] = {
     {.key = "servers", .type = CF_YT_CUSTOM, .custom = on_backend_servers},
     {.key = "url", .type = CF_YT_CUSTOM, .custom = on_backend_url},
@@ -446,8 +520,17 @@ static const cf_yfield_t backend_fields[] = {
      .def = "256"},
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
-    {.key = "retries", .type = CF_YT_UNSUPPORTED},
-    {.key = "hedge_after", .type = CF_YT_UNSUPPORTED},
+    {.key = "retries", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retries), .min = 0, .max = 10, .def = "0"},
+    {.key = "retry_on", .type = CF_YT_CUSTOM, .custom = on_backend_retry_on},
+    {.key = "retry_budget", .type = CF_YT_CUSTOM, .custom = on_backend_retry_budget},
+    {.key = "hedge_after", .type = CF_YT_CUSTOM, .custom = on_backend_hedge_after},
+    {.key = "hedge_fallback",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, hedge_fallback_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .def = "100ms"},
+    {.key = "max_hedges", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_hedges), .min = 1, .max = 3, .def = "1"},
     {.key = "circuit_breaker", .type = CF_YT_UNSUPPORTED},
     {NULL},
 };
@@ -1002,9 +1085,22 @@ static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen)
     return cf_ydefaults(ctx, listen_fields, l, seen); /* host: NULL stands for 0.0.0.0 */
 }
 
+/* retry_on: [connect_failed, reset, status_502, status_503, status_504] and retry_budget: {percent: 20, min: 3} when
+ * absent (as Envoy's retry_budget); hedge_after: pNN goes after hedge_fallback until the backend has enough samples. */
 static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen)
 {
-    return cf_ydefaults(ctx, backend_fields, b, seen);
+    if (!was_seen(backend_fields, seen, "retry_on")) {
+        b->retry_on = 1u << CF_REASON_CONNECT_FAILED | 1u << CF_REASON_RESET;
+        for (int st = 502; st <= 504; ++st)
+            b->retry_on_status[st / 64] |= (uint64_t)1 << (st % 64);
+    }
+    if (!was_seen(backend_fields, seen, "retry_budget") && cf_ydefaults(ctx, retry_budget_fields, b, 0) != 0)
+        return -1;
+    if (cf_ydefaults(ctx, backend_fields, b, seen) != 0)
+        return -1;
+    if (b->hedge_percentile != 0)
+        b->hedge_after_ms = b->hedge_fallback_ms;
+    return 0;
 }
 
 static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t seen)

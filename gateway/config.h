@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "reason.h"
 #include "router.h"
 #include "template.h"
 
@@ -39,10 +40,29 @@ typedef struct st_cf_backend_t {
     uint64_t max_connections;    /* per process, shared among the threads; at least 1 */
     char *ca_file;               /* https: CA certificates (PEM) to verify servers with; NULL: the system store */
     char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
-    size_t index;                /* in cf_config_t.backends */
+    /* resilience (attempt.c): what may follow an attempt that failed or is slow; nothing when retries and hedge_after
+     * are both 0 */
+    uint64_t retries;             /* attempts after the first that a failed idempotent call may make; 0: none */
+    uint32_t retry_on;            /* bit (1u << reason) per cf_reason_t retried; statuses are in retry_on_status */
+    uint64_t retry_on_status[10]; /* bit per status (0 to 639) retried: status_NNN in retry_on */
+    struct {
+        uint64_t percent, min; /* extra attempts in flight stay below max(min, percent% of the calls in flight) */
+    } retry_budget;
+    uint64_t hedge_after_ms;    /* a copy goes out when an attempt has not answered by then; 0: no hedging. With
+                                   hedge_percentile: until enough samples (hedge_after: p95 sets it from hedge_fallback) */
+    uint64_t hedge_percentile;  /* 0: hedge_after is a duration; 90, 95 or 99: that percentile of recent latencies */
+    uint64_t hedge_fallback_ms; /* hedge_after: pNN, before the backend has CF_HEDGE_MIN_SAMPLES latencies */
+    uint64_t max_hedges;        /* copies one call may send */
+    size_t index;               /* in cf_config_t.backends */
     int line, col;
     void *metrics; /* metrics.c's series for this backend, filled on first use (atomic); not owned */
 } cf_backend_t;
+
+/** Whether status `s` is listed in retry_on (status_NNN). */
+static inline int cf_backend_retries_status(const cf_backend_t *b, int s)
+{
+    return s >= 0 && s < 640 && (b->retry_on_status[s / 64] >> (s % 64) & 1) != 0;
+}
 
 enum { CF_ON_ERROR_NULL, CF_ON_ERROR_OMIT };
 enum { CF_MERGE_GROUP, CF_MERGE_MERGE };

@@ -21,7 +21,7 @@ struct st_call_t {
     const cf_call_t *conf;
     int state;
     size_t waiting_on;       /* dependencies not done yet */
-    cf_exchange_t *x;        /* while running */
+    cf_attempt_t attempt;    /* its upstream request (retries, hedges), while running */
     cf_cache_wait_t *cw;     /* while waiting for the cache (a cached call's upstream request, maybe another's) */
     cf_cache_report_t cache; /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
     uint64_t start_ns, end_ns;
@@ -44,6 +44,7 @@ struct st_fanout_t {
     size_t pending;         /* calls not done */
     struct st_call_t *failed_required;
     h2o_timeout_entry_t deadline;
+    uint64_t deadline_at; /* loop ms */
     cf_watch_t watch;
     cf_slot_t slot;
     uint64_t start_ns;
@@ -250,12 +251,11 @@ static void set_outcome(struct st_call_t *c, cf_reason_t reason, int status, jso
     json_decref(doc);
 }
 
-static void on_call_done(void *data, const cf_upstream_res_t *res)
+static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
 {
-    struct st_call_t *c = data;
+    struct st_call_t *c = H2O_STRUCT_FROM_MEMBER(struct st_call_t, attempt, a);
     json_t *doc = NULL;
     json_error_t jerr;
-    c->x = NULL;
     if (wants_body(res->reason, res->status))
         doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
     set_outcome(c, res->reason, res->status, doc);
@@ -287,7 +287,7 @@ static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
     cf_buf_t key = CF_BUF_INIT;
     cf_cache_build_key(&key, c->conf->backend->name, ureq->method, ureq->path, ureq->headers, ureq->num_headers);
     cf_cache_answer_t ans;
-    c->cw = cf_cache_fetch(cache, f->w->cache_port, f->table->upstreams[c->conf->backend->index], ureq,
+    c->cw = cf_cache_fetch(cache, f->w->cache_port, f->table->attempts[c->conf->backend->index], ureq,
                            h2o_iovec_init(key.base, key.len), &c->conf->cache, on_cache_answer, c, &ans);
     cf_buf_free(&key);
     if (c->cw == NULL) {
@@ -351,7 +351,7 @@ static void start_call(struct st_call_t *c)
         .prepend_base_path = 1,
     };
     if (!start_cached(c, &ureq))
-        c->x = cf_upstream_start(f->table->upstreams[conf->backend->index], &ureq, on_call_done, c);
+        cf_attempt_start(&c->attempt, f->table->attempts[conf->backend->index], &ureq, f->deadline_at, on_call_done);
     cf_buf_free(&url);
 }
 
@@ -364,10 +364,7 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
         struct st_call_t *c = &f->calls[i];
         if (c->state == CALL_DONE)
             continue;
-        if (c->x != NULL) {
-            cf_upstream_cancel(c->x);
-            c->x = NULL;
-        }
+        cf_attempt_cancel(&c->attempt);
         if (c->cw != NULL) {
             cf_cache_answer_t stale;
             int have_stale = cf_cache_cancel(c->cw, reason != CF_REASON_NONE ? &stale : NULL);
@@ -403,7 +400,11 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .reason = f->outcomes[i].reason,
                                       .status = f->outcomes[i].status,
                                       .duration_ns = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0,
-                                      .cache = c->cache};
+                                      .cache = c->cache,
+                                      .attempts = c->attempt.attempts,
+                                      .hedges = c->attempt.hedges,
+                                      .budget_exhausted = c->attempt.budget_exhausted,
+                                      .hedge_won = c->attempt.hedge_won};
     }
     return calls;
 }
@@ -537,6 +538,7 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
         f->calls[i].waiting_on = route->calls[i].num_deps;
     }
     f->pending = route->num_calls;
+    f->deadline_at = h2o_now(w->loop) + route->deadline_ms;
     cf_timeouts_link(&w->timeouts, route->deadline_ms, &f->deadline);
     cf_watch_start(w->watches, req, &f->watch);
     for (size_t i = 0; i < route->num_calls && !f->finished; ++i)

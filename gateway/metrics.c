@@ -53,6 +53,7 @@ typedef struct st_route_series_t {
 typedef struct st_backend_series_t {
     mnode_t super;                    /* the backend's name */
     uint64_t results[CF_NUM_RESULTS]; /* by result label (reason.h) */
+    uint64_t attempts, retries, hedges, budget_exhausted; /* of the calls' attempts (attempt.c) */
 } backend_series_t;
 
 static const uint64_t bucket_ns[CF_METRICS_NUM_BUCKETS] = {1000000,    2500000,    5000000,    10000000,  25000000,
@@ -161,6 +162,15 @@ void cf_metrics_observe(const cf_request_record_t *rec)
             COUNT(&cs->cache[c->cache.state], 1);
         backend_series_t *bs = backend_series(rec->route, i, c->backend);
         COUNT(&bs->results[cf_reason_result(c->reason, c->status)], 1);
+        if (c->attempts != 0) {
+            COUNT(&bs->attempts, c->attempts);
+            if (c->attempts > 1 + c->hedges)
+                COUNT(&bs->retries, c->attempts - 1 - c->hedges);
+            if (c->hedges != 0)
+                COUNT(&bs->hedges, c->hedges);
+        }
+        if (c->budget_exhausted)
+            COUNT(&bs->budget_exhausted, 1);
     }
 }
 
@@ -350,6 +360,15 @@ void cf_metrics_render_memory(cf_buf_t *out)
     cf_buf_appendf(out, "conflux_memory_heap_bytes{state=\"free\"} %zu\n", mi.fordblks);
 }
 
+/* One series per backend of the counter at `offset` in backend_series_t. */
+static void backend_counter_render(cf_buf_t *out, const char *name, size_t offset)
+{
+    for (mnode_t *n = LOAD_PTR(&backends); n != NULL; n = LOAD_PTR(&n->next)) {
+        series_start(out, name, "backend", n->name, NULL, NULL);
+        cf_buf_appendf(out, "} %" PRIu64 "\n", READ((uint64_t *)((char *)n + offset)));
+    }
+}
+
 void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)
 {
     header(out, "conflux_requests_total", "counter",
@@ -393,6 +412,19 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
             series_start(out, "conflux_upstream_results_total", "backend", n->name, "result", cf_reason_result_label(r));
             cf_buf_appendf(out, "} %" PRIu64 "\n", v);
         }
+
+    header(out, "conflux_upstream_attempts_total", "counter",
+           "Upstream exchanges the calls to a backend started: first attempts, retries and hedges (calls answered through "
+           "the cache count none).");
+    backend_counter_render(out, "conflux_upstream_attempts_total", offsetof(backend_series_t, attempts));
+    header(out, "conflux_upstream_retries_total", "counter", "Attempts that followed a failed attempt (retries), by backend.");
+    backend_counter_render(out, "conflux_upstream_retries_total", offsetof(backend_series_t, retries));
+    header(out, "conflux_upstream_hedges_total", "counter",
+           "Copies sent because an attempt had not answered after hedge_after, by backend.");
+    backend_counter_render(out, "conflux_upstream_hedges_total", offsetof(backend_series_t, hedges));
+    header(out, "conflux_retry_budget_exhausted_total", "counter",
+           "Calls that did not send a retry or a hedge because the backend's retry budget was spent, by backend.");
+    backend_counter_render(out, "conflux_retry_budget_exhausted_total", offsetof(backend_series_t, budget_exhausted));
 
     header(out, "conflux_cache_requests_total", "counter",
            "Cached calls by route, call and cache result (hit, miss, stale, coalesced).");

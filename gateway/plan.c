@@ -92,7 +92,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                 return plan_error(err, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
             }
         }
-        if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
+    if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
             /* only a value that fills one path segment can hold an encoded '/': say so rather than ignore the key */
             int fills_segment = 0;
             for (size_t k = 0; k < call->path.num_parts; ++k) {
@@ -354,6 +354,39 @@ static void explain_keys(FILE *out, const keyset_t *s)
         fprintf(out, "%s%s", i ? ", " : "", s->keys[i]);
 }
 
+/* The retry and hedge policy of a backend, a line each (nothing when it has none). */
+static void explain_attempts(FILE *out, const char *indent, const cf_backend_t *b)
+{
+    char d[32];
+    if (b->retries != 0) {
+        fprintf(out, "%sretries %u on ", indent, (unsigned)b->retries);
+        const char *sep = "";
+        for (int r = 0; r != CF_NUM_REASONS; ++r)
+            if ((b->retry_on >> r & 1) != 0) {
+                fprintf(out, "%s%s", sep, cf_reasons[r].name);
+                sep = ", ";
+            }
+        for (int s = 100; s != 600; ++s)
+            if (cf_backend_retries_status(b, s)) {
+                fprintf(out, "%sstatus_%d", sep, s);
+                sep = ", ";
+            }
+        fprintf(out, " (idempotent requests; backoff 25ms doubling to 250ms, jittered; another server when there is one; none "
+                     "after the call's timeout or the deadline)\n");
+    }
+    if (b->hedge_after_ms != 0) {
+        if (b->hedge_percentile != 0)
+            fprintf(out, "%shedge after p%u of recent latencies (%s until 100 samples)", indent, (unsigned)b->hedge_percentile,
+                    cf_format_duration(b->hedge_after_ms, d, sizeof(d)));
+        else
+            fprintf(out, "%shedge after %s", indent, cf_format_duration(b->hedge_after_ms, d, sizeof(d)));
+        fprintf(out, ", at most %u cop%s; the first answer wins\n", (unsigned)b->max_hedges, b->max_hedges == 1 ? "y" : "ies");
+    }
+    if (b->retries != 0 || b->hedge_after_ms != 0)
+        fprintf(out, "%sretry budget: max(%u, %u%% of the calls in flight) retries and hedges in flight, per thread\n", indent,
+                (unsigned)b->retry_budget.min, (unsigned)b->retry_budget.percent);
+}
+
 static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
 {
     char d[32];
@@ -367,6 +400,7 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
     else
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
     fputc('\n', out);
+    explain_attempts(out, "        ", call->backend);
     if (call->encoded_slash == CF_ENCODED_SLASH_KEEP)
         fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
               "are still refused\n",
@@ -483,6 +517,7 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
                     cf_format_duration(r->proxy->timeout_ms, d, sizeof(d)));
             fprintf(out, "  deadline %s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)));
+            explain_attempts(out, "  ", r->proxy);
             continue;
         }
         /* the longest chain, for the deadline line */

@@ -15,7 +15,7 @@ struct st_proxy_t {
     cf_worker_t *w;
     cf_table_t *table;
     const cf_route_t *route;
-    cf_exchange_t *x;
+    cf_attempt_t attempt; /* the exchange, with the backend's retries and hedges */
     cf_watch_t watch;
     cf_slot_t slot;
     uint64_t start_ns, upstream_start_ns;
@@ -29,7 +29,11 @@ static cf_call_record_t call_record(struct st_proxy_t *p, int upstream_status, c
                               .backend = p->route->proxy->name,
                               .status = upstream_status,
                               .reason = reason,
-                              .duration_ns = p->upstream_start_ns != 0 ? now - p->upstream_start_ns : 0};
+                              .duration_ns = p->upstream_start_ns != 0 ? now - p->upstream_start_ns : 0,
+                              .attempts = p->attempt.attempts,
+                              .hedges = p->attempt.hedges,
+                              .budget_exhausted = p->attempt.budget_exhausted,
+                              .hedge_won = p->attempt.hedge_won};
 }
 
 /* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
@@ -90,11 +94,10 @@ static void finish_error(struct st_proxy_t *p, cf_reason_t reason, int status)
     json_decref(body);
 }
 
-static void on_response(void *data, const cf_upstream_res_t *res)
+static void on_response(cf_attempt_t *a, const cf_upstream_res_t *res)
 {
-    struct st_proxy_t *p = data;
+    struct st_proxy_t *p = H2O_STRUCT_FROM_MEMBER(struct st_proxy_t, attempt, a);
     h2o_req_t *req = p->req;
-    p->x = NULL;
     p->finished = 1;
     cf_watch_stop(&p->watch);
     if (res->reason != CF_REASON_NONE) {
@@ -135,9 +138,7 @@ static void on_client_gone(cf_watch_t *watch)
     if (p->finished)
         return;
     p->finished = 1;
-    if (p->x != NULL)
-        cf_upstream_cancel(p->x);
-    p->x = NULL;
+    cf_attempt_cancel(&p->attempt);
     uint64_t now = cf_now_ns();
     cf_call_record_t call = call_record(p, 0, CF_REASON_CANCELLED, now);
     observe(p, 499, &call, now);
@@ -149,8 +150,7 @@ static void on_dispose(void *_p)
 {
     struct st_proxy_t *p = _p;
     cf_watch_stop(&p->watch);
-    if (p->x != NULL)
-        cf_upstream_cancel(p->x);
+    cf_attempt_cancel(&p->attempt);
     cf_slot_dispose(&p->slot);
     cf_table_release(p->table);
 }
@@ -282,6 +282,6 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     };
     cf_watch_start(w->watches, req, &p->watch);
     p->upstream_start_ns = cf_now_ns();
-    p->x = cf_upstream_start(t->upstreams[route->proxy->index], &ureq, on_response, p);
+    cf_attempt_start(&p->attempt, t->attempts[route->proxy->index], &ureq, h2o_now(w->loop) + route->deadline_ms, on_response);
     cf_buf_free(&path);
 }

@@ -42,6 +42,10 @@ typedef struct st_cf_call_record_t {
     int status;              /* upstream status, 0 when none arrived */
     uint64_t duration_ns;    /* 0 when it never started */
     cf_cache_report_t cache; /* state CF_CACHE_NONE when the cache did not answer it */
+    unsigned attempts;       /* upstream exchanges the call started itself (0: answered by the cache, or never started) */
+    unsigned hedges;         /* of those, copies of a slow attempt (hedge_after) */
+    unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the backend's retry budget was spent */
+    unsigned hedge_won : 1;        /* the answer came from a copy */
 } cf_call_record_t;
 
 /** One client request, as it ended (or as conflux answered it without a route). */

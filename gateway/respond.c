@@ -165,6 +165,13 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
         if (i != 0)
             cf_buf_appends(&value, ", ");
         cf_server_timing_format(&value, c->name, c->duration_ns, desc);
+        /* a call that took more than one attempt says so: attempts=N (retries and hedges), hedged=won|lost */
+        if (c->attempts > 1) {
+            cf_buf_appends(&value, ";attempts=");
+            cf_buf_append_u64(&value, c->attempts);
+        }
+        if (c->hedges != 0)
+            cf_buf_appends(&value, c->hedge_won ? ";hedged=won" : ";hedged=lost");
         complete &= c->reason == CF_REASON_NONE;
     }
     if (num_calls != 0)

@@ -108,6 +108,7 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
         }
     }
     t->upstreams = h2o_mem_alloc(sizeof(*t->upstreams) * (config->num_backends + 1));
+    t->attempts = h2o_mem_alloc(sizeof(*t->attempts) * (config->num_backends + 1));
     for (size_t i = 0; i < config->num_backends; ++i) {
         const cf_backend_t *b = &config->backends[i];
         t->upstreams[i] = cf_upstream_create(w->loop, &w->timeouts, &w->getaddr_receiver, b);
@@ -116,6 +117,7 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
             cf_upstream_set_max_connections(t->upstreams[i],
                                             (size_t)((b->max_connections + config->threads - 1) / config->threads));
         }
+        t->attempts[i] = cf_attempt_backend_create(&w->timeouts, t->upstreams[i], b);
     }
     t->config = config;
     return t;
@@ -130,8 +132,11 @@ void cf_table_release(cf_table_t *t)
 {
     if (--t->refcnt != 0)
         return;
-    for (size_t i = 0; i < t->config->num_backends; ++i)
+    for (size_t i = 0; i < t->config->num_backends; ++i) {
+        cf_attempt_backend_release(t->attempts[i]);
         cf_upstream_release(t->upstreams[i]);
+    }
+    free(t->attempts);
     free(t->upstreams);
     cf_router_free(t->router);
     cf_config_free(t->config);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "cf_timeouts.h"
+#include "attempt.h"
 #include "cache.h"
 #include "config.h"
 #include "router.h"
@@ -27,6 +28,7 @@ typedef struct st_cf_table_t {
     cf_config_t *config;       /* owned */
     cf_router_t *router;       /* owned */
     cf_upstream_t **upstreams; /* a reference each; indexed like config->backends */
+    cf_attempt_backend_t **attempts; /* a reference each, over upstreams[i]: what calls start their attempts on */
 } cf_table_t;
 
 /**

@@ -89,6 +89,7 @@ struct st_cf_exchange_t {
     h2o_timeout_entry_t connect_timer;
     h2o_timeout_entry_t deliver; /* on the zero-delay timeout once a result is set */
     h2o_linklist_t queued;
+    size_t avoid_server; /* cf_upstream_req_t's */
     uint64_t deadline_at;
     uint64_t timeout_ms;
     size_t max_body;
@@ -410,7 +411,8 @@ static void on_deliver(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deliver, entry);
     cf_upstream_t *u = x->u;
-    cf_upstream_res_t res = {x->reason, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len)};
+    cf_upstream_res_t res = {x->reason, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len),
+                             x->server != NULL ? (size_t)(x->server - u->servers) + 1 : 0};
 
     if (res.reason != CF_REASON_NONE) {
         /* a failed exchange reports no partial response */
@@ -668,8 +670,11 @@ static void begin(cf_exchange_t *x)
     cf_upstream_t *u = x->u;
     x->holds_slot = 1;
     ++u->in_use;
-    x->server = u->servers + u->next_server;
-    u->next_server = (u->next_server + 1) % u->num_servers;
+    size_t i = u->next_server;
+    if (i + 1 == x->avoid_server && u->num_servers > 1)
+        i = (i + 1) % u->num_servers;
+    x->server = u->servers + i;
+    u->next_server = (i + 1) % u->num_servers;
     connect_attempt(x, 0);
 }
 
@@ -694,6 +699,7 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     x->max_body = req->max_response_body;
     x->idempotent = req->idempotent != 0;
     x->prepend_base_path = req->prepend_base_path != 0;
+    x->avoid_server = req->avoid_server;
     x->deadline_at = h2o_now(u->loop) + x->timeout_ms;
     ++u->num_live;
 
@@ -712,6 +718,11 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
         h2o_linklist_insert(&u->queue, &x->queued);
     }
     return x;
+}
+
+size_t cf_upstream_server(const cf_exchange_t *x)
+{
+    return x->server != NULL ? (size_t)(x->server - x->u->servers) + 1 : 0;
 }
 
 void cf_upstream_cancel(cf_exchange_t *x)

@@ -63,6 +63,8 @@ typedef struct st_cf_upstream_req_t {
                                  before any response byte, and only before the timeout */
     int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different
                                  base paths); 0: the caller has put a base path in `path` itself */
+    size_t avoid_server;      /* 1 + the index of a server to pass over when the rotation lands on it and the backend
+                                 has others (a retry or a hedge goes elsewhere); 0: none */
 } cf_upstream_req_t;
 
 /**
@@ -86,6 +88,7 @@ typedef struct st_cf_upstream_res_t {
     h2o_header_t *headers; /* name: lower-case (an h2o token when known); orig_name: as received */
     size_t num_headers;
     h2o_iovec_t body; /* the whole body (decoded from chunked); empty for HEAD, 204, 304; base never NULL */
+    size_t server;    /* 1 + the index of the server the exchange went to; 0 when it chose none */
 } cf_upstream_res_t;
 
 /**
@@ -102,6 +105,8 @@ typedef struct st_cf_exchange_t cf_exchange_t;
  * valid until the callback returns or cf_upstream_cancel is called, whichever comes first.
  */
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
+/** 1 + the index of the server an exchange runs on; 0 while it waits in the queue (no server chosen yet). */
+size_t cf_upstream_server(const cf_exchange_t *x);
 /**
  * Abandons an exchange, whether running, queued, or finished with its callback still due: its connection is closed
  * (never kept idle), its timers are unlinked, no callback follows, the handle is freed. Not from its own callback.

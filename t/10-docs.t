@@ -71,6 +71,7 @@ my %where = (
     limits_fields     => ['`limits`',                  ['properties', 'limits', 'properties']],
     cache_fields      => ['`cache`',                   ['properties', 'cache', 'properties']],
     backend_fields    => ['`backends`',                ['$defs', 'backend', 'properties']],
+    retry_budget_fields => ['`backends.NAME.retry_budget`', ['$defs', 'backend', 'properties', 'retry_budget', 'properties']],
     route_fields      => ['`routes`',                  ['$defs', 'route', 'properties']],
     call_fields       => ['`routes[].calls`',          ['$defs', 'call', 'properties']],
     call_cache_fields => ['`routes[].calls[].cache`',  ['$defs', 'cache_policy', 'anyOf', 1, 'properties']],

@@ -170,8 +170,6 @@ my @bad = (
     ['a bad backend name', $head =~ s{  users:}{  "9users":}r . $route =~ s{backend: users}{backend: "9users"}r,
         qr/a backend name is/],
     # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
-    ['retries (not supported yet)', $head . "    retries: 1\n" . $route, qr/not supported/],
-    ['hedge_after (not supported yet)', $head . "    hedge_after: 150ms\n" . $route, qr/not supported/],
     ['circuit_breaker (not supported yet)', $head . "    circuit_breaker: { failures: 5, open_for: 10s }\n" . $route,
         qr/not supported/],
     ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
@@ -194,6 +192,21 @@ push @good, (
             . "    tls: { certificate: $cert, key: $key }\n    http2: true\n"
             . "backends:\n  users:\n    url: https://127.0.0.1:9443/api\n    sni: api.example\n    ca_file: $cert\n" . $route],
     ) : (),
+);
+# retries, the retry budget and hedging (docs/configuration.md, `backends`)
+push @good, (
+    ['retries with retry_on and a budget, a fixed hedge', $head . "    retries: 2\n    retry_on: [connect_failed, timeout, status_500]\n"
+        . "    retry_budget: { percent: 50, min: 1 }\n    hedge_after: 150ms\n    max_hedges: 2\n" . $route],
+    ['hedge_after: p95 with its fallback', $head . "    hedge_after: p95\n    hedge_fallback: 80ms\n" . $route],
+);
+push @bad, (
+    ['retries: 11', $head . "    retries: 11\n" . $route, qr/out of range/],
+    ['retry_on: status_200', $head . "    retry_on: [status_200]\n" . $route, qr/not a failure that can be retried/],
+    ['retry_on: deadline', $head . "    retry_on: [deadline]\n" . $route, qr/not a failure that can be retried/],
+    ['hedge_after: p50', $head . "    hedge_after: p50\n" . $route, qr/p90, p95 or p99/],
+    ['max_hedges: 0', $head . "    max_hedges: 0\n" . $route, qr/out of range/],
+    ['retry_budget: {percent: 101}', $head . "    retry_budget: { percent: 101 }\n" . $route, qr/out of range/],
+    ['retry_budget: {ratio: 1}', $head . "    retry_budget: { ratio: 1 }\n" . $route, qr/unknown key|ratio/],
 );
 push @bad, (
     ['threads: 65', $head . "threads: 65\n" . $route, qr/out of range \(1 to 64\)/],

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include "tap.h"
+#include "../../gateway/attempt.c"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
 
@@ -29,6 +30,11 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     *x = (cf_exchange_t){u, cb, data, 1};
     ++u->started;
     return x;
+}
+
+size_t cf_upstream_server(const cf_exchange_t *x)
+{
+    return 0;
 }
 
 void cf_upstream_cancel(cf_exchange_t *x)
@@ -126,9 +132,14 @@ static void run_until(test_loop_t *l, const int *flag)
 static cf_cache_wait_t *fetch(test_loop_t *l, cf_upstream_t *u, const char *key, const cf_cache_policy_t *policy, got_t *g,
                               cf_cache_answer_t *ans)
 {
+    static const cf_backend_t backend = {.timeout_ms = 1000}; /* no retries, no hedges */
     cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(key, strlen(key))};
     memset(g, 0, sizeof(*g));
-    return cf_cache_fetch(cf_cache_get(), l->port, u, &req, h2o_iovec_init(key, strlen(key)), policy, on_got, g, ans);
+    /* the attempts over the fake upstream; a flight that starts keeps its own reference */
+    cf_attempt_backend_t *ab = cf_attempt_backend_create(&l->timeouts, u, &backend);
+    cf_cache_wait_t *wt = cf_cache_fetch(cf_cache_get(), l->port, ab, &req, h2o_iovec_init(key, strlen(key)), policy, on_got, g, ans);
+    cf_attempt_backend_release(ab);
+    return wt;
 }
 
 /* Puts an entry for `key`, stored `age_ms` ago. */

@@ -2,6 +2,7 @@
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
+#include "../../gateway/reason.c"
 #include "../../gateway/plan.c"
 #include <time.h>
 #include <unistd.h>
@@ -681,10 +682,45 @@ static void test_backend_errors(void)
         "t.yaml:5:10: backends.b.url: use either servers: or url:, not both");
     bad("neither", "listen: [{port: 1}]\nbackends:\n  b:\n    timeout: 1s\n" RT,
         "t.yaml:4:5: backends.b: needs servers: [http://host:port, ...] or url: http://host:port");
-    bad("retries", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    retries: 1\n" RT,
-        "t.yaml:5:14: backends.b.retries: not supported yet");
-    bad("hedge_after", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    hedge_after: 1s\n" RT,
-        "t.yaml:5:18: backends.b.hedge_after: not supported yet");
+    bad("retries over 10", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    retries: 11\n" RT,
+        "t.yaml:5:14: backends.b.retries: 11 is out of range (0 to 10)");
+    bad("retry_on: a reason that is not retried",
+        "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    retry_on: [reset, invalid_json]\n" RT,
+        "t.yaml:5:23: backends.b.retry_on[1]: \"invalid_json\" is not a failure that can be retried (connect_failed, reset, "
+        "timeout, bad_response, status_400 to status_599)");
+    bad("hedge_after: p50", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    hedge_after: p50\n" RT,
+        "t.yaml:5:18: backends.b.hedge_after: expected a duration (150ms) or a percentile of recent latencies: p90, p95 or p99");
+    {
+        cf_config_t *c = load("listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n" RT);
+        ok(c != NULL, "a backend without resilience keys");
+        if (c != NULL) {
+            const cf_backend_t *b = &c->backends[0];
+            is(b->retries, 0, "retries: 0 by default");
+            is(b->hedge_after_ms, 0, "no hedging by default");
+            is(b->retry_budget.percent, 20, "retry_budget.percent: 20 by default");
+            is(b->retry_budget.min, 3, "retry_budget.min: 3 by default");
+            is(b->max_hedges, 1, "max_hedges: 1 by default");
+            ok(b->retry_on == (1u << CF_REASON_CONNECT_FAILED | 1u << CF_REASON_RESET), "retry_on: connect_failed, reset ...");
+            ok(cf_backend_retries_status(b, 502) && cf_backend_retries_status(b, 503) && cf_backend_retries_status(b, 504) &&
+                   !cf_backend_retries_status(b, 500),
+               "... status_502, status_503, status_504 by default");
+        }
+        cf_config_free(c);
+        c = load("listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    retries: 2\n    retry_on: [timeout, status_429]\n"
+                 "    retry_budget: {min: 7}\n    hedge_after: p99\n    hedge_fallback: 70ms\n" RT);
+        ok(c != NULL, "a backend with every resilience key: %s", err);
+        if (c != NULL) {
+            const cf_backend_t *b = &c->backends[0];
+            is(b->retries, 2, "retries");
+            ok(b->retry_on == 1u << CF_REASON_TIMEOUT && cf_backend_retries_status(b, 429) && !cf_backend_retries_status(b, 503),
+               "retry_on replaces the default list");
+            is(b->retry_budget.percent, 20, "retry_budget: the percent left out keeps its default");
+            is(b->retry_budget.min, 7, "retry_budget.min");
+            is(b->hedge_percentile, 99, "hedge_after: p99");
+            is(b->hedge_after_ms, 70, "hedge_after: p99 hedges after hedge_fallback until there are samples");
+        }
+        cf_config_free(c);
+    }
     bad("circuit_breaker", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    circuit_breaker: {failures: 5}\n" RT,
         "t.yaml:5:22: backends.b.circuit_breaker: not supported yet");
     bad("max_connections 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    max_connections: 0\n" RT,

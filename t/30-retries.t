@@ -1,0 +1,187 @@
+# Retries within a budget and the deadline (docs/http.md, "Retries and hedging"): what is retried, where, and how much.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use JSON::PP ();
+use Test::More;
+
+# Two servers of one backend: "a" fails /r with 503, "b" answers it. Both answer /ok; /once fails the first time only.
+my $a = spawn_mock(<<'EOF');
+stubs:
+  - path: /r
+    status: 503
+    body: '{"server": "a"}'
+  - path: /ok
+    body: '{"ok": true}'
+  - path: /once
+    body: '{"once": true}'
+    sequence: [503, 200]
+  - path: /always503
+    status: 503
+    body: '{"busy": true}'
+  - path: /late
+    method: '*'
+    status: 503
+    body: '{"late": true}'
+    delay: 240ms
+    sequence: [503, 200]
+  - path: /dead
+    status: 503
+    body: '{"dead": true}'
+    delay: 300ms
+  - path: /pay
+    method: POST
+    status: 201
+    body: '{"paid": true}'
+    sequence: [503, 201]
+  - path: /put
+    method: PUT
+    body: '{"put": true}'
+    sequence: [503, 200]
+EOF
+my $b = spawn_mock(<<'EOF');
+stubs:
+  - path: /r
+    body: '{"server": "b"}'
+  - path: /ok
+    body: '{"ok": true}'
+EOF
+my ($ap, $bp) = ($a->port, $b->port);
+my $admin = empty_port();
+my $log = tmpdir() . '/access.log';
+
+my $gw = spawn_conflux(<<"EOF");
+threads: 1
+admin: 127.0.0.1:$admin
+access_log: "$log"
+backends:
+  once:
+    url: http://127.0.0.1:$ap
+    retries: 1
+  two:
+    servers: [http://127.0.0.1:$ap, http://127.0.0.1:$bp]
+    retries: 1
+  plain:
+    url: http://127.0.0.1:$ap
+  pay:
+    url: http://127.0.0.1:$ap
+    retries: 2
+  dead:
+    url: http://127.0.0.1:$ap
+    retries: 3
+routes:
+  - path: /once
+    calls:
+      - { name: flaky, backend: once, path: /once }
+  - path: /plain
+    calls:
+      - { name: flaky, backend: plain, path: /once }
+  - path: /always
+    calls:
+      - { name: busy, backend: once, path: /always503 }
+  - path: /two
+    calls:
+      - { name: flaky, backend: two, path: /r }
+      - { name: other, backend: two, path: /ok }
+  - path: /pay
+    methods: [POST]
+    proxy: pay
+  - path: /put
+    methods: [PUT]
+    proxy: pay
+  - path: /late
+    deadline: 250ms
+    proxy: once
+  - path: /dead
+    calls:
+      - { name: dead, backend: dead, path: /dead }
+EOF
+
+sub count_path { my ($mock, $path) = @_; return scalar @{ $mock->journal($path) } }
+
+subtest 'a transient 503 is retried once and the call succeeds' => sub {
+    $a->reset;
+    my $r = http_get($gw->url('/once'));
+    is $r->{status}, 200, 'the answer';
+    my $doc = decode_json_ok($r->{body});
+    is_deeply $doc, { flaky => { once => JSON::PP::true } }, 'the second attempt answered the call';
+    like $r->{headers}{'server-timing'}, qr/^flaky;dur=[0-9.]+;desc="ok";attempts=2,/, 'Server-Timing counts the attempts';
+    is $r->{headers}{'conflux-complete'}, 'true', 'complete';
+    is count_path($a, '/once'), 2, 'two upstream requests';
+    is $gw->metric('conflux_upstream_attempts_total{backend="once"}'), 2, 'two attempts in /metrics';
+    is $gw->metric('conflux_upstream_retries_total{backend="once"}'), 1, 'one retry in /metrics';
+    ok wait_until(sub { -s $log && slurp($log) =~ /"name":"flaky".*?"attempts":2/ }), 'the access log has the attempts';
+};
+
+subtest 'a backend without retries does not retry' => sub {
+    $a->reset;
+    my $r = http_get($gw->url('/plain'));
+    like $r->{headers}{'server-timing'}, qr/^flaky;dur=[0-9.]+;desc="status_503",/, 'the call failed with the 503';
+    is count_path($a, '/once'), 1, 'one upstream request';
+};
+
+subtest 'every attempt failing: the last one is the reason' => sub {
+    $a->reset;
+    my $r = http_get($gw->url('/always'));
+    like $r->{headers}{'server-timing'}, qr/^busy;dur=[0-9.]+;desc="status_503";attempts=2,/, 'status_503 after two attempts';
+    like $r->{headers}{'proxy-status'}, qr/received-status=503/, 'Proxy-Status names the last answer';
+    is count_path($a, '/always503'), 2, 'two upstream requests';
+};
+
+subtest 'the retry goes to the other server' => sub {
+    $a->reset;
+    $b->reset;
+    # the two calls take "a" then "b"; round robin alone would send flaky's retry back to "a"
+    my $r = http_get($gw->url('/two'));
+    is $r->{status}, 200, 'the answer';
+    my $doc = decode_json_ok($r->{body});
+    is $doc->{flaky}{server}, 'b', 'the retry was answered by the other server';
+    is count_path($a, '/r'), 1, 'one request to the failing server';
+    is count_path($b, '/r'), 1, 'one to the other';
+};
+
+subtest 'POST is never retried; PUT is' => sub {
+    $a->reset;
+    my $r = http_request('POST', $gw->url('/pay'), { 'Content-Type' => 'application/json' }, '{"amount": 1}');
+    is $r->{status}, 503, 'the POST got the upstream 503';
+    is count_path($a, '/pay'), 1, 'one upstream request';
+    $r = http_request('PUT', $gw->url('/put'), { 'Content-Type' => 'application/json' }, '{"a": 1}');
+    is $r->{status}, 200, 'the PUT was retried';
+    my $j = $a->journal('/put');
+    is scalar @$j, 2, 'two upstream requests';
+    is $j->[1]{body}, '{"a": 1}', 'the retry carries the body';
+};
+
+subtest 'no retry starts after the deadline' => sub {
+    $a->reset;
+    # the 503 comes after 240ms; the shortest backoff is 15ms, so a retry would start after the 250ms deadline
+    my $r = http_get($gw->url('/late'));
+    is $r->{status}, 503, 'the first attempt\'s answer';
+    is count_path($a, '/late'), 1, 'no second upstream request';
+};
+
+subtest 'the retry budget caps attempts when every call fails' => sub {
+    $a->reset;
+    my $before = $gw->metrics;
+    # 20 calls at once to a backend that fails everything after 300ms, with retries: 3: without a budget that is 80
+    # upstream requests; the budget lets max(3, 20% of the calls in flight) retries be in flight
+    my ($res) = http_parallel(20, $gw->url('/dead'));
+    is scalar(grep { $_->{status} == 200 } @$res), 20, 'every client got its answer';
+    my $n = count_path($a, '/dead');
+    cmp_ok $n, '>=', 20, "every call made its first attempt ($n requests)";
+    cmp_ok $n, '<=', 30, "the budget kept it under 1.5 times the calls ($n requests, 80 without it)";
+    my $after = $gw->metrics;
+    cmp_ok delta($before, $after, 'conflux_retry_budget_exhausted_total{backend="dead"}'), '>', 0,
+        'calls that found the budget spent are counted';
+};
+
+subtest '--explain shows the retry policy' => sub {
+    my $r = run_cmd([bindir() . '/conflux', '--explain', '-c', $gw->{config}]);
+    is $r->{code}, 0, 'exit 0';
+    like $r->{out}, qr/retries 1 on connect_failed, reset, status_502, status_503, status_504/, 'the retries and retry_on';
+    like $r->{out}, qr/retry budget: max\(3, 20% of the calls in flight\)/, 'the budget';
+};
+
+done_testing;
