@@ -358,8 +358,7 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
     deliver(a, res);
 }
 
-void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstream_req_t *req, uint64_t deadline,
-                      cf_attempt_cb cb)
+void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstream_req_t *req, uint64_t deadline, cf_attempt_cb cb)
 {
     memset(a, 0, sizeof(*a));
     a->ab = ab;

@@ -36,8 +36,8 @@ typedef struct st_cf_attempt_t cf_attempt_t;
 /** One exchange of a call (private to attempt.c). */
 typedef struct st_cf_attempt_slot_t {
     cf_attempt_t *a;
-    cf_exchange_t *x; /* NULL: free */
-    uint64_t start;   /* loop ms */
+    cf_exchange_t *x;   /* NULL: free */
+    uint64_t start;     /* loop ms */
     unsigned extra : 1; /* holds one of the budget's extra attempts */
     unsigned hedge : 1; /* a copy of a slow attempt */
 } cf_attempt_slot_t;
@@ -65,8 +65,8 @@ struct st_cf_attempt_t {
     struct st_cf_attempt_req_t *copy; /* the request again, for retries and hedges; NULL when neither can happen */
     cf_attempt_slot_t slots[CF_ATTEMPT_MAX_RUNNING];
     h2o_timeout_entry_t retry_timer, hedge_timer;
-    uint64_t call_end;      /* loop ms: the call's timeout, which every attempt ends by */
-    uint64_t end_at;        /* loop ms from which no attempt starts: call_end, or the deadline if earlier */
+    uint64_t call_end; /* loop ms: the call's timeout, which every attempt ends by */
+    uint64_t end_at;   /* loop ms from which no attempt starts: call_end, or the deadline if earlier */
     unsigned retries_left;
     unsigned running;       /* slots with an exchange */
     unsigned waiting_extra; /* a retry waiting for its backoff holds an extra attempt of the budget */
@@ -79,8 +79,7 @@ struct st_cf_attempt_t {
  * (idempotent requests only). Every attempt ends by the call's timeout (req->timeout_ms, else the backend's), counted
  * from now, and none starts after it nor after `deadline` (loop milliseconds, h2o_now; 0: none), the route's.
  */
-void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstream_req_t *req, uint64_t deadline,
-                      cf_attempt_cb cb);
+void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstream_req_t *req, uint64_t deadline, cf_attempt_cb cb);
 /** Whether a call started and its callback has not run nor has it been cancelled. */
 static inline int cf_attempt_running(const cf_attempt_t *a)
 {

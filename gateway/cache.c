@@ -487,14 +487,14 @@ struct st_flight_t {
     struct st_hnode_t h; /* key points into this allocation */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     cf_cache_t *cache;
-    cf_cache_port_t *port;   /* the loop that runs it */
+    cf_cache_port_t *port;         /* the loop that runs it */
     cf_attempt_backend_t *backend; /* a reference: a reload may drop the table it came from */
     cf_cache_policy_t policy;
     h2o_mem_pool_t pool; /* the copy of the request */
     cf_upstream_req_t req;
-    h2o_linklist_t waiters;   /* under the mutex */
-    h2o_linklist_t port_link; /* in port->flights */
-    cf_attempt_t attempt; /* the upstream request, with the backend's retries and hedges */
+    h2o_linklist_t waiters;    /* under the mutex */
+    h2o_linklist_t port_link;  /* in port->flights */
+    cf_attempt_t attempt;      /* the upstream request, with the backend's retries and hedges */
     h2o_memcached_req_t *mreq; /* the lookup waiting for memcached */
     h2o_timeout_entry_t mtimer;
     int probe; /* the lookup is the breaker's probe */
@@ -873,8 +873,9 @@ static void start_flight(struct st_flight_t *fl)
 }
 
 /* Creates a flight (with the mutex held) and registers it; the caller starts it once the mutex is released. */
-static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend, const cf_upstream_req_t *req,
-                                      h2o_iovec_t key, uint64_t hash, const unsigned char *digest, const cf_cache_policy_t *policy)
+static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend,
+                                      const cf_upstream_req_t *req, h2o_iovec_t key, uint64_t hash, const unsigned char *digest,
+                                      const cf_cache_policy_t *policy)
 {
     struct st_flight_t *fl = h2o_mem_alloc(sizeof(*fl) + key.len);
     memset(fl, 0, sizeof(*fl));

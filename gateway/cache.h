@@ -106,9 +106,9 @@ typedef struct st_cf_cache_wait_t cf_cache_wait_t;
  * (then one background refresh starts unless one runs), answers at once: *ans is filled (ans->doc is the caller's) and
  * NULL is returned. Otherwise the call waits for the one upstream request made for the key: `req` is sent to
  * `backend` (a backend of the port's loop, with its retries and hedges; the flight takes a reference for as long as it
- * runs, so it may outlive its route table), or the one running for the key is joined, on whichever loop it runs. The returned handle stays
- * valid until `cb` has been called (on the port's loop) or cf_cache_cancel. Failed refreshes are answered from an entry
- * within stale_if_error. `req` and `policy` are copied.
+ * runs, so it may outlive its route table), or the one running for the key is joined, on whichever loop it runs. The returned
+ * handle stays valid until `cb` has been called (on the port's loop) or cf_cache_cancel. Failed refreshes are answered from an
+ * entry within stale_if_error. `req` and `policy` are copied.
  */
 cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend, const cf_upstream_req_t *req,
                                 h2o_iovec_t key, const cf_cache_policy_t *policy, cf_cache_cb cb, void *data,

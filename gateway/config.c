@@ -451,8 +451,9 @@ static int on_backend_retry_on(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         } else {
             yaml_node_t *item = node->type == YAML_SEQUENCE_NODE ? seq_item(ctx, node, i) : node;
             size_t mark = node->type == YAML_SEQUENCE_NODE ? cf_ypath_index(ctx, i) : ctx->pathlen;
-            cf_yerror(ctx, item, "\"%s\" is not a failure that can be retried (connect_failed, reset, timeout, bad_response, "
-                                 "status_400 to status_599)",
+            cf_yerror(ctx, item,
+                      "\"%s\" is not a failure that can be retried (connect_failed, reset, timeout, bad_response, "
+                      "status_400 to status_599)",
                       v);
             cf_ypath_restore(ctx, mark);
             ret = -1;
@@ -463,7 +464,12 @@ static int on_backend_retry_on(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 }
 
 static const cf_yfield_t retry_budget_fields[] = {
-    {.key = "percent", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retry_budget.percent), .min = 0, .max = 100, .def = "20"},
+    {.key = "percent",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_backend_t, retry_budget.percent),
+     .min = 0,
+     .max = 100,
+     .def = "20"},
     {.key = "min", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retry_budget.min), .min = 0, .max = 100000, .def = "3"},
     {NULL},
 };

@@ -51,8 +51,8 @@ typedef struct st_route_series_t {
 } route_series_t;
 
 typedef struct st_backend_series_t {
-    mnode_t super;                    /* the backend's name */
-    uint64_t results[CF_NUM_RESULTS]; /* by result label (reason.h) */
+    mnode_t super;                                        /* the backend's name */
+    uint64_t results[CF_NUM_RESULTS];                     /* by result label (reason.h) */
     uint64_t attempts, retries, hedges, budget_exhausted; /* of the calls' attempts (attempt.c) */
 } backend_series_t;
 

@@ -24,8 +24,8 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 
 /*
  * One line: {"time","client","method","path","route","status","duration","calls":[{"name","backend","status",
- * "duration","cache","reason","attempts","hedges"}]}. The path is logged without its query string: queries carry tokens and personal
- * data more often than paths do, and the route tells which endpoint it was.
+ * "duration","cache","reason","attempts","hedges"}]}. The path is logged without its query string: queries carry tokens and
+ * personal data more often than paths do, and the route tells which endpoint it was.
  */
 static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
 {

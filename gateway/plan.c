@@ -92,7 +92,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                 return plan_error(err, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
             }
         }
-    if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
+        if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
             /* only a value that fills one path segment can hold an encoded '/': say so rather than ignore the key */
             int fills_segment = 0;
             for (size_t k = 0; k < call->path.num_parts; ++k) {

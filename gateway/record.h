@@ -36,14 +36,14 @@ typedef struct st_cf_cache_report_t {
 
 /** One upstream call of a request, as it ended. */
 typedef struct st_cf_call_record_t {
-    const char *name;        /* the call's name; for a proxy route, the backend's */
-    const char *backend;     /* the backend's name */
-    cf_reason_t reason;      /* CF_REASON_NONE on success */
-    int status;              /* upstream status, 0 when none arrived */
-    uint64_t duration_ns;    /* 0 when it never started */
-    cf_cache_report_t cache; /* state CF_CACHE_NONE when the cache did not answer it */
-    unsigned attempts;       /* upstream exchanges the call started itself (0: answered by the cache, or never started) */
-    unsigned hedges;         /* of those, copies of a slow attempt (hedge_after) */
+    const char *name;              /* the call's name; for a proxy route, the backend's */
+    const char *backend;           /* the backend's name */
+    cf_reason_t reason;            /* CF_REASON_NONE on success */
+    int status;                    /* upstream status, 0 when none arrived */
+    uint64_t duration_ns;          /* 0 when it never started */
+    cf_cache_report_t cache;       /* state CF_CACHE_NONE when the cache did not answer it */
+    unsigned attempts;             /* upstream exchanges the call started itself (0: answered by the cache, or never started) */
+    unsigned hedges;               /* of those, copies of a slow attempt (hedge_after) */
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the backend's retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy */
 } cf_call_record_t;

@@ -25,9 +25,9 @@ typedef struct st_cf_worker_t cf_worker_t;
 typedef struct st_cf_table_t {
     size_t refcnt;
     cf_worker_t *worker;
-    cf_config_t *config;       /* owned */
-    cf_router_t *router;       /* owned */
-    cf_upstream_t **upstreams; /* a reference each; indexed like config->backends */
+    cf_config_t *config;             /* owned */
+    cf_router_t *router;             /* owned */
+    cf_upstream_t **upstreams;       /* a reference each; indexed like config->backends */
     cf_attempt_backend_t **attempts; /* a reference each, over upstreams[i]: what calls start their attempts on */
 } cf_table_t;
 

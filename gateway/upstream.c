@@ -411,7 +411,11 @@ static void on_deliver(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deliver, entry);
     cf_upstream_t *u = x->u;
-    cf_upstream_res_t res = {x->reason, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len),
+    cf_upstream_res_t res = {x->reason,
+                             x->status,
+                             x->headers,
+                             x->num_headers,
+                             h2o_iovec_init(x->body, x->body_len),
                              x->server != NULL ? (size_t)(x->server - u->servers) + 1 : 0};
 
     if (res.reason != CF_REASON_NONE) {

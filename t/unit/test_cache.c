@@ -137,7 +137,8 @@ static cf_cache_wait_t *fetch(test_loop_t *l, cf_upstream_t *u, const char *key,
     memset(g, 0, sizeof(*g));
     /* the attempts over the fake upstream; a flight that starts keeps its own reference */
     cf_attempt_backend_t *ab = cf_attempt_backend_create(&l->timeouts, u, &backend);
-    cf_cache_wait_t *wt = cf_cache_fetch(cf_cache_get(), l->port, ab, &req, h2o_iovec_init(key, strlen(key)), policy, on_got, g, ans);
+    cf_cache_wait_t *wt =
+        cf_cache_fetch(cf_cache_get(), l->port, ab, &req, h2o_iovec_init(key, strlen(key)), policy, on_got, g, ans);
     cf_attempt_backend_release(ab);
     return wt;
 }
