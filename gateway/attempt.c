@@ -256,6 +256,11 @@ static void stop_slot(cf_attempt_t *a, cf_attempt_slot_t *s)
 static void wind_up(cf_attempt_t *a)
 {
     cf_attempt_backend_t *ab = a->ab;
+    if (!a->counted) { /* the fast path: one exchange, no timer, no count */
+        stop_slot(a, &a->slots[0]);
+        a->cb = NULL;
+        return;
+    }
     for (size_t i = 0; i != CF_ATTEMPT_MAX_RUNNING; ++i)
         stop_slot(a, &a->slots[i]);
     h2o_timeout_unlink(&a->retry_timer);
@@ -335,11 +340,17 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
 
     s->x = NULL;
     --a->running;
+    if (!a->counted) { /* the fast path: nothing to wind up */
+        cf_attempt_cb cb = a->cb;
+        a->cb = NULL;
+        cb(a, res);
+        return;
+    }
     if (s->extra) {
         s->extra = 0;
         --ab->extra;
     }
-    if (a->copy == NULL) { /* the fast path */
+    if (a->copy == NULL) { /* not idempotent: the one attempt is the outcome */
         deliver(a, res);
         return;
     }
@@ -360,23 +371,31 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
 
 void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstream_req_t *req, uint64_t deadline, cf_attempt_cb cb)
 {
-    memset(a, 0, sizeof(*a));
+    /* only what the fast path reads is set here: it never touches the timers nor the other slots (wind_up) */
+    a->attempts = 1;
+    a->hedges = 0;
+    a->budget_exhausted = 0;
+    a->hedge_won = 0;
     a->ab = ab;
     a->cb = cb;
-    for (size_t i = 0; i != CF_ATTEMPT_MAX_RUNNING; ++i)
-        a->slots[i].a = a;
+    a->copy = NULL;
+    a->running = 1;
+    a->counted = 0;
+    a->slots[0] = (cf_attempt_slot_t){.a = a};
     if (ab->retries == 0 && ab->hedge_after_ms == 0) {
         /* the fast path: nothing can follow this exchange */
-        a->attempts = 1;
-        a->running = 1;
         a->slots[0].x = cf_upstream_start(ab->u, req, on_exchange_done, &a->slots[0]);
         return;
     }
+    for (size_t i = 1; i != CF_ATTEMPT_MAX_RUNNING; ++i)
+        a->slots[i] = (cf_attempt_slot_t){.a = a};
+    a->retry_timer = (h2o_timeout_entry_t){0};
+    a->hedge_timer = (h2o_timeout_entry_t){0};
+    a->waiting_extra = 0;
+    a->last_server = 0;
     a->counted = 1;
     ++ab->active;
     if (!req->idempotent) {
-        a->attempts = 1;
-        a->running = 1;
         a->slots[0].x = cf_upstream_start(ab->u, req, on_exchange_done, &a->slots[0]);
         return;
     }
@@ -388,6 +407,8 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     a->copy = h2o_mem_alloc(sizeof(*a->copy));
     h2o_mem_init_pool(&a->copy->pool);
     cf_attempt_req_copy(&a->copy->pool, &a->copy->req, req);
+    a->attempts = 0;
+    a->running = 0;
     start_exchange(a, &a->slots[0], 0, 0, now);
 }
 

@@ -75,7 +75,8 @@ struct st_cf_attempt_t {
 };
 
 /**
- * Starts a call: its first attempt at once (`req` is copied), then retries and hedges as the backend's policy allows
+ * Starts a call (`a` need not be initialised; a finished or cancelled one may be started again): its first attempt at
+ * once (`req` is copied), then retries and hedges as the backend's policy allows
  * (idempotent requests only). Every attempt ends by the call's timeout (req->timeout_ms, else the backend's), counted
  * from now, and none starts after it nor after `deadline` (loop milliseconds, h2o_now; 0: none), the route's.
  */
