@@ -43,15 +43,9 @@ backends:
     hedge_after: p95
     hedge_fallback: 60ms
 routes:
-  - path: /h
-    calls:
-      - { name: h, backend: hedged, path: /h }
-  - path: /quick
-    calls:
-      - { name: q, backend: calm, path: /quick }
-  - path: /pct
-    calls:
-      - { name: p, backend: pct, path: /h }
+  - { path: /h, calls: [{ name: h, backend: hedged, path: /h }] }
+  - { path: /quick, calls: [{ name: q, backend: calm, path: /quick }] }
+  - { path: /pct, calls: [{ name: p, backend: pct, path: /h }] }
 EOF
 
 subtest 'a slow attempt gets a copy on the other server, which wins; the slow one is aborted' => sub {

@@ -72,19 +72,10 @@ backends:
     url: http://127.0.0.1:$ap
     retries: 3
 routes:
-  - path: /once
-    calls:
-      - { name: flaky, backend: once, path: /once }
-  - path: /plain
-    calls:
-      - { name: flaky, backend: plain, path: /once }
-  - path: /always
-    calls:
-      - { name: busy, backend: once, path: /always503 }
-  - path: /two
-    calls:
-      - { name: flaky, backend: two, path: /r }
-      - { name: other, backend: two, path: /ok }
+  - { path: /once, calls: [{ name: flaky, backend: once, path: /once }] }
+  - { path: /plain, calls: [{ name: flaky, backend: plain, path: /once }] }
+  - { path: /always, calls: [{ name: busy, backend: once, path: /always503 }] }
+  - { path: /two, calls: [{ name: flaky, backend: two, path: /r }, { name: other, backend: two, path: /ok }] }
   - path: /pay
     methods: [POST]
     proxy: pay
@@ -94,9 +85,7 @@ routes:
   - path: /late
     deadline: 250ms
     proxy: once
-  - path: /dead
-    calls:
-      - { name: dead, backend: dead, path: /dead }
+  - { path: /dead, calls: [{ name: dead, backend: dead, path: /dead }] }
 EOF
 
 sub count_path { my ($mock, $path) = @_; return scalar @{ $mock->journal($path) } }

@@ -692,9 +692,9 @@ static void test_backend_errors(void)
         "t.yaml:5:18: backends.b.hedge_after: expected a duration (150ms) or a percentile of recent latencies: p90, p95 or p99");
     {
         cf_config_t *c = load("listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n" RT);
-        ok(c != NULL, "a backend without resilience keys");
-        if (c != NULL) {
-            const cf_backend_t *b = &c->backends[0];
+        const cf_backend_t *b = c != NULL ? &c->backends[0] : NULL;
+        ok(b != NULL, "a backend without resilience keys");
+        if (b != NULL) {
             is(b->retries, 0, "retries: 0 by default");
             is(b->hedge_after_ms, 0, "no hedging by default");
             is(b->retry_budget.percent, 20, "retry_budget.percent: 20 by default");
@@ -708,9 +708,9 @@ static void test_backend_errors(void)
         cf_config_free(c);
         c = load("listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    retries: 2\n    retry_on: [timeout, status_429]\n"
                  "    retry_budget: {min: 7}\n    hedge_after: p99\n    hedge_fallback: 70ms\n" RT);
-        ok(c != NULL, "a backend with every resilience key: %s", err);
-        if (c != NULL) {
-            const cf_backend_t *b = &c->backends[0];
+        b = c != NULL ? &c->backends[0] : NULL;
+        ok(b != NULL, "a backend with every resilience key: %s", err);
+        if (b != NULL) {
             is(b->retries, 2, "retries");
             ok(b->retry_on == 1u << CF_REASON_TIMEOUT && cf_backend_retries_status(b, 429) && !cf_backend_retries_status(b, 503),
                "retry_on replaces the default list");
