@@ -481,6 +481,7 @@ struct st_result_t {
     int64_t ttl_s;
     json_t *doc;      /* a reference to the parsed body; NULL when there is none or it is not JSON */
     h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
+    unsigned attempts, hedges, budget_exhausted, hedge_won; /* of the upstream request, for the leader's answer */
 };
 
 struct st_flight_t {
@@ -561,6 +562,12 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 .reason = r->reason,
                 .status = r->status,
                 .doc = json_incref(r->doc)};
+            if (wt->leader) {
+                ans.attempts = r->attempts;
+                ans.hedges = r->hedges;
+                ans.budget_exhausted = r->budget_exhausted != 0;
+                ans.hedge_won = r->hedge_won != 0;
+            }
             if (r->stale) {
                 ans.report.state = CF_CACHE_STALE;
                 STAT_ADD(stale, 1);
@@ -631,6 +638,10 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
             s->fwd_status = r->status;
             s->stale = 1;
             s->ttl_s = ttl_left_s(e, now);
+            s->attempts = r->attempts; /* the upstream request was made all the same */
+            s->hedges = r->hedges;
+            s->budget_exhausted = r->budget_exhausted;
+            s->hedge_won = r->hedge_won;
             result_release(r);
             r = s;
         }
@@ -683,6 +694,10 @@ static void on_upstream_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     r->reason = res->reason;
     r->status = res->status;
     r->fwd_status = res->status;
+    r->attempts = a->attempts;
+    r->hedges = a->hedges;
+    r->budget_exhausted = a->budget_exhausted;
+    r->hedge_won = a->hedge_won;
     flight_finish(fl, r, storable, ttl_ms, wall_ms());
 }
 

@@ -94,6 +94,10 @@ typedef struct st_cf_cache_answer_t {
     int status;               /* the stored or upstream status; 0 when none arrived */
     json_t *doc;              /* a reference the receiver owns: the parsed body of a 2xx answer; NULL when there is none
                                  or it is not JSON */
+    /* for the call whose miss started the upstream request (report.state CF_CACHE_MISS, or CF_CACHE_STALE when that
+     * request failed): its attempts (attempt.h); 0 for every other answer */
+    unsigned attempts, hedges;
+    unsigned budget_exhausted : 1, hedge_won : 1;
 } cf_cache_answer_t;
 
 /** Called once on the waiting port's loop; `ans` is valid during the call only, and ans->doc is the callee's. */

@@ -20,8 +20,10 @@ struct st_call_t {
     struct st_fanout_t *f;
     const cf_call_t *conf;
     int state;
-    size_t waiting_on;       /* dependencies not done yet */
-    cf_attempt_t attempt;    /* its upstream request (retries, hedges), while running */
+    size_t waiting_on;         /* dependencies not done yet */
+    cf_attempt_t attempt;      /* its upstream request (retries, hedges), while running */
+    unsigned attempts, hedges; /* what the call's own upstream request took (attempt.h); 0 when it made none */
+    unsigned budget_exhausted : 1, hedge_won : 1;
     cf_cache_wait_t *cw;     /* while waiting for the cache (a cached call's upstream request, maybe another's) */
     cf_cache_report_t cache; /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
     uint64_t start_ns, end_ns;
@@ -256,6 +258,10 @@ static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     struct st_call_t *c = H2O_STRUCT_FROM_MEMBER(struct st_call_t, attempt, a);
     json_t *doc = NULL;
     json_error_t jerr;
+    c->attempts = a->attempts;
+    c->hedges = a->hedges;
+    c->budget_exhausted = a->budget_exhausted;
+    c->hedge_won = a->hedge_won;
     if (wants_body(res->reason, res->status))
         doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
     set_outcome(c, res->reason, res->status, doc);
@@ -266,6 +272,10 @@ static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
 static void take_cache_answer(struct st_call_t *c, const cf_cache_answer_t *ans)
 {
     c->cache = ans->report;
+    c->attempts = ans->attempts; /* the call's miss made the upstream request: its attempts are the call's */
+    c->hedges = ans->hedges;
+    c->budget_exhausted = ans->budget_exhausted;
+    c->hedge_won = ans->hedge_won;
     set_outcome(c, ans->reason, ans->status, ans->doc);
 }
 
@@ -364,7 +374,12 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
         struct st_call_t *c = &f->calls[i];
         if (c->state == CALL_DONE)
             continue;
-        cf_attempt_cancel(&c->attempt);
+        if (cf_attempt_running(&c->attempt)) {
+            c->attempts = c->attempt.attempts; /* made all the same */
+            c->hedges = c->attempt.hedges;
+            c->budget_exhausted = c->attempt.budget_exhausted;
+            cf_attempt_cancel(&c->attempt);
+        }
         if (c->cw != NULL) {
             cf_cache_answer_t stale;
             int have_stale = cf_cache_cancel(c->cw, reason != CF_REASON_NONE ? &stale : NULL);
@@ -401,10 +416,10 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .status = f->outcomes[i].status,
                                       .duration_ns = c->start_ns != 0 ? (c->end_ns != 0 ? c->end_ns : now) - c->start_ns : 0,
                                       .cache = c->cache,
-                                      .attempts = c->attempt.attempts,
-                                      .hedges = c->attempt.hedges,
-                                      .budget_exhausted = c->attempt.budget_exhausted,
-                                      .hedge_won = c->attempt.hedge_won};
+                                      .attempts = c->attempts,
+                                      .hedges = c->hedges,
+                                      .budget_exhausted = c->budget_exhausted,
+                                      .hedge_won = c->hedge_won};
     }
     return calls;
 }

@@ -414,8 +414,8 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
         }
 
     header(out, "conflux_upstream_attempts_total", "counter",
-           "Upstream exchanges the calls to a backend started: first attempts, retries and hedges (calls answered through "
-           "the cache count none).");
+           "Upstream exchanges the calls to a backend started: first attempts, retries and hedges (a cache miss counts "
+           "the request it started, a hit none).");
     backend_counter_render(out, "conflux_upstream_attempts_total", offsetof(backend_series_t, attempts));
     header(out, "conflux_upstream_retries_total", "counter", "Attempts that followed a failed attempt (retries), by backend.");
     backend_counter_render(out, "conflux_upstream_retries_total", offsetof(backend_series_t, retries));

@@ -86,6 +86,7 @@ routes:
     deadline: 250ms
     proxy: once
   - { path: /dead, calls: [{ name: dead, backend: dead, path: /dead }] }
+  - { path: /cached, calls: [{ name: c, backend: once, path: /once, cache: 30s }] }
 EOF
 
 sub count_path { my ($mock, $path) = @_; return scalar @{ $mock->journal($path) } }
@@ -102,6 +103,17 @@ subtest 'a transient 503 is retried once and the call succeeds' => sub {
     is $gw->metric('conflux_upstream_attempts_total{backend="once"}'), 2, 'two attempts in /metrics';
     is $gw->metric('conflux_upstream_retries_total{backend="once"}'), 1, 'one retry in /metrics';
     ok wait_until(sub { -s $log && slurp($log) =~ /"name":"flaky".*?"attempts":2/ }), 'the access log has the attempts';
+};
+
+subtest 'a cached call\'s upstream request is retried too, and its attempts are the call\'s' => sub {
+    $a->reset;
+    my $r = http_get($gw->url('/cached'));
+    is $r->{status}, 200, 'the answer';
+    like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="miss";attempts=2,/, 'a miss that took two attempts';
+    like $r->{headers}{'cache-status'}, qr/fwd-status=200; stored/, 'the retry\'s answer was stored';
+    $r = http_get($gw->url('/cached'));
+    like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="hit",/, 'then a hit, with no attempt';
+    is count_path($a, '/once'), 2, 'two upstream requests in all';
 };
 
 subtest 'a backend without retries does not retry' => sub {
