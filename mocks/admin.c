@@ -22,8 +22,10 @@ static void send_error(h2o_req_t *req, int status, const char *msg)
 static void on_requests(h2o_req_t *req)
 {
     h2o_iovec_t fpath = cf_mock_query_param(req, "path"), fstub = cf_mock_query_param(req, "stub"),
-                flimit = cf_mock_query_param(req, "limit");
-    cf_mock_journal_filter_t filter = {NULL, cf_mock_query_param(req, "method"), NULL, SIZE_MAX};
+                flimit = cf_mock_query_param(req, "limit"), flistener = cf_mock_query_param(req, "listener");
+    cf_mock_journal_filter_t filter = {NULL, cf_mock_query_param(req, "method"), NULL, NULL, SIZE_MAX};
+    if (flistener.base != NULL)
+        filter.listener = cf_mock_url_decode(&req->pool, flistener).base;
     if (fpath.base != NULL)
         filter.path = cf_mock_url_decode(&req->pool, fpath).base;
     if (fstub.base != NULL)
@@ -33,19 +35,32 @@ static void on_requests(h2o_req_t *req)
     send_json(req, 200, cf_mock_journal_json(&filter));
 }
 
-/* GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "stubs": {"GET /path": N, ...}} */
+static json_t *counts_json(size_t listener)
+{
+    cf_mock_journal_counts_t c;
+    cf_mock_journal_counts(listener, &c);
+    return json_pack("{sIsIsIsI}", "total", (json_int_t)c.total, "unmatched", (json_int_t)c.unmatched, "respond",
+                     (json_int_t)c.respond, "aborted", (json_int_t)c.aborted);
+}
+
+/*
+ * GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "stubs": {"GET /path": N, ...},
+ * "listeners": {"NAME": {"total": N, "unmatched": N, "respond": N, "aborted": N}, ...}}
+ */
 static void on_stats(h2o_req_t *req)
 {
     size_t n;
     cf_mock_stub_t **stubs = cf_mock_stubs_list(&n);
-    json_t *per = json_object();
+    json_t *per = json_object(), *listeners = json_object(), *v = counts_json(SIZE_MAX);
     for (size_t i = 0; i != n; ++i)
         json_object_set_new(per, stubs[i]->key, json_integer((json_int_t)stubs[i]->calls));
-    cf_mock_journal_counts_t c;
-    cf_mock_journal_counts(&c);
-    send_json(req, 200,
-              json_pack("{sIsIsIsIso}", "total", (json_int_t)c.total, "unmatched", (json_int_t)c.unmatched, "respond",
-                        (json_int_t)c.respond, "aborted", (json_int_t)c.aborted, "stubs", per));
+    size_t n_listeners;
+    const char *const *names = cf_mock_journal_listeners(&n_listeners);
+    for (size_t i = 0; i != n_listeners; ++i)
+        json_object_set_new(listeners, names[i], counts_json(i));
+    json_object_set_new(v, "stubs", per);
+    json_object_set_new(v, "listeners", listeners);
+    send_json(req, 200, v);
 }
 
 /* GET /__mock/stubs: what is live */
@@ -56,9 +71,14 @@ static void on_list_stubs(h2o_req_t *req)
     json_t *arr = json_array();
     for (size_t i = 0; i != n; ++i) {
         cf_mock_stub_t *s = stubs[i];
-        json_array_append_new(arr, json_pack("{sssssssisssIsi}", "key", s->key, "method", s->method, "path", s->path, "status",
-                                             (int)s->status, "fault", cf_mock_fault_names[s->fault], "calls", (json_int_t)s->calls,
-                                             "sequence_length", (int)s->n_sequence));
+        json_t *v =
+            json_pack("{sssssssisssIsi}", "key", s->key, "method", s->method, "path", s->path, "status", (int)s->status, "fault",
+                      cf_mock_fault_names[s->fault], "calls", (json_int_t)s->calls, "sequence_length", (int)s->n_sequence);
+        if (s->fault_status != 0)
+            json_object_set_new(v, "fault", json_integer((json_int_t)s->fault_status));
+        if (s->listener != NULL)
+            json_object_set_new(v, "listener", json_string(s->listener));
+        json_array_append_new(arr, v);
     }
     send_json(req, 200, arr);
 }

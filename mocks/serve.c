@@ -57,6 +57,7 @@ typedef struct st_exchange_t {
     h2o_req_t *req;
     cf_mock_stub_t *stub; /* retained, or NULL for /__mock/respond */
     uint64_t journal_id;
+    size_t listener; /* the index of the listener it arrived on */
     exchange_state_t state;
     int status;
     cf_mock_fault_t fault;
@@ -177,7 +178,7 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
     exchange_t *ex = sock->data;
     if (err != NULL) {
         /* the client closed (or reset) the connection before the answer */
-        cf_mock_journal_abort(ex->journal_id);
+        cf_mock_journal_abort(ex->journal_id, ex->listener);
         finish_aborted(ex);
         return;
     }
@@ -358,15 +359,16 @@ static void on_dispose(void *_ex)
     cf_mock_timer_stop(&ex->timer);
     unwatch(ex);
     if (ex->state == EX_ANSWERING) /* a trickle cut short: the client went away */
-        cf_mock_journal_abort(ex->journal_id);
+        cf_mock_journal_abort(ex->journal_id, ex->listener);
     cf_mock_stub_release(ex->stub);
 }
 
-static exchange_t *exchange_new(h2o_req_t *req)
+static exchange_t *exchange_new(h2o_req_t *req, size_t listener)
 {
     exchange_t *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), on_dispose);
     memset(ex, 0, sizeof(*ex));
     ex->req = req;
+    ex->listener = listener;
     ex->status = 200;
     ex->trickle_interval = 100;
     ex->timer.cb = on_delay_done;
@@ -390,15 +392,19 @@ static void start(exchange_t *ex)
     cf_mock_timer_start(&ex->timer, ex->delay);
 }
 
-void cf_mock_serve_stub(h2o_req_t *req, cf_mock_stub_t *stub, h2o_iovec_t *caps)
+void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h2o_iovec_t *caps)
 {
-    exchange_t *ex = exchange_new(req);
+    exchange_t *ex = exchange_new(req, listener);
     ex->stub = stub;
-    ex->journal_id = cf_mock_journal_add(req, stub->key);
+    ex->journal_id = cf_mock_journal_add(req, listener, stub->key);
     uint64_t call = ++stub->calls;
     ex->status = (int)stub->status;
-    if (stub->fault != CF_MOCK_FAULT_NONE && (stub->fault_rate >= 1 || cf_mock_random() < stub->fault_rate))
+    if ((stub->fault != CF_MOCK_FAULT_NONE || stub->fault_status != 0) &&
+        (stub->fault_rate >= 1 || cf_mock_random() < stub->fault_rate)) {
         ex->fault = (cf_mock_fault_t)stub->fault;
+        if (stub->fault_status != 0)
+            ex->status = (int)stub->fault_status;
+    }
     if (stub->n_sequence != 0) {
         const cf_mock_step_t *step = stub->sequence + (call < stub->n_sequence ? call : stub->n_sequence) - 1;
         if (step->fault != CF_MOCK_FAULT_NONE)
@@ -423,10 +429,10 @@ static void respond_error(h2o_req_t *req, const char *fmt, const char *arg)
     cf_mock_send_json(req, 400, json_pack("{ss}", "error", msg));
 }
 
-void cf_mock_serve_respond(h2o_req_t *req)
+void cf_mock_serve_respond(h2o_req_t *req, size_t listener)
 {
-    exchange_t *ex = exchange_new(req);
-    ex->journal_id = cf_mock_journal_add(req, "respond");
+    exchange_t *ex = exchange_new(req, listener);
+    ex->journal_id = cf_mock_journal_add(req, listener, "respond");
     ex->body = h2o_iovec_init("", 0);
     size_t max_headers = 0;
     if (req->query_at != SIZE_MAX)
@@ -494,9 +500,9 @@ void cf_mock_serve_respond(h2o_req_t *req)
     start(ex);
 }
 
-void cf_mock_serve_unmatched(h2o_req_t *req)
+void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener)
 {
-    uint64_t id = cf_mock_journal_add(req, NULL);
+    uint64_t id = cf_mock_journal_add(req, listener, NULL);
     cf_mock_journal_plan(id, "none", 0);
     cf_mock_journal_answer(id, 404);
     cf_mock_journal_done(id);

@@ -73,7 +73,7 @@ static void check_match(const cf_mock_stub_t *stub)
     h2o_iovec_t method =
         strcmp(stub->method, "*") == 0 ? h2o_iovec_init(H2O_STRLIT("GET")) : h2o_iovec_init(stub->method, strlen(stub->method));
     h2o_iovec_t caps[CF_MOCK_MAX_PARAMS];
-    cf_mock_stub_t *got = cf_mock_stubs_match(method, h2o_iovec_init(path.base, path.len), caps);
+    cf_mock_stub_t *got = cf_mock_stubs_match(method, h2o_iovec_init(path.base, path.len), 0, caps);
     if (got == NULL)
         bug("a path built from a stub's pattern matches nothing", stub);
     if (got == stub) {
