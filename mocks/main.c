@@ -264,7 +264,9 @@ int main(int argc, char **argv)
         goto Exit;
     }
 
-    /* stubs: the file first, then --stub (a --stub with the same method and path replaces the file's) */
+    /* stubs: the file first, then --stub (a --stub with the same method and path replaces the file's); each seeds its
+     * random stream from the run's seed as it is loaded */
+    cf_mock_random_seed(seed);
     if (config_file != NULL && cf_mock_load_file(config_file, &listen, &n_listen, err, sizeof(err)) != 0) {
         fprintf(stderr, "conflux-mock: %s\n", err);
         goto Exit;
@@ -320,7 +322,6 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: epoll_wait returns EINTR and the loop sees the flag */
     sigaction(SIGINT, &sa, NULL);
-    cf_mock_random_seed(seed);
 
     h2o_config_init(&globalconf);
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux-mock"));

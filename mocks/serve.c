@@ -400,7 +400,7 @@ void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h
     uint64_t call = ++stub->calls;
     ex->status = (int)stub->status;
     if ((stub->fault != CF_MOCK_FAULT_NONE || stub->fault_status != 0) &&
-        (stub->fault_rate >= 1 || cf_mock_random() < stub->fault_rate)) {
+        (stub->fault_rate >= 1 || cf_mock_random(&stub->rng) < stub->fault_rate)) {
         ex->fault = (cf_mock_fault_t)stub->fault;
         if (stub->fault_status != 0)
             ex->status = (int)stub->fault_status;
@@ -412,7 +412,7 @@ void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h
         else
             ex->status = step->status;
     }
-    ex->delay = cf_mock_delay_sample(&stub->delay);
+    ex->delay = cf_mock_delay_sample(&stub->delay, &stub->rng);
     ex->body = render_body(req, stub, caps);
     ex->hnames = stub->header_names;
     ex->hvalues = stub->header_values;
@@ -464,7 +464,7 @@ void cf_mock_serve_respond(h2o_req_t *req, size_t listener)
             cf_mock_delay_t d;
             if (cf_mock_delay_parse(val.base, &d, err, sizeof(err)) != 0)
                 return respond_error(req, "delay: %s", err);
-            ex->delay = cf_mock_delay_sample(&d);
+            ex->delay = cf_mock_delay_sample(&d, NULL);
         } else if (h2o_memis(key.base, key.len, H2O_STRLIT("body"))) {
             ex->body = val;
         } else if (h2o_memis(key.base, key.len, H2O_STRLIT("fault"))) {

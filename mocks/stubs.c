@@ -361,6 +361,7 @@ static int finish_stub(cf_mock_stub_t *stub, char *err, size_t errlen)
     stub->key = h2o_mem_alloc(keylen);
     snprintf(stub->key, keylen, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
              stub->listener != NULL ? stub->listener : "");
+    cf_mock_rng_init(&stub->rng, stub->key);
     stub->json_escape = 0;
     for (size_t i = 0; i != stub->n_headers; ++i)
         if (strcasecmp(stub->header_names[i].base, "content-type") == 0)
@@ -1094,8 +1095,10 @@ cf_mock_stub_t **cf_mock_stubs_list(size_t *n)
 
 void cf_mock_stubs_reset(void)
 {
-    for (size_t i = 0; i != n_live; ++i)
+    for (size_t i = 0; i != n_live; ++i) {
         live[i]->calls = 0;
+        cf_mock_rng_init(&live[i]->rng, live[i]->key);
+    }
 }
 
 void cf_mock_stubs_dispose(void)

@@ -69,7 +69,8 @@ typedef struct st_cf_mock_stub_t {
     size_t n_pieces;
     int json_escape; /* substituted values are JSON-string-escaped (the body is JSON) */
     /* runtime */
-    uint64_t calls; /* requests matched since start or the last reset; drives `sequence` */
+    uint64_t calls;    /* requests matched since start or the last reset; drives `sequence` */
+    cf_mock_rng_t rng; /* its delays and fault draws; restarted at each reset */
     size_t refcnt;
 } cf_mock_stub_t;
 
@@ -115,7 +116,7 @@ int cf_mock_listener_name_ok(const char *name);
 void cf_mock_stub_release(cf_mock_stub_t *stub);
 /** The live stubs, in order (borrowed; valid until the next publish). */
 cf_mock_stub_t **cf_mock_stubs_list(size_t *n);
-/** Zeroes every stub's call counter (and so its sequence position). */
+/** Zeroes every stub's call counter (and so its sequence position) and restarts its random stream. */
 void cf_mock_stubs_reset(void);
 /** Frees every stub (at exit, for leak checkers). */
 void cf_mock_stubs_dispose(void);

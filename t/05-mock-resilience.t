@@ -145,4 +145,23 @@ subtest 'lognormal delays: the distribution, the same under the same --seed' => 
     cmp_ok $over_p99, '<=', 10, "above the p99 (1 s): $over_p99 of 300, about 3";
 };
 
+subtest 'each stub draws from its own stream: the same delays whatever else is asked, and again after a reset' => sub {
+    my @stubs = ('--stub', 'GET /x 200 x delay=lognormal:2ms:20ms', '--stub', 'GET /y 200 y delay=lognormal:2ms:20ms fault=503 fault_rate=0.5');
+    my ($g1, $p1) = spawn_cli('--port', '0', '--seed', 7, @stubs);
+    my ($g2, $p2) = spawn_cli('--port', '0', '--seed', 7, @stubs);
+    my $draws = sub {
+        my ($g) = @_;
+        return join ' ', map { $_->{delay_ms} } @{ $g->journal('/x') };
+    };
+    http_get(url($p1, $_)) for qw(/x /x /x /x /x /x);
+    http_get(url($p2, $_)) for qw(/y /x /y /y /x /x /y /x /x /x);
+    my $first = $draws->($g1);
+    is $draws->($g2), $first, "the same seed: /x draws $first, however many /y come between";
+    $g1->reset;
+    http_get(url($p1, '/x')) for 1 .. 6;
+    is $draws->($g1), $first, 'after a reset: the same draws again';
+    $g1->stop;
+    $g2->stop;
+};
+
 done_testing;
