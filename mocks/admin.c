@@ -4,6 +4,7 @@
 #include "admin.h"
 #include "http.h"
 #include "journal.h"
+#include "listeners.h"
 #include "stubs.h"
 
 static void send_json(h2o_req_t *req, int status, json_t *v)
@@ -96,6 +97,44 @@ static void on_post_stubs(h2o_req_t *req)
     send_json(req, 200, json_pack("{sisisi}", "published", added, "replaced", (int)replaced, "stubs", (int)n));
 }
 
+/* GET /__mock/listeners: [{"name", "address", "up"}, ...] */
+static void on_listeners(h2o_req_t *req)
+{
+    size_t n;
+    const char *const *names = cf_mock_listeners_names(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i != n; ++i)
+        json_array_append_new(
+            arr, json_pack("{sssssb}", "name", names[i], "address", cf_mock_listener_bound(i), "up", cf_mock_listener_is_up(i)));
+    send_json(req, 200, arr);
+}
+
+/* POST /__mock/down?listener=NAME and /__mock/up?listener=NAME: a server that dies (and comes back) */
+static void set_up(h2o_req_t *req, int up)
+{
+    h2o_iovec_t name = cf_mock_query_param(req, "listener");
+    if (name.base == NULL)
+        return send_error(req, 400, "which listener? ?listener=NAME");
+    const char *s = cf_mock_url_decode(&req->pool, name).base;
+    size_t i = cf_mock_listener_find(s);
+    if (i == SIZE_MAX)
+        return send_error(req, 404, "no listener of that name");
+    char err[512];
+    if (cf_mock_listener_set_up(i, up, err, sizeof(err)) != 0)
+        return send_error(req, 500, err);
+    send_json(req, 200, json_pack("{sssb}", "listener", s, "up", up));
+}
+
+static void on_down(h2o_req_t *req)
+{
+    set_up(req, 0);
+}
+
+static void on_up(h2o_req_t *req)
+{
+    set_up(req, 1);
+}
+
 /* POST /__mock/reset: journal, counters and sequence positions back to zero (stubs stay) */
 static void on_reset(h2o_req_t *req)
 {
@@ -110,8 +149,9 @@ void cf_mock_admin_handle(h2o_req_t *req)
         const char *method, *path;
         void (*handle)(h2o_req_t *req);
     } endpoints[] = {
-        {"GET", "/__mock/requests", on_requests}, {"GET", "/__mock/stats", on_stats},  {"GET", "/__mock/stubs", on_list_stubs},
-        {"POST", "/__mock/stubs", on_post_stubs}, {"POST", "/__mock/reset", on_reset}, {"DELETE", "/__mock/requests", on_reset},
+        {"GET", "/__mock/requests", on_requests},   {"GET", "/__mock/stats", on_stats},  {"GET", "/__mock/stubs", on_list_stubs},
+        {"POST", "/__mock/stubs", on_post_stubs},   {"POST", "/__mock/reset", on_reset}, {"DELETE", "/__mock/requests", on_reset},
+        {"GET", "/__mock/listeners", on_listeners}, {"POST", "/__mock/down", on_down},   {"POST", "/__mock/up", on_up},
     };
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     int path_known = 0;
@@ -124,5 +164,5 @@ void cf_mock_admin_handle(h2o_req_t *req)
     }
     if (path_known)
         return send_error(req, 405, "method not allowed for this admin endpoint");
-    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond)");
+    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond, listeners, down, up)");
 }

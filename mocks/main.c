@@ -10,6 +10,7 @@
 #include "cf_net.h"
 #include "admin.h"
 #include "journal.h"
+#include "listeners.h"
 #include "serve.h"
 #include "stubs.h"
 #include "timing.h"
@@ -18,37 +19,10 @@
 #define DEFAULT_PORT 9001
 #define DEFAULT_JOURNAL 10000
 #define MAX_REQUEST_BODY (16 * 1024 * 1024)
-#define ACCEPTS_PER_WAKEUP 256
-
-/* most listeners one mock holds (each stands for one upstream server) */
-#define MAX_LISTENERS 64
-
-/*
- * One listening socket. Each has its own h2o host (with a single host, h2o skips Host matching) whose handler knows
- * the listener's index: that is how a request tells which listener it arrived on, with no syscall per request.
- */
-typedef struct st_listener_t {
-    char *name;    /* malloc'ed: as configured, or the bound "host:port" */
-    char *host;    /* malloc'ed */
-    char *bound;   /* malloc'ed: "host:port" as bound */
-    uint16_t port; /* as configured (0: any) */
-    h2o_hostconf_t *host_conf[2];
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *sock; /* lives until exit */
-} listener_t;
-
-/* the catch-all handler of one listener */
-typedef struct st_mock_handler_t {
-    h2o_handler_t super;
-    size_t listener;
-} mock_handler_t;
 
 static volatile sig_atomic_t stop_requested;
 static h2o_globalconf_t globalconf;
 static h2o_context_t context;
-static listener_t listeners[MAX_LISTENERS];
-static const char *listener_names[MAX_LISTENERS];
-static size_t n_listeners;
 
 static void usage(FILE *fp)
 {
@@ -69,9 +43,10 @@ static void usage(FILE *fp)
                 "  -h, --help           this text\n"
                 "  -v, --version        print the version\n"
                 "\n"
-                "Once listening it prints \"listening on HOST:PORT\" for each listener, in order. Admin: GET /__mock/requests, GET "
-                "/__mock/stats,\n"
-                "GET|POST /__mock/stubs, POST /__mock/reset; /__mock/respond?status=&delay=&body=&fault=&header=.\n");
+                "Once listening it prints \"listening on HOST:PORT\" for each listener, in order.\n"
+                "Admin: GET /__mock/requests, GET /__mock/stats, GET|POST /__mock/stubs, POST /__mock/reset,\n"
+                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME;\n"
+                "/__mock/respond?status=&delay=&body=&fault=&header=.\n");
 }
 
 static void on_signal(int signo)
@@ -79,104 +54,28 @@ static void on_signal(int signo)
     stop_requested = 1;
 }
 
-static int on_req(h2o_handler_t *_self, h2o_req_t *req)
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    mock_handler_t *self = (mock_handler_t *)_self;
+    size_t listener = cf_mock_listener_of(self);
+    if (!cf_mock_listener_is_up(listener)) {
+        cf_mock_serve_down(req, listener); /* a connection from before it went down: a dead server answers nothing */
+        return 0;
+    }
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     h2o_iovec_t path = h2o_iovec_init(req->path.base, pathlen);
     if (path.len >= 8 && memcmp(path.base, "/__mock/", 8) == 0) {
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/__mock/respond")))
-            cf_mock_serve_respond(req, self->listener);
+            cf_mock_serve_respond(req, listener);
         else
             cf_mock_admin_handle(req);
         return 0;
     }
     h2o_iovec_t caps[CF_MOCK_MAX_PARAMS];
-    cf_mock_stub_t *stub = cf_mock_stubs_match(req->method, path, self->listener, caps);
+    cf_mock_stub_t *stub = cf_mock_stubs_match(req->method, path, listener, caps);
     if (stub != NULL)
-        cf_mock_serve_stub(req, self->listener, stub, caps);
+        cf_mock_serve_stub(req, listener, stub, caps);
     else
-        cf_mock_serve_unmatched(req, self->listener);
-    return 0;
-}
-
-static void on_accept(h2o_socket_t *lsock, const char *err)
-{
-    listener_t *l = lsock->data;
-    h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    /* drain a burst of connections per wakeup (thousands arrive at once under load) */
-    for (int i = 0; i != ACCEPTS_PER_WAKEUP && (sock = h2o_evloop_socket_accept(lsock)) != NULL; ++i)
-        h2o_accept(&l->accept_ctx, sock);
-}
-
-/* Adds a listener from "[NAME=]host:port" parts; returns 0, or -1 with a message in err. */
-static int add_listener(const char *name, const char *address, const char *host_override, char *err, size_t errlen)
-{
-    if (n_listeners == MAX_LISTENERS) {
-        snprintf(err, errlen, "more than %d listeners", MAX_LISTENERS);
-        return -1;
-    }
-    listener_t *l = listeners + n_listeners;
-    if (cf_parse_hostport(address, &l->host, &l->port) != 0) {
-        snprintf(err, errlen, "listen: \"%s\" is not host:port", address);
-        return -1;
-    }
-    if (host_override != NULL) {
-        free(l->host);
-        l->host = h2o_strdup(NULL, host_override, SIZE_MAX).base;
-    }
-    if (l->host == NULL)
-        l->host = h2o_strdup(NULL, DEFAULT_HOST, SIZE_MAX).base;
-    l->name = name != NULL ? h2o_strdup(NULL, name, SIZE_MAX).base : NULL;
-    ++n_listeners;
-    return 0;
-}
-
-/* Registers the h2o host and handler of every listener (before h2o_context_init). */
-static void register_hosts(void)
-{
-    for (size_t i = 0; i != n_listeners; ++i) {
-        listener_t *l = listeners + i;
-        char hostname[32];
-        snprintf(hostname, sizeof(hostname), "listener-%zu", i);
-        l->host_conf[0] = h2o_config_register_host(&globalconf, h2o_iovec_init(hostname, strlen(hostname)), 65535);
-        mock_handler_t *handler =
-            (mock_handler_t *)h2o_create_handler(h2o_config_register_path(l->host_conf[0], "/", 0), sizeof(*handler));
-        handler->super.on_req = on_req;
-        handler->listener = i;
-        l->accept_ctx.ctx = &context;
-        l->accept_ctx.hosts = l->host_conf;
-    }
-}
-
-/* Binds every listener, names the unnamed ones after their bound address, and starts accepting. */
-static int start_listeners(char *err, size_t errlen)
-{
-    for (size_t i = 0; i != n_listeners; ++i) {
-        listener_t *l = listeners + i;
-        int fd = cf_listen_tcp(l->host, l->port, 0, err, errlen);
-        if (fd == -1)
-            return -1;
-        int v6 = strchr(l->host, ':') != NULL;
-        char bound[128];
-        snprintf(bound, sizeof(bound), "%s%s%s:%u", v6 ? "[" : "", l->host, v6 ? "]" : "", (unsigned)cf_bound_port(fd));
-        l->bound = h2o_strdup(NULL, bound, SIZE_MAX).base;
-        if (l->name == NULL)
-            l->name = h2o_strdup(NULL, bound, SIZE_MAX).base;
-        for (size_t j = 0; j != i; ++j) {
-            if (strcmp(listeners[j].name, l->name) == 0) {
-                snprintf(err, errlen, "two listeners are named \"%s\"", l->name);
-                close(fd);
-                return -1;
-            }
-        }
-        listener_names[i] = l->name;
-        l->sock = h2o_evloop_socket_create(context.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        l->sock->data = l;
-        h2o_socket_read_start(l->sock, on_accept);
-    }
+        cf_mock_serve_unmatched(req, listener);
     return 0;
 }
 
@@ -290,7 +189,7 @@ int main(int argc, char **argv)
             if (name != NULL && !cf_mock_listener_name_ok(name)) {
                 snprintf(err, sizeof(err), "--port %s: a listener's name is letters, digits, '_', '-' and '.'", opt_ports[i]);
                 ret = 2;
-            } else if (add_listener(name, eq != NULL ? eq + 1 : opt_ports[i], host, err, sizeof(err)) != 0) {
+            } else if (cf_mock_listeners_add(name, eq != NULL ? eq + 1 : opt_ports[i], host, DEFAULT_HOST, err, sizeof(err)) != 0) {
                 ret = 2;
             }
             free(name);
@@ -303,7 +202,7 @@ int main(int argc, char **argv)
         }
     } else if (n_listen != 0) {
         for (size_t i = 0; i != n_listen; ++i) {
-            if (add_listener(listen[i].name, listen[i].address, opt_host, err, sizeof(err)) != 0) {
+            if (cf_mock_listeners_add(listen[i].name, listen[i].address, opt_host, DEFAULT_HOST, err, sizeof(err)) != 0) {
                 fprintf(stderr, "conflux-mock: %s\n", err);
                 goto Exit;
             }
@@ -311,7 +210,7 @@ int main(int argc, char **argv)
     } else {
         char address[16];
         snprintf(address, sizeof(address), "%u", DEFAULT_PORT);
-        add_listener(NULL, address, opt_host, err, sizeof(err));
+        cf_mock_listeners_add(NULL, address, opt_host, DEFAULT_HOST, err, sizeof(err));
     }
 
     raise_nofile();
@@ -327,20 +226,23 @@ int main(int argc, char **argv)
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux-mock"));
     globalconf.max_request_entity_size = MAX_REQUEST_BODY;
     globalconf.http1.upgrade_to_http2 = 0; /* the socket tricks in serve.c need HTTP/1 connections */
-    register_hosts();
+    cf_mock_listeners_register(&globalconf, &context, on_req);
+    cf_mock_listeners_on_down(cf_mock_serve_drop);
     h2o_context_init(&context, h2o_evloop_create(), &globalconf);
     cf_mock_timers_init(context.loop);
 
-    if (start_listeners(err, sizeof(err)) != 0 || cf_mock_stubs_set_listeners(listener_names, n_listeners, err, sizeof(err)) != 0) {
+    size_t n_listeners;
+    const char *const *names = cf_mock_listeners_names(&n_listeners);
+    if (cf_mock_listeners_start(err, sizeof(err)) != 0 || cf_mock_stubs_set_listeners(names, n_listeners, err, sizeof(err)) != 0) {
         fprintf(stderr, "conflux-mock: %s\n", err);
         goto Exit;
     }
-    cf_mock_journal_init(journal, listener_names, n_listeners);
+    cf_mock_journal_init(journal, names, n_listeners);
 
     size_t n_stubs;
     cf_mock_stubs_list(&n_stubs);
     for (size_t i = 0; i != n_listeners; ++i)
-        printf("listening on %s\n", listeners[i].bound);
+        printf("listening on %s\n", cf_mock_listener_bound(i));
     fflush(stdout);
     fprintf(stderr, "conflux-mock: %zu stub%s\n", n_stubs, n_stubs == 1 ? "" : "s");
 
@@ -359,10 +261,6 @@ Exit:
         free(listen[i].address);
     }
     free(listen);
-    for (size_t i = 0; i != n_listeners; ++i) {
-        free(listeners[i].name);
-        free(listeners[i].host);
-        free(listeners[i].bound);
-    }
+    cf_mock_listeners_dispose();
     return ret;
 }

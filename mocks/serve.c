@@ -72,7 +72,11 @@ typedef struct st_exchange_t {
     h2o_generator_t generator; /* trickle */
     h2o_socket_t *watched;     /* borrowed while waiting, else NULL */
     void *watched_data;        /* the socket's data (the HTTP/1 connection) to restore */
+    h2o_linklist_t waiting;    /* in `waiting` while EX_WAITING */
 } exchange_t;
+
+/* the exchanges waiting out a delay or a hang, which a listener going down resets */
+static h2o_linklist_t waiting = {&waiting, &waiting};
 
 /* ---- rendering ---- */
 
@@ -214,6 +218,8 @@ static void finish_aborted(exchange_t *ex)
 {
     cf_mock_timer_stop(&ex->timer);
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     close_via_h2o(ex, 499);
 }
 
@@ -319,6 +325,8 @@ static int is_head(h2o_req_t *req)
 static void answer(exchange_t *ex)
 {
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     ex->state = EX_ANSWERING;
     int sends_status =
         ex->fault == CF_MOCK_FAULT_NONE || ex->fault == CF_MOCK_FAULT_TRUNCATED || ex->fault == CF_MOCK_FAULT_TRICKLE;
@@ -358,6 +366,8 @@ static void on_dispose(void *_ex)
     exchange_t *ex = _ex;
     cf_mock_timer_stop(&ex->timer);
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     if (ex->state == EX_ANSWERING) /* a trickle cut short: the client went away */
         cf_mock_journal_abort(ex->journal_id, ex->listener);
     cf_mock_stub_release(ex->stub);
@@ -380,16 +390,36 @@ static void start(exchange_t *ex)
 {
     ex->state = EX_WAITING;
     cf_mock_journal_plan(ex->journal_id, cf_mock_fault_names[ex->fault], ex->fault == CF_MOCK_FAULT_HANG ? 0 : ex->delay);
-    if (ex->fault == CF_MOCK_FAULT_HANG) {
-        watch(ex);
-        return;
-    }
-    if (ex->delay == 0) {
+    if (ex->fault != CF_MOCK_FAULT_HANG && ex->delay == 0) {
         answer(ex);
         return;
     }
+    h2o_linklist_insert(&waiting, &ex->waiting);
     watch(ex);
-    cf_mock_timer_start(&ex->timer, ex->delay);
+    if (ex->fault != CF_MOCK_FAULT_HANG)
+        cf_mock_timer_start(&ex->timer, ex->delay);
+}
+
+void cf_mock_serve_down(h2o_req_t *req, size_t listener)
+{
+    exchange_t *ex = exchange_new(req, listener); /* not journaled: the server is gone */
+    ex->fault = CF_MOCK_FAULT_RESET;
+    answer(ex);
+}
+
+void cf_mock_serve_drop(size_t listener)
+{
+    h2o_linklist_t *node = waiting.next;
+    while (node != &waiting) {
+        exchange_t *ex = H2O_STRUCT_FROM_MEMBER(exchange_t, waiting, node);
+        node = node->next; /* answer() unlinks ex, and only ex */
+        if (ex->listener != listener)
+            continue;
+        cf_mock_timer_stop(&ex->timer);
+        ex->fault = CF_MOCK_FAULT_RESET;
+        cf_mock_journal_plan(ex->journal_id, cf_mock_fault_names[ex->fault], ex->delay);
+        answer(ex);
+    }
 }
 
 void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h2o_iovec_t *caps)

@@ -14,5 +14,9 @@ void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h
 void cf_mock_serve_respond(h2o_req_t *req, size_t listener);
 /** Answers 404 {"error":"no stub",...} for a request nothing matched (journaled). */
 void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener);
+/** Resets the connection of a request that arrived on a listener that is down (not journaled). */
+void cf_mock_serve_down(h2o_req_t *req, size_t listener);
+/** Resets every request of that listener still waiting out its delay (the listener went down). */
+void cf_mock_serve_drop(size_t listener);
 
 #endif

@@ -94,6 +94,35 @@ subtest 'client aborts are counted by listener' => sub {
     is $mock->stats->{aborted}, 1, 'one in all';
 };
 
+subtest 'a listener goes down and comes back: refused, waiting requests and open connections reset' => sub {
+    $mock->reset;
+    my $waiting = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pb, Timeout => 5) or die "connect: $!";
+    print $waiting "GET /slow HTTP/1.1\r\nHost: b\r\n\r\n";
+    my $idle = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pb, Timeout => 5) or die "connect: $!";
+    print $idle "GET /item/1 HTTP/1.1\r\nHost: b\r\n\r\n";
+    sysread($idle, my $first, 4096);
+    like $first, qr{^HTTP/1.1 503}, 'a keep-alive connection to b, answered';
+    ok wait_until(sub { @{ $mock->journal('/slow') } == 1 }, 5), 'a request waits on b';
+
+    my $r = http_request('POST', url($pa, '/__mock/down?listener=b'));
+    is $r->{status}, 200, 'POST /__mock/down?listener=b' or diag $r->{body};
+    my $n = sysread($waiting, my $buf, 4096);
+    ok !$n, 'the waiting request: the connection reset, no answer';
+    is admin_json('/__mock/requests?path=/slow')->[0]{fault}, 'reset', 'journaled as reset';    # b is down: ask a
+    ok !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pb, Timeout => 2), 'a new connection to b is refused';
+    print $idle "GET /item/1 HTTP/1.1\r\nHost: b\r\n\r\n";
+    $n = sysread($idle, $buf, 4096);
+    ok !$n, 'a request on a connection from before: reset, no answer';
+    is scalar @{ admin_json('/__mock/requests?listener=b') }, 2, 'and not journaled: a dead server sees nothing';
+    is_deeply [map { [$_->{name}, $_->{up} ? 1 : 0] } @{ admin_json('/__mock/listeners') }], [[a => 1], [b => 0]],
+        'GET /__mock/listeners: b is down';
+    is http_get(url($pa, '/item/1'))->{status}, 200, 'a still answers';
+
+    is http_request('POST', url($pa, '/__mock/up?listener=b'))->{status}, 200, 'POST /__mock/up?listener=b';
+    is http_get(url($pb, '/item/1'))->{status}, 503, 'b answers again, on the same port';
+    is http_request('POST', url($pa, '/__mock/down?listener=c'))->{status}, 404, 'an unknown listener: 404';
+};
+
 # A mock on free ports from the command line; returns the guard and its ports in order.
 sub spawn_cli {
     my (@args) = @_;
@@ -127,8 +156,8 @@ subtest 'lognormal delays: the distribution, the same under the same --seed' => 
     my @drawn;
     for my $seed (42, 42, 43) {
         my ($g, $port) = spawn_cli('--port', '0', '--seed', $seed, '--stub', 'GET /ln 200 ok delay=lognormal:20ms:1s');
-        system('curl', '-s', '--no-progress-meter', '-o', '/dev/null', '--parallel', '--parallel-immediate', '--parallel-max', '300', '--max-time', '1',
-               ('--url', url($port, '/ln')) x 300);
+        system('curl', '-s', '--no-progress-meter', '--parallel', '--parallel-immediate', '--parallel-max', '300', '--max-time', '1',
+               ('-o', '/dev/null', '--url', url($port, '/ln')) x 300);
         ok wait_until(sub { @{ $g->journal('/ln') } == 300 }, 10), "seed $seed: 300 requests journaled";
         push @drawn, [sort { $a <=> $b } map { $_->{delay_ms} } @{ $g->journal('/ln') }];
         $g->stop;
