@@ -79,6 +79,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* Adds the listener of one --port [NAME=]N on host. Returns 0, or -1 with a message in err. */
+static int add_port_listener(const char *arg, const char *host, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    char *name = eq != NULL ? h2o_strdup(NULL, arg, (size_t)(eq - arg)).base : NULL;
+    int ret = 0;
+    if (name != NULL && !cf_mock_listener_name_ok(name)) {
+        snprintf(err, errlen, "--port %s: a listener's name is letters, digits, '_', '-' and '.'", arg);
+        ret = -1;
+    } else {
+        ret = cf_mock_listeners_add(name, eq != NULL ? eq + 1 : arg, host, DEFAULT_HOST, err, errlen);
+    }
+    free(name);
+    return ret;
+}
+
 /* One process holds thousands of connections: take every descriptor the hard limit allows. */
 static void raise_nofile(void)
 {
@@ -183,20 +199,11 @@ int main(int argc, char **argv)
         if (n_listen != 0)
             cf_parse_hostport(listen[0].address, &file_host, &unused);
         const char *host = opt_host != NULL ? opt_host : file_host != NULL ? file_host : DEFAULT_HOST;
-        for (size_t i = 0; i != n_opt_ports && ret == 1; ++i) {
-            const char *eq = strchr(opt_ports[i], '=');
-            char *name = eq != NULL ? h2o_strdup(NULL, opt_ports[i], (size_t)(eq - opt_ports[i])).base : NULL;
-            if (name != NULL && !cf_mock_listener_name_ok(name)) {
-                snprintf(err, sizeof(err), "--port %s: a listener's name is letters, digits, '_', '-' and '.'", opt_ports[i]);
-                ret = 2;
-            } else if (cf_mock_listeners_add(name, eq != NULL ? eq + 1 : opt_ports[i], host, DEFAULT_HOST, err, sizeof(err)) != 0) {
-                ret = 2;
-            }
-            free(name);
-        }
+        int failed = 0;
+        for (size_t i = 0; i != n_opt_ports && !failed; ++i)
+            failed = add_port_listener(opt_ports[i], host, err, sizeof(err)) != 0;
         free(file_host);
-        if (ret != 1) {
-            ret = 1;
+        if (failed) {
             fprintf(stderr, "conflux-mock: %s\n", err);
             goto Exit;
         }
