@@ -602,8 +602,13 @@ static void memcached_store(struct st_flight_t *fl, struct st_result_t *r, uint6
     cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms, fl->policy.swr_ms,
                    fl->policy.sie_ms, r->status);
     cf_buf_append(&v, r->body.base, r->body.len);
+    /* memcached reads an expiration over 30 days as a Unix time, and one that far in the past expires the item at once:
+     * an entry whose ttl and stale window add up to more is kept there for 30 days (its last days stay local) */
     uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
-    h2o_memcached_set(fl->cache->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)(life_ms / 1000 + 1), 0);
+    uint64_t life_s = life_ms / 1000 + 1;
+    if (life_s > CF_CACHE_MAX_MS / 1000)
+        life_s = CF_CACHE_MAX_MS / 1000;
+    h2o_memcached_set(fl->cache->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)life_s, 0);
     cf_buf_free(&v);
 }
 

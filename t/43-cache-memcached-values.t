@@ -1,0 +1,90 @@
+# What conflux writes to memcached, seen in memcached itself: an entry whose ttl plus its stale windows goes past 30 days
+# is still stored (memcached reads a larger expiration as a date, long past).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use Digest::SHA qw(sha256_hex);
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time);
+
+my ($memcached) = grep { -x } map { "$_/memcached" } split(/:/, $ENV{PATH} // ''), '/usr/bin';
+plan skip_all => 'memcached is not installed (apt-get install memcached)' unless $memcached;
+
+my $mport = empty_port();
+my $mc = spawn(name => 'memcached', port => $mport, cmd => [$memcached, '-l', '127.0.0.1', '-p', $mport, '-U', '0', '-m', '16', ($> == 0 ? ('-u', 'nobody') : ())]);
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /users/{id}
+    body: '{"id": "{id}", "name": "user {id}"}'
+EOF
+my $m = $mock->port;
+my $admin = empty_port();
+my $g = spawn_conflux(<<"EOF");
+admin: 127.0.0.1:$admin
+threads: 2
+cache:
+  memcached: 127.0.0.1:$mport
+backends:
+  svc: { url: "http://127.0.0.1:$m" }
+routes:
+  - path: /p/{id}
+    calls:
+      - { name: profile, backend: svc, path: "/users/{id}", cache: 30s }
+  - path: /long/{id}
+    calls:
+      - { name: profile, backend: svc, path: "/users/{id}", cache: { ttl: 1h, stale_if_error: 720h } }
+EOF
+
+# one memcached text-protocol command; returns the reply up to END / STORED / an error line
+sub mc_cmd {
+    my ($cmd) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 2) or return undef;
+    print $s $cmd;
+    my $out = '';
+    while (my $line = <$s>) {
+        $out .= $line;
+        last if $line =~ /^(END|STORED|NOT_STORED|ERROR|CLIENT_ERROR|SERVER_ERROR)/;
+    }
+    close $s;
+    return $out;
+}
+
+sub mc_stat {
+    my ($name) = @_;
+    my ($v) = (mc_cmd("stats\r\n") // '') =~ /^STAT \Q$name\E (\d+)/m;
+    return $v // -1;
+}
+
+# the memcached key of a call's answer: cache.c's key (backend, method, URL, each length-prefixed), hashed
+sub mc_key {
+    my ($url) = @_;
+    my $k = join('', map { sprintf("%s%d:%s\n", $_->[0], length $_->[1], $_->[1]) } [b => 'svc'], [m => 'GET'], [u => $url]);
+    return 'conflux:' . sha256_hex($k);
+}
+
+ok(wait_until(sub { $g->log_count(qr/connected to memcached at 127\.0\.0\.1:$mport/) }, 10), 'connected to memcached');
+# the client counts itself connected just after it logs so: warm up until a store reaches memcached
+my $warm = 0;
+for my $try (1 .. 10) {
+    my $sets = mc_stat('cmd_set');
+    http_get($g->url("/p/warm$try"));
+    last if $warm = wait_until(sub { mc_stat('cmd_set') > $sets }, 2);
+}
+ok($warm, 'stores reach memcached');
+
+subtest 'an entry kept for more than 30 days (ttl + stale_if_error) is stored in memcached' => sub {
+    my $sets = mc_stat('cmd_set');
+    my $r = http_get($g->url('/long/7'));
+    like($r->{headers}{'cache-status'}, qr/fwd=miss; fwd-status=200; stored/, 'miss, stored');
+    ok(wait_until(sub { mc_stat('cmd_set') > $sets }, 5), 'the set reached memcached');
+    my $got = mc_cmd('get ' . mc_key('/users/7') . "\r\n") // '';
+    like($got, qr/^VALUE \S+ \d+ \d+\r\nCF1 \d+ 3600000 0 2592000000 200\n\{"id": ?"7"/, 'memcached holds it (not expired at once)')
+        or diag($got);
+};
+
+$g->stop;
+done_testing();
