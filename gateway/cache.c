@@ -711,6 +711,9 @@ static int parse_serialized(h2o_iovec_t v, int64_t *stored_ms, uint64_t *ttl, ui
         return -1;
     if (*status < 200 || *status > 299)
         return -1;
+    /* what no conflux writes (the config's bounds) is not ours either: the freshness arithmetic then stays in range */
+    if (*stored_ms < 0 || *ttl == 0 || *ttl > CF_CACHE_MAX_MS || *swr > CF_CACHE_MAX_MS || *sie > CF_CACHE_MAX_MS)
+        return -1;
     *body = h2o_iovec_init(nl + 1, v.len - (size_t)(nl + 1 - v.base));
     return 0;
 }
@@ -837,8 +840,11 @@ static void on_memcached_get(h2o_iovec_t value, void *data)
     h2o_iovec_t body;
     json_t *doc = NULL;
     json_error_t jerr;
+    int64_t now = wall_ms();
+    /* stored in the future by more than its ttl: not a clock a little ahead, and it would stay fresh for ever */
     if (value.len != 0 && parse_serialized(value, &stored_ms, &ttl, &swr, &sie, &status, &body) == 0 &&
-        wall_ms() - stored_ms < (int64_t)ttl && (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
+        stored_ms - now <= (int64_t)ttl && now - stored_ms < (int64_t)ttl &&
+        (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
         STAT_ADD(memcached_hits, 1);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0)); /* not stored back to memcached: no text */
         r->doc = doc;

@@ -1,5 +1,7 @@
-# What conflux writes to memcached, seen in memcached itself: an entry whose ttl plus its stale windows goes past 30 days
-# is still stored (memcached reads a larger expiration as a date, long past).
+# What conflux reads from and writes to memcached, seen in memcached itself: an entry whose ttl plus its stale windows
+# goes past 30 days is still stored (memcached reads a larger expiration as a date, long past); a value that no conflux
+# could have written (numbers out of their range, a stored time far ahead) is a miss, not an entry kept for ever or
+# arithmetic that overflows.
 use strict;
 use warnings;
 use FindBin;
@@ -84,6 +86,31 @@ subtest 'an entry kept for more than 30 days (ttl + stale_if_error) is stored in
     my $got = mc_cmd('get ' . mc_key('/users/7') . "\r\n") // '';
     like($got, qr/^VALUE \S+ \d+ \d+\r\nCF1 \d+ 3600000 0 2592000000 200\n\{"id": ?"7"/, 'memcached holds it (not expired at once)')
         or diag($got);
+};
+
+subtest 'values no conflux writes are misses' => sub {
+    my $now = int(time * 1000);
+    my %bad = (
+        'ttl near INT64_MAX'        => "CF1 $now 9223372036854775000 0 0 200\n{\"id\":\"bad\"}",
+        'ttl beyond 30 days'        => "CF1 $now 9000000000000 0 0 200\n{\"id\":\"bad\"}",
+        'stored time INT64_MIN'     => "CF1 -9223372036854775808 30000 0 0 200\n{\"id\":\"bad\"}",
+        'stored time in 100 years'  => "CF1 " . ($now + 100 * 365 * 86400 * 1000) . " 30000 0 0 200\n{\"id\":\"bad\"}",
+        'swr of 2^64-1'             => "CF1 $now 30000 18446744073709551615 0 200\n{\"id\":\"bad\"}",
+        'stale_if_error near 2^63'  => "CF1 $now 30000 0 9223372036854775000 200\n{\"id\":\"bad\"}",
+    );
+    my $i = 0;
+    for my $what (sort keys %bad) {
+        my $id = 'bad' . ++$i;
+        my $v = $bad{$what};
+        is(mc_cmd(sprintf("set %s 0 300 %d\r\n%s\r\n", mc_key("/users/$id"), length $v, $v)), "STORED\r\n", "$what: set");
+        my $before = $mock->stub_count('GET /users/{id}');
+        my $r = http_get($g->url("/p/$id"));
+        is($r->{status}, 200, "$what: 200");
+        like($r->{headers}{'cache-status'} // '', qr/^conflux; fwd=miss; fwd-status=200; stored; ttl=(29|30); detail="profile"$/,
+             "$what: a miss, answered by the upstream");
+        is($mock->stub_count('GET /users/{id}') - $before, 1, "$what: the upstream was asked");
+        is(decode_json_ok($r->{body})->{profile}{name}, "user $id", "$what: the upstream's body");
+    }
 };
 
 $g->stop;

@@ -330,7 +330,10 @@ static void test_serialized(void)
     ok(st == 1700000000000 && ttl == 30000 && swr == 60000 && sie == 0 && status == 200, "fields");
     ok(h2o_memis(body.base, body.len, H2O_STRLIT("{\"a\":1}")), "body");
     const char *bad[] = {
-        "", "CF1", "CF2 1 2 3 4 200\n{}", "CF1 1 2 3 200\n{}", "CF1 1 2 3 4 503\n{}", "CF1 1 2 3 4 200 no newline"};
+        "", "CF1", "CF2 1 2 3 4 200\n{}", "CF1 1 2 3 200\n{}", "CF1 1 2 3 4 503\n{}", "CF1 1 2 3 4 200 no newline",
+        /* out of the config's bounds: no conflux writes them */
+        "CF1 -1 30000 0 0 200\n{}", "CF1 1 0 0 0 200\n{}", "CF1 1 2592000001 0 0 200\n{}", "CF1 1 30000 2592000001 0 200\n{}",
+        "CF1 1 30000 0 18446744073709551615 200\n{}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i)
         ok(parse_serialized(h2o_iovec_init(bad[i], strlen(bad[i])), &st, &ttl, &swr, &sie, &status, &body) == -1, "refuses \"%s\"",
            tap_printable(bad[i]));
