@@ -1,6 +1,7 @@
 /* The response cache: a byte-bounded LRU shared by every loop of the process, coalescing of identical misses into
  * one upstream request (flights), stale-while-revalidate / stale-if-error, and the memcached tier. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,8 +245,9 @@ static size_t chunk_bytes(size_t n)
 /*
  * The heap a parsed document holds, from jansson 2.14's structures (json_object_t 72 bytes and a table of 16-byte
  * buckets, a power of two above the size and 8 at least; each member 56 bytes and its key; json_array_t 40 and 8 per
- * slot, 8 slots at least; json_string_t 32 and its text; numbers 24; true, false and null are shared). Entries are kept
- * parsed, and a parsed document takes 8 to 40 times its text: the bound counts this so that it still bounds memory.
+ * slot, 8 slots at least; json_string_t 32 and its text, a malloc block of its own; numbers 24; true, false and null
+ * are shared). Entries are kept parsed, and a parsed document takes 8 to 40 times its text: the bound counts this so
+ * that it still bounds memory.
  * t/unit/test_cache.c checks it against what jansson really allocates.
  */
 static size_t doc_bytes(json_t *v)
@@ -270,7 +272,9 @@ static size_t doc_bytes(json_t *v)
         return bytes;
     }
     case JSON_STRING:
-        return chunk_bytes(32) + chunk_bytes(json_string_length(v) + 1);
+        /* the text is allocated at the length the upstream wrote it with, quotes and escapes included (a \uXXXX is 6
+         * bytes for 1 to 3 decoded): the allocator's own size of it, not the decoded length */
+        return chunk_bytes(32) + chunk_bytes(malloc_usable_size((void *)json_string_value(v)));
     case JSON_INTEGER:
     case JSON_REAL:
         return chunk_bytes(24);
