@@ -49,6 +49,11 @@
 #define MEMCACHED_BREAKER_MAX_MS 30000
 #define MEMCACHED_PREFIX "conflux:"
 #define SERIAL_MAGIC "CF1 "
+/* The longest body stored to memcached. memcached refuses an item over its item size (-I, 1 MiB by default), and h2o's
+ * client sends stores quietly (SETQ), so the refusal is the only reply it gets to one: it takes it for a protocol error
+ * and drops the tier's one connection, failing every lookup in flight. A value (our head line, under 128 bytes, and the
+ * body) up to 1 MiB less 512 bytes fits with the key and memcached's item header; a larger answer stays local. */
+#define MEMCACHED_MAX_BODY (1024 * 1024 - 512 - 128)
 
 /* --- counters --------------------------------------------------------------------------------------------------- */
 
@@ -481,7 +486,7 @@ int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64
 struct st_result_t {
     size_t refcnt;
     cf_reason_t reason;
-    int status, fwd_status, stored, stale, from_memcached;
+    int status, fwd_status, stored, stale, from_memcached, too_large_for_memcached;
     int64_t ttl_s;
     json_t *doc;      /* a reference to the parsed body; NULL when there is none or it is not JSON */
     h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
@@ -665,7 +670,9 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     }
 
     if (r->stored && c->memc != NULL && !r->from_memcached) {
-        if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
+        if (r->too_large_for_memcached)
+            STAT_ADD(memcached_large_sets, 1);
+        else if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
             memcached_store(fl, r, ttl_ms, stored_ms);
         else
             STAT_ADD(memcached_skipped_sets, 1); /* a hung memcached would only queue it; half-open, only the probe goes */
@@ -687,8 +694,10 @@ static void on_upstream_done(void *data, const cf_upstream_res_t *res)
     uint64_t ttl_ms = fl->policy.ttl_ms;
     /* only JSON answers are worth keeping: anything else fails the call anyway */
     int storable = doc != NULL && cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms);
-    /* the text is kept only to be stored to memcached */
-    struct st_result_t *r = result_new(storable && fl->cache->memc != NULL ? res->body : h2o_iovec_init(NULL, 0));
+    /* the text is kept only to be stored to memcached, and only when memcached can take it */
+    int large = storable && fl->cache->memc != NULL && res->body.len > MEMCACHED_MAX_BODY;
+    struct st_result_t *r = result_new(storable && fl->cache->memc != NULL && !large ? res->body : h2o_iovec_init(NULL, 0));
+    r->too_large_for_memcached = large;
     r->doc = doc;
     r->reason = res->reason;
     r->status = res->status;

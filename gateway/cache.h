@@ -28,6 +28,7 @@ typedef struct st_cf_cache_stats_t {
     uint64_t memcached_hits, memcached_misses, memcached_errors; /* memcached gets: found, absent, timed out/failed */
     uint64_t memcached_skipped_gets; /* lookups not sent, or given up, because the tier's breaker was open */
     uint64_t memcached_skipped_sets; /* stores not sent because the tier's breaker was not closed */
+    uint64_t memcached_large_sets;   /* stores not sent because the value is over what memcached takes (1 MiB) */
     uint64_t memcached_opens;        /* times the breaker opened after lookups in a row got no answer in time */
     uint64_t memcached_waiting;      /* lookups waiting for memcached now */
     uint64_t memcached_state;        /* the breaker: 0 closed, 1 open, 2 half-open (one probe lookup let through) */

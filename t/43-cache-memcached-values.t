@@ -1,7 +1,8 @@
 # What conflux reads from and writes to memcached, seen in memcached itself: an entry whose ttl plus its stale windows
-# goes past 30 days is still stored (memcached reads a larger expiration as a date, long past); a value that no conflux
-# could have written (numbers out of their range, a stored time far ahead) is a miss, not an entry kept for ever or
-# arithmetic that overflows.
+# goes past 30 days is still stored (memcached reads a larger expiration as a date, long past); an answer larger than
+# memcached's item size stays local (memcached's refusal of a quiet store would cost the tier its connection); a value
+# that no conflux could have written (numbers out of their range, a stored time far ahead) is a miss, not an entry kept
+# for ever or arithmetic that overflows.
 use strict;
 use warnings;
 use FindBin;
@@ -18,10 +19,14 @@ plan skip_all => 'memcached is not installed (apt-get install memcached)' unless
 my $mport = empty_port();
 my $mc = spawn(name => 'memcached', port => $mport, cmd => [$memcached, '-l', '127.0.0.1', '-p', $mport, '-U', '0', '-m', '16', ($> == 0 ? ('-u', 'nobody') : ())]);
 
-my $mock = spawn_mock(<<'EOF');
+# a body over memcached's default item size (1 MiB)
+my $big = write_file(tmpdir() . "/big-$$.json", '{"pad": "' . ('x' x (1100 * 1024)) . '"}');
+my $mock = spawn_mock(<<"EOF");
 stubs:
   - path: /users/{id}
     body: '{"id": "{id}", "name": "user {id}"}'
+  - path: /big/{id}
+    body_file: $big
 EOF
 my $m = $mock->port;
 my $admin = empty_port();
@@ -36,6 +41,9 @@ routes:
   - path: /p/{id}
     calls:
       - { name: profile, backend: svc, path: "/users/{id}", cache: 30s }
+  - path: /big/{id}
+    calls:
+      - { name: big, backend: svc, path: "/big/{id}", cache: 30s }
   - path: /long/{id}
     calls:
       - { name: profile, backend: svc, path: "/users/{id}", cache: { ttl: 1h, stale_if_error: 720h } }
@@ -86,6 +94,22 @@ subtest 'an entry kept for more than 30 days (ttl + stale_if_error) is stored in
     my $got = mc_cmd('get ' . mc_key('/users/7') . "\r\n") // '';
     like($got, qr/^VALUE \S+ \d+ \d+\r\nCF1 \d+ 3600000 0 2592000000 200\n\{"id": ?"7"/, 'memcached holds it (not expired at once)')
         or diag($got);
+};
+
+subtest 'an answer over memcached\'s item size is kept locally only, and the tier keeps its connection' => sub {
+    my $before = $g->metrics;
+    my $r = http_get($g->url('/big/1'));
+    is($r->{status}, 200, 'the big answer: 200');
+    like($r->{headers}{'cache-status'}, qr/fwd=miss; fwd-status=200; stored/, 'miss, stored');
+    # a store that follows it reaches memcached on the same connection
+    my $sets = mc_stat('cmd_set');
+    like(http_get($g->url('/p/after-big'))->{headers}{'cache-status'}, qr/stored/, 'a small answer next: stored');
+    ok(wait_until(sub { mc_stat('cmd_set') > $sets }, 5), 'it reached memcached');
+    my $after = $g->metrics;
+    is(delta($before, $after, 'conflux_cache_memcached_too_large_total'), 1, 'one store not sent: too large');
+    is($g->log_count(qr/received unexpected serial/), 0, 'h2o\'s client saw no reply it did not expect');
+    is($g->log_count(qr/connected to memcached/), 1, 'and never reconnected');
+    like(http_get($g->url('/big/1'))->{headers}{'cache-status'}, qr/^conflux; hit; ttl=\d+; detail="big"$/, 'a local hit then');
 };
 
 subtest 'values no conflux writes are misses' => sub {
