@@ -1003,6 +1003,11 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
     return wt;
 }
 
+int cf_cache_wait_joined(const cf_cache_wait_t *wt)
+{
+    return !wt->leader;
+}
+
 int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale)
 {
     cf_cache_t *c = the_cache;

@@ -115,6 +115,12 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
                                 cf_cache_answer_t *ans);
 
 /**
+ * Whether the lookup joined an upstream request another call started (coalescing), rather than starting its own: the
+ * request then runs under that call's timeout, not this one's. Constant for the life of the handle.
+ */
+int cf_cache_wait_joined(const cf_cache_wait_t *wt);
+
+/**
  * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (stale->doc
  * is the caller's) when `stale` is not NULL and an expired entry within its stale_if_error window exists, so a call cut
  * by its deadline can use it.
