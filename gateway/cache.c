@@ -321,10 +321,16 @@ static int store_put(cf_cache_t *c, uint64_t hash, h2o_iovec_t key, int64_t stor
     return 0;
 }
 
+/* the seconds left of a freshness of ttl_ms from stored_ms (negative once past, rounded away from zero then) */
+static int64_t fresh_left_s(int64_t stored_ms, uint64_t ttl_ms, int64_t now)
+{
+    int64_t left = stored_ms + (int64_t)ttl_ms - now;
+    return left >= 0 ? left / 1000 : -((-left + 999) / 1000);
+}
+
 static int64_t ttl_left_s(const struct st_entry_t *e, int64_t now)
 {
-    int64_t left = e->stored_ms + (int64_t)e->ttl_ms - now;
-    return left >= 0 ? left / 1000 : -((-left + 999) / 1000);
+    return fresh_left_s(e->stored_ms, e->ttl_ms, now);
 }
 
 static int entry_fresh(const struct st_entry_t *e, int64_t now)
@@ -857,6 +863,7 @@ static void on_memcached_get(h2o_iovec_t value, void *data)
     /* stored in the future by more than its ttl: not a clock a little ahead, and it would stay fresh for ever */
     if (value.len != 0 && parse_serialized(value, &stored_ms, &ttl, &swr, &sie, &status, &body) == 0 &&
         stored_ms - now <= (int64_t)ttl && now - stored_ms < (int64_t)ttl &&
+        now - stored_ms < (int64_t)fl->policy.ttl_ms && /* fresh for this call too (see cf_cache_fetch) */
         (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
         STAT_ADD(memcached_hits, 1);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0)); /* not stored back to memcached: no text */
@@ -969,11 +976,16 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_upstrea
         entry_unlink_free(c, e);
         e = NULL;
     }
-    if (e != NULL && entry_in_swr(e, now)) {
+    /* An entry is fresh for the shorter of its own ttl and the caller's, and then stale within the caller's
+     * stale_while_revalidate: the key holds no policy, and a call with `cache: 1s` must not take an answer a `cache: 1h`
+     * call stored an hour ago as fresh. With one policy per key this is the entry's own ttl and window. */
+    uint64_t fresh_ms = e != NULL && policy->ttl_ms < e->ttl_ms ? policy->ttl_ms : e != NULL ? e->ttl_ms : 0;
+    if (e != NULL && now - e->stored_ms < (int64_t)(fresh_ms + policy->swr_ms)) {
         h2o_linklist_unlink(&e->lru);
         h2o_linklist_insert(&c->lru, &e->lru);
         fill_from_entry(ans, e, now);
-        if (entry_fresh(e, now)) {
+        ans->report.ttl_s = fresh_left_s(e->stored_ms, fresh_ms, now);
+        if (now - e->stored_ms < (int64_t)fresh_ms) {
             ans->report.state = CF_CACHE_HIT;
         } else {
             /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
