@@ -1,6 +1,7 @@
 /* The response cache: a byte-bounded LRU shared by every loop of the process, coalescing of identical misses into
  * one upstream request (flights), stale-while-revalidate / stale-if-error, and the memcached tier. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,11 @@
 #define MEMCACHED_BREAKER_MAX_MS 30000
 #define MEMCACHED_PREFIX "conflux:"
 #define SERIAL_MAGIC "CF1 "
+/* The longest body stored to memcached. memcached refuses an item over its item size (-I, 1 MiB by default), and h2o's
+ * client sends stores quietly (SETQ), so the refusal is the only reply it gets to one: it takes it for a protocol error
+ * and drops the tier's one connection, failing every lookup in flight. A value (our head line, under 128 bytes, and the
+ * body) up to 1 MiB less 512 bytes fits with the key and memcached's item header; a larger answer stays local. */
+#define MEMCACHED_MAX_BODY (1024 * 1024 - 512 - 128)
 
 /* --- counters --------------------------------------------------------------------------------------------------- */
 
@@ -244,8 +250,9 @@ static size_t chunk_bytes(size_t n)
 /*
  * The heap a parsed document holds, from jansson 2.14's structures (json_object_t 72 bytes and a table of 16-byte
  * buckets, a power of two above the size and 8 at least; each member 56 bytes and its key; json_array_t 40 and 8 per
- * slot, 8 slots at least; json_string_t 32 and its text; numbers 24; true, false and null are shared). Entries are kept
- * parsed, and a parsed document takes 8 to 40 times its text: the bound counts this so that it still bounds memory.
+ * slot, 8 slots at least; json_string_t 32 and its text, a malloc block of its own; numbers 24; true, false and null
+ * are shared). Entries are kept parsed, and a parsed document takes 8 to 40 times its text: the bound counts this so
+ * that it still bounds memory.
  * t/unit/test_cache.c checks it against what jansson really allocates.
  */
 static size_t doc_bytes(json_t *v)
@@ -270,7 +277,9 @@ static size_t doc_bytes(json_t *v)
         return bytes;
     }
     case JSON_STRING:
-        return chunk_bytes(32) + chunk_bytes(json_string_length(v) + 1);
+        /* the text is allocated at the length the upstream wrote it with, quotes and escapes included (a \uXXXX is 6
+         * bytes for 1 to 3 decoded): the allocator's own size of it, not the decoded length */
+        return chunk_bytes(32) + chunk_bytes(malloc_usable_size((void *)json_string_value(v)));
     case JSON_INTEGER:
     case JSON_REAL:
         return chunk_bytes(24);
@@ -312,10 +321,16 @@ static int store_put(cf_cache_t *c, uint64_t hash, h2o_iovec_t key, int64_t stor
     return 0;
 }
 
+/* the seconds left of a freshness of ttl_ms from stored_ms (negative once past, rounded away from zero then) */
+static int64_t fresh_left_s(int64_t stored_ms, uint64_t ttl_ms, int64_t now)
+{
+    int64_t left = stored_ms + (int64_t)ttl_ms - now;
+    return left >= 0 ? left / 1000 : -((-left + 999) / 1000);
+}
+
 static int64_t ttl_left_s(const struct st_entry_t *e, int64_t now)
 {
-    int64_t left = e->stored_ms + (int64_t)e->ttl_ms - now;
-    return left >= 0 ? left / 1000 : -((-left + 999) / 1000);
+    return fresh_left_s(e->stored_ms, e->ttl_ms, now);
 }
 
 static int entry_fresh(const struct st_entry_t *e, int64_t now)
@@ -477,7 +492,7 @@ int cf_cache_control_ttl(const h2o_header_t *headers, size_t num_headers, uint64
 struct st_result_t {
     size_t refcnt;
     cf_reason_t reason;
-    int status, fwd_status, stored, stale, from_memcached;
+    int status, fwd_status, stored, stale, from_memcached, too_large_for_memcached;
     int64_t ttl_s;
     json_t *doc;      /* a reference to the parsed body; NULL when there is none or it is not JSON */
     h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
@@ -609,8 +624,13 @@ static void memcached_store(struct st_flight_t *fl, struct st_result_t *r, uint6
     cf_buf_appendf(&v, SERIAL_MAGIC "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", stored_ms, ttl_ms, fl->policy.swr_ms,
                    fl->policy.sie_ms, r->status);
     cf_buf_append(&v, r->body.base, r->body.len);
+    /* memcached reads an expiration over 30 days as a Unix time, and one that far in the past expires the item at once:
+     * an entry whose ttl and stale window add up to more is kept there for 30 days (its last days stay local) */
     uint64_t life_ms = ttl_ms + (fl->policy.swr_ms > fl->policy.sie_ms ? fl->policy.swr_ms : fl->policy.sie_ms);
-    h2o_memcached_set(fl->cache->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)(life_ms / 1000 + 1), 0);
+    uint64_t life_s = life_ms / 1000 + 1;
+    if (life_s > CF_CACHE_MAX_MS / 1000)
+        life_s = CF_CACHE_MAX_MS / 1000;
+    h2o_memcached_set(fl->cache->memc, memcached_key(fl, hex), h2o_iovec_init(v.base, v.len), (uint32_t)life_s, 0);
     cf_buf_free(&v);
 }
 
@@ -667,7 +687,9 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
     }
 
     if (r->stored && c->memc != NULL && !r->from_memcached) {
-        if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
+        if (r->too_large_for_memcached)
+            STAT_ADD(memcached_large_sets, 1);
+        else if (cf_breaker_state(&tier.breaker) == CF_BREAKER_CLOSED)
             memcached_store(fl, r, ttl_ms, stored_ms);
         else
             STAT_ADD(memcached_skipped_sets, 1); /* a hung memcached would only queue it; half-open, only the probe goes */
@@ -688,8 +710,10 @@ static void on_upstream_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     uint64_t ttl_ms = fl->policy.ttl_ms;
     /* only JSON answers are worth keeping: anything else fails the call anyway */
     int storable = doc != NULL && cf_cache_control_ttl(res->headers, res->num_headers, &ttl_ms);
-    /* the text is kept only to be stored to memcached */
-    struct st_result_t *r = result_new(storable && fl->cache->memc != NULL ? res->body : h2o_iovec_init(NULL, 0));
+    /* the text is kept only to be stored to memcached, and only when memcached can take it */
+    int large = storable && fl->cache->memc != NULL && res->body.len > MEMCACHED_MAX_BODY;
+    struct st_result_t *r = result_new(storable && fl->cache->memc != NULL && !large ? res->body : h2o_iovec_init(NULL, 0));
+    r->too_large_for_memcached = large;
     r->doc = doc;
     r->reason = res->reason;
     r->status = res->status;
@@ -719,6 +743,9 @@ static int parse_serialized(h2o_iovec_t v, int64_t *stored_ms, uint64_t *ttl, ui
     if (sscanf(head, SERIAL_MAGIC "%" SCNd64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %d", stored_ms, ttl, swr, sie, status) != 5)
         return -1;
     if (*status < 200 || *status > 299)
+        return -1;
+    /* what no conflux writes (the config's bounds) is not ours either: the freshness arithmetic then stays in range */
+    if (*stored_ms < 0 || *ttl == 0 || *ttl > CF_CACHE_MAX_MS || *swr > CF_CACHE_MAX_MS || *sie > CF_CACHE_MAX_MS)
         return -1;
     *body = h2o_iovec_init(nl + 1, v.len - (size_t)(nl + 1 - v.base));
     return 0;
@@ -846,8 +873,12 @@ static void on_memcached_get(h2o_iovec_t value, void *data)
     h2o_iovec_t body;
     json_t *doc = NULL;
     json_error_t jerr;
+    int64_t now = wall_ms();
+    /* stored in the future by more than its ttl: not a clock a little ahead, and it would stay fresh for ever */
     if (value.len != 0 && parse_serialized(value, &stored_ms, &ttl, &swr, &sie, &status, &body) == 0 &&
-        wall_ms() - stored_ms < (int64_t)ttl && (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
+        stored_ms - now <= (int64_t)ttl && now - stored_ms < (int64_t)ttl &&
+        now - stored_ms < (int64_t)fl->policy.ttl_ms && /* fresh for this call too (see cf_cache_fetch) */
+        (doc = json_loadb(body.base, body.len, JSON_DECODE_ANY, &jerr)) != NULL) {
         STAT_ADD(memcached_hits, 1);
         struct st_result_t *r = result_new(h2o_iovec_init(NULL, 0)); /* not stored back to memcached: no text */
         r->doc = doc;
@@ -946,11 +977,16 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt
         entry_unlink_free(c, e);
         e = NULL;
     }
-    if (e != NULL && entry_in_swr(e, now)) {
+    /* An entry is fresh for the shorter of its own ttl and the caller's, and then stale within the caller's
+     * stale_while_revalidate: the key holds no policy, and a call with `cache: 1s` must not take an answer a `cache: 1h`
+     * call stored an hour ago as fresh. With one policy per key this is the entry's own ttl and window. */
+    uint64_t fresh_ms = e != NULL && policy->ttl_ms < e->ttl_ms ? policy->ttl_ms : e != NULL ? e->ttl_ms : 0;
+    if (e != NULL && now - e->stored_ms < (int64_t)(fresh_ms + policy->swr_ms)) {
         h2o_linklist_unlink(&e->lru);
         h2o_linklist_insert(&c->lru, &e->lru);
         fill_from_entry(ans, e, now);
-        if (entry_fresh(e, now)) {
+        ans->report.ttl_s = fresh_left_s(e->stored_ms, fresh_ms, now);
+        if (now - e->stored_ms < (int64_t)fresh_ms) {
             ans->report.state = CF_CACHE_HIT;
         } else {
             /* stale_while_revalidate (RFC 5861 3): answer now, refresh in the background, one refresh per key */
@@ -978,6 +1014,11 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt
     if (start != NULL)
         start_flight(start);
     return wt;
+}
+
+int cf_cache_wait_joined(const cf_cache_wait_t *wt)
+{
+    return !wt->leader;
 }
 
 int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale)

@@ -29,6 +29,7 @@ typedef struct st_cf_cache_stats_t {
     uint64_t memcached_hits, memcached_misses, memcached_errors; /* memcached gets: found, absent, timed out/failed */
     uint64_t memcached_skipped_gets; /* lookups not sent, or given up, because the tier's breaker was open */
     uint64_t memcached_skipped_sets; /* stores not sent because the tier's breaker was not closed */
+    uint64_t memcached_large_sets;   /* stores not sent because the value is over what memcached takes (1 MiB) */
     uint64_t memcached_opens;        /* times the breaker opened after lookups in a row got no answer in time */
     uint64_t memcached_waiting;      /* lookups waiting for memcached now */
     uint64_t memcached_state;        /* the breaker: 0 closed, 1 open, 2 half-open (one probe lookup let through) */
@@ -117,6 +118,12 @@ typedef struct st_cf_cache_wait_t cf_cache_wait_t;
 cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt_backend_t *backend, const cf_upstream_req_t *req,
                                 h2o_iovec_t key, const cf_cache_policy_t *policy, cf_cache_cb cb, void *data,
                                 cf_cache_answer_t *ans);
+
+/**
+ * Whether the lookup joined an upstream request another call started (coalescing), rather than starting its own: the
+ * request then runs under that call's timeout, not this one's. Constant for the life of the handle.
+ */
+int cf_cache_wait_joined(const cf_cache_wait_t *wt);
 
 /**
  * Stops waiting (the upstream request goes on and its answer is still stored). Returns 1 and fills *stale (stale->doc

@@ -696,21 +696,20 @@ static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 }
 
 /* cache: 30s, or {ttl: 30s, stale_while_revalidate: 1m, stale_if_error: 10m} */
-#define MAX_CACHE_MS (30 * 24 * 3600 * 1000ull) /* memcached takes relative expirations up to 30 days */
 
 static const cf_yfield_t call_cache_fields[] = {
-    {.key = "ttl", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, ttl_ms), .min = 1000, .max = MAX_CACHE_MS},
+    {.key = "ttl", .type = CF_YT_DURATION, .offset = offsetof(cf_cache_policy_t, ttl_ms), .min = 1000, .max = CF_CACHE_MAX_MS},
     {.key = "stale_while_revalidate",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_cache_policy_t, swr_ms),
      .min = 0,
-     .max = MAX_CACHE_MS,
+     .max = CF_CACHE_MAX_MS,
      .def = "0"},
     {.key = "stale_if_error",
      .type = CF_YT_DURATION,
      .offset = offsetof(cf_cache_policy_t, sie_ms),
      .min = 0,
-     .max = MAX_CACHE_MS,
+     .max = CF_CACHE_MAX_MS,
      .def = "0"},
     {NULL},
 };
@@ -722,7 +721,7 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         uint64_t ms;
         if (cf_yget_duration(ctx, node, &ms) != 0)
             return -1;
-        if (ms < 1000 || ms > MAX_CACHE_MS)
+        if (ms < 1000 || ms > CF_CACHE_MAX_MS)
             return cf_yerror(ctx, node, "the ttl must be between 1s and 30 days");
         call->cache.ttl_ms = ms;
         return merge_cache_policy(ctx, &call->cache, 1); /* the ttl alone */

@@ -74,6 +74,9 @@ typedef struct st_cf_rename_t {
     char *from, *to;
 } cf_rename_t;
 
+/** The longest ttl, stale_while_revalidate and stale_if_error (30 days: memcached's longest relative expiration). */
+#define CF_CACHE_MAX_MS (30 * 24 * 3600 * 1000ull)
+
 /** A call's cache policy (cache: 30s, or {ttl, stale_while_revalidate, stale_if_error}); ttl_ms 0: not cached. */
 typedef struct st_cf_cache_policy_t {
     uint64_t ttl_ms; /* fresh for this long (shortened by the upstream's max-age/s-maxage) */

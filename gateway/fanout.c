@@ -24,8 +24,9 @@ struct st_call_t {
     cf_attempt_t attempt;      /* its upstream request (retries, hedges), while running */
     unsigned attempts, hedges; /* what the call's own upstream request took (attempt.h); 0 when it made none */
     unsigned budget_exhausted : 1, hedge_won : 1;
-    cf_cache_wait_t *cw;     /* while waiting for the cache (a cached call's upstream request, maybe another's) */
-    cf_cache_report_t cache; /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
+    cf_cache_wait_t *cw;         /* while waiting for the cache (a cached call's upstream request, maybe another's) */
+    h2o_timeout_entry_t timeout; /* the call's own timeout while it waits for another call's upstream request */
+    cf_cache_report_t cache;     /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
     uint64_t start_ns, end_ns;
 };
 
@@ -283,8 +284,26 @@ static void on_cache_answer(void *data, const cf_cache_answer_t *ans)
 {
     struct st_call_t *c = data;
     c->cw = NULL;
+    h2o_timeout_unlink(&c->timeout);
     take_cache_answer(c, ans);
     complete_call(c);
+}
+
+/* A call that joined another call's upstream request reached its own timeout first: it stops waiting (the request
+ * goes on and is stored), and like a refresh that fails, an expired entry within stale_if_error answers it. */
+static void on_cache_timeout(h2o_timeout_entry_t *entry)
+{
+    struct st_call_t *c = H2O_STRUCT_FROM_MEMBER(struct st_call_t, timeout, entry);
+    cf_cache_answer_t stale;
+    int have_stale = cf_cache_cancel(c->cw, &stale);
+    c->cw = NULL;
+    if (have_stale) {
+        take_cache_answer(c, &stale);
+        complete_call(c);
+        return;
+    }
+    c->cache = (cf_cache_report_t){.state = CF_CACHE_COALESCED};
+    fail_call(c, CF_REASON_TIMEOUT, 0);
 }
 
 /* A cached call (docs/http.md, "Caching"): GET only, keyed by backend, method, final URL and the forwarded credentials. */
@@ -303,6 +322,10 @@ static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
     if (c->cw == NULL) {
         take_cache_answer(c, &ans);
         complete_call(c);
+    } else if (cf_cache_wait_joined(c->cw)) {
+        /* the request it joined runs under its starter's timeout, which may be longer (another route's call) */
+        c->timeout.cb = on_cache_timeout;
+        cf_timeouts_link(&f->w->timeouts, c->conf->timeout_ms, &c->timeout);
     }
     return 1;
 }
@@ -380,6 +403,7 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
             c->budget_exhausted = c->attempt.budget_exhausted;
             cf_attempt_cancel(&c->attempt);
         }
+        h2o_timeout_unlink(&c->timeout);
         if (c->cw != NULL) {
             cf_cache_answer_t stale;
             int have_stale = cf_cache_cancel(c->cw, reason != CF_REASON_NONE ? &stale : NULL);

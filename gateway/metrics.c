@@ -290,6 +290,9 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
                    "conflux_cache_memcached_skipped_total{op=\"get\"} %" PRIu64
                    "\nconflux_cache_memcached_skipped_total{op=\"set\"} %" PRIu64 "\n",
                    c->memcached_skipped_gets, c->memcached_skipped_sets);
+    header(out, "conflux_cache_memcached_too_large_total", "counter",
+           "Answers stored locally but not to memcached: their value is over what memcached takes (1 MiB).");
+    cf_buf_appendf(out, "conflux_cache_memcached_too_large_total %" PRIu64 "\n", c->memcached_large_sets);
     header(out, "conflux_cache_memcached_waiting", "gauge", "memcached lookups waiting for an answer now.");
     cf_buf_appendf(out, "conflux_cache_memcached_waiting %" PRIu64 "\n", c->memcached_waiting);
 }

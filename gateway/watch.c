@@ -34,7 +34,8 @@ static int socket_fd(h2o_socket_t *sock)
 int cf_watch_client_fd(h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    return sock != NULL && layout_ok == 1 ? socket_fd(sock) : -1;
+    /* each loop's cf_watch_set_create stores it (atomically) while the other loops may read it */
+    return sock != NULL && __atomic_load_n(&layout_ok, __ATOMIC_RELAXED) == 1 ? socket_fd(sock) : -1;
 }
 
 static void on_watch_ready(h2o_socket_t *sock, const char *err)

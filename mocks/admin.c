@@ -4,6 +4,7 @@
 #include "admin.h"
 #include "http.h"
 #include "journal.h"
+#include "listeners.h"
 #include "stubs.h"
 
 static void send_json(h2o_req_t *req, int status, json_t *v)
@@ -22,8 +23,10 @@ static void send_error(h2o_req_t *req, int status, const char *msg)
 static void on_requests(h2o_req_t *req)
 {
     h2o_iovec_t fpath = cf_mock_query_param(req, "path"), fstub = cf_mock_query_param(req, "stub"),
-                flimit = cf_mock_query_param(req, "limit");
-    cf_mock_journal_filter_t filter = {NULL, cf_mock_query_param(req, "method"), NULL, SIZE_MAX};
+                flimit = cf_mock_query_param(req, "limit"), flistener = cf_mock_query_param(req, "listener");
+    cf_mock_journal_filter_t filter = {NULL, cf_mock_query_param(req, "method"), NULL, NULL, SIZE_MAX};
+    if (flistener.base != NULL)
+        filter.listener = cf_mock_url_decode(&req->pool, flistener).base;
     if (fpath.base != NULL)
         filter.path = cf_mock_url_decode(&req->pool, fpath).base;
     if (fstub.base != NULL)
@@ -33,19 +36,32 @@ static void on_requests(h2o_req_t *req)
     send_json(req, 200, cf_mock_journal_json(&filter));
 }
 
-/* GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "stubs": {"GET /path": N, ...}} */
+static json_t *counts_json(size_t listener)
+{
+    cf_mock_journal_counts_t c;
+    cf_mock_journal_counts(listener, &c);
+    return json_pack("{sIsIsIsI}", "total", (json_int_t)c.total, "unmatched", (json_int_t)c.unmatched, "respond",
+                     (json_int_t)c.respond, "aborted", (json_int_t)c.aborted);
+}
+
+/*
+ * GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "stubs": {"GET /path": N, ...},
+ * "listeners": {"NAME": {"total": N, "unmatched": N, "respond": N, "aborted": N}, ...}}
+ */
 static void on_stats(h2o_req_t *req)
 {
     size_t n;
     cf_mock_stub_t **stubs = cf_mock_stubs_list(&n);
-    json_t *per = json_object();
+    json_t *per = json_object(), *listeners = json_object(), *v = counts_json(SIZE_MAX);
     for (size_t i = 0; i != n; ++i)
         json_object_set_new(per, stubs[i]->key, json_integer((json_int_t)stubs[i]->calls));
-    cf_mock_journal_counts_t c;
-    cf_mock_journal_counts(&c);
-    send_json(req, 200,
-              json_pack("{sIsIsIsIso}", "total", (json_int_t)c.total, "unmatched", (json_int_t)c.unmatched, "respond",
-                        (json_int_t)c.respond, "aborted", (json_int_t)c.aborted, "stubs", per));
+    size_t n_listeners;
+    const char *const *names = cf_mock_journal_listeners(&n_listeners);
+    for (size_t i = 0; i != n_listeners; ++i)
+        json_object_set_new(listeners, names[i], counts_json(i));
+    json_object_set_new(v, "stubs", per);
+    json_object_set_new(v, "listeners", listeners);
+    send_json(req, 200, v);
 }
 
 /* GET /__mock/stubs: what is live */
@@ -56,9 +72,14 @@ static void on_list_stubs(h2o_req_t *req)
     json_t *arr = json_array();
     for (size_t i = 0; i != n; ++i) {
         cf_mock_stub_t *s = stubs[i];
-        json_array_append_new(arr, json_pack("{sssssssisssIsi}", "key", s->key, "method", s->method, "path", s->path, "status",
-                                             (int)s->status, "fault", cf_mock_fault_names[s->fault], "calls", (json_int_t)s->calls,
-                                             "sequence_length", (int)s->n_sequence));
+        json_t *v =
+            json_pack("{sssssssisssIsi}", "key", s->key, "method", s->method, "path", s->path, "status", (int)s->status, "fault",
+                      cf_mock_fault_names[s->fault], "calls", (json_int_t)s->calls, "sequence_length", (int)s->n_sequence);
+        if (s->fault_status != 0)
+            json_object_set_new(v, "fault", json_integer((json_int_t)s->fault_status));
+        if (s->listener != NULL)
+            json_object_set_new(v, "listener", json_string(s->listener));
+        json_array_append_new(arr, v);
     }
     send_json(req, 200, arr);
 }
@@ -76,6 +97,44 @@ static void on_post_stubs(h2o_req_t *req)
     send_json(req, 200, json_pack("{sisisi}", "published", added, "replaced", (int)replaced, "stubs", (int)n));
 }
 
+/* GET /__mock/listeners: [{"name", "address", "up"}, ...] */
+static void on_listeners(h2o_req_t *req)
+{
+    size_t n;
+    const char *const *names = cf_mock_listeners_names(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i != n; ++i)
+        json_array_append_new(
+            arr, json_pack("{sssssb}", "name", names[i], "address", cf_mock_listener_bound(i), "up", cf_mock_listener_is_up(i)));
+    send_json(req, 200, arr);
+}
+
+/* POST /__mock/down?listener=NAME and /__mock/up?listener=NAME: a server that dies (and comes back) */
+static void set_up(h2o_req_t *req, int up)
+{
+    h2o_iovec_t name = cf_mock_query_param(req, "listener");
+    if (name.base == NULL)
+        return send_error(req, 400, "which listener? ?listener=NAME");
+    const char *s = cf_mock_url_decode(&req->pool, name).base;
+    size_t i = cf_mock_listener_find(s);
+    if (i == SIZE_MAX)
+        return send_error(req, 404, "no listener of that name");
+    char err[512];
+    if (cf_mock_listener_set_up(i, up, err, sizeof(err)) != 0)
+        return send_error(req, 500, err);
+    send_json(req, 200, json_pack("{sssb}", "listener", s, "up", up));
+}
+
+static void on_down(h2o_req_t *req)
+{
+    set_up(req, 0);
+}
+
+static void on_up(h2o_req_t *req)
+{
+    set_up(req, 1);
+}
+
 /* POST /__mock/reset: journal, counters and sequence positions back to zero (stubs stay) */
 static void on_reset(h2o_req_t *req)
 {
@@ -90,8 +149,9 @@ void cf_mock_admin_handle(h2o_req_t *req)
         const char *method, *path;
         void (*handle)(h2o_req_t *req);
     } endpoints[] = {
-        {"GET", "/__mock/requests", on_requests}, {"GET", "/__mock/stats", on_stats},  {"GET", "/__mock/stubs", on_list_stubs},
-        {"POST", "/__mock/stubs", on_post_stubs}, {"POST", "/__mock/reset", on_reset}, {"DELETE", "/__mock/requests", on_reset},
+        {"GET", "/__mock/requests", on_requests},   {"GET", "/__mock/stats", on_stats},  {"GET", "/__mock/stubs", on_list_stubs},
+        {"POST", "/__mock/stubs", on_post_stubs},   {"POST", "/__mock/reset", on_reset}, {"DELETE", "/__mock/requests", on_reset},
+        {"GET", "/__mock/listeners", on_listeners}, {"POST", "/__mock/down", on_down},   {"POST", "/__mock/up", on_up},
     };
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     int path_known = 0;
@@ -104,5 +164,5 @@ void cf_mock_admin_handle(h2o_req_t *req)
     }
     if (path_known)
         return send_error(req, 405, "method not allowed for this admin endpoint");
-    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond)");
+    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond, listeners, down, up)");
 }

@@ -21,6 +21,7 @@ typedef struct st_journal_entry_t {
     int status;
     const char *fault; /* static string or NULL */
     int aborted;
+    size_t listener; /* index into listener_names */
 } journal_entry_t;
 
 /* request bodies are journaled up to this size, so a journal of N entries stays bounded */
@@ -30,7 +31,9 @@ typedef struct st_journal_entry_t {
 static journal_entry_t **ring;
 static size_t capacity;
 static uint64_t next_id = 1, first_id = 1; /* ids in the ring: [first_id, next_id) */
-static uint64_t n_total, n_unmatched, n_respond, n_aborted;
+static cf_mock_journal_counts_t *counts;   /* [0]: every listener; [1 + i]: listener i */
+static const char *const *listener_names;
+static size_t n_listeners;
 static h2o_loop_t *journal_loop;
 
 /* A JSON string for bytes a client sent; bytes that are not UTF-8 become '?' so the journal stays valid JSON. */
@@ -60,11 +63,15 @@ static void entry_free(journal_entry_t *e)
     free(e);
 }
 
-void cf_mock_journal_init(size_t cap)
+void cf_mock_journal_init(size_t cap, const char *const *listeners, size_t n)
 {
     capacity = cap != 0 ? cap : 1;
     ring = h2o_mem_alloc(capacity * sizeof(*ring));
     memset(ring, 0, capacity * sizeof(*ring));
+    listener_names = listeners;
+    n_listeners = n;
+    counts = h2o_mem_alloc((n + 1) * sizeof(*counts));
+    memset(counts, 0, (n + 1) * sizeof(*counts));
 }
 
 static journal_entry_t *lookup(uint64_t id)
@@ -74,18 +81,22 @@ static journal_entry_t *lookup(uint64_t id)
     return ring[(id - 1) % capacity];
 }
 
-uint64_t cf_mock_journal_add(h2o_req_t *req, const char *stub)
+uint64_t cf_mock_journal_add(h2o_req_t *req, size_t listener, const char *stub)
 {
     journal_loop = req->conn->ctx->loop;
-    ++n_total;
-    if (stub == NULL)
-        ++n_unmatched;
-    else if (strcmp(stub, "respond") == 0)
-        ++n_respond;
+    for (size_t i = 0; i != 2; ++i) {
+        cf_mock_journal_counts_t *c = counts + (i == 0 ? 0 : 1 + listener);
+        ++c->total;
+        if (stub == NULL)
+            ++c->unmatched;
+        else if (strcmp(stub, "respond") == 0)
+            ++c->respond;
+    }
 
     journal_entry_t *e = h2o_mem_alloc(sizeof(*e));
     memset(e, 0, sizeof(*e));
     e->id = next_id++;
+    e->listener = listener;
     e->method = h2o_strdup(NULL, req->method.base, req->method.len).base;
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     e->path = h2o_strdup(NULL, req->path.base, pathlen).base;
@@ -154,9 +165,10 @@ void cf_mock_journal_answer(uint64_t id, int status)
     e->status = status;
 }
 
-void cf_mock_journal_abort(uint64_t id)
+void cf_mock_journal_abort(uint64_t id, size_t listener)
 {
-    ++n_aborted;
+    ++counts[0].aborted;
+    ++counts[1 + listener].aborted;
     journal_entry_t *e = lookup(id);
     if (e != NULL && !e->aborted) {
         e->aborted = 1;
@@ -179,7 +191,8 @@ void cf_mock_journal_reset(void)
     }
     /* ids keep growing so that a request in flight across a reset cannot touch a newer entry */
     first_id = next_id;
-    n_total = n_unmatched = n_respond = n_aborted = 0;
+    if (counts != NULL)
+        memset(counts, 0, (n_listeners + 1) * sizeof(*counts));
 }
 
 void cf_mock_journal_dispose(void)
@@ -187,6 +200,8 @@ void cf_mock_journal_dispose(void)
     cf_mock_journal_reset();
     free(ring);
     ring = NULL;
+    free(counts);
+    counts = NULL;
 }
 
 static json_t *entry_json(const journal_entry_t *e)
@@ -198,6 +213,7 @@ static json_t *entry_json(const journal_entry_t *e)
     json_object_set_new(o, "query", e->query != NULL ? jstr(e->query, strlen(e->query)) : json_null());
     json_object_set(o, "headers", e->headers);
     json_object_set_new(o, "time", json_real(e->time));
+    json_object_set_new(o, "listener", json_string(listener_names[e->listener]));
     json_object_set_new(o, "stub", e->stub != NULL ? jstr(e->stub, strlen(e->stub)) : json_null());
     json_object_set_new(o, "aborted", json_boolean(e->aborted));
     json_object_set_new(o, "body", e->body != NULL ? jstr(e->body, e->body_len) : json_null());
@@ -224,6 +240,8 @@ json_t *cf_mock_journal_json(const cf_mock_journal_filter_t *filter)
             continue;
         if (filter->stub != NULL && (e->stub == NULL || strcmp(e->stub, filter->stub) != 0))
             continue;
+        if (filter->listener != NULL && strcmp(listener_names[e->listener], filter->listener) != 0)
+            continue;
         json_array_append_new(arr, entry_json(e));
     }
     while (json_array_size(arr) > filter->limit)
@@ -231,10 +249,13 @@ json_t *cf_mock_journal_json(const cf_mock_journal_filter_t *filter)
     return arr;
 }
 
-void cf_mock_journal_counts(cf_mock_journal_counts_t *counts)
+const char *const *cf_mock_journal_listeners(size_t *n)
 {
-    counts->total = n_total;
-    counts->unmatched = n_unmatched;
-    counts->respond = n_respond;
-    counts->aborted = n_aborted;
+    *n = n_listeners;
+    return listener_names;
+}
+
+void cf_mock_journal_counts(size_t listener, cf_mock_journal_counts_t *out)
+{
+    *out = counts[listener < n_listeners ? 1 + listener : 0];
 }

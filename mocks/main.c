@@ -1,4 +1,4 @@
-/* conflux-mock: argv, the listener, one catch-all h2o handler, signals and the event loop. */
+/* conflux-mock: argv, the listeners, one catch-all h2o handler per listener, signals and the event loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -10,6 +10,7 @@
 #include "cf_net.h"
 #include "admin.h"
 #include "journal.h"
+#include "listeners.h"
 #include "serve.h"
 #include "stubs.h"
 #include "timing.h"
@@ -18,13 +19,10 @@
 #define DEFAULT_PORT 9001
 #define DEFAULT_JOURNAL 10000
 #define MAX_REQUEST_BODY (16 * 1024 * 1024)
-#define ACCEPTS_PER_WAKEUP 256
 
 static volatile sig_atomic_t stop_requested;
 static h2o_globalconf_t globalconf;
 static h2o_context_t context;
-static h2o_accept_ctx_t accept_ctx;
-static h2o_socket_t *listener; /* lives until exit */
 
 static void usage(FILE *fp)
 {
@@ -34,17 +32,21 @@ static void usage(FILE *fp)
                 "\n"
                 "  -c, --config FILE    stubs file (listen: host:port, stubs: [...])\n"
                 "      --host ADDR      listen address (default " DEFAULT_HOST ", or the file's listen:)\n"
-                "  -p, --port N         listen port (default 9001, or the file's listen:); 0 picks a free port\n"
+                "  -p, --port [NAME=]N  listen port (default 9001, or the file's listen:); 0 picks a free port;\n"
+                "                       repeatable: one listener each (named NAME, else after its address)\n"
                 "  -s, --stub STUB      add a stub: 'METHOD PATH STATUS [BODY] [key=value...]', repeatable;\n"
                 "                       keys: delay=500ms|uniform:100ms:900ms|lognormal:50ms:800ms, fault=NAME,\n"
-                "                       fault_rate=0.5, header=Name:Value, sequence=503,503,200, trickle_interval=100ms\n"
+                "                       fault_rate=0.5, header=Name:Value, listener=NAME, sequence=503,503,200,\n"
+                "                       trickle_interval=100ms\n"
                 "      --journal N      requests kept in the journal (default 10000)\n"
                 "      --seed N         seed for delays and fault rates (default: from the clock)\n"
                 "  -h, --help           this text\n"
                 "  -v, --version        print the version\n"
                 "\n"
-                "Once listening it prints \"listening on HOST:PORT\". Admin: GET /__mock/requests, GET /__mock/stats,\n"
-                "GET|POST /__mock/stubs, POST /__mock/reset; /__mock/respond?status=&delay=&body=&fault=&header=.\n");
+                "Once listening it prints \"listening on HOST:PORT\" for each listener, in order.\n"
+                "Admin: GET /__mock/requests, GET /__mock/stats, GET|POST /__mock/stubs, POST /__mock/reset,\n"
+                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME;\n"
+                "/__mock/respond?status=&delay=&body=&fault=&header=.\n");
 }
 
 static void on_signal(int signo)
@@ -54,32 +56,43 @@ static void on_signal(int signo)
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    size_t listener = cf_mock_listener_of(self);
+    if (!cf_mock_listener_is_up(listener)) {
+        cf_mock_serve_down(req, listener); /* a connection from before it went down: a dead server answers nothing */
+        return 0;
+    }
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     h2o_iovec_t path = h2o_iovec_init(req->path.base, pathlen);
     if (path.len >= 8 && memcmp(path.base, "/__mock/", 8) == 0) {
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/__mock/respond")))
-            cf_mock_serve_respond(req);
+            cf_mock_serve_respond(req, listener);
         else
             cf_mock_admin_handle(req);
         return 0;
     }
     h2o_iovec_t caps[CF_MOCK_MAX_PARAMS];
-    cf_mock_stub_t *stub = cf_mock_stubs_match(req->method, path, caps);
+    cf_mock_stub_t *stub = cf_mock_stubs_match(req->method, path, listener, caps);
     if (stub != NULL)
-        cf_mock_serve_stub(req, stub, caps);
+        cf_mock_serve_stub(req, listener, stub, caps);
     else
-        cf_mock_serve_unmatched(req);
+        cf_mock_serve_unmatched(req, listener);
     return 0;
 }
 
-static void on_accept(h2o_socket_t *lsock, const char *err)
+/* Adds the listener of one --port [NAME=]N on host. Returns 0, or -1 with a message in err. */
+static int add_port_listener(const char *arg, const char *host, char *err, size_t errlen)
 {
-    h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    /* drain a burst of connections per wakeup (thousands arrive at once under load) */
-    for (int i = 0; i != ACCEPTS_PER_WAKEUP && (sock = h2o_evloop_socket_accept(lsock)) != NULL; ++i)
-        h2o_accept(&accept_ctx, sock);
+    const char *eq = strchr(arg, '=');
+    char *name = eq != NULL ? h2o_strdup(NULL, arg, (size_t)(eq - arg)).base : NULL;
+    int ret = 0;
+    if (name != NULL && !cf_mock_listener_name_ok(name)) {
+        snprintf(err, errlen, "--port %s: a listener's name is letters, digits, '_', '-' and '.'", arg);
+        ret = -1;
+    } else {
+        ret = cf_mock_listeners_add(name, eq != NULL ? eq + 1 : arg, host, DEFAULT_HOST, err, errlen);
+    }
+    free(name);
+    return ret;
 }
 
 /* One process holds thousands of connections: take every descriptor the hard limit allows. */
@@ -101,13 +114,15 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'v'},       {NULL, 0, NULL, 0},
     };
     const char *config_file = NULL, *opt_host = NULL;
-    long opt_port = -1;
+    const char **opt_ports = h2o_mem_alloc((size_t)argc * sizeof(*opt_ports));
+    size_t n_opt_ports = 0;
     unsigned long journal = DEFAULT_JOURNAL;
     unsigned long long seed = 0;
     const char **cli_stubs = h2o_mem_alloc((size_t)argc * sizeof(*cli_stubs));
     size_t n_cli_stubs = 0;
-    char *end, err[1024], *listen_addr = NULL, *host = NULL;
-    uint16_t port = DEFAULT_PORT;
+    char *end, err[1024];
+    cf_mock_listen_t *listen = NULL;
+    size_t n_listen = 0;
     int ch, ret = 1;
 
     while ((ch = getopt_long(argc, argv, "c:p:s:hv", longopts, NULL)) != -1) {
@@ -118,13 +133,16 @@ int main(int argc, char **argv)
         case 'H':
             opt_host = optarg;
             break;
-        case 'p':
-            opt_port = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || opt_port < 0 || opt_port > 65535) {
-                fprintf(stderr, "conflux-mock: --port %s: not a port number (0-65535)\n", optarg);
+        case 'p': {
+            const char *eq = strchr(optarg, '='), *num = eq != NULL ? eq + 1 : optarg;
+            long v = strtol(num, &end, 10);
+            if (*num == '\0' || *end != '\0' || v < 0 || v > 65535) {
+                fprintf(stderr, "conflux-mock: --port %s: not a port number (0-65535), or NAME=port\n", optarg);
                 goto Exit;
             }
+            opt_ports[n_opt_ports++] = optarg;
             break;
+        }
         case 's':
             cli_stubs[n_cli_stubs++] = optarg;
             break;
@@ -161,8 +179,10 @@ int main(int argc, char **argv)
         goto Exit;
     }
 
-    /* stubs: the file first, then --stub (a --stub with the same method and path replaces the file's) */
-    if (config_file != NULL && cf_mock_load_file(config_file, &listen_addr, err, sizeof(err)) != 0) {
+    /* stubs: the file first, then --stub (a --stub with the same method and path replaces the file's); each seeds its
+     * random stream from the run's seed as it is loaded */
+    cf_mock_random_seed(seed);
+    if (config_file != NULL && cf_mock_load_file(config_file, &listen, &n_listen, err, sizeof(err)) != 0) {
         fprintf(stderr, "conflux-mock: %s\n", err);
         goto Exit;
     }
@@ -172,18 +192,33 @@ int main(int argc, char **argv)
             goto Exit;
         }
     }
-    if (listen_addr != NULL && cf_parse_hostport(listen_addr, &host, &port) != 0) {
-        fprintf(stderr, "conflux-mock: listen: \"%s\" is not host:port\n", listen_addr);
-        goto Exit;
+    /* the listeners: every --port (on --host, else the file's first host), else the file's listen:, else the default */
+    if (n_opt_ports != 0) {
+        char *file_host = NULL;
+        uint16_t unused;
+        if (n_listen != 0)
+            cf_parse_hostport(listen[0].address, &file_host, &unused);
+        const char *host = opt_host != NULL ? opt_host : file_host != NULL ? file_host : DEFAULT_HOST;
+        int failed = 0;
+        for (size_t i = 0; i != n_opt_ports && !failed; ++i)
+            failed = add_port_listener(opt_ports[i], host, err, sizeof(err)) != 0;
+        free(file_host);
+        if (failed) {
+            fprintf(stderr, "conflux-mock: %s\n", err);
+            goto Exit;
+        }
+    } else if (n_listen != 0) {
+        for (size_t i = 0; i != n_listen; ++i) {
+            if (cf_mock_listeners_add(listen[i].name, listen[i].address, opt_host, DEFAULT_HOST, err, sizeof(err)) != 0) {
+                fprintf(stderr, "conflux-mock: %s\n", err);
+                goto Exit;
+            }
+        }
+    } else {
+        char address[16];
+        snprintf(address, sizeof(address), "%u", DEFAULT_PORT);
+        cf_mock_listeners_add(NULL, address, opt_host, DEFAULT_HOST, err, sizeof(err));
     }
-    if (opt_host != NULL) {
-        free(host);
-        host = h2o_strdup(NULL, opt_host, SIZE_MAX).base;
-    }
-    if (host == NULL)
-        host = h2o_strdup(NULL, DEFAULT_HOST, SIZE_MAX).base;
-    if (opt_port >= 0)
-        port = (uint16_t)opt_port;
 
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
@@ -193,35 +228,28 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: epoll_wait returns EINTR and the loop sees the flag */
     sigaction(SIGINT, &sa, NULL);
-    cf_mock_random_seed(seed);
-    cf_mock_journal_init(journal);
 
     h2o_config_init(&globalconf);
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux-mock"));
     globalconf.max_request_entity_size = MAX_REQUEST_BODY;
     globalconf.http1.upgrade_to_http2 = 0; /* the socket tricks in serve.c need HTTP/1 connections */
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
-    handler->on_req = on_req;
-
+    cf_mock_listeners_register(&globalconf, &context, on_req);
+    cf_mock_listeners_on_down(cf_mock_serve_drop);
     h2o_context_init(&context, h2o_evloop_create(), &globalconf);
-    accept_ctx.ctx = &context;
-    accept_ctx.hosts = globalconf.hosts;
     cf_mock_timers_init(context.loop);
 
-    int fd = cf_listen_tcp(host, port, 0, err, sizeof(err));
-    if (fd == -1) {
+    size_t n_listeners;
+    const char *const *names = cf_mock_listeners_names(&n_listeners);
+    if (cf_mock_listeners_start(err, sizeof(err)) != 0 || cf_mock_stubs_set_listeners(names, n_listeners, err, sizeof(err)) != 0) {
         fprintf(stderr, "conflux-mock: %s\n", err);
         goto Exit;
     }
-    listener = h2o_evloop_socket_create(context.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(listener, on_accept);
+    cf_mock_journal_init(journal, names, n_listeners);
 
     size_t n_stubs;
     cf_mock_stubs_list(&n_stubs);
-    int v6 = strchr(host, ':') != NULL;
-    printf("listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)cf_bound_port(fd));
+    for (size_t i = 0; i != n_listeners; ++i)
+        printf("listening on %s\n", cf_mock_listener_bound(i));
     fflush(stdout);
     fprintf(stderr, "conflux-mock: %zu stub%s\n", n_stubs, n_stubs == 1 ? "" : "s");
 
@@ -234,7 +262,12 @@ Exit:
     cf_mock_stubs_dispose();
     cf_mock_journal_dispose();
     free(cli_stubs);
-    free(listen_addr);
-    free(host);
+    free(opt_ports);
+    for (size_t i = 0; i != n_listen; ++i) {
+        free(listen[i].name);
+        free(listen[i].address);
+    }
+    free(listen);
+    cf_mock_listeners_dispose();
     return ret;
 }

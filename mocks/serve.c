@@ -57,6 +57,7 @@ typedef struct st_exchange_t {
     h2o_req_t *req;
     cf_mock_stub_t *stub; /* retained, or NULL for /__mock/respond */
     uint64_t journal_id;
+    size_t listener; /* the index of the listener it arrived on */
     exchange_state_t state;
     int status;
     cf_mock_fault_t fault;
@@ -71,7 +72,11 @@ typedef struct st_exchange_t {
     h2o_generator_t generator; /* trickle */
     h2o_socket_t *watched;     /* borrowed while waiting, else NULL */
     void *watched_data;        /* the socket's data (the HTTP/1 connection) to restore */
+    h2o_linklist_t waiting;    /* in `waiting` while EX_WAITING */
 } exchange_t;
+
+/* the exchanges waiting out a delay or a hang, which a listener going down resets */
+static h2o_linklist_t waiting = {&waiting, &waiting};
 
 /* ---- rendering ---- */
 
@@ -177,7 +182,7 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
     exchange_t *ex = sock->data;
     if (err != NULL) {
         /* the client closed (or reset) the connection before the answer */
-        cf_mock_journal_abort(ex->journal_id);
+        cf_mock_journal_abort(ex->journal_id, ex->listener);
         finish_aborted(ex);
         return;
     }
@@ -213,6 +218,8 @@ static void finish_aborted(exchange_t *ex)
 {
     cf_mock_timer_stop(&ex->timer);
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     close_via_h2o(ex, 499);
 }
 
@@ -318,6 +325,8 @@ static int is_head(h2o_req_t *req)
 static void answer(exchange_t *ex)
 {
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     ex->state = EX_ANSWERING;
     int sends_status =
         ex->fault == CF_MOCK_FAULT_NONE || ex->fault == CF_MOCK_FAULT_TRUNCATED || ex->fault == CF_MOCK_FAULT_TRICKLE;
@@ -357,16 +366,19 @@ static void on_dispose(void *_ex)
     exchange_t *ex = _ex;
     cf_mock_timer_stop(&ex->timer);
     unwatch(ex);
+    if (h2o_linklist_is_linked(&ex->waiting))
+        h2o_linklist_unlink(&ex->waiting);
     if (ex->state == EX_ANSWERING) /* a trickle cut short: the client went away */
-        cf_mock_journal_abort(ex->journal_id);
+        cf_mock_journal_abort(ex->journal_id, ex->listener);
     cf_mock_stub_release(ex->stub);
 }
 
-static exchange_t *exchange_new(h2o_req_t *req)
+static exchange_t *exchange_new(h2o_req_t *req, size_t listener)
 {
     exchange_t *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), on_dispose);
     memset(ex, 0, sizeof(*ex));
     ex->req = req;
+    ex->listener = listener;
     ex->status = 200;
     ex->trickle_interval = 100;
     ex->timer.cb = on_delay_done;
@@ -378,27 +390,51 @@ static void start(exchange_t *ex)
 {
     ex->state = EX_WAITING;
     cf_mock_journal_plan(ex->journal_id, cf_mock_fault_names[ex->fault], ex->fault == CF_MOCK_FAULT_HANG ? 0 : ex->delay);
-    if (ex->fault == CF_MOCK_FAULT_HANG) {
-        watch(ex);
-        return;
-    }
-    if (ex->delay == 0) {
+    if (ex->fault != CF_MOCK_FAULT_HANG && ex->delay == 0) {
         answer(ex);
         return;
     }
+    h2o_linklist_insert(&waiting, &ex->waiting);
     watch(ex);
-    cf_mock_timer_start(&ex->timer, ex->delay);
+    if (ex->fault != CF_MOCK_FAULT_HANG)
+        cf_mock_timer_start(&ex->timer, ex->delay);
 }
 
-void cf_mock_serve_stub(h2o_req_t *req, cf_mock_stub_t *stub, h2o_iovec_t *caps)
+void cf_mock_serve_down(h2o_req_t *req, size_t listener)
 {
-    exchange_t *ex = exchange_new(req);
+    exchange_t *ex = exchange_new(req, listener); /* not journaled: the server is gone */
+    ex->fault = CF_MOCK_FAULT_RESET;
+    answer(ex);
+}
+
+void cf_mock_serve_drop(size_t listener)
+{
+    h2o_linklist_t *node = waiting.next;
+    while (node != &waiting) {
+        exchange_t *ex = H2O_STRUCT_FROM_MEMBER(exchange_t, waiting, node);
+        node = node->next; /* answer() unlinks ex, and only ex */
+        if (ex->listener != listener)
+            continue;
+        cf_mock_timer_stop(&ex->timer);
+        ex->fault = CF_MOCK_FAULT_RESET;
+        cf_mock_journal_plan(ex->journal_id, cf_mock_fault_names[ex->fault], ex->delay);
+        answer(ex);
+    }
+}
+
+void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h2o_iovec_t *caps)
+{
+    exchange_t *ex = exchange_new(req, listener);
     ex->stub = stub;
-    ex->journal_id = cf_mock_journal_add(req, stub->key);
+    ex->journal_id = cf_mock_journal_add(req, listener, stub->key);
     uint64_t call = ++stub->calls;
     ex->status = (int)stub->status;
-    if (stub->fault != CF_MOCK_FAULT_NONE && (stub->fault_rate >= 1 || cf_mock_random() < stub->fault_rate))
+    if ((stub->fault != CF_MOCK_FAULT_NONE || stub->fault_status != 0) &&
+        (stub->fault_rate >= 1 || cf_mock_random(&stub->rng) < stub->fault_rate)) {
         ex->fault = (cf_mock_fault_t)stub->fault;
+        if (stub->fault_status != 0)
+            ex->status = (int)stub->fault_status;
+    }
     if (stub->n_sequence != 0) {
         const cf_mock_step_t *step = stub->sequence + (call < stub->n_sequence ? call : stub->n_sequence) - 1;
         if (step->fault != CF_MOCK_FAULT_NONE)
@@ -406,7 +442,7 @@ void cf_mock_serve_stub(h2o_req_t *req, cf_mock_stub_t *stub, h2o_iovec_t *caps)
         else
             ex->status = step->status;
     }
-    ex->delay = cf_mock_delay_sample(&stub->delay);
+    ex->delay = cf_mock_delay_sample(&stub->delay, &stub->rng);
     ex->body = render_body(req, stub, caps);
     ex->hnames = stub->header_names;
     ex->hvalues = stub->header_values;
@@ -423,10 +459,10 @@ static void respond_error(h2o_req_t *req, const char *fmt, const char *arg)
     cf_mock_send_json(req, 400, json_pack("{ss}", "error", msg));
 }
 
-void cf_mock_serve_respond(h2o_req_t *req)
+void cf_mock_serve_respond(h2o_req_t *req, size_t listener)
 {
-    exchange_t *ex = exchange_new(req);
-    ex->journal_id = cf_mock_journal_add(req, "respond");
+    exchange_t *ex = exchange_new(req, listener);
+    ex->journal_id = cf_mock_journal_add(req, listener, "respond");
     ex->body = h2o_iovec_init("", 0);
     size_t max_headers = 0;
     if (req->query_at != SIZE_MAX)
@@ -458,7 +494,7 @@ void cf_mock_serve_respond(h2o_req_t *req)
             cf_mock_delay_t d;
             if (cf_mock_delay_parse(val.base, &d, err, sizeof(err)) != 0)
                 return respond_error(req, "delay: %s", err);
-            ex->delay = cf_mock_delay_sample(&d);
+            ex->delay = cf_mock_delay_sample(&d, NULL);
         } else if (h2o_memis(key.base, key.len, H2O_STRLIT("body"))) {
             ex->body = val;
         } else if (h2o_memis(key.base, key.len, H2O_STRLIT("fault"))) {
@@ -494,9 +530,9 @@ void cf_mock_serve_respond(h2o_req_t *req)
     start(ex);
 }
 
-void cf_mock_serve_unmatched(h2o_req_t *req)
+void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener)
 {
-    uint64_t id = cf_mock_journal_add(req, NULL);
+    uint64_t id = cf_mock_journal_add(req, listener, NULL);
     cf_mock_journal_plan(id, "none", 0);
     cf_mock_journal_answer(id, 404);
     cf_mock_journal_done(id);

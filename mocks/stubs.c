@@ -19,6 +19,11 @@ const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "ga
 static cf_mock_stub_t **live;
 static size_t n_live, cap_live;
 
+/* the names of the listeners, once main has bound them (a stub's `listener:` is resolved against them) */
+static const char *const *listener_names;
+static size_t n_listener_names;
+static int listeners_known;
+
 static char *xstrdup(const char *s)
 {
     return h2o_strdup(NULL, s, SIZE_MAX).base;
@@ -37,6 +42,7 @@ static void stub_free(cf_mock_stub_t *stub)
     free(stub->body);
     free(stub->body_file);
     free(stub->sequence);
+    free(stub->listener);
     free(stub->key);
     for (size_t i = 0; i != stub->n_segs; ++i)
         free(stub->segs[i].text.base);
@@ -327,6 +333,23 @@ static int looks_like_json(const char *s, size_t len)
     return i < len && (s[i] == '{' || s[i] == '[');
 }
 
+/* Finds the index of the stub's listener among the listeners; -1 with a message when there is none of that name. */
+static int resolve_listener(cf_mock_stub_t *stub, char *err, size_t errlen)
+{
+    cf_buf_t names = CF_BUF_INIT;
+    for (size_t i = 0; i != n_listener_names; ++i) {
+        if (strcmp(listener_names[i], stub->listener) == 0) {
+            stub->listener_index = i;
+            cf_buf_free(&names);
+            return 0;
+        }
+        cf_buf_appendf(&names, "%s%s", i != 0 ? ", " : "", listener_names[i]);
+    }
+    snprintf(err, errlen, "no listener is named \"%s\" (listeners: %s)", stub->listener, names.base != NULL ? names.base : "none");
+    cf_buf_free(&names);
+    return -1;
+}
+
 /* Compiles what was configured into a servable stub: key, body template, JSON escaping. */
 static int finish_stub(cf_mock_stub_t *stub, char *err, size_t errlen)
 {
@@ -334,9 +357,11 @@ static int finish_stub(cf_mock_stub_t *stub, char *err, size_t errlen)
         stub->method = xstrdup("GET");
     if (stub->body == NULL)
         stub->body = xstrdup("");
-    size_t keylen = strlen(stub->method) + strlen(stub->path) + 2;
+    size_t keylen = strlen(stub->method) + strlen(stub->path) + 4 + (stub->listener != NULL ? strlen(stub->listener) : 0);
     stub->key = h2o_mem_alloc(keylen);
-    snprintf(stub->key, keylen, "%s %s", stub->method, stub->path);
+    snprintf(stub->key, keylen, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
+             stub->listener != NULL ? stub->listener : "");
+    cf_mock_rng_init(&stub->rng, stub->key);
     stub->json_escape = 0;
     for (size_t i = 0; i != stub->n_headers; ++i)
         if (strcasecmp(stub->header_names[i].base, "content-type") == 0)
@@ -479,6 +504,24 @@ static int on_delay(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
     return ret;
 }
 
+/* fault: a fault name, or a status (200-599) that replaces the stub's for the requests the fault is drawn for */
+static int on_fault(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    char err[256];
+    cf_mock_step_t step;
+    const char *s = cf_yscalar(node);
+    if (s == NULL)
+        return cf_yerror(ctx, node, "expected a fault name or a status");
+    if (strcmp(s, "none") == 0)
+        step = (cf_mock_step_t){0, CF_MOCK_FAULT_NONE};
+    else if (parse_step(s, &step, err, sizeof(err)) != 0)
+        return yerr_msg(ctx, node, err);
+    stub->fault = step.fault;
+    stub->fault_status = (uint64_t)step.status;
+    return 0;
+}
+
 static int on_fault_rate(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
 {
     cf_mock_stub_t *stub = obj;
@@ -524,10 +567,11 @@ static const cf_yfield_t stub_fields[] = {
     {"body", CF_YT_CUSTOM, 0, 0, 0, NULL, on_body},
     {"body_file", CF_YT_STRING, offsetof(cf_mock_stub_t, body_file)},
     {"delay", CF_YT_CUSTOM, 0, 0, 0, NULL, on_delay},
-    {"fault", CF_YT_ENUM, offsetof(cf_mock_stub_t, fault), 0, 0, cf_mock_fault_names},
+    {"fault", CF_YT_CUSTOM, 0, 0, 0, NULL, on_fault},
     {"fault_rate", CF_YT_CUSTOM, 0, 0, 0, NULL, on_fault_rate},
     {"sequence", CF_YT_CUSTOM, 0, 0, 0, NULL, on_sequence},
     {"trickle_interval", CF_YT_DURATION, offsetof(cf_mock_stub_t, trickle_interval), 1, 60000},
+    {"listener", CF_YT_STRING, offsetof(cf_mock_stub_t, listener)},
     {NULL},
 };
 enum { F_PATH, F_METHOD, F_STATUS, F_HEADERS, F_BODY, F_BODY_FILE };
@@ -556,6 +600,13 @@ static cf_mock_stub_t *decode_stub(cf_yctx_t *ctx, yaml_node_t *node)
         cf_ypath_restore(ctx, mark);
         if (ret != 0)
             goto Error;
+    }
+    /* at runtime the listeners are known; a file's stubs wait for them (cf_mock_stubs_set_listeners) */
+    if (stub->listener != NULL && (listeners_known || decoding.runtime) && resolve_listener(stub, err, sizeof(err)) != 0) {
+        size_t mark = cf_ypath_key(ctx, "listener");
+        yerr_msg(ctx, cf_ymap_get(ctx->y, node, "listener"), err);
+        cf_ypath_restore(ctx, mark);
+        goto Error;
     }
     if (finish_stub(stub, err, sizeof(err)) != 0) {
         yaml_node_t *b = cf_ymap_get(ctx->y, node, "body");
@@ -619,10 +670,20 @@ static int publish(cf_mock_stub_t *stub)
 }
 
 struct file_conf {
-    char *listen;
+    cf_mock_listen_t *listen;
+    size_t n_listen;
     cf_mock_stub_t **stubs;
     size_t n_stubs;
 };
+
+static void free_listen(cf_mock_listen_t *listen, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        free(listen[i].name);
+        free(listen[i].address);
+    }
+    free(listen);
+}
 
 static int on_stubs(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
 {
@@ -631,20 +692,66 @@ static int on_stubs(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
     return conf->stubs != NULL ? 0 : -1;
 }
 
-static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+/* One listener of `listen:`: its address node, and its name (NULL in a list, which names it after its address). */
+static int add_listen(cf_yctx_t *ctx, struct file_conf *conf, const char *name, yaml_node_t *node)
 {
-    struct file_conf *conf = obj;
-    char *host = NULL;
+    char *host = NULL, *address = NULL;
     uint16_t port;
-    if (cf_yget_string(ctx, node, &conf->listen) != 0)
+    if (cf_yget_string(ctx, node, &address) != 0)
         return -1;
-    if (cf_parse_hostport(conf->listen, &host, &port) != 0)
-        return cf_yerror(ctx, node, "\"%s\" is not host:port (like 127.0.0.1:9001)", conf->listen);
+    cf_mock_listen_t *l = conf->listen + conf->n_listen++;
+    l->address = address;
+    l->name = name != NULL ? xstrdup(name) : NULL;
+    if (cf_parse_hostport(address, &host, &port) != 0)
+        return cf_yerror(ctx, node, "\"%s\" is not host:port (like 127.0.0.1:9001)", address);
     free(host);
     return 0;
 }
 
-int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen)
+/* listen: host:port, a list of them, or a mapping of names to them */
+static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    struct file_conf *conf = obj;
+    if (node->type == YAML_SCALAR_NODE) {
+        conf->listen = h2o_mem_alloc(sizeof(*conf->listen));
+        return add_listen(ctx, conf, NULL, node);
+    }
+    if (node->type == YAML_SEQUENCE_NODE) {
+        size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+        conf->listen = h2o_mem_alloc((n + 1) * sizeof(*conf->listen));
+        for (size_t i = 0; i != n; ++i) {
+            size_t mark = cf_ypath_index(ctx, i);
+            int ret = add_listen(ctx, conf, NULL, cf_yaml_node(ctx->y, node->data.sequence.items.start[i]));
+            cf_ypath_restore(ctx, mark);
+            if (ret != 0)
+                return -1;
+        }
+    } else if (node->type == YAML_MAPPING_NODE) {
+        size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+        conf->listen = h2o_mem_alloc((n + 1) * sizeof(*conf->listen));
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; ++p) {
+            yaml_node_t *k = cf_yaml_node(ctx->y, p->key);
+            const char *name = cf_yscalar(k);
+            if (name == NULL || !cf_mock_listener_name_ok(name))
+                return cf_yerror(ctx, k, "a listener's name is letters, digits, '_', '-' and '.'");
+            for (size_t i = 0; i != conf->n_listen; ++i)
+                if (strcmp(conf->listen[i].name, name) == 0)
+                    return cf_yerror(ctx, k, "two listeners named \"%s\"", name);
+            size_t mark = cf_ypath_key(ctx, name);
+            int ret = add_listen(ctx, conf, name, cf_yaml_node(ctx->y, p->value));
+            cf_ypath_restore(ctx, mark);
+            if (ret != 0)
+                return -1;
+        }
+    } else {
+        return cf_yerror(ctx, node, "expected host:port, a list of them, or a mapping of names to them");
+    }
+    if (conf->n_listen == 0)
+        return cf_yerror(ctx, node, "no listener");
+    return 0;
+}
+
+int cf_mock_load_file(const char *file, cf_mock_listen_t **listen, size_t *n_listen, char *err, size_t errlen)
 {
     static const cf_yfield_t fields[] = {
         {"listen", CF_YT_CUSTOM, 0, 0, 0, NULL, on_listen},
@@ -653,7 +760,7 @@ int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen)
     };
     cf_yaml_t y;
     cf_yctx_t ctx;
-    struct file_conf conf = {NULL, NULL, 0};
+    struct file_conf conf = {NULL, 0, NULL, 0};
     if (cf_yaml_load_file(&y, file, err, errlen) != 0)
         return -1;
     cf_yctx_init(&ctx, &y);
@@ -669,16 +776,18 @@ int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen)
         for (size_t i = 0; i != conf.n_stubs; ++i)
             publish(conf.stubs[i]);
         if (conf.listen != NULL) {
-            free(*listen);
+            free_listen(*listen, *n_listen);
             *listen = conf.listen;
+            *n_listen = conf.n_listen;
             conf.listen = NULL;
+            conf.n_listen = 0;
         }
     } else {
         for (size_t i = 0; i != conf.n_stubs; ++i)
             stub_free(conf.stubs[i]);
     }
     free(conf.stubs);
-    free(conf.listen);
+    free_listen(conf.listen, conf.n_listen);
     return ret;
 }
 
@@ -736,13 +845,11 @@ static int apply_option(cf_mock_stub_t *stub, const char *opt, char *err, size_t
         if (cf_mock_delay_parse(v, &stub->delay, msg, sizeof(msg)) != 0)
             goto Bad;
     } else if (h2o_memis(opt, klen, H2O_STRLIT("fault"))) {
-        cf_mock_step_t step;
-        if (parse_step(v, &step, msg, sizeof(msg)) != 0 || step.status != 0) {
-            snprintf(msg, sizeof(msg), "\"%s\" is not a fault (none, reset, hang, empty, garbage, truncated, trickle)", v);
-            if (strcmp(v, "none") != 0)
-                goto Bad;
-        }
+        cf_mock_step_t step = {0, CF_MOCK_FAULT_NONE};
+        if (strcmp(v, "none") != 0 && parse_step(v, &step, msg, sizeof(msg)) != 0)
+            goto Bad;
         stub->fault = step.fault;
+        stub->fault_status = (uint64_t)step.status;
     } else if (h2o_memis(opt, klen, H2O_STRLIT("fault_rate"))) {
         if (parse_rate(v, &stub->fault_rate, msg, sizeof(msg)) != 0)
             goto Bad;
@@ -751,6 +858,9 @@ static int apply_option(cf_mock_stub_t *stub, const char *opt, char *err, size_t
             snprintf(msg, sizeof(msg), "\"%s\" is not a duration between 1ms and 1m", v);
             goto Bad;
         }
+    } else if (h2o_memis(opt, klen, H2O_STRLIT("listener"))) {
+        free(stub->listener);
+        stub->listener = xstrdup(v);
     } else if (h2o_memis(opt, klen, H2O_STRLIT("header"))) {
         const char *colon = strchr(v, ':');
         if (colon == NULL) {
@@ -786,8 +896,9 @@ static int apply_option(cf_mock_stub_t *stub, const char *opt, char *err, size_t
                 p = end + 1;
         }
     } else {
-        snprintf(msg, sizeof(msg), "unknown option \"%.*s\" (delay, fault, fault_rate, header, sequence, trickle_interval)",
-                 (int)klen, opt);
+        snprintf(msg, sizeof(msg),
+                 "unknown option \"%.*s\" (delay, fault, fault_rate, header, listener, sequence, trickle_interval)", (int)klen,
+                 opt);
         goto Bad;
     }
     return 0;
@@ -798,7 +909,8 @@ Bad:
 
 static int is_option(const char *tok, size_t len)
 {
-    static const char *const keys[] = {"delay=", "fault=", "fault_rate=", "header=", "sequence=", "trickle_interval=", NULL};
+    static const char *const keys[] = {
+        "delay=", "fault=", "fault_rate=", "header=", "listener=", "sequence=", "trickle_interval=", NULL};
     for (size_t i = 0; keys[i] != NULL; ++i)
         if (len > strlen(keys[i]) && memcmp(tok, keys[i], strlen(keys[i])) == 0)
             return 1;
@@ -894,7 +1006,8 @@ static int compare_specificity(const cf_mock_stub_t *a, const cf_mock_stub_t *b)
     }
     if (a->n_segs != b->n_segs)
         return a->n_segs > b->n_segs ? 1 : -1;
-    return (strcmp(a->method, "*") != 0) - (strcmp(b->method, "*") != 0);
+    int d = (strcmp(a->method, "*") != 0) - (strcmp(b->method, "*") != 0);
+    return d != 0 ? d : (a->listener != NULL) - (b->listener != NULL);
 }
 
 static int match_path(const cf_mock_stub_t *stub, h2o_iovec_t path, h2o_iovec_t *caps)
@@ -925,7 +1038,7 @@ static int match_path(const cf_mock_stub_t *stub, h2o_iovec_t path, h2o_iovec_t 
     return off == path.len + 1;
 }
 
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t *caps)
+cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps)
 {
     cf_mock_stub_t *best = NULL;
     h2o_iovec_t tmp[CF_MOCK_MAX_PARAMS];
@@ -933,6 +1046,8 @@ cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, h2o_io
         return NULL;
     for (size_t i = 0; i != n_live; ++i) {
         cf_mock_stub_t *s = live[i];
+        if (s->listener != NULL && s->listener_index != listener)
+            continue;
         if (!(strcmp(s->method, "*") == 0 || h2o_memis(method.base, method.len, s->method, strlen(s->method))))
             continue;
         if (!match_path(s, path, tmp))
@@ -947,6 +1062,31 @@ cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, h2o_io
     return best;
 }
 
+int cf_mock_listener_name_ok(const char *name)
+{
+    if (*name == '\0')
+        return 0;
+    for (const char *p = name; *p != '\0'; ++p)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.' || *p == ':' || *p == '[' || *p == ']'))
+            return 0;
+    return 1;
+}
+
+int cf_mock_stubs_set_listeners(const char *const *names, size_t n, char *err, size_t errlen)
+{
+    listener_names = names;
+    n_listener_names = n;
+    listeners_known = 1;
+    for (size_t i = 0; i != n_live; ++i) {
+        char msg[512];
+        if (live[i]->listener != NULL && resolve_listener(live[i], msg, sizeof(msg)) != 0) {
+            snprintf(err, errlen, "stub %s: listener: %s", live[i]->key, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 cf_mock_stub_t **cf_mock_stubs_list(size_t *n)
 {
     *n = n_live;
@@ -955,8 +1095,10 @@ cf_mock_stub_t **cf_mock_stubs_list(size_t *n)
 
 void cf_mock_stubs_reset(void)
 {
-    for (size_t i = 0; i != n_live; ++i)
+    for (size_t i = 0; i != n_live; ++i) {
         live[i]->calls = 0;
+        cf_mock_rng_init(&live[i]->rng, live[i]->key);
+    }
 }
 
 void cf_mock_stubs_dispose(void)

@@ -53,31 +53,48 @@ typedef struct st_cf_mock_stub_t {
     size_t body_len;
     char *body_file;
     cf_mock_delay_t delay;
-    int fault; /* cf_mock_fault_t */
-    double fault_rate;
+    int fault;                 /* cf_mock_fault_t */
+    uint64_t fault_status;     /* instead of a fault, this status (0: none) */
+    double fault_rate;         /* the fraction of requests that get the fault (or fault_status) */
     uint64_t trickle_interval; /* ms between bytes for fault: trickle */
     cf_mock_step_t *sequence;
     size_t n_sequence;
+    char *listener; /* the name of the only listener it answers on, or NULL for every listener */
     /* compiled */
-    char *key; /* "METHOD path", the identity for replacement and stats */
+    char *key;             /* "METHOD path", or "METHOD path @listener": the identity for replacement and stats */
+    size_t listener_index; /* the index of `listener` among the listeners (set once they are known) */
     cf_mock_seg_t *segs;
     size_t n_segs;
     cf_mock_piece_t *pieces; /* the body as a template */
     size_t n_pieces;
     int json_escape; /* substituted values are JSON-string-escaped (the body is JSON) */
     /* runtime */
-    uint64_t calls; /* requests matched since start or the last reset; drives `sequence` */
+    uint64_t calls;    /* requests matched since start or the last reset; drives `sequence` */
+    cf_mock_rng_t rng; /* its delays and fault draws; restarted at each reset */
     size_t refcnt;
 } cf_mock_stub_t;
 
 /** The largest number of {param} captures a path may have. */
 #define CF_MOCK_MAX_PARAMS 16
 
+/** A listener as a stubs file or --port gives it: a name (NULL: named after its bound address) and "host:port". */
+typedef struct st_cf_mock_listen_t {
+    char *name;    /* malloc'ed or NULL */
+    char *address; /* malloc'ed */
+} cf_mock_listen_t;
+
 /**
- * Loads a stubs file: `listen:` (malloc'ed into *listen, or left alone when absent) and `stubs:` (published into the
- * live set). Returns 0, or -1 with "file:line:col: key.path: message" in err.
+ * Loads a stubs file: `listen:` (a malloc'ed array into *listen and its length into *n_listen, or both left alone
+ * when absent) and `stubs:` (published into the live set). Returns 0, or -1 with "file:line:col: key.path: message"
+ * in err.
  */
-int cf_mock_load_file(const char *file, char **listen, char *err, size_t errlen);
+int cf_mock_load_file(const char *file, cf_mock_listen_t **listen, size_t *n_listen, char *err, size_t errlen);
+/**
+ * Tells the stubs the names of the listeners (borrowed: they live until exit), in order, and resolves the `listener:`
+ * of every live stub. Returns 0, or -1 with a message in err when a stub names no listener. Stubs loaded afterwards
+ * are checked as they are decoded; before this call, every `listener:` waits for it.
+ */
+int cf_mock_stubs_set_listeners(const char *const *names, size_t n, char *err, size_t errlen);
 /**
  * Decodes stubs from a YAML/JSON document sent at runtime: one stub mapping, a list of them, or `{stubs: [...]}`,
  * and publishes them (replacing stubs with the same method and path). `body_file` is refused (no disk I/O on the
@@ -87,15 +104,19 @@ int cf_mock_load_runtime(const char *src, size_t len, size_t *replaced, char *er
 /** Parses the one-line form `METHOD PATH STATUS [BODY] [key=value ...]` and publishes it. Returns 0 or -1 + err. */
 int cf_mock_load_cli(const char *line, char *err, size_t errlen);
 /**
- * Finds the most specific stub for a request (literal segments beat {param}, which beats {rest*}; ties go to the
- * earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or NULL.
+ * Finds the most specific stub for a request that arrived on the listener of that index (literal segments beat
+ * {param}, which beats {rest*}; then a method beats "*", then a stub of that listener beats one of every listener;
+ * ties go to the earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or
+ * NULL.
  */
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t *caps);
+cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps);
+/** Whether a listener's name is made of letters, digits and _ - . : [ ] (the last three for a bound address). */
+int cf_mock_listener_name_ok(const char *name);
 /** Drops a reference taken by cf_mock_stubs_match. */
 void cf_mock_stub_release(cf_mock_stub_t *stub);
 /** The live stubs, in order (borrowed; valid until the next publish). */
 cf_mock_stub_t **cf_mock_stubs_list(size_t *n);
-/** Zeroes every stub's call counter (and so its sequence position). */
+/** Zeroes every stub's call counter (and so its sequence position) and restarts its random stream. */
 void cf_mock_stubs_reset(void);
 /** Frees every stub (at exit, for leak checkers). */
 void cf_mock_stubs_dispose(void);

@@ -9,7 +9,16 @@
 #include "timing.h"
 
 /* xorshift64*: fast, good enough for jitter and fault rates, and reproducible under --seed */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t run_seed = 0x9e3779b97f4a7c15ull;
+static cf_mock_rng_t shared = {0x9e3779b97f4a7c15ull};
+
+/* splitmix64's finalizer: spreads a seed's bits so that near seeds start far-apart streams */
+static uint64_t mix(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 
 void cf_mock_random_seed(uint64_t seed)
 {
@@ -18,28 +27,41 @@ void cf_mock_random_seed(uint64_t seed)
         clock_gettime(CLOCK_REALTIME, &ts);
         seed = ((uint64_t)ts.tv_sec * 1000000007ull) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
     }
-    rng_state = seed != 0 ? seed : 1;
+    run_seed = seed != 0 ? seed : 1;
+    shared.state = run_seed;
 }
 
-double cf_mock_random(void)
+void cf_mock_rng_init(cf_mock_rng_t *rng, const char *name)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 0x2545f4914f6cdd1dull;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const char *p = name; *p != '\0'; ++p)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    rng->state = mix(run_seed ^ mix(h));
+    if (rng->state == 0)
+        rng->state = 1;
+}
+
+double cf_mock_random(cf_mock_rng_t *rng)
+{
+    if (rng == NULL)
+        rng = &shared;
+    rng->state ^= rng->state >> 12;
+    rng->state ^= rng->state << 25;
+    rng->state ^= rng->state >> 27;
+    uint64_t r = rng->state * 0x2545f4914f6cdd1dull;
     return (double)(r >> 11) / (double)(1ull << 53);
 }
 
 /* a standard normal draw (Box-Muller; the second value is thrown away, draws are cheap) */
-static double random_normal(void)
+static double random_normal(cf_mock_rng_t *rng)
 {
-    double u1 = cf_mock_random(), u2 = cf_mock_random();
+    double u1 = cf_mock_random(rng), u2 = cf_mock_random(rng);
     if (u1 < 1e-300)
         u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
-uint64_t cf_mock_delay_sample(const cf_mock_delay_t *d)
+uint64_t cf_mock_delay_sample(const cf_mock_delay_t *d, cf_mock_rng_t *rng)
 {
     switch (d->kind) {
     case CF_MOCK_DELAY_NONE:
@@ -47,13 +69,13 @@ uint64_t cf_mock_delay_sample(const cf_mock_delay_t *d)
     case CF_MOCK_DELAY_FIXED:
         return d->a;
     case CF_MOCK_DELAY_UNIFORM:
-        return d->a + (uint64_t)(cf_mock_random() * (double)(d->b - d->a + 1));
+        return d->a + (uint64_t)(cf_mock_random(rng) * (double)(d->b - d->a + 1));
     case CF_MOCK_DELAY_LOGNORMAL: {
         if (d->a == 0)
             return 0;
         /* ln X ~ N(mu, sigma): the median is e^mu and the 99th percentile e^(mu + 2.3263 sigma) */
         double mu = log((double)d->a), sigma = (log((double)d->b) - mu) / 2.3263478740408408;
-        double v = exp(mu + sigma * random_normal()), cap = 10.0 * (double)d->b;
+        double v = exp(mu + sigma * random_normal(rng)), cap = 10.0 * (double)d->b;
         return (uint64_t)(v < cap ? v + 0.5 : cap);
     }
     }

@@ -20,17 +20,30 @@ typedef struct st_cf_mock_delay_t {
     uint64_t a, b;
 } cf_mock_delay_t;
 
-/** Draws one delay (ms) from the distribution; lognormal draws are capped at 10 x p99. */
-uint64_t cf_mock_delay_sample(const cf_mock_delay_t *d);
+/** A stream of random numbers (xorshift64*), reproducible from its seed. */
+typedef struct st_cf_mock_rng_t {
+    uint64_t state;
+} cf_mock_rng_t;
+
+/**
+ * Draws one delay (ms) from the distribution with rng (NULL: the shared stream); lognormal draws are capped at
+ * 10 x p99.
+ */
+uint64_t cf_mock_delay_sample(const cf_mock_delay_t *d, cf_mock_rng_t *rng);
 /**
  * Parses the one-line form of a delay: "500ms", "uniform:100ms:900ms" or "lognormal:50ms:800ms" (median, p99).
  * Returns 0, or -1 with a message in err.
  */
 int cf_mock_delay_parse(const char *s, cf_mock_delay_t *d, char *err, size_t errlen);
-/** A uniform random number in [0, 1) from the mock's generator (seeded by cf_mock_random_seed). */
-double cf_mock_random(void);
-/** Seeds the generator; 0 picks a seed from the clock and the pid. */
+/** A uniform random number in [0, 1) from rng, or from the mock's shared stream when rng is NULL. */
+double cf_mock_random(cf_mock_rng_t *rng);
+/** Seeds the run: the shared stream, and every stream cf_mock_rng_init starts after; 0 picks a seed from the clock. */
 void cf_mock_random_seed(uint64_t seed);
+/**
+ * (Re)starts a stream from the run's seed and a name (a stub's key): each stub draws from a stream of its own, so
+ * what it draws for its n-th request does not depend on the requests to other stubs.
+ */
+void cf_mock_rng_init(cf_mock_rng_t *rng, const char *name);
 
 /** A one-shot timer on the loop; embed it, set cb, then start/stop. */
 typedef struct st_cf_mock_timer_t {

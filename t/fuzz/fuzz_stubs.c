@@ -3,9 +3,10 @@
  * Input: byte 0 picks the form: even, the rest is a YAML/JSON document for cf_mock_load_runtime (what POST
  * /__mock/stubs takes); odd, the rest up to a NUL is a one-line stub for cf_mock_load_cli (--stub). Checks:
  * - a refusal says why and publishes nothing; a refused document, on one line of printable text;
- * - every published stub is well-formed: key "METHOD PATH", a token or "*" method, a path of segments that starts
- *   with '/', at most CF_MOCK_MAX_PARAMS captures with a {rest*} only last, a status 200-599, header names that are
- *   tokens and values without CR or LF, a fault rate in [0, 1], a sequence of valid steps;
+ * - every published stub is well-formed: key "METHOD PATH" (then " @LISTENER" for a stub of one listener), a token
+ *   or "*" method, a path of segments that starts with '/', at most CF_MOCK_MAX_PARAMS captures with a {rest*} only
+ *   last, a status 200-599, header names that are tokens and values without CR or LF, a fault rate in [0, 1], a
+ *   sequence of valid steps;
  * - its body template is a cut of its body: the text pieces and the {param} / {query.name} references, put back
  *   together, are the body byte for byte;
  * - a request for a path built from its pattern (each {param} a value, {rest*} two segments) matches it, with those
@@ -73,7 +74,7 @@ static void check_match(const cf_mock_stub_t *stub)
     h2o_iovec_t method =
         strcmp(stub->method, "*") == 0 ? h2o_iovec_init(H2O_STRLIT("GET")) : h2o_iovec_init(stub->method, strlen(stub->method));
     h2o_iovec_t caps[CF_MOCK_MAX_PARAMS];
-    cf_mock_stub_t *got = cf_mock_stubs_match(method, h2o_iovec_init(path.base, path.len), caps);
+    cf_mock_stub_t *got = cf_mock_stubs_match(method, h2o_iovec_init(path.base, path.len), 0, caps);
     if (got == NULL)
         bug("a path built from a stub's pattern matches nothing", stub);
     if (got == stub) {
@@ -90,9 +91,10 @@ static void check_match(const cf_mock_stub_t *stub)
 static void check_stub(const cf_mock_stub_t *stub)
 {
     char key[8192];
-    snprintf(key, sizeof(key), "%s %s", stub->method, stub->path);
+    snprintf(key, sizeof(key), "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
+             stub->listener != NULL ? stub->listener : "");
     if (strcmp(key, stub->key) != 0)
-        bug("a key that is not METHOD PATH", stub);
+        bug("a key that is not METHOD PATH [@LISTENER]", stub);
     if (check_method(stub->method, key, sizeof(key)) != 0 || stub->path[0] != '/' || stub->n_segs == 0)
         bug("a bad method or path", stub);
     size_t params = 0;

@@ -282,24 +282,24 @@ static void test_store(void)
     json_decref(big);
 }
 
-/* jansson's allocations through these: each block remembers its size, and `heap` counts what glibc would hold for the
- * live ones (chunk_bytes), whatever the allocator underneath (ASan's too). */
+/* jansson's allocations through these: `heap` counts what glibc would hold for the live blocks (chunk_bytes of what
+ * the allocator gives, which is what glibc holds less its header, or under ASan exactly what was asked). The blocks
+ * are plain malloc ones, as doc_bytes expects of a string's text. */
 static size_t heap;
 
 static void *counting_malloc(size_t n)
 {
-    size_t *p = malloc(n + 16);
-    p[0] = n;
-    heap += chunk_bytes(n);
-    return p + 2;
+    void *p = malloc(n);
+    if (p != NULL)
+        heap += chunk_bytes(malloc_usable_size(p));
+    return p;
 }
 
-static void counting_free(void *ptr)
+static void counting_free(void *p)
 {
-    if (ptr == NULL)
+    if (p == NULL)
         return;
-    size_t *p = (size_t *)ptr - 2;
-    heap -= chunk_bytes(p[0]);
+    heap -= chunk_bytes(malloc_usable_size(p));
     free(p);
 }
 
@@ -309,6 +309,15 @@ static void test_doc_bytes(void)
     for (int i = 0; i != 40; ++i)
         p += sprintf(p, "%s\"k%d\":%d", i != 0 ? "," : "", i, i);
     strcpy(p, "}");
+    /* escaped strings: jansson allocates a string's text at the length of its escaped form (6 bytes per \uXXXX), not
+     * of what it decodes to; Python's json.dumps writes every non-ASCII character so by default */
+    char escaped[1300] = "{\"s\":\"", accents[700] = "[\"";
+    for (int i = 0; i != 200; ++i)
+        strcat(escaped, "\\u0041");
+    strcat(escaped, "\"}");
+    for (int i = 0; i != 100; ++i)
+        strcat(accents, "\\u00e9");
+    strcat(accents, "\"]");
     const char *docs[] = {"{}",
                           "[]",
                           "\"\"",
@@ -320,7 +329,9 @@ static void test_doc_bytes(void)
                           "{\"id\": 1, \"name\": \"alice\", \"plan\": \"pro\"}",
                           "{\"orders\": [{\"id\": 7, \"total\": 12.5}, {\"id\": 9, \"total\": 3}], \"empty\": {}, \"none\": null}",
                           "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, \"a string of some length\", [true, false]]",
-                          many};
+                          many,
+                          escaped,
+                          accents};
     for (size_t i = 0; i != sizeof(docs) / sizeof(docs[0]); ++i) {
         size_t before = heap;
         json_t *doc = json_loads(docs[i], JSON_DECODE_ANY, NULL);
@@ -341,8 +352,10 @@ static void test_serialized(void)
     ok(parse_serialized(h2o_iovec_init(v, strlen(v)), &st, &ttl, &swr, &sie, &status, &body) == 0, "parses");
     ok(st == 1700000000000 && ttl == 30000 && swr == 60000 && sie == 0 && status == 200, "fields");
     ok(h2o_memis(body.base, body.len, H2O_STRLIT("{\"a\":1}")), "body");
-    const char *bad[] = {
-        "", "CF1", "CF2 1 2 3 4 200\n{}", "CF1 1 2 3 200\n{}", "CF1 1 2 3 4 503\n{}", "CF1 1 2 3 4 200 no newline"};
+    const char *bad[] = {"", "CF1", "CF2 1 2 3 4 200\n{}", "CF1 1 2 3 200\n{}", "CF1 1 2 3 4 503\n{}", "CF1 1 2 3 4 200 no newline",
+                         /* out of the config's bounds: no conflux writes them */
+                         "CF1 -1 30000 0 0 200\n{}", "CF1 1 0 0 0 200\n{}", "CF1 1 2592000001 0 0 200\n{}",
+                         "CF1 1 30000 2592000001 0 200\n{}", "CF1 1 30000 0 18446744073709551615 200\n{}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i)
         ok(parse_serialized(h2o_iovec_init(bad[i], strlen(bad[i])), &st, &ttl, &swr, &sie, &status, &body) == -1, "refuses \"%s\"",
            tap_printable(bad[i]));
