@@ -442,8 +442,7 @@ static const cf_yfield_t backend_fields[] = {
      .type = CF_YT_UINT,
      .offset = offsetof(cf_backend_t, max_connections),
      .min = 1,
-     .max = 100000,
-     .def = "256"},
+     .max = 10000000}, /* no default: absent, the only bound is the open-file limit */
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UNSUPPORTED},

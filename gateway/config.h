@@ -36,7 +36,7 @@ typedef struct st_cf_backend_t {
     size_t num_servers;
     uint64_t timeout_ms;         /* the default per-call timeout: the whole exchange */
     uint64_t connect_timeout_ms; /* a new connection that takes longer fails with connect_failed */
-    uint64_t max_connections;    /* per process, shared among the threads; at least 1 */
+    uint64_t max_connections;    /* per process, shared among the threads; 0: no cap but the open-file limit */
     char *ca_file;               /* https: CA certificates (PEM) to verify servers with; NULL: the system store */
     char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
     size_t index;                /* in cf_config_t.backends */

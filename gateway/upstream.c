@@ -139,7 +139,7 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                          .timeout_ms = backend->timeout_ms,
                          .connect_timeout_ms = backend->connect_timeout_ms,
                          .getaddr_receiver = getaddr_receiver};
-    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; at least 1 */
+    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; 0: no cap */
     h2o_linklist_init_anchor(&u->queue);
 
     u->num_servers = backend->num_servers;
@@ -202,7 +202,7 @@ void cf_upstream_release(cf_upstream_t *u)
 
 void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max)
 {
-    u->max_connections = max != 0 ? max : 1;
+    u->max_connections = max != 0 ? max : SIZE_MAX;
 }
 
 size_t cf_upstream_active(const cf_upstream_t *u)

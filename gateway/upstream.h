@@ -37,7 +37,8 @@ void cf_upstream_retain(cf_upstream_t *u);
 void cf_upstream_release(cf_upstream_t *u);
 /**
  * Sets the connection cap of this runtime (the process's max_connections divided among the event-loop threads, each
- * of which has its own runtime). Call right after cf_upstream_create.
+ * of which has its own runtime); 0: no cap, the open-file limit is the only bound (a connect that finds no descriptor
+ * fails its exchange with CF_REASON_CONNECT_FAILED at once). Call right after cf_upstream_create.
  */
 void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max);
 /** Exchanges started and not yet delivered or cancelled: running, queued, or with a callback still due. */

@@ -134,7 +134,7 @@ static void test_defaults(void)
     is(u->col, 3, "backend col");
     is(u->timeout_ms, 5000, "backend timeout default 5s");
     is(u->connect_timeout_ms, 1000, "connect_timeout default 1s");
-    is(u->max_connections, 256, "max_connections default 256");
+    is(u->max_connections, 0, "max_connections: no default (no cap but the open-file limit)");
     is(u->num_servers, 1, "url: gives one server");
     is_str(u->servers[0].url, "http://127.0.0.1:9001", "server url as written");
     is_str(u->servers[0].host, "127.0.0.1", "server host");
@@ -688,7 +688,7 @@ static void test_backend_errors(void)
     bad("circuit_breaker", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    circuit_breaker: {failures: 5}\n" RT,
         "t.yaml:5:22: backends.b.circuit_breaker: not supported yet");
     bad("max_connections 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    max_connections: 0\n" RT,
-        "t.yaml:5:22: backends.b.max_connections: 0 is out of range (1 to 100000)");
+        "t.yaml:5:22: backends.b.max_connections: 0 is out of range (1 to 10000000)");
     bad("timeout 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    timeout: 0\n" RT,
         "t.yaml:5:14: backends.b.timeout: \"0\" is out of range");
     bad("backend name", "listen: [{port: 1}]\nbackends:\n  9b:\n    url: http://a\n" RT,
