@@ -6,6 +6,7 @@
 #include <h2o/socketpool.h>
 #include "cf_http.h"
 #include "h1resp.h"
+#include "peers.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -34,6 +35,11 @@
  *   response is parsed by h1resp.c (a pure parser: head, framing, chunked decoding, limits); this file feeds it the
  *   socket's bytes and acts on its events. A connection becomes idle only after a complete response that allows
  *   keep-alive with no byte beyond it; after any error, timeout or cancel it is closed.
+ * - Server choice is round robin. With a circuit_breaker or health checks, each server has a peer (peers.h: its state
+ *   is the process's, shared by every loop): a server whose peer says skip (breaker open, or taken out by health
+ *   checks) gets no attempt and the turn passes to the next; when every server says skip, the exchange fails with
+ *   circuit_open before any connection is made. Each attempt's outcome goes to its server's peer when the exchange
+ *   ends (a cancelled exchange reports nothing: a probe that never reports lets another through one period later).
  * - Every exchange has its own deadline timer (from cf_upstream_start to the last body byte, queueing included) and a
  *   connect timer: a trickling server cannot hold an exchange past its deadline.
  * - Results are never delivered from inside socket callbacks, cf_upstream_start or cf_upstream_cancel: an exchange
@@ -57,6 +63,8 @@ struct st_upstream_server_t {
     int tls;               /* https:// */
     SSL_CTX *ssl_ctx;      /* https://: verifies the server; NULL when plain, or when it could not be built */
     char *tls_name;        /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
+    cf_peer_t *peer;       /* its breaker and health (a reference); NULL when the backend has neither */
+    cf_exchange_t *check;  /* its health check in flight on this loop, if any */
 };
 
 struct st_cf_upstream_t {
@@ -68,11 +76,16 @@ struct st_cf_upstream_t {
     struct st_upstream_server_t *servers;
     size_t num_servers;
     size_t next_server; /* round robin */
+    int guarded;        /* the servers have peers (a circuit_breaker or health checks) */
     size_t max_connections;
     size_t in_use;        /* exchanges owning a connection (connecting or connected) */
     size_t num_idle;      /* idle keep-alive connections, all servers */
     size_t num_live;      /* exchanges started and neither delivered nor cancelled */
     h2o_linklist_t queue; /* of cf_exchange_t.queued, waiting for in_use < max_connections */
+    /* health checks: `health_path` NULL when the backend has none */
+    char *health_path;
+    uint64_t health_timeout_ms, health_tick_ms;
+    h2o_timeout_entry_t health_tick;
 };
 
 /* The request bytes, as iovecs: METHOD SP [base_path] path SP "HTTP/1.1" CRLF "Host: " host CRLF rest. */
@@ -104,6 +117,8 @@ struct st_cf_exchange_t {
     unsigned got_bytes : 1; /* some response byte arrived on the current attempt */
     unsigned keepalive : 1; /* the response allows reusing the connection */
     unsigned finished : 1;  /* the result is set; only delivery remains */
+    unsigned probe : 1;     /* the attempt is its server's breaker probe */
+    unsigned is_check : 1;  /* a health check: its outcome goes to the peer's health, not to its breaker */
     cf_h1resp_t parser;     /* the response on the current attempt */
     /* the result */
     cf_reason_t reason;
@@ -126,6 +141,7 @@ struct st_upstream_idle_t {
 };
 
 static void pump_queue(cf_upstream_t *u);
+static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend);
 
 /* --- creation ---------------------------------------------------------------------------------------------------- */
 
@@ -158,6 +174,8 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
         s->tls = conf->tls;
         s->ssl_ctx = NULL;
         s->tls_name = h2o_strdup(NULL, host, SIZE_MAX).base;
+        if ((s->peer = cf_peer_get(backend, i)) != NULL)
+            u->guarded = 1;
         if (conf->tls) {
             char err[512];
             if ((s->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
@@ -170,10 +188,12 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                                         u->max_connections);
         h2o_socketpool_set_timeout(&s->pool, loop, CF_UPSTREAM_POOL_IDLE_MS);
     }
+    start_health_checks(u, backend);
     return u;
 }
 
 static void close_idle(struct st_upstream_idle_t *idle);
+static void stop_health_checks(cf_upstream_t *u);
 
 void cf_upstream_retain(cf_upstream_t *u)
 {
@@ -184,6 +204,7 @@ void cf_upstream_release(cf_upstream_t *u)
 {
     if (--u->refcnt != 0)
         return;
+    stop_health_checks(u); /* its checks in flight hold no reference */
     assert(u->num_live == 0);
     for (size_t i = 0; i != u->num_servers; ++i) {
         /* idle sockets first: their close callback still refers to the h2o pool */
@@ -193,6 +214,7 @@ void cf_upstream_release(cf_upstream_t *u)
         free(u->servers[i].hostport.base);
         free(u->servers[i].base_path.base);
         free(u->servers[i].tls_name);
+        cf_peer_release(u->servers[i].peer);
         if (u->servers[i].ssl_ctx != NULL)
             SSL_CTX_free(u->servers[i].ssl_ctx);
     }
@@ -428,12 +450,32 @@ static void on_deliver(h2o_timeout_entry_t *entry)
     free_exchange(x);
 }
 
+/* Tells the server's breaker how the attempt went: a transport error, a timeout or a 5xx is a failure; any other answer
+ * (a 4xx, or one too large for us) shows the server works. */
+static void report_peer(cf_exchange_t *x, cf_reason_t reason)
+{
+    int ok;
+    switch (reason) {
+    case CF_REASON_NONE:
+        ok = x->status < 500;
+        break;
+    case CF_REASON_TOO_LARGE:
+        ok = 1;
+        break;
+    default:
+        ok = 0;
+    }
+    cf_peer_report(x->server->peer, cf_peer_now_ms(), x->probe, ok);
+}
+
 /* Sets the result, closes the connection if still held, and schedules the callback. */
 static void finish(cf_exchange_t *x, cf_reason_t reason)
 {
     assert(!x->finished);
     x->finished = 1;
     x->reason = reason;
+    if (x->server != NULL && x->server->peer != NULL && !x->is_check)
+        report_peer(x, reason);
     drop_connection(x);
     h2o_timeout_unlink(&x->deadline);
     h2o_timeout_unlink(&x->connect_timer);
@@ -662,14 +704,39 @@ static void connect_attempt(cf_exchange_t *x, int fresh)
     h2o_socketpool_connect(&x->connect_req, &x->server->pool, u->loop, u->getaddr_receiver, on_pool_connect, x);
 }
 
+/* The next server in turn whose peer admits an attempt (marking x as the probe when it is one), or NULL when every
+ * server's breaker is open or health checks took it out. */
+static struct st_upstream_server_t *pick_guarded(cf_upstream_t *u, cf_exchange_t *x)
+{
+    int64_t now = cf_peer_now_ms();
+    for (size_t i = 0; i != u->num_servers; ++i) {
+        size_t at = (u->next_server + i) % u->num_servers;
+        struct st_upstream_server_t *s = u->servers + at;
+        cf_breaker_admit_t a = s->peer != NULL ? cf_peer_admit(s->peer, now) : CF_BREAKER_PASS;
+        if (a != CF_BREAKER_SKIP) {
+            u->next_server = (at + 1) % u->num_servers;
+            x->probe = a == CF_BREAKER_PROBE;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* Gives x a connection slot and starts connecting. */
 static void begin(cf_exchange_t *x)
 {
     cf_upstream_t *u = x->u;
     x->holds_slot = 1;
     ++u->in_use;
-    x->server = u->servers + u->next_server;
-    u->next_server = (u->next_server + 1) % u->num_servers;
+    if (u->guarded) {
+        if ((x->server = pick_guarded(u, x)) == NULL) {
+            finish(x, CF_REASON_CIRCUIT_OPEN); /* without touching the network */
+            return;
+        }
+    } else {
+        x->server = u->servers + u->next_server;
+        u->next_server = (u->next_server + 1) % u->num_servers;
+    }
     connect_attempt(x, 0);
 }
 
@@ -684,7 +751,9 @@ static void pump_queue(cf_upstream_t *u)
 
 /* --- public entry points ----------------------------------------------------------------------------------------- */
 
-cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
+/* A new exchange for `req`, counted live; NULL when it has already failed (its result is on its way). */
+static cf_exchange_t *new_exchange(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data,
+                                   cf_exchange_t **out)
 {
     cf_exchange_t *x = h2o_mem_alloc(sizeof(*x));
     *x = (cf_exchange_t){u, cb, data};
@@ -696,16 +765,25 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     x->prepend_base_path = req->prepend_base_path != 0;
     x->deadline_at = h2o_now(u->loop) + x->timeout_ms;
     ++u->num_live;
+    *out = x;
 
     if (build_request(x, req) != 0) {
         finish(x, CF_REASON_BAD_REQUEST);
-        return x;
+        return NULL;
     }
     if (u->num_servers == 0) {
         finish(x, CF_REASON_CONNECT_FAILED);
-        return x;
+        return NULL;
     }
     cf_timeouts_link(u->timeouts, x->timeout_ms, &x->deadline);
+    return x;
+}
+
+cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
+{
+    cf_exchange_t *handle, *x = new_exchange(u, req, cb, data, &handle);
+    if (x == NULL)
+        return handle;
     if (u->in_use < u->max_connections && h2o_linklist_is_empty(&u->queue)) {
         begin(x);
     } else {
@@ -728,4 +806,77 @@ void cf_upstream_cancel(cf_exchange_t *x)
     --u->num_live;
     pump_queue(u);
     free_exchange(x);
+}
+
+/* --- health checks ----------------------------------------------------------------------------------------------- */
+
+/*
+ * Active checks run off the request path, on the loops' timers: every loop that runs the backend ticks a few times per
+ * interval and, for each server whose check is due, claims it (cf_peer_claim_check): exactly one loop of the process
+ * sends each check, whichever is first. A check is a GET of health.path (as written: no base path) straight to that
+ * server, whatever its breaker or health says, outside the rotation and without touching the breaker. A 2xx answer is
+ * a pass; anything else, or no answer within health.timeout, a failure. Checks in flight hold no reference to the
+ * runtime: the last release cancels them.
+ */
+
+static void on_check_done(void *data, const cf_upstream_res_t *res)
+{
+    struct st_upstream_server_t *s = data;
+    s->check = NULL;
+    cf_peer_health_report(s->peer, res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299);
+}
+
+static void send_check(cf_upstream_t *u, struct st_upstream_server_t *s)
+{
+    cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")),
+                             .path = h2o_iovec_init(u->health_path, strlen(u->health_path)),
+                             .timeout_ms = u->health_timeout_ms,
+                             .max_response_body = 64 * 1024,
+                             .idempotent = 1};
+    cf_exchange_t *x = new_exchange(u, &req, on_check_done, s, &s->check);
+    if (x == NULL)
+        return;
+    x->is_check = 1;
+    x->holds_slot = 1;
+    ++u->in_use;
+    x->server = s;
+    connect_attempt(x, 0);
+}
+
+static void on_health_tick(h2o_timeout_entry_t *entry)
+{
+    cf_upstream_t *u = H2O_STRUCT_FROM_MEMBER(cf_upstream_t, health_tick, entry);
+    int64_t now = cf_peer_now_ms();
+    for (size_t i = 0; i != u->num_servers; ++i) {
+        struct st_upstream_server_t *s = u->servers + i;
+        if (s->check == NULL && cf_peer_claim_check(s->peer, now))
+            send_check(u, s);
+    }
+    cf_timeouts_link(u->timeouts, u->health_tick_ms, &u->health_tick);
+}
+
+static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend)
+{
+    if (backend->health.path == NULL || u->num_servers == 0)
+        return;
+    u->health_path = h2o_strdup(NULL, backend->health.path, SIZE_MAX).base;
+    u->health_timeout_ms = backend->health.timeout_ms;
+    /* a few ticks per interval, so that a check is late by a quarter of it at most */
+    u->health_tick_ms = backend->health.interval_ms / 4 > 25 ? backend->health.interval_ms / 4 : 25;
+    u->health_tick.cb = on_health_tick;
+    cf_timeouts_link(u->timeouts, u->health_tick_ms, &u->health_tick);
+}
+
+static void stop_health_checks(cf_upstream_t *u)
+{
+    if (u->health_path == NULL)
+        return;
+    h2o_timeout_unlink(&u->health_tick);
+    for (size_t i = 0; i != u->num_servers; ++i) {
+        if (u->servers[i].check != NULL) {
+            cf_upstream_cancel(u->servers[i].check);
+            u->servers[i].check = NULL;
+        }
+    }
+    free(u->health_path);
 }

@@ -12,6 +12,8 @@
 #include "../../gateway/tls.c" /* https:// servers */
 #include "../../gateway/reason.c"
 #include "../../gateway/h1resp.c"
+#include "../../gateway/breaker.c"
+#include "../../gateway/peers.c" /* circuit breakers */
 #include "../../gateway/upstream.c"
 #include "tap.h"
 
