@@ -521,6 +521,12 @@ static const cf_yfield_t backend_fields[] = {
     {.key = "hedge_after", .type = CF_YT_UNSUPPORTED},
     {.key = "circuit_breaker", .type = CF_YT_CUSTOM, .custom = on_backend_breaker},
     {.key = "health", .type = CF_YT_CUSTOM, .custom = on_backend_health},
+    {.key = "resolve_every",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, resolve_every_ms),
+     .min = 100,
+     .max = 24 * 3600 * 1000,
+     .def = "30s"},
     {NULL},
 };
 

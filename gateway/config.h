@@ -59,7 +59,8 @@ typedef struct st_cf_backend_t {
     char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
     cf_breaker_policy_t breaker;
     cf_health_policy_t health;
-    size_t index; /* in cf_config_t.backends */
+    uint64_t resolve_every_ms; /* servers given by a host name are resolved again this often; every address is a server */
+    size_t index;              /* in cf_config_t.backends */
     int line, col;
     void *metrics; /* metrics.c's series for this backend, filled on first use (atomic); not owned */
 } cf_backend_t;

@@ -33,31 +33,38 @@ int64_t cf_peer_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int same_key(const cf_peer_t *p, const cf_backend_t *b, const cf_server_t *s)
+cf_peer_key_t cf_peer_key(const cf_backend_t *b)
 {
-    return strcmp(p->backend, b->name) == 0 && strcmp(p->server, s->url) == 0 && p->bpolicy.failures == b->breaker.failures &&
-           p->bpolicy.open_for_ms == b->breaker.open_for_ms &&
-           p->health_interval_ms == (b->health.path != NULL ? b->health.interval_ms : 0) && p->healthy_after == b->health.healthy &&
-           p->unhealthy_after == b->health.unhealthy;
+    return (cf_peer_key_t){.backend = b->name,
+                           .breaker = b->breaker,
+                           .health_interval_ms = b->health.path != NULL ? b->health.interval_ms : 0,
+                           .healthy = b->health.healthy,
+                           .unhealthy = b->health.unhealthy};
 }
 
-cf_peer_t *cf_peer_get(const cf_backend_t *b, size_t index)
+static int same_key(const cf_peer_t *p, const cf_peer_key_t *k)
 {
-    if (b->breaker.failures == 0 && b->health.path == NULL)
+    return strcmp(p->backend, k->backend) == 0 && strcmp(p->server, k->server) == 0 && p->bpolicy.failures == k->breaker.failures &&
+           p->bpolicy.open_for_ms == k->breaker.open_for_ms && p->health_interval_ms == k->health_interval_ms &&
+           p->healthy_after == k->healthy && p->unhealthy_after == k->unhealthy;
+}
+
+cf_peer_t *cf_peer_get(const cf_peer_key_t *k)
+{
+    if (k->breaker.failures == 0 && k->health_interval_ms == 0)
         return NULL;
-    const cf_server_t *s = &b->servers[index];
     pthread_mutex_lock(&registry_mutex);
     cf_peer_t *p = registry;
-    while (p != NULL && !same_key(p, b, s))
+    while (p != NULL && !same_key(p, k))
         p = p->next;
     if (p == NULL) {
         p = calloc(1, sizeof(*p));
-        p->backend = strdup(b->name);
-        p->server = strdup(s->url);
-        p->bpolicy = b->breaker;
-        p->health_interval_ms = b->health.path != NULL ? b->health.interval_ms : 0;
-        p->healthy_after = b->health.healthy;
-        p->unhealthy_after = b->health.unhealthy;
+        p->backend = strdup(k->backend);
+        p->server = strdup(k->server);
+        p->bpolicy = k->breaker;
+        p->health_interval_ms = k->health_interval_ms;
+        p->healthy_after = k->healthy;
+        p->unhealthy_after = k->unhealthy;
         pthread_mutex_init(&p->mutex, NULL);
         if (p->bpolicy.failures != 0)
             cf_breaker_init(&p->breaker, (unsigned)p->bpolicy.failures, p->bpolicy.open_for_ms, CF_BREAKER_MAX_OPEN_MS);

@@ -18,12 +18,24 @@
  */
 typedef struct st_cf_peer_t cf_peer_t;
 
+/** What a peer is found by: whose server it is, and the policies it runs. */
+typedef struct st_cf_peer_key_t {
+    const char *backend;         /* the backend's name */
+    const char *server;          /* the server's URL as written, and " (ADDRESS)" for one address of a host name */
+    cf_breaker_policy_t breaker; /* failures 0: none */
+    uint64_t health_interval_ms; /* 0: no health checks */
+    uint64_t healthy, unhealthy;
+} cf_peer_key_t;
+
+/** The key of `backend`'s servers (`server` left NULL): its name and policies, borrowed. */
+cf_peer_key_t cf_peer_key(const cf_backend_t *backend);
+
 /**
- * The peer of `backend`'s server `index`, created on first use; NULL when the backend has neither a circuit_breaker
- * nor health checks (nothing to keep). Takes a reference, which cf_peer_release drops: /metrics shows the peers some
- * live upstream runtime uses. Thread-safe.
+ * The peer of that key, created on first use; NULL when the key has neither a breaker nor health checks (nothing to
+ * keep). Takes a reference, which cf_peer_release drops: /metrics shows the peers some live upstream runtime uses.
+ * Thread-safe.
  */
-cf_peer_t *cf_peer_get(const cf_backend_t *backend, size_t index);
+cf_peer_t *cf_peer_get(const cf_peer_key_t *key);
 /** Drops a reference taken by cf_peer_get (NULL is ignored). Thread-safe. */
 void cf_peer_release(cf_peer_t *p);
 

@@ -1,4 +1,6 @@
 /* One HTTP/1.1 exchange with a backend: per-server idle connection lists, a connection cap with a FIFO queue, deadlines. */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +57,38 @@
 
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
+/* A server as configured: what every entry of the rotation made from it shares, and its name's resolution. */
+struct st_upstream_origin_t {
+    cf_upstream_t *u;
+    char *url;  /* as written (malloc'ed): peers and logs name the server by it */
+    char *host; /* to connect to or resolve (malloc'ed) */
+    uint16_t port;
+    int is_name;                         /* host is a name, not an IP address: re-resolved every resolve_every */
+    h2o_iovec_t hostport;                /* default Host header value (malloc'ed) */
+    h2o_iovec_t base_path;               /* "/prefix" prepended to every path (malloc'ed); base NULL when the server has none */
+    int tls;                             /* https:// */
+    SSL_CTX *ssl_ctx;                    /* https://: verifies the server; NULL when plain, or when it could not be built */
+    char *tls_name;                      /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
+    h2o_hostinfo_getaddr_req_t *getaddr; /* a resolution in flight */
+    h2o_timeout_entry_t resolve_timer;   /* the next resolution */
+};
+
+/* An entry of the rotation: a configured server, connected to by its host, or one address of its name. */
 struct st_upstream_server_t {
+    struct st_upstream_origin_t *origin;
     h2o_socketpool_t pool; /* only opens new connections (resolution, connect); never holds idle ones */
     h2o_linklist_t idle;   /* of struct st_upstream_idle_t.link, most recently used first */
-    h2o_iovec_t hostport;  /* default Host header value (malloc'ed) */
-    h2o_iovec_t base_path; /* "/prefix" prepended to every path (malloc'ed); base NULL when the server has none */
-    int tls;               /* https:// */
-    SSL_CTX *ssl_ctx;      /* https://: verifies the server; NULL when plain, or when it could not be built */
-    char *tls_name;        /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
-    cf_peer_t *peer;       /* its breaker and health (a reference); NULL when the backend has neither */
-    cf_exchange_t *check;  /* its health check in flight on this loop, if any */
+    h2o_iovec_t hostport;  /* the origin's (borrowed), as are the four below */
+    h2o_iovec_t base_path;
+    int tls;
+    SSL_CTX *ssl_ctx;
+    char *tls_name;
+    struct sockaddr_storage addr; /* one address of the origin's name; addrlen 0: connects by the origin's host */
+    socklen_t addrlen;
+    cf_peer_t *peer;      /* its breaker and health (a reference); NULL when the backend has neither */
+    cf_exchange_t *check; /* its health check in flight on this loop, if any */
+    size_t busy;          /* exchanges on it (their `server`) */
+    int retired;          /* no longer an address of its name: out of the rotation, freed once nothing uses it */
 };
 
 struct st_cf_upstream_t {
@@ -73,10 +97,16 @@ struct st_cf_upstream_t {
     cf_timeouts_t *timeouts;                 /* the loop's, shared with the rest of the worker */
     uint64_t timeout_ms, connect_timeout_ms; /* the backend's defaults, copied: the config may go first */
     h2o_multithread_receiver_t *getaddr_receiver;
-    struct st_upstream_server_t *servers;
-    size_t num_servers;
-    size_t next_server; /* round robin */
-    int guarded;        /* the servers have peers (a circuit_breaker or health checks) */
+    struct st_upstream_origin_t *origins; /* the configured servers */
+    size_t num_origins;
+    struct st_upstream_server_t **servers; /* the rotation (each malloc'ed) */
+    size_t num_servers, cap_servers;
+    struct st_upstream_server_t **retired; /* out of the rotation, still in use */
+    size_t num_retired;
+    size_t next_server;     /* round robin */
+    int guarded;            /* the servers have peers (a circuit_breaker or health checks) */
+    cf_peer_key_t peer_key; /* the backend's name and policies (copied), for peers of new entries */
+    uint64_t resolve_every_ms;
     size_t max_connections;
     size_t in_use;        /* exchanges owning a connection (connecting or connected) */
     size_t num_idle;      /* idle keep-alive connections, all servers */
@@ -145,6 +175,68 @@ static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend);
 
 /* --- creation ---------------------------------------------------------------------------------------------------- */
 
+/* A new entry of the rotation for `o`: by its host (sa NULL), or at one address of its name. Not yet in the rotation. */
+static struct st_upstream_server_t *new_server(cf_upstream_t *u, struct st_upstream_origin_t *o, const struct sockaddr *sa,
+                                               socklen_t salen)
+{
+    struct st_upstream_server_t *s = h2o_mem_alloc(sizeof(*s));
+    *s = (struct st_upstream_server_t){.origin = o,
+                                       .hostport = o->hostport,
+                                       .base_path = o->base_path,
+                                       .tls = o->tls,
+                                       .ssl_ctx = o->ssl_ctx,
+                                       .tls_name = o->tls_name};
+    h2o_linklist_init_anchor(&s->idle);
+    char label[512];
+    if (sa != NULL) {
+        memcpy(&s->addr, sa, salen);
+        s->addrlen = salen;
+        /* numeric: the pool connects to the address itself, without resolving */
+        h2o_socketpool_init_by_address(&s->pool, (struct sockaddr *)&s->addr, salen, 0, SIZE_MAX);
+        char ip[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(sa, salen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+        snprintf(label, sizeof(label), "%s (%s)", o->url, ip);
+    } else {
+        /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
+         * receiver, off the loop thread */
+        h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(o->host, strlen(o->host)), o->port, 0, SIZE_MAX);
+        snprintf(label, sizeof(label), "%s", o->url);
+    }
+    /* The pool never holds an idle socket, but h2o_socketpool_connect reads the loop's clock through the pool's sweep
+     * timer, which h2o_socketpool_set_timeout sets up (its sweep finds nothing) */
+    h2o_socketpool_set_timeout(&s->pool, u->loop, CF_UPSTREAM_POOL_IDLE_MS);
+    u->peer_key.server = label;
+    s->peer = cf_peer_get(&u->peer_key);
+    u->peer_key.server = NULL;
+    return s;
+}
+
+static void add_server(cf_upstream_t *u, struct st_upstream_server_t *s)
+{
+    if (u->num_servers == u->cap_servers) {
+        u->cap_servers = u->cap_servers * 2 + 4;
+        u->servers = h2o_mem_realloc(u->servers, sizeof(*u->servers) * u->cap_servers);
+    }
+    u->servers[u->num_servers++] = s;
+}
+
+static void close_idle(struct st_upstream_idle_t *idle);
+
+/* Frees an entry nothing uses any more (no exchange, no check; idle connections are closed here). */
+static void free_server(struct st_upstream_server_t *s)
+{
+    assert(s->busy == 0 && s->check == NULL);
+    /* idle sockets first: their close callback still refers to the h2o pool */
+    while (!h2o_linklist_is_empty(&s->idle))
+        close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, s->idle.next));
+    h2o_socketpool_dispose(&s->pool);
+    cf_peer_release(s->peer);
+    free(s);
+}
+
+static void start_resolving(cf_upstream_t *u);
+static void stop_resolving(cf_upstream_t *u);
+
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
                                   const cf_backend_t *backend)
 {
@@ -154,45 +246,48 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                          .timeouts = timeouts,
                          .timeout_ms = backend->timeout_ms,
                          .connect_timeout_ms = backend->connect_timeout_ms,
-                         .getaddr_receiver = getaddr_receiver};
+                         .getaddr_receiver = getaddr_receiver,
+                         .peer_key = cf_peer_key(backend),
+                         .resolve_every_ms = backend->resolve_every_ms};
+    u->peer_key.backend = h2o_strdup(NULL, backend->name, SIZE_MAX).base;
     cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; 0: no cap */
     h2o_linklist_init_anchor(&u->queue);
 
-    u->num_servers = backend->num_servers;
-    u->servers = h2o_mem_alloc(sizeof(*u->servers) * (u->num_servers != 0 ? u->num_servers : 1));
-    for (size_t i = 0; i != u->num_servers; ++i) {
-        struct st_upstream_server_t *s = u->servers + i;
+    u->num_origins = backend->num_servers;
+    u->origins = h2o_mem_alloc(sizeof(*u->origins) * (u->num_origins != 0 ? u->num_origins : 1));
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
         const cf_server_t *conf = backend->servers + i;
         const char *host = conf->tls && backend->sni != NULL ? backend->sni : conf->host;
         int v6 = strchr(host, ':') != NULL;
         size_t cap = strlen(host) + sizeof("[]:65535");
-        h2o_linklist_init_anchor(&s->idle);
-        s->hostport.base = h2o_mem_alloc(cap);
-        s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
-        s->base_path = conf->base_path != NULL && conf->base_path[0] != '\0' ? h2o_strdup(NULL, conf->base_path, SIZE_MAX)
+        unsigned char bin[sizeof(struct in6_addr)];
+        *o = (struct st_upstream_origin_t){.u = u,
+                                           .url = h2o_strdup(NULL, conf->url, SIZE_MAX).base,
+                                           .host = h2o_strdup(NULL, conf->host, SIZE_MAX).base,
+                                           .port = conf->port,
+                                           .is_name = inet_pton(AF_INET, conf->host, bin) != 1 &&
+                                                      inet_pton(AF_INET6, conf->host, bin) != 1,
+                                           .tls = conf->tls,
+                                           .tls_name = h2o_strdup(NULL, host, SIZE_MAX).base};
+        o->hostport.base = h2o_mem_alloc(cap);
+        o->hostport.len = (size_t)snprintf(o->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
+        o->base_path = conf->base_path != NULL && conf->base_path[0] != '\0' ? h2o_strdup(NULL, conf->base_path, SIZE_MAX)
                                                                              : h2o_iovec_init(NULL, 0);
-        s->tls = conf->tls;
-        s->ssl_ctx = NULL;
-        s->tls_name = h2o_strdup(NULL, host, SIZE_MAX).base;
-        if ((s->peer = cf_peer_get(backend, i)) != NULL)
-            u->guarded = 1;
         if (conf->tls) {
             char err[512];
-            if ((s->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
+            if ((o->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
                 fprintf(stderr, "conflux: backend %s: %s: %s; its calls fail with connect_failed\n", backend->name, conf->url, err);
         }
-        /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
-         * receiver, off the loop thread. The pool never holds an idle socket, but h2o_socketpool_connect reads the
-         * loop's clock through the pool's sweep timer, which h2o_socketpool_set_timeout sets up (its sweep finds nothing) */
-        h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(conf->host, strlen(conf->host)), conf->port, 0,
-                                        u->max_connections);
-        h2o_socketpool_set_timeout(&s->pool, loop, CF_UPSTREAM_POOL_IDLE_MS);
+        /* until its name is resolved (if it is one), the server is one entry connected to by its host */
+        add_server(u, new_server(u, o, NULL, 0));
     }
+    u->guarded = u->num_servers != 0 && u->servers[0]->peer != NULL;
     start_health_checks(u, backend);
+    start_resolving(u);
     return u;
 }
 
-static void close_idle(struct st_upstream_idle_t *idle);
 static void stop_health_checks(cf_upstream_t *u);
 
 void cf_upstream_retain(cf_upstream_t *u)
@@ -205,20 +300,26 @@ void cf_upstream_release(cf_upstream_t *u)
     if (--u->refcnt != 0)
         return;
     stop_health_checks(u); /* its checks in flight hold no reference */
+    stop_resolving(u);
     assert(u->num_live == 0);
-    for (size_t i = 0; i != u->num_servers; ++i) {
-        /* idle sockets first: their close callback still refers to the h2o pool */
-        while (!h2o_linklist_is_empty(&u->servers[i].idle))
-            close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[i].idle.next));
-        h2o_socketpool_dispose(&u->servers[i].pool);
-        free(u->servers[i].hostport.base);
-        free(u->servers[i].base_path.base);
-        free(u->servers[i].tls_name);
-        cf_peer_release(u->servers[i].peer);
-        if (u->servers[i].ssl_ctx != NULL)
-            SSL_CTX_free(u->servers[i].ssl_ctx);
-    }
+    for (size_t i = 0; i != u->num_servers; ++i)
+        free_server(u->servers[i]);
+    for (size_t i = 0; i != u->num_retired; ++i)
+        free_server(u->retired[i]);
     free(u->servers);
+    free(u->retired);
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        free(o->url);
+        free(o->host);
+        free(o->hostport.base);
+        free(o->base_path.base);
+        free(o->tls_name);
+        if (o->ssl_ctx != NULL)
+            SSL_CTX_free(o->ssl_ctx);
+    }
+    free(u->origins);
+    free((char *)u->peer_key.backend);
     free(u);
 }
 
@@ -391,7 +492,7 @@ static h2o_socket_t *take_idle(cf_upstream_t *u, struct st_upstream_server_t *se
 static void make_room(cf_upstream_t *u)
 {
     for (size_t i = 0; u->num_idle != 0 && u->in_use + u->num_idle > u->max_connections; i = (i + 1) % u->num_servers) {
-        h2o_linklist_t *idle = &u->servers[i].idle;
+        h2o_linklist_t *idle = &u->servers[i]->idle;
         if (!h2o_linklist_is_empty(idle))
             close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, idle->prev));
     }
@@ -404,6 +505,10 @@ static void release_slot(cf_exchange_t *x)
     if (x->holds_slot) {
         x->holds_slot = 0;
         --x->u->in_use;
+    }
+    if (x->server != NULL) {
+        --x->server->busy;
+        x->server = NULL;
     }
 }
 
@@ -489,7 +594,7 @@ static void finish(cf_exchange_t *x, cf_reason_t reason)
 static void finish_ok(cf_exchange_t *x)
 {
     h2o_socket_t *sock = x->sock;
-    if (x->keepalive && sock->input->size == 0 && !h2o_socket_is_writing(sock)) {
+    if (x->keepalive && sock->input->size == 0 && !h2o_socket_is_writing(sock) && !x->server->retired) {
         x->sock = NULL;
         park_idle(x->u, x->server, sock);
     }
@@ -711,7 +816,7 @@ static struct st_upstream_server_t *pick_guarded(cf_upstream_t *u, cf_exchange_t
     int64_t now = cf_peer_now_ms();
     for (size_t i = 0; i != u->num_servers; ++i) {
         size_t at = (u->next_server + i) % u->num_servers;
-        struct st_upstream_server_t *s = u->servers + at;
+        struct st_upstream_server_t *s = u->servers[at];
         cf_breaker_admit_t a = s->peer != NULL ? cf_peer_admit(s->peer, now) : CF_BREAKER_PASS;
         if (a != CF_BREAKER_SKIP) {
             u->next_server = (at + 1) % u->num_servers;
@@ -734,9 +839,10 @@ static void begin(cf_exchange_t *x)
             return;
         }
     } else {
-        x->server = u->servers + u->next_server;
+        x->server = u->servers[u->next_server];
         u->next_server = (u->next_server + 1) % u->num_servers;
     }
+    ++x->server->busy;
     connect_attempt(x, 0);
 }
 
@@ -840,6 +946,7 @@ static void send_check(cf_upstream_t *u, struct st_upstream_server_t *s)
     x->holds_slot = 1;
     ++u->in_use;
     x->server = s;
+    ++s->busy;
     connect_attempt(x, 0);
 }
 
@@ -848,7 +955,7 @@ static void on_health_tick(h2o_timeout_entry_t *entry)
     cf_upstream_t *u = H2O_STRUCT_FROM_MEMBER(cf_upstream_t, health_tick, entry);
     int64_t now = cf_peer_now_ms();
     for (size_t i = 0; i != u->num_servers; ++i) {
-        struct st_upstream_server_t *s = u->servers + i;
+        struct st_upstream_server_t *s = u->servers[i];
         if (s->check == NULL && cf_peer_claim_check(s->peer, now))
             send_check(u, s);
     }
@@ -867,16 +974,161 @@ static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend)
     cf_timeouts_link(u->timeouts, u->health_tick_ms, &u->health_tick);
 }
 
+static void cancel_check(struct st_upstream_server_t *s)
+{
+    if (s->check != NULL) {
+        cf_upstream_cancel(s->check);
+        s->check = NULL;
+    }
+}
+
 static void stop_health_checks(cf_upstream_t *u)
 {
     if (u->health_path == NULL)
         return;
     h2o_timeout_unlink(&u->health_tick);
-    for (size_t i = 0; i != u->num_servers; ++i) {
-        if (u->servers[i].check != NULL) {
-            cf_upstream_cancel(u->servers[i].check);
-            u->servers[i].check = NULL;
+    for (size_t i = 0; i != u->num_servers; ++i)
+        cancel_check(u->servers[i]);
+    for (size_t i = 0; i != u->num_retired; ++i)
+        cancel_check(u->retired[i]);
+    free(u->health_path);
+}
+
+/* --- name resolution --------------------------------------------------------------------------------------------- */
+
+/*
+ * A server given by a host name is resolved when the runtime starts and again every resolve_every, off the loop
+ * (h2o_hostinfo_getaddr runs getaddrinfo on libh2o's resolver threads and answers through the loop's getaddr
+ * receiver). Every address of the answer is an entry of the rotation of its own, with its own idle connections, peer
+ * (breaker and health) and round-robin turn; an entry whose address is no longer in the answer leaves the rotation at
+ * once (its idle connections closed, its health check cancelled) and is freed when its last exchange ends. Until the
+ * first answer the server is one entry connected to by name (h2o resolves it per connect); a failed resolution keeps
+ * the entries there are. Each loop's runtime resolves for itself: one lookup per name per thread per period.
+ */
+
+static void resolve(struct st_upstream_origin_t *o);
+
+static void on_resolve_timer(h2o_timeout_entry_t *entry)
+{
+    resolve(H2O_STRUCT_FROM_MEMBER(struct st_upstream_origin_t, resolve_timer, entry));
+}
+
+/* Whether an entry of the rotation stands for `sa` (one address of a name). */
+static int has_address(const struct st_upstream_server_t *s, const struct sockaddr *sa, socklen_t salen)
+{
+    return s->addrlen == salen && memcmp(&s->addr, sa, salen) == 0;
+}
+
+/* Whether some entry of the rotation is an address of o's name. */
+static int has_addresses(cf_upstream_t *u, struct st_upstream_origin_t *o)
+{
+    for (size_t i = 0; i != u->num_servers; ++i)
+        if (u->servers[i]->origin == o && u->servers[i]->addrlen != 0)
+            return 1;
+    return 0;
+}
+
+/* Takes the rotation's entry `i` out: to the retired list while exchanges still run on it, else freed. */
+static void retire_server(cf_upstream_t *u, size_t i)
+{
+    struct st_upstream_server_t *s = u->servers[i];
+    memmove(u->servers + i, u->servers + i + 1, sizeof(*u->servers) * (u->num_servers - i - 1));
+    if (--u->num_servers != 0 && u->next_server >= u->num_servers)
+        u->next_server = 0;
+    s->retired = 1;
+    cancel_check(s);
+    while (!h2o_linklist_is_empty(&s->idle))
+        close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, s->idle.next));
+    u->retired = h2o_mem_realloc(u->retired, sizeof(*u->retired) * (u->num_retired + 1));
+    u->retired[u->num_retired++] = s;
+}
+
+/* Frees the retired entries nothing uses any more. */
+static void sweep_retired(cf_upstream_t *u)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i != u->num_retired; ++i) {
+        if (u->retired[i]->busy == 0)
+            free_server(u->retired[i]);
+        else
+            u->retired[kept++] = u->retired[i];
+    }
+    u->num_retired = kept;
+}
+
+static void on_resolved(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
+{
+    struct st_upstream_origin_t *o = data;
+    cf_upstream_t *u = o->u;
+    o->getaddr = NULL;
+    sweep_retired(u);
+    if (errstr == NULL && res != NULL) {
+        int changed = 0;
+        /* the answer's addresses that are new: entries of their own (a name listed twice in the answer counts once) */
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            int known = 0;
+            for (size_t i = 0; i != u->num_servers && !known; ++i)
+                known = u->servers[i]->origin == o && has_address(u->servers[i], ai->ai_addr, ai->ai_addrlen);
+            if (!known && (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+                ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+                add_server(u, new_server(u, o, ai->ai_addr, ai->ai_addrlen));
+                changed = 1;
+            }
+        }
+        /* the entries that are not in the answer (and the one by name, once addresses are known) go */
+        for (size_t i = u->num_servers; i-- != 0 && has_addresses(u, o);) {
+            struct st_upstream_server_t *s = u->servers[i];
+            int found = 0;
+            for (struct addrinfo *ai = res; ai != NULL && !found && s->addrlen != 0; ai = ai->ai_next)
+                found = has_address(s, ai->ai_addr, ai->ai_addrlen);
+            if (s->origin == o && !found) {
+                retire_server(u, i);
+                changed = 1;
+            }
+        }
+        if (changed) {
+            char list[512];
+            size_t len = 0;
+            list[0] = '\0';
+            for (size_t i = 0; i != u->num_servers && len < sizeof(list) - INET6_ADDRSTRLEN - 3; ++i) {
+                char ip[INET6_ADDRSTRLEN];
+                if (u->servers[i]->origin == o && getnameinfo((struct sockaddr *)&u->servers[i]->addr, u->servers[i]->addrlen, ip,
+                                                              sizeof(ip), NULL, 0, NI_NUMERICHOST) == 0)
+                    len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len != 0 ? ", " : "", ip);
+            }
+            fprintf(stderr, "conflux: backend %s: %s resolves to %s\n", u->peer_key.backend, o->host, list);
         }
     }
-    free(u->health_path);
+    cf_timeouts_link(u->timeouts, u->resolve_every_ms, &o->resolve_timer);
+}
+
+static void resolve(struct st_upstream_origin_t *o)
+{
+    char serv[sizeof("65535")];
+    snprintf(serv, sizeof(serv), "%u", (unsigned)o->port);
+    o->getaddr =
+        h2o_hostinfo_getaddr(o->u->getaddr_receiver, h2o_iovec_init(o->host, strlen(o->host)), h2o_iovec_init(serv, strlen(serv)),
+                             AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_resolved, o);
+}
+
+static void start_resolving(cf_upstream_t *u)
+{
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        o->resolve_timer.cb = on_resolve_timer;
+        if (o->is_name && u->resolve_every_ms != 0)
+            resolve(o);
+    }
+}
+
+static void stop_resolving(cf_upstream_t *u)
+{
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        h2o_timeout_unlink(&o->resolve_timer);
+        if (o->getaddr != NULL) {
+            h2o_hostinfo_getaddr_cancel(o->getaddr);
+            o->getaddr = NULL;
+        }
+    }
 }

@@ -18,9 +18,10 @@ typedef struct st_cf_upstream_t cf_upstream_t;
 
 /**
  * Creates the runtime for `backend`, with one reference. The backend is read during the call only: the upstream keeps
- * copies of what it needs, so it may outlive the config (a cache flight holding it across a reload). Names are
+ * copies of what it needs, so it may outlive the config (a cache flight holding it across a reload). Host names are
  * resolved asynchronously through `getaddr_receiver` (registered on the loop's h2o_multithread queue with
- * h2o_hostinfo_getaddr_receiver); numeric IPv4 addresses need no resolution. Timers are linked through `timeouts`,
+ * h2o_hostinfo_getaddr_receiver) at once and every backend->resolve_every_ms (0: never; each connect resolves it
+ * instead), every address becoming a server of the rotation; IP addresses need no resolution. Timers are linked through `timeouts`,
  * the loop's (borrowed); the loop, `timeouts` and `getaddr_receiver` must outlive every reference.
  */
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,

@@ -96,6 +96,7 @@ backends:
     max_connections: 64
     circuit_breaker: { failures: 3, open_for: 2s }
     health: { path: /healthz, interval: 1s, timeout: 200ms, healthy: 1, unhealthy: 2 }
+    resolve_every: 1m
   legacy:
     url: http://localhost
 routes:

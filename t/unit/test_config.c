@@ -298,6 +298,7 @@ static void test_everything(void)
     is(u->health.timeout_ms, 1000, "health.timeout default 1s");
     is(u->health.healthy, 2, "health.healthy default 2");
     is(u->health.unhealthy, 4, "health.unhealthy");
+    is(u->resolve_every_ms, 30000, "resolve_every default 30s");
 
     cf_route_t *r = &c->routes[0];
     is(r->methods, CF_METHOD_GET | CF_METHOD_POST, "methods, case-insensitive");
