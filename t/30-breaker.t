@@ -79,7 +79,9 @@ subtest 'three 503s in a row open the breaker; then circuit_open at once, nothin
         push @fast, total_ms($r);
     }
     my ($slowest) = sort { $b <=> $a } @fast;
-    cmp_ok($slowest, '<', 1, "conflux's own time for a circuit_open answer is under 1 ms (slowest: ${slowest} ms)");
+    # a sanitized build runs several times slower: the bound is 1 ms for the build users run
+    my $bound = $ENV{CONFLUX_SANITIZED} ? 5 : 1;
+    cmp_ok($slowest, '<', $bound, "conflux's own time for a circuit_open answer is under $bound ms (slowest of 6: ${slowest} ms)");
     is(sent(), 3, 'none of them reached the server');
     cmp_ok(metric($admin, 'conflux_upstream_results_total{backend="svc",result="circuit_open"}'), '>=', 6, 'counted in /metrics');
 };

@@ -40,12 +40,9 @@ EOF
 };
 
 subtest 'out of file descriptors: calls fail with connect_failed at once, and conflux keeps serving' => sub {
-    my $port = empty_port();
     my $admin = empty_port();
-    my $file = write_file(tmpdir() . "/conflux-$port.yaml", <<"EOF");
-listen:
-  - host: 127.0.0.1
-    port: $port
+    # the hard limit too: conflux raises its soft limit to the hard one at start
+    my $gw = spawn_conflux(<<"EOF", wrap => ['sh', '-c', 'ulimit -n 64 && exec "$@"', 'sh']);
 threads: 1
 admin: 127.0.0.1:$admin
 backends:
@@ -60,13 +57,10 @@ routes:
       - { name: c, backend: svc, path: /slow/c }
       - { name: d, backend: svc, path: /slow/d }
 EOF
-    # the hard limit too (conflux raises its soft limit to the hard one at start)
-    my $gw = spawn(name => "conflux-fd-$port", port => $port,
-                   cmd => ['sh', '-c', 'ulimit -n 64 && exec "$0" -c "$1"', bindir() . '/conflux', $file]);
     like($gw->log_text, qr/open-file limit 64\b/, 'conflux runs with an open-file limit of 64');
     $mock->reset;
     # 14 clients (all accepted: the client cap is 32), whose 56 calls want more descriptors than are left
-    my ($res, $wall) = http_parallel(14, "http://127.0.0.1:$port/fan");
+    my ($res, $wall) = http_parallel(14, $gw->url('/fan'));
     is(scalar(grep { $_->{status} == 200 } @$res), 14, 'every client gets its answer (failed calls are optional)');
     cmp_ok($wall, '<', 2.5, "the whole batch took ${wall}s: one upstream delay; no call waited for a descriptor");
     my $failed = metric($admin, 'conflux_upstream_results_total{backend="svc",result="connect_failed"}');
@@ -75,7 +69,7 @@ EOF
     cmp_ok($ok, '>', 0, "calls that found one: $ok");
     is($failed + $ok, 56, 'nothing else');
     is($mock->stub_count('GET /slow/{id}'), $ok, 'a failed call sent nothing');
-    my $r = http_get("http://127.0.0.1:$port/fan");
+    my $r = http_get($gw->url('/fan'));
     is($r->{status}, 200, 'the next request is served');
     like($r->{headers}{'server-timing'} // '', qr/a;dur=[\d.]+;desc="ok"/, 'and its calls succeed again')
         or diag($r->{headers}{'server-timing'});

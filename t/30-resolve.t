@@ -39,11 +39,7 @@ sub reset_mocks {
     http_request('POST', "http://$_:$port/__mock/reset") for keys %mock;
 }
 
-my $gwport = empty_port();
-my $file = write_file(tmpdir() . "/conflux-$gwport.yaml", <<"EOF");
-listen:
-  - host: 127.0.0.1
-    port: $gwport
+my $gw = spawn_conflux(<<"EOF", wrap => ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', $hosts]);
 threads: 2
 backends:
   svc:
@@ -54,14 +50,11 @@ routes:
     calls:
       - { name: who, backend: svc, path: /who, required: true }
 EOF
-my $gw = spawn(name => "conflux-$gwport", port => $gwport,
-               cmd => ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$1" -c "$2"', $hosts,
-                       bindir() . '/conflux', $file]);
 
 # 20 requests; how many reached each address
 sub spread {
     reset_mocks();
-    my $failed = grep { http_get("http://127.0.0.1:$gwport/who")->{status} != 200 } 1 .. 20;
+    my $failed = grep { http_get($gw->url('/who'))->{status} != 200 } 1 .. 20;
     return { failed => $failed, map { $_ => count($_) } keys %mock };
 }
 
@@ -74,22 +67,18 @@ subtest 'every address of a name is a server of the rotation' => sub {
     cmp_ok($s->{'127.0.0.3'}, '>=', 5, "127.0.0.3 got $s->{'127.0.0.3'} of 20");
 };
 
-subtest 'an address that goes away leaves the rotation' => sub {
-    set_hosts('127.0.0.3');
-    ok(wait_until(sub { $gw->log_count(qr/svc\.test resolves to 127\.0\.0\.3\n/) >= 2 }, 5), 'the change was seen by both threads');
+# the name now resolves to $only alone: once both threads have seen it, every call goes there, none to $gone
+sub follows {
+    my ($only, $gone) = @_;
+    set_hosts($only);
+    ok(wait_until(sub { $gw->log_count(qr/svc\.test resolves to \Q$only\E\n/) >= 2 }, 5), 'the change was seen by both threads');
     my $s = spread();
     is($s->{failed}, 0, 'every call succeeded');
-    is($s->{'127.0.0.2'}, 0, '127.0.0.2 got none');
-    is($s->{'127.0.0.3'}, 20, '127.0.0.3 got all');
-};
+    is($s->{$only}, 20, "$only got all");
+    is($s->{$gone}, 0, "$gone got none");
+}
 
-subtest 'a new address joins it' => sub {
-    set_hosts('127.0.0.2');
-    ok(wait_until(sub { $gw->log_count(qr/svc\.test resolves to 127\.0\.0\.2\n/) >= 2 }, 5), 'the change was seen by both threads');
-    my $s = spread();
-    is($s->{failed}, 0, 'every call succeeded');
-    is($s->{'127.0.0.2'}, 20, '127.0.0.2 got all');
-    is($s->{'127.0.0.3'}, 0, '127.0.0.3 got none');
-};
+subtest 'an address that goes away leaves the rotation' => sub { follows('127.0.0.3', '127.0.0.2') };
+subtest 'a new address joins it' => sub { follows('127.0.0.2', '127.0.0.3') };
 
 done_testing;
