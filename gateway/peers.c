@@ -82,7 +82,18 @@ void cf_peer_release(cf_peer_t *p)
     if (p == NULL)
         return;
     pthread_mutex_lock(&registry_mutex);
-    --p->refcnt; /* kept at 0: the state outlives a reload that drops the server for a while */
+    if (--p->refcnt == 0) {
+        /* no runtime uses it (a reload keeps a server's peer: the new tables take theirs before the old ones go), so
+         * addresses that come and go with DNS do not pile up */
+        cf_peer_t **link = &registry;
+        while (*link != p)
+            link = &(*link)->next;
+        *link = p->next;
+        pthread_mutex_destroy(&p->mutex);
+        free(p->backend);
+        free(p->server);
+        free(p);
+    }
     pthread_mutex_unlock(&registry_mutex);
 }
 
@@ -162,8 +173,6 @@ void cf_peers_foreach(void (*cb)(const cf_peer_view_t *view, void *data), void *
 {
     pthread_mutex_lock(&registry_mutex);
     for (cf_peer_t *p = registry; p != NULL; p = p->next) {
-        if (p->refcnt == 0)
-            continue;
         cf_peer_view_t v = {.backend = p->backend,
                             .server = p->server,
                             .has_breaker = p->bpolicy.failures != 0,

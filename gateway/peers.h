@@ -9,9 +9,9 @@
 /**
  * One server of one backend, as every event loop of the process sees it. The breaker and the health are per process,
  * not per loop: a server that fails five times in a row is out of every loop's rotation at once, and the operator sees
- * one state per server in /metrics. A peer is found by backend name, server URL and policy, so a reload that keeps
- * them keeps the state (a server known to be down stays out); peers live as long as the process, like the metrics'
- * series (their number is bounded by the configs ever loaded).
+ * one state per server in /metrics. A peer is found by backend name, server (URL, and address for one address of a
+ * name) and policy, so a reload that keeps them keeps the state (a server known to be down stays out: each loop builds
+ * its new table before it drops the old one). A peer lives while some upstream runtime holds it.
  *
  * The request path reads a peer without a lock while its breaker is closed and it is healthy (atomic loads); a lock
  * is taken only to change the breaker's state or to let a probe through.

@@ -4,6 +4,7 @@
  * taken together can get wrong) and knows nothing of YAML: a problem comes back as a call, a key and a message, which
  * config.c turns into "file:line:col: routes[i].calls[j].key: message".
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -359,6 +360,14 @@ static void explain_keys(FILE *out, const keyset_t *s)
 static void explain_servers(FILE *out, const char *indent, const cf_backend_t *b)
 {
     char d[32], d2[32];
+    unsigned char bin[16];
+    for (size_t i = 0; i != b->num_servers; ++i) {
+        if (inet_pton(AF_INET, b->servers[i].host, bin) != 1 && inet_pton(AF_INET6, b->servers[i].host, bin) != 1) {
+            fprintf(out, "%shost names resolved every %s, off the loop; each address a server of the rotation\n", indent,
+                    cf_format_duration(b->resolve_every_ms, d, sizeof(d)));
+            break;
+        }
+    }
     if (b->breaker.failures != 0)
         fprintf(out,
                 "%scircuit_breaker: %" PRIu64 " failed attempts in a row take a server out for %s (doubled while its probe "

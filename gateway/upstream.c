@@ -89,6 +89,7 @@ struct st_upstream_server_t {
     cf_exchange_t *check; /* its health check in flight on this loop, if any */
     size_t busy;          /* exchanges on it (their `server`) */
     int retired;          /* no longer an address of its name: out of the rotation, freed once nothing uses it */
+    int quiet;            /* retired, and unused at the last sweep */
 };
 
 struct st_cf_upstream_t {
@@ -1043,15 +1044,19 @@ static void retire_server(cf_upstream_t *u, size_t i)
     u->retired[u->num_retired++] = s;
 }
 
-/* Frees the retired entries nothing uses any more. */
+/* Frees the retired entries nothing has used since the last sweep. Not at once: h2o closes a TLS connection only once
+ * its close_notify is written, and the pool's close callback that follows must find the pool still there. */
 static void sweep_retired(cf_upstream_t *u)
 {
     size_t kept = 0;
     for (size_t i = 0; i != u->num_retired; ++i) {
-        if (u->retired[i]->busy == 0)
-            free_server(u->retired[i]);
-        else
-            u->retired[kept++] = u->retired[i];
+        struct st_upstream_server_t *s = u->retired[i];
+        if (s->busy == 0 && s->quiet) {
+            free_server(s);
+        } else {
+            s->quiet = s->busy == 0;
+            u->retired[kept++] = s;
+        }
     }
     u->num_retired = kept;
 }
