@@ -51,6 +51,8 @@ routes:
   - path: /one
     calls:
       - { name: data, backend: svc, path: /data, required: true }
+  - path: /px/{rest*}
+    proxy: svc
   - path: /pair
     calls:
       - { name: data, backend: pair, path: /data, required: true }
@@ -82,6 +84,9 @@ subtest 'three 503s in a row open the breaker; then circuit_open at once, nothin
     # a sanitized build runs several times slower: the bound is 1 ms for the build users run
     my $bound = $ENV{CONFLUX_SANITIZED} ? 5 : 1;
     cmp_ok($slowest, '<', $bound, "conflux's own time for a circuit_open answer is under $bound ms (slowest of 6: ${slowest} ms)");
+    my $r = http_get($gw->url('/px/data'));
+    is($r->{status}, 502, 'a proxy route to the backend: 502');
+    like($r->{body}, qr/"error":\s*"circuit_open"/, 'circuit_open');
     is(sent(), 3, 'none of them reached the server');
     cmp_ok(metric($admin, 'conflux_upstream_results_total{backend="svc",result="circuit_open"}'), '>=', 6, 'counted in /metrics');
 };
