@@ -74,6 +74,8 @@ my %where = (
     route_fields      => ['`routes`',                  ['$defs', 'route', 'properties']],
     call_fields       => ['`routes[].calls`',          ['$defs', 'call', 'properties']],
     call_cache_fields => ['`routes[].calls[].cache`',  ['$defs', 'cache_policy', 'anyOf', 1, 'properties']],
+    breaker_fields    => ['`backends[].circuit_breaker`', ['$defs', 'backend', 'properties', 'circuit_breaker', 'properties']],
+    health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});
