@@ -423,6 +423,78 @@ static int on_backend_sni(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* circuit_breaker: {failures: 5, open_for: 10s} */
+static const cf_yfield_t breaker_fields[] = {
+    {.key = "failures", .type = CF_YT_UINT, .offset = offsetof(cf_breaker_policy_t, failures), .min = 1, .max = 1000, .def = "5"},
+    {.key = "open_for",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_breaker_policy_t, open_for_ms),
+     .min = 1,
+     .max = CF_BREAKER_MAX_OPEN_MS,
+     .def = "10s"},
+    {NULL},
+};
+
+/* A mapping under a backend decoded after `table` into `policy`, its defaults merged; `required` names the key it must
+ * have (or NULL), `example` shows what it looks like. */
+static int decode_policy(cf_yctx_t *ctx, yaml_node_t *node, const cf_yfield_t *table, void *policy, const char *required,
+                         const char *example)
+{
+    uint64_t seen = 0;
+    if (node->type != YAML_MAPPING_NODE)
+        return cf_yerror(ctx, node, "expected a mapping, e.g. %s", example);
+    if (cf_ydecode(ctx, node, table, policy, &seen) != 0)
+        return -1;
+    if (required != NULL && !was_seen(table, seen, required))
+        return cf_yerror(ctx, node, "missing %s (e.g. %s)", required, example);
+    return cf_ydefaults(ctx, table, policy, seen);
+}
+
+static int on_backend_breaker(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return decode_policy(ctx, node, breaker_fields, &((cf_backend_t *)object)->breaker, NULL, "{failures: 5, open_for: 10s}");
+}
+
+/* health: {path: /healthz, interval: 5s, timeout: 1s, healthy: 2, unhealthy: 3} */
+static int on_health_path(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_health_policy_t *h = object;
+    const char *s = want_string(ctx, node, "a path, e.g. /healthz");
+    if (s == NULL)
+        return -1;
+    if (s[0] != '/')
+        return cf_yerror(ctx, node, "\"%s\" does not start with '/'", s);
+    for (const char *p = s; *p != '\0'; ++p)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '#')
+            return cf_yerror(ctx, node, "may not hold spaces, control characters or '#'");
+    h->path = strdup(s);
+    return 0;
+}
+
+static const cf_yfield_t health_fields[] = {
+    {.key = "path", .type = CF_YT_CUSTOM, .custom = on_health_path},
+    {.key = "interval",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_health_policy_t, interval_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "5s"},
+    {.key = "timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_health_policy_t, timeout_ms),
+     .min = 1,
+     .max = 60 * 1000,
+     .def = "1s"},
+    {.key = "healthy", .type = CF_YT_UINT, .offset = offsetof(cf_health_policy_t, healthy), .min = 1, .max = 100, .def = "2"},
+    {.key = "unhealthy", .type = CF_YT_UINT, .offset = offsetof(cf_health_policy_t, unhealthy), .min = 1, .max = 100, .def = "3"},
+    {NULL},
+};
+
+static int on_backend_health(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return decode_policy(ctx, node, health_fields, &((cf_backend_t *)object)->health, "path", "{path: /healthz, interval: 5s}");
+}
+
 /* retry_on: [connect_failed, reset, status_503, ...]: the failures of an attempt that another attempt may follow */
 static int on_backend_retry_on(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
@@ -474,15 +546,10 @@ static const cf_yfield_t retry_budget_fields[] = {
     {NULL},
 };
 
-/* retry_budget: {percent: 20, min: 3} */
+/* retry_budget: {percent: 20, min: 3} (the table's offsets are the backend's) */
 static int on_backend_retry_budget(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
-    uint64_t seen = 0;
-    if (node == NULL || node->type != YAML_MAPPING_NODE)
-        return cf_yerror(ctx, node, "expected {percent: 20, min: 3}");
-    if (cf_ydecode(ctx, node, retry_budget_fields, object, &seen) != 0)
-        return -1;
-    return cf_ydefaults(ctx, retry_budget_fields, object, seen);
+    return decode_policy(ctx, node, retry_budget_fields, object, NULL, "{percent: 20, min: 3}");
 }
 
 /* hedge_after: a duration (150ms), or p90, p95, p99: that percentile of the backend's recent successful latencies */
@@ -522,8 +589,7 @@ static const cf_yfield_t backend_fields[] = {
      .type = CF_YT_UINT,
      .offset = offsetof(cf_backend_t, max_connections),
      .min = 1,
-     .max = 100000,
-     .def = "256"},
+     .max = 10000000}, /* no default: absent, the only bound is the open-file limit */
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retries), .min = 0, .max = 10, .def = "0"},
@@ -537,7 +603,14 @@ static const cf_yfield_t backend_fields[] = {
      .max = MAX_TIMEOUT_MS,
      .def = "100ms"},
     {.key = "max_hedges", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, max_hedges), .min = 1, .max = 3, .def = "1"},
-    {.key = "circuit_breaker", .type = CF_YT_UNSUPPORTED},
+    {.key = "circuit_breaker", .type = CF_YT_CUSTOM, .custom = on_backend_breaker},
+    {.key = "health", .type = CF_YT_CUSTOM, .custom = on_backend_health},
+    {.key = "resolve_every",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, resolve_every_ms),
+     .min = 100,
+     .max = 24 * 3600 * 1000,
+     .def = "30s"},
     {NULL},
 };
 
@@ -1306,6 +1379,7 @@ void cf_config_free(cf_config_t *c)
         free(b->name);
         free(b->ca_file);
         free(b->sni);
+        free(b->health.path);
     }
     free(c->backends);
     free(c->cache.memcached_host);

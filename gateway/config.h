@@ -31,15 +31,36 @@ typedef struct st_cf_server_t {
     int tls;         /* https:// */
 } cf_server_t;
 
+/** A backend's circuit_breaker: per server (docs/http.md, "Circuit breakers"). failures 0: none. */
+typedef struct st_cf_breaker_policy_t {
+    uint64_t failures;    /* consecutive failed attempts (transport errors, timeouts, 5xx) that open a server's breaker */
+    uint64_t open_for_ms; /* the first open period; doubled after each failed probe, up to CF_BREAKER_MAX_OPEN_MS */
+} cf_breaker_policy_t;
+
+/** The longest a server's breaker stays open before a probe: 5 min. */
+#define CF_BREAKER_MAX_OPEN_MS (5 * 60 * 1000)
+
+/** A backend's health: active checks per server (docs/http.md, "Health checks"). path NULL: none. */
+typedef struct st_cf_health_policy_t {
+    char *path;           /* GET this path (and query); a 2xx answer is a pass, anything else a failure */
+    uint64_t interval_ms; /* between two checks of a server */
+    uint64_t timeout_ms;  /* of one check */
+    uint64_t healthy;     /* passes in a row that put an unhealthy server back */
+    uint64_t unhealthy;   /* failures in a row that take a healthy server out */
+} cf_health_policy_t;
+
 typedef struct st_cf_backend_t {
     char *name;
     cf_server_t *servers;
     size_t num_servers;
     uint64_t timeout_ms;         /* the default per-call timeout: the whole exchange */
     uint64_t connect_timeout_ms; /* a new connection that takes longer fails with connect_failed */
-    uint64_t max_connections;    /* per process, shared among the threads; at least 1 */
+    uint64_t max_connections;    /* per process, shared among the threads; 0: no cap but the open-file limit */
     char *ca_file;               /* https: CA certificates (PEM) to verify servers with; NULL: the system store */
     char *sni;                   /* https: the name sent in SNI and verified in the certificate; NULL: the URL's host */
+    cf_breaker_policy_t breaker;
+    cf_health_policy_t health;
+    uint64_t resolve_every_ms; /* servers given by a host name are resolved again this often; every address is a server */
     /* resilience (attempt.c): what may follow an attempt that failed or is slow; nothing when retries and hedge_after
      * are both 0 */
     uint64_t retries;             /* attempts after the first that a failed idempotent call may make; 0: none */

@@ -7,6 +7,7 @@
 #include <h2o.h>
 #include "cache.h"
 #include "metrics.h"
+#include "peers.h"
 #include "version.h"
 
 /*
@@ -372,6 +373,42 @@ static void backend_counter_render(cf_buf_t *out, const char *name, size_t offse
     }
 }
 
+/* the servers of backends with a circuit_breaker or health checks (peers.h), in three passes over the peers */
+struct peers_pass_t {
+    cf_buf_t *out;
+    int family; /* 0: breaker state, 1: breaker opens, 2: healthy */
+};
+
+static void peer_render(const cf_peer_view_t *v, void *data)
+{
+    struct peers_pass_t *pass = data;
+    static const char *const names[] = {"conflux_upstream_breaker_state", "conflux_upstream_breaker_opens_total",
+                                        "conflux_upstream_server_healthy"};
+    if (pass->family == 2 ? !v->has_health : !v->has_breaker)
+        return;
+    series_start(pass->out, names[pass->family], "backend", v->backend, "server", v->server);
+    uint64_t value = pass->family == 0 ? (uint64_t)v->breaker_state : pass->family == 1 ? v->opens : (uint64_t)v->healthy;
+    cf_buf_appendf(pass->out, "} %" PRIu64 "\n", value);
+}
+
+static void peers_render(cf_buf_t *out)
+{
+    struct peers_pass_t pass = {out, 0};
+    header(out, "conflux_upstream_breaker_state", "gauge",
+           "Each server's circuit breaker, by backend and server (its URL): 0 closed, 1 open (the server gets no "
+           "attempt), 2 half-open (one probe attempt let through). Backends with a circuit_breaker only.");
+    cf_peers_foreach(peer_render, &pass);
+    header(out, "conflux_upstream_breaker_opens_total", "counter",
+           "Times a server's circuit breaker opened after failed attempts in a row, by backend and server.");
+    pass.family = 1;
+    cf_peers_foreach(peer_render, &pass);
+    header(out, "conflux_upstream_server_healthy", "gauge",
+           "Each server's health as its active checks say, by backend and server: 1 in rotation, 0 taken out. Backends "
+           "with health checks only.");
+    pass.family = 2;
+    cf_peers_foreach(peer_render, &pass);
+}
+
 void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *cache)
 {
     header(out, "conflux_requests_total", "counter",
@@ -428,6 +465,7 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
     header(out, "conflux_retry_budget_exhausted_total", "counter",
            "Calls that did not send a retry or a hedge because the backend's retry budget was spent, by backend.");
     backend_counter_render(out, "conflux_retry_budget_exhausted_total", offsetof(backend_series_t, budget_exhausted));
+    peers_render(out);
 
     header(out, "conflux_cache_requests_total", "counter",
            "Cached calls by route, call and cache result (hit, miss, stale, coalesced).");

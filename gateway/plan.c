@@ -4,6 +4,8 @@
  * taken together can get wrong) and knows nothing of YAML: a problem comes back as a call, a key and a message, which
  * config.c turns into "file:line:col: routes[i].calls[j].key: message".
  */
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +389,32 @@ static void explain_attempts(FILE *out, const char *indent, const cf_backend_t *
                 (unsigned)b->retry_budget.min, (unsigned)b->retry_budget.percent);
 }
 
+/* The backend's per-server policies: its circuit breaker and its health checks, one line each when it has them. */
+static void explain_servers(FILE *out, const char *indent, const cf_backend_t *b)
+{
+    char d[32], d2[32];
+    unsigned char bin[16];
+    for (size_t i = 0; i != b->num_servers; ++i) {
+        if (inet_pton(AF_INET, b->servers[i].host, bin) != 1 && inet_pton(AF_INET6, b->servers[i].host, bin) != 1) {
+            fprintf(out, "%shost names resolved every %s, off the loop; each address a server of the rotation\n", indent,
+                    cf_format_duration(b->resolve_every_ms, d, sizeof(d)));
+            break;
+        }
+    }
+    if (b->breaker.failures != 0)
+        fprintf(out,
+                "%scircuit_breaker: %" PRIu64 " failed attempts in a row take a server out for %s (doubled while its probe "
+                "fails, up to %s), then one probe; every server out: circuit_open at once\n",
+                indent, b->breaker.failures, cf_format_duration(b->breaker.open_for_ms, d, sizeof(d)),
+                cf_format_duration(CF_BREAKER_MAX_OPEN_MS, d2, sizeof(d2)));
+    if (b->health.path != NULL)
+        fprintf(out,
+                "%shealth: GET %s on each server every %s (timeout %s): out after %" PRIu64
+                " failures in a row, back after %" PRIu64 " passes\n",
+                indent, b->health.path, cf_format_duration(b->health.interval_ms, d, sizeof(d)),
+                cf_format_duration(b->health.timeout_ms, d2, sizeof(d2)), b->health.unhealthy, b->health.healthy);
+}
+
 static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
 {
     char d[32];
@@ -401,6 +429,7 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
     fputc('\n', out);
     explain_attempts(out, "        ", call->backend);
+    explain_servers(out, "        ", call->backend);
     if (call->encoded_slash == CF_ENCODED_SLASH_KEEP)
         fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
               "are still refused\n",
@@ -516,6 +545,7 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
             const cf_server_t *s = &r->proxy->servers[0];
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
                     cf_format_duration(r->proxy->timeout_ms, d, sizeof(d)));
+            explain_servers(out, "    ", r->proxy);
             fprintf(out, "  deadline %s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)));
             explain_attempts(out, "  ", r->proxy);
             continue;

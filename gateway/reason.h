@@ -23,7 +23,7 @@ typedef enum en_cf_reason_t {
     CF_REASON_NOT_AN_OBJECT,  /* merge: merge, and the (shaped) answer is not an object */
     CF_REASON_MISSING_PARAM,  /* a placeholder of the call's path has no value */
     CF_REASON_BAD_PARAM,      /* a value from another call's answer may not fill a path segment */
-    CF_REASON_CIRCUIT_OPEN,   /* not produced yet: backends have no circuit breaker */
+    CF_REASON_CIRCUIT_OPEN,   /* every server of the backend is out of rotation (breaker open, or unhealthy) */
     CF_REASON_CANCELLED,      /* stopped: a required call failed first, or the client went away */
     CF_NUM_REASONS
 } cf_reason_t;

@@ -112,8 +112,8 @@ cf_table_t *cf_table_create(cf_worker_t *w, cf_config_t *config, char *err, size
     for (size_t i = 0; i < config->num_backends; ++i) {
         const cf_backend_t *b = &config->backends[i];
         t->upstreams[i] = cf_upstream_create(w->loop, &w->timeouts, &w->getaddr_receiver, b);
-        /* max_connections is per process: each of the threads' tables gets its share */
-        if (config->threads > 1) {
+        /* max_connections is per process: each of the threads' tables gets its share (none set: no cap) */
+        if (config->threads > 1 && b->max_connections != 0) {
             cf_upstream_set_max_connections(t->upstreams[i],
                                             (size_t)((b->max_connections + config->threads - 1) / config->threads));
         }

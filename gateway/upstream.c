@@ -1,4 +1,6 @@
 /* One HTTP/1.1 exchange with a backend: per-server idle connection lists, a connection cap with a FIFO queue, deadlines. */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +8,7 @@
 #include <h2o/socketpool.h>
 #include "cf_http.h"
 #include "h1resp.h"
+#include "peers.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -34,6 +37,11 @@
  *   response is parsed by h1resp.c (a pure parser: head, framing, chunked decoding, limits); this file feeds it the
  *   socket's bytes and acts on its events. A connection becomes idle only after a complete response that allows
  *   keep-alive with no byte beyond it; after any error, timeout or cancel it is closed.
+ * - Server choice is round robin. With a circuit_breaker or health checks, each server has a peer (peers.h: its state
+ *   is the process's, shared by every loop): a server whose peer says skip (breaker open, or taken out by health
+ *   checks) gets no attempt and the turn passes to the next; when every server says skip, the exchange fails with
+ *   circuit_open before any connection is made. Each attempt's outcome goes to its server's peer when the exchange
+ *   ends (a cancelled exchange reports nothing: a probe that never reports lets another through one period later).
  * - Every exchange has its own deadline timer (from cf_upstream_start to the last body byte, queueing included) and a
  *   connect timer: a trickling server cannot hold an exchange past its deadline.
  * - Results are never delivered from inside socket callbacks, cf_upstream_start or cf_upstream_cancel: an exchange
@@ -49,14 +57,39 @@
 
 /* --- structures -------------------------------------------------------------------------------------------------- */
 
+/* A server as configured: what every entry of the rotation made from it shares, and its name's resolution. */
+struct st_upstream_origin_t {
+    cf_upstream_t *u;
+    char *url;  /* as written (malloc'ed): peers and logs name the server by it */
+    char *host; /* to connect to or resolve (malloc'ed) */
+    uint16_t port;
+    int is_name;                         /* host is a name, not an IP address: re-resolved every resolve_every */
+    h2o_iovec_t hostport;                /* default Host header value (malloc'ed) */
+    h2o_iovec_t base_path;               /* "/prefix" prepended to every path (malloc'ed); base NULL when the server has none */
+    int tls;                             /* https:// */
+    SSL_CTX *ssl_ctx;                    /* https://: verifies the server; NULL when plain, or when it could not be built */
+    char *tls_name;                      /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
+    h2o_hostinfo_getaddr_req_t *getaddr; /* a resolution in flight */
+    h2o_timeout_entry_t resolve_timer;   /* the next resolution */
+};
+
+/* An entry of the rotation: a configured server, connected to by its host, or one address of its name. */
 struct st_upstream_server_t {
+    struct st_upstream_origin_t *origin;
     h2o_socketpool_t pool; /* only opens new connections (resolution, connect); never holds idle ones */
     h2o_linklist_t idle;   /* of struct st_upstream_idle_t.link, most recently used first */
-    h2o_iovec_t hostport;  /* default Host header value (malloc'ed) */
-    h2o_iovec_t base_path; /* "/prefix" prepended to every path (malloc'ed); base NULL when the server has none */
-    int tls;               /* https:// */
-    SSL_CTX *ssl_ctx;      /* https://: verifies the server; NULL when plain, or when it could not be built */
-    char *tls_name;        /* https://: the name sent in SNI and checked in the certificate (malloc'ed) */
+    h2o_iovec_t hostport;  /* the origin's (borrowed), as are the four below */
+    h2o_iovec_t base_path;
+    int tls;
+    SSL_CTX *ssl_ctx;
+    char *tls_name;
+    struct sockaddr_storage addr; /* one address of the origin's name; addrlen 0: connects by the origin's host */
+    socklen_t addrlen;
+    cf_peer_t *peer;      /* its breaker and health (a reference); NULL when the backend has neither */
+    cf_exchange_t *check; /* its health check in flight on this loop, if any */
+    size_t busy;          /* exchanges on it (their `server`) */
+    int retired;          /* no longer an address of its name: out of the rotation, freed once nothing uses it */
+    int quiet;            /* retired, and unused at the last sweep */
 };
 
 struct st_cf_upstream_t {
@@ -65,14 +98,25 @@ struct st_cf_upstream_t {
     cf_timeouts_t *timeouts;                 /* the loop's, shared with the rest of the worker */
     uint64_t timeout_ms, connect_timeout_ms; /* the backend's defaults, copied: the config may go first */
     h2o_multithread_receiver_t *getaddr_receiver;
-    struct st_upstream_server_t *servers;
-    size_t num_servers;
-    size_t next_server; /* round robin */
+    struct st_upstream_origin_t *origins; /* the configured servers */
+    size_t num_origins;
+    struct st_upstream_server_t **servers; /* the rotation (each malloc'ed) */
+    size_t num_servers, cap_servers;
+    struct st_upstream_server_t **retired; /* out of the rotation, still in use */
+    size_t num_retired;
+    size_t next_server;     /* round robin */
+    int guarded;            /* the servers have peers (a circuit_breaker or health checks) */
+    cf_peer_key_t peer_key; /* the backend's name and policies (copied), for peers of new entries */
+    uint64_t resolve_every_ms;
     size_t max_connections;
     size_t in_use;        /* exchanges owning a connection (connecting or connected) */
     size_t num_idle;      /* idle keep-alive connections, all servers */
     size_t num_live;      /* exchanges started and neither delivered nor cancelled */
     h2o_linklist_t queue; /* of cf_exchange_t.queued, waiting for in_use < max_connections */
+    /* health checks: `health_path` NULL when the backend has none */
+    char *health_path;
+    uint64_t health_timeout_ms, health_tick_ms;
+    h2o_timeout_entry_t health_tick;
 };
 
 /* The request bytes, as iovecs: METHOD SP [base_path] path SP "HTTP/1.1" CRLF "Host: " host CRLF rest. */
@@ -105,6 +149,8 @@ struct st_cf_exchange_t {
     unsigned got_bytes : 1; /* some response byte arrived on the current attempt */
     unsigned keepalive : 1; /* the response allows reusing the connection */
     unsigned finished : 1;  /* the result is set; only delivery remains */
+    unsigned probe : 1;     /* the attempt is its server's breaker probe */
+    unsigned is_check : 1;  /* a health check: its outcome goes to the peer's health, not to its breaker */
     cf_h1resp_t parser;     /* the response on the current attempt */
     /* the result */
     cf_reason_t reason;
@@ -127,8 +173,71 @@ struct st_upstream_idle_t {
 };
 
 static void pump_queue(cf_upstream_t *u);
+static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend);
 
 /* --- creation ---------------------------------------------------------------------------------------------------- */
+
+/* A new entry of the rotation for `o`: by its host (sa NULL), or at one address of its name. Not yet in the rotation. */
+static struct st_upstream_server_t *new_server(cf_upstream_t *u, struct st_upstream_origin_t *o, const struct sockaddr *sa,
+                                               socklen_t salen)
+{
+    struct st_upstream_server_t *s = h2o_mem_alloc(sizeof(*s));
+    *s = (struct st_upstream_server_t){.origin = o,
+                                       .hostport = o->hostport,
+                                       .base_path = o->base_path,
+                                       .tls = o->tls,
+                                       .ssl_ctx = o->ssl_ctx,
+                                       .tls_name = o->tls_name};
+    h2o_linklist_init_anchor(&s->idle);
+    char label[512];
+    if (sa != NULL) {
+        memcpy(&s->addr, sa, salen);
+        s->addrlen = salen;
+        /* numeric: the pool connects to the address itself, without resolving */
+        h2o_socketpool_init_by_address(&s->pool, (struct sockaddr *)&s->addr, salen, 0, SIZE_MAX);
+        char ip[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(sa, salen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+        snprintf(label, sizeof(label), "%s (%s)", o->url, ip);
+    } else {
+        /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
+         * receiver, off the loop thread */
+        h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(o->host, strlen(o->host)), o->port, 0, SIZE_MAX);
+        snprintf(label, sizeof(label), "%s", o->url);
+    }
+    /* The pool never holds an idle socket, but h2o_socketpool_connect reads the loop's clock through the pool's sweep
+     * timer, which h2o_socketpool_set_timeout sets up (its sweep finds nothing) */
+    h2o_socketpool_set_timeout(&s->pool, u->loop, CF_UPSTREAM_POOL_IDLE_MS);
+    u->peer_key.server = label;
+    s->peer = cf_peer_get(&u->peer_key);
+    u->peer_key.server = NULL;
+    return s;
+}
+
+static void add_server(cf_upstream_t *u, struct st_upstream_server_t *s)
+{
+    if (u->num_servers == u->cap_servers) {
+        u->cap_servers = u->cap_servers * 2 + 4;
+        u->servers = h2o_mem_realloc(u->servers, sizeof(*u->servers) * u->cap_servers);
+    }
+    u->servers[u->num_servers++] = s;
+}
+
+static void close_idle(struct st_upstream_idle_t *idle);
+
+/* Frees an entry nothing uses any more (no exchange, no check; idle connections are closed here). */
+static void free_server(struct st_upstream_server_t *s)
+{
+    assert(s->busy == 0 && s->check == NULL);
+    /* idle sockets first: their close callback still refers to the h2o pool */
+    while (!h2o_linklist_is_empty(&s->idle))
+        close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, s->idle.next));
+    h2o_socketpool_dispose(&s->pool);
+    cf_peer_release(s->peer);
+    free(s);
+}
+
+static void start_resolving(cf_upstream_t *u);
+static void stop_resolving(cf_upstream_t *u);
 
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
                                   const cf_backend_t *backend)
@@ -139,42 +248,49 @@ cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o
                          .timeouts = timeouts,
                          .timeout_ms = backend->timeout_ms,
                          .connect_timeout_ms = backend->connect_timeout_ms,
-                         .getaddr_receiver = getaddr_receiver};
-    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; at least 1 */
+                         .getaddr_receiver = getaddr_receiver,
+                         .peer_key = cf_peer_key(backend),
+                         .resolve_every_ms = backend->resolve_every_ms};
+    u->peer_key.backend = h2o_strdup(NULL, backend->name, SIZE_MAX).base;
+    cf_upstream_set_max_connections(u, (size_t)backend->max_connections); /* the config's; 0: no cap */
     h2o_linklist_init_anchor(&u->queue);
 
-    u->num_servers = backend->num_servers;
-    u->servers = h2o_mem_alloc(sizeof(*u->servers) * (u->num_servers != 0 ? u->num_servers : 1));
-    for (size_t i = 0; i != u->num_servers; ++i) {
-        struct st_upstream_server_t *s = u->servers + i;
+    u->num_origins = backend->num_servers;
+    u->origins = h2o_mem_alloc(sizeof(*u->origins) * (u->num_origins != 0 ? u->num_origins : 1));
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
         const cf_server_t *conf = backend->servers + i;
         const char *host = conf->tls && backend->sni != NULL ? backend->sni : conf->host;
         int v6 = strchr(host, ':') != NULL;
         size_t cap = strlen(host) + sizeof("[]:65535");
-        h2o_linklist_init_anchor(&s->idle);
-        s->hostport.base = h2o_mem_alloc(cap);
-        s->hostport.len = (size_t)snprintf(s->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
-        s->base_path = conf->base_path != NULL && conf->base_path[0] != '\0' ? h2o_strdup(NULL, conf->base_path, SIZE_MAX)
+        unsigned char bin[sizeof(struct in6_addr)];
+        *o = (struct st_upstream_origin_t){.u = u,
+                                           .url = h2o_strdup(NULL, conf->url, SIZE_MAX).base,
+                                           .host = h2o_strdup(NULL, conf->host, SIZE_MAX).base,
+                                           .port = conf->port,
+                                           .is_name = inet_pton(AF_INET, conf->host, bin) != 1 &&
+                                                      inet_pton(AF_INET6, conf->host, bin) != 1,
+                                           .tls = conf->tls,
+                                           .tls_name = h2o_strdup(NULL, host, SIZE_MAX).base};
+        o->hostport.base = h2o_mem_alloc(cap);
+        o->hostport.len = (size_t)snprintf(o->hostport.base, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)conf->port);
+        o->base_path = conf->base_path != NULL && conf->base_path[0] != '\0' ? h2o_strdup(NULL, conf->base_path, SIZE_MAX)
                                                                              : h2o_iovec_init(NULL, 0);
-        s->tls = conf->tls;
-        s->ssl_ctx = NULL;
-        s->tls_name = h2o_strdup(NULL, host, SIZE_MAX).base;
         if (conf->tls) {
             char err[512];
-            if ((s->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
+            if ((o->ssl_ctx = cf_tls_client_ctx(backend->ca_file, host, err, sizeof(err))) == NULL)
                 fprintf(stderr, "conflux: backend %s: %s: %s; its calls fail with connect_failed\n", backend->name, conf->url, err);
         }
-        /* numeric IPv4 becomes a sockaddr pool; names (and IPv6 literals) are resolved per connect through the getaddr
-         * receiver, off the loop thread. The pool never holds an idle socket, but h2o_socketpool_connect reads the
-         * loop's clock through the pool's sweep timer, which h2o_socketpool_set_timeout sets up (its sweep finds nothing) */
-        h2o_socketpool_init_by_hostport(&s->pool, h2o_iovec_init(conf->host, strlen(conf->host)), conf->port, 0,
-                                        u->max_connections);
-        h2o_socketpool_set_timeout(&s->pool, loop, CF_UPSTREAM_POOL_IDLE_MS);
+        /* until its name is resolved (if it is one), the server is one entry connected to by its host */
+        add_server(u, new_server(u, o, NULL, 0));
     }
+    u->guarded = u->num_servers != 0 && u->servers[0]->peer != NULL;
+    start_health_checks(u, backend);
+    start_resolving(u);
     return u;
 }
 
-static void close_idle(struct st_upstream_idle_t *idle);
+static void stop_health_checks(cf_upstream_t *u);
 
 void cf_upstream_retain(cf_upstream_t *u)
 {
@@ -185,25 +301,33 @@ void cf_upstream_release(cf_upstream_t *u)
 {
     if (--u->refcnt != 0)
         return;
+    stop_health_checks(u); /* its checks in flight hold no reference */
+    stop_resolving(u);
     assert(u->num_live == 0);
-    for (size_t i = 0; i != u->num_servers; ++i) {
-        /* idle sockets first: their close callback still refers to the h2o pool */
-        while (!h2o_linklist_is_empty(&u->servers[i].idle))
-            close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[i].idle.next));
-        h2o_socketpool_dispose(&u->servers[i].pool);
-        free(u->servers[i].hostport.base);
-        free(u->servers[i].base_path.base);
-        free(u->servers[i].tls_name);
-        if (u->servers[i].ssl_ctx != NULL)
-            SSL_CTX_free(u->servers[i].ssl_ctx);
-    }
+    for (size_t i = 0; i != u->num_servers; ++i)
+        free_server(u->servers[i]);
+    for (size_t i = 0; i != u->num_retired; ++i)
+        free_server(u->retired[i]);
     free(u->servers);
+    free(u->retired);
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        free(o->url);
+        free(o->host);
+        free(o->hostport.base);
+        free(o->base_path.base);
+        free(o->tls_name);
+        if (o->ssl_ctx != NULL)
+            SSL_CTX_free(o->ssl_ctx);
+    }
+    free(u->origins);
+    free((char *)u->peer_key.backend);
     free(u);
 }
 
 void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max)
 {
-    u->max_connections = max != 0 ? max : 1;
+    u->max_connections = max != 0 ? max : SIZE_MAX;
 }
 
 size_t cf_upstream_active(const cf_upstream_t *u)
@@ -370,7 +494,7 @@ static h2o_socket_t *take_idle(cf_upstream_t *u, struct st_upstream_server_t *se
 static void make_room(cf_upstream_t *u)
 {
     for (size_t i = 0; u->num_idle != 0 && u->in_use + u->num_idle > u->max_connections; i = (i + 1) % u->num_servers) {
-        h2o_linklist_t *idle = &u->servers[i].idle;
+        h2o_linklist_t *idle = &u->servers[i]->idle;
         if (!h2o_linklist_is_empty(idle))
             close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, idle->prev));
     }
@@ -383,6 +507,10 @@ static void release_slot(cf_exchange_t *x)
     if (x->holds_slot) {
         x->holds_slot = 0;
         --x->u->in_use;
+    }
+    if (x->server != NULL) {
+        --x->server->busy;
+        x->server = NULL;
     }
 }
 
@@ -411,12 +539,7 @@ static void on_deliver(h2o_timeout_entry_t *entry)
 {
     cf_exchange_t *x = H2O_STRUCT_FROM_MEMBER(cf_exchange_t, deliver, entry);
     cf_upstream_t *u = x->u;
-    cf_upstream_res_t res = {x->reason,
-                             x->status,
-                             x->headers,
-                             x->num_headers,
-                             h2o_iovec_init(x->body, x->body_len),
-                             x->server != NULL ? (size_t)(x->server - u->servers) + 1 : 0};
+    cf_upstream_res_t res = {x->reason, x->status, x->headers, x->num_headers, h2o_iovec_init(x->body, x->body_len)};
 
     if (res.reason != CF_REASON_NONE) {
         /* a failed exchange reports no partial response */
@@ -434,12 +557,32 @@ static void on_deliver(h2o_timeout_entry_t *entry)
     free_exchange(x);
 }
 
+/* Tells the server's breaker how the attempt went: a transport error, a timeout or a 5xx is a failure; any other answer
+ * (a 4xx, or one too large for us) shows the server works. */
+static void report_peer(cf_exchange_t *x, cf_reason_t reason)
+{
+    int ok;
+    switch (reason) {
+    case CF_REASON_NONE:
+        ok = x->status < 500;
+        break;
+    case CF_REASON_TOO_LARGE:
+        ok = 1;
+        break;
+    default:
+        ok = 0;
+    }
+    cf_peer_report(x->server->peer, cf_peer_now_ms(), x->probe, ok);
+}
+
 /* Sets the result, closes the connection if still held, and schedules the callback. */
 static void finish(cf_exchange_t *x, cf_reason_t reason)
 {
     assert(!x->finished);
     x->finished = 1;
     x->reason = reason;
+    if (x->server != NULL && x->server->peer != NULL && !x->is_check)
+        report_peer(x, reason);
     drop_connection(x);
     h2o_timeout_unlink(&x->deadline);
     h2o_timeout_unlink(&x->connect_timer);
@@ -453,7 +596,7 @@ static void finish(cf_exchange_t *x, cf_reason_t reason)
 static void finish_ok(cf_exchange_t *x)
 {
     h2o_socket_t *sock = x->sock;
-    if (x->keepalive && sock->input->size == 0 && !h2o_socket_is_writing(sock)) {
+    if (x->keepalive && sock->input->size == 0 && !h2o_socket_is_writing(sock) && !x->server->retired) {
         x->sock = NULL;
         park_idle(x->u, x->server, sock);
     }
@@ -668,17 +811,47 @@ static void connect_attempt(cf_exchange_t *x, int fresh)
     h2o_socketpool_connect(&x->connect_req, &x->server->pool, u->loop, u->getaddr_receiver, on_pool_connect, x);
 }
 
+/* The next server in turn whose peer admits an attempt (marking x as the probe when it is one), or NULL when every
+ * server's breaker is open or health checks took it out. */
+static struct st_upstream_server_t *pick_guarded(cf_upstream_t *u, cf_exchange_t *x)
+{
+    int64_t now = cf_peer_now_ms();
+    /* a retry or a hedge: the server it avoids only when no other is admitted */
+    size_t avoid = u->num_servers > 1 && x->avoid_server <= u->num_servers ? x->avoid_server : 0;
+    for (size_t i = 0; i != u->num_servers + (avoid != 0); ++i) {
+        size_t at = i != u->num_servers ? (u->next_server + i) % u->num_servers : avoid - 1;
+        if (at + 1 == avoid && i != u->num_servers)
+            continue;
+        struct st_upstream_server_t *s = u->servers[at];
+        cf_breaker_admit_t a = s->peer != NULL ? cf_peer_admit(s->peer, now) : CF_BREAKER_PASS;
+        if (a != CF_BREAKER_SKIP) {
+            u->next_server = (at + 1) % u->num_servers;
+            x->probe = a == CF_BREAKER_PROBE;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* Gives x a connection slot and starts connecting. */
 static void begin(cf_exchange_t *x)
 {
     cf_upstream_t *u = x->u;
     x->holds_slot = 1;
     ++u->in_use;
-    size_t i = u->next_server;
-    if (i + 1 == x->avoid_server && u->num_servers > 1)
-        i = (i + 1) % u->num_servers;
-    x->server = u->servers + i;
-    u->next_server = (i + 1) % u->num_servers;
+    if (u->guarded) {
+        if ((x->server = pick_guarded(u, x)) == NULL) {
+            finish(x, CF_REASON_CIRCUIT_OPEN); /* without touching the network */
+            return;
+        }
+    } else {
+        size_t i = u->next_server;
+        if (i + 1 == x->avoid_server && u->num_servers > 1) /* a retry or a hedge goes elsewhere */
+            i = (i + 1) % u->num_servers;
+        x->server = u->servers[i];
+        u->next_server = (i + 1) % u->num_servers;
+    }
+    ++x->server->busy;
     connect_attempt(x, 0);
 }
 
@@ -693,7 +866,9 @@ static void pump_queue(cf_upstream_t *u)
 
 /* --- public entry points ----------------------------------------------------------------------------------------- */
 
-cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
+/* A new exchange for `req`, counted live; NULL when it has already failed (its result is on its way). */
+static cf_exchange_t *new_exchange(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data,
+                                   cf_exchange_t **out)
 {
     cf_exchange_t *x = h2o_mem_alloc(sizeof(*x));
     *x = (cf_exchange_t){u, cb, data};
@@ -706,16 +881,25 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     x->avoid_server = req->avoid_server;
     x->deadline_at = h2o_now(u->loop) + x->timeout_ms;
     ++u->num_live;
+    *out = x;
 
     if (build_request(x, req) != 0) {
         finish(x, CF_REASON_BAD_REQUEST);
-        return x;
+        return NULL;
     }
     if (u->num_servers == 0) {
         finish(x, CF_REASON_CONNECT_FAILED);
-        return x;
+        return NULL;
     }
     cf_timeouts_link(u->timeouts, x->timeout_ms, &x->deadline);
+    return x;
+}
+
+cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
+{
+    cf_exchange_t *handle, *x = new_exchange(u, req, cb, data, &handle);
+    if (x == NULL)
+        return handle;
     if (u->in_use < u->max_connections && h2o_linklist_is_empty(&u->queue)) {
         begin(x);
     } else {
@@ -726,7 +910,10 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
 
 size_t cf_upstream_server(const cf_exchange_t *x)
 {
-    return x->server != NULL ? (size_t)(x->server - x->u->servers) + 1 : 0;
+    for (size_t i = 0; x->server != NULL && i != x->u->num_servers; ++i)
+        if (x->u->servers[i] == x->server)
+            return i + 1;
+    return 0;
 }
 
 void cf_upstream_cancel(cf_exchange_t *x)
@@ -743,4 +930,227 @@ void cf_upstream_cancel(cf_exchange_t *x)
     --u->num_live;
     pump_queue(u);
     free_exchange(x);
+}
+
+/* --- health checks ----------------------------------------------------------------------------------------------- */
+
+/*
+ * Active checks run off the request path, on the loops' timers: every loop that runs the backend ticks a few times per
+ * interval and, for each server whose check is due, claims it (cf_peer_claim_check): exactly one loop of the process
+ * sends each check, whichever is first. A check is a GET of health.path (as written: no base path) straight to that
+ * server, whatever its breaker or health says, outside the rotation and without touching the breaker. A 2xx answer is
+ * a pass; anything else, or no answer within health.timeout, a failure. Checks in flight hold no reference to the
+ * runtime: the last release cancels them.
+ */
+
+static void on_check_done(void *data, const cf_upstream_res_t *res)
+{
+    struct st_upstream_server_t *s = data;
+    s->check = NULL;
+    cf_peer_health_report(s->peer, res->reason == CF_REASON_NONE && res->status >= 200 && res->status <= 299);
+}
+
+static void send_check(cf_upstream_t *u, struct st_upstream_server_t *s)
+{
+    cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")),
+                             .path = h2o_iovec_init(u->health_path, strlen(u->health_path)),
+                             .timeout_ms = u->health_timeout_ms,
+                             .max_response_body = 64 * 1024,
+                             .idempotent = 1};
+    cf_exchange_t *x = new_exchange(u, &req, on_check_done, s, &s->check);
+    if (x == NULL)
+        return;
+    x->is_check = 1;
+    x->holds_slot = 1;
+    ++u->in_use;
+    x->server = s;
+    ++s->busy;
+    connect_attempt(x, 0);
+}
+
+static void on_health_tick(h2o_timeout_entry_t *entry)
+{
+    cf_upstream_t *u = H2O_STRUCT_FROM_MEMBER(cf_upstream_t, health_tick, entry);
+    int64_t now = cf_peer_now_ms();
+    for (size_t i = 0; i != u->num_servers; ++i) {
+        struct st_upstream_server_t *s = u->servers[i];
+        if (s->check == NULL && cf_peer_claim_check(s->peer, now))
+            send_check(u, s);
+    }
+    cf_timeouts_link(u->timeouts, u->health_tick_ms, &u->health_tick);
+}
+
+static void start_health_checks(cf_upstream_t *u, const cf_backend_t *backend)
+{
+    if (backend->health.path == NULL || u->num_servers == 0)
+        return;
+    u->health_path = h2o_strdup(NULL, backend->health.path, SIZE_MAX).base;
+    u->health_timeout_ms = backend->health.timeout_ms;
+    /* a few ticks per interval, so that a check is late by a quarter of it at most */
+    u->health_tick_ms = backend->health.interval_ms / 4 > 25 ? backend->health.interval_ms / 4 : 25;
+    u->health_tick.cb = on_health_tick;
+    cf_timeouts_link(u->timeouts, u->health_tick_ms, &u->health_tick);
+}
+
+static void cancel_check(struct st_upstream_server_t *s)
+{
+    if (s->check != NULL) {
+        cf_upstream_cancel(s->check);
+        s->check = NULL;
+    }
+}
+
+static void stop_health_checks(cf_upstream_t *u)
+{
+    if (u->health_path == NULL)
+        return;
+    h2o_timeout_unlink(&u->health_tick);
+    for (size_t i = 0; i != u->num_servers; ++i)
+        cancel_check(u->servers[i]);
+    for (size_t i = 0; i != u->num_retired; ++i)
+        cancel_check(u->retired[i]);
+    free(u->health_path);
+}
+
+/* --- name resolution --------------------------------------------------------------------------------------------- */
+
+/*
+ * A server given by a host name is resolved when the runtime starts and again every resolve_every, off the loop
+ * (h2o_hostinfo_getaddr runs getaddrinfo on libh2o's resolver threads and answers through the loop's getaddr
+ * receiver). Every address of the answer is an entry of the rotation of its own, with its own idle connections, peer
+ * (breaker and health) and round-robin turn; an entry whose address is no longer in the answer leaves the rotation at
+ * once (its idle connections closed, its health check cancelled) and is freed when its last exchange ends. Until the
+ * first answer the server is one entry connected to by name (h2o resolves it per connect); a failed resolution keeps
+ * the entries there are. Each loop's runtime resolves for itself: one lookup per name per thread per period.
+ */
+
+static void resolve(struct st_upstream_origin_t *o);
+
+static void on_resolve_timer(h2o_timeout_entry_t *entry)
+{
+    resolve(H2O_STRUCT_FROM_MEMBER(struct st_upstream_origin_t, resolve_timer, entry));
+}
+
+/* Whether an entry of the rotation stands for `sa` (one address of a name). */
+static int has_address(const struct st_upstream_server_t *s, const struct sockaddr *sa, socklen_t salen)
+{
+    return s->addrlen == salen && memcmp(&s->addr, sa, salen) == 0;
+}
+
+/* Whether some entry of the rotation is an address of o's name. */
+static int has_addresses(cf_upstream_t *u, struct st_upstream_origin_t *o)
+{
+    for (size_t i = 0; i != u->num_servers; ++i)
+        if (u->servers[i]->origin == o && u->servers[i]->addrlen != 0)
+            return 1;
+    return 0;
+}
+
+/* Takes the rotation's entry `i` out: to the retired list while exchanges still run on it, else freed. */
+static void retire_server(cf_upstream_t *u, size_t i)
+{
+    struct st_upstream_server_t *s = u->servers[i];
+    memmove(u->servers + i, u->servers + i + 1, sizeof(*u->servers) * (u->num_servers - i - 1));
+    if (--u->num_servers != 0 && u->next_server >= u->num_servers)
+        u->next_server = 0;
+    s->retired = 1;
+    cancel_check(s);
+    while (!h2o_linklist_is_empty(&s->idle))
+        close_idle(H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, s->idle.next));
+    u->retired = h2o_mem_realloc(u->retired, sizeof(*u->retired) * (u->num_retired + 1));
+    u->retired[u->num_retired++] = s;
+}
+
+/* Frees the retired entries nothing has used since the last sweep. Not at once: h2o closes a TLS connection only once
+ * its close_notify is written, and the pool's close callback that follows must find the pool still there. */
+static void sweep_retired(cf_upstream_t *u)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i != u->num_retired; ++i) {
+        struct st_upstream_server_t *s = u->retired[i];
+        if (s->busy == 0 && s->quiet) {
+            free_server(s);
+        } else {
+            s->quiet = s->busy == 0;
+            u->retired[kept++] = s;
+        }
+    }
+    u->num_retired = kept;
+}
+
+static void on_resolved(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
+{
+    struct st_upstream_origin_t *o = data;
+    cf_upstream_t *u = o->u;
+    o->getaddr = NULL;
+    sweep_retired(u);
+    if (errstr == NULL && res != NULL) {
+        int changed = 0;
+        /* the answer's addresses that are new: entries of their own (a name listed twice in the answer counts once) */
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            int known = 0;
+            for (size_t i = 0; i != u->num_servers && !known; ++i)
+                known = u->servers[i]->origin == o && has_address(u->servers[i], ai->ai_addr, ai->ai_addrlen);
+            if (!known && (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+                ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+                add_server(u, new_server(u, o, ai->ai_addr, ai->ai_addrlen));
+                changed = 1;
+            }
+        }
+        /* the entries that are not in the answer (and the one by name, once addresses are known) go */
+        for (size_t i = u->num_servers; i-- != 0 && has_addresses(u, o);) {
+            struct st_upstream_server_t *s = u->servers[i];
+            int found = 0;
+            for (struct addrinfo *ai = res; ai != NULL && !found && s->addrlen != 0; ai = ai->ai_next)
+                found = has_address(s, ai->ai_addr, ai->ai_addrlen);
+            if (s->origin == o && !found) {
+                retire_server(u, i);
+                changed = 1;
+            }
+        }
+        if (changed) {
+            char list[512];
+            size_t len = 0;
+            list[0] = '\0';
+            for (size_t i = 0; i != u->num_servers && len < sizeof(list) - INET6_ADDRSTRLEN - 3; ++i) {
+                char ip[INET6_ADDRSTRLEN];
+                if (u->servers[i]->origin == o && getnameinfo((struct sockaddr *)&u->servers[i]->addr, u->servers[i]->addrlen, ip,
+                                                              sizeof(ip), NULL, 0, NI_NUMERICHOST) == 0)
+                    len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len != 0 ? ", " : "", ip);
+            }
+            fprintf(stderr, "conflux: backend %s: %s resolves to %s\n", u->peer_key.backend, o->host, list);
+        }
+    }
+    cf_timeouts_link(u->timeouts, u->resolve_every_ms, &o->resolve_timer);
+}
+
+static void resolve(struct st_upstream_origin_t *o)
+{
+    char serv[sizeof("65535")];
+    snprintf(serv, sizeof(serv), "%u", (unsigned)o->port);
+    o->getaddr =
+        h2o_hostinfo_getaddr(o->u->getaddr_receiver, h2o_iovec_init(o->host, strlen(o->host)), h2o_iovec_init(serv, strlen(serv)),
+                             AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_resolved, o);
+}
+
+static void start_resolving(cf_upstream_t *u)
+{
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        o->resolve_timer.cb = on_resolve_timer;
+        if (o->is_name && u->resolve_every_ms != 0)
+            resolve(o);
+    }
+}
+
+static void stop_resolving(cf_upstream_t *u)
+{
+    for (size_t i = 0; i != u->num_origins; ++i) {
+        struct st_upstream_origin_t *o = u->origins + i;
+        h2o_timeout_unlink(&o->resolve_timer);
+        if (o->getaddr != NULL) {
+            h2o_hostinfo_getaddr_cancel(o->getaddr);
+            o->getaddr = NULL;
+        }
+    }
 }

@@ -18,9 +18,10 @@ typedef struct st_cf_upstream_t cf_upstream_t;
 
 /**
  * Creates the runtime for `backend`, with one reference. The backend is read during the call only: the upstream keeps
- * copies of what it needs, so it may outlive the config (a cache flight holding it across a reload). Names are
+ * copies of what it needs, so it may outlive the config (a cache flight holding it across a reload). Host names are
  * resolved asynchronously through `getaddr_receiver` (registered on the loop's h2o_multithread queue with
- * h2o_hostinfo_getaddr_receiver); numeric IPv4 addresses need no resolution. Timers are linked through `timeouts`,
+ * h2o_hostinfo_getaddr_receiver) at once and every backend->resolve_every_ms (0: never; each connect resolves it
+ * instead), every address becoming a server of the rotation; IP addresses need no resolution. Timers are linked through `timeouts`,
  * the loop's (borrowed); the loop, `timeouts` and `getaddr_receiver` must outlive every reference.
  */
 cf_upstream_t *cf_upstream_create(h2o_loop_t *loop, cf_timeouts_t *timeouts, h2o_multithread_receiver_t *getaddr_receiver,
@@ -37,7 +38,8 @@ void cf_upstream_retain(cf_upstream_t *u);
 void cf_upstream_release(cf_upstream_t *u);
 /**
  * Sets the connection cap of this runtime (the process's max_connections divided among the event-loop threads, each
- * of which has its own runtime). Call right after cf_upstream_create.
+ * of which has its own runtime); 0: no cap, the open-file limit is the only bound (a connect that finds no descriptor
+ * fails its exchange with CF_REASON_CONNECT_FAILED at once). Call right after cf_upstream_create.
  */
 void cf_upstream_set_max_connections(cf_upstream_t *u, size_t max);
 /** Exchanges started and not yet delivered or cancelled: running, queued, or with a callback still due. */
@@ -78,7 +80,9 @@ typedef struct st_cf_upstream_req_t {
  *   Content-Length values, both Content-Length and Transfer-Encoding, a Transfer-Encoding other than chunked or from
  *   an HTTP/1.0 server, a malformed chunk (a size that is not 1 to 15 hex digits, a malformed extension or trailer
  *   field, a line not ending in CRLF, data not followed by CRLF), a 101 (never asked for); see h1resp.h;
- * - CF_REASON_BAD_REQUEST: see cf_upstream_req_t.
+ * - CF_REASON_BAD_REQUEST: see cf_upstream_req_t;
+ * - CF_REASON_CIRCUIT_OPEN: every server of the backend is out of rotation (its breaker open, or health checks took it
+ *   out); nothing was sent.
  * On error, headers and body are empty, and status is that of the head when one had arrived (e.g. with too_large).
  * 1xx informational responses are skipped.
  */
@@ -88,7 +92,6 @@ typedef struct st_cf_upstream_res_t {
     h2o_header_t *headers; /* name: lower-case (an h2o token when known); orig_name: as received */
     size_t num_headers;
     h2o_iovec_t body; /* the whole body (decoded from chunked); empty for HEAD, 204, 304; base never NULL */
-    size_t server;    /* 1 + the index of the server the exchange went to; 0 when it chose none */
 } cf_upstream_res_t;
 
 /**
@@ -105,7 +108,10 @@ typedef struct st_cf_exchange_t cf_exchange_t;
  * valid until the callback returns or cf_upstream_cancel is called, whichever comes first.
  */
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
-/** 1 + the index of the server an exchange runs on; 0 while it waits in the queue (no server chosen yet). */
+/**
+ * 1 + the index in the rotation of the server an exchange runs on (for cf_upstream_req_t.avoid_server); 0 while it
+ * waits in the queue (no server chosen yet). The rotation changes when names are resolved again: an index is a hint.
+ */
 size_t cf_upstream_server(const cf_exchange_t *x);
 /**
  * Abandons an exchange, whether running, queued, or finished with its callback still due: its connection is closed

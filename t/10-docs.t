@@ -71,10 +71,12 @@ my %where = (
     limits_fields     => ['`limits`',                  ['properties', 'limits', 'properties']],
     cache_fields      => ['`cache`',                   ['properties', 'cache', 'properties']],
     backend_fields    => ['`backends`',                ['$defs', 'backend', 'properties']],
-    retry_budget_fields => ['`backends.NAME.retry_budget`', ['$defs', 'backend', 'properties', 'retry_budget', 'properties']],
+    retry_budget_fields => ['`backends[].retry_budget`', ['$defs', 'backend', 'properties', 'retry_budget', 'properties']],
     route_fields      => ['`routes`',                  ['$defs', 'route', 'properties']],
     call_fields       => ['`routes[].calls`',          ['$defs', 'call', 'properties']],
     call_cache_fields => ['`routes[].calls[].cache`',  ['$defs', 'cache_policy', 'anyOf', 1, 'properties']],
+    breaker_fields    => ['`backends[].circuit_breaker`', ['$defs', 'backend', 'properties', 'circuit_breaker', 'properties']],
+    health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});

@@ -94,6 +94,9 @@ backends:
     timeout: 800ms
     connect_timeout: 200ms
     max_connections: 64
+    circuit_breaker: { failures: 3, open_for: 2s }
+    health: { path: /healthz, interval: 1s, timeout: 200ms, healthy: 1, unhealthy: 2 }
+    resolve_every: 1m
   legacy:
     url: http://localhost
 routes:
@@ -169,9 +172,11 @@ my @bad = (
     ['a backend URL with a query', $head =~ s{9001}{9001/?a=b}r . $route, qr/may not have a query/],
     ['a bad backend name', $head =~ s{  users:}{  "9users":}r . $route =~ s{backend: users}{backend: "9users"}r,
         qr/a backend name is/],
+    ['circuit_breaker: an unknown key', $head . "    circuit_breaker: { failure: 5 }\n" . $route, qr/unknown key "failure"/],
+    ['circuit_breaker: failures 0', $head . "    circuit_breaker: { failures: 0 }\n" . $route, qr/out of range/],
+    ['health without a path', $head . "    health: { interval: 5s }\n" . $route, qr/missing path/],
+    ['health: a path without /', $head . "    health: { path: healthz }\n" . $route, qr/does not start with/],
     # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
-    ['circuit_breaker (not supported yet)', $head . "    circuit_breaker: { failures: 5, open_for: 10s }\n" . $route,
-        qr/not supported/],
     ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
     ['concurrency (not supported yet)', $head . $route . "        concurrency: 8\n", qr/not supported/],
 );

@@ -222,6 +222,8 @@ sub spawn_mock {
 
 # spawn_conflux($yaml): conflux on a free port on 127.0.0.1; a "listen:" block is added unless the YAML has one. The
 # guard knows the admin port when the YAML has "admin: 127.0.0.1:PORT" ($gw->admin, $gw->metric(...)).
+# wrap => [...] runs conflux through that command, its own command line appended (e.g. a shell that lowers a limit and
+# execs "$@", so that the guard's process is conflux itself).
 sub spawn_conflux {
     my ($yaml, %opts) = @_;
     my $port = empty_port();
@@ -229,7 +231,8 @@ sub spawn_conflux {
     ($port) = $yaml =~ /^listen:\s*\n\s*-\s*(?:host:\s*\S+\s*\n\s*)?port:\s*(\d+)/m unless $opts{port};
     $port = $opts{port} if $opts{port};
     my $file = write_file(tmpdir() . "/conflux-$port.yaml", $yaml);
-    my $g = spawn(name => "conflux-$port", port => $port, cmd => [bindir() . '/conflux', '-c', $file, @{ delete $opts{args} // [] }], %opts);
+    my @cmd = (@{ delete $opts{wrap} // [] }, bindir() . '/conflux', '-c', $file, @{ delete $opts{args} // [] });
+    my $g = spawn(name => "conflux-$port", port => $port, cmd => \@cmd, %opts);
     $g->{config} = $file;
     ($g->{admin}) = $yaml =~ /^admin:\s*\S*:(\d+)\s*$/m;
     return $g;

@@ -135,7 +135,9 @@ static void test_defaults(void)
     is(u->col, 3, "backend col");
     is(u->timeout_ms, 5000, "backend timeout default 5s");
     is(u->connect_timeout_ms, 1000, "connect_timeout default 1s");
-    is(u->max_connections, 256, "max_connections default 256");
+    is(u->max_connections, 0, "max_connections: no default (no cap but the open-file limit)");
+    is(u->breaker.failures, 0, "no circuit_breaker by default");
+    ok(u->health.path == NULL, "no health checks by default");
     is(u->num_servers, 1, "url: gives one server");
     is_str(u->servers[0].url, "http://127.0.0.1:9001", "server url as written");
     is_str(u->servers[0].host, "127.0.0.1", "server host");
@@ -229,6 +231,8 @@ static void test_everything(void)
                        "    timeout: 800ms\n"
                        "    connect_timeout: 200ms\n"
                        "    max_connections: 32\n"
+                       "    circuit_breaker: {failures: 3}\n"
+                       "    health: {path: /healthz?deep=1, unhealthy: 4}\n"
                        "  recs:\n"
                        "    url: http://127.0.0.1:9003\n"
                        "    timeout: 2s\n"
@@ -288,6 +292,14 @@ static void test_everything(void)
     is(u->timeout_ms, 800, "backend timeout");
     is(u->connect_timeout_ms, 200, "connect_timeout");
     is(u->max_connections, 32, "max_connections");
+    is(u->breaker.failures, 3, "circuit_breaker.failures");
+    is(u->breaker.open_for_ms, 10000, "circuit_breaker.open_for default 10s");
+    is_str(u->health.path, "/healthz?deep=1", "health.path");
+    is(u->health.interval_ms, 5000, "health.interval default 5s");
+    is(u->health.timeout_ms, 1000, "health.timeout default 1s");
+    is(u->health.healthy, 2, "health.healthy default 2");
+    is(u->health.unhealthy, 4, "health.unhealthy");
+    is(u->resolve_every_ms, 30000, "resolve_every default 30s");
 
     cf_route_t *r = &c->routes[0];
     is(r->methods, CF_METHOD_GET | CF_METHOD_POST, "methods, case-insensitive");
@@ -721,10 +733,13 @@ static void test_backend_errors(void)
         }
         cf_config_free(c);
     }
-    bad("circuit_breaker", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    circuit_breaker: {failures: 5}\n" RT,
-        "t.yaml:5:22: backends.b.circuit_breaker: not supported yet");
+    bad("circuit_breaker open_for",
+        "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    circuit_breaker: {open_for: 6m}\n" RT,
+        "t.yaml:5:33: backends.b.circuit_breaker.open_for: \"6m\" is out of range");
+    bad("health healthy 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    health: {path: /h, healthy: 0}\n" RT,
+        "t.yaml:5:33: backends.b.health.healthy: 0 is out of range (1 to 100)");
     bad("max_connections 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    max_connections: 0\n" RT,
-        "t.yaml:5:22: backends.b.max_connections: 0 is out of range (1 to 100000)");
+        "t.yaml:5:22: backends.b.max_connections: 0 is out of range (1 to 10000000)");
     bad("timeout 0", "listen: [{port: 1}]\nbackends:\n  b:\n    url: http://a\n    timeout: 0\n" RT,
         "t.yaml:5:14: backends.b.timeout: \"0\" is out of range");
     bad("backend name", "listen: [{port: 1}]\nbackends:\n  9b:\n    url: http://a\n" RT,

@@ -5,6 +5,8 @@
 #include "../../gateway/plan.c"
 #include "../../gateway/version.c"
 #include "../../gateway/reason.c"
+#include "../../gateway/breaker.c"
+#include "../../gateway/peers.c"
 #include "../../gateway/metrics.c"
 #include <pthread.h>
 #include <time.h>

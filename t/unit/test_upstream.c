@@ -12,6 +12,8 @@
 #include "../../gateway/tls.c" /* https:// servers */
 #include "../../gateway/reason.c"
 #include "../../gateway/h1resp.c"
+#include "../../gateway/breaker.c"
+#include "../../gateway/peers.c" /* circuit breakers */
 #include "../../gateway/upstream.c"
 #include "tap.h"
 
@@ -989,7 +991,7 @@ static void test_idle_list(void)
         conn_close(H2O_STRUCT_FROM_MEMBER(test_conn_t, link, srv->conns.next), 0);
     RUN_UNTIL(u->num_idle == 0, 500);
     is(u->num_idle, 0, "closed by the server while idle: dropped from the idle list");
-    ok(h2o_linklist_is_empty(&u->servers[0].idle), "the server's idle list is empty");
+    ok(h2o_linklist_is_empty(&u->servers[0]->idle), "the server's idle list is empty");
     r = (result_t){0};
     x = get(u, "/", 2000, &r);
     ok(!x->reused, "the next request does not run on a reused connection");
@@ -1015,7 +1017,7 @@ static void test_idle_list(void)
     get(u, "/", 2000, &r2);
     RUN_UNTIL(r.called && r2.called, 3000);
     is(u->num_idle, 2, "two idle connections");
-    h2o_socket_t *newest = H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[0].idle.next)->sock;
+    h2o_socket_t *newest = H2O_STRUCT_FROM_MEMBER(struct st_upstream_idle_t, link, u->servers[0]->idle.next)->sock;
     r = (result_t){0};
     x = get(u, "/", 2000, &r);
     ok(x->reused && x->sock == newest, "the most recently used idle connection is taken");
