@@ -355,10 +355,18 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
         return;
     }
     uint64_t now = h2o_now(loop_of(a));
-    if (ab->hedge_percentile != 0 && res->reason == CF_REASON_NONE && res->status < 500)
+    /* The percentile is of the backend's own latency, so only attempts that are not hedges are sampled: a hedge's time
+     * runs from the hedge, not from the call. And when a hedge wins, the attempt it overtook is cancelled without an
+     * answer; its time so far is sampled as what it is, a lower bound. Left out, every slow answer a hedge cut short
+     * would vanish from the window, the percentile would sink and hedges would go out ever earlier. */
+    if (ab->hedge_percentile != 0 && res->reason == CF_REASON_NONE && res->status < 500 && !s->hedge)
         add_sample(ab, now - s->start);
     if (!is_retryable(ab, res)) {
         a->hedge_won = s->hedge;
+        if (ab->hedge_percentile != 0 && s->hedge)
+            for (size_t i = 0; i != CF_ATTEMPT_MAX_RUNNING; ++i)
+                if (a->slots[i].x != NULL && !a->slots[i].hedge)
+                    add_sample(ab, now - a->slots[i].start);
         deliver(a, res); /* the other exchanges are cancelled */
         return;
     }
