@@ -1,26 +1,36 @@
-/* Unit tests of the attempt module's arithmetic: the backoff, the retry budget, the hedge delay from recent latencies,
- * and what is retried. */
+/* Unit tests of the attempt module's arithmetic: the backoff, the retry budget, the hedge delay from recent latencies
+ * and what feeds it, and what is retried. */
 #include "tap.h"
 #include "../../gateway/attempt.c"
 #include "../../gateway/reason.c"
 
-/* a fake upstream: this file starts no exchange */
+/* a fake upstream: exchanges are recorded, and the test answers them by calling their callback */
 struct st_cf_upstream_t {
     size_t refcnt;
 };
 
+struct st_cf_exchange_t {
+    cf_upstream_cb cb;
+    void *data;
+    int live;
+};
+static struct st_cf_exchange_t exchanges[8];
+static size_t num_exchanges;
+
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
 {
-    return NULL;
+    exchanges[num_exchanges] = (struct st_cf_exchange_t){cb, data, 1};
+    return &exchanges[num_exchanges++];
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)
 {
-    return 0;
+    return (size_t)(x - exchanges) % 2;
 }
 
 void cf_upstream_cancel(cf_exchange_t *x)
 {
+    x->live = 0;
 }
 
 void cf_upstream_retain(cf_upstream_t *u)
@@ -95,6 +105,46 @@ static void test_hedge_delay(void)
     cf_attempt_backend_release(ab);
 }
 
+static int calls_done;
+
+static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
+{
+    ++calls_done;
+}
+
+/* A hedge that wins: its own time is not a latency of the backend, and the attempt it overtook is sampled with its
+ * time so far, so the percentile keeps seeing the slow answers that hedges cut short. */
+static void test_hedge_samples(void)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    cf_timeouts_t timeouts;
+    cf_timeouts_init(&timeouts, loop);
+    cf_upstream_t u = {1};
+    cf_backend_t b = {
+        .timeout_ms = 5000, .hedge_after_ms = 10, .hedge_percentile = 90, .max_hedges = 1, .retry_budget = {.min = 3}};
+    cf_attempt_backend_t *ab = cf_attempt_backend_create(&timeouts, &u, &b);
+    cf_attempt_t a;
+    cf_upstream_req_t req = {.method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(H2O_STRLIT("/")), .idempotent = 1};
+    cf_upstream_res_t ok = {.reason = CF_REASON_NONE, .status = 200, .body = h2o_iovec_init("", 0)};
+    num_exchanges = 0;
+    cf_attempt_start(&a, ab, &req, 0, on_call_done);
+    uint64_t t0 = h2o_now(loop);
+    while (num_exchanges < 2 && h2o_now(loop) - t0 < 2000)
+        h2o_evloop_run(loop, 10); /* the hedge timer (10 ms) sends the copy */
+    is(num_exchanges, 2, "the hedge went out");
+    while (h2o_now(loop) - t0 < 60)
+        h2o_evloop_run(loop, 10); /* the first attempt is now at least 60 ms old, the hedge a little younger */
+    ab->num_samples = 0;
+    exchanges[1].cb(exchanges[1].data, &ok); /* the hedge answers first */
+    is(calls_done, 1, "the call is answered");
+    ok(!exchanges[0].live, "the attempt it overtook is cancelled");
+    is(ab->num_samples, 1, "one sample");
+    ok(ab->samples[0] >= 60, "the overtaken attempt's time so far, not the hedge's");
+    cf_attempt_backend_release(ab);
+    cf_timeouts_dispose(&timeouts);
+    h2o_evloop_destroy(loop);
+}
+
 static void test_retryable(void)
 {
     cf_upstream_t u = {1};
@@ -114,6 +164,7 @@ int main(void)
     test_backoff();
     test_budget();
     test_hedge_delay();
+    test_hedge_samples();
     test_retryable();
     return done_testing();
 }
