@@ -420,6 +420,22 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     start_exchange(a, &a->slots[0], 0, 0, now);
 }
 
+int cf_attempt_queued(const cf_attempt_t *a)
+{
+    if (a->cb == NULL)
+        return 0;
+    size_t n = a->counted ? CF_ATTEMPT_MAX_RUNNING : 1; /* the fast path only ever uses the first slot */
+    int queued = 0;
+    for (size_t i = 0; i != n; ++i) {
+        if (a->slots[i].x == NULL)
+            continue;
+        if (!cf_upstream_queued(a->slots[i].x))
+            return 0;
+        queued = 1;
+    }
+    return queued;
+}
+
 void cf_attempt_cancel(cf_attempt_t *a)
 {
     if (a->cb != NULL)

@@ -86,6 +86,11 @@ static inline int cf_attempt_running(const cf_attempt_t *a)
 {
     return a->cb != NULL;
 }
+/**
+ * Whether a running call has nothing under way but exchanges that wait in their upstream's queue for a connection:
+ * nothing of it has been sent, so cancelling it costs the backend nothing.
+ */
+int cf_attempt_queued(const cf_attempt_t *a);
 /** Stops a running call: every exchange is cancelled (its connection closed), timers unlinked, no callback follows. */
 void cf_attempt_cancel(cf_attempt_t *a);
 

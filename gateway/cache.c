@@ -1026,10 +1026,19 @@ int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale)
     cf_cache_t *c = the_cache;
     int64_t now = wall_ms();
     int found = 0, do_free = 0;
+    struct st_flight_t *abandoned = NULL;
     pthread_mutex_lock(&c->mutex);
     if (wt->flight != NULL) {
+        struct st_flight_t *fl = wt->flight;
         h2o_linklist_unlink(&wt->link);
         do_free = 1;
+        /* The last waiter leaves a request of this loop that still waits for a connection (max_connections busy):
+         * nobody wants it now, and left in the queue it would go before requests that somebody waits for. One that has
+         * been sent runs on and is stored, as the docs say; a flight of another loop is that loop's to run. */
+        if (h2o_linklist_is_empty(&fl->waiters) && fl->port == wt->port && fl->mreq == NULL && cf_attempt_queued(&fl->attempt)) {
+            htable_remove(&c->flights, &fl->h);
+            abandoned = fl;
+        }
     } else {
         wt->cancelled = 1; /* its answer is queued: on_deliver frees it */
     }
@@ -1041,6 +1050,11 @@ int cf_cache_cancel(cf_cache_wait_t *wt, cf_cache_answer_t *stale)
         found = 1;
     }
     cache_unlock(c);
+    if (abandoned != NULL) {
+        cf_attempt_cancel(&abandoned->attempt);
+        flight_free(abandoned);
+        STAT_ADD(abandoned, 1);
+    }
     if (do_free)
         free(wt);
     if (found)

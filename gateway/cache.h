@@ -23,6 +23,7 @@ typedef struct st_cf_cache_stats_t {
     uint64_t stale;     /* answered from an expired entry (stale_while_revalidate or stale_if_error) */
     uint64_t coalesced; /* calls that waited for another call's upstream request instead of sending their own */
     uint64_t evictions; /* entries dropped to make room (not counting expiry or replacement) */
+    uint64_t abandoned; /* upstream requests dropped while queued for a connection: every caller had left */
     uint64_t stores;    /* entries written to the local store */
     uint64_t bytes;     /* bytes held now by the local store: keys, parsed bodies and per-entry bookkeeping */
     uint64_t entries;   /* entries held now */

@@ -263,6 +263,9 @@ static void cache_render(cf_buf_t *out, const cf_cache_stats_t *c)
                    c->hits, c->misses, c->stale, c->coalesced);
     header(out, "conflux_cache_evictions_total", "counter", "Entries dropped from the local cache to make room.");
     cf_buf_appendf(out, "conflux_cache_evictions_total %" PRIu64 "\n", c->evictions);
+    header(out, "conflux_cache_abandoned_total", "counter",
+           "Cached calls' upstream requests dropped while still queued for a connection, every caller having left.");
+    cf_buf_appendf(out, "conflux_cache_abandoned_total %" PRIu64 "\n", c->abandoned);
     header(out, "conflux_cache_stores_total", "counter", "Entries written to the local cache.");
     cf_buf_appendf(out, "conflux_cache_stores_total %" PRIu64 "\n", c->stores);
     header(out, "conflux_cache_bytes", "gauge", "Bytes held by the local cache (keys, parsed bodies, bookkeeping).");

@@ -855,6 +855,11 @@ static void begin(cf_exchange_t *x)
     connect_attempt(x, 0);
 }
 
+int cf_upstream_queued(const cf_exchange_t *x)
+{
+    return h2o_linklist_is_linked((h2o_linklist_t *)&x->queued); /* h2o 2.2.5 takes no const */
+}
+
 static void pump_queue(cf_upstream_t *u)
 {
     while (u->in_use < u->max_connections && !h2o_linklist_is_empty(&u->queue)) {

@@ -113,6 +113,8 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
  * waits in the queue (no server chosen yet). The rotation changes when names are resolved again: an index is a hint.
  */
 size_t cf_upstream_server(const cf_exchange_t *x);
+/** Whether the exchange still waits in the queue for a connection (max_connections busy): nothing of it has been sent. */
+int cf_upstream_queued(const cf_exchange_t *x);
 /**
  * Abandons an exchange, whether running, queued, or finished with its callback still due: its connection is closed
  * (never kept idle), its timers are unlinked, no callback follows, the handle is freed. Not from its own callback.

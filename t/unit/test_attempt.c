@@ -33,6 +33,11 @@ void cf_upstream_cancel(cf_exchange_t *x)
     x->live = 0;
 }
 
+int cf_upstream_queued(const cf_exchange_t *x)
+{
+    return 0;
+}
+
 void cf_upstream_retain(cf_upstream_t *u)
 {
     ++u->refcnt;

@@ -18,18 +18,26 @@ struct st_cf_exchange_t {
     cf_upstream_t *u;
     cf_upstream_cb cb;
     void *data;
-    int live; /* started, neither answered nor cancelled */
+    int live;   /* started, neither answered nor cancelled */
+    int queued; /* waiting for a connection (the test says so with queue_next) */
 };
 
 static struct st_cf_exchange_t exchanges[32];
 static size_t num_exchanges, num_cancelled;
+static int queue_next; /* the next exchange started waits in the queue for a connection */
 
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
 {
     cf_exchange_t *x = &exchanges[num_exchanges++ % 32];
-    *x = (cf_exchange_t){u, cb, data, 1};
+    *x = (cf_exchange_t){u, cb, data, 1, queue_next};
+    queue_next = 0;
     ++u->started;
     return x;
+}
+
+int cf_upstream_queued(const cf_exchange_t *x)
+{
+    return x->queued;
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)
@@ -540,10 +548,29 @@ static void test_waiter_leaves(test_loop_t *a)
     h2o_evloop_run(a->loop, 10);
     is(g3.called, 0, "the queued answer is dropped");
 
+    /* the last waiter leaves a request still queued for a connection: it is dropped, not left to go first */
+    got_t g5, g6;
+    cf_cache_stats_t s0, s;
+    cf_cache_stats(&s0);
+    queue_next = 1;
+    cf_cache_wait_t *w5 = fetch(a, &u, "/q", &plain, &g5, &ans);
+    size_t cancelled = num_cancelled, started = u.started;
+    is(cf_cache_cancel(w5, NULL), 0, "the only waiter of a request queued for a connection leaves");
+    is(num_cancelled, cancelled + 1, "the queued request is cancelled");
+    cf_cache_stats(&s);
+    is(s.abandoned - s0.abandoned, 1, "counted as abandoned");
+    is(u.refcnt, 1, "the flight gave its upstream reference back");
+    ok(fetch(a, &u, "/q", &plain, &g6, &ans) != NULL, "the key's next lookup waits");
+    is(u.started, started + 1, "on a request of its own");
+    answer_last(200, "{\"q\":1}");
+    run_until(a, &g6.called);
+    is(g6.ans.report.state, CF_CACHE_MISS, "which answers it");
+    is(g5.called, 0, "the waiter that left is never called");
+
     /* the loop goes away: its flights are cancelled, its waiters told */
     ok(fetch(a, &u, "/l3", &plain, &g4, &ans) != NULL, "a flight runs");
     cf_cache_port_destroy(a->port);
-    is(num_cancelled, 1, "destroying the port cancels its upstream request");
+    is(num_cancelled, cancelled + 2, "destroying the port cancels its upstream request");
     is(g4.called, 1, "the waiter is answered");
     is(g4.ans.reason, CF_REASON_CANCELLED, "cancelled");
     is(u.refcnt, 1, "the upstream reference is given back");
