@@ -23,7 +23,14 @@ stubs:
   - path: /quick
     body: '{"server": "fast"}'
 EOF
-my ($sp, $fp) = ($slow->port, $fast->port);
+# a second slow server, so that a hedge of "tight" (below) is slow too and keeps its share of the budget
+my $slow2 = spawn_mock(<<'EOF');
+stubs:
+  - path: /h
+    body: '{"server": "slow2"}'
+    delay: 2s
+EOF
+my ($sp, $fp, $s2) = ($slow->port, $fast->port, $slow2->port);
 my $admin = empty_port();
 
 my $gw = spawn_conflux(<<"EOF");
@@ -42,8 +49,14 @@ backends:
     timeout: 3s
     hedge_after: p95
     hedge_fallback: 60ms
+  tight:
+    servers: [http://127.0.0.1:$sp, http://127.0.0.1:$s2]
+    timeout: 3s
+    hedge_after: 50ms
+    retry_budget: { percent: 1, min: 1 }
 routes:
   - { path: /h, calls: [{ name: h, backend: hedged, path: /h }] }
+  - { path: /t, calls: [{ name: t, backend: tight, path: /h }] }
   - { path: /quick, calls: [{ name: q, backend: calm, path: /quick }] }
   - { path: /pct, calls: [{ name: p, backend: pct, path: /h }] }
 EOF
@@ -83,6 +96,17 @@ subtest 'hedge_after: p95 goes after hedge_fallback until there are samples' => 
     is $r->{status}, 200, 'the answer';
     like $r->{headers}{'server-timing'}, qr/hedged=won/, 'a copy was sent and won';
     cmp_ok $r->{elapsed}, '<', 1.5, sprintf('within the fallback, not the slow server (%.3fs)', $r->{elapsed});
+};
+
+subtest 'hedges share the retry budget: past it no copy goes out' => sub {
+    $slow->reset;
+    $slow2->reset;
+    # six slow calls at once; the budget allows max(1, 1% of 6) = 1 extra attempt in flight: one hedge, five refused
+    my ($res) = http_parallel(6, $gw->url('/t'));
+    is scalar(grep { $_->{status} == 200 } @$res), 6, 'six answers';
+    is $gw->metric('conflux_upstream_hedges_total{backend="tight"}'), 1, 'one hedge went out';
+    is $gw->metric('conflux_retry_budget_exhausted_total{backend="tight"}'), 5, 'five calls found the budget spent';
+    is scalar(@{ $slow->journal('/h') }) + scalar(@{ $slow2->journal('/h') }), 7, 'seven upstream requests in all';
 };
 
 subtest '--explain shows the hedging policy' => sub {
