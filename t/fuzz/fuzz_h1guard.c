@@ -68,7 +68,8 @@ static size_t libh2o_ends(const char *buf, size_t len, size_t *ends)
         size_t method_len, path_len, num_headers = 100; /* H2O_MAX_HEADERS */
         int minor;
         struct phr_header headers[100];
-        int reqlen = phr_parse_request(buf + pos, len - pos, &method, &method_len, &path, &path_len, &minor, headers, &num_headers, 0);
+        int reqlen =
+            phr_parse_request(buf + pos, len - pos, &method, &method_len, &path, &path_len, &minor, headers, &num_headers, 0);
         if (reqlen < 0)
             break; /* -2: incomplete; -1: libh2o's 400 and close */
         ssize_t entity = -1;
