@@ -110,7 +110,7 @@ static const struct st_query_param_t *find_query(struct st_fanout_t *f, const ch
 /* --- template values ------------------------------------------------------------------------------------------ */
 
 /* Turns a JSON scalar into text for a URL: a string as is, a number or a boolean as the answer writes it (but an
- * integral real without its ".0"); objects, arrays and null have no text. */
+ * integral real without the ".0" that keeps it a real in JSON); objects, arrays and null have no text. */
 static int json_scalar_text(h2o_mem_pool_t *pool, json_t *v, const char **val, size_t *len)
 {
     char buf[CF_JSON_SCALAR_MAX];
@@ -120,11 +120,8 @@ static int json_scalar_text(h2o_mem_pool_t *pool, json_t *v, const char **val, s
         *len = json_string_length(v);
         return CF_TPL_OK;
     }
-    if ((n = cf_json_format_scalar(v, buf)) == 0)
+    if ((n = cf_json_format_scalar(v, 0, buf)) == 0) /* 3.0 goes as 3, as it always has */
         return CF_TPL_MISSING;
-    /* the ".0" that keeps an integral real a real in an answer means nothing in a URL: 3.0 goes as 3, as it always has */
-    if (json_is_real(v) && n > 2 && buf[n - 2] == '.' && buf[n - 1] == '0')
-        n -= 2;
     h2o_iovec_t s = h2o_strdup(pool, buf, n);
     *val = s.base;
     *len = s.len;

@@ -70,8 +70,9 @@ void cf_json_write_string(cf_buf_t *out, const char *s, size_t len)
     cf_buf_appendc(out, '"');
 }
 
-/* The shortest of %.15g, %.16g and %.17g that reads back as `d` (17 digits always do), into buf; returns its length. */
-static size_t format_real(double d, char buf[CF_JSON_SCALAR_MAX])
+/* The shortest of %.15g, %.16g and %.17g that reads back as `d` (17 digits always do), into buf, with ".0" after an
+ * integral value when mark_real; returns its length. */
+static size_t format_real(double d, int mark_real, char buf[CF_JSON_SCALAR_MAX])
 {
     int n = 0;
     for (int prec = 15; prec <= 17; ++prec) {
@@ -79,21 +80,21 @@ static size_t format_real(double d, char buf[CF_JSON_SCALAR_MAX])
         if (strtod(buf, NULL) == d)
             break;
     }
-    if (strpbrk(buf, ".eEn") == NULL) {
+    if (mark_real && strpbrk(buf, ".eEn") == NULL) {
         memcpy(buf + n, ".0", 3); /* stays a real when read again, as jansson writes it */
         n += 2;
     }
     return (size_t)n;
 }
 
-size_t cf_json_format_scalar(const json_t *v, char buf[CF_JSON_SCALAR_MAX])
+size_t cf_json_format_scalar(const json_t *v, int mark_real, char buf[CF_JSON_SCALAR_MAX])
 {
     switch (json_typeof(v)) {
     case JSON_INTEGER:
         return cf_fmt_i64(buf, (int64_t)json_integer_value(v));
     case JSON_REAL:
         if (isfinite(json_real_value(v))) /* jansson never decodes the others */
-            return format_real(json_real_value(v), buf);
+            return format_real(json_real_value(v), mark_real, buf);
         break;
     case JSON_TRUE:
         memcpy(buf, "true", 5);
@@ -145,7 +146,7 @@ void cf_json_write(cf_buf_t *out, const json_t *v)
     case JSON_TRUE:
     case JSON_FALSE: {
         char buf[CF_JSON_SCALAR_MAX];
-        size_t n = cf_json_format_scalar(v, buf);
+        size_t n = cf_json_format_scalar(v, 1, buf);
         if (n != 0)
             cf_buf_append(out, buf, n);
         else

@@ -17,13 +17,14 @@ void cf_json_write(cf_buf_t *out, const json_t *v);
 #define CF_JSON_SCALAR_MAX 32
 
 /**
- * Writes the number or boolean `v` into `buf`, NUL-terminated, exactly as cf_json_write writes it in an answer: an
- * integer as its digits, a real with the fewest digits that parse back to the same double (".0" added when it has no
- * fraction, so that it stays a real), true or false. A template value ({CALL.field}) takes this text, so that 0.92 goes
- * upstream as 0.92. Returns its length, or 0 (and "") for a string, null, an object, an array, or a real that is not
- * finite (jansson makes none): a string's text depends on where it goes, the others have none. Borrowed reference.
+ * Writes the number or boolean `v` into `buf`, NUL-terminated, as cf_json_write writes it in an answer: an integer as
+ * its digits, a real with the fewest digits that parse back to the same double, true or false. With mark_real, ".0"
+ * follows a real that has no fraction, so that it stays a real (answers); without it, 3.0 is written 3 (template
+ * values, {CALL.field}: a URL has no types, and 0.92 goes upstream as 0.92). Returns its length, or 0 (and "") for a
+ * string, null, an object, an array, or a real that is not finite (jansson makes none): a string's text depends on
+ * where it goes, the others have none. Borrowed reference.
  */
-size_t cf_json_format_scalar(const json_t *v, char buf[CF_JSON_SCALAR_MAX]);
+size_t cf_json_format_scalar(const json_t *v, int mark_real, char buf[CF_JSON_SCALAR_MAX]);
 
 /**
  * Appends `len` bytes as a JSON string: any bytes, e.g. a client's path for the access log. Quote, backslash and

@@ -27,7 +27,7 @@ static const char *scalar_text(const char *in)
     json_t *v = json_loads(in, JSON_DECODE_ANY, &e);
     if (v == NULL)
         return "(parse error)";
-    size_t n = cf_json_format_scalar(v, text);
+    size_t n = cf_json_format_scalar(v, 1, text);
     json_decref(v);
     if (n != strlen(text))
         return "(length and text differ)";
@@ -91,7 +91,7 @@ int main(void)
                           : json_integer((json_int_t)rand() * (rand() % 2 ? 1 : -1) * rand());
         char buf[CF_JSON_SCALAR_MAX];
         cf_buf_t b = CF_BUF_INIT;
-        size_t n = cf_json_format_scalar(v, buf);
+        size_t n = cf_json_format_scalar(v, 1, buf);
         cf_json_write(&b, v);
         if (n != b.len || strcmp(buf, b.base) != 0)
             ++bad;
