@@ -333,6 +333,12 @@ static int64_t ttl_left_s(const struct st_entry_t *e, int64_t now)
     return fresh_left_s(e->stored_ms, e->ttl_ms, now);
 }
 
+/* how long an entry is fresh for a caller of this policy: the shorter of its own ttl and the caller's */
+static uint64_t fresh_for(const struct st_entry_t *e, const cf_cache_policy_t *p)
+{
+    return p->ttl_ms < e->ttl_ms ? p->ttl_ms : e->ttl_ms;
+}
+
 static int entry_fresh(const struct st_entry_t *e, int64_t now)
 {
     return now - e->stored_ms < (int64_t)e->ttl_ms;
@@ -406,7 +412,9 @@ void cf_cache_destroy(cf_cache_t *c)
 
 static void key_part(cf_buf_t *out, char tag, const char *s, size_t len)
 {
-    cf_buf_appendf(out, "%c%zu:", tag, len);
+    cf_buf_appendc(out, tag);
+    cf_buf_append_u64(out, len);
+    cf_buf_appendc(out, ':');
     cf_buf_append(out, s, len);
     cf_buf_appendc(out, '\n');
 }
@@ -980,7 +988,7 @@ cf_cache_wait_t *cf_cache_fetch(cf_cache_t *c, cf_cache_port_t *port, cf_attempt
     /* An entry is fresh for the shorter of its own ttl and the caller's, and then stale within the caller's
      * stale_while_revalidate: the key holds no policy, and a call with `cache: 1s` must not take an answer a `cache: 1h`
      * call stored an hour ago as fresh. With one policy per key this is the entry's own ttl and window. */
-    uint64_t fresh_ms = e != NULL && policy->ttl_ms < e->ttl_ms ? policy->ttl_ms : e != NULL ? e->ttl_ms : 0;
+    uint64_t fresh_ms = e != NULL ? fresh_for(e, policy) : 0;
     if (e != NULL && now - e->stored_ms < (int64_t)(fresh_ms + policy->swr_ms)) {
         h2o_linklist_unlink(&e->lru);
         h2o_linklist_insert(&c->lru, &e->lru);

@@ -19,7 +19,7 @@ static void json_cstr(cf_buf_t *b, const char *s)
 /* milliseconds with microsecond precision */
 static void json_ms(cf_buf_t *b, uint64_t ns)
 {
-    cf_buf_appendf(b, "%llu.%03u", (unsigned long long)(ns / 1000000), (unsigned)(ns / 1000 % 1000));
+    cf_buf_append_fixed(b, ns / 1000, 3);
 }
 
 /*
