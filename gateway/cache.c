@@ -40,10 +40,9 @@
  * probe is due, read it with relaxed atomic loads and take no lock.
  */
 
-#define MEMCACHED_WAIT_MS 50 /* the most a lookup waits for memcached before asking the upstream */
-/* 3: one late answer (a scheduling hiccup) does not trip it, and tripping costs at most three waits of 50 ms. 1 s: a
- * memcached that comes back is used again about a second later. Doubling to 30 s: one that stays hung costs one
- * 50 ms probe every 30 s. */
+/* 3: one late answer (a scheduling hiccup) does not trip it, and tripping costs at most three waits (cache.memcached_timeout,
+ * 50 ms by default). 1 s: a memcached that comes back is used again about a second later. Doubling to 30 s: one that
+ * stays hung costs one wait every 30 s. */
 #define MEMCACHED_BREAKER_FAILURES 3
 #define MEMCACHED_BREAKER_BASE_MS 1000
 #define MEMCACHED_BREAKER_MAX_MS 30000
@@ -67,6 +66,7 @@ static cf_cache_stats_t stats;
 static struct {
     h2o_memcached_context_t *memc; /* NULL without the tier */
     char name[300];                /* host:port, for the log */
+    uint64_t wait_ms;              /* the most a lookup waits for an answer (cache.memcached_timeout) */
     pthread_mutex_t mutex;         /* serializes the breaker's transitions */
     cf_breaker_t breaker;
     int64_t opened_at_ms;     /* when it last opened from closed */
@@ -361,7 +361,7 @@ static int entry_usable(const struct st_entry_t *e, int64_t now)
 
 /* --- lifecycle ---------------------------------------------------------------------------------------------------- */
 
-cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port)
+cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port, uint64_t memcached_wait_ms)
 {
     cf_cache_t *c = h2o_mem_alloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
@@ -371,6 +371,7 @@ cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_
     if (memcached_host != NULL) {
         if (tier.memc == NULL) {
             snprintf(tier.name, sizeof(tier.name), "%s:%u", memcached_host, memcached_port);
+            tier.wait_ms = memcached_wait_ms;
             cf_breaker_init(&tier.breaker, MEMCACHED_BREAKER_FAILURES, MEMCACHED_BREAKER_BASE_MS, MEMCACHED_BREAKER_MAX_MS);
             tier.memc = h2o_memcached_create_context(memcached_host, memcached_port, 0, 1, MEMCACHED_PREFIX);
         }
@@ -824,9 +825,9 @@ static void tier_report(int probe, int ok)
     if (to == CF_BREAKER_OPEN && was == CF_BREAKER_CLOSED) {
         STAT_ADD(memcached_opens, 1);
         fprintf(stderr,
-                "conflux: memcached %s: %d lookups in a row got no answer within %dms; skipping it for %" PRIu64
+                "conflux: memcached %s: %d lookups in a row got no answer within %" PRIu64 "ms; skipping it for %" PRIu64
                 "ms, then one probe lookup (the period doubles while it fails, up to %ds)\n",
-                tier.name, MEMCACHED_BREAKER_FAILURES, MEMCACHED_WAIT_MS, open_ms, MEMCACHED_BREAKER_MAX_MS / 1000);
+                tier.name, MEMCACHED_BREAKER_FAILURES, tier.wait_ms, open_ms, MEMCACHED_BREAKER_MAX_MS / 1000);
         give_up_waiting_lookups();
     } else if (to == CF_BREAKER_CLOSED) {
         fprintf(stderr, "conflux: memcached %s answers again; using it (skipped %" PRIu64 " lookups over %.1fs)\n", tier.name,
@@ -920,7 +921,7 @@ static void start_flight(struct st_flight_t *fl)
     char hex[SHA256_DIGEST_LENGTH * 2 + 1];
     fl->probe = admit == CF_BREAKER_PROBE;
     fl->mtimer.cb = on_memcached_timeout;
-    cf_timeouts_link(fl->port->timeouts, MEMCACHED_WAIT_MS, &fl->mtimer);
+    cf_timeouts_link(fl->port->timeouts, tier.wait_ms, &fl->mtimer);
     STAT_ADD(memcached_waiting, 1);
     /* h2o's client answers through the port's queue, never from inside this call */
     fl->mreq = h2o_memcached_get(fl->cache->memc, &fl->port->memc, memcached_key(fl, hex), on_memcached_get, fl, 0);

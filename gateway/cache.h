@@ -46,7 +46,7 @@ void cf_cache_stats(cf_cache_stats_t *out);
  * context and the tier's breaker live as long as the process). Returns the cache, which cf_cache_get() returns from
  * then on.
  */
-cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port);
+cf_cache_t *cf_cache_create(uint64_t memory, const char *memcached_host, uint16_t memcached_port, uint64_t memcached_wait_ms);
 /** The process's cache, or NULL before cf_cache_create / after cf_cache_destroy. */
 cf_cache_t *cf_cache_get(void);
 /** Frees every entry. Every port must have been destroyed. */

@@ -1124,6 +1124,12 @@ static const cf_yfield_t cache_fields[] = {
      .max = 1ull << 40,
      .def = "64MiB"},
     {.key = "memcached", .type = CF_YT_CUSTOM, .custom = on_cache_memcached},
+    {.key = "memcached_timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_config_t, cache.memcached_timeout_ms),
+     .min = 1,
+     .max = 10000,
+     .def = "50ms"},
     {NULL},
 };
 

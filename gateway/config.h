@@ -165,6 +165,7 @@ typedef struct st_cf_config_t {
         uint64_t memory;      /* bytes of the local LRU (keys, bodies and bookkeeping) */
         char *memcached_host; /* NULL: no memcached tier */
         uint16_t memcached_port;
+        uint64_t memcached_timeout_ms; /* the most a lookup waits for memcached before asking the upstream. 50ms */
     } cache;
     cf_backend_t *backends;
     size_t num_backends;

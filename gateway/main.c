@@ -512,7 +512,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", conflux.config_path, err);
         return 1;
     }
-    cf_cache_create(config->cache.memory, config->cache.memcached_host, config->cache.memcached_port);
+    cf_cache_create(config->cache.memory, config->cache.memcached_host, config->cache.memcached_port,
+                    config->cache.memcached_timeout_ms);
     if (open_listeners(config) != 0 || start_threads(config) != 0)
         return 1;
     fprintf(stderr, "conflux: serving with %zu thread%s\n", conflux.num_threads, conflux.num_threads == 1 ? "" : "s");

@@ -234,7 +234,7 @@ static void test_store(void)
     memset(text, 'x', sizeof(text));
     json_t *body = json_stringn(text, 100), *small = json_stringn(text, 10), *big = json_stringn(text, 1000);
     size_t entry = sizeof(struct st_entry_t) + 4 + doc_bytes(body), small_entry = sizeof(struct st_entry_t) + 4 + doc_bytes(small);
-    cf_cache_t *c = cf_cache_create(0, NULL, 0);
+    cf_cache_t *c = cf_cache_create(0, NULL, 0, 50);
     cf_cache_set_memory(c, 3 * entry);
     unsigned char d[SHA256_DIGEST_LENGTH];
     const char *keys[] = {"key1", "key2", "key3", "key4"};
@@ -580,7 +580,7 @@ static void test_waiter_leaves(test_loop_t *a)
 static void test_flights(void)
 {
     test_loop_t a;
-    cf_cache_t *c = cf_cache_create(1 << 20, NULL, 0);
+    cf_cache_t *c = cf_cache_create(1 << 20, NULL, 0, 50);
     loop_init(&a);
     test_coalescing(&a);
     test_other_thread(&a);
