@@ -8,10 +8,11 @@
 #include "proxy.h"
 #include "respond.h"
 
-/* Answers a request that reached no route, and reports it like any other. */
-static void reject(h2o_req_t *req, uint64_t start_ns, int status, const char *code, const char *message)
+/* Answers a request that was not admitted to a route (`route`: the one its path matched, NULL for none), and reports
+ * it like any other. */
+static void reject(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns, int status, const char *code, const char *message)
 {
-    cf_request_record_t rec = {req, NULL, status, cf_now_ns() - start_ns, NULL, 0};
+    cf_request_record_t rec = {req, route, status, cf_now_ns() - start_ns, NULL, 0};
     cf_observe_request(&rec);
     cf_send_error(req, status, code, message);
 }
@@ -54,7 +55,7 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         total += len;
         if (len > CF_MAX_HEADER_FIELD || total > CF_MAX_HEADER_BLOCK) {
             req->http1_is_persistent = 0;
-            reject(req, start_ns, 431, "headers_too_large", "request header fields too large");
+            reject(req, NULL, start_ns, 431, "headers_too_large", "request header fields too large");
             return 0;
         }
     }
@@ -68,25 +69,25 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         break;
     case CF_ROUTE_NOT_FOUND:
         snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
-        reject(req, start_ns, 404, "not_found", msg);
+        reject(req, NULL, start_ns, 404, "not_found", msg);
         return 0;
     case CF_ROUTE_BAD_METHOD: {
         char allow[128];
         cf_methods_format(m.allowed, allow, sizeof(allow));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
         snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
-        reject(req, start_ns, 405, "method_not_allowed", msg);
+        reject(req, m.data, start_ns, 405, "method_not_allowed", msg);
         return 0;
     }
     default:
-        reject(req, start_ns, 400, "bad_request", "malformed request path");
+        reject(req, NULL, start_ns, 400, "bad_request", "malformed request path");
         return 0;
     }
 
     /* max_inflight bounds the whole process, whichever thread accepted the connection */
     if (cf_slot_admit(w, t->config->limits.max_inflight) != 0) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        reject(req, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
+        reject(req, m.data, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
         return 0;
     }
 

@@ -475,6 +475,7 @@ struct st_match_ctx_t {
     size_t declen;
     unsigned method;
     unsigned allowed; /* union of the methods of every route matching the path */
+    void *first;      /* the first route offered (the most specific matching the path), whatever its methods */
     size_t ncaps;
     struct {
         size_t off, len;
@@ -507,6 +508,8 @@ static void offer(struct st_match_ctx_t *ctx, const struct st_entry_list_t *list
     for (size_t i = 0; i != list->num; ++i) {
         const struct st_route_entry_t *e = list->entries + i;
         ctx->allowed |= e->methods;
+        if (ctx->first == NULL)
+            ctx->first = e->data;
         if ((e->methods & ctx->method) == 0 || ctx->result >= 0)
             continue;
         cf_route_match_t *m = ctx->m;
@@ -608,13 +611,14 @@ int cf_router_match(const cf_router_t *r, unsigned method, const char *path, siz
     long declen = decode_path(path, len, scratch);
     if (declen < 0)
         return CF_ROUTE_BAD_REQUEST;
-    struct st_match_ctx_t ctx = {path, len, scratch, (size_t)declen, method, 0, 0, {{0, 0}}, m, -1};
+    struct st_match_ctx_t ctx = {path, len, scratch, (size_t)declen, method, 0, NULL, 0, {{0, 0}}, m, -1};
     walk(&ctx, &r->root, 0, 0);
     if (ctx.result < 0) {
         /* no route accepts the method: finish the search so that Allow lists every method the path accepts */
         if (ctx.allowed == 0)
             return CF_ROUTE_NOT_FOUND;
         m->allowed = ctx.allowed;
+        m->data = ctx.first;
         return CF_ROUTE_BAD_METHOD;
     }
     if (ctx.result != CF_ROUTE_OK) {

@@ -58,7 +58,7 @@ int cf_router_add(cf_router_t *r, const char *pattern, unsigned methods, void *d
 enum { CF_ROUTE_OK, CF_ROUTE_NOT_FOUND, CF_ROUTE_BAD_METHOD, CF_ROUTE_BAD_REQUEST };
 
 typedef struct st_cf_route_match_t {
-    void *data;       /* CF_ROUTE_OK: the route */
+    void *data;       /* CF_ROUTE_OK: the route; CF_ROUTE_BAD_METHOD: the first route the path matched (for labels) */
     unsigned allowed; /* CF_ROUTE_BAD_METHOD: the methods the path does accept (for Allow:) */
     size_t num_params;
     struct {

@@ -169,6 +169,9 @@ subtest 'conflux answers its own errors in JSON' => sub {
     $r = http_request('HEAD', $gw->url('/three/1'));
     is $r->{status}, 200, 'HEAD is allowed by default';
     is $r->{body}, '', 'HEAD has no body';
+    my $get = http_get($gw->url('/three/1'));
+    is $r->{headers}{'content-length'}, length($get->{body}), 'HEAD: the Content-Length of the GET\'s body';
+    is $r->{headers}{$_}, $get->{headers}{$_}, "HEAD: the GET's $_" for qw(content-type conflux-complete);
 };
 
 subtest 'a number from a call goes into another call\'s URL as the answer writes it (0.92, not 0.92000000000000004)' => sub {

@@ -107,12 +107,13 @@ subtest 'request counters move by exactly what happened' => sub {
 
     is delta($before, $after, 'conflux_requests_total{route="/u/{id}",status="200"}'), 3, 'route /u/{id}: 3 x 200';
     is delta($before, $after, 'conflux_requests_total{route="none",status="404"}'), 2, 'unrouted 404s under route="none"';
-    is delta($before, $after, 'conflux_requests_total{route="none",status="405"}'), 1, '405 under route="none"';
+    is delta($before, $after, 'conflux_requests_total{route="/u/{id}",status="405"}'), 1, 'a 405 under the route its path matched';
+    is delta($before, $after, 'conflux_requests_total{route="none",status="405"}'), 0, 'not under route="none"';
     is delta($before, $after, 'conflux_requests_total{route="/t",status="200"}'), 1, '/t: one 200';
     is delta($before, $after, 'conflux_requests_total{route="/p/{rest*}",status="200"}'), 1, 'proxy 200';
     is delta($before, $after, 'conflux_requests_total{route="/p/{rest*}",status="404"}'), 1, 'proxy 404';
-    is delta($before, $after, 'conflux_request_duration_seconds_count{route="/u/{id}"}'), 3, 'route latency count';
-    is delta($before, $after, 'conflux_request_duration_seconds_count{route="none"}'), 3, 'unrouted latency count';
+    is delta($before, $after, 'conflux_request_duration_seconds_count{route="/u/{id}"}'), 4, 'route latency count (the 405 too)';
+    is delta($before, $after, 'conflux_request_duration_seconds_count{route="none"}'), 2, 'unrouted latency count';
     is delta($before, $after, 'conflux_call_duration_seconds_count{route="/u/{id}",call="profile"}'), 3, 'call latency count';
     is delta($before, $after, 'conflux_call_duration_seconds_count{route="/p/{rest*}",call="svc"}'), 2,
         'a proxy route has one call named after its backend';

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
     } else if (rc == CF_ROUTE_BAD_METHOD) {
-        if (m.allowed == 0 || (m.allowed & method) != 0)
+        if (m.allowed == 0 || (m.allowed & method) != 0 || m.data == NULL)
             abort();
     }
 
@@ -130,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             snprintf(got + off, sizeof(got) - off, "]");
         } else if (rc == CF_ROUTE_BAD_METHOD) {
             char buf[128];
-            snprintf(got + off, sizeof(got) - off, " %s", cf_methods_format(m.allowed, buf, sizeof(buf)));
+            snprintf(got + off, sizeof(got) - off, " %s %s", (const char *)m.data, cf_methods_format(m.allowed, buf, sizeof(buf)));
         }
         const char *want = ref_route(routes, nroutes, method, copy);
         if (strcmp(got, want) != 0) {

@@ -89,6 +89,7 @@ static const char *ref_route(const struct ref_route *routes, size_t nroutes, uns
             return "BAD_REQUEST";
     }
     int best = -1, best_vec[REF_MAX_SEGS + 1], best_veclen = 0;
+    int any = -1, any_vec[REF_MAX_SEGS + 1], any_veclen = 0;
     unsigned allowed = 0;
     for (size_t ri = 0; ri != nroutes; ++ri) {
         ref_split(routes[ri].pattern, &pp);
@@ -120,6 +121,17 @@ static const char *ref_route(const struct ref_route *routes, size_t nroutes, uns
         if (!matched)
             continue;
         allowed |= routes[ri].methods;
+        /* the most specific route for the path, whatever its methods: the one a 405 is reported under */
+        int cmp_any = 0;
+        for (int k = 0; cmp_any == 0 && k < veclen && k < any_veclen; ++k)
+            cmp_any = vec[k] - any_vec[k];
+        if (cmp_any == 0)
+            cmp_any = veclen - any_veclen;
+        if (any < 0 || cmp_any < 0) {
+            any = (int)ri;
+            memcpy(any_vec, vec, sizeof(vec));
+            any_veclen = veclen;
+        }
         if ((routes[ri].methods & method) == 0)
             continue;
         int cmp = 0;
@@ -137,7 +149,7 @@ static const char *ref_route(const struct ref_route *routes, size_t nroutes, uns
         if (allowed == 0)
             return "NOT_FOUND";
         char buf[128];
-        snprintf(ref_out, sizeof(ref_out), "BAD_METHOD %s", cf_methods_format(allowed, buf, sizeof(buf)));
+        snprintf(ref_out, sizeof(ref_out), "BAD_METHOD %s %s", routes[any].pattern, cf_methods_format(allowed, buf, sizeof(buf)));
         return ref_out;
     }
     int off = snprintf(ref_out, sizeof(ref_out), "OK %s [", routes[best].pattern);

@@ -22,7 +22,7 @@ static const char *rc_name(int rc)
     return "?";
 }
 
-/* Matches and renders the outcome as one string: "OK <data> [p1|p2]", "BAD_METHOD GET, HEAD", "NOT_FOUND". */
+/* Matches and renders the outcome as one string: "OK <data> [p1|p2]", "BAD_METHOD <data> GET, HEAD", "NOT_FOUND". */
 static char outcome[4096];
 static const char *route(cf_router_t *r, unsigned method, const char *path)
 {
@@ -42,7 +42,8 @@ static const char *route(cf_router_t *r, unsigned method, const char *path)
         snprintf(outcome + off, sizeof(outcome) - off, "]");
     } else if (rc == CF_ROUTE_BAD_METHOD) {
         char buf[128];
-        snprintf(outcome + off, sizeof(outcome) - off, " %s", cf_methods_format(m.allowed, buf, sizeof(buf)));
+        snprintf(outcome + off, sizeof(outcome) - off, " %s %s", m.data != NULL ? (const char *)m.data : "(none)",
+                 cf_methods_format(m.allowed, buf, sizeof(buf)));
     }
     free(scratch);
     return outcome;
@@ -172,7 +173,7 @@ static void test_add_errors(void)
     ok(strncmp(err, "route \"/x/{a}{b}\": ", 19) == 0, "  message names the route: %s", err);
     is_str(route(r, CF_METHOD_GET, "/u/42"), "OK a [42]", "first route still there");
     is_str(route(r, CF_METHOD_POST, "/u/42"), "OK b [42]", "second route");
-    is_str(route(r, CF_METHOD_PUT, "/u/42"), "BAD_METHOD GET, HEAD, POST", "refused routes were not added");
+    is_str(route(r, CF_METHOD_PUT, "/u/42"), "BAD_METHOD a GET, HEAD, POST", "refused routes were not added");
     cf_router_free(r);
 }
 
@@ -241,13 +242,13 @@ static void test_precedence(void)
            "any decoded byte but NUL is passed on (the template encodes it again)");
 
     /* methods */
-    is_str(route(r, CF_METHOD_POST, "/dashboard/42"), "BAD_METHOD GET, HEAD", "405 with Allow");
-    is_str(route(r, CF_METHOD_HEAD, "/"), "BAD_METHOD GET", "HEAD is not implied by GET");
-    is_str(route(r, CF_METHOD_DELETE, "/dashboard/me"), "BAD_METHOD GET, HEAD", "union over literal and param routes");
+    is_str(route(r, CF_METHOD_POST, "/dashboard/42"), "BAD_METHOD /dashboard/{user_id} GET, HEAD", "405 with Allow, and the route the path matched");
+    is_str(route(r, CF_METHOD_HEAD, "/"), "BAD_METHOD / GET", "HEAD is not implied by GET");
+    is_str(route(r, CF_METHOD_DELETE, "/dashboard/me"), "BAD_METHOD /dashboard/me GET, HEAD", "union over literal and param routes; the literal route is the one named");
     is_str(route(r, CF_METHOD_DELETE, "/users/me"), "OK /users/{id} [me]", "DELETE /users/me reaches /users/{id}");
-    is_str(route(r, CF_METHOD_PUT, "/users/me"), "BAD_METHOD GET, DELETE", "Allow lists both routes");
-    is_str(route(r, CF_METHOD_PUT, "/legacy/special"), "BAD_METHOD GET, POST", "union with the rest route");
-    is_str(route(r, 0, "/dashboard/42"), "BAD_METHOD GET, HEAD", "unknown method (bit 0) on a known path");
+    is_str(route(r, CF_METHOD_PUT, "/users/me"), "BAD_METHOD /users/me GET, DELETE", "Allow lists both routes");
+    is_str(route(r, CF_METHOD_PUT, "/legacy/special"), "BAD_METHOD /legacy/special GET, POST", "union with the rest route");
+    is_str(route(r, 0, "/dashboard/42"), "BAD_METHOD /dashboard/{user_id} GET, HEAD", "unknown method (bit 0) on a known path");
     is_str(route(r, CF_METHOD_POST, "/nowhere"), "NOT_FOUND", "unknown path is 404 whatever the method");
 
     /* hostile and malformed paths */
@@ -273,7 +274,7 @@ static void test_precedence(void)
     is_str(route(r, CF_METHOD_GET, "/legacy/a%2fb/c"), "BAD_REQUEST", "%%2f in rest");
     is_str(route(r, CF_METHOD_GET, "/legacy//etc"), "BAD_REQUEST", "leading empty segment in rest");
     is_str(route(r, CF_METHOD_GET, "/legacy/a//b"), "BAD_REQUEST", "empty segment inside rest");
-    is_str(route(r, CF_METHOD_PUT, "/legacy/a%2Fb"), "BAD_METHOD GET, POST", "method is checked before the rest value");
+    is_str(route(r, CF_METHOD_PUT, "/legacy/a%2Fb"), "BAD_METHOD /legacy/{rest*} GET, POST", "method is checked before the rest value");
     is_str(route(r, CF_METHOD_GET, "/legacy/%2F/x"), "OK /legacy/{one}/x [/]", "a param may hold %%2F, so it wins");
     is_str(route(r, CF_METHOD_GET, "/dashboard/\xc3\xa9"), "OK /dashboard/{user_id} [\xc3\xa9]", "raw UTF-8 is data");
     cf_router_free(r);
