@@ -8,6 +8,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -807,6 +809,111 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return merge_cache_policy(ctx, &call->cache, seen);
 }
 
+/* YAML to JSON for values written in the config (a call's default:). Plain scalars are typed as YAML 1.2's core schema
+ * types them: null, true/false, decimal integers and reals; anything quoted, and every other plain scalar, is a string.
+ * Bounded: a document of aliases ("billion laughs") could expand to any size. */
+#define YAML_JSON_MAX_NODES 10000
+#define YAML_JSON_MAX_DEPTH 32
+
+static json_t *yaml_scalar_json(cf_yctx_t *ctx, yaml_node_t *node)
+{
+    const char *s = (const char *)node->data.scalar.value;
+    size_t len = node->data.scalar.length;
+    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return json_stringn(s, len);
+    if (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0)
+        return json_null();
+    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
+        return json_true();
+    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
+        return json_false();
+    size_t i = s[0] == '-' || s[0] == '+', digits = 0;
+    int real = 0;
+    for (; i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
+                       ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E')));
+         ++i) {
+        digits += s[i] >= '0' && s[i] <= '9';
+        real |= !(s[i] >= '0' && s[i] <= '9');
+    }
+    if (i != len || digits == 0)
+        return json_stringn(s, len); /* not a number: a string, as YAML reads it */
+    char *end;
+    errno = 0;
+    if (!real) {
+        long long v = strtoll(s, &end, 10);
+        if (errno == 0 && *end == '\0')
+            return json_integer(v);
+    }
+    double d = strtod(s, &end);
+    if (*end != '\0' || !isfinite(d)) {
+        cf_yerror(ctx, node, "\"%s\" is not a number JSON can carry; quote it to make it a string", s);
+        return NULL;
+    }
+    return json_real(d);
+}
+
+static json_t *yaml_json(cf_yctx_t *ctx, yaml_node_t *node, int depth, size_t *budget)
+{
+    if (depth > YAML_JSON_MAX_DEPTH || *budget == 0) {
+        cf_yerror(ctx, node, "too deep or too large (at most %d levels and %d values)", YAML_JSON_MAX_DEPTH, YAML_JSON_MAX_NODES);
+        return NULL;
+    }
+    --*budget;
+    json_t *out = NULL;
+    switch (node->type) {
+    case YAML_SCALAR_NODE:
+        return yaml_scalar_json(ctx, node);
+    case YAML_SEQUENCE_NODE:
+        out = json_array();
+        for (size_t i = 0; i < seq_len(node); ++i) {
+            size_t mark = cf_ypath_index(ctx, i);
+            json_t *v = yaml_json(ctx, seq_item(ctx, node, i), depth + 1, budget);
+            if (v == NULL) {
+                json_decref(out);
+                return NULL;
+            }
+            json_array_append_new(out, v);
+            cf_ypath_restore(ctx, mark);
+        }
+        return out;
+    case YAML_MAPPING_NODE:
+        out = json_object();
+        for (size_t i = 0; i < map_len(node); ++i) {
+            yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
+            yaml_node_t *knode = cf_yaml_node(ctx->y, pair->key);
+            const char *key = want_string(ctx, knode, "a member name");
+            if (key == NULL) {
+                json_decref(out);
+                return NULL;
+            }
+            size_t mark = cf_ypath_key(ctx, key);
+            if (json_object_get(out, key) != NULL) {
+                cf_yerror(ctx, knode, "\"%s\" is given twice", key);
+                json_decref(out);
+                return NULL;
+            }
+            json_t *v = yaml_json(ctx, cf_yaml_node(ctx->y, pair->value), depth + 1, budget);
+            if (v == NULL) {
+                json_decref(out);
+                return NULL;
+            }
+            json_object_set_new(out, key, v);
+            cf_ypath_restore(ctx, mark);
+        }
+        return out;
+    default:
+        cf_yerror(ctx, node, "expected a value");
+        return NULL;
+    }
+}
+
+static int on_call_default(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_call_t *call = object;
+    size_t budget = YAML_JSON_MAX_NODES;
+    return (call->default_value = yaml_json(ctx, node, 0, &budget)) != NULL ? 0 : -1;
+}
+
 static const char *const on_error_names[] = {"null", "omit", NULL};
 static const char *const encoded_slash_names[] = {"refuse", "keep", NULL};
 
@@ -827,6 +934,7 @@ static const cf_yfield_t call_fields[] = {
      .offset = offsetof(cf_call_t, encoded_slash),
      .names = encoded_slash_names,
      .def = "refuse"},
+    {.key = "default", .type = CF_YT_CUSTOM, .custom = on_call_default},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
     {NULL},
@@ -851,6 +959,12 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
         return cf_yerror(ctx, node, "missing path:");
     if (call->allow.n != 0 && call->deny.n != 0)
         return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "deny"), "use either allow: or deny:, not both");
+    if (call->default_value != NULL && call->required)
+        return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "default"),
+                         "a required call has no default: its failure fails the request (drop one of them)");
+    if (call->default_value != NULL && call->on_error == CF_ON_ERROR_OMIT)
+        return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "default"),
+                         "on_error: omit drops a failed call's key; default: gives it a value (drop one of them)");
     for (size_t i = 0; i < call->num_rename; ++i) {
         const char *from = call->rename[i].from;
         if ((call->allow.n != 0 && !has_str(&call->allow, from)) || has_str(&call->deny, from)) {
@@ -1055,6 +1169,10 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
             cf_ypath_restore(ctx, mark);
             return -1;
         }
+        for (size_t i = 0; i < r->num_calls; ++i)
+            if (r->merge == CF_MERGE_MERGE && r->calls[i].default_value != NULL && !json_is_object(r->calls[i].default_value))
+                return call_error(ctx, rnode, i, "default",
+                                  "with merge: merge a default must be a mapping: its members are merged like the call's");
         cf_plan_error_t perr;
         if (cf_plan_route(r, &perr) != 0)
             return call_error(ctx, rnode, perr.call, perr.key, "%s", perr.msg);
@@ -1353,6 +1471,7 @@ static void free_call(cf_call_t *call)
         free(call->rename[i].to);
     }
     free(call->rename);
+    json_decref(call->default_value);
 }
 
 void cf_config_retain(cf_config_t *c)

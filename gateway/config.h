@@ -121,8 +121,9 @@ typedef struct st_cf_call_t {
     cf_strlist_t allow, deny; /* at most one of them is non-empty */
     cf_rename_t *rename;
     size_t num_rename;
-    cf_cache_policy_t cache; /* ttl_ms 0: the call is not cached */
-    size_t index;            /* in the route's calls */
+    cf_cache_policy_t cache;      /* ttl_ms 0: the call is not cached */
+    struct json_t *default_value; /* default: the value the call gives when it fails (NULL: null, or absent with omit) */
+    size_t index;                 /* in the route's calls */
     int line, col;
     void *metrics; /* metrics.c's series for this call, filled on first use (atomic); not owned */
 } cf_call_t;

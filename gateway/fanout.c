@@ -185,12 +185,22 @@ static int call_failed(const struct st_fanout_t *f, const struct st_call_t *c)
     return f->outcomes[c - f->calls].reason != CF_REASON_NONE;
 }
 
+/* A failed call with a default: gives that value (to the answer and to the calls that use its fields); the failure
+ * stays in the outcome's reason, so the headers and the counters still report it. */
+static void give_default(struct st_fanout_t *f, size_t i)
+{
+    cf_outcome_t *o = &f->outcomes[i];
+    if (o->reason != CF_REASON_NONE && o->value == NULL && f->route->calls[i].default_value != NULL)
+        o->value = json_incref(f->route->calls[i].default_value);
+}
+
 static void complete_call(struct st_call_t *c)
 {
     struct st_fanout_t *f = c->f;
     size_t index = (size_t)(c - f->calls);
     c->state = CALL_DONE;
     --f->pending;
+    give_default(f, index);
     if (call_failed(f, c) && c->conf->required) {
         if (f->failed_required == NULL)
             f->failed_required = c;
@@ -470,6 +480,8 @@ static void finish(struct st_fanout_t *f)
         status = cf_failure_status(o);
         body = cf_failure_body(f->failed_required->conf, o);
     } else {
+        for (size_t i = 0; i < f->route->num_calls; ++i)
+            give_default(f, i); /* calls cut by the deadline */
         body = cf_merge(f->route, f->outcomes);
     }
     uint64_t now = cf_now_ns();

@@ -180,7 +180,7 @@ static json_t *merge_group(const cf_route_t *route, cf_outcome_t *outcomes)
         return NULL;
     for (size_t i = 0; i != route->num_calls; ++i) {
         const cf_call_t *call = &route->calls[i];
-        json_t *value = outcomes[i].value;
+        json_t *value = outcomes[i].value; /* a failed call's default, if it has one */
         if (value == NULL) {
             if (call->on_error == CF_ON_ERROR_OMIT)
                 continue;
@@ -201,7 +201,7 @@ static json_t *merge_members(const cf_route_t *route, cf_outcome_t *outcomes)
         cf_outcome_t *o = &outcomes[i];
         if (o->value != NULL && !json_is_object(o->value)) {
             json_decref(o->value);
-            o->value = NULL;
+            o->value = route->calls[i].default_value != NULL ? json_incref(route->calls[i].default_value) : NULL;
             o->reason = CF_REASON_NOT_AN_OBJECT;
         }
     }

@@ -8,7 +8,7 @@
 
 /** The outcome of one call as fanout saw it. */
 typedef struct st_cf_outcome_t {
-    json_t *value;      /* owned reference: the parsed upstream JSON; NULL when the call failed */
+    json_t *value;      /* owned reference: the parsed upstream JSON; when the call failed, its default or NULL */
     cf_reason_t reason; /* CF_REASON_NONE on success */
     int status;         /* the upstream status, 0 when there was none (for CF_REASON_STATUS, the NNN of status_NNN) */
 } cf_outcome_t;
@@ -39,12 +39,12 @@ int cf_shape(const cf_call_t *call, cf_outcome_t *o);
  * - CF_MERGE_GROUP: an object with one member per call, named after the call, in config order. A failed call
  *   (whether optional or not) is null, or absent when its on_error is CF_ON_ERROR_OMIT.
  * - CF_MERGE_MERGE: first, a successful call whose value is not an object is turned into a failure (its value is
- *   released and set to NULL, reason CF_REASON_NOT_AN_OBJECT, status kept), so callers must look at the outcomes again
- *   afterwards. Then the members of every successful call's object are merged in config order; a failed call
- *   contributes nothing (on_error does not apply). On a key collision CF_CONFLICT_FIRST keeps the first value and
- *   CF_CONFLICT_LAST the last (at the key's first position). CF_CONFLICT_ERROR means the config loader found no
- *   collision it could know of; a collision on keys it could not know of then keeps the first value, which is
- *   deterministic and favours the call listed first.
+ *   released and replaced by the call's default, or NULL; reason CF_REASON_NOT_AN_OBJECT, status kept), so callers
+ *   must look at the outcomes again afterwards. Then the members of every call's object are merged in config order
+ *   (a failed call's default included); a failed call without one contributes nothing (on_error does not apply).
+ *   On a key collision CF_CONFLICT_FIRST keeps the first value and CF_CONFLICT_LAST the last (at the key's first
+ *   position). CF_CONFLICT_ERROR means the config loader found no collision it could know of; a collision on keys it
+ *   could not know of then keeps the first value, which is deterministic and favours the call listed first.
  *
  * Failed required calls are the caller's business (it answers with cf_failure_status / cf_failure_body), but they
  * are handled here like any failed call.

@@ -6,11 +6,13 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cf_buf.h"
 #include "cf_units.h"
+#include "jsonout.h"
 #include "plan.h"
 
 /* Records a problem of call `call` at `key` (NULL: the call itself) in `err`; returns -1. */
@@ -220,7 +222,8 @@ static int keyset_has(const keyset_t *s, const char *key)
 
 static void keyset_build(const cf_call_t *call, keyset_t *s)
 {
-    s->keys = calloc(call->allow.n + call->deny.n + call->num_rename + 1, sizeof(*s->keys));
+    size_t ndefault = call->default_value != NULL ? json_object_size(call->default_value) : 0;
+    s->keys = calloc(call->allow.n + call->deny.n + call->num_rename + ndefault + 1, sizeof(*s->keys));
     s->n = 0;
     s->any = call->allow.n == 0;
     if (!s->any) {
@@ -242,6 +245,21 @@ static void keyset_build(const cf_call_t *call, keyset_t *s)
         for (size_t r = 0; r < call->num_rename; ++r) {
             for (size_t i = 0; i < s->n; ++i) {
                 if (strcmp(s->keys[i], call->rename[r].to) == 0) {
+                    s->keys[i] = s->keys[--s->n];
+                    break;
+                }
+            }
+        }
+    }
+    /* a failed call gives its default's members instead */
+    for (void *it = ndefault != 0 ? json_object_iter(call->default_value) : NULL; it != NULL;
+         it = json_object_iter_next(call->default_value, it)) {
+        const char *k = json_object_iter_key(it);
+        if (!s->any && !keyset_has(s, k)) {
+            s->keys[s->n++] = k;
+        } else if (s->any) {
+            for (size_t i = 0; i < s->n; ++i) {
+                if (strcmp(s->keys[i], k) == 0) {
                     s->keys[i] = s->keys[--s->n];
                     break;
                 }
@@ -423,10 +441,17 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
             strchr(s->host, ':') != NULL ? "[" : "", s->host, strchr(s->host, ':') != NULL ? "]" : "", s->port, s->base_path,
             call->backend->num_servers > 1 ? ", ..." : "");
     fprintf(out, "        timeout %s", cf_format_duration(call->timeout_ms, d, sizeof(d)));
-    if (call->required)
+    if (call->required) {
         fputs(", required: a failure fails the request", out);
-    else
+    } else if (call->default_value != NULL) {
+        cf_buf_t text = CF_BUF_INIT;
+        cf_json_write(&text, call->default_value);
+        fprintf(out, ", optional: on error the default %.*s%s", text.len > 200 ? 200 : (int)text.len, text.base,
+                text.len > 200 ? "..." : "");
+        cf_buf_free(&text);
+    } else {
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
+    }
     fputc('\n', out);
     explain_attempts(out, "        ", call->backend);
     explain_servers(out, "        ", call->backend);

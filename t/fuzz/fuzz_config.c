@@ -21,6 +21,7 @@
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
+#include "../../gateway/jsonout.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 

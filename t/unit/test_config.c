@@ -4,6 +4,7 @@
 #include "../../gateway/config.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/plan.c"
+#include "../../gateway/jsonout.c"
 #include <time.h>
 #include <unistd.h>
 #include "tap.h"

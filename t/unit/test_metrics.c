@@ -3,6 +3,7 @@
 #include "../../gateway/template.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
+#include "../../gateway/jsonout.c"
 #include "../../gateway/version.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/breaker.c"

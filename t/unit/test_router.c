@@ -242,9 +242,11 @@ static void test_precedence(void)
            "any decoded byte but NUL is passed on (the template encodes it again)");
 
     /* methods */
-    is_str(route(r, CF_METHOD_POST, "/dashboard/42"), "BAD_METHOD /dashboard/{user_id} GET, HEAD", "405 with Allow, and the route the path matched");
+    is_str(route(r, CF_METHOD_POST, "/dashboard/42"), "BAD_METHOD /dashboard/{user_id} GET, HEAD",
+           "405 with Allow, and the route the path matched");
     is_str(route(r, CF_METHOD_HEAD, "/"), "BAD_METHOD / GET", "HEAD is not implied by GET");
-    is_str(route(r, CF_METHOD_DELETE, "/dashboard/me"), "BAD_METHOD /dashboard/me GET, HEAD", "union over literal and param routes; the literal route is the one named");
+    is_str(route(r, CF_METHOD_DELETE, "/dashboard/me"), "BAD_METHOD /dashboard/me GET, HEAD",
+           "union over literal and param routes; the literal route is the one named");
     is_str(route(r, CF_METHOD_DELETE, "/users/me"), "OK /users/{id} [me]", "DELETE /users/me reaches /users/{id}");
     is_str(route(r, CF_METHOD_PUT, "/users/me"), "BAD_METHOD /users/me GET, DELETE", "Allow lists both routes");
     is_str(route(r, CF_METHOD_PUT, "/legacy/special"), "BAD_METHOD /legacy/special GET, POST", "union with the rest route");
@@ -274,7 +276,8 @@ static void test_precedence(void)
     is_str(route(r, CF_METHOD_GET, "/legacy/a%2fb/c"), "BAD_REQUEST", "%%2f in rest");
     is_str(route(r, CF_METHOD_GET, "/legacy//etc"), "BAD_REQUEST", "leading empty segment in rest");
     is_str(route(r, CF_METHOD_GET, "/legacy/a//b"), "BAD_REQUEST", "empty segment inside rest");
-    is_str(route(r, CF_METHOD_PUT, "/legacy/a%2Fb"), "BAD_METHOD /legacy/{rest*} GET, POST", "method is checked before the rest value");
+    is_str(route(r, CF_METHOD_PUT, "/legacy/a%2Fb"), "BAD_METHOD /legacy/{rest*} GET, POST",
+           "method is checked before the rest value");
     is_str(route(r, CF_METHOD_GET, "/legacy/%2F/x"), "OK /legacy/{one}/x [/]", "a param may hold %%2F, so it wins");
     is_str(route(r, CF_METHOD_GET, "/dashboard/\xc3\xa9"), "OK /dashboard/{user_id} [\xc3\xa9]", "raw UTF-8 is data");
     cf_router_free(r);
