@@ -571,7 +571,8 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
                     cf_format_duration(r->proxy->timeout_ms, d, sizeof(d)));
             explain_servers(out, "    ", r->proxy);
-            fprintf(out, "  deadline %s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)));
+            fprintf(out, "  deadline %s%s\n", cf_format_duration(r->deadline_ms, d, sizeof(d)),
+                    r->deadline_ms < r->proxy->timeout_ms ? " (shorter than the timeout: it bounds the exchange)" : "");
             explain_attempts(out, "  ", r->proxy);
             continue;
         }

@@ -239,6 +239,8 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
             xff = xff.base == NULL ? h->value : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
             continue;
         }
+        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-forwarded-host")))
+            continue; /* one value, set below from the Host conflux received: a client's own would be believed */
         if (h->name == &H2O_TOKEN_VIA->buf) {
             via = via.base == NULL ? h->value : h2o_concat(&req->pool, via, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
             continue;
@@ -275,7 +277,8 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         .headers = headers,
         .num_headers = n,
         .body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0),
-        .timeout_ms = route->proxy->timeout_ms,
+        /* the route's deadline, when it says one, bounds the exchange as it bounds a fan-out's calls */
+        .timeout_ms = route->deadline_ms < route->proxy->timeout_ms ? route->deadline_ms : route->proxy->timeout_ms,
         .max_response_body = t->config->limits.max_response_body,
         .prepend_base_path = 1,
         .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,

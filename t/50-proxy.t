@@ -26,7 +26,13 @@ backends:
     timeout: 500ms
   down:
     url: http://127.0.0.1:1
+  patient:
+    url: http://127.0.0.1:$m
+    timeout: 5s
 routes:
+  - path: /quick/{rest*}
+    proxy: patient
+    deadline: 300ms
   - path: /legacy/{rest*}
     methods: [GET, HEAD, POST, PUT, DELETE]
     proxy: legacy
@@ -64,6 +70,19 @@ subtest 'client hop-by-hop headers do not go upstream; X-Forwarded-For is append
     is $e->{headers}{'x-keep'}, 'k', 'other headers kept';
 };
 
+subtest 'a client\'s X-Forwarded-Host is replaced, not passed on beside conflux\'s' => sub {
+    $mock->reset;
+    my ($resp) = raw_exchange($gw->port, "GET /legacy/items/9 HTTP/1.1\r\nHost: shop.example\r\n"
+        . "X-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n");
+    like $resp, qr{^HTTP/1\.1 201 }, 'status';
+    my $e = $mock->journal('/items/9')->[-1];
+    is $e->{headers}{'x-forwarded-host'}, 'shop.example', 'X-Forwarded-Host: the Host conflux received, once';
+    ($resp) = raw_exchange($gw->port, "GET /legacy/items/10 HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\n\r\n");
+    like $resp, qr{^HTTP/1\.1 201 }, 'HTTP/1.0 without Host: status';
+    $e = $mock->journal('/items/10')->[-1];
+    ok !exists $e->{headers}{'x-forwarded-host'}, 'without a Host, none (the client\'s is not passed on)';
+};
+
 subtest 'request bodies are forwarded' => sub {
     $mock->reset;
     my $r = http_request('POST', $gw->url('/legacy/items/9'), { 'Content-Type' => 'application/json' }, '{"a":1}');
@@ -88,6 +107,12 @@ subtest 'upstream failures become 502 / 504 in JSON' => sub {
     $r = http_get($gw->url('/legacy/slow'));
     is $r->{status}, 504, 'timeout: 504';
     cmp_ok $r->{elapsed}, '<', 1.0, 'at the backend timeout';
+};
+
+subtest 'a proxy route\'s deadline bounds the exchange when it is shorter than the backend\'s timeout' => sub {
+    my $r = http_get($gw->url('/quick/slow'));
+    is $r->{status}, 504, 'cut: 504';
+    cmp_ok $r->{elapsed}, '<', 1.5, sprintf('at the 300ms deadline (%.2fs), not the 2s answer or the 5s timeout', $r->{elapsed});
 };
 
 done_testing;
