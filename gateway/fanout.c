@@ -198,8 +198,15 @@ static void complete_call(struct st_call_t *c)
 {
     struct st_fanout_t *f = c->f;
     size_t index = (size_t)(c - f->calls);
+    cf_outcome_t *o = &f->outcomes[index];
     c->state = CALL_DONE;
     --f->pending;
+    if (f->route->merge == CF_MERGE_MERGE && o->value != NULL && !json_is_object(o->value)) {
+        /* nothing to merge: a failure now, so that a required call fails the request and a default stands in */
+        json_decref(o->value);
+        o->value = NULL;
+        o->reason = CF_REASON_NOT_AN_OBJECT;
+    }
     give_default(f, index);
     if (call_failed(f, c) && c->conf->required) {
         if (f->failed_required == NULL)

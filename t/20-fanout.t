@@ -74,6 +74,13 @@ routes:
     calls:
       - { name: a, backend: svc, path: /a }
       - { name: b, backend: svc, path: /b }
+  - path: /merged-required
+    merge: merge
+    on_conflict: last
+    calls:
+      - { name: a, backend: svc, path: /a }
+      - { name: list, backend: svc, path: /list, required: true }
+      - { name: after, backend: svc, path: "/num/{a.id}" }
   - path: /shaped
     calls:
       - { name: list, backend: svc, path: /list, deny: [secret] }
@@ -150,6 +157,12 @@ subtest 'merge mode merges top-level members in config order' => sub {
     my $r = http_get($gw->url('/merged'));
     is $r->{status}, 200, 'status 200';
     is_deeply decode_json_ok($r->{body}), { id => 1, name => 'b', extra => 'x', total => 5 }, 'last wins on conflict';
+};
+
+subtest 'merge mode: a required call whose answer is not an object fails the request' => sub {
+    my $r = http_get($gw->url('/merged-required'));
+    is $r->{status}, 502, 'status 502';
+    is_deeply decode_json_ok($r->{body}), { error => 'not_an_object', call => 'list', status => 200 }, 'the reason and the call';
 };
 
 subtest 'target, allow, deny and rename shape each call' => sub {

@@ -379,8 +379,8 @@ static void test_failure_status(void)
         {CF_REASON_BAD_REQUEST, 0, 502},
         {CF_REASON_CANCELLED, 0, 502},
         {CF_NUM_REASONS, 0, 502},
-        /* merge turns a call into not_an_object after the required calls were looked at: the answer stays 200 */
-        {CF_REASON_NOT_AN_OBJECT, 200, 200},
+        /* fanout turns a call into not_an_object when it completes, so a required one fails the request */
+        {CF_REASON_NOT_AN_OBJECT, 200, 502},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         cf_outcome_t o = {NULL, cases[i].reason, cases[i].status};
