@@ -432,7 +432,11 @@ static void cancel_running(struct st_fanout_t *f, cf_reason_t reason)
                 json_decref(stale.doc); /* found, but the call is cancelled, not cut by its deadline */
         }
         if (reason != CF_REASON_NONE && f->outcomes[i].reason == CF_REASON_NONE && f->outcomes[i].value == NULL) {
-            f->outcomes[i].reason = reason;
+            /* a call whose own timeout ends with the deadline (the default deadline is the longest chain of timeouts)
+             * timed out: whichever timer the loop ran first, that is what happened to it (1 ms: the loop's clock) */
+            int timed_out =
+                reason == CF_REASON_DEADLINE && c->start_ns != 0 && now - c->start_ns + 1000000 >= c->conf->timeout_ms * 1000000;
+            f->outcomes[i].reason = timed_out ? CF_REASON_TIMEOUT : reason;
             c->end_ns = now;
         }
         c->state = CALL_DONE;

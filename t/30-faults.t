@@ -53,6 +53,9 @@ routes:
     calls:
       - { name: fast, backend: svc, path: /ok }
       - { name: slow, backend: svc, path: /slow, timeout: 300ms }
+  - path: /timeout-is-deadline
+    calls:
+      - { name: slow, backend: svc, path: /slow, timeout: 300ms }
   - path: /required-timeout
     calls:
       - { name: fast, backend: svc, path: /ok }
@@ -151,6 +154,15 @@ subtest 'the route deadline cuts calls still running' => sub {
     cmp_ok $r->{elapsed}, '>=', 0.39, 'waited for the deadline';
     cmp_ok $r->{elapsed}, '<', 0.8, 'answered at the 400 ms deadline, not the 3 s call timeout';
     like $r->{headers}{'server-timing'}, qr/slow;dur=[\d.]+;desc="deadline"/, 'reason deadline';
+};
+
+subtest 'a call whose timeout ends with the default deadline timed out (not "deadline")' => sub {
+    # the default deadline is the longest chain of timeouts, here the one call's 300ms: both timers end together
+    for my $i (1 .. 5) {
+        my $r = http_get($gw->url('/timeout-is-deadline'));
+        is $r->{status}, 200, "request $i: status 200";
+        like $r->{headers}{'server-timing'}, qr/slow;dur=[\d.]+;desc="timeout"/, "request $i: reason timeout";
+    }
 };
 
 subtest 'a refused connection fails only its call' => sub {
