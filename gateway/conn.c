@@ -268,6 +268,7 @@ static int check_h1(cf_conn_t *c, h2o_socket_t *sock, const char *bytes, size_t 
         refuse(c, sock, status,
                status == 431   ? "headers_too_large"
                : status == 505 ? "http_version_not_supported"
+               : status == 413 ? "too_large"
                                : "bad_request",
                cf_h1guard_message(r), NULL);
         return -1;
@@ -573,6 +574,8 @@ static void start_h1(cf_conn_t *c, h2o_socket_t *sock, struct timeval connected_
 {
     c->mode = CONN_H1;
     cf_h1guard_init(&c->u.h1);
+    /* libh2o would answer a longer body itself (max_request_entity_size), in plain text and uncounted */
+    c->u.h1.max_body = c->listener->conns->worker->table->config->limits.max_request_body;
     /* bytes that came with the end of a TLS handshake are read by libh2o at once, before any read callback */
     if (sock->input->size != 0 && check_h1(c, sock, sock->input->bytes, sock->input->size) != 0)
         return;

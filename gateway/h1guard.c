@@ -82,6 +82,7 @@ static const struct {
     [CF_H1G_ERR_CHUNK_EXT] = {"malformed or oversized chunk extension", "chunk_ext", 400},
     [CF_H1G_ERR_CHUNK_END] = {"chunk data not followed by CRLF", "chunk_end", 400},
     [CF_H1G_ERR_TRAILER] = {"framing field in the trailer section", "trailer", 400},
+    [CF_H1G_ERR_BODY_TOO_LARGE] = {"request body too large", "body_too_large", 413},
 };
 
 const char *cf_h1guard_message(cf_h1guard_result_t r)
@@ -102,6 +103,7 @@ const char *cf_h1guard_label(cf_h1guard_result_t r)
 void cf_h1guard_init(cf_h1guard_t *g)
 {
     memset(g, 0, sizeof(*g));
+    g->max_body = UINT64_MAX;
 }
 
 int cf_h1guard_idle(const cf_h1guard_t *g)
@@ -249,10 +251,13 @@ static cf_h1guard_result_t head_end(cf_h1guard_t *g)
         return CF_H1G_ERR_CL_AND_TE; /* RFC 9112 §6.3: a sender must not; a proxy may have framed it either way */
     if ((g->flags & (F_TE | F_HTTP10)) == (F_TE | F_HTTP10))
         return CF_H1G_ERR_TE_HTTP10; /* RFC 9112 §6.1 */
+    if ((g->flags & F_CL) != 0 && g->remaining > g->max_body)
+        return CF_H1G_ERR_BODY_TOO_LARGE; /* answered before the body is read (and before a 100 Continue) */
     if (g->flags & F_TE) {
         g->state = S_CHUNK_SIZE;
         g->hex_digits = 0;
         g->remaining = 0;
+        g->chunked = 0;
     } else if ((g->flags & F_CL) != 0 && g->remaining != 0) {
         g->state = S_BODY;
     } else {
@@ -648,6 +653,11 @@ cf_h1guard_result_t cf_h1guard_feed(cf_h1guard_t *restrict g, const char *restri
                 goto Error;
             }
             if (g->remaining != 0) {
+                /* a chunk size is at most 16 hex digits, and the sum stops at the first one over the bound */
+                if (g->remaining > g->max_body || (g->chunked += g->remaining) > g->max_body) {
+                    r = CF_H1G_ERR_BODY_TOO_LARGE;
+                    goto Error;
+                }
                 g->state = S_CHUNK_DATA;
             } else {
                 g->state = S_TRAILER_START;

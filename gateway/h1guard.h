@@ -47,6 +47,7 @@ typedef enum en_cf_h1guard_result_t {
     CF_H1G_ERR_CHUNK_EXT,
     CF_H1G_ERR_CHUNK_END,
     CF_H1G_ERR_TRAILER,
+    CF_H1G_ERR_BODY_TOO_LARGE, /* a Content-Length, or chunks adding up to, more than max_body */
     CF_H1G_NUM_RESULTS
 } cf_h1guard_result_t;
 
@@ -55,7 +56,7 @@ typedef enum en_cf_h1guard_result_t {
 #define CF_H1G_MAX_FIELDS 100 /* libh2o's own limit (H2O_MAX_HEADERS); more would be its 400 */
 #define CF_H1G_MAX_CHUNK_EXT 4096
 
-/** The state of one client connection's stream. Zero it (or cf_h1guard_init) before the first byte. */
+/** The state of one client connection's stream: cf_h1guard_init before the first byte. */
 typedef struct st_cf_h1guard_t {
     uint8_t state;
     uint8_t field;       /* which framing field the current header line is (see h1guard.c) */
@@ -67,6 +68,9 @@ typedef struct st_cf_h1guard_t {
     uint32_t ext_len;   /* bytes of the current chunk's extension */
     uint8_t hex_digits; /* digits of the current chunk size */
     uint64_t remaining; /* body or chunk bytes still to skip; the Content-Length being read */
+    uint64_t max_body;  /* the longest body a request may have (limits.max_request_body); cf_h1guard_init sets no bound
+                           (UINT64_MAX), the caller its own after it */
+    uint64_t chunked;   /* bytes of the current chunked body's chunks so far */
 } cf_h1guard_t;
 
 void cf_h1guard_init(cf_h1guard_t *g);

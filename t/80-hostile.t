@@ -24,7 +24,9 @@ stubs:
 EOF
 my $m = $mock->port;
 
+my $admin = empty_port();
 my $gw = spawn_conflux(<<"EOF");
+admin: 127.0.0.1:$admin
 limits:
   max_request_body: 1KiB
   max_inflight: 5
@@ -116,9 +118,12 @@ subtest 'malformed requests get a 4xx and a closed connection, never a crash' =>
 # /p/x is proxied to the mock's POST /x: a body over the limit never reaches it, one under it arrives whole
 subtest 'request bodies over max_request_body get 413' => sub {
     $mock->reset;
+    my $before = metric($admin, 'conflux_http1_refused_total{reason="body_too_large"}');
     my $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 2048);
     is $r->{status}, 413, 'status 413';
+    is decode_json_ok($r->{body})->{error}, 'too_large', 'a JSON error, like conflux\'s others';
     is scalar @{ $mock->journal }, 0, 'nothing reached the upstream';
+    is metric($admin, 'conflux_http1_refused_total{reason="body_too_large"}') - $before, 1, 'counted in /metrics';
     $r = http_request('POST', $gw->url('/p/x'), { 'Content-Type' => 'text/plain' }, 'y' x 1000);
     is $r->{status}, 200, 'a body under the limit (1000 bytes of 1 KiB) passes: 200';
     is $r->{body}, '{"posted": true}', 'with the upstream\'s answer';
@@ -127,6 +132,12 @@ subtest 'request bodies over max_request_body get 413' => sub {
     is $j->[0]{body_size}, 1000, 'the whole body went upstream';
     is $j->[0]{body}, 'y' x 1000, 'as sent';
 };
+refused_ok($gw, $mock, 'a Content-Length over max_request_body with Expect: 100-continue gets 413, no 100',
+           "POST /p/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", 413,
+           qr/^request body too large$/);
+refused_ok($gw, $mock, 'chunks adding up to more than max_request_body get 413',
+           "POST /p/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n" . ('y' x 512)
+           . "\r\n200\r\n" . ('y' x 512) . "\r\n1\r\ny\r\n0\r\n\r\n", 413, qr/^request body too large$/);
 
 subtest 'slow clients do not hold up others' => sub {
     my @slow;

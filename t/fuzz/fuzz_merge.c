@@ -21,10 +21,9 @@
  * - cf_merge gives one member per call in order (group: null for a failure, none with omit) or the members of every
  *   object in order with the first (or, with "last", the last) value of a key at its first place (merge), and turns
  *   a value that is not an object into a "not_an_object" failure;
- * - for every failed call, cf_failure_status is the 4xx of a status_4xx reason, 504 for timeout/deadline, 200 for
- *   not_an_object, else 502; cf_failure_body holds reason, call and status; cf_proxy_status_format writes printable
- *   ASCII whose details= sf-string decodes back to the call name (bytes it cannot hold as '?'), for every failure but
- *   a cancelled call and a status_NNN without a status.
+ * - for every failed call, cf_failure_status is the 4xx of a status_4xx reason, 504 for timeout/deadline, else 502; cf_failure_body
+ * holds reason, call and status; cf_proxy_status_format writes printable ASCII whose details= sf-string decodes back to the call
+ * name (bytes it cannot hold as '?'), for every failure but a cancelled call and a status_NNN without a status.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -379,8 +378,6 @@ static void check_failure(const cf_call_t *call, const cf_outcome_t *o)
     int want = 502;
     if (o->reason == CF_REASON_TIMEOUT || o->reason == CF_REASON_DEADLINE)
         want = 504;
-    else if (o->reason == CF_REASON_NOT_AN_OBJECT)
-        want = 200; /* merge fails it after the required calls were looked at */
     else if (o->reason == CF_REASON_STATUS && o->status >= 400 && o->status <= 499)
         want = o->status;
     if (cf_failure_status(o) != want)

@@ -3,6 +3,9 @@
 #include "tap.h"
 #include "../../gateway/h1guard.c"
 
+/* The body bound judge() sets (as conn.c sets limits.max_request_body). */
+static uint64_t judge_max_body = UINT64_MAX;
+
 /* Feeds `s` in one piece, then split at every offset and byte by byte; all three must agree. Returns the result. */
 static cf_h1guard_result_t judge(const char *s)
 {
@@ -12,12 +15,14 @@ static cf_h1guard_result_t judge(const char *s)
 
     /* whole; an EXPECT_CONTINUE stop is resumed */
     cf_h1guard_init(&g);
+    g.max_body = judge_max_body;
     size_t off = 0;
     while ((whole = cf_h1guard_feed(&g, s + off, len - off, &consumed)) == CF_H1G_EXPECT_CONTINUE)
         off += consumed;
     for (size_t split = 0; split <= len; ++split) {
         cf_h1guard_result_t r = CF_H1G_MORE;
         cf_h1guard_init(&g);
+        g.max_body = judge_max_body;
         size_t parts[2][2] = {{0, split}, {split, len}};
         for (int k = 0; k < 2 && r == CF_H1G_MORE; ++k) {
             size_t at = parts[k][0], end = parts[k][1];
@@ -30,6 +35,7 @@ static cf_h1guard_result_t judge(const char *s)
         }
     }
     cf_h1guard_init(&g);
+    g.max_body = judge_max_body;
     cf_h1guard_result_t r = CF_H1G_MORE;
     for (size_t i = 0; i < len && r == CF_H1G_MORE; ++i)
         if ((r = cf_h1guard_feed(&g, s + i, 1, &consumed)) == CF_H1G_EXPECT_CONTINUE)
@@ -201,6 +207,31 @@ static void test_chunked(void)
     REFUSES(ext, CF_H1G_ERR_CHUNK_EXT, "an oversized extension");
 }
 
+static void test_body_limit(void)
+{
+    judge_max_body = 10;
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789"), CF_H1G_MORE, "a body of the limit passes");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"), CF_H1G_ERR_BODY_TOO_LARGE,
+       "a Content-Length over the limit: refused at the end of the head");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"), CF_H1G_ERR_BODY_TOO_LARGE,
+       "... before a 100 Continue");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n"), CF_H1G_MORE,
+       "chunks adding up to the limit pass");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n"), CF_H1G_ERR_BODY_TOO_LARGE,
+       "chunks adding up to more: refused at the size line of the one that goes over");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"), CF_H1G_ERR_BODY_TOO_LARGE,
+       "one huge chunk (no overflow)");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n0\r\n\r\n"
+             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n0\r\n\r\n"),
+       CF_H1G_MORE, "the sum is per request: two pipelined bodies of 8 pass");
+    judge_max_body = 0;
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), CF_H1G_MORE, "limit 0: an empty body passes");
+    is(judge("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"), CF_H1G_ERR_BODY_TOO_LARGE,
+       "limit 0: one byte is refused");
+    judge_max_body = UINT64_MAX;
+    is(cf_h1guard_status(CF_H1G_ERR_BODY_TOO_LARGE), 413, "413");
+}
+
 static void test_expect(void)
 {
     static const char req[] = "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\nabc";
@@ -231,5 +262,6 @@ int main(void)
     test_content_length();
     test_chunked();
     test_expect();
+    test_body_limit();
     return done_testing();
 }
