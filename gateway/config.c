@@ -1104,6 +1104,13 @@ static int on_route_proxy(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return get_backend(ctx, node, &((cf_route_t *)object)->proxy);
 }
 
+/* cors: {origins, ...} or off (cors.c decodes it); a route without the key takes the top-level one in merge_route */
+static int on_route_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_route_t *r = object;
+    return cf_cors_decode(ctx, node, 1, &r->cors_own);
+}
+
 static const char *const merge_names[] = {"group", "merge", NULL};
 
 static const cf_yfield_t route_fields[] = {
@@ -1114,6 +1121,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
     {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
+    {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_route_cors},
     {.key = "calls", .type = CF_YT_CUSTOM, .custom = on_calls},
     {.key = "proxy", .type = CF_YT_CUSTOM, .custom = on_route_proxy},
     {NULL},
@@ -1256,6 +1264,11 @@ static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_ydecode(ctx, node, cache_fields, object, &loader_of(ctx)->cache_seen);
 }
 
+static int on_top_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_cors_decode(ctx, node, 0, &((cf_config_t *)object)->cors);
+}
+
 static const cf_yfield_t top_fields[] = {
     {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
     {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
@@ -1271,6 +1284,7 @@ static const cf_yfield_t top_fields[] = {
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_cache},
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
+    {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_top_cors},
     {NULL},
 };
 
@@ -1322,6 +1336,8 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
 {
     if (!was_seen(route_fields, seen, "methods"))
         r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
+    /* cors: replaces the default wholly (off: none); without the key the route takes the default */
+    r->cors = was_seen(route_fields, seen, "cors") ? r->cors_own : loader_of(ctx)->c->cors;
     if (!was_seen(route_fields, seen, "on_conflict"))
         r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
     return cf_ydefaults(ctx, route_fields, r, seen);
@@ -1488,11 +1504,13 @@ void cf_config_free(cf_config_t *c)
         cf_pattern_free(&r->pattern);
         cf_strlist_free(&r->forward_headers);
         cf_strlist_free(&r->forward_query);
+        cf_cors_free(r->cors_own);
         for (size_t j = 0; j < r->num_calls; ++j)
             free_call(&r->calls[j]);
         free(r->calls);
     }
     free(c->routes);
+    cf_cors_free(c->cors);
     for (size_t i = 0; i < c->num_backends; ++i) {
         cf_backend_t *b = &c->backends[i];
         for (size_t j = 0; j < b->num_servers; ++j) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "cors.h"
 #include "reason.h"
 #include "router.h"
 #include "template.h"
@@ -136,6 +137,8 @@ typedef struct st_cf_route_t {
     int on_conflict;              /* CF_CONFLICT_* */
     cf_strlist_t forward_headers; /* lower-cased */
     cf_strlist_t forward_query;
+    cf_cors_t *cors_own;   /* cors: on the route (owned); NULL when absent or off */
+    const cf_cors_t *cors; /* the policy in force: cors_own, else the top-level default unless cors: off; NULL: none */
     cf_call_t *calls;
     size_t num_calls;
     cf_backend_t *proxy; /* non-NULL for a pass-through route (then num_calls == 0) */
@@ -168,6 +171,7 @@ typedef struct st_cf_config_t {
         uint16_t memcached_port;
         uint64_t memcached_timeout_ms; /* the most a lookup waits for memcached before asking the upstream. 50ms */
     } cache;
+    cf_cors_t *cors; /* the top-level cors:, every route's unless it has its own (owned); NULL: none */
     cf_backend_t *backends;
     size_t num_backends;
     cf_route_t *routes;

@@ -566,6 +566,8 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
         const cf_route_t *r = &c->routes[i];
         fprintf(out, "\nroute %s  [%s]  (%s:%d)\n", r->pattern.src, cf_methods_format(r->methods, m, sizeof(m)), c->filename,
                 r->line);
+        if (r->cors != NULL)
+            cf_cors_explain(out, "  ", r->cors, r->methods, r->cors == r->cors_own ? "its own" : "the default");
         if (r->proxy != NULL) {
             const cf_server_t *s = &r->proxy->servers[0];
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",

@@ -113,6 +113,9 @@ static void on_response(cf_attempt_t *a, const cf_upstream_res_t *res)
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("date")) ||
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("server")))
             continue;
+        /* on a route with cors: conflux's policy alone speaks for the route (the fields were added at dispatch) */
+        if (p->route->cors != NULL && h->name->len > 15 && h2o_lcstris(h->name->base, 15, H2O_STRLIT("access-control-")))
+            continue;
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
         if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("via"))) {
             value = h2o_concat(&req->pool, value, h2o_iovec_init(H2O_STRLIT(", 1.1 conflux")));

@@ -135,6 +135,11 @@ YAML
     ['a bare admin port and empty limits', $head . "admin: 9901\nlimits: {}\n" . $route],
     ['admin on IPv6', $head . "admin: \"[::1]:9901\"\n" . $route],
     ['a proxy-only config', $head . "routes:\n  - path: /p/{r*}\n    proxy: users\n"],
+    ['CORS: a default, a route\'s own, and off', $head
+        . "cors: { origins: [https://app.example.com, \"https://*.example.org:8443\"], methods: [GET, post],\n"
+        . "        headers: [Content-Type], expose_headers: Server-Timing, max_age: 10m, credentials: true }\n"
+        . "routes:\n  - path: /a\n    cors: { origins: \"*\" }\n    proxy: users\n"
+        . "  - path: /b\n    cors: off\n    proxy: users\n  - path: /c\n    proxy: users\n"],
 );
 
 # Refused by both: [name, yaml, what conflux's message must say].
@@ -176,6 +181,10 @@ my @bad = (
     ['circuit_breaker: failures 0', $head . "    circuit_breaker: { failures: 0 }\n" . $route, qr/out of range/],
     ['health without a path', $head . "    health: { interval: 5s }\n" . $route, qr/missing path/],
     ['health: a path without /', $head . "    health: { path: healthz }\n" . $route, qr/does not start with/],
+    ['CORS: "*" with credentials', $head . "cors: { origins: \"*\", credentials: true }\n" . $route, qr/credentials: true with origins "\*"/],
+    ['CORS: an origin with a path', $head . "cors: { origins: [https://app.example.com/] }\n" . $route, qr/an origin has no path/],
+    ['CORS: no origins', $head . ($route =~ s{    calls:}{    cors: { methods: [GET] }\n    calls:}r), qr/needs origins:/],
+    ['CORS: a scalar other than off', $head . ($route =~ s{    calls:}{    cors: none\n    calls:}r), qr/or off/],
     # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
     ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
     ['concurrency (not supported yet)', $head . $route . "        concurrency: 8\n", qr/not supported/],

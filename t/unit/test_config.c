@@ -1,6 +1,7 @@
 /* Unit tests of the config loader: every default, every parsed field, and the exact text of the errors. */
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/config.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/plan.c"
