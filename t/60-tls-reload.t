@@ -187,6 +187,21 @@ subtest 'the paths may change on reload; turning TLS off takes a restart' => sub
     ok(all_served('one', 2), 'TLS is still served');
 };
 
+subtest 'a handshake under way during the reload finishes with the certificate it began with' => sub {
+    # libh2o creates the SSL object only when the ClientHello arrives: the context must outlive the reload until then
+    ok(wait_until(sub { $gw->metric('conflux_client_connections') == 0 }, 5), 'no connection open');
+    my $pending = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5) or die "connect: $!";
+    ok(wait_until(sub { $gw->metric('conflux_client_connections') == 1 }, 5), 'accepted: its handshake waits for the ClientHello');
+    write_file($file, conf("$dir/two.pem", "$dir/two.key"));
+    ok(reload(), 'reloaded');
+    ok(wait_until(sub { served_cn() eq 'two' }, 5), 'new connections get the new certificate');
+    ok(IO::Socket::SSL->start_SSL($pending, SSL_verify_mode => SSL_VERIFY_NONE, SSL_hostname => 'localhost', Timeout => 5),
+       'the pending handshake completes') or diag($SSL_ERROR);
+    is($pending->peer_certificate('commonName'), 'one', 'with the certificate of its accept');
+    is(get_on($pending, '/u/3'), 200, 'and serves a request');
+    close $pending;
+};
+
 subtest '-t reports an expired certificate as a warning, not an error' => sub {
     my $check = write_file("$dir/check.yaml", conf("$dir/expired.pem", "$dir/expired.key"));
     my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $check]);
