@@ -266,5 +266,16 @@ subtest '--explain shows each route\'s policy' => sub {
     unlike($r->{out}, qr{route /off [^\n]*\n  cors}, 'none on cors: off');
 };
 
+subtest 'a reload applies a changed policy' => sub {
+    (my $changed = slurp($gw->{config})) =~ s{origins: \[https://app\.example\.com, }{origins: [https://new.example.com, } or die;
+    write_file($gw->{config}, $changed);
+    $gw->signal('HUP');
+    ok(wait_until(sub { $gw->log_text =~ /^conflux: reloaded /m }, 10), 'reloaded') or diag($gw->log_text);
+    is(preflight('/agg/1', 'https://new.example.com', 'GET')->{status}, 204, 'the new origin is allowed');
+    is(preflight('/agg/1', 'https://app.example.com', 'GET')->{status}, 403, 'the one taken out is not');
+    is(req('GET', '/agg/1', Origin => 'https://new.example.com')->{headers}{'access-control-allow-origin'}, 'https://new.example.com',
+       'actual answers follow');
+};
+
 $gw->stop;
 done_testing;
