@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -595,6 +596,11 @@ static const cf_yfield_t backend_fields[] = {
     {.key = "ca_file", .type = CF_YT_CUSTOM, .custom = on_backend_ca_file},
     {.key = "sni", .type = CF_YT_CUSTOM, .custom = on_backend_sni},
     {.key = "retries", .type = CF_YT_UINT, .offset = offsetof(cf_backend_t, retries), .min = 0, .max = 10, .def = "0"},
+    {.key = "per_try_timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_backend_t, per_try_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
     {.key = "retry_on", .type = CF_YT_CUSTOM, .custom = on_backend_retry_on},
     {.key = "retry_budget", .type = CF_YT_CUSTOM, .custom = on_backend_retry_budget},
     {.key = "hedge_after", .type = CF_YT_CUSTOM, .custom = on_backend_hedge_after},
@@ -646,6 +652,17 @@ static int on_backends(cf_yctx_t *ctx, yaml_node_t *node, void *object)
             return -1;
         if (b->num_servers == 0)
             return cf_yerror(ctx, vnode, "needs servers: [http://host:port, ...] or url: http://host:port");
+        if (b->per_try_timeout_ms != 0 && (b->retries == 0 || b->per_try_timeout_ms >= b->timeout_ms)) {
+            cf_ypath_key(ctx, "per_try_timeout");
+            if (b->retries == 0)
+                return cf_yerror(ctx, cf_ymap_get(ctx->y, vnode, "per_try_timeout"),
+                                 "per_try_timeout needs retries: an attempt cut by it is followed by another (without "
+                                 "retries, set timeout: instead)");
+            return cf_yerror(ctx, cf_ymap_get(ctx->y, vnode, "per_try_timeout"),
+                             "per_try_timeout must be shorter than the backend's timeout (%" PRIu64
+                             "ms), which bounds all the attempts of a call",
+                             b->timeout_ms);
+        }
         cf_ypath_restore(ctx, mark);
     }
     return 0;

@@ -64,6 +64,7 @@ typedef struct st_cf_backend_t {
     /* resilience (attempt.c): what may follow an attempt that failed or is slow; nothing when retries and hedge_after
      * are both 0 */
     uint64_t retries;             /* attempts after the first that a failed idempotent call may make; 0: none */
+    uint64_t per_try_timeout_ms;  /* each attempt's own bound within the call's timeout; 0: none (with retries only) */
     uint32_t retry_on;            /* bit (1u << reason) per cf_reason_t retried; statuses are in retry_on_status */
     uint64_t retry_on_status[10]; /* bit per status (0 to 639) retried: status_NNN in retry_on */
     struct {

@@ -393,6 +393,9 @@ static void explain_attempts(FILE *out, const char *indent, const cf_backend_t *
             }
         fprintf(out, " (idempotent requests; backoff 25ms doubling to 250ms, jittered; another server when there is one; none "
                      "after the call's timeout or the deadline)\n");
+        if (b->per_try_timeout_ms != 0)
+            fprintf(out, "%seach attempt at most %s (per_try_timeout; an attempt cut by it is retried)\n", indent,
+                    cf_format_duration(b->per_try_timeout_ms, d, sizeof(d)));
     }
     if (b->hedge_after_ms != 0) {
         if (b->hedge_percentile != 0)
