@@ -1198,7 +1198,7 @@ static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *
 
 /*
  * A route with calls that lists a method carrying a body (POST, PUT, PATCH, DELETE) must do something with it: a call
- * that forwards the client's body ({request.body}) or that has a method of its own. Else the client's body would be
+ * that forwards the client's body ({request.body}) or that has a method other than GET. Else the client's body would be
  * dropped and its POST answered like a GET. The other way round, {request.body} on a route that only takes GET and
  * HEAD would fail every request. A proxy route forwards the whole request and is not concerned.
  */
@@ -1218,7 +1218,7 @@ static int check_route_methods(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_rout
     if ((r->methods & with_body) != 0 && !forwards && !own_method) {
         size_t mark = cf_ypath_key(ctx, "methods");
         cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, "methods"),
-                  "%s: no call forwards the client's body ({request.body} in a body:) or has a method: of its own, so the "
+                  "%s: no call forwards the client's body ({request.body} in a body:) or has a method: other than GET, so the "
                   "request would be answered as a GET with its body dropped; list only GET (and HEAD), or use the body",
                   cf_methods_format(r->methods & with_body, m, sizeof(m)));
         cf_ypath_restore(ctx, mark);

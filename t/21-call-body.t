@@ -260,7 +260,7 @@ for my $case (
      qr/^FILE:7:63: routes\[0\]\.calls\[0\]\.cache: only GET calls are cached; a POST call is sent every time/],
     ['a route listing POST that no call uses',
      "  - path: /x\n    methods: [GET, POST]\n    calls:\n      - { name: c, backend: b, path: /c }\n",
-     qr/^FILE:6:14: routes\[0\]\.methods: POST: no call forwards the client's body \(\{request\.body\} in a body:\) or has a method: of its own/],
+     qr/^FILE:6:14: routes\[0\]\.methods: POST: no call forwards the client's body \(\{request\.body\} in a body:\) or has a method: other than GET/],
     ['a route listing PUT and DELETE that no call uses',
      "  - path: /x\n    methods: [PUT, DELETE]\n    calls:\n      - { name: c, backend: b, path: /c }\n",
      qr/^FILE:6:14: routes\[0\]\.methods: PUT, DELETE: no call forwards/],

@@ -1075,7 +1075,7 @@ static void test_method_body(void)
         "not the resource)");
     bad("a route listing POST that does nothing with it", BASE POSTCALL,
         "t.yaml:10:14: routes[0].methods: POST: no call forwards the client's body ({request.body} in a body:) or has a "
-        "method: of its own, so the request would be answered as a GET with its body dropped; list only GET (and HEAD), or "
+        "method: other than GET, so the request would be answered as a GET with its body dropped; list only GET (and HEAD), or "
         "use the body");
     bad("{request.body} on a GET route", BASE ROUTE1 "        method: POST\n        body: {x: \"{request.body}\"}\n",
         "t.yaml:15:15: routes[0].calls[0].body: {request.body} forwards the client's body, but the route takes only GET, "
