@@ -5,6 +5,7 @@
  * there (quote, backslash, control bytes; ill-formed UTF-8 becomes U+FFFD). The client's body goes in byte for byte,
  * after the caller checked that it parses as JSON. Mapping keys are literal: a value cannot name a member.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,12 @@ static int body_compile_scalar(struct st_body_compile_t *C, yaml_node_t *node)
         if (body_is_json_number(s)) {
             if (!isfinite(strtod(s, NULL)))
                 return cf_yerror(C->ctx, node, "%s is out of the range of a JSON number (a double)", s);
+            /* an integer past 64 bits loses digits or is refused by many parsers (jansson, JavaScript's safe range is
+             * smaller still): say so rather than send it */
+            errno = 0;
+            if (strpbrk(s, ".eE") == NULL && (strtoll(s, NULL, 10), errno == ERANGE))
+                return cf_yerror(C->ctx, node, "%s is out of the range of a 64-bit integer: write it as a real (1e30) or quote it",
+                                 s);
             body_add_text(C->b, s, len);
             return 0;
         }

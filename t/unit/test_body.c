@@ -184,6 +184,10 @@ static void test_refused(void)
     refused(".nan", "[.nan]",
             "b.yaml:1:2: [0]: .nan is a number in YAML that JSON cannot carry as written: write it as JSON "
             "does (10, 0.5, 1e3) or quote it to send a string");
+    refused("an integer past 64 bits", "[9223372036854775807, 9223372036854775808]",
+            "b.yaml:1:23: [1]: 9223372036854775808 is out of the range of a 64-bit integer: write it as a real (1e30) or quote it");
+    refused("a negative one", "-9223372036854775809",
+            "b.yaml:1:1: -9223372036854775809 is out of the range of a 64-bit integer: write it as a real (1e30) or quote it");
     refused("a key that is a list", "{[a]: 1}", "b.yaml:1:2: a body key must be a string, not a list");
     refused("a lone '}'", "\"a}b\"", "b.yaml:1:1: unbalanced '}' at offset 1 of \"a}b\" (write \"}}\" for a '}')");
     refused("an empty placeholder", "\"{}\"", "b.yaml:1:1: \"{}\": empty placeholder '{}'");
