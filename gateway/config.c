@@ -705,7 +705,8 @@ static int on_call_name(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     if (!is_name(call->name))
         return cf_yerror(ctx, node, "\"%s\" is not a call name (letters, digits, '_' and '-', starting with a letter or '_')",
                          call->name);
-    if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0)
+    if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0 ||
+        strcmp(call->name, "request") == 0)
         return cf_yerror(ctx, node, "\"%s\" is reserved in templates ({%s.NAME}); choose another name", call->name, call->name);
     for (size_t i = 0; i < call->index; ++i)
         if (strcmp(r->calls[i].name, call->name) == 0)
@@ -931,6 +932,31 @@ static int on_call_default(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return (call->default_value = yaml_json(ctx, node, 0, &budget)) != NULL ? 0 : -1;
 }
 
+/* method: GET (default), POST, PUT, PATCH, DELETE. A HEAD answer has no body to merge, OPTIONS none to rely on. */
+static int on_call_method(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    static const unsigned allowed = CF_METHOD_GET | CF_METHOD_POST | CF_METHOD_PUT | CF_METHOD_PATCH | CF_METHOD_DELETE;
+    const char *s = want_string(ctx, node, "a method (GET, POST, PUT, PATCH, DELETE)");
+    if (s == NULL)
+        return -1;
+    char upper[16] = "";
+    size_t len = strlen(s);
+    for (size_t k = 0; k < len && k < sizeof(upper) - 1; ++k)
+        upper[k] = s[k] >= 'a' && s[k] <= 'z' ? s[k] - ('a' - 'A') : s[k];
+    unsigned bit = len < sizeof(upper) ? cf_method_bit(upper, len) : 0;
+    if (bit == CF_METHOD_HEAD)
+        return cf_yerror(ctx, node, "HEAD: its answer has no body, and a call needs a JSON body (use GET)");
+    if ((bit & allowed) == 0)
+        return cf_yerror(ctx, node, "\"%s\" is not a call method (use GET, POST, PUT, PATCH or DELETE)", s);
+    ((cf_call_t *)object)->method = bit;
+    return 0;
+}
+
+static int on_call_body(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_body_parse(ctx, node, &((cf_call_t *)object)->body);
+}
+
 static const char *const on_error_names[] = {"null", "omit", NULL};
 static const char *const encoded_slash_names[] = {"refuse", "keep", NULL};
 
@@ -951,6 +977,8 @@ static const cf_yfield_t call_fields[] = {
      .offset = offsetof(cf_call_t, encoded_slash),
      .names = encoded_slash_names,
      .def = "refuse"},
+    {.key = "method", .type = CF_YT_CUSTOM, .custom = on_call_method}, /* GET unless set (merge_call) */
+    {.key = "body", .type = CF_YT_CUSTOM, .custom = on_call_body},
     {.key = "default", .type = CF_YT_CUSTOM, .custom = on_call_default},
     {.key = "foreach", .type = CF_YT_UNSUPPORTED},
     {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
@@ -996,6 +1024,33 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
     return 0;
 }
 
+/*
+ * A call's method and body together: a GET has no body (RFC 9110 9.3.1: content in a GET has no defined semantics; many
+ * servers ignore it and caches key without it), and only a GET is cached (a POST or PATCH is not idempotent, and the
+ * answer to a PUT or DELETE is not the resource's representation).
+ */
+static int check_call_method(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
+{
+    const char *name = cf_method_name(call->method);
+    int failed = 0;
+    size_t mark = 0;
+    if (call->method == CF_METHOD_GET && call->body.num_parts != 0) {
+        mark = cf_ypath_key(ctx, "body");
+        failed = cf_yerror(ctx, cf_ymap_get(ctx->y, node, "body"),
+                           "a GET call sends no body (many servers ignore one, and caches key without it): set method: POST "
+                           "(or PUT, PATCH, DELETE)");
+    } else if (call->method != CF_METHOD_GET && call->cache.ttl_ms != 0) {
+        mark = cf_ypath_key(ctx, "cache");
+        failed = cf_yerror(ctx, cf_ymap_get(ctx->y, node, "cache"),
+                           "only GET calls are cached; a %s call is sent every time (and %s)", name,
+                           call->method == CF_METHOD_POST || call->method == CF_METHOD_PATCH ? "never retried nor hedged"
+                                                                                             : "its answer is not the resource");
+    }
+    if (failed)
+        cf_ypath_restore(ctx, mark);
+    return failed;
+}
+
 static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_route_t *r = object;
@@ -1014,7 +1069,7 @@ static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         call->line = (int)item->start_mark.line + 1;
         call->col = (int)item->start_mark.column + 1;
         if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || merge_call(ctx, call, seen) != 0 ||
-            check_call(ctx, item, call) != 0)
+            check_call(ctx, item, call) != 0 || check_call_method(ctx, item, call) != 0)
             return -1;
         cf_ypath_restore(ctx, mark);
     }
@@ -1158,6 +1213,42 @@ static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *
     return -1;
 }
 
+/*
+ * A route with calls that lists a method carrying a body (POST, PUT, PATCH, DELETE) must do something with it: a call
+ * that forwards the client's body ({request.body}) or that has a method other than GET. Else the client's body would be
+ * dropped and its POST answered like a GET. The other way round, {request.body} on a route that only takes GET and
+ * HEAD would fail every request. A proxy route forwards the whole request and is not concerned.
+ */
+static int check_route_methods(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
+{
+    static const unsigned with_body = CF_METHOD_POST | CF_METHOD_PUT | CF_METHOD_PATCH | CF_METHOD_DELETE;
+    int forwards = 0, own_method = 0;
+    size_t forwarder = 0;
+    for (size_t j = 0; j < r->num_calls; ++j) {
+        if (r->calls[j].body.uses_request_body && !forwards) {
+            forwards = 1;
+            forwarder = j;
+        }
+        own_method |= r->calls[j].method != CF_METHOD_GET;
+    }
+    char m[64];
+    if ((r->methods & with_body) != 0 && !forwards && !own_method) {
+        size_t mark = cf_ypath_key(ctx, "methods");
+        cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, "methods"),
+                  "%s: no call forwards the client's body ({request.body} in a body:) or has a method: other than GET, so the "
+                  "request would be answered as a GET with its body dropped; list only GET (and HEAD), or use the body",
+                  cf_methods_format(r->methods & with_body, m, sizeof(m)));
+        cf_ypath_restore(ctx, mark);
+        return -1;
+    }
+    if (forwards && (r->methods & with_body) == 0)
+        return call_error(ctx, rnode, forwarder, "body",
+                          "{request.body} forwards the client's body, but the route takes only %s, which carry none: add "
+                          "methods: [POST] (or PUT, PATCH, DELETE) to the route",
+                          cf_methods_format(r->methods, m, sizeof(m)));
+    return 0;
+}
+
 /* Checks a decoded route as a whole; `router` is a scratch router that catches routes that shadow each other. */
 static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64_t seen, cf_router_t *router)
 {
@@ -1193,6 +1284,8 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
         cf_plan_error_t perr;
         if (cf_plan_route(r, &perr) != 0)
             return call_error(ctx, rnode, perr.call, perr.key, "%s", perr.msg);
+        if (check_route_methods(ctx, rnode, r) != 0)
+            return -1;
     }
     merge_route_deadline(r, seen); /* it needs the plan */
     char err[256] = "";
@@ -1332,6 +1425,8 @@ static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen)
 {
     if (!was_seen(call_fields, seen, "timeout") && call->backend != NULL)
         call->timeout_ms = call->backend->timeout_ms;
+    if (!was_seen(call_fields, seen, "method"))
+        call->method = CF_METHOD_GET;
     return cf_ydefaults(ctx, call_fields, call, seen);
 }
 
@@ -1477,6 +1572,7 @@ static void free_call(cf_call_t *call)
 {
     free(call->name);
     cf_template_free(&call->path);
+    cf_body_free(&call->body);
     free(call->deps);
     for (size_t i = 0; i < call->num_target; ++i)
         free(call->target[i]);

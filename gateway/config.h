@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "body.h"
 #include "reason.h"
 #include "router.h"
 #include "template.h"
@@ -114,6 +115,8 @@ typedef struct st_cf_call_t {
     int required;
     int on_error;      /* CF_ON_ERROR_* */
     int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
+    unsigned method;   /* one CF_METHOD_* bit: GET (the default), POST, PUT, PATCH or DELETE */
+    cf_body_t body;    /* the JSON body template; no parts: no body (always so with GET) */
     size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */

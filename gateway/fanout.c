@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "body.h"
 #include "cache.h"
 #include "cf_http.h"
 #include "fanout.h"
@@ -344,6 +345,80 @@ static int start_cached(struct st_call_t *c, const cf_upstream_req_t *ureq)
     return 1;
 }
 
+/* --- method and body (a call's method: and body:) ------------------------------------------------------------- */
+
+/*
+ * The foreach element for {item} / {item.a.b} in a body. foreach is not built yet: always missing (plan.c refuses
+ * {item} in a call without foreach:). Where foreach lands, this returns the element (and walks part->fields in it).
+ */
+static const json_t *item_value(const struct st_call_t *c, const cf_tpl_part_t *part)
+{
+    (void)c;
+    (void)part;
+    return NULL;
+}
+
+/* A body placeholder's value: a call's field and the foreach element as JSON (they keep their type), the client's
+ * values (route parameters, query parameters, headers) as strings. */
+static int lookup_body_value(void *ctx, const cf_tpl_part_t *part, cf_body_value_t *v)
+{
+    struct st_call_t *c = ctx;
+    const json_t *j = NULL;
+    switch (part->kind) {
+    case CF_TPL_CALL:
+        if (part->call_index < 0 || (size_t)part->call_index >= c->f->route->num_calls)
+            return CF_TPL_MISSING;
+        j = c->f->outcomes[part->call_index].value;
+        for (size_t i = 0; j != NULL && i < part->num_fields; ++i)
+            j = json_is_object(j) ? json_object_get(j, part->fields[i]) : NULL;
+        break;
+    case CF_TPL_ITEM:
+        j = item_value(c, part);
+        break;
+    default:
+        return lookup_value(ctx, part, &v->str, &v->len);
+    }
+    if (j == NULL)
+        return CF_TPL_MISSING;
+    v->json = j;
+    return CF_TPL_OK;
+}
+
+/*
+ * Sets the upstream request's method and, when the call has a body, the body (expanded into `body`, which must outlive
+ * the start of the request) and Content-Type: application/json (in place of a forwarded one). POST and PATCH are not
+ * idempotent (RFC 9110 9.2.2): never retried, hedged, or sent again on a fresh connection. Returns 0, or -1 when the
+ * body cannot be built: the call has failed then (missing_param, or too_large past the two body limits together).
+ */
+static int set_method_body(struct st_call_t *c, cf_upstream_req_t *ureq, cf_buf_t *body)
+{
+    const cf_call_t *conf = c->conf;
+    h2o_req_t *req = c->f->req;
+    const cf_config_t *config = c->f->table->config;
+    const char *name = cf_method_name(conf->method);
+    ureq->method = h2o_iovec_init(name, strlen(name));
+    ureq->idempotent = conf->method != CF_METHOD_POST && conf->method != CF_METHOD_PATCH;
+    if (conf->body.num_parts == 0)
+        return 0;
+    const cf_tpl_part_t *failed;
+    int rc = cf_body_expand(&conf->body, lookup_body_value, c, req->entity.base, req->entity.len,
+                            config->limits.max_request_body + config->limits.max_response_body, body, &failed);
+    if (rc != CF_TPL_OK) {
+        fail_call(c, rc == CF_BODY_TOO_LARGE ? CF_REASON_TOO_LARGE : CF_REASON_MISSING_PARAM, 0);
+        return -1;
+    }
+    ureq->body = h2o_iovec_init(body->base, body->len);
+    h2o_header_t *headers = h2o_mem_alloc_pool(&req->pool, sizeof(*headers) * (ureq->num_headers + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < ureq->num_headers; ++i)
+        if (!h2o_lcstris(ureq->headers[i].name->base, ureq->headers[i].name->len, H2O_STRLIT("content-type")))
+            headers[n++] = ureq->headers[i];
+    headers[n++] = (h2o_header_t){&H2O_TOKEN_CONTENT_TYPE->buf, NULL, h2o_iovec_init(H2O_STRLIT("application/json"))};
+    ureq->headers = headers;
+    ureq->num_headers = n;
+    return 0;
+}
+
 static void start_call(struct st_call_t *c)
 {
     struct st_fanout_t *f = c->f;
@@ -388,17 +463,17 @@ static void start_call(struct st_call_t *c)
             headers[num_headers++] = req->headers.entries[j];
 
     cf_upstream_req_t ureq = {
-        .method = h2o_iovec_init(H2O_STRLIT("GET")),
         .path = h2o_iovec_init(url.base, url.len),
         .headers = headers,
         .num_headers = num_headers,
         .timeout_ms = conf->timeout_ms,
         .max_response_body = f->table->config->limits.max_response_body,
-        .idempotent = 1,
         .prepend_base_path = 1,
     };
-    if (!start_cached(c, &ureq))
+    cf_buf_t body = CF_BUF_INIT;
+    if (set_method_body(c, &ureq, &body) == 0 && !start_cached(c, &ureq))
         cf_attempt_start(&c->attempt, f->table->attempts[conf->backend->index], &ureq, f->deadline_at, on_call_done);
+    cf_buf_free(&body);
     cf_buf_free(&url);
 }
 
@@ -563,6 +638,38 @@ static int check_client_values(struct st_fanout_t *f)
     return 0;
 }
 
+/*
+ * A route whose calls forward the client's body ({request.body}) needs one that is JSON: else 400 before any call goes
+ * out. The body is parsed once here (it is at most limits.max_request_body) and then sent as it came. Returns 0, or -1
+ * after answering.
+ */
+static int check_request_body(struct st_fanout_t *f)
+{
+    int uses = 0;
+    for (size_t i = 0; i < f->route->num_calls; ++i)
+        uses |= f->route->calls[i].body.uses_request_body;
+    if (!uses)
+        return 0;
+    h2o_iovec_t e = f->req->entity;
+    char msg[128];
+    if (e.base == NULL || e.len == 0) {
+        snprintf(msg, sizeof(msg), "this route forwards the request body, which must be JSON: the request has none");
+    } else {
+        json_error_t jerr;
+        json_t *doc = json_loadb(e.base, e.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (doc != NULL) {
+            json_decref(doc);
+            return 0;
+        }
+        snprintf(msg, sizeof(msg), "the request body is not JSON (at byte %d)", jerr.position);
+    }
+    f->finished = 1;
+    observe(f, 400, cf_now_ns(), NULL);
+    cf_send_error(f->req, 400, "bad_request", msg);
+    cf_slot_answered(&f->slot);
+    return -1;
+}
+
 void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
 {
     struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
@@ -585,7 +692,7 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
         cf_slot_answered(&f->slot);
         return;
     }
-    if (check_client_values(f) != 0)
+    if (check_client_values(f) != 0 || check_request_body(f) != 0)
         return;
     f->calls = h2o_mem_alloc_pool(&req->pool, sizeof(*f->calls) * route->num_calls);
     f->outcomes = h2o_mem_alloc_pool(&req->pool, sizeof(*f->outcomes) * route->num_calls);

@@ -37,15 +37,28 @@ static int find_call(const cf_route_t *r, const char *name, size_t len)
     return -1;
 }
 
-/* Binds the placeholders of every call's template to route parameters and other calls; fills in the dependencies. */
+/* The k-th part of a call's templates: its path's, then its body's (NULL for body text); *key: the key it is under. */
+static cf_tpl_part_t *call_part(cf_call_t *call, size_t k, const char **key)
+{
+    *key = k < call->path.num_parts ? "path" : "body";
+    if (k < call->path.num_parts)
+        return &call->path.parts[k];
+    cf_body_part_t *b = &call->body.parts[k - call->path.num_parts];
+    return b->kind == CF_BODY_VALUE || b->kind == CF_BODY_INTERPOLATED ? &b->tpl : NULL;
+}
+
+/* Binds the placeholders of every call's templates to route parameters and other calls; fills in the dependencies. */
 static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
 {
     char uses[CF_CONFIG_MAX_CALLS];
     for (size_t j = 0; j < r->num_calls; ++j) {
         cf_call_t *call = &r->calls[j];
         memset(uses, 0, sizeof(uses));
-        for (size_t k = 0; k < call->path.num_parts; ++k) {
-            cf_tpl_part_t *part = &call->path.parts[k];
+        for (size_t k = 0; k < call->path.num_parts + call->body.num_parts; ++k) {
+            const char *key;
+            cf_tpl_part_t *part = call_part(call, k, &key);
+            if (part == NULL)
+                continue;
             char name[128];
             snprintf(name, sizeof(name), "%.*s", (int)part->len, part->text);
             switch (part->kind) {
@@ -66,7 +79,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                     } else {
                         cf_buf_appends(&b, "the route path has no parameters");
                     }
-                    plan_error(err, j, "path", "unknown route parameter {%s} (%s)", name, b.base);
+                    plan_error(err, j, key, "unknown route parameter {%s} (%s)", name, b.base);
                     cf_buf_free(&b);
                     return -1;
                 }
@@ -84,7 +97,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                         for (size_t i = 0; i < r->num_calls; ++i)
                             cf_buf_appendf(&b, "%s%s", i ? ", " : "", r->calls[i].name);
                     }
-                    plan_error(err, j, "path", "unknown call \"%s\" (%s)", name, b.base);
+                    plan_error(err, j, key, "unknown call \"%s\" (%s)", name, b.base);
                     cf_buf_free(&b);
                     return -1;
                 }
@@ -93,7 +106,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                 break;
             }
             case CF_TPL_ITEM:
-                return plan_error(err, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
+                return plan_error(err, j, key, "{%s} is the element of foreach:, which this call does not have", name);
             }
         }
         if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
@@ -436,6 +449,28 @@ static void explain_servers(FILE *out, const char *indent, const cf_backend_t *b
                 cf_format_duration(b->health.timeout_ms, d2, sizeof(d2)), b->health.unhealthy, b->health.healthy);
 }
 
+/* A call's method and body: one line. */
+static void explain_body(FILE *out, const cf_call_t *call)
+{
+    int unsafe = call->method == CF_METHOD_POST || call->method == CF_METHOD_PATCH;
+    fprintf(out, "        method %s%s", cf_method_name(call->method), unsafe ? " (not idempotent: never retried nor hedged)" : "");
+    if (call->body.num_parts != 0) {
+        size_t holes = 0;
+        for (size_t i = 0; i < call->body.num_parts; ++i)
+            holes += call->body.parts[i].kind != CF_BODY_TEXT;
+        fprintf(out, "; sends a JSON body (Content-Type: application/json)");
+        if (call->body.num_parts == 1 && call->body.parts[0].kind == CF_BODY_REQUEST)
+            fputs(": the client's body, as it came", out);
+        else if (call->body.uses_request_body)
+            fprintf(out, " from a template with %zu value%s, the client's body among them", holes, holes == 1 ? "" : "s");
+        else if (holes != 0)
+            fprintf(out, " from a template with %zu value%s", holes, holes == 1 ? "" : "s");
+        else
+            fputs(", fixed", out);
+    }
+    fputc('\n', out);
+}
+
 static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
 {
     char d[32];
@@ -462,6 +497,8 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
         fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
               "are still refused\n",
               out);
+    if (call->method != CF_METHOD_GET || call->body.num_parts != 0)
+        explain_body(out, call);
     if (call->cache.ttl_ms != 0) {
         char d2[32], d3[32];
         fprintf(out, "        cache: ttl %s, stale_while_revalidate %s, stale_if_error %s\n",

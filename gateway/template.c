@@ -498,3 +498,28 @@ const char *cf_template_refusal(const cf_tpl_part_t *p, unsigned flags, char *bu
     snprintf(buf, size, "%s \"%.*s\": %s", what, (int)p->len, p->text, rule);
     return buf;
 }
+
+/* --- one placeholder on its own (JSON body templates, body.c) --- */
+
+int cf_tpl_part_parse(const char *s, size_t len, cf_tpl_part_t *out, char *err, size_t errlen)
+{
+    cf_template_t t;
+    memset(&t, 0, sizeof(t));
+    if (len == 0) {
+        snprintf(err, errlen, "empty placeholder '{}'");
+        return -1;
+    }
+    if (parse_placeholder(&t, s, len, 0, 0, err, errlen) != 0) {
+        cf_template_free(&t);
+        return -1;
+    }
+    *out = t.parts[0];
+    free(t.parts);
+    return 0;
+}
+
+void cf_tpl_part_free(cf_tpl_part_t *p)
+{
+    part_free(p);
+    memset(p, 0, sizeof(*p));
+}

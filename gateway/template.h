@@ -108,6 +108,15 @@ int cf_template_check(const cf_template_t *t, unsigned kinds, unsigned flags, cf
  */
 const char *cf_template_refusal(const cf_tpl_part_t *part, unsigned flags, char *buf, size_t size);
 
+/**
+ * Parses the inside of one placeholder ("user_id", "query.q", "profile.a.b", without the braces) into `out`, which
+ * then owns its text and fields (free with cf_tpl_part_free): what a "{...}" of a URL template would be, for templates
+ * that are not URLs (a call's JSON body). in_query is 0. Returns 0, or -1 with a message in err.
+ */
+int cf_tpl_part_parse(const char *s, size_t len, cf_tpl_part_t *out, char *err, size_t errlen);
+/** Frees what cf_tpl_part_parse put in `p`, and zeroes it. */
+void cf_tpl_part_free(cf_tpl_part_t *p);
+
 /** Appends `s` percent-encoded as a path segment ("." and ".." are encoded too). */
 void cf_encode_segment(cf_buf_t *out, const char *s, size_t len);
 /** Appends `s` percent-encoded as a query name or value ('&', '=', '+', '#' and all else but unreserved). */

@@ -135,6 +135,12 @@ YAML
     ['a bare admin port and empty limits', $head . "admin: 9901\nlimits: {}\n" . $route],
     ['admin on IPv6', $head . "admin: \"[::1]:9901\"\n" . $route],
     ['a proxy-only config', $head . "routes:\n  - path: /p/{r*}\n    proxy: users\n"],
+    ['methods and bodies', $head . "routes:\n  - path: /o/{id}\n    methods: [POST, PUT]\n    calls:\n"
+        . "      - { name: p, backend: users, path: /p }\n"
+        . "      - { name: fwd, backend: users, path: /f, method: put, body: \"{request.body}\" }\n"
+        . "      - name: t\n        backend: users\n        path: /t\n        method: POST\n"
+        . "        body: { ids: \"{p.ids}\", note: \"for {id}\", n: 1, l: [true, null, 1.5, \"{{x}}\"] }\n"
+        . "      - { name: d, backend: users, path: /d, method: DELETE }\n      - { name: g, backend: users, path: /g, method: GET, cache: 30s }\n"],
 );
 
 # Refused by both: [name, yaml, what conflux's message must say].
@@ -155,6 +161,11 @@ my @bad = (
     ['a call without backend', $head . "routes:\n  - path: /x\n    calls:\n      - name: a\n        path: /a\n", qr/missing backend/],
     ['a reserved call name', $head . ($route =~ s/name: profile/name: query/r), qr/reserved/],
     ['on_error: drop', $head . $route . "        on_error: drop\n", qr/not one of: null, omit/],
+    ['a body on a GET call', $head . $route . "        body: { a: 1 }\n", qr/a GET call sends no body/],
+    ['a body on a call that says GET', $head . $route . "        method: get\n        body: [1]\n", qr/a GET call sends no body/],
+    ['cache: on a POST call', $head . $route . "        method: POST\n        cache: 30s\n", qr/only GET calls are cached/],
+    ['method: HEAD', $head . $route . "        method: HEAD\n", qr/HEAD: its answer has no body/],
+    ['method: FETCH', $head . $route . "        method: FETCH\n", qr/is not a call method/],
     ['encoded_slash: yes', $head . $route . "        encoded_slash: yes\n", qr/not one of: refuse, keep/],
     ['encoded_slash: keep with no value in the path', $head . ($route =~ s{/users/\{id\}}{/users?id={id}}r)
         . "        encoded_slash: keep\n", qr/keep has no effect: no value of \/users\?id=\{id\} fills a path segment/],

@@ -19,6 +19,7 @@
 #include <string.h>
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
+#include "../../gateway/body.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
 #include "../../gateway/jsonout.c"
