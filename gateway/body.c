@@ -193,7 +193,7 @@ static int body_compile_scalar(struct st_body_compile_t *C, yaml_node_t *node)
     const char *s = (const char *)node->data.scalar.value;
     size_t len = node->data.scalar.length;
     if (memchr(s, '\0', len) != NULL)
-        return cf_yerror(C->ctx, node, "a NUL byte in a body string");
+        return cf_yerror(C->ctx, node, "a NUL byte in a string");
     if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
         if (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0) {
             body_add_text(C->b, "null", 4);
@@ -233,10 +233,9 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
     if (node == NULL)
         return cf_yerror(C->ctx, NULL, "internal error: a body node is missing");
     if (++C->nodes > CF_BODY_MAX_NODES)
-        return cf_yerror(C->ctx, node, "the body has more than %d values (aliases count each time they are used)",
-                         CF_BODY_MAX_NODES);
+        return cf_yerror(C->ctx, node, "more than %d values in all (aliases count each time they are used)", CF_BODY_MAX_NODES);
     if (depth > CF_BODY_MAX_DEPTH)
-        return cf_yerror(C->ctx, node, "the body nests deeper than %d levels", CF_BODY_MAX_DEPTH);
+        return cf_yerror(C->ctx, node, "nests deeper than %d levels", CF_BODY_MAX_DEPTH);
     switch (node->type) {
     case YAML_SCALAR_NODE:
         return body_compile_scalar(C, node);
@@ -261,12 +260,12 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
         for (size_t i = 0; i < n; ++i) {
             yaml_node_t *knode = cf_yaml_node(C->ctx->y, pairs[i].key);
             if (knode == NULL || knode->type != YAML_SCALAR_NODE)
-                return cf_yerror(C->ctx, knode, "a body key must be a string, not a %s",
+                return cf_yerror(C->ctx, knode, "a mapping key must be a string, not a %s",
                                  knode != NULL && knode->type == YAML_MAPPING_NODE ? "mapping" : "list");
             const char *key = (const char *)knode->data.scalar.value;
             size_t klen = knode->data.scalar.length;
             if (memchr(key, '\0', klen) != NULL)
-                return cf_yerror(C->ctx, knode, "a NUL byte in a body key");
+                return cf_yerror(C->ctx, knode, "a NUL byte in a mapping key");
             for (size_t j = 0; j < i; ++j) {
                 yaml_node_t *other = cf_yaml_node(C->ctx->y, pairs[j].key);
                 if (other->data.scalar.length == klen && memcmp(other->data.scalar.value, key, klen) == 0)

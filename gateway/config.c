@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -827,109 +826,36 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return merge_cache_policy(ctx, &call->cache, seen);
 }
 
-/* YAML to JSON for values written in the config (a call's default:). Plain scalars are typed as YAML 1.2's core schema
- * types them: null, true/false, decimal integers and reals; anything quoted, and every other plain scalar, is a string.
- * Bounded: a document of aliases ("billion laughs") could expand to any size. */
-#define YAML_JSON_MAX_NODES 10000
-#define YAML_JSON_MAX_DEPTH 32
-
-static json_t *yaml_scalar_json(cf_yctx_t *ctx, yaml_node_t *node)
+/* No placeholder is filled in a default: one would be a mistake (a default is what the call gives when it failed) */
+static int no_value(void *ctx, const cf_tpl_part_t *part, cf_body_value_t *val)
 {
-    const char *s = (const char *)node->data.scalar.value;
-    size_t len = node->data.scalar.length;
-    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return json_stringn(s, len);
-    if (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0)
-        return json_null();
-    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
-        return json_true();
-    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
-        return json_false();
-    size_t i = s[0] == '-' || s[0] == '+', digits = 0;
-    int real = 0;
-    for (; i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
-                       ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E')));
-         ++i) {
-        digits += s[i] >= '0' && s[i] <= '9';
-        real |= !(s[i] >= '0' && s[i] <= '9');
-    }
-    if (i != len || digits == 0)
-        return json_stringn(s, len); /* not a number: a string, as YAML reads it */
-    char *end;
-    errno = 0;
-    if (!real) {
-        long long v = strtoll(s, &end, 10);
-        if (errno == 0 && *end == '\0')
-            return json_integer(v);
-    }
-    double d = strtod(s, &end);
-    if (*end != '\0' || !isfinite(d)) {
-        cf_yerror(ctx, node, "\"%s\" is not a number JSON can carry; quote it to make it a string", s);
-        return NULL;
-    }
-    return json_real(d);
+    return CF_TPL_MISSING;
 }
 
-static json_t *yaml_json(cf_yctx_t *ctx, yaml_node_t *node, int depth, size_t *budget)
-{
-    if (depth > YAML_JSON_MAX_DEPTH || *budget == 0) {
-        cf_yerror(ctx, node, "too deep or too large (at most %d levels and %d values)", YAML_JSON_MAX_DEPTH, YAML_JSON_MAX_NODES);
-        return NULL;
-    }
-    --*budget;
-    json_t *out = NULL;
-    switch (node->type) {
-    case YAML_SCALAR_NODE:
-        return yaml_scalar_json(ctx, node);
-    case YAML_SEQUENCE_NODE:
-        out = json_array();
-        for (size_t i = 0; i < seq_len(node); ++i) {
-            size_t mark = cf_ypath_index(ctx, i);
-            json_t *v = yaml_json(ctx, seq_item(ctx, node, i), depth + 1, budget);
-            if (v == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            json_array_append_new(out, v);
-            cf_ypath_restore(ctx, mark);
-        }
-        return out;
-    case YAML_MAPPING_NODE:
-        out = json_object();
-        for (size_t i = 0; i < map_len(node); ++i) {
-            yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
-            yaml_node_t *knode = cf_yaml_node(ctx->y, pair->key);
-            const char *key = want_string(ctx, knode, "a member name");
-            if (key == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            size_t mark = cf_ypath_key(ctx, key);
-            if (json_object_get(out, key) != NULL) {
-                cf_yerror(ctx, knode, "\"%s\" is given twice", key);
-                json_decref(out);
-                return NULL;
-            }
-            json_t *v = yaml_json(ctx, cf_yaml_node(ctx->y, pair->value), depth + 1, budget);
-            if (v == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            json_object_set_new(out, key, v);
-            cf_ypath_restore(ctx, mark);
-        }
-        return out;
-    default:
-        cf_yerror(ctx, node, "expected a value");
-        return NULL;
-    }
-}
-
+/* default: any YAML value, typed as a body is (body.h: YAML 1.2's core schema, numbers as JSON writes them), with no
+ * placeholder in its strings ("{{" and "}}" for braces); kept parsed, to be shared by every request. */
 static int on_call_default(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_call_t *call = object;
-    size_t budget = YAML_JSON_MAX_NODES;
-    return (call->default_value = yaml_json(ctx, node, 0, &budget)) != NULL ? 0 : -1;
+    cf_body_t b;
+    if (cf_body_parse(ctx, node, &b) != 0)
+        return -1;
+    for (size_t i = 0; i < b.num_parts; ++i) {
+        if (b.parts[i].kind != CF_BODY_TEXT) {
+            cf_body_free(&b);
+            return cf_yerror(ctx, node, "a default is a fixed value: no {...} placeholder in it (write {{ and }} for braces)");
+        }
+    }
+    cf_buf_t text = CF_BUF_INIT;
+    int ret = cf_body_expand(&b, no_value, NULL, NULL, 0, SIZE_MAX, &text, NULL);
+    cf_body_free(&b);
+    json_error_t jerr;
+    if (ret == CF_TPL_OK)
+        call->default_value = json_loadb(text.base, text.len, JSON_DECODE_ANY, &jerr);
+    cf_buf_free(&text);
+    if (call->default_value == NULL)
+        return cf_yerror(ctx, node, "internal error: the default did not come out as JSON");
+    return 0;
 }
 
 /* method: GET (default), POST, PUT, PATCH, DELETE. A HEAD answer has no body to merge, OPTIONS none to rely on. */

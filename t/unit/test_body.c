@@ -188,18 +188,18 @@ static void test_refused(void)
             "b.yaml:1:23: [1]: 9223372036854775808 is out of the range of a 64-bit integer: write it as a real (1e30) or quote it");
     refused("a negative one", "-9223372036854775809",
             "b.yaml:1:1: -9223372036854775809 is out of the range of a 64-bit integer: write it as a real (1e30) or quote it");
-    refused("a key that is a list", "{[a]: 1}", "b.yaml:1:2: a body key must be a string, not a list");
+    refused("a key that is a list", "{[a]: 1}", "b.yaml:1:2: a mapping key must be a string, not a list");
     refused("a lone '}'", "\"a}b\"", "b.yaml:1:1: unbalanced '}' at offset 1 of \"a}b\" (write \"}}\" for a '}')");
     refused("an empty placeholder", "\"{}\"", "b.yaml:1:1: \"{}\": empty placeholder '{}'");
     refused("a bad name", "\"{a b}\"",
             "b.yaml:1:1: \"{a b}\": invalid placeholder {a b} at offset 0 (a parameter name is letters, digits and '_')");
     refused("too deep", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-            "b.yaml:1:34: [0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: the "
-            "body nests deeper than 32 levels");
+            "b.yaml:1:34: [0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: "
+            "nests deeper than 32 levels");
     refused("billion laughs",
             "a: &a [1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b]\n"
             "d: &d [*c,*c,*c,*c,*c,*c,*c,*c]\n",
-            "b.yaml:1:22: d[5][6][6][7]: the body has more than 4096 values (aliases count each time they are used)");
+            "b.yaml:1:22: d[5][6][6][7]: more than 4096 values in all (aliases count each time they are used)");
 }
 
 /* Any bytes in any place give valid JSON, and a string value reads back as itself (when it is valid UTF-8). */

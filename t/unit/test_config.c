@@ -1108,7 +1108,7 @@ static void test_method_body(void)
         "t.yaml:16:15: routes[0].calls[0].body: unbalanced '{' at offset 2 of \"a {b\" (write \"{{\" for a '{')");
     bad("a self-referencing alias", BASE POSTCALL "        method: POST\n        body: &a [1, *a]\n",
         "t.yaml:16:19: routes[0].calls[0].body[1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1]"
-        "[1][1][1][1][1][0]: the body nests deeper than 32 levels");
+        "[1][1][1][1][1][0]: nests deeper than 32 levels");
 #undef POSTCALL
 }
 
