@@ -105,6 +105,22 @@ typedef struct st_cf_cache_policy_t {
     uint64_t sie_ms; /* then (from expiry) served stale when the refresh fails or times out */
 } cf_cache_policy_t;
 
+/** The most elements a foreach call may take (max_items), and the most it may have in flight (concurrency). */
+#define CF_FOREACH_MAX_ITEMS 10000
+#define CF_FOREACH_MAX_CONCURRENCY 256
+#define CF_FOREACH_MAX_BATCH 1000
+
+/** A call's foreach: one upstream request per element (or per `batch` elements) of an earlier call's array. */
+typedef struct st_cf_foreach_t {
+    char *source;  /* as written: "CALL" or "CALL.a.b"; NULL: not a foreach call */
+    char **fields; /* the field path after the call's name ("a", "b"), NULL-terminated; none: the call's value */
+    size_t num_fields;
+    int call_index;       /* the source call's index in the route (plan.c), -1 before */
+    uint64_t concurrency; /* requests in flight at once, at most */
+    uint64_t max_items;   /* a longer array fails the call with too_large, before any request */
+    uint64_t batch;       /* elements per request ({items}); 0: one request per element ({item}) */
+} cf_foreach_t;
+
 typedef struct st_cf_call_t {
     char *name;
     cf_backend_t *backend; /* borrowed from the config */
@@ -122,6 +138,7 @@ typedef struct st_cf_call_t {
     cf_rename_t *rename;
     size_t num_rename;
     cf_cache_policy_t cache; /* ttl_ms 0: the call is not cached */
+    cf_foreach_t foreach;    /* foreach.source NULL: a plain call */
     size_t index;            /* in the route's calls */
     int line, col;
     void *metrics; /* metrics.c's series for this call, filled on first use (atomic); not owned */
