@@ -58,6 +58,7 @@ struct st_call_t {
     size_t waiting_on;       /* dependencies not done yet */
     struct st_exchange_t x;  /* a plain call's upstream request */
     struct st_foreach_t *fe; /* a foreach call's elements, once it started; NULL for a plain call */
+    size_t elements;         /* foreach: the source array's length, once known (also when it fails the call) */
     uint64_t start_ns, end_ns;
 };
 
@@ -617,6 +618,7 @@ static void start_foreach(struct st_call_t *c)
         return;
     }
     size_t n = v != NULL && json_is_array(v) ? json_array_size(v) : 0; /* absent or null: no elements, [] */
+    c->elements = n;
     if (n > conf->max_items) {
         fail_call(c, CF_REASON_TOO_LARGE, 0); /* before any request: the whole list or nothing */
         return;
@@ -739,13 +741,13 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .hedges = c->x.hedges,
                                       .budget_exhausted = c->x.budget_exhausted,
                                       .hedge_won = c->x.hedge_won,
-                                      .foreach = c->conf->foreach.source != NULL};
+                                      .foreach = c->conf->foreach.source != NULL,
+                                      .elements = c->elements};
         if (c->fe != NULL) { /* the elements' exchanges together; their cache states are not summed up */
             calls[i].attempts = c->fe->attempts;
             calls[i].hedges = c->fe->hedges;
             calls[i].budget_exhausted = c->fe->budget_exhausted;
             calls[i].hedge_won = c->fe->hedge_won;
-            calls[i].elements = c->fe->n;
             calls[i].elements_ok = c->fe->ok;
             calls[i].element_reason = c->fe->first_reason;
             calls[i].element_status = c->fe->first_status;
