@@ -837,12 +837,14 @@ static void test_call_errors(void)
         "t.yaml:14:22: routes[0].calls[0].concurrency: goes with foreach:, which this call does not have");
     bad("batch without foreach", BASE ROUTE1 "        batch: 8\n",
         "t.yaml:14:16: routes[0].calls[0].batch: goes with foreach:, which this call does not have");
-    bad("foreach not a field path", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
-                                    "        foreach: profile..ids\n",
+    bad("foreach not a field path",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile..ids\n",
         "t.yaml:17:18: routes[0].calls[1].foreach: \"profile..ids\" is not a call and a field path (names separated by dots, e.g. "
         "profile.friend_ids)");
-    bad("concurrency 0", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
-                         "        foreach: profile.ids\n        concurrency: 0\n",
+    bad("concurrency 0",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile.ids\n        concurrency: 0\n",
         "t.yaml:18:22: routes[0].calls[1].concurrency: 0 is out of range (1 to 256)");
     bad("allow and deny", BASE ROUTE1 "        allow: [a]\n        deny: [b]\n",
         "t.yaml:15:15: routes[0].calls[0]: use either allow: or deny:, not both");
