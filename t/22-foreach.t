@@ -130,6 +130,10 @@ routes:
     calls:
       - { name: src, backend: svc, path: /src/mixed }
       - { name: q, backend: svc, path: "/bq?ids={items}", foreach: src.els, batch: 2 }
+  - path: /cached
+    calls:
+      - { name: src, backend: svc, path: /src/twelve }
+      - { name: els, backend: svc, path: "/ok/{item}", foreach: src.els, concurrency: 2, cache: 30s }
   - path: /deadline
     deadline: 500ms
     calls:
@@ -294,6 +298,17 @@ subtest 'batch: {items} in a query value, each value encoded' => sub {
         'values encoded and joined; the batches holding an object or null are not sent');
     is_deeply($doc->{q}, ['a', 'b', 'a', 'b', undef, undef, undef, undef, undef],
         'two batches answered; those not sent, and the last one (two entries for one element), null');
+};
+
+subtest 'elements go through the cache: a second request is answered from it' => sub {
+    $mock->reset;
+    my ($r, $doc) = get_json('/cached');
+    is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 12], 'first request: twelve results');
+    is($mock->stats->{stubs}{'GET /ok/{id}'}, 12, 'twelve element requests');
+    ($r, $doc) = get_json('/cached');
+    is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 12], 'second request: the same, in order');
+    like(timing_of($r, 'els'), qr/desc="ok 12\/12"/, 'Server-Timing: ok 12/12');
+    is($mock->stats->{stubs}{'GET /ok/{id}'}, 12, 'no more element requests: every element was a hit');
 };
 
 subtest 'the deadline cancels the elements still running and those not started' => sub {
