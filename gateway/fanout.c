@@ -48,7 +48,7 @@ struct st_foreach_t {
     size_t num_slots;
     unsigned attempts, hedges; /* of every element's exchanges */
     unsigned budget_exhausted : 1, hedge_won : 1;
-    unsigned pumping : 1; /* pump() is starting elements: an element that ends at once only frees its slot */
+    unsigned pumping : 1; /* foreach_pump() is starting elements: an element that ends at once only frees its slot */
 };
 
 struct st_call_t {
