@@ -129,7 +129,7 @@ typedef struct st_cf_call_t {
     int required;
     int on_error;      /* CF_ON_ERROR_* */
     int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
-    size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
+    size_t *deps;      /* indices of the calls whose fields the path uses, and the foreach source; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */
     char **target; /* field path ("data", "items"), NULL-terminated; NULL when absent */
