@@ -756,6 +756,32 @@ static int on_call_target(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
+/* foreach: CALL.a.b (or CALL alone: its whole answer); the call and the fields are checked by the plan */
+static int on_call_foreach(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_foreach_t *fe = &((cf_call_t *)object)->foreach;
+    const char *s = want_string(ctx, node, "a call and the field path to its array, such as profile.friend_ids");
+    if (s == NULL)
+        return -1;
+    size_t n = 0;
+    for (const char *p = s; *p != '\0'; ++p)
+        n += *p == '.';
+    fe->source = strdup(s);
+    fe->fields = calloc(n + 1, sizeof(*fe->fields));
+    fe->call_index = -1;
+    for (const char *p = strchr(s, '.'); p != NULL;) {
+        const char *dot = strchr(p + 1, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p - 1) : strlen(p + 1);
+        if (len == 0)
+            break;
+        fe->fields[fe->num_fields++] = strndup(p + 1, len);
+        p = dot;
+    }
+    if (s[0] == '.' || fe->num_fields != n)
+        return cf_yerror(ctx, node, "\"%s\" is not a call and a field path (names separated by dots, e.g. profile.friend_ids)", s);
+    return 0;
+}
+
 static int on_call_rename(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_call_t *call = object;
@@ -906,8 +932,20 @@ static const cf_yfield_t call_fields[] = {
     {.key = "method", .type = CF_YT_CUSTOM, .custom = on_call_method}, /* GET unless set (merge_call) */
     {.key = "body", .type = CF_YT_CUSTOM, .custom = on_call_body},
     {.key = "default", .type = CF_YT_CUSTOM, .custom = on_call_default},
-    {.key = "foreach", .type = CF_YT_UNSUPPORTED},
-    {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
+    {.key = "foreach", .type = CF_YT_CUSTOM, .custom = on_call_foreach},
+    {.key = "concurrency",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_call_t, foreach.concurrency),
+     .min = 1,
+     .max = CF_FOREACH_MAX_CONCURRENCY,
+     .def = "16"},
+    {.key = "max_items",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_call_t, foreach.max_items),
+     .min = 1,
+     .max = CF_FOREACH_MAX_ITEMS,
+     .def = "100"},
+    {.key = "batch", .type = CF_YT_UINT, .offset = offsetof(cf_call_t, foreach.batch), .min = 1, .max = CF_FOREACH_MAX_BATCH},
     {NULL},
 };
 
@@ -936,6 +974,18 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
     if (call->default_value != NULL && call->on_error == CF_ON_ERROR_OMIT)
         return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "default"),
                          "on_error: omit drops a failed call's key; default: gives it a value (drop one of them)");
+    if (call->foreach.source == NULL) {
+        static const char *const with_foreach[] = {"concurrency", "max_items", "batch"};
+        for (size_t i = 0; i < sizeof(with_foreach) / sizeof(with_foreach[0]); ++i) {
+            yaml_node_t *k = cf_ymap_get(ctx->y, node, with_foreach[i]);
+            if (k != NULL) {
+                size_t mark = cf_ypath_key(ctx, with_foreach[i]);
+                cf_yerror(ctx, k, "goes with foreach:, which this call does not have");
+                cf_ypath_restore(ctx, mark);
+                return -1;
+            }
+        }
+    }
     for (size_t i = 0; i < call->num_rename; ++i) {
         const char *from = call->rename[i].from;
         if ((call->allow.n != 0 && !has_str(&call->allow, from)) || has_str(&call->deny, from)) {
@@ -1369,12 +1419,15 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
  * A proxy route's deadline is its backend's timeout. A route with calls gets the longest chain of call timeouts
  * through the dependencies: "the largest call timeout" is only enough when the calls all run at once, since a call
  * that waits for another starts when that one ends, so the budget a chain needs is the sum of its timeouts. Without
- * dependencies the two are the same.
+ * dependencies the two are the same. A foreach call counts as the most rounds of its timeout it can take (plan.c),
+ * so that the default never cuts what would have finished; the hour that bounds any deadline caps it.
  */
 static void merge_route_deadline(cf_route_t *r, uint64_t seen)
 {
     if (!was_seen(route_fields, seen, "deadline"))
         r->deadline_ms = r->proxy != NULL ? r->proxy->timeout_ms : cf_plan_longest_chain(r);
+    if (r->deadline_ms > MAX_TIMEOUT_MS)
+        r->deadline_ms = MAX_TIMEOUT_MS;
 }
 
 /* The top level, limits: and cache:, these two whether the file has them or not. threads: one per CPU. */
@@ -1511,6 +1564,10 @@ static void free_call(cf_call_t *call)
     }
     free(call->rename);
     json_decref(call->default_value);
+    free(call->foreach.source);
+    for (size_t i = 0; i < call->foreach.num_fields; ++i)
+        free(call->foreach.fields[i]);
+    free(call->foreach.fields);
 }
 
 void cf_config_retain(cf_config_t *c)

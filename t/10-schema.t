@@ -141,6 +141,9 @@ YAML
         . "      - name: t\n        backend: users\n        path: /t\n        method: POST\n"
         . "        body: { ids: \"{p.ids}\", note: \"for {id}\", n: 1, l: [true, null, 1.5, \"{{x}}\"] }\n"
         . "      - { name: d, backend: users, path: /d, method: DELETE }\n      - { name: g, backend: users, path: /g, method: GET, cache: 30s }\n"],
+    ['foreach with its keys, and batch', $head . $route
+        . "      - { name: f, backend: users, path: '/f/{item.id}', foreach: profile.friends, concurrency: 8, max_items: 500 }\n"
+        . "      - { name: g, backend: users, path: '/g?ids={items}', foreach: profile.ids, batch: 50 }\n"],
 );
 
 # Refused by both: [name, yaml, what conflux's message must say].
@@ -187,9 +190,16 @@ my @bad = (
     ['circuit_breaker: failures 0', $head . "    circuit_breaker: { failures: 0 }\n" . $route, qr/out of range/],
     ['health without a path', $head . "    health: { interval: 5s }\n" . $route, qr/missing path/],
     ['health: a path without /', $head . "    health: { path: healthz }\n" . $route, qr/does not start with/],
-    # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
-    ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
-    ['concurrency (not supported yet)', $head . $route . "        concurrency: 8\n", qr/not supported/],
+    ['concurrency without foreach', $head . $route . "        concurrency: 8\n", qr/goes with foreach:/],
+    ['batch without foreach', $head . $route . "        batch: 8\n", qr/goes with foreach:/],
+    ['foreach: concurrency 0', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: profile.ids, concurrency: 0 }\n",
+        qr/out of range \(1 to 256\)/],
+    ['foreach: max_items 10001', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: profile.ids, max_items: 10001 }\n",
+        qr/out of range \(1 to 10000\)/],
+    ['foreach: batch 0', $head . $route . "      - { name: f, backend: users, path: '/f?ids={items}', foreach: profile.ids, batch: 0 }\n",
+        qr/out of range \(1 to 1000\)/],
+    ['foreach: a number', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: 7 }\n",
+        qr/is not a call and a field path|unknown call/],
 );
 
 # A self-signed certificate for the TLS cases (conflux -t loads the files).

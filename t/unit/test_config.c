@@ -846,10 +846,21 @@ static void test_call_errors(void)
         "t.yaml:14:16: routes[0].calls[0].cache: missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
     bad("cache unknown key", BASE ROUTE1 "        cache: { ttl: 1s, stale_while_revalidat: 1m }\n",
         "t.yaml:14:27: routes[0].calls[0].cache: unknown key \"stale_while_revalidat\" (did you mean \"stale_while_revalidate\"?)");
-    bad("foreach", BASE ROUTE1 "        foreach: profile.friend_ids\n",
-        "t.yaml:14:18: routes[0].calls[0].foreach: not supported yet");
-    bad("concurrency", BASE ROUTE1 "        concurrency: 8\n",
-        "t.yaml:14:22: routes[0].calls[0].concurrency: not supported yet (it goes with foreach:)");
+    bad("foreach over its own answer", BASE ROUTE1 "        foreach: profile.friend_ids\n",
+        "t.yaml:14:18: routes[0].calls[0].foreach: a call cannot go over its own answer");
+    bad("concurrency without foreach", BASE ROUTE1 "        concurrency: 8\n",
+        "t.yaml:14:22: routes[0].calls[0].concurrency: goes with foreach:, which this call does not have");
+    bad("batch without foreach", BASE ROUTE1 "        batch: 8\n",
+        "t.yaml:14:16: routes[0].calls[0].batch: goes with foreach:, which this call does not have");
+    bad("foreach not a field path",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile..ids\n",
+        "t.yaml:17:18: routes[0].calls[1].foreach: \"profile..ids\" is not a call and a field path (names separated by dots, e.g. "
+        "profile.friend_ids)");
+    bad("concurrency 0",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile.ids\n        concurrency: 0\n",
+        "t.yaml:18:22: routes[0].calls[1].concurrency: 0 is out of range (1 to 256)");
     bad("allow and deny", BASE ROUTE1 "        allow: [a]\n        deny: [b]\n",
         "t.yaml:15:15: routes[0].calls[0]: use either allow: or deny:, not both");
     bad("rename of a field allow drops", BASE ROUTE1 "        allow: [a]\n        rename: { b: c }\n",
