@@ -65,6 +65,20 @@ static int body_is_digit(int c)
     return c >= '0' && c <= '9';
 }
 
+/* Whether s is empty, or an exponent ([eE][-+]?[0-9]+) and nothing after it: the end of a number. */
+static int body_exponent_ends(const char *s)
+{
+    if (*s == 'e' || *s == 'E') {
+        ++s;
+        if (*s == '+' || *s == '-')
+            ++s;
+        if (!body_is_digit(*s))
+            return 0;
+        s += strspn(s, "0123456789");
+    }
+    return *s == '\0';
+}
+
 /* Whether s is a JSON number (RFC 8259 6): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)? */
 static int body_is_json_number(const char *s)
 {
@@ -83,16 +97,7 @@ static int body_is_json_number(const char *s)
         while (body_is_digit(*s))
             ++s;
     }
-    if (*s == 'e' || *s == 'E') {
-        ++s;
-        if (*s == '+' || *s == '-')
-            ++s;
-        if (!body_is_digit(*s))
-            return 0;
-        while (body_is_digit(*s))
-            ++s;
-    }
-    return *s == '\0';
+    return body_exponent_ends(s);
 }
 
 /* Whether s is a number for YAML 1.2's core schema (or 1.1's octal 007), which JSON cannot carry as written. */
@@ -116,15 +121,7 @@ static int body_is_yaml_number(const char *s)
     }
     if (digits == 0)
         return 0;
-    if (*s == 'e' || *s == 'E') {
-        ++s;
-        if (*s == '+' || *s == '-')
-            ++s;
-        if (!body_is_digit(*s))
-            return 0;
-        s += strspn(s, "0123456789");
-    }
-    return *s == '\0';
+    return body_exponent_ends(s);
 }
 
 static int body_compile_string(struct st_body_compile_t *C, yaml_node_t *node, const char *s, size_t len)
@@ -391,13 +388,10 @@ int cf_body_expand(const cf_body_t *b, cf_body_lookup_cb lookup, void *ctx, cons
             goto Fail;
         }
     }
-    cf_buf_reserve(out, 0);
-    out->base[out->len] = '\0';
+    cf_buf_truncate(out, out->len);
     return CF_TPL_OK;
 Fail:
-    out->len = start;
-    if (out->base != NULL)
-        out->base[start] = '\0';
+    cf_buf_truncate(out, start);
     if (failed != NULL)
         *failed = p != NULL && p->kind != CF_BODY_TEXT && p->kind != CF_BODY_REQUEST ? &p->tpl : NULL;
     return rc;

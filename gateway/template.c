@@ -484,14 +484,10 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
         rc = CF_TPL_BAD_INPUT;
         goto Fail;
     }
-    cf_buf_reserve(out, 0); /* NUL-terminated even when the template expanded to nothing new */
-    out->base[out->len] = '\0';
+    cf_buf_truncate(out, out->len); /* NUL-terminated even when the template expanded to nothing new */
     return CF_TPL_OK;
 Fail:
-    /* leave `out` as it was */
-    out->len = start;
-    if (out->base != NULL)
-        out->base[start] = '\0';
+    cf_buf_truncate(out, start); /* leave `out` as it was */
     if (failed != NULL)
         *failed = p;
     return rc;
