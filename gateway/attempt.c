@@ -39,6 +39,7 @@ struct st_cf_attempt_backend_t {
     cf_upstream_t *u;
     cf_timeouts_t *timeouts;
     uint64_t timeout_ms; /* the backend's default call timeout */
+    uint64_t per_try_ms; /* each attempt's own bound (per_try_timeout); 0: the call's */
     unsigned retries;
     uint32_t retry_on;
     uint64_t retry_on_status[10];
@@ -64,6 +65,7 @@ cf_attempt_backend_t *cf_attempt_backend_create(cf_timeouts_t *timeouts, cf_upst
     cf_upstream_retain(u);
     ab->timeouts = timeouts;
     ab->timeout_ms = b->timeout_ms;
+    ab->per_try_ms = b->per_try_timeout_ms;
     ab->retries = (unsigned)b->retries;
     ab->retry_on = b->retry_on;
     memcpy(ab->retry_on_status, b->retry_on_status, sizeof(ab->retry_on_status));
@@ -213,6 +215,8 @@ static void start_exchange(cf_attempt_t *a, cf_attempt_slot_t *s, int extra, int
 {
     cf_upstream_req_t req = a->copy->req;
     req.timeout_ms = a->call_end > now ? a->call_end - now : 1; /* what is left of the call's */
+    if (a->ab->per_try_ms != 0 && a->ab->per_try_ms < req.timeout_ms)
+        req.timeout_ms = a->ab->per_try_ms;
     req.avoid_server = a->last_server;
     s->extra = extra != 0;
     s->hedge = hedge != 0;
@@ -361,7 +365,10 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
      * would vanish from the window, the percentile would sink and hedges would go out ever earlier. */
     if (ab->hedge_percentile != 0 && res->reason == CF_REASON_NONE && res->status < 500 && !s->hedge)
         add_sample(ab, now - s->start);
-    if (!is_retryable(ab, res)) {
+    /* an attempt cut by per_try_timeout before the call's end is what per_try_timeout is for: it is retried (as in
+     * Envoy) whether or not retry_on lists timeout */
+    int per_try_cut = res->reason == CF_REASON_TIMEOUT && ab->per_try_ms != 0 && now < a->call_end;
+    if (!per_try_cut && !is_retryable(ab, res)) {
         a->hedge_won = s->hedge;
         if (ab->hedge_percentile != 0 && s->hedge)
             for (size_t i = 0; i != CF_ATTEMPT_MAX_RUNNING; ++i)

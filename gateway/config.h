@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "body.h"
 #include "cors.h"
 #include "reason.h"
 #include "router.h"
@@ -65,6 +66,7 @@ typedef struct st_cf_backend_t {
     /* resilience (attempt.c): what may follow an attempt that failed or is slow; nothing when retries and hedge_after
      * are both 0 */
     uint64_t retries;             /* attempts after the first that a failed idempotent call may make; 0: none */
+    uint64_t per_try_timeout_ms;  /* each attempt's own bound within the call's timeout; 0: none (with retries only) */
     uint32_t retry_on;            /* bit (1u << reason) per cf_reason_t retried; statuses are in retry_on_status */
     uint64_t retry_on_status[10]; /* bit per status (0 to 639) retried: status_NNN in retry_on */
     struct {
@@ -106,6 +108,22 @@ typedef struct st_cf_cache_policy_t {
     uint64_t sie_ms; /* then (from expiry) served stale when the refresh fails or times out */
 } cf_cache_policy_t;
 
+/** The most elements a foreach call may take (max_items), and the most it may have in flight (concurrency). */
+#define CF_FOREACH_MAX_ITEMS 10000
+#define CF_FOREACH_MAX_CONCURRENCY 256
+#define CF_FOREACH_MAX_BATCH 1000
+
+/** A call's foreach: one upstream request per element (or per `batch` elements) of an earlier call's array. */
+typedef struct st_cf_foreach_t {
+    char *source;  /* as written: "CALL" or "CALL.a.b"; NULL: not a foreach call */
+    char **fields; /* the field path after the call's name ("a", "b"), NULL-terminated; none: the call's value */
+    size_t num_fields;
+    int call_index;       /* the source call's index in the route (plan.c), -1 before */
+    uint64_t concurrency; /* requests in flight at once, at most */
+    uint64_t max_items;   /* a longer array fails the call with too_large, before any request */
+    uint64_t batch;       /* elements per request ({items}); 0: one request per element ({item}) */
+} cf_foreach_t;
+
 typedef struct st_cf_call_t {
     char *name;
     cf_backend_t *backend; /* borrowed from the config */
@@ -114,7 +132,9 @@ typedef struct st_cf_call_t {
     int required;
     int on_error;      /* CF_ON_ERROR_* */
     int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
-    size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
+    unsigned method;   /* one CF_METHOD_* bit: GET (the default), POST, PUT, PATCH or DELETE */
+    cf_body_t body;    /* the JSON body template; no parts: no body (always so with GET) */
+    size_t *deps;      /* indices of the calls whose fields the path and body use, and the foreach source; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */
     char **target; /* field path ("data", "items"), NULL-terminated; NULL when absent */
@@ -124,6 +144,7 @@ typedef struct st_cf_call_t {
     size_t num_rename;
     cf_cache_policy_t cache;      /* ttl_ms 0: the call is not cached */
     struct json_t *default_value; /* default: the value the call gives when it fails (NULL: null, or absent with omit) */
+    cf_foreach_t foreach;         /* foreach.source NULL: a plain call */
     size_t index;                 /* in the route's calls */
     int line, col;
     void *metrics; /* metrics.c's series for this call, filled on first use (atomic); not owned */

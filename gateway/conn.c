@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "h1guard.h"
+#include "observe.h"
 #include "h2scan.h"
 #include "jsonout.h"
 #include "metrics.h"
@@ -190,8 +191,11 @@ static void on_refusal_sent(h2o_socket_t *sock, const char *err)
 
 /* Answers `status` with conflux's JSON error and `Connection: close`, then closes: nothing the client sent after the
  * offending byte (a pipelined or smuggled request) ever reaches libh2o. */
-static void refuse(cf_conn_t *c, h2o_socket_t *sock, int status, const char *code, const char *message, const char *allow)
+static void refuse(cf_conn_t *c, h2o_socket_t *sock, int status, const char *label, const char *code, const char *message,
+                   const char *allow)
 {
+    cf_metrics_http1_refused(label);
+    cf_observe_refusal(sock, status, label);
     cf_buf_t body = CF_BUF_INIT, text = CF_BUF_INIT;
     cf_buf_appends(&body, "{\"error\":");
     cf_json_write_string(&body, code, strlen(code));
@@ -233,16 +237,13 @@ static int refuse_expectation(cf_conn_t *c, h2o_socket_t *sock, const char *head
     case 0:
         return 0;
     case 404:
-        cf_metrics_http1_refused("expect_not_found");
-        refuse(c, sock, 404, "not_found", "no route for this path", NULL);
+        refuse(c, sock, 404, "expect_not_found", "not_found", "no route for this path", NULL);
         break;
     case 405:
-        cf_metrics_http1_refused("expect_method_not_allowed");
-        refuse(c, sock, 405, "method_not_allowed", "method not allowed", allow);
+        refuse(c, sock, 405, "expect_method_not_allowed", "method_not_allowed", "method not allowed", allow);
         break;
     default:
-        cf_metrics_http1_refused("expect_bad_request");
-        refuse(c, sock, 400, "bad_request", "malformed request path", NULL);
+        refuse(c, sock, 400, "expect_bad_request", "bad_request", "malformed request path", NULL);
         break;
     }
     return -1;
@@ -265,8 +266,7 @@ static int check_h1(cf_conn_t *c, h2o_socket_t *sock, const char *bytes, size_t 
             continue;
         }
         int status = cf_h1guard_status(r);
-        cf_metrics_http1_refused(cf_h1guard_label(r));
-        refuse(c, sock, status,
+        refuse(c, sock, status, cf_h1guard_label(r),
                status == 431   ? "headers_too_large"
                : status == 505 ? "http_version_not_supported"
                : status == 413 ? "too_large"

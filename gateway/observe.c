@@ -24,28 +24,32 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 
 /*
  * One line: {"time","client","method","path","route","status","duration","calls":[{"name","backend","status",
- * "duration","cache","reason","attempts","hedges"}]}. The path is logged without its query string: queries carry tokens and
- * personal data more often than paths do, and the route tells which endpoint it was.
+ * "duration","cache","reason","attempts","hedges"[,"elements":{"ok","total"} for a foreach call]}]}. The path is logged without its
+ * query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it was.
  */
-static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
+/* The start of a line: {"time":...,"client":... (the peer's address, or null). */
+static void line_start(cf_buf_t *b, struct sockaddr *peer, socklen_t peerlen)
 {
-    h2o_req_t *req = rec->req;
     struct timespec now;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     cf_buf_appendf(b, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                    tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
-
-    struct sockaddr_storage ss;
-    socklen_t sslen;
     char host[NI_MAXHOST];
     cf_buf_appends(b, ",\"client\":");
-    if (req->conn->callbacks->get_peername != NULL && (sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss)) != 0 &&
-        h2o_socket_getnumerichost((void *)&ss, sslen, host) != SIZE_MAX)
+    if (peerlen != 0 && h2o_socket_getnumerichost(peer, peerlen, host) != SIZE_MAX)
         json_cstr(b, host);
     else
         cf_buf_appends(b, "null");
+}
+
+static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
+{
+    h2o_req_t *req = rec->req;
+    struct sockaddr_storage ss;
+    socklen_t sslen = req->conn->callbacks->get_peername != NULL ? req->conn->callbacks->get_peername(req->conn, (void *)&ss) : 0;
+    line_start(b, (void *)&ss, sslen);
 
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     cf_buf_appends(b, ",\"method\":");
@@ -79,9 +83,26 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         cf_buf_appends(b, ",\"reason\":");
         json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
         cf_buf_appendf(b, ",\"attempts\":%u,\"hedges\":%u", c->attempts, c->hedges);
+        if (c->foreach)
+            cf_buf_appendf(b, ",\"elements\":{\"ok\":%zu,\"total\":%zu}", c->elements_ok, c->elements);
         cf_buf_appendc(b, '}');
     }
     cf_buf_appends(b, "]}\n");
+}
+
+void cf_observe_refusal(h2o_socket_t *sock, int status, const char *reason)
+{
+    if (!cf_accesslog_enabled())
+        return;
+    struct sockaddr_storage ss;
+    socklen_t sslen = h2o_socket_getpeername(sock, (void *)&ss);
+    cf_buf_t line = CF_BUF_INIT;
+    line_start(&line, (void *)&ss, sslen);
+    cf_buf_appendf(&line, ",\"method\":null,\"path\":null,\"route\":null,\"status\":%d", status);
+    cf_buf_appends(&line, ",\"duration\":0.000,\"calls\":[],\"refused\":");
+    json_cstr(&line, reason);
+    cf_buf_appends(&line, "}\n");
+    cf_accesslog_write(line.base, line.len);
 }
 
 void cf_observe_request(const cf_request_record_t *rec)

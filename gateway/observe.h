@@ -10,4 +10,11 @@
  */
 void cf_observe_request(const cf_request_record_t *rec);
 
+/**
+ * Records a connection refused before libh2o saw a request (the HTTP/1 framing checks, an early answer to Expect:
+ * 100-continue): an access-log line with the client, the status and `reason` (a static label), and no method, path
+ * or route. The caller counts it in metrics.
+ */
+void cf_observe_refusal(h2o_socket_t *sock, int status, const char *reason);
+
 #endif

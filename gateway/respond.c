@@ -1,4 +1,5 @@
 /* What conflux sends: its own errors, JSON answers, and the headers that report each call (formatted here only). */
+#include <stdio.h>
 #include <string.h>
 #include "cf_http.h"
 #include "jsonout.h"
@@ -139,7 +140,11 @@ static int proxy_status(cf_buf_t *out, const cf_call_record_t *calls, size_t num
         size_t before = out->len;
         if (before != 0)
             cf_buf_appends(out, ", ");
-        if (cf_proxy_status_format(out, calls[i].name, calls[i].reason, calls[i].status) != 0)
+        const cf_call_record_t *c = &calls[i];
+        /* a foreach call that got its answer but not every element's: its first failed element says why */
+        int elements_failed = c->reason == CF_REASON_NONE && c->element_reason != CF_REASON_NONE;
+        if (cf_proxy_status_format(out, c->name, elements_failed ? c->element_reason : c->reason,
+                                   elements_failed ? c->element_status : c->status) != 0)
             out->len = before; /* a success, or a cancelled call */
     }
     return out->len != 0;
@@ -165,6 +170,11 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
                                                              : "ok";
         if (i != 0)
             cf_buf_appends(&value, ", ");
+        char counts[CF_REASON_TEXT_SIZE + 48];
+        if (c->foreach) { /* "ok 19/20": the elements answered, of those the source array had */
+            snprintf(counts, sizeof(counts), "%s %zu/%zu", c->reason != CF_REASON_NONE ? desc : "ok", c->elements_ok, c->elements);
+            desc = counts;
+        }
         cf_server_timing_format(&value, c->name, c->duration_ns, desc);
         /* a call that took more than one attempt says so: attempts=N (retries and hedges), hedged=won|lost */
         if (c->attempts > 1) {
@@ -173,7 +183,7 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
         }
         if (c->hedges != 0)
             cf_buf_appends(&value, c->hedge_won ? ";hedged=won" : ";hedged=lost");
-        complete &= c->reason == CF_REASON_NONE;
+        complete &= c->reason == CF_REASON_NONE && c->elements_ok == c->elements;
     }
     if (num_calls != 0)
         cf_buf_appends(&value, ", ");

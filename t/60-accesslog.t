@@ -110,7 +110,18 @@ subtest 'a file: one JSON line per request, each call named with status, duratio
     ok $d, 'a path with a quote, a backslash, an invalid UTF-8 byte and a valid one: still JSON' or diag $lines[3];
     is $d->{path}, "/x\"\\\x{fffd}\x{e9}", 'the invalid byte became U+FFFD, the rest is kept' if $d;
 
+    # a request the framing checks refuse before libh2o sees it: a line too, with why
+    ($resp) = raw_exchange($gw->port, "GET /fast/1 HTTP/1.1\nHost: x\n\n");
+    like $resp, qr{^HTTP/1\.1 400}, 'a bare LF: 400';
+    @lines = wait_lines($path, 5);
+    is scalar(@lines), 5, 'and a fifth line';
+    $d = eval { $json->decode($lines[4] // '') };
+    is_deeply({ map { ($_ => $d->{$_}) } qw(client method path route status refused) },
+              { client => '127.0.0.1', method => undef, path => undef, route => undef, status => 400, refused => 'bare_lf' },
+              'client, status and the reason; no method, path or route') or diag $lines[4];
+
     # rotation: move the file away, SIGHUP, the next lines go to a new file at the configured path
+    @lines = read_lines($path);
     my $before = scalar(@lines);
     rename $path, "$path.1" or die;
     $gw->signal('HUP');

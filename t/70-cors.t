@@ -10,6 +10,7 @@ use Test::More;
 my $mock = spawn_mock(<<'EOF');
 stubs:
   - path: /users/{id}
+    method: '*'
     body: '{"id": "{id}"}'
   - path: /fail
     status: 500
@@ -34,13 +35,13 @@ cors:
 routes:
   - path: /agg/{id}
     methods: [GET, POST]
-    calls: [{ name: user, backend: svc, path: "/users/{id}" }]
+    calls: [{ name: user, backend: svc, path: "/users/{id}", method: POST }]
   - path: /fails
     calls: [{ name: f, backend: svc, path: "/fail", required: true }]
   - path: /own
     methods: [GET, PUT]
     cors: { origins: [https://own.example.net], credentials: true, headers: [authorization] }
-    calls: [{ name: user, backend: svc, path: "/users/own" }]
+    calls: [{ name: user, backend: svc, path: "/users/own", method: PUT }]
   - path: /off
     cors: off
     calls: [{ name: user, backend: svc, path: "/users/off" }]
