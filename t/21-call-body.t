@@ -89,6 +89,9 @@ routes:
     calls: [{ name: c, backend: hedging, method: POST, path: /slow, body: { a: 1 } }]
   - path: /hedge/get
     calls: [{ name: c, backend: hedging, path: /slow }]
+  - path: /hedge/put
+    methods: [PUT]
+    calls: [{ name: c, backend: hedging, method: PUT, path: /slow, body: { a: 1 } }]
   - path: /raw
     calls: [{ name: c, backend: raw, method: POST, safe: true, path: /in, body: { a: "{query.a}", n: 1 } }]
 EOF
@@ -237,10 +240,14 @@ subtest 'POST is never retried; PUT is' => sub {
     is $j->[1]{body}, '{"a":1}', 'the retry carries the body';
 };
 
-subtest 'POST is never hedged; GET is' => sub {
+subtest 'POST and PUT are never hedged; GET is' => sub {
     $mock->reset;
     my $r = http_request('POST', $gw->url('/hedge/post'));
     like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="ok",/, 'the POST answered, without a copy';
+    is scalar @{ journal_of('/slow') }, 1, 'one upstream request';
+    $mock->reset;
+    $r = http_request('PUT', $gw->url('/hedge/put'));
+    like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="ok",/, 'the PUT answered, without a copy (two PUTs in flight could land in either order)';
     is scalar @{ journal_of('/slow') }, 1, 'one upstream request';
     $mock->reset;
     $r = http_get($gw->url('/hedge/get'));
