@@ -233,6 +233,13 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
         return cf_yerror(C->ctx, node, "more than %d values in all (aliases count each time they are used)", CF_BODY_MAX_NODES);
     if (depth > CF_BODY_MAX_DEPTH)
         return cf_yerror(C->ctx, node, "nests deeper than %d levels", CF_BODY_MAX_DEPTH);
+    /* libyaml gives an untagged node its kind's default tag, and "!!str" the same one as no tag: any other tag (!!int,
+     * !!binary, a local !tag) would be quietly dropped, so it is refused */
+    const char *tag = (const char *)node->tag;
+    if (tag != NULL && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0 && strcmp(tag, YAML_DEFAULT_SEQUENCE_TAG) != 0 &&
+        strcmp(tag, YAML_DEFAULT_MAPPING_TAG) != 0)
+        return cf_yerror(C->ctx, node, "the YAML tag %.100s is not read here: write the value as it is to be sent (quote a string)",
+                         tag);
     switch (node->type) {
     case YAML_SCALAR_NODE:
         return body_compile_scalar(C, node);
@@ -261,6 +268,8 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
                                  knode != NULL && knode->type == YAML_MAPPING_NODE ? "mapping" : "list");
             const char *key = (const char *)knode->data.scalar.value;
             size_t klen = knode->data.scalar.length;
+            if (klen == 2 && memcmp(key, "<<", 2) == 0 && knode->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+                return cf_yerror(C->ctx, knode, "YAML merge keys (<<) are not read here: write the members out");
             if (memchr(key, '\0', klen) != NULL)
                 return cf_yerror(C->ctx, knode, "a NUL byte in a mapping key");
             for (size_t j = 0; j < i; ++j) {
