@@ -170,4 +170,16 @@ subtest 'FAILS ON PURPOSE: proxy routes do not pass on forwarding claims of the 
     }
 };
 
+subtest 'FAILS ON PURPOSE: a valid request pipelined in the same read before an over-limit one is answered first' => sub {
+    # Both heads arrive in one segment: the guard refuses the stream at the second head and answers only the 413,
+    # so the first request never runs and the client, matching answers in order (RFC 9112 9.3.2), takes the 413 for
+    # its first (7-byte) request. When the first request reached libh2o in an earlier read, its answer does come
+    # first (that held up).
+    $mock->reset;
+    my $r = raw_request($port, "POST /raw HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        . "POST /raw HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n");
+    is $r->{status}, 200, 'the first answer is the first request\'s' or diag $r->{raw};
+    like $r->{raw}, qr/413/, 'then the 413';
+};
+
 done_testing;
