@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "body.h"
+#include "cf_http.h"
 #include "jsonout.h"
 
 /* --- compiling --------------------------------------------------------------------------------------------------- */
@@ -233,6 +234,13 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
         return cf_yerror(C->ctx, node, "more than %d values in all (aliases count each time they are used)", CF_BODY_MAX_NODES);
     if (depth > CF_BODY_MAX_DEPTH)
         return cf_yerror(C->ctx, node, "nests deeper than %d levels", CF_BODY_MAX_DEPTH);
+    /* libyaml gives an untagged node its kind's default tag, and "!!str" the same one as no tag: any other tag (!!int,
+     * !!binary, a local !tag) would be quietly dropped, so it is refused */
+    const char *tag = (const char *)node->tag;
+    if (tag != NULL && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0 && strcmp(tag, YAML_DEFAULT_SEQUENCE_TAG) != 0 &&
+        strcmp(tag, YAML_DEFAULT_MAPPING_TAG) != 0)
+        return cf_yerror(C->ctx, node, "the YAML tag %.100s is not read here: write the value as it is to be sent (quote a string)",
+                         tag);
     switch (node->type) {
     case YAML_SCALAR_NODE:
         return body_compile_scalar(C, node);
@@ -261,6 +269,8 @@ static int body_compile_node(struct st_body_compile_t *C, yaml_node_t *node, uns
                                  knode != NULL && knode->type == YAML_MAPPING_NODE ? "mapping" : "list");
             const char *key = (const char *)knode->data.scalar.value;
             size_t klen = knode->data.scalar.length;
+            if (klen == 2 && memcmp(key, "<<", 2) == 0 && knode->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+                return cf_yerror(C->ctx, knode, "YAML merge keys (<<) are not read here: write the members out");
             if (memchr(key, '\0', klen) != NULL)
                 return cf_yerror(C->ctx, knode, "a NUL byte in a mapping key");
             for (size_t j = 0; j < i; ++j) {
@@ -395,4 +405,211 @@ Fail:
     if (failed != NULL)
         *failed = p != NULL && p->kind != CF_BODY_TEXT && p->kind != CF_BODY_REQUEST ? &p->tpl : NULL;
     return rc;
+}
+
+/* --- the client's body ----------------------------------------------------------------------------------------------- */
+
+/* Reads the JSON string whose opening quote is at s[*i]: UTF-8 well formed (no overlong form, no encoded surrogate),
+ * no raw control byte, escapes as RFC 8259 7 has them, a \u surrogate only in a high-low pair (RFC 7493 2.1). */
+static int json_string_ok(const unsigned char *s, size_t len, size_t *i)
+{
+    size_t p = *i + 1;
+    while (p < len) {
+        unsigned c = s[p];
+        if (c == '"') {
+            *i = p + 1;
+            return 1;
+        }
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (++p >= len)
+                return 0;
+            if (s[p] != 'u') {
+                if (strchr("\"\\/bfnrt", s[p]) == NULL || s[p] == '\0')
+                    return 0;
+                ++p;
+                continue;
+            }
+            for (int pair = 0;; ++pair) {
+                unsigned v = 0;
+                for (int k = 1; k <= 4; ++k) {
+                    int h = p + k < len ? cf_hexval(s[p + k]) : -1;
+                    if (h < 0)
+                        return 0;
+                    v = v << 4 | (unsigned)h;
+                }
+                p += 5;
+                if (pair == 0) {
+                    if (v >= 0xdc00 && v <= 0xdfff)
+                        return 0; /* a low surrogate first */
+                    if (v < 0xd800 || v > 0xdbff)
+                        break;
+                    if (p + 1 >= len || s[p] != '\\' || s[p + 1] != 'u')
+                        return 0; /* a high surrogate alone */
+                    ++p;
+                } else {
+                    if (v < 0xdc00 || v > 0xdfff)
+                        return 0;
+                    break;
+                }
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        /* a multi-byte sequence: its length, and the range of the byte after the lead (RFC 3629 4) */
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return 0;
+        }
+        if (p + n > len || s[p + 1] < lo || s[p + 1] > hi)
+            return 0;
+        for (size_t k = 2; k < n; ++k)
+            if (s[p + k] < 0x80 || s[p + k] > 0xbf)
+                return 0;
+        p += n;
+    }
+    return 0;
+}
+
+/* Reads the number at s[*i] (RFC 8259 6), of any magnitude: the text goes on as it came. */
+static int json_number_ok(const unsigned char *s, size_t len, size_t *i)
+{
+    size_t p = *i;
+    if (p < len && s[p] == '-')
+        ++p;
+    if (p < len && s[p] == '0') {
+        ++p;
+    } else if (p < len && s[p] >= '1' && s[p] <= '9') {
+        while (p < len && body_is_digit(s[p]))
+            ++p;
+    } else {
+        return 0;
+    }
+    if (p < len && s[p] == '.') {
+        if (++p >= len || !body_is_digit(s[p]))
+            return 0;
+        while (p < len && body_is_digit(s[p]))
+            ++p;
+    }
+    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+        ++p;
+        if (p < len && (s[p] == '+' || s[p] == '-'))
+            ++p;
+        if (p >= len || !body_is_digit(s[p]))
+            return 0;
+        while (p < len && body_is_digit(s[p]))
+            ++p;
+    }
+    *i = p;
+    return 1;
+}
+
+static size_t json_skip_ws(const unsigned char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        ++i;
+    return i;
+}
+
+int cf_body_json_valid(const char *text, size_t len, size_t *error_at)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    unsigned char in_object[CF_BODY_JSON_MAX_DEPTH / 8 + 1]; /* a bit per open container: an object, or an array */
+    size_t depth = 0, i = 0;
+#define TOP_IS_OBJECT() ((in_object[(depth - 1) / 8] >> ((depth - 1) % 8)) & 1)
+Value:
+    i = json_skip_ws(s, len, i);
+    if (i >= len)
+        goto Bad;
+    switch (s[i]) {
+    case '{':
+    case '[':
+        if (depth == CF_BODY_JSON_MAX_DEPTH)
+            goto Bad;
+        if (s[i] == '{')
+            in_object[depth / 8] |= (unsigned char)(1u << (depth % 8));
+        else
+            in_object[depth / 8] &= (unsigned char)~(1u << (depth % 8));
+        ++depth;
+        i = json_skip_ws(s, len, i + 1);
+        if (i < len && s[i] == (TOP_IS_OBJECT() ? '}' : ']')) {
+            --depth;
+            ++i;
+            goto After;
+        }
+        if (TOP_IS_OBJECT())
+            goto Key;
+        goto Value;
+    case '"':
+        if (!json_string_ok(s, len, &i))
+            goto Bad;
+        goto After;
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = s[i] == 't' ? "true" : s[i] == 'f' ? "false" : "null";
+        size_t wl = strlen(word);
+        if (len - i < wl || memcmp(s + i, word, wl) != 0)
+            goto Bad;
+        i += wl;
+        goto After;
+    }
+    default:
+        if (!json_number_ok(s, len, &i))
+            goto Bad;
+        goto After;
+    }
+Key:
+    i = json_skip_ws(s, len, i);
+    if (i >= len || s[i] != '"' || !json_string_ok(s, len, &i))
+        goto Bad;
+    i = json_skip_ws(s, len, i);
+    if (i >= len || s[i] != ':')
+        goto Bad;
+    ++i;
+    goto Value;
+After:
+    i = json_skip_ws(s, len, i);
+    if (depth == 0) {
+        if (i == len)
+            return 1;
+        goto Bad;
+    }
+    if (i >= len)
+        goto Bad;
+    if (s[i] == ',') {
+        ++i;
+        if (TOP_IS_OBJECT())
+            goto Key;
+        goto Value;
+    }
+    if (s[i] == (TOP_IS_OBJECT() ? '}' : ']')) {
+        --depth;
+        ++i;
+        goto After;
+    }
+Bad:
+    if (error_at != NULL)
+        *error_at = i;
+    return 0;
+#undef TOP_IS_OBJECT
 }

@@ -76,4 +76,15 @@ typedef int (*cf_body_lookup_cb)(void *ctx, const cf_tpl_part_t *part, cf_body_v
 int cf_body_expand(const cf_body_t *b, cf_body_lookup_cb lookup, void *ctx, const char *request_body, size_t request_body_len,
                    size_t max, cf_buf_t *out, const cf_tpl_part_t **failed);
 
+/** The deepest nesting cf_body_json_valid accepts. */
+#define CF_BODY_JSON_MAX_DEPTH 10000
+
+/**
+ * Whether `len` bytes are one JSON text (RFC 8259): one value, whitespace around it, strings of well-formed UTF-8
+ * with no raw control byte and no unpaired \u surrogate (RFC 7493 2.1), numbers of any magnitude (the text is
+ * forwarded as it came, so nothing is lost), nesting at most CF_BODY_JSON_MAX_DEPTH levels. Reads once, builds
+ * nothing, recurses not (a client's body). On 0, *error_at (if not NULL) is the offset where it stopped being JSON.
+ */
+int cf_body_json_valid(const char *text, size_t len, size_t *error_at);
+
 #endif

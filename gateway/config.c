@@ -931,6 +931,7 @@ static const cf_yfield_t call_fields[] = {
      .def = "refuse"},
     {.key = "method", .type = CF_YT_CUSTOM, .custom = on_call_method}, /* GET unless set (merge_call) */
     {.key = "body", .type = CF_YT_CUSTOM, .custom = on_call_body},
+    {.key = "safe", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, safe), .def = "false"},
     {.key = "default", .type = CF_YT_CUSTOM, .custom = on_call_default},
     {.key = "foreach", .type = CF_YT_CUSTOM, .custom = on_call_foreach},
     {.key = "concurrency",
@@ -1230,6 +1231,21 @@ static int check_route_methods(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_rout
                           "{request.body} forwards the client's body, but the route takes only %s, which carry none: add "
                           "methods: [POST] (or PUT, PATCH, DELETE) to the route",
                           cf_methods_format(r->methods, m, sizeof(m)));
+    /* the other way round: a request that is safe to send (a link, a prefetch, a CORS preflight, a client or CDN that
+     * retries a GET on its own) must not make an upstream change something: CSRF through an <img src> */
+    static const unsigned safe_methods = CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_OPTIONS;
+    for (size_t j = 0; j < r->num_calls; ++j) {
+        const cf_call_t *call = &r->calls[j];
+        if ((r->methods & safe_methods) != 0 && call->method != CF_METHOD_GET && !call->safe)
+            return call_error(ctx, rnode, j, "method",
+                              "the route answers %s, which must change nothing, but this call sends %s upstream (a link, a "
+                              "prefetch or a retried request would trigger it): list only POST, PUT, PATCH or DELETE in the "
+                              "route's methods, or say safe: true if this %s only reads (a search or a GraphQL query)",
+                              cf_methods_format(r->methods & safe_methods, m, sizeof(m)), cf_method_name(call->method),
+                              cf_method_name(call->method));
+        if (call->method == CF_METHOD_GET && call->safe)
+            return call_error(ctx, rnode, j, "safe", "safe: is for a call whose method is not GET (a GET is safe already)");
+    }
     return 0;
 }
 

@@ -134,6 +134,7 @@ typedef struct st_cf_call_t {
     int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
     unsigned method;   /* one CF_METHOD_* bit: GET (the default), POST, PUT, PATCH or DELETE */
     cf_body_t body;    /* the JSON body template; no parts: no body (always so with GET) */
+    int safe;          /* safe: true: the method, though not GET, only reads (a search or GraphQL query sent as POST) */
     size_t *deps;      /* indices of the calls whose fields the path and body use, and the foreach source; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */

@@ -533,7 +533,9 @@ int main(int argc, char **argv)
     conflux.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux"));
     /* no h2c (Upgrade: h2c, or the h2 preface on a plain listener): HTTP/2 only where a TLS listener asks for it */
     conflux.globalconf.http1.upgrade_to_http2 = 0;
-    conflux.globalconf.max_request_entity_size = config->limits.max_request_body;
+    /* +1: libh2o refuses a chunked HTTP/1 body of exactly its limit (it compares with >=), in plain text; the framing
+     * guard (h1guard.c) enforces max_request_body itself on HTTP/1, so libh2o's bound only ever acts on HTTP/2 */
+    conflux.globalconf.max_request_entity_size = config->limits.max_request_body + 1;
     conflux.gateway_hosts[0] = register_host("default", on_gateway_req);
     conflux.admin_hosts[0] = register_host("admin", on_admin_req);
 

@@ -79,15 +79,21 @@ routes:
     calls:
       - { name: g, backend: m, path: /sink }
   - path: /retry/post
+    methods: [POST]
     calls: [{ name: c, backend: retrying, method: POST, path: /flaky, body: { a: 1 } }]
   - path: /retry/put
+    methods: [PUT]
     calls: [{ name: c, backend: retrying, method: PUT, path: /flaky, body: { a: 1 } }]
   - path: /hedge/post
+    methods: [POST]
     calls: [{ name: c, backend: hedging, method: POST, path: /slow, body: { a: 1 } }]
   - path: /hedge/get
     calls: [{ name: c, backend: hedging, path: /slow }]
+  - path: /hedge/put
+    methods: [PUT]
+    calls: [{ name: c, backend: hedging, method: PUT, path: /slow, body: { a: 1 } }]
   - path: /raw
-    calls: [{ name: c, backend: raw, method: POST, path: /in, body: { a: "{query.a}", n: 1 } }]
+    calls: [{ name: c, backend: raw, method: POST, safe: true, path: /in, body: { a: "{query.a}", n: 1 } }]
 EOF
 my $gw = spawn_conflux($gw_yaml);
 
@@ -223,21 +229,25 @@ subtest 'a missing value fails the call with missing_param, and sends nothing' =
 
 subtest 'POST is never retried; PUT is' => sub {
     $mock->reset;
-    my $r = http_get($gw->url('/retry/post'));
+    my $r = http_request('POST', $gw->url('/retry/post'));
     like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="status_503",/, 'the POST failed with the 503';
     is scalar @{ journal_of('/flaky') }, 1, 'one upstream request';
     $mock->reset;
-    $r = http_get($gw->url('/retry/put'));
+    $r = http_request('PUT', $gw->url('/retry/put'));
     like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="ok";attempts=2,/, 'the PUT was retried';
     my $j = journal_of('/flaky');
     is scalar @$j, 2, 'two upstream requests';
     is $j->[1]{body}, '{"a":1}', 'the retry carries the body';
 };
 
-subtest 'POST is never hedged; GET is' => sub {
+subtest 'POST and PUT are never hedged; GET is' => sub {
     $mock->reset;
-    my $r = http_get($gw->url('/hedge/post'));
+    my $r = http_request('POST', $gw->url('/hedge/post'));
     like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="ok",/, 'the POST answered, without a copy';
+    is scalar @{ journal_of('/slow') }, 1, 'one upstream request';
+    $mock->reset;
+    $r = http_request('PUT', $gw->url('/hedge/put'));
+    like $r->{headers}{'server-timing'}, qr/^c;dur=[0-9.]+;desc="ok",/, 'the PUT answered, without a copy (two PUTs in flight could land in either order)';
     is scalar @{ journal_of('/slow') }, 1, 'one upstream request';
     $mock->reset;
     $r = http_get($gw->url('/hedge/get'));
@@ -264,6 +274,14 @@ for my $case (
     ['a route listing PUT and DELETE that no call uses',
      "  - path: /x\n    methods: [PUT, DELETE]\n    calls:\n      - { name: c, backend: b, path: /c }\n",
      qr/^FILE:6:14: routes\[0\]\.methods: PUT, DELETE: no call forwards/],
+    ['a POST call on a route that answers GET',
+     "  - path: /x\n    calls:\n      - { name: c, backend: b, path: /c, method: POST, body: {a: 1} }\n",
+     qr/^FILE:7:50: routes\[0\]\.calls\[0\]\.method: the route answers GET, HEAD, which must change nothing, but this call sends POST upstream/],
+    ['a DELETE call on a route that answers OPTIONS',
+     "  - path: /x\n    methods: [OPTIONS, DELETE]\n    calls:\n      - { name: c, backend: b, path: /c, method: DELETE }\n",
+     qr/^FILE:8:50: routes\[0\]\.calls\[0\]\.method: the route answers OPTIONS, which must change nothing, but this call sends DELETE upstream/],
+    ['safe: on a GET call', "  - path: /x\n    calls:\n      - { name: c, backend: b, path: /c, safe: true }\n",
+     qr/^FILE:7:48: routes\[0\]\.calls\[0\]\.safe: safe: is for a call whose method is not GET/],
     ['a body on a GET call', "  - path: /x\n    calls:\n      - { name: c, backend: b, path: /c, body: {a: 1} }\n",
      qr/^FILE:7:48: routes\[0\]\.calls\[0\]\.body: a GET call sends no body/],
     ['{request.body} on a route that takes only GET and HEAD',

@@ -143,6 +143,7 @@ routes:
       - { name: src, backend: svc, path: /src/slow5 }
       - { name: els, backend: svc, path: "/slow/{item}", foreach: src.els, concurrency: 1 }
   - path: /post-each
+    methods: [POST]
     calls:
       - { name: src, backend: svc, path: /src/order }
       - name: each
@@ -249,7 +250,8 @@ subtest 'element values: numbers in shortest form, encoding, refusals, objects' 
 
 subtest 'a POST per element: {item} in the body, with its JSON type' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/post-each');
+    my $r = http_request('POST', $gw->url('/post-each'));
+    my $doc = eval { JSON::PP->new->decode($r->{body}) };
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{each}, [{ ok => JSON::PP::true }, { ok => JSON::PP::true }, { ok => JSON::PP::true }], 'three answers');
     my @bodies = sort { $a->{id} <=> $b->{id} }

@@ -106,6 +106,10 @@ subtest 'conflux -t refuses a default that cannot be meant' => sub {
           qr/0x1F is a number in YAML that JSON cannot carry as written/, 'a YAML number JSON cannot carry' ],
         [ "    calls:\n      - { name: a, backend: svc, path: /a, default: \"{user_id}\" }\n",
           qr/a default is a fixed value: no \{\.\.\.\} placeholder/, 'a placeholder' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: !!binary aGVsbG8= }\n",
+          qr/the YAML tag tag:yaml\.org,2002:binary is not read here/, 'a YAML tag' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: { <<: { x: 1 }, y: 2 } }\n",
+          qr/YAML merge keys \(<<\) are not read here/, 'a merge key' ],
         [ "    calls:\n      - { name: a, backend: svc, path: /a, default: { k: 1, k: 2 } }\n",
           qr/"k" appears twice in this mapping/, 'a key given twice' ],
     );

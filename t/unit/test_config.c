@@ -265,6 +265,7 @@ static void test_everything(void)
                        "        deny: [secret]\n"
                        "        required: false\n"
                        "        method: post\n"
+                       "        safe: true\n"
                        "        body: { id: \"{profile.id}\", note: \"for {user_id}\", n: 1 }\n"
                        "  - path: /legacy/{rest*}\n"
                        "    methods: GET\n"
@@ -348,6 +349,7 @@ static void test_everything(void)
     is(p->method, CF_METHOD_GET, "method: GET by default");
     is(p->body.num_parts, 0, "no body by default");
     is(q->method, CF_METHOD_POST, "method: post, case-insensitive");
+    is(q->safe, 1, "safe: true");
     is(q->body.num_parts, 5, "body: text, a value, text, an interpolated value, text");
     is(q->body.parts[1].kind, CF_BODY_VALUE, "\"{profile.id}\" is a value with its type");
     is(q->body.parts[1].tpl.call_index, 0, "a body's call placeholder is bound");
@@ -1089,6 +1091,11 @@ static void test_method_body(void)
         "t.yaml:10:14: routes[0].methods: POST: no call forwards the client's body ({request.body} in a body:) or has a "
         "method: other than GET, so the request would be answered as a GET with its body dropped; list only GET (and HEAD), or "
         "use the body");
+    bad("a POST call on a GET route", BASE ROUTE1 "        method: POST\n",
+        "t.yaml:14:17: routes[0].calls[0].method: the route answers GET, HEAD, which must change nothing, but this call sends "
+        "POST upstream (a link, a prefetch or a retried request would trigger it): list only POST, PUT, PATCH or DELETE in the "
+        "route's methods, or say safe: true if this POST only reads (a search or a GraphQL query)");
+    good("a safe POST call on a GET route", BASE ROUTE1 "        method: POST\n        safe: true\n");
     bad("{request.body} on a GET route", BASE ROUTE1 "        method: POST\n        body: {x: \"{request.body}\"}\n",
         "t.yaml:15:15: routes[0].calls[0].body: {request.body} forwards the client's body, but the route takes only GET, "
         "HEAD, which carry none: add methods: [POST] (or PUT, PATCH, DELETE) to the route");
