@@ -35,13 +35,13 @@ cors:
 routes:
   - path: /agg/{id}
     methods: [GET, POST]
-    calls: [{ name: user, backend: svc, path: "/users/{id}", method: POST }]
+    calls: [{ name: user, backend: svc, path: "/users/{id}", method: POST, safe: true }]
   - path: /fails
     calls: [{ name: f, backend: svc, path: "/fail", required: true }]
   - path: /own
     methods: [GET, PUT]
     cors: { origins: [https://own.example.net], credentials: true, headers: [authorization] }
-    calls: [{ name: user, backend: svc, path: "/users/own", method: PUT }]
+    calls: [{ name: user, backend: svc, path: "/users/own", method: PUT, safe: true }]
   - path: /off
     cors: off
     calls: [{ name: user, backend: svc, path: "/users/off" }]
