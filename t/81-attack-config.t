@@ -1,4 +1,4 @@
-# A careless config author: what -t lets through. FAILS ON PURPOSE (both subtests): a route answering only safe
+# A careless config author: what -t must refuse. Both subtests: a route answering only safe
 # methods (GET, HEAD, OPTIONS; RFC 9110 9.2.1) whose calls send POST/PUT/PATCH/DELETE upstream. A HEAD, a link
 # prefetch, an <img src> (CSRF with forwarded cookies) or a browser's CORS preflight (OPTIONS) then fires an unsafe
 # upstream request, and clients and intermediaries retry safe methods on their own (curl, HTTP::Tiny, CDNs).
@@ -26,7 +26,7 @@ for my $case (
      "  - path: /x\n    methods: [GET, HEAD, OPTIONS]\n    calls:\n      - { name: c, backend: b, method: DELETE, path: /c }\n"],
 ) {
     my ($name, $routes) = @$case;
-    subtest "FAILS ON PURPOSE: -t refuses $name" => sub {
+    subtest "-t refuses $name" => sub {
         my ($code, $err) = check_config($head . $routes);
         isnt $code, 0, 'refused' or diag "accepted: a safe method would send an unsafe upstream request";
         like $err // '', qr/methods|safe|GET/, 'saying why';

