@@ -49,7 +49,9 @@ struct st_foreach_t {
     size_t num_slots;
     unsigned attempts, hedges; /* of every element's exchanges */
     unsigned budget_exhausted : 1, hedge_won : 1;
-    unsigned pumping : 1; /* foreach_pump() is starting elements: an element that ends at once only frees its slot */
+    unsigned pumping : 1;     /* foreach_pump() is starting elements: an element that ends at once only frees its slot */
+    unsigned over_budget : 1; /* the elements' answers together went over limits.max_response_body: the call fails */
+    size_t bytes;             /* of the elements' answers read from upstreams so far */
 };
 
 struct st_call_t {
@@ -383,6 +385,10 @@ static void foreach_conclude(struct st_call_t *c)
     struct st_foreach_t *fe = c->fe;
     cf_outcome_t *o = &c->f->outcomes[c - c->f->calls];
     c->end_ns = cf_now_ns();
+    if (fe->over_budget) {
+        o->reason = CF_REASON_TOO_LARGE;
+        return;
+    }
     if (fe->ok != fe->n && c->conf->required) {
         o->reason = fe->first_reason != CF_REASON_NONE ? fe->first_reason : CF_REASON_CANCELLED;
         o->status = fe->first_status;
@@ -407,9 +413,14 @@ static void foreach_stop(struct st_call_t *c)
     struct st_foreach_t *fe = c->fe;
     fe->pumping = 1;
     for (size_t s = 0; s != fe->num_slots; ++s) {
-        if (fe->slots[s].count != 0)
-            cancel_exchange(&fe->slots[s], CF_REASON_NONE);
-        fe->slots[s].count = 0;
+        struct st_exchange_t *x = &fe->slots[s];
+        if (x->count != 0) {
+            cancel_exchange(x, CF_REASON_NONE);
+            fe->attempts += x->attempts; /* sent all the same */
+            fe->hedges += x->hedges;
+            fe->budget_exhausted |= x->budget_exhausted;
+        }
+        x->count = 0;
     }
 }
 
@@ -423,7 +434,7 @@ static void exchange_ended(struct st_exchange_t *x)
         return;
     }
     x->count = 0;
-    if (c->conf->required && fe->first_reason != CF_REASON_NONE) {
+    if (fe->over_budget || (c->conf->required && fe->first_reason != CF_REASON_NONE)) {
         foreach_stop(c); /* the answer cannot be complete any more: stop at once */
         foreach_conclude(c);
         complete_call(c);
@@ -441,6 +452,15 @@ static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     x->hedges = a->hedges;
     x->budget_exhausted = a->budget_exhausted;
     x->hedge_won = a->hedge_won;
+    struct st_foreach_t *fe = x->c->fe;
+    if (fe != NULL && (fe->bytes += res->body.len) > x->c->f->table->config->limits.max_response_body) {
+        /* max_response_body bounds what one call holds: the elements' answers together, not each (else 100 elements
+         * could hold 100 times it, parsed) */
+        fe->over_budget = 1;
+        take_answer(x, CF_REASON_TOO_LARGE, res->status, NULL);
+        exchange_ended(x);
+        return;
+    }
     if (wants_body(res->reason, res->status))
         doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
     take_answer(x, res->reason, res->status, doc);
@@ -696,7 +716,7 @@ static void start_foreach(struct st_call_t *c)
     struct st_fanout_t *f = c->f;
     const cf_foreach_t *conf = &c->conf->foreach;
     const cf_outcome_t *so = &f->outcomes[conf->call_index];
-    if (so->reason != CF_REASON_NONE) { /* no array to go over */
+    if (so->reason != CF_REASON_NONE && so->value == NULL) { /* no array to go over (a failed source's default is one) */
         fail_call(c, CF_REASON_MISSING_PARAM, 0);
         return;
     }
@@ -713,7 +733,7 @@ static void start_foreach(struct st_call_t *c)
         return;
     }
     size_t n = v != NULL && json_is_array(v) ? json_array_size(v) : 0; /* absent or null: no elements, [] */
-    c->elements = n;
+    c->elements = n; /* shown ("too_large 0/5000"), but counted in /metrics only once gone over (elements_tried) */
     if (n > conf->max_items) {
         fail_call(c, CF_REASON_TOO_LARGE, 0); /* before any request: the whole list or nothing */
         return;
@@ -841,7 +861,8 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .budget_exhausted = c->x.budget_exhausted,
                                       .hedge_won = c->x.hedge_won,
                                       .foreach = c->conf->foreach.source != NULL,
-                                      .elements = c->elements};
+                                      .elements = c->elements,
+                                      .elements_tried = c->fe != NULL};
         if (c->fe != NULL) { /* the elements' exchanges together; their cache states are not summed up */
             calls[i].attempts = c->fe->attempts;
             calls[i].hedges = c->fe->hedges;

@@ -162,7 +162,7 @@ void cf_metrics_observe(const cf_request_record_t *rec)
             hist_observe(&cs->latency, c->duration_ns);
         if (c->cache.state != CF_CACHE_NONE)
             COUNT(&cs->cache[c->cache.state], 1);
-        if (c->elements != 0) {
+        if (c->elements != 0 && c->elements_tried) { /* a hostile source far over max_items counts nothing */
             COUNT(&cs->elements_ok, c->elements_ok);
             COUNT(&cs->elements_failed, c->elements - c->elements_ok);
         }

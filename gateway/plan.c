@@ -103,11 +103,20 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
             case CF_TPL_HEADER: /* template.c lower-cases the name */
                 break;
             case CF_TPL_PARAM: {
-                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len);
+                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len), whole;
+                if (idx < 0 && key[0] == 'b' && (whole = find_call(r, part->text, part->len)) >= 0) {
+                    /* "{friends}" in a body: another call's whole answer, with its JSON type (a foreach call's array
+                     * can only be used so) */
+                    part->kind = CF_TPL_CALL;
+                    part->call_index = whole;
+                    uses[whole] = 1;
+                    break;
+                }
                 if (idx < 0) {
                     cf_buf_t b = CF_BUF_INIT;
                     if (find_call(r, part->text, part->len) >= 0) {
-                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id}", name, name);
+                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id} (its whole answer may go in a body)",
+                                       name, name);
                     } else if (r->pattern.num_params != 0) {
                         cf_buf_appends(&b, "the route has ");
                         for (size_t i = 0; i < r->pattern.num_params; ++i)
@@ -125,10 +134,10 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
             case CF_TPL_CALL: {
                 int idx = find_call(r, part->text, part->len);
                 if (idx >= 0 && r->calls[idx].foreach.source != NULL)
-                    return plan_error(err, j, "path",
+                    return plan_error(err, j, key,
                                       "{%s...}: \"%s\" is a foreach call, whose answer is an array of its elements' "
-                                      "answers: no field of it can go into a URL",
-                                      name, name);
+                                      "answers: no field of it can be used (its whole answer may go in a body: \"{%s}\")",
+                                      name, name, name);
                 if (idx < 0) {
                     cf_buf_t b = CF_BUF_INIT;
                     if (cf_pattern_param_index(&r->pattern, part->text, part->len) >= 0) {

@@ -376,7 +376,14 @@ static int path_value_ok(const cf_tpl_part_t *p, const char *val, size_t len, un
 }
 
 /* Writes the values of a {items} list, each encoded (and checked) for where it lands, joined with ','. */
-static int expand_list(const cf_tpl_part_t *p, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out)
+/* Whether appending `len` more bytes (at least: encoding only adds) takes the URL that began at `start` past its bound:
+ * checked before a value is encoded, so a hostile megabyte costs a comparison, not an encoding per element. */
+static int too_long(const cf_buf_t *out, size_t start, size_t len)
+{
+    return len > CF_TPL_MAX_URL || out->len - start + len > CF_TPL_MAX_URL;
+}
+
+static int expand_list(const cf_tpl_part_t *p, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, size_t start)
 {
     size_t count = 0;
     for (;; ++count) {
@@ -389,6 +396,8 @@ static int expand_list(const cf_tpl_part_t *p, unsigned flags, cf_tpl_lookup_cb 
             return rc == CF_TPL_BAD_INPUT ? rc : CF_TPL_MISSING;
         if (val == NULL || len == 0) /* "ids=1,,3" would ask for something else */
             return CF_TPL_MISSING;
+        if (too_long(out, start, len + 1))
+            return CF_TPL_BAD_INPUT;
         if (count != 0)
             cf_buf_appendc(out, ',');
         if (p->in_query) {
@@ -434,7 +443,7 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
         const char *val = NULL;
         size_t len = 0;
         if (p->kind == CF_TPL_ITEMS) {
-            if ((rc = expand_list(p, flags, lookup, ctx, out)) != CF_TPL_OK)
+            if ((rc = expand_list(p, flags, lookup, ctx, out, start)) != CF_TPL_OK)
                 goto Fail;
             seg_value = p;
             continue;
@@ -450,6 +459,10 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
                 goto Fail;
             }
             val = "";
+        }
+        if (too_long(out, start, len)) {
+            rc = CF_TPL_BAD_INPUT;
+            goto Fail;
         }
         if (p->in_query) {
             cf_encode_query(out, val, len);
@@ -481,6 +494,10 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
     }
     if (in_path && seg_value != NULL && decodes_to_dot_segment(out, seg)) {
         p = seg_value;
+        rc = CF_TPL_BAD_INPUT;
+        goto Fail;
+    }
+    if (out->len - start > CF_TPL_MAX_URL) { /* encoded, the values grew past it */
         rc = CF_TPL_BAD_INPUT;
         goto Fail;
     }

@@ -40,6 +40,10 @@ typedef struct st_cf_template_t {
 int cf_template_parse(const char *src, cf_template_t *out, char *err, size_t errlen);
 void cf_template_free(cf_template_t *t);
 
+/** The longest upstream path and query a template may expand to (nginx's default request line bound is 8 KiB): longer is
+ * CF_TPL_BAD_INPUT, found before the value that would go past it is encoded. */
+#define CF_TPL_MAX_URL (16 * 1024)
+
 enum {
     CF_TPL_OK = 0,
     CF_TPL_MISSING = -1,   /* a placeholder has no value: the call fails with missing_param */
@@ -91,6 +95,7 @@ int cf_rest_value_ok(const char *s, size_t len);
  * encoded: a query value is not path-resolved, so '/' and ".." are harmless there.
  * A CF_TPL_ITEMS part writes each value of its list encoded for where it lands (and checked like one value there),
  * joined with ','; an empty list, or an empty value in it, is CF_TPL_MISSING.
+ * An expansion longer than CF_TPL_MAX_URL is CF_TPL_BAD_INPUT.
  * Returns CF_TPL_OK, CF_TPL_MISSING or CF_TPL_BAD_INPUT; on failure *failed (if not NULL) names the part and `out` is
  * left as it was.
  */

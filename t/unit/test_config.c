@@ -889,7 +889,7 @@ static void test_call_errors(void)
         "t.yaml:13:15: routes[0].calls[0].path: unknown route parameter {uid} (the route path has no parameters)");
     bad("a call used as a parameter", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{profile}\n",
         "t.yaml:16:15: routes[0].calls[1].path: unknown route parameter {profile} (profile is a call: name one of its fields, e.g. "
-        "{profile.id})");
+        "{profile.id} (its whole answer may go in a body))");
     bad("unknown call", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{profil.id}\n",
         "t.yaml:16:15: routes[0].calls[1].path: unknown call \"profil\" (calls: profile, b)");
     bad("a parameter used as a call", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{id.x}\n",
