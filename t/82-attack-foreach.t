@@ -21,6 +21,8 @@ my $dir = tmpdir();
 # a source 500 times over max_items (10), and an element answer of about 40 KB (under max_response_body, 64 KiB)
 write_file("$dir/many.json", '{"els": [' . join(',', 1 .. 5000) . ']}');
 write_file("$dir/elem40k.json", '[' . join(',', (1234567) x 5000) . ']');
+# a source whose "t" is 60 KB of '%' (180 KB once percent-encoded), with twenty elements
+write_file("$dir/hugestr.json", '{"els": [' . join(',', 1 .. 20) . '], "t": "' . ('%' x 60000) . '"}');
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -38,6 +40,8 @@ stubs:
     body: '{"els": [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]}'
   - path: /src/forty
     body: '{"els": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40]}'
+  - path: /src/hugestr
+    body_file: hugestr.json
   - path: /src/fails
     status: 500
     body: '{"e": 1}'
@@ -101,6 +105,10 @@ routes:
     calls:
       - { name: src, backend: svc, path: /src/thirty }
       - { name: els, backend: svc, path: "/big/{item}", foreach: src.els, concurrency: 4 }
+  - path: /amplify
+    calls:
+      - { name: src, backend: svc, path: /src/hugestr, allow: [els, t] }
+      - { name: els, backend: svc, path: "/e/{item}?t={src.t}", foreach: src.els }
   - path: /comma
     calls:
       - { name: src, backend: svc, path: /src/comma }
@@ -192,6 +200,18 @@ subtest 'FAILS ON PURPOSE: a foreach call\'s element answers together stay withi
     cmp_ok(length($els), '<=', 64 * 1024,
         sprintf('the call holds %d bytes of element answers (limit 65536); with the defaults it may hold 100 x 8 MiB, parsed',
             length $els));
+};
+
+subtest 'FAILS ON PURPOSE: a hostile value in a foreach call\'s URL is not built and sent once per element' => sub {
+    $mock->reset;
+    my ($r, $doc) = get_json('/amplify');
+    is($r->{status}, 200, 'status 200');
+    is_deeply($doc->{src}{els}, [1 .. 20], 'the source answered (60 KB, under max_response_body)');
+    # each element's URL holds the source's 60 KB value, encoded: 20 x 180 KB built, copied and written upstream for one
+    # client request (max_items times, up to 10000 times, what a plain call with {src.t} costs; with 8 MiB answers, 24 MB
+    # per element). Nothing bounds an upstream URL.
+    my ($attempts) = log_line('/amplify') =~ /"name":"els"[^}]*"attempts":(\d+)/;
+    is($attempts // -1, 0, 'no element request of 180 KB went out (attempts: ' . ($attempts // 'none') . ')');
 };
 
 # --- held up -------------------------------------------------------------------------------------------------------
