@@ -214,6 +214,20 @@ subtest 'FAILS ON PURPOSE: a hostile value in a foreach call\'s URL is not built
     is($attempts // -1, 0, 'no element request of 180 KB went out (attempts: ' . ($attempts // 'none') . ')');
 };
 
+subtest 'FAILS ON PURPOSE: -t blames the body, not the path, for a foreach call\'s field in a body' => sub {
+    my $file = "$dir/body-field.yaml";
+    write_file($file, "listen:\n  - port: 8080\nbackends:\n  svc: { url: 'http://127.0.0.1:9001' }\nroutes:\n"
+        . "  - path: /x\n    methods: [POST]\n    calls:\n"
+        . "      - { name: src, backend: svc, path: /src }\n"
+        . "      - { name: each, backend: svc, path: '/a/{item}', foreach: src.ids }\n"
+        . "      - { name: w, backend: svc, method: POST, path: /w, body: { all: '{each.id}' } }\n");
+    my $r = run_cmd([$conflux, '-t', '-c', $file], timeout => 10);
+    is($r->{code}, 1, 'refused');
+    # "{each}" alone is refused with a hint to use "{each.id}", which is then refused as if it were in the path
+    like($r->{err}, qr/calls\[2\]\.body: /, 'the error names calls[2].body') or diag($r->{err});
+    unlike($r->{err}, qr/go into a URL/, 'and does not speak of a URL');
+};
+
 # --- held up -------------------------------------------------------------------------------------------------------
 
 subtest '{items}: a comma inside an element is percent-encoded, not a separator' => sub {
