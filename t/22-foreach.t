@@ -142,6 +142,12 @@ routes:
     calls:
       - { name: src, backend: svc, path: /src/slow5 }
       - { name: els, backend: svc, path: "/slow/{item}", foreach: src.els, concurrency: 1 }
+  - path: /whole
+    methods: [POST]
+    calls:
+      - { name: src, backend: svc, path: /src/order }
+      - { name: each, backend: svc, path: "/d10/{item.id}", foreach: src.els }
+      - { name: all, backend: svc, path: /per-element, method: POST, body: { got: "{each}", n: "{src.els}" } }
   - path: /post-each
     methods: [POST]
     calls:
@@ -261,6 +267,16 @@ subtest 'a POST per element: {item} in the body, with its JSON type' => sub {
                 { id => 2, whole => { d => 'd150', id => 2 }, note => 'n 2' },
                 { id => 3, whole => { d => 'd10', id => 3 }, note => 'n 3' } ],
               'each element\'s body: the id a number, the element an object, interpolated text');
+};
+
+subtest 'a foreach call\'s whole array may go in a body' => sub {
+    $mock->reset;
+    my $r = http_request('POST', $gw->url('/whole'));
+    is($r->{status}, 200, 'status 200');
+    my ($e) = grep { $_->{method} eq 'POST' } @{ $mock->journal('/per-element') };
+    my $body = eval { JSON::PP->new->decode($e->{body} // '') };
+    is_deeply($body->{got}, [map { { id => $_, secret => 's' } } 1 .. 3], 'the elements\' answers, in element order, as an array') or diag $e->{body};
+    is(scalar @{ $body->{n} // [] }, 3, 'and a plain call\'s array');
 };
 
 subtest 'a failed element: null, or dropped with on_error: omit' => sub {

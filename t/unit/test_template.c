@@ -524,6 +524,29 @@ static void test_expand_failures(void)
     is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "another code counts as missing");
     cf_template_free(&t);
 
+    /* the URL bound: a value that cannot fit is refused before it is encoded; one whose encoding goes past it after */
+    {
+        static char big[CF_TPL_MAX_URL + 1], spaces[CF_TPL_MAX_URL / 2];
+        memset(big, 'a', sizeof(big));
+        memset(spaces, ' ', sizeof(spaces)); /* each encoded as %20: three times as long */
+        struct values bv = {0};
+        set_value(&bv, "id", big, CF_TPL_MAX_URL - 30);
+        set_value(&bv, "lang", "fr", 2);
+        set_value(&bv, "x-t", "T", 1);
+        is(cf_template_parse("/u/{id}?lang={query.lang}&t={header.x-t}", &t, err, sizeof(err)), 0, "parse");
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_OK, "a URL just under %d bytes", CF_TPL_MAX_URL);
+        bv.v[0].len = sizeof(big);
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_BAD_INPUT, "a value longer than the bound: refused");
+        is(out.len, 0, "  before anything is left in out");
+        bv.v[0].val = spaces;
+        bv.v[0].len = sizeof(spaces);
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_BAD_INPUT, "a value that grows past it encoded");
+        cf_template_free(&t);
+    }
+
     /* a literal-only template needs no lookup */
     is(cf_template_parse("/health", &t, err, sizeof(err)), 0, "parse literal");
     cf_buf_reset(&out);
