@@ -3,8 +3,10 @@
  * Input: the YAML text up to the first NUL; after it, each placeholder in turn takes a value as one length byte
  * followed by that many bytes: for a {CALL.x} placeholder the bytes are parsed as JSON when they are JSON (else they
  * are a string), for the others they are a string of any bytes; when the input runs out, the value is missing. The
- * client body is a fixed JSON text. Checked: a body that compiles and expands is valid JSON (whatever the values);
- * a failed expansion leaves the buffer as it was. Build and run: see README.md.
+ * client body is a fixed JSON text. Checked: a body that compiles and expands is valid JSON (whatever the values), for
+ * jansson and for cf_body_json_valid; a failed expansion leaves the buffer as it was. And the value bytes, checked by
+ * cf_body_json_valid, agree with jansson (but for numbers too big for jansson and its 2048-level limit). Build and run: see
+ * README.md.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +37,17 @@ static int on_lookup(void *_ctx, const cf_tpl_part_t *part, cf_body_value_t *v)
     f->p += n + 1;
     f->left -= n + 1;
     if (part->kind == CF_TPL_CALL || part->kind == CF_TPL_ITEM) {
-        json_t *doc = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        json_error_t jerr;
+        json_t *doc = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        int valid = cf_body_json_valid(s, n, NULL);
+        /* jansson ends a text at a raw NUL byte (it reads "1\0x" as 1): no comparison when the bytes hold one */
+        if (memchr(s, '\0', n) != NULL)
+            valid = doc != NULL;
+        if ((doc != NULL && !valid) || (doc == NULL && valid && strstr(jerr.text, "overflow") == NULL &&
+                                        strstr(jerr.text, "too big") == NULL && strstr(jerr.text, "depth") == NULL)) {
+            fprintf(stderr, "cf_body_json_valid says %d, jansson %s: %.*s\n", valid, doc != NULL ? "JSON" : jerr.text, (int)n, s);
+            abort();
+        }
         if (doc != NULL) {
             f->owned[f->num_owned++] = doc;
             v->json = doc;
@@ -78,6 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         json_decref(doc);
+        if (!cf_body_json_valid(out.base + 1, out.len - 1, NULL)) {
+            fprintf(stderr, "jansson reads the expansion, the client-body check does not: %.*s\n", (int)out.len - 1, out.base + 1);
+            abort();
+        }
     } else if (out.len != 1 || memcmp(out.base, "x", 1) != 0 || (rc != CF_TPL_MISSING && rc != CF_BODY_TOO_LARGE)) {
         fprintf(stderr, "a failed expansion (%d) changed the buffer\n", rc);
         abort();
