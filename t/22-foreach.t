@@ -164,20 +164,7 @@ routes:
       - { name: els, backend: svc, path: "/hang/{item}", foreach: src.els, concurrency: 2 }
 EOF
 
-sub get_json {
-    my ($path) = @_;
-    my $r = http_get($gw->url($path));
-    my $doc = eval { JSON::PP->new->decode($r->{body}) };
-    return ($r, $doc);
-}
-
-# the part of Server-Timing about one call: "els;dur=12.3;desc=\"ok 3/3\""
-sub timing_of {
-    my ($r, $name) = @_;
-    my ($t) = ($r->{headers}{'server-timing'} // '') =~ /(?:^|, )(\Q$name\E;dur=[^,]*)/;
-    return $t // '';
-}
-
+# the duration in a call's Server-Timing entry (timing_of: 'els;dur=12.3;desc="ok 3/3"')
 sub timing_ms {
     my ($r, $name) = @_;
     my ($ms) = timing_of($r, $name) =~ /dur=([\d.]+)/;
@@ -186,7 +173,7 @@ sub timing_ms {
 
 subtest 'element order is kept when elements finish out of order' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/order');
+    my ($r, $doc) = get_json($gw, '/order');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{els}, [{ id => 1 }, { id => 2 }, { id => 3 }], 'results in element order, each shaped (deny)');
     my @j = grep { $_->{path} =~ m{^/d\d+/} } @{ $mock->journal };
@@ -199,7 +186,7 @@ subtest 'element order is kept when elements finish out of order' => sub {
 
 subtest 'concurrency is never exceeded, and is reached' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/conc');
+    my ($r, $doc) = get_json($gw, '/conc');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 12], 'twelve results in order');
     my $stats = $mock->stats;
@@ -213,7 +200,7 @@ subtest 'concurrency is never exceeded, and is reached' => sub {
 
 subtest 'a free slot takes the next element at once: no waves' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/waves');
+    my ($r, $doc) = get_json($gw, '/waves');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 7], 'seven results in order');
     is($mock->stats->{max_inflight}, 2, 'two in flight at most');
@@ -226,7 +213,7 @@ subtest 'a free slot takes the next element at once: no waves' => sub {
 
 subtest 'more elements than max_items: too_large, and no element request' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/toolarge');
+    my ($r, $doc) = get_json($gw, '/toolarge');
     is($r->{status}, 200, '200 (optional call)');
     ok(exists $doc->{els} && !defined $doc->{els}, 'the call is null');
     like(timing_of($r, 'els'), qr/desc="too_large 0\/12"/, 'Server-Timing: too_large 0/12');
@@ -236,7 +223,7 @@ subtest 'more elements than max_items: too_large, and no element request' => sub
 
 subtest 'element values: numbers in shortest form, encoding, refusals, objects' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/mixed');
+    my ($r, $doc) = get_json($gw, '/mixed');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{els},
         [{ v => '0' }, { v => '0.92' }, { v => '7' }, { v => 'x%20y' }, undef, undef, undef, { v => 'true' }, { v => '-3' }],
@@ -282,7 +269,7 @@ subtest 'a foreach call\'s whole array may go in a body' => sub {
 subtest 'a failed element: null, or dropped with on_error: omit' => sub {
     $mock->reset;
     my $before = metrics($admin);
-    my ($r, $doc) = get_json('/somefail');
+    my ($r, $doc) = get_json($gw, '/somefail');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{nulls}, [{ id => 1 }, undef, { id => 3 }], 'null in its place');
     is_deeply($doc->{omitted}, [{ id => 1 }, { id => 3 }], 'dropped with omit');
@@ -301,14 +288,14 @@ subtest 'a failed element: null, or dropped with on_error: omit' => sub {
 
 subtest 'required: a failed element fails the request' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/required');
+    my ($r, $doc) = get_json($gw, '/required');
     is($r->{status}, 502, '502 (the element got a 500)');
     is_deeply($doc, { error => 'status_500', call => 'els', status => 500 }, 'the error body names the call');
 };
 
 subtest 'empty, absent and null arrays give []; a string is not an array' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/empty');
+    my ($r, $doc) = get_json($gw, '/empty');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{empty}, [], 'empty: []');
     is_deeply($doc->{absent}, [], 'absent: []');
@@ -321,7 +308,7 @@ subtest 'empty, absent and null arrays give []; a string is not an array' => sub
 
 subtest 'batch: split, concatenated in order; a failed batch gives nulls' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/batch');
+    my ($r, $doc) = get_json($gw, '/batch');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{all}, [1, 2, 3, 4, 5], '5 elements in batches of 2, concatenated');
     my @paths = sort map { $_->{path} } grep { $_->{path} =~ m{^/b/} } @{ $mock->journal };
@@ -335,7 +322,7 @@ subtest 'batch: split, concatenated in order; a failed batch gives nulls' => sub
 
 subtest 'batch: {items} in a query value, each value encoded' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/batchq');
+    my ($r, $doc) = get_json($gw, '/batchq');
     is($r->{status}, 200, 'status 200');
     my @q = map { $_->{query} } grep { $_->{path} eq '/bq' } @{ $mock->journal };
     is_deeply([sort @q], ['ids=-3', 'ids=0,0.92', 'ids=7,x%20y'],
@@ -346,10 +333,10 @@ subtest 'batch: {items} in a query value, each value encoded' => sub {
 
 subtest 'elements go through the cache: a second request is answered from it' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/cached');
+    my ($r, $doc) = get_json($gw, '/cached');
     is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 12], 'first request: twelve results');
     is($mock->stats->{stubs}{'GET /ok/{id}'}, 12, 'twelve element requests');
-    ($r, $doc) = get_json('/cached');
+    ($r, $doc) = get_json($gw, '/cached');
     is_deeply($doc->{els}, [map { { id => $_ } } 1 .. 12], 'second request: the same, in order');
     like(timing_of($r, 'els'), qr/desc="ok 12\/12"/, 'Server-Timing: ok 12/12');
     is($mock->stats->{stubs}{'GET /ok/{id}'}, 12, 'no more element requests: every element was a hit');
@@ -358,7 +345,7 @@ subtest 'elements go through the cache: a second request is answered from it' =>
 subtest 'the deadline cancels the elements still running and those not started' => sub {
     $mock->reset;
     my $t0 = time;
-    my ($r, $doc) = get_json('/deadline');
+    my ($r, $doc) = get_json($gw, '/deadline');
     my $elapsed = time - $t0;
     is($r->{status}, 200, 'status 200');
     cmp_ok($elapsed, '<', 0.9, sprintf('answered at the deadline (%.3f s)', $elapsed));

@@ -128,18 +128,7 @@ routes:
       - { name: els, backend: svc, path: "/hang/{item}", foreach: src.els, concurrency: 4 }
 EOF
 
-sub get_json {
-    my ($path) = @_;
-    my $r = http_get($gw->url($path));
-    my $doc = eval { JSON::PP->new->decode($r->{body}) };
-    return ($r, $doc);
-}
 
-sub timing_of {
-    my ($r, $name) = @_;
-    my ($t) = ($r->{headers}{'server-timing'} // '') =~ /(?:^|, )(\Q$name\E;dur=[^,]*)/;
-    return $t // '';
-}
 
 # the access log line of the newest request to $route
 sub log_line {
@@ -154,7 +143,7 @@ sub log_line {
 subtest 'a source far over max_items does not add its length to conflux_call_elements_total' => sub {
     $mock->reset;
     my $before = metrics($admin);
-    my ($r, $doc) = get_json('/many');
+    my ($r, $doc) = get_json($gw, '/many');
     is($r->{status}, 200, '200 (optional call)');
     like(timing_of($r, 'els'), qr/desc="too_large 0\/5000"/, 'Server-Timing: too_large 0/5000');
     is($mock->stats->{stubs}{'GET /e/{id}'}, 0, 'no element request went out');
@@ -168,7 +157,7 @@ subtest 'a source far over max_items does not add its length to conflux_call_ele
 subtest 'a required foreach call that stops counts the element requests it had sent' => sub {
     $mock->reset;
     my $before = metrics($admin);
-    my ($r, $doc) = get_json('/reqstop');
+    my ($r, $doc) = get_json($gw, '/reqstop');
     is($r->{status}, 502, '502: the first element got a 500');
     ok(wait_until(sub { $mock->stats->{aborted} == 7 }, 5), 'the seven other elements were sent, then cancelled');
     my $sent = $mock->stats->{stubs}{'GET /m/{id}'} + $mock->stats->{stubs}{'GET /m/f'};
@@ -182,7 +171,7 @@ subtest 'a required foreach call that stops counts the element requests it had s
 
 subtest 'foreach over a failed source with default: goes over the default (as {src.x} reads it)' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/srcdefault');
+    my ($r, $doc) = get_json($gw, '/srcdefault');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{src}, { els => [1, 2], x => 5 }, 'the source failed and gave its default');
     is_deeply($doc->{plain}, { id => '5' }, 'a plain call reads {src.x} from the default (docs/http.md, default:)');
@@ -194,7 +183,7 @@ subtest 'a foreach call\'s element answers together stay within max_response_bod
     # too_large once they pass it, and the elements not started never go (a foreach call would otherwise hold
     # max_items x max_response_body, parsed)
     $mock->reset;
-    my ($r, $doc) = get_json('/bigels');
+    my ($r, $doc) = get_json($gw, '/bigels');
     is($r->{status}, 200, 'status 200 (an optional call)');
     ok(exists $doc->{els} && !defined $doc->{els}, 'the call is null');
     like(timing_of($r, 'els'), qr/desc="too_large/, 'Server-Timing: too_large');
@@ -203,7 +192,7 @@ subtest 'a foreach call\'s element answers together stay within max_response_bod
 
 subtest 'a hostile value in a foreach call\'s URL is not built and sent once per element' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/amplify');
+    my ($r, $doc) = get_json($gw, '/amplify');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{src}{els}, [1 .. 20], 'the source answered (60 KB, under max_response_body)');
     # each element's URL holds the source's 60 KB value, encoded: 20 x 180 KB built, copied and written upstream for one
@@ -231,7 +220,7 @@ subtest '-t blames the body, not the path, for a foreach call\'s field in a body
 
 subtest '{items}: a comma inside an element is percent-encoded, not a separator' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/comma');
+    my ($r, $doc) = get_json($gw, '/comma');
     is($r->{status}, 200, 'status 200');
     my @q = map { $_->{query} } @{ $mock->journal('/bq') };
     is_deeply(\@q, ['ids=a%2Cb,c'], 'one request, "a,b" sent as a%2Cb: two elements, two ids');
@@ -240,7 +229,7 @@ subtest '{items}: a comma inside an element is percent-encoded, not a separator'
 
 subtest 'batches answering out of order are put back in element order' => sub {
     $mock->reset;
-    my ($r, $doc) = get_json('/batchorder');
+    my ($r, $doc) = get_json($gw, '/batchorder');
     is_deeply($doc->{b}, [map { { n => $_ } } 1 .. 6], 'six entries in element order');
     my @by_end = map { $_->{path} } sort { $a->{answered_at} <=> $b->{answered_at} } @{ $mock->journal };
     is_deeply([grep { m{^/bd/} } @by_end], ['/bd/5,6', '/bd/3,4', '/bd/1,2'], 'the upstream answered the last batch first');
@@ -249,14 +238,14 @@ subtest 'batches answering out of order are put back in element order' => sub {
 subtest 'the deadline passes while elements wait on one coalesced flight' => sub {
     $mock->reset;
     my $t0 = time;
-    my ($r, $doc) = get_json('/coalesced-deadline');
+    my ($r, $doc) = get_json($gw, '/coalesced-deadline');
     cmp_ok(time - $t0, '<', 0.9, 'answered at the deadline');
     is($r->{status}, 200, 'status 200');
     is_deeply($doc->{els}, [(undef) x 12], 'every element null');
     like(timing_of($r, 'els'), qr/desc="ok 0\/12"/, 'Server-Timing: ok 0/12');
     is($mock->stats->{stubs}{'GET /slow/{id}'}, 1, 'one upstream request for the twelve equal elements');
     ok(wait_until(sub { $mock->stats->{inflight} == 0 }, 3), 'the flight ended (stored for the next request)');
-    ($r, $doc) = get_json('/coalesced-deadline');
+    ($r, $doc) = get_json($gw, '/coalesced-deadline');
     is_deeply($doc->{els}, [({ id => '7' }) x 12], 'the next request is answered from the cache, twelve times');
 };
 

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
     bindir empty_port spawn spawn_mock spawn_conflux
-    http_get http_request http_parallel decode_json_ok tmpdir write_file slurp
+    http_get http_request http_parallel decode_json_ok get_json timing_of tmpdir write_file slurp
     wait_until background run_cmd sanitizer_report
     metrics metric delta
     raw_exchange raw_request parse_response refused_ok
@@ -276,6 +276,21 @@ sub http_parallel {
     }
     close $fh;
     return (\@res, time - $t0);
+}
+
+# GET of a gateway's path: (the response, its body decoded as JSON or undef).
+sub get_json {
+    my ($gw, $path) = @_;
+    my $r = http_get($gw->url($path));
+    my $doc = eval { JSON::PP->new->decode($r->{body}) };
+    return ($r, $doc);
+}
+
+# The Server-Timing entry of one call, e.g. 'els;dur=12.3;desc="ok 3/3"' ('' when there is none).
+sub timing_of {
+    my ($r, $name) = @_;
+    my ($t) = ($r->{headers}{'server-timing'} // '') =~ /(?:^|, )(\Q$name\E;dur=[^,]*)/;
+    return $t // '';
 }
 
 # Decodes JSON or fails the test (returns undef).
