@@ -79,6 +79,7 @@ static void on_list_stubs(h2o_req_t *req)
             json_object_set_new(v, "fault", json_integer((json_int_t)s->fault_status));
         if (s->listener != NULL)
             json_object_set_new(v, "listener", json_string(s->listener));
+        json_object_set_new(v, "priority", json_integer((json_int_t)s->priority));
         json_array_append_new(arr, v);
     }
     send_json(req, 200, arr);

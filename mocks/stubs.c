@@ -14,6 +14,9 @@
 const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "garbage", "truncated", "trickle", NULL};
 
 #define DEFAULT_TRICKLE_INTERVAL 100
+#define DEFAULT_PRIORITY 5
+/* the longest name of a stub */
+#define MAX_NAME 128
 
 /* the live stubs, in publication order; each holds one reference */
 static cf_mock_stub_t **live;
@@ -43,6 +46,8 @@ static void stub_free(cf_mock_stub_t *stub)
     free(stub->body_file);
     free(stub->sequence);
     free(stub->listener);
+    free(stub->name);
+    cf_mock_match_dispose(&stub->match);
     free(stub->key);
     for (size_t i = 0; i != stub->n_segs; ++i)
         free(stub->segs[i].text.base);
@@ -61,6 +66,7 @@ static cf_mock_stub_t *stub_new(void)
     stub->status = 200;
     stub->fault_rate = 1;
     stub->trickle_interval = DEFAULT_TRICKLE_INTERVAL;
+    stub->priority = DEFAULT_PRIORITY;
     stub->refcnt = 1;
     return stub;
 }
@@ -357,10 +363,21 @@ static int finish_stub(cf_mock_stub_t *stub, char *err, size_t errlen)
         stub->method = xstrdup("GET");
     if (stub->body == NULL)
         stub->body = xstrdup("");
-    size_t keylen = strlen(stub->method) + strlen(stub->path) + 4 + (stub->listener != NULL ? strlen(stub->listener) : 0);
-    stub->key = h2o_mem_alloc(keylen);
-    snprintf(stub->key, keylen, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
-             stub->listener != NULL ? stub->listener : "");
+    free(stub->key);
+    if (stub->name != NULL) {
+        stub->key = xstrdup(stub->name);
+    } else {
+        /* "METHOD path[ @listener][ [conditions]]": stubs of one method and path differ by what else they require */
+        cf_buf_t key = CF_BUF_INIT, conds = CF_BUF_INIT;
+        cf_buf_appendf(&key, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
+                       stub->listener != NULL ? stub->listener : "");
+        cf_mock_match_describe(&stub->match, &conds);
+        if (conds.len != 0)
+            cf_buf_appendf(&key, " [%s]", conds.base);
+        stub->key = xstrdup(key.base);
+        cf_buf_free(&key);
+        cf_buf_free(&conds);
+    }
     cf_mock_rng_init(&stub->rng, stub->key);
     stub->json_escape = 0;
     for (size_t i = 0; i != stub->n_headers; ++i)
@@ -559,6 +576,26 @@ static int on_sequence(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
     return 0;
 }
 
+/* a stub's name: printable, so that it reads well as a key in the journal and the stats */
+static int on_name(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    if (cf_yget_string(ctx, node, &stub->name) != 0)
+        return -1;
+    if (strlen(stub->name) > MAX_NAME)
+        return cf_yerror(ctx, node, "a name longer than %d bytes", MAX_NAME);
+    for (const char *p = stub->name; *p != '\0'; ++p)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return cf_yerror(ctx, node, "a name with a control character");
+    return 0;
+}
+
+static int on_match(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    return cf_mock_match_decode(ctx, node, &stub->match);
+}
+
 static const cf_yfield_t stub_fields[] = {
     {"path", CF_YT_CUSTOM, 0, 0, 0, NULL, on_path},
     {"method", CF_YT_CUSTOM, 0, 0, 0, NULL, on_method},
@@ -572,6 +609,9 @@ static const cf_yfield_t stub_fields[] = {
     {"sequence", CF_YT_CUSTOM, 0, 0, 0, NULL, on_sequence},
     {"trickle_interval", CF_YT_DURATION, offsetof(cf_mock_stub_t, trickle_interval), 1, 60000},
     {"listener", CF_YT_STRING, offsetof(cf_mock_stub_t, listener)},
+    {"name", CF_YT_CUSTOM, 0, 0, 0, NULL, on_name},
+    {"priority", CF_YT_UINT, offsetof(cf_mock_stub_t, priority), 0, 1000000},
+    {"match", CF_YT_CUSTOM, 0, 0, 0, NULL, on_match},
     {NULL},
 };
 enum { F_PATH, F_METHOD, F_STATUS, F_HEADERS, F_BODY, F_BODY_FILE };
@@ -634,7 +674,7 @@ static cf_mock_stub_t **decode_stub_list(cf_yctx_t *ctx, yaml_node_t *node, size
         stubs[i] = decode_stub(ctx, item);
         for (size_t j = 0; stubs[i] != NULL && j != i; ++j) {
             if (strcmp(stubs[j]->key, stubs[i]->key) == 0) {
-                cf_yerror(ctx, item, "a second stub for %s (the first is [%zu])", stubs[i]->key, j);
+                cf_yerror(ctx, item, "a second stub for %s (the first is [%zu]): tell them apart with name:", stubs[i]->key, j);
                 stub_free(stubs[i]);
                 stubs[i] = NULL;
             }
@@ -651,7 +691,7 @@ static cf_mock_stub_t **decode_stub_list(cf_yctx_t *ctx, yaml_node_t *node, size
     return stubs;
 }
 
-/* Adds a stub to the live set, replacing the one with the same method and path in place. */
+/* Adds a stub to the live set, replacing the one with the same key in place. */
 static int publish(cf_mock_stub_t *stub)
 {
     for (size_t i = 0; i != n_live; ++i) {
@@ -1038,28 +1078,83 @@ static int match_path(const cf_mock_stub_t *stub, h2o_iovec_t path, h2o_iovec_t 
     return off == path.len + 1;
 }
 
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps)
+static int method_matches(const cf_mock_stub_t *s, h2o_iovec_t method)
+{
+    return strcmp(s->method, "*") == 0 || h2o_memis(method.base, method.len, s->method, strlen(s->method));
+}
+
+/*
+ * Method and path come first, and most stubs have nothing else: conditions (and the body's JSON parse, done once per
+ * request) are looked at only for stubs whose method and path match, and only while they could still win.
+ */
+cf_mock_stub_t *cf_mock_stubs_match(cf_mock_request_t *r, h2o_iovec_t *caps)
 {
     cf_mock_stub_t *best = NULL;
     h2o_iovec_t tmp[CF_MOCK_MAX_PARAMS];
-    if (path.len == 0 || path.base[0] != '/')
+    if (r->path.len == 0 || r->path.base[0] != '/')
         return NULL;
     for (size_t i = 0; i != n_live; ++i) {
         cf_mock_stub_t *s = live[i];
-        if (s->listener != NULL && s->listener_index != listener)
+        if (s->listener != NULL && s->listener_index != r->listener)
             continue;
-        if (!(strcmp(s->method, "*") == 0 || h2o_memis(method.base, method.len, s->method, strlen(s->method))))
+        if (!method_matches(s, r->method) || !match_path(s, r->path, tmp))
             continue;
-        if (!match_path(s, path, tmp))
+        if (best != NULL && (s->priority > best->priority || (s->priority == best->priority && compare_specificity(s, best) <= 0)))
             continue;
-        if (best == NULL || compare_specificity(s, best) > 0) {
-            best = s;
-            memcpy(caps, tmp, sizeof(tmp));
+        if (s->match.n != 0 && cf_mock_match_eval(&s->match, r, NULL) != 0)
+            continue;
+        best = s;
+        memcpy(caps, tmp, sizeof(tmp));
+    }
+    if (best == NULL)
+        return NULL;
+    ++best->refcnt;
+    return best;
+}
+
+json_t *cf_mock_stubs_near_miss(cf_mock_request_t *r)
+{
+    cf_mock_stub_t *closest = NULL;
+    json_t *closest_missed = NULL;
+    size_t best_rank = 0, best_missed = 0;
+    h2o_iovec_t tmp[CF_MOCK_MAX_PARAMS];
+    for (size_t i = 0; i != n_live; ++i) {
+        cf_mock_stub_t *s = live[i];
+        if (s->listener != NULL && s->listener_index != r->listener)
+            continue;
+        json_t *missed = json_array();
+        int path_ok = r->path.len != 0 && r->path.base[0] == '/' && match_path(s, r->path, tmp),
+            method_ok = method_matches(s, r->method);
+        if (!method_ok) {
+            cf_buf_t msg = CF_BUF_INIT;
+            cf_buf_appendf(&msg, "method: expected %s, got %.*s", s->method, (int)(r->method.len < 32 ? r->method.len : 32),
+                           r->method.base);
+            json_array_append_new(missed, json_string(msg.base));
+            cf_buf_free(&msg);
+        }
+        if (!path_ok)
+            json_array_append_new(missed, json_pack("s+", "path: expected ", s->path));
+        size_t n_missed = (size_t)!method_ok + (size_t)!path_ok;
+        if (s->match.n != 0)
+            n_missed += cf_mock_match_eval(&s->match, r, missed);
+        /* a matching path counts most, then the method, then the fewest misses; the earliest stub wins ties */
+        size_t rank = (size_t)path_ok * 2 + (size_t)method_ok;
+        if (closest == NULL || rank > best_rank || (rank == best_rank && n_missed < best_missed)) {
+            json_decref(closest_missed);
+            closest = s;
+            closest_missed = missed;
+            best_rank = rank;
+            best_missed = n_missed;
+        } else {
+            json_decref(missed);
         }
     }
-    if (best != NULL)
-        ++best->refcnt;
-    return best;
+    if (closest == NULL)
+        return NULL;
+    json_t *v = json_object();
+    json_object_set_new(v, "stub", json_string(closest->key));
+    json_object_set_new(v, "missed", closest_missed);
+    return v;
 }
 
 int cf_mock_listener_name_ok(const char *name)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
+#include "match.h"
 #include "timing.h"
 
 /** How a stub misbehaves (see serve.c for what a client sees for each). */
@@ -59,7 +60,10 @@ typedef struct st_cf_mock_stub_t {
     uint64_t trickle_interval; /* ms between bytes for fault: trickle */
     cf_mock_step_t *sequence;
     size_t n_sequence;
-    char *listener; /* the name of the only listener it answers on, or NULL for every listener */
+    char *listener;        /* the name of the only listener it answers on, or NULL for every listener */
+    char *name;            /* its key when given (else derived from method, path, listener, conditions) */
+    uint64_t priority;     /* among the stubs that match a request, the lowest wins (default 5) */
+    cf_mock_match_t match; /* request conditions beyond method and path */
     /* compiled */
     char *key;             /* "METHOD path", or "METHOD path @listener": the identity for replacement and stats */
     size_t listener_index; /* the index of `listener` among the listeners (set once they are known) */
@@ -104,12 +108,19 @@ int cf_mock_load_runtime(const char *src, size_t len, size_t *replaced, char *er
 /** Parses the one-line form `METHOD PATH STATUS [BODY] [key=value ...]` and publishes it. Returns 0 or -1 + err. */
 int cf_mock_load_cli(const char *line, char *err, size_t errlen);
 /**
- * Finds the most specific stub for a request that arrived on the listener of that index (literal segments beat
- * {param}, which beats {rest*}; then a method beats "*", then a stub of that listener beats one of every listener;
- * ties go to the earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or
- * NULL.
+ * Finds the stub for a request (r->listener is the index of the listener it arrived on): among the stubs whose method,
+ * path, listener and conditions hold, the lowest priority; then the most specific (literal segments
+ * beat {param}, which beats {rest*}; then a method beats "*", then a stub of that listener beats one of every
+ * listener); ties go to the earliest stub. Stores the captures (pointing into r->path) in caps. Returns a retained stub
+ * or NULL.
  */
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps);
+cf_mock_stub_t *cf_mock_stubs_match(cf_mock_request_t *r, h2o_iovec_t *caps);
+/**
+ * For a request no stub matched: the closest stub and why it missed, {"stub": KEY, "missed": ["...", ...]}, or NULL
+ * without any stub for its listener (owned by the caller). Closest: a stub whose path matches beats one whose path
+ * does not; then one whose method matches; then the fewest missed conditions; then the earliest.
+ */
+json_t *cf_mock_stubs_near_miss(cf_mock_request_t *r);
 /** Whether a listener's name is made of letters, digits and _ - . : [ ] (the last three for a bound address). */
 int cf_mock_listener_name_ok(const char *name);
 /** Drops a reference taken by cf_mock_stubs_match. */
