@@ -45,7 +45,8 @@ static void usage(FILE *fp)
                 "\n"
                 "Once listening it prints \"listening on HOST:PORT\" for each listener, in order.\n"
                 "Admin: GET /__mock/requests, GET /__mock/stats, GET|POST /__mock/stubs, POST /__mock/reset,\n"
-                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME;\n"
+                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME,\n"
+                "GET /__mock/scenarios, PUT /__mock/scenarios/NAME;\n"
                 "/__mock/respond?status=&delay=&body=&fault=&header=.\n");
 }
 

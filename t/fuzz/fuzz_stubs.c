@@ -97,7 +97,8 @@ static void check_stub(const cf_mock_stub_t *stub)
     snprintf(key, sizeof(key), "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
              stub->listener != NULL ? stub->listener : "");
     if (stub->name != NULL ? strcmp(stub->name, stub->key) != 0
-                           : strncmp(key, stub->key, strlen(key)) != 0 || (stub->key[strlen(key)] != '\0' && stub->match.n == 0))
+                           : strncmp(key, stub->key, strlen(key)) != 0 ||
+                                 (stub->key[strlen(key)] != '\0' && (stub->match.n == 0 && stub->scenario == NULL)))
         bug("a key that is not its name, or METHOD PATH [@LISTENER] [conditions]", stub);
     if (check_method(stub->method, key, sizeof(key)) != 0 || stub->path[0] != '/' || stub->n_segs == 0)
         bug("a bad method or path", stub);
@@ -121,8 +122,8 @@ static void check_stub(const cf_mock_stub_t *stub)
             bug("a sequence step that is neither a status nor a fault", stub);
     }
     check_body_template(stub);
-    /* a bare request for its path may not meet its conditions */
-    if (stub->match.n == 0)
+    /* a bare request for its path may not meet its conditions or scenario state */
+    if (stub->match.n == 0 && stub->state == NULL)
         check_match(stub);
 }
 
