@@ -48,13 +48,38 @@ void cf_mock_request_dispose(cf_mock_request_t *r)
 
 /* ---- decoding ---- */
 
-/*
- * glibc's regcomp copies a bounded repetition's operand once per count, so nested counts multiply ("((a{100}){100}){100}"
- * is a million nodes): a pattern is bounded in length and each count in size. Counts after a backslash are literal
- * braces and skipped.
- */
-static int check_regex(const char *p, size_t len, char *err, size_t errlen)
+/* The end of a bracket expression that starts at p[i] == '[' (the index of its ']'), or len when it has none. */
+static size_t bracket_end(const char *p, size_t len, size_t i)
 {
+    ++i;
+    if (i < len && p[i] == '^')
+        ++i;
+    if (i < len && p[i] == ']') /* a ']' first is a member */
+        ++i;
+    for (; i < len; ++i) {
+        if (p[i] == ']')
+            return i;
+        if (p[i] == '[' && i + 1 < len && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+            char close = p[i + 1];
+            for (i += 2; i + 1 < len && !(p[i] == close && p[i + 1] == ']'); ++i)
+                ;
+            ++i;
+        }
+    }
+    return len;
+}
+
+/*
+ * glibc's regcomp copies the operand of a bounded repetition once per count, so nested counts multiply:
+ * "(((a{100}){100}){100})" is a million nodes and a third of a second of compiling, one more level a hundred times that.
+ * So a pattern is refused when its size with every repetition expanded (an estimate of regcomp's nodes: an atom counts
+ * 1, a group the sum of its contents, X{m,n} counts n times X, X+ twice) is over CF_MOCK_REGEX_EXPANDED_MAX. Back-
+ * references (\1 to \9, a glibc extension to ERE) are refused too: they make matching exponential in the input.
+ */
+static int check_regex(const char *p, size_t len, size_t *size, char *err, size_t errlen)
+{
+    unsigned long sums[CF_MOCK_REGEX_MAX + 1], last = 0;
+    size_t depth = 0;
     if (len == 0) {
         snprintf(err, errlen, "an empty regex");
         return -1;
@@ -67,33 +92,77 @@ static int check_regex(const char *p, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "a regex with a NUL byte");
         return -1;
     }
-    for (size_t i = 0; i != len; ++i) {
-        if (p[i] == '\\') {
-            ++i;
-            continue;
-        }
-        if (p[i] != '{')
-            continue;
-        unsigned long v = 0;
-        for (size_t j = i + 1; j != len && (isdigit((unsigned char)p[j]) || p[j] == ','); ++j) {
-            if (p[j] == ',') {
-                v = 0;
-                continue;
-            }
-            v = v * 10 + (unsigned long)(p[j] - '0');
-            if (v > CF_MOCK_REGEX_REPEAT_MAX) {
-                snprintf(err, errlen, "a repetition count above %d", CF_MOCK_REGEX_REPEAT_MAX);
+    sums[0] = 0;
+    for (size_t i = 0; i < len; ++i) {
+        unsigned long atom = 1, times = 0;
+        switch (p[i]) {
+        case '\\':
+            if (i + 1 < len && p[i + 1] >= '1' && p[i + 1] <= '9') {
+                snprintf(err, errlen, "a back-reference (\\%c): not in POSIX extended regexes", p[i + 1]);
                 return -1;
             }
+            ++i;
+            break;
+        case '[':
+            i = bracket_end(p, len, i);
+            break;
+        case '(':
+            sums[++depth] = 0;
+            continue;
+        case ')':
+            if (depth == 0)
+                continue; /* regcomp says what is wrong */
+            atom = sums[depth--] + 1;
+            break;
+        case '|':
+        case '^':
+        case '$':
+            continue;
+        case '*':
+        case '?':
+            continue;
+        case '+':
+            times = 2;
+            break;
+        case '{': {
+            unsigned long m = 0, n = 0;
+            int comma = 0;
+            size_t j = i + 1;
+            for (; j < len && (isdigit((unsigned char)p[j]) || p[j] == ','); ++j) {
+                unsigned long *v = comma ? &n : &m;
+                if (p[j] == ',')
+                    comma = 1;
+                else if ((*v = *v * 10 + (unsigned long)(p[j] - '0')) > CF_MOCK_REGEX_EXPANDED_MAX)
+                    *v = CF_MOCK_REGEX_EXPANDED_MAX + 1;
+            }
+            times = !comma ? m : n != 0 ? n : m + 1;
+            i = j;
+            break;
+        }
+        default:
+            break;
+        }
+        if (times != 0) {
+            /* the last atom again, times - 1 more times */
+            sums[depth] += last * (times - 1);
+            last *= times;
+        } else {
+            sums[depth] += atom;
+            last = atom;
+        }
+        if (sums[depth] > CF_MOCK_REGEX_EXPANDED_MAX || last > CF_MOCK_REGEX_EXPANDED_MAX) {
+            snprintf(err, errlen, "a regex over %d atoms once its repetitions are expanded", CF_MOCK_REGEX_EXPANDED_MAX);
+            return -1;
         }
     }
+    *size = sums[0] != 0 ? sums[0] : 1;
     return 0;
 }
 
 static int compile_regex(cf_yctx_t *ctx, yaml_node_t *node, cf_mock_cond_t *c, const char *pattern, size_t len)
 {
     char err[256];
-    if (check_regex(pattern, len, err, sizeof(err)) != 0)
+    if (check_regex(pattern, len, &c->size, err, sizeof(err)) != 0)
         return cf_yerror(ctx, node, "%s", err);
     c->value = h2o_strdup(NULL, pattern, len).base;
     c->value_len = len;
@@ -423,6 +492,16 @@ static int cond_holds(const cf_mock_cond_t *c, h2o_iovec_t v, const char *what, 
         ok = v.base != NULL && h2o_memis(v.base, v.len, c->value, c->value_len);
         break;
     case CF_MOCK_COND_REGEX:
+        if (v.base != NULL && (v.len + 1) > CF_MOCK_REGEX_WORK_MAX / c->size) {
+            /* matching takes up to length x automaton size steps, on the loop: too long a value misses */
+            if (missed != NULL) {
+                cf_buf_t msg = CF_BUF_INIT;
+                cf_buf_appendf(&msg, "%s: %zu bytes are too many for this regex (at most %zu for its size)", what, v.len,
+                               (size_t)(CF_MOCK_REGEX_WORK_MAX / c->size) - 1);
+                add_missed(missed, &msg);
+            }
+            return 0;
+        }
         ok = v.base != NULL && regex_matches(&c->re, v.base, v.len);
         break;
     case CF_MOCK_COND_ABSENT:

@@ -11,8 +11,13 @@
 
 /** The longest regex pattern a condition accepts, in bytes. */
 #define CF_MOCK_REGEX_MAX 512
-/** The largest count in a regex repetition ({n}, {n,m}): bigger ones make regcomp build huge automata. */
-#define CF_MOCK_REGEX_REPEAT_MAX 100
+/** The largest size of a regex with its repetitions ({n,m}) expanded, which is about what regcomp builds. */
+#define CF_MOCK_REGEX_EXPANDED_MAX 10000
+/**
+ * The most work a regex condition may take on one value, as the value's length times the regex's expanded size: glibc's
+ * regexec takes about that many steps at worst (a few ns each), on the event loop.
+ */
+#define CF_MOCK_REGEX_WORK_MAX (32 * 1024 * 1024)
 /** The deepest nesting of a `json:` subset (objects and arrays). */
 #define CF_MOCK_JSON_DEPTH_MAX 32
 /** The largest request body that `json:` and `body:` conditions look at; a larger body misses them. */
@@ -32,7 +37,8 @@ typedef struct st_cf_mock_cond_t {
     char *name;  /* malloc'ed: the query parameter's name, or the header's name in lower case; NULL for the body */
     char *value; /* malloc'ed: EQUALS: the value; REGEX: the pattern; else NULL */
     size_t value_len;
-    regex_t re; /* REGEX: compiled with REG_EXTENDED | REG_NOSUB */
+    regex_t re;  /* REGEX: compiled with REG_EXTENDED | REG_NOSUB */
+    size_t size; /* REGEX: its size with repetitions expanded (>= 1), which bounds the values it is tried on */
 } cf_mock_cond_t;
 
 /** The request conditions of a stub; all must hold. Zeroed: no condition. */

@@ -57,6 +57,11 @@ stubs:
   - path: /tie/{x}
     match: { headers: { x-b: "1" } }
     body: tie-second
+  - path: /big
+    method: POST
+    match:
+      body: "~(a|b){1000}c"
+    body: big
   - path: /named
     name: the-named-one
     match: { query: { k: v } }
@@ -114,6 +119,10 @@ subtest 'json subset' => sub {
 subtest 'body regex' => sub {
     body_is post('/orders', 'qty=3'), 'order-form', 'non-JSON body by regex';
     miss_ok post('/orders', 'qty=x'), 'regex misses';
+    body_is post('/big', ('a' x 1000) . 'c'), 'big', 'a large regex on a short body';
+    my $j = miss_ok post('/big', ('a' x 100_000) . 'c'), 'a large regex on a long body: not tried';
+    like $j->{closest}{missed}[0], qr/^body: 100001 bytes are too many for this regex \(at most \d+ for its size\)$/,
+        'says why';
 };
 
 subtest 'priority and ties' => sub {
@@ -202,8 +211,9 @@ subtest 'bad stub files fail at start with file:line:col' => sub {
     my $bin = bindir() . '/conflux-mock';
     my @cases = (
         ["  - path: /x\n    match:\n      query: { q: \"~a(b\" }\n", qr/:4:\d+: stubs\[0\]\.match\.query\.q: bad regex "a\(b"/],
-        ["  - path: /x\n    match:\n      headers: { x: { regex: \"a{1,1000}\" } }\n",
-         qr/:4:\d+: stubs\[0\]\.match\.headers\.x\.regex: a repetition count above 100/],
+        ["  - path: /x\n    match:\n      headers: { x: { regex: \"(((a{100}){100}){100})\" } }\n",
+         qr/:4:\d+: stubs\[0\]\.match\.headers\.x\.regex: a regex over 10000 atoms once its repetitions are expanded/],
+        ["  - path: /x\n    match:\n      body: '~(a+)\\1'\n", qr/:4:\d+: stubs\[0\]\.match\.body: a back-reference/],
         ["  - path: /x\n    match:\n      headers: { x: { regex: \"" . ('a' x 600) . "\" } }\n", qr/:4:\d+: .*longer than 512/],
         ["  - path: /x\n    match:\n      headers: { \"bad name\": a }\n", qr/:4:\d+: .*is not a header name/],
         ["  - path: /x\n    match:\n      cookies: { a: b }\n", qr/:4:\d+: stubs\[0\]\.match: unknown key "cookies"/],
