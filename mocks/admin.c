@@ -80,6 +80,11 @@ static void on_list_stubs(h2o_req_t *req)
         if (s->listener != NULL)
             json_object_set_new(v, "listener", json_string(s->listener));
         json_object_set_new(v, "priority", json_integer((json_int_t)s->priority));
+        if (s->scenario != NULL) {
+            json_object_set_new(v, "scenario", json_string(s->scenario));
+            json_object_set_new(v, "state", s->state != NULL ? json_string(s->state) : json_null());
+            json_object_set_new(v, "next_state", s->next_state != NULL ? json_string(s->next_state) : json_null());
+        }
         json_array_append_new(arr, v);
     }
     send_json(req, 200, arr);

@@ -112,7 +112,8 @@ static int compile_path(cf_mock_stub_t *stub, const char *path, char *err, size_
         return -1;
     }
     if (strpbrk(path, "?# \t\r\n") != NULL) {
-        snprintf(err, errlen, "\"%s\": a path has no query, fragment or whitespace (stubs match the path only)", path);
+        snprintf(err, errlen, "\"%s\": a path has no query, fragment or whitespace (conditions on the query go under match:)",
+                 path);
         return -1;
     }
     size_t n = 1;

@@ -99,6 +99,8 @@ subtest 'GET /__mock/scenarios, PUT /__mock/scenarios/NAME' => sub {
     is answer(get('/cart')), '200 {"items": ["book"]}', 'and the stubs follow it';
     is put_state('checkout', '{"state": "shipped"}')->{status}, 400, 'a state no stub names: 400';
     like put_state('checkout', '{"state": "shipped"}')->{body}, qr/"states":\["started","has_items","paid"\]/, 'lists the states';
+    my ($listed) = grep { $_->{key} eq 'POST /cart [scenario checkout=started]' } @{ decode_json(get('/__mock/stubs')->{body}) };
+    is_deeply [@$listed{qw(scenario state next_state)}], [qw(checkout started has_items)], 'GET /__mock/stubs shows the scenario keys';
     is put_state('nosuch', '{"state": "started"}')->{status}, 404, 'unknown scenario: 404';
     is put_state('checkout', 'not json')->{status}, 400, 'a body that is not {"state": ...}: 400';
     is put_state('checkout', '{"state": 1}')->{status}, 400, 'state not a string: 400';
