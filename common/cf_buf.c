@@ -114,6 +114,13 @@ void cf_buf_append_fixed(cf_buf_t *b, uint64_t v, unsigned decimals)
     cf_buf_append(b, frac, decimals);
 }
 
+void cf_buf_truncate(cf_buf_t *b, size_t len)
+{
+    cf_buf_reserve(b, 0);
+    b->len = len;
+    b->base[len] = '\0';
+}
+
 void cf_buf_reset(cf_buf_t *b)
 {
     b->len = 0;

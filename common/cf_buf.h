@@ -34,6 +34,9 @@ void cf_buf_append_i64(cf_buf_t *b, int64_t v);
 void cf_buf_append_fixed(cf_buf_t *b, uint64_t v, unsigned decimals);
 /** Empties the buffer, keeping its memory. */
 void cf_buf_reset(cf_buf_t *b);
+/** Cuts the buffer to its first `len` bytes (at most its length) and NUL-terminates it, allocating if it has no memory
+ * yet: `cf_buf_truncate(b, b->len)` makes any buffer a C string. */
+void cf_buf_truncate(cf_buf_t *b, size_t len);
 void cf_buf_free(cf_buf_t *b);
 
 #endif

@@ -15,7 +15,7 @@
  *   half, as in "equal jitter"), to another server when the backend has several; none starts once the call's timeout
  *   (counted from the call's start: the attempts share it, so the route's deadline, planned from call timeouts, holds)
  *   or the route's deadline has passed or would pass during the backoff. The call's outcome is its last attempt's.
- * - An idempotent attempt that has not answered after `hedge_after` (or the percentile of the backend's recent
+ * - A GET or HEAD attempt that has not answered after `hedge_after` (or the percentile of the backend's recent
  *   successful latencies) gets a copy on another server; the first answer that is not a failure to retry wins and the
  *   other exchanges are cancelled at once (their connections closed).
  * - Retries and hedges are "extra" attempts. Those in flight (a retry counts from its backoff on) stay within
@@ -228,7 +228,8 @@ static void start_exchange(cf_attempt_t *a, cf_attempt_slot_t *s, int extra, int
     if (server != 0)
         a->last_server = server;
     /* the attempt may be slow too: a copy after hedge_after, if the call may still send one */
-    if (a->ab->hedge_after_ms != 0 && a->hedges < a->ab->max_hedges && !h2o_linklist_is_linked(&a->hedge_timer._link)) {
+    if (a->may_hedge && a->ab->hedge_after_ms != 0 && a->hedges < a->ab->max_hedges &&
+        !h2o_linklist_is_linked(&a->hedge_timer._link)) {
         a->hedge_timer.cb = on_hedge_timer;
         cf_timeouts_link(a->ab->timeouts, hedge_delay(a->ab), &a->hedge_timer);
     }
@@ -419,6 +420,10 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     if (deadline != 0 && deadline < a->end_at)
         a->end_at = deadline;
     a->retries_left = ab->retries;
+    /* a PUT or DELETE may be retried (once one has failed, the next goes), never hedged: two copies in flight at once
+     * could land in either order between other clients' writes to the same resource */
+    a->may_hedge = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     a->copy = h2o_mem_alloc(sizeof(*a->copy));
     h2o_mem_init_pool(&a->copy->pool);
     cf_attempt_req_copy(&a->copy->pool, &a->copy->req, req);

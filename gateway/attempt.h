@@ -72,6 +72,7 @@ struct st_cf_attempt_t {
     unsigned waiting_extra; /* a retry waiting for its backoff holds an extra attempt of the budget */
     size_t last_server;     /* 1 + index of the server of the latest attempt; 0: none */
     unsigned counted : 1;   /* counted among the backend's calls in flight */
+    unsigned may_hedge : 1; /* GET or HEAD: copies may run at once (never two PUTs or DELETEs in flight together) */
 };
 
 /**

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -705,7 +704,8 @@ static int on_call_name(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     if (!is_name(call->name))
         return cf_yerror(ctx, node, "\"%s\" is not a call name (letters, digits, '_' and '-', starting with a letter or '_')",
                          call->name);
-    if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0)
+    if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0 ||
+        strcmp(call->name, "request") == 0)
         return cf_yerror(ctx, node, "\"%s\" is reserved in templates ({%s.NAME}); choose another name", call->name, call->name);
     for (size_t i = 0; i < call->index; ++i)
         if (strcmp(r->calls[i].name, call->name) == 0)
@@ -753,6 +753,32 @@ static int on_call_target(cf_yctx_t *ctx, yaml_node_t *node, void *object)
             break;
         p = dot + 1;
     }
+    return 0;
+}
+
+/* foreach: CALL.a.b (or CALL alone: its whole answer); the call and the fields are checked by the plan */
+static int on_call_foreach(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_foreach_t *fe = &((cf_call_t *)object)->foreach;
+    const char *s = want_string(ctx, node, "a call and the field path to its array, such as profile.friend_ids");
+    if (s == NULL)
+        return -1;
+    size_t n = 0;
+    for (const char *p = s; *p != '\0'; ++p)
+        n += *p == '.';
+    fe->source = strdup(s);
+    fe->fields = calloc(n + 1, sizeof(*fe->fields));
+    fe->call_index = -1;
+    for (const char *p = strchr(s, '.'); p != NULL;) {
+        const char *dot = strchr(p + 1, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p - 1) : strlen(p + 1);
+        if (len == 0)
+            break;
+        fe->fields[fe->num_fields++] = strndup(p + 1, len);
+        p = dot;
+    }
+    if (s[0] == '.' || fe->num_fields != n)
+        return cf_yerror(ctx, node, "\"%s\" is not a call and a field path (names separated by dots, e.g. profile.friend_ids)", s);
     return 0;
 }
 
@@ -826,109 +852,61 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return merge_cache_policy(ctx, &call->cache, seen);
 }
 
-/* YAML to JSON for values written in the config (a call's default:). Plain scalars are typed as YAML 1.2's core schema
- * types them: null, true/false, decimal integers and reals; anything quoted, and every other plain scalar, is a string.
- * Bounded: a document of aliases ("billion laughs") could expand to any size. */
-#define YAML_JSON_MAX_NODES 10000
-#define YAML_JSON_MAX_DEPTH 32
-
-static json_t *yaml_scalar_json(cf_yctx_t *ctx, yaml_node_t *node)
+/* No placeholder is filled in a default: one would be a mistake (a default is what the call gives when it failed) */
+static int no_value(void *ctx, const cf_tpl_part_t *part, cf_body_value_t *val)
 {
-    const char *s = (const char *)node->data.scalar.value;
-    size_t len = node->data.scalar.length;
-    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return json_stringn(s, len);
-    if (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0)
-        return json_null();
-    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
-        return json_true();
-    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
-        return json_false();
-    size_t i = s[0] == '-' || s[0] == '+', digits = 0;
-    int real = 0;
-    for (; i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
-                       ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E')));
-         ++i) {
-        digits += s[i] >= '0' && s[i] <= '9';
-        real |= !(s[i] >= '0' && s[i] <= '9');
-    }
-    if (i != len || digits == 0)
-        return json_stringn(s, len); /* not a number: a string, as YAML reads it */
-    char *end;
-    errno = 0;
-    if (!real) {
-        long long v = strtoll(s, &end, 10);
-        if (errno == 0 && *end == '\0')
-            return json_integer(v);
-    }
-    double d = strtod(s, &end);
-    if (*end != '\0' || !isfinite(d)) {
-        cf_yerror(ctx, node, "\"%s\" is not a number JSON can carry; quote it to make it a string", s);
-        return NULL;
-    }
-    return json_real(d);
+    return CF_TPL_MISSING;
 }
 
-static json_t *yaml_json(cf_yctx_t *ctx, yaml_node_t *node, int depth, size_t *budget)
-{
-    if (depth > YAML_JSON_MAX_DEPTH || *budget == 0) {
-        cf_yerror(ctx, node, "too deep or too large (at most %d levels and %d values)", YAML_JSON_MAX_DEPTH, YAML_JSON_MAX_NODES);
-        return NULL;
-    }
-    --*budget;
-    json_t *out = NULL;
-    switch (node->type) {
-    case YAML_SCALAR_NODE:
-        return yaml_scalar_json(ctx, node);
-    case YAML_SEQUENCE_NODE:
-        out = json_array();
-        for (size_t i = 0; i < seq_len(node); ++i) {
-            size_t mark = cf_ypath_index(ctx, i);
-            json_t *v = yaml_json(ctx, seq_item(ctx, node, i), depth + 1, budget);
-            if (v == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            json_array_append_new(out, v);
-            cf_ypath_restore(ctx, mark);
-        }
-        return out;
-    case YAML_MAPPING_NODE:
-        out = json_object();
-        for (size_t i = 0; i < map_len(node); ++i) {
-            yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
-            yaml_node_t *knode = cf_yaml_node(ctx->y, pair->key);
-            const char *key = want_string(ctx, knode, "a member name");
-            if (key == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            size_t mark = cf_ypath_key(ctx, key);
-            if (json_object_get(out, key) != NULL) {
-                cf_yerror(ctx, knode, "\"%s\" is given twice", key);
-                json_decref(out);
-                return NULL;
-            }
-            json_t *v = yaml_json(ctx, cf_yaml_node(ctx->y, pair->value), depth + 1, budget);
-            if (v == NULL) {
-                json_decref(out);
-                return NULL;
-            }
-            json_object_set_new(out, key, v);
-            cf_ypath_restore(ctx, mark);
-        }
-        return out;
-    default:
-        cf_yerror(ctx, node, "expected a value");
-        return NULL;
-    }
-}
-
+/* default: any YAML value, typed as a body is (body.h: YAML 1.2's core schema, numbers as JSON writes them), with no
+ * placeholder in its strings ("{{" and "}}" for braces); kept parsed, to be shared by every request. */
 static int on_call_default(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_call_t *call = object;
-    size_t budget = YAML_JSON_MAX_NODES;
-    return (call->default_value = yaml_json(ctx, node, 0, &budget)) != NULL ? 0 : -1;
+    cf_body_t b;
+    if (cf_body_parse(ctx, node, &b) != 0)
+        return -1;
+    for (size_t i = 0; i < b.num_parts; ++i) {
+        if (b.parts[i].kind != CF_BODY_TEXT) {
+            cf_body_free(&b);
+            return cf_yerror(ctx, node, "a default is a fixed value: no {...} placeholder in it (write {{ and }} for braces)");
+        }
+    }
+    cf_buf_t text = CF_BUF_INIT;
+    int ret = cf_body_expand(&b, no_value, NULL, NULL, 0, SIZE_MAX, &text, NULL);
+    cf_body_free(&b);
+    json_error_t jerr;
+    if (ret == CF_TPL_OK)
+        call->default_value = json_loadb(text.base, text.len, JSON_DECODE_ANY, &jerr);
+    cf_buf_free(&text);
+    if (call->default_value == NULL)
+        return cf_yerror(ctx, node, "internal error: the default did not come out as JSON");
+    return 0;
+}
+
+/* method: GET (default), POST, PUT, PATCH, DELETE. A HEAD answer has no body to merge, OPTIONS none to rely on. */
+static int on_call_method(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    static const unsigned allowed = CF_METHOD_GET | CF_METHOD_POST | CF_METHOD_PUT | CF_METHOD_PATCH | CF_METHOD_DELETE;
+    const char *s = want_string(ctx, node, "a method (GET, POST, PUT, PATCH, DELETE)");
+    if (s == NULL)
+        return -1;
+    char upper[16] = "";
+    size_t len = strlen(s);
+    for (size_t k = 0; k < len && k < sizeof(upper) - 1; ++k)
+        upper[k] = s[k] >= 'a' && s[k] <= 'z' ? s[k] - ('a' - 'A') : s[k];
+    unsigned bit = len < sizeof(upper) ? cf_method_bit(upper, len) : 0;
+    if (bit == CF_METHOD_HEAD)
+        return cf_yerror(ctx, node, "HEAD: its answer has no body, and a call needs a JSON body (use GET)");
+    if ((bit & allowed) == 0)
+        return cf_yerror(ctx, node, "\"%s\" is not a call method (use GET, POST, PUT, PATCH or DELETE)", s);
+    ((cf_call_t *)object)->method = bit;
+    return 0;
+}
+
+static int on_call_body(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_body_parse(ctx, node, &((cf_call_t *)object)->body);
 }
 
 static const char *const on_error_names[] = {"null", "omit", NULL};
@@ -951,9 +929,24 @@ static const cf_yfield_t call_fields[] = {
      .offset = offsetof(cf_call_t, encoded_slash),
      .names = encoded_slash_names,
      .def = "refuse"},
+    {.key = "method", .type = CF_YT_CUSTOM, .custom = on_call_method}, /* GET unless set (merge_call) */
+    {.key = "body", .type = CF_YT_CUSTOM, .custom = on_call_body},
+    {.key = "safe", .type = CF_YT_BOOL, .offset = offsetof(cf_call_t, safe), .def = "false"},
     {.key = "default", .type = CF_YT_CUSTOM, .custom = on_call_default},
-    {.key = "foreach", .type = CF_YT_UNSUPPORTED},
-    {.key = "concurrency", .type = CF_YT_UNSUPPORTED, .help = "it goes with foreach:"},
+    {.key = "foreach", .type = CF_YT_CUSTOM, .custom = on_call_foreach},
+    {.key = "concurrency",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_call_t, foreach.concurrency),
+     .min = 1,
+     .max = CF_FOREACH_MAX_CONCURRENCY,
+     .def = "16"},
+    {.key = "max_items",
+     .type = CF_YT_UINT,
+     .offset = offsetof(cf_call_t, foreach.max_items),
+     .min = 1,
+     .max = CF_FOREACH_MAX_ITEMS,
+     .def = "100"},
+    {.key = "batch", .type = CF_YT_UINT, .offset = offsetof(cf_call_t, foreach.batch), .min = 1, .max = CF_FOREACH_MAX_BATCH},
     {NULL},
 };
 
@@ -982,6 +975,18 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
     if (call->default_value != NULL && call->on_error == CF_ON_ERROR_OMIT)
         return cf_yerror(ctx, cf_ymap_get(ctx->y, node, "default"),
                          "on_error: omit drops a failed call's key; default: gives it a value (drop one of them)");
+    if (call->foreach.source == NULL) {
+        static const char *const with_foreach[] = {"concurrency", "max_items", "batch"};
+        for (size_t i = 0; i < sizeof(with_foreach) / sizeof(with_foreach[0]); ++i) {
+            yaml_node_t *k = cf_ymap_get(ctx->y, node, with_foreach[i]);
+            if (k != NULL) {
+                size_t mark = cf_ypath_key(ctx, with_foreach[i]);
+                cf_yerror(ctx, k, "goes with foreach:, which this call does not have");
+                cf_ypath_restore(ctx, mark);
+                return -1;
+            }
+        }
+    }
     for (size_t i = 0; i < call->num_rename; ++i) {
         const char *from = call->rename[i].from;
         if ((call->allow.n != 0 && !has_str(&call->allow, from)) || has_str(&call->deny, from)) {
@@ -994,6 +999,33 @@ static int check_call(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
         }
     }
     return 0;
+}
+
+/*
+ * A call's method and body together: a GET has no body (RFC 9110 9.3.1: content in a GET has no defined semantics; many
+ * servers ignore it and caches key without it), and only a GET is cached (a POST or PATCH is not idempotent, and the
+ * answer to a PUT or DELETE is not the resource's representation).
+ */
+static int check_call_method(cf_yctx_t *ctx, yaml_node_t *node, cf_call_t *call)
+{
+    const char *name = cf_method_name(call->method);
+    int failed = 0;
+    size_t mark = 0;
+    if (call->method == CF_METHOD_GET && call->body.num_parts != 0) {
+        mark = cf_ypath_key(ctx, "body");
+        failed = cf_yerror(ctx, cf_ymap_get(ctx->y, node, "body"),
+                           "a GET call sends no body (many servers ignore one, and caches key without it): set method: POST "
+                           "(or PUT, PATCH, DELETE)");
+    } else if (call->method != CF_METHOD_GET && call->cache.ttl_ms != 0) {
+        mark = cf_ypath_key(ctx, "cache");
+        failed = cf_yerror(ctx, cf_ymap_get(ctx->y, node, "cache"),
+                           "only GET calls are cached; a %s call is sent every time (and %s)", name,
+                           call->method == CF_METHOD_POST || call->method == CF_METHOD_PATCH ? "never retried nor hedged"
+                                                                                             : "its answer is not the resource");
+    }
+    if (failed)
+        cf_ypath_restore(ctx, mark);
+    return failed;
 }
 
 static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
@@ -1014,7 +1046,7 @@ static int on_calls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         call->line = (int)item->start_mark.line + 1;
         call->col = (int)item->start_mark.column + 1;
         if (cf_ydecode(ctx, item, call_fields, call, &seen) != 0 || merge_call(ctx, call, seen) != 0 ||
-            check_call(ctx, item, call) != 0)
+            check_call(ctx, item, call) != 0 || check_call_method(ctx, item, call) != 0)
             return -1;
         cf_ypath_restore(ctx, mark);
     }
@@ -1121,6 +1153,13 @@ static int on_route_proxy(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return get_backend(ctx, node, &((cf_route_t *)object)->proxy);
 }
 
+/* cors: {origins, ...} or off (cors.c decodes it); a route without the key takes the top-level one in merge_route */
+static int on_route_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_route_t *r = object;
+    return cf_cors_decode(ctx, node, 1, &r->cors_own);
+}
+
 static const char *const merge_names[] = {"group", "merge", NULL};
 
 static const cf_yfield_t route_fields[] = {
@@ -1131,6 +1170,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
     {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
+    {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_route_cors},
     {.key = "calls", .type = CF_YT_CUSTOM, .custom = on_calls},
     {.key = "proxy", .type = CF_YT_CUSTOM, .custom = on_route_proxy},
     {NULL},
@@ -1156,6 +1196,57 @@ static int call_error(cf_yctx_t *ctx, yaml_node_t *rnode, size_t j, const char *
     cf_yerror(ctx, node, "%s", msg);
     cf_ypath_restore(ctx, mark);
     return -1;
+}
+
+/*
+ * A route with calls that lists a method carrying a body (POST, PUT, PATCH, DELETE) must do something with it: a call
+ * that forwards the client's body ({request.body}) or that has a method other than GET. Else the client's body would be
+ * dropped and its POST answered like a GET. The other way round, {request.body} on a route that only takes GET and
+ * HEAD would fail every request. A proxy route forwards the whole request and is not concerned.
+ */
+static int check_route_methods(cf_yctx_t *ctx, yaml_node_t *rnode, const cf_route_t *r)
+{
+    static const unsigned with_body = CF_METHOD_POST | CF_METHOD_PUT | CF_METHOD_PATCH | CF_METHOD_DELETE;
+    int forwards = 0, own_method = 0;
+    size_t forwarder = 0;
+    for (size_t j = 0; j < r->num_calls; ++j) {
+        if (r->calls[j].body.uses_request_body && !forwards) {
+            forwards = 1;
+            forwarder = j;
+        }
+        own_method |= r->calls[j].method != CF_METHOD_GET;
+    }
+    char m[64];
+    if ((r->methods & with_body) != 0 && !forwards && !own_method) {
+        size_t mark = cf_ypath_key(ctx, "methods");
+        cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, "methods"),
+                  "%s: no call forwards the client's body ({request.body} in a body:) or has a method: other than GET, so the "
+                  "request would be answered as a GET with its body dropped; list only GET (and HEAD), or use the body",
+                  cf_methods_format(r->methods & with_body, m, sizeof(m)));
+        cf_ypath_restore(ctx, mark);
+        return -1;
+    }
+    if (forwards && (r->methods & with_body) == 0)
+        return call_error(ctx, rnode, forwarder, "body",
+                          "{request.body} forwards the client's body, but the route takes only %s, which carry none: add "
+                          "methods: [POST] (or PUT, PATCH, DELETE) to the route",
+                          cf_methods_format(r->methods, m, sizeof(m)));
+    /* the other way round: a request that is safe to send (a link, a prefetch, a CORS preflight, a client or CDN that
+     * retries a GET on its own) must not make an upstream change something: CSRF through an <img src> */
+    static const unsigned safe_methods = CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_OPTIONS;
+    for (size_t j = 0; j < r->num_calls; ++j) {
+        const cf_call_t *call = &r->calls[j];
+        if ((r->methods & safe_methods) != 0 && call->method != CF_METHOD_GET && !call->safe)
+            return call_error(ctx, rnode, j, "method",
+                              "the route answers %s, which must change nothing, but this call sends %s upstream (a link, a "
+                              "prefetch or a retried request would trigger it): list only POST, PUT, PATCH or DELETE in the "
+                              "route's methods, or say safe: true if this %s only reads (a search or a GraphQL query)",
+                              cf_methods_format(r->methods & safe_methods, m, sizeof(m)), cf_method_name(call->method),
+                              cf_method_name(call->method));
+        if (call->method == CF_METHOD_GET && call->safe)
+            return call_error(ctx, rnode, j, "safe", "safe: is for a call whose method is not GET (a GET is safe already)");
+    }
+    return 0;
 }
 
 /* Checks a decoded route as a whole; `router` is a scratch router that catches routes that shadow each other. */
@@ -1193,6 +1284,8 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
         cf_plan_error_t perr;
         if (cf_plan_route(r, &perr) != 0)
             return call_error(ctx, rnode, perr.call, perr.key, "%s", perr.msg);
+        if (check_route_methods(ctx, rnode, r) != 0)
+            return -1;
     }
     merge_route_deadline(r, seen); /* it needs the plan */
     char err[256] = "";
@@ -1273,6 +1366,11 @@ static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_ydecode(ctx, node, cache_fields, object, &loader_of(ctx)->cache_seen);
 }
 
+static int on_top_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_cors_decode(ctx, node, 0, &((cf_config_t *)object)->cors);
+}
+
 static const cf_yfield_t top_fields[] = {
     {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
     {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
@@ -1288,6 +1386,7 @@ static const cf_yfield_t top_fields[] = {
     {.key = "cache", .type = CF_YT_CUSTOM, .custom = on_cache},
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
+    {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_top_cors},
     {NULL},
 };
 
@@ -1332,6 +1431,8 @@ static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen)
 {
     if (!was_seen(call_fields, seen, "timeout") && call->backend != NULL)
         call->timeout_ms = call->backend->timeout_ms;
+    if (!was_seen(call_fields, seen, "method"))
+        call->method = CF_METHOD_GET;
     return cf_ydefaults(ctx, call_fields, call, seen);
 }
 
@@ -1339,6 +1440,8 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
 {
     if (!was_seen(route_fields, seen, "methods"))
         r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
+    /* cors: replaces the default wholly (off: none); without the key the route takes the default */
+    r->cors = was_seen(route_fields, seen, "cors") ? r->cors_own : loader_of(ctx)->c->cors;
     if (!was_seen(route_fields, seen, "on_conflict"))
         r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
     return cf_ydefaults(ctx, route_fields, r, seen);
@@ -1348,12 +1451,15 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
  * A proxy route's deadline is its backend's timeout. A route with calls gets the longest chain of call timeouts
  * through the dependencies: "the largest call timeout" is only enough when the calls all run at once, since a call
  * that waits for another starts when that one ends, so the budget a chain needs is the sum of its timeouts. Without
- * dependencies the two are the same.
+ * dependencies the two are the same. A foreach call counts as the most rounds of its timeout it can take (plan.c),
+ * so that the default never cuts what would have finished; the hour that bounds any deadline caps it.
  */
 static void merge_route_deadline(cf_route_t *r, uint64_t seen)
 {
     if (!was_seen(route_fields, seen, "deadline"))
         r->deadline_ms = r->proxy != NULL ? r->proxy->timeout_ms : cf_plan_longest_chain(r);
+    if (r->deadline_ms > MAX_TIMEOUT_MS)
+        r->deadline_ms = MAX_TIMEOUT_MS;
 }
 
 /* The top level, limits: and cache:, these two whether the file has them or not. threads: one per CPU. */
@@ -1477,6 +1583,7 @@ static void free_call(cf_call_t *call)
 {
     free(call->name);
     cf_template_free(&call->path);
+    cf_body_free(&call->body);
     free(call->deps);
     for (size_t i = 0; i < call->num_target; ++i)
         free(call->target[i]);
@@ -1489,6 +1596,10 @@ static void free_call(cf_call_t *call)
     }
     free(call->rename);
     json_decref(call->default_value);
+    free(call->foreach.source);
+    for (size_t i = 0; i < call->foreach.num_fields; ++i)
+        free(call->foreach.fields[i]);
+    free(call->foreach.fields);
 }
 
 void cf_config_retain(cf_config_t *c)
@@ -1505,11 +1616,13 @@ void cf_config_free(cf_config_t *c)
         cf_pattern_free(&r->pattern);
         cf_strlist_free(&r->forward_headers);
         cf_strlist_free(&r->forward_query);
+        cf_cors_free(r->cors_own);
         for (size_t j = 0; j < r->num_calls; ++j)
             free_call(&r->calls[j]);
         free(r->calls);
     }
     free(c->routes);
+    cf_cors_free(c->cors);
     for (size_t i = 0; i < c->num_backends; ++i) {
         cf_backend_t *b = &c->backends[i];
         for (size_t j = 0; j < b->num_servers; ++j) {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "body.h"
+#include "cors.h"
 #include "reason.h"
 #include "router.h"
 #include "template.h"
@@ -106,6 +108,22 @@ typedef struct st_cf_cache_policy_t {
     uint64_t sie_ms; /* then (from expiry) served stale when the refresh fails or times out */
 } cf_cache_policy_t;
 
+/** The most elements a foreach call may take (max_items), and the most it may have in flight (concurrency). */
+#define CF_FOREACH_MAX_ITEMS 10000
+#define CF_FOREACH_MAX_CONCURRENCY 256
+#define CF_FOREACH_MAX_BATCH 1000
+
+/** A call's foreach: one upstream request per element (or per `batch` elements) of an earlier call's array. */
+typedef struct st_cf_foreach_t {
+    char *source;  /* as written: "CALL" or "CALL.a.b"; NULL: not a foreach call */
+    char **fields; /* the field path after the call's name ("a", "b"), NULL-terminated; none: the call's value */
+    size_t num_fields;
+    int call_index;       /* the source call's index in the route (plan.c), -1 before */
+    uint64_t concurrency; /* requests in flight at once, at most */
+    uint64_t max_items;   /* a longer array fails the call with too_large, before any request */
+    uint64_t batch;       /* elements per request ({items}); 0: one request per element ({item}) */
+} cf_foreach_t;
+
 typedef struct st_cf_call_t {
     char *name;
     cf_backend_t *backend; /* borrowed from the config */
@@ -114,7 +132,10 @@ typedef struct st_cf_call_t {
     int required;
     int on_error;      /* CF_ON_ERROR_* */
     int encoded_slash; /* CF_ENCODED_SLASH_*; KEEP: sent as %2F (an upstream that does not decode it), or REFUSE */
-    size_t *deps;      /* indices of the calls whose fields the path uses; sorted, unique */
+    unsigned method;   /* one CF_METHOD_* bit: GET (the default), POST, PUT, PATCH or DELETE */
+    cf_body_t body;    /* the JSON body template; no parts: no body (always so with GET) */
+    int safe;          /* safe: true: the method, though not GET, only reads (a search or GraphQL query sent as POST) */
+    size_t *deps;      /* indices of the calls whose fields the path and body use, and the foreach source; sorted, unique */
     size_t num_deps;
     /* shaping of the upstream JSON, applied in this order: target, allow|deny, rename */
     char **target; /* field path ("data", "items"), NULL-terminated; NULL when absent */
@@ -124,6 +145,7 @@ typedef struct st_cf_call_t {
     size_t num_rename;
     cf_cache_policy_t cache;      /* ttl_ms 0: the call is not cached */
     struct json_t *default_value; /* default: the value the call gives when it fails (NULL: null, or absent with omit) */
+    cf_foreach_t foreach;         /* foreach.source NULL: a plain call */
     size_t index;                 /* in the route's calls */
     int line, col;
     void *metrics; /* metrics.c's series for this call, filled on first use (atomic); not owned */
@@ -137,6 +159,8 @@ typedef struct st_cf_route_t {
     int on_conflict;              /* CF_CONFLICT_* */
     cf_strlist_t forward_headers; /* lower-cased */
     cf_strlist_t forward_query;
+    cf_cors_t *cors_own;   /* cors: on the route (owned); NULL when absent or off */
+    const cf_cors_t *cors; /* the policy in force: cors_own, else the top-level default unless cors: off; NULL: none */
     cf_call_t *calls;
     size_t num_calls;
     cf_backend_t *proxy; /* non-NULL for a pass-through route (then num_calls == 0) */
@@ -169,6 +193,7 @@ typedef struct st_cf_config_t {
         uint16_t memcached_port;
         uint64_t memcached_timeout_ms; /* the most a lookup waits for memcached before asking the upstream. 50ms */
     } cache;
+    cf_cors_t *cors; /* the top-level cors:, every route's unless it has its own (owned); NULL: none */
     cf_backend_t *backends;
     size_t num_backends;
     cf_route_t *routes;

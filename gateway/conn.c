@@ -54,6 +54,7 @@ typedef struct st_cf_conn_t {
     h2o_socket_cb inner;       /* libh2o's read callback, which the checks stand in front of */
     h2o_timeout_entry_t timer; /* linked during a TLS handshake, then after an HTTP/2 GOAWAY until the connection closes */
     h2o_iovec_t refusal;       /* the error answer being written (owned) */
+    SSL_CTX *ssl_ctx;          /* TLS: a reference to the context its handshake began with (libh2o holds none) */
     union {
         cf_h1guard_t h1;
     } u;
@@ -567,6 +568,8 @@ static void on_conn_close(void *data)
     }
     free(c->refusal.base);
     free(c->h2);
+    if (c->ssl_ctx != NULL)
+        SSL_CTX_free(c->ssl_ctx); /* after libh2o's SSL_free (its socket is disposed of before this callback) */
     free(c);
 }
 
@@ -644,14 +647,16 @@ static cf_conn_t *new_conn(cf_listener_t *l, h2o_socket_t *sock)
 static void start_connection(cf_listener_t *l, h2o_socket_t *sock)
 {
     cf_conn_t *c = new_conn(l, sock);
-    if (l->accept.ssl_ctx == NULL) {
+    if (l->tls == NULL) {
         start_h1(c, sock, *h2o_get_timestamp(l->conns->ctx, NULL, NULL));
         return;
     }
     c->mode = CONN_HANDSHAKE;
     c->timer.cb = on_handshake_timeout;
     h2o_timeout_link(l->conns->ctx->loop, &l->conns->ctx->handshake_timeout, &c->timer);
-    h2o_socket_ssl_handshake(sock, l->accept.ssl_ctx, NULL, on_handshake);
+    /* the certificate of the moment, which a reload may replace while this handshake runs: see tls.c */
+    c->ssl_ctx = cf_tls_slot_get(l->tls);
+    h2o_socket_ssl_handshake(sock, c->ssl_ctx, NULL, on_handshake);
 }
 
 static void set_accepting(cf_conns_t *cs, int on, int admin_too)
@@ -729,7 +734,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2, int admin)
+void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, cf_tls_slot_t *tls, int http2, int admin)
 {
     if (cs->num_listeners == cs->cap_listeners) {
         /* the listeners' addresses are handed out as accept contexts: grow only before the first accept */
@@ -739,7 +744,7 @@ void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ss
             cs->listeners[i].sock->data = &cs->listeners[i];
     }
     cf_listener_t *l = &cs->listeners[cs->num_listeners++];
-    *l = (cf_listener_t){.accept = {cs->ctx, hosts, ssl_ctx}, .conns = cs, .http2 = http2, .admin = admin};
+    *l = (cf_listener_t){.accept = {cs->ctx, hosts}, .tls = tls, .conns = cs, .http2 = http2, .admin = admin};
     l->sock = h2o_evloop_socket_create(cs->ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
     h2o_socket_read_start(l->sock, on_accept);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "runtime.h"
+#include "tls.h"
 
 /** HTTP/2: the stream reset that makes this many within one second gets the connection GOAWAY: the client's
  * RST_STREAM (Rapid Reset, CVE-2023-44487) and the streams libh2o resets itself for what the client sent (MadeYouReset,
@@ -23,7 +24,8 @@ typedef struct st_cf_conns_t cf_conns_t;
 
 /** A listening socket of one event loop. */
 typedef struct st_cf_listener_t {
-    h2o_accept_ctx_t accept; /* the context, the host list and the TLS context (NULL: plain HTTP/1.1) */
+    h2o_accept_ctx_t accept; /* the context and the host list (its ssl_ctx stays NULL: see `tls`) */
+    cf_tls_slot_t *tls;      /* the TLS context, replaced on reload; NULL: plain HTTP/1.1 */
     h2o_socket_t *sock;
     cf_conns_t *conns;
     int http2; /* offer h2 (TLS listeners only) */
@@ -57,10 +59,11 @@ size_t cf_conn_count(void);
  */
 int cf_conns_init(cf_conns_t *cs, h2o_context_t *ctx, cf_worker_t *worker, h2o_hostconf_t **hosts, char *err, size_t errlen);
 /**
- * Starts accepting on the listening socket `fd`: plain HTTP/1.1 when `ssl_ctx` is NULL, else TLS (h2 by ALPN when
- * `http2`). `admin`: the admin listener, whose connections are not capped.
+ * Starts accepting on the listening socket `fd`: plain HTTP/1.1 when `tls` is NULL, else TLS with the slot's current
+ * context at each handshake (h2 by ALPN when `http2`). The slot (borrowed) must outlive the loop. `admin`: the admin
+ * listener, whose connections are not capped.
  */
-void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, SSL_CTX *ssl_ctx, int http2, int admin);
+void cf_conns_listen(cf_conns_t *cs, int fd, h2o_hostconf_t **hosts, cf_tls_slot_t *tls, int http2, int admin);
 /** Stops accepting on the public listeners: connections the kernel completed already are taken first (none is
  * reset), then their sockets are closed. The admin listener stays (it reports the drain) until cf_conns_dispose. */
 void cf_conns_stop_accepting(cf_conns_t *cs);

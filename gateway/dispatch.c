@@ -17,6 +17,42 @@ static void reject(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns, i
     cf_send_error(req, status, code, message);
 }
 
+/*
+ * A CORS preflight (Fetch standard, "CORS-preflight request"): OPTIONS with Origin and Access-Control-Request-Method.
+ * The route is the one the path and the method asked for would reach. On a route with a CORS policy conflux answers
+ * it itself, whatever the route's methods (a preflight is not a request for the route's resource), and nothing goes
+ * upstream. Returns 1 when answered; 0 when it goes on as an ordinary OPTIONS request (no route for the path, or a
+ * route without CORS).
+ */
+static int answer_preflight(cf_table_t *t, h2o_req_t *req, uint64_t start_ns, size_t pathlen, char *scratch)
+{
+    ssize_t oi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    ssize_t mi = oi != -1 ? h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) : -1;
+    if (mi == -1)
+        return 0;
+    const h2o_iovec_t *origin = &req->headers.entries[oi].value, *want = &req->headers.entries[mi].value;
+    unsigned bit = cf_method_bit(want->base, want->len);
+    cf_route_match_t m;
+    int found = cf_router_match(t->router, bit, req->path.base, pathlen, scratch, &m);
+    if ((found != CF_ROUTE_OK && found != CF_ROUTE_BAD_METHOD) || m.data == NULL)
+        return 0;
+    const cf_route_t *route = m.data;
+    if (route->cors == NULL)
+        return 0;
+    /* on a path whose routes do not take the method, the methods named in the refusal are those of the first route */
+    unsigned allowed = cf_cors_methods(route->cors, route->methods);
+    if (found != CF_ROUTE_OK)
+        bit = 0;
+    ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-headers"), -1);
+    const h2o_iovec_t *headers = hi != -1 ? &req->headers.entries[hi].value : NULL;
+    cf_cors_verdict_t v = cf_cors_preflight(route->cors, origin->base, origin->len, bit, allowed,
+                                            headers != NULL ? headers->base : NULL, headers != NULL ? headers->len : 0);
+    cf_request_record_t rec = {req, route, v == CF_CORS_OK ? 204 : 403, cf_now_ns() - start_ns, NULL, 0};
+    cf_observe_request(&rec);
+    cf_send_cors_preflight(req, route->cors, v, allowed);
+    return 1;
+}
+
 int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
                         size_t allowlen)
 {
@@ -63,11 +99,15 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     unsigned method = cf_method_bit(req->method.base, req->method.len);
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *scratch = h2o_mem_alloc_pool(&req->pool, pathlen + 1);
+    if (method == CF_METHOD_OPTIONS && answer_preflight(t, req, start_ns, pathlen, scratch))
+        return 0;
     cf_route_match_t m;
     switch (cf_router_match(t->router, method, req->path.base, pathlen, scratch, &m)) {
     case CF_ROUTE_OK:
         break;
     case CF_ROUTE_NOT_FOUND:
+        if (t->config->cors != NULL) /* no route, so the default policy: a page may read why */
+            cf_add_cors_headers(req, t->config->cors);
         snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
         reject(req, NULL, start_ns, 404, "not_found", msg);
         return 0;
@@ -75,6 +115,8 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         char allow[128];
         cf_methods_format(m.allowed, allow, sizeof(allow));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        if (((const cf_route_t *)m.data)->cors != NULL)
+            cf_add_cors_headers(req, ((const cf_route_t *)m.data)->cors);
         snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
         reject(req, m.data, start_ns, 405, "method_not_allowed", msg);
         return 0;
@@ -84,6 +126,10 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         return 0;
     }
 
+    const cf_route_t *route = m.data;
+    if (route->cors != NULL) /* before anything can answer: every answer of the route carries them */
+        cf_add_cors_headers(req, route->cors);
+
     /* max_inflight bounds the whole process, whichever thread accepted the connection */
     if (cf_slot_admit(w, t->config->limits.max_inflight) != 0) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
@@ -91,7 +137,6 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         return 0;
     }
 
-    const cf_route_t *route = m.data;
     cf_table_retain(t);
     if (route->proxy != NULL)
         cf_proxy_start(w, t, route, req, &m);

@@ -79,7 +79,7 @@ static const struct {
     [CF_H1G_ERR_TWO_HOSTS] = {"more than one Host", "two_hosts", 400},
     [CF_H1G_ERR_HOST] = {"malformed Host", "host", 400},
     [CF_H1G_ERR_CHUNK_SIZE] = {"malformed chunk size (hex digits only)", "chunk_size", 400},
-    [CF_H1G_ERR_CHUNK_EXT] = {"malformed or oversized chunk extension", "chunk_ext", 400},
+    [CF_H1G_ERR_CHUNK_EXT] = {"malformed chunk extension, or over 4 KiB of them in one body", "chunk_ext", 400},
     [CF_H1G_ERR_CHUNK_END] = {"chunk data not followed by CRLF", "chunk_end", 400},
     [CF_H1G_ERR_TRAILER] = {"framing field in the trailer section", "trailer", 400},
     [CF_H1G_ERR_BODY_TOO_LARGE] = {"request body too large", "body_too_large", 413},
@@ -258,6 +258,7 @@ static cf_h1guard_result_t head_end(cf_h1guard_t *g)
         g->hex_digits = 0;
         g->remaining = 0;
         g->chunked = 0;
+        g->ext_len = 0; /* extensions are bounded per body: 4 KiB of them in one-byte chunks is 4 KiB, not gigabytes */
     } else if ((g->flags & F_CL) != 0 && g->remaining != 0) {
         g->state = S_BODY;
     } else {
@@ -618,7 +619,6 @@ cf_h1guard_result_t cf_h1guard_feed(cf_h1guard_t *restrict g, const char *restri
                 g->state = S_CHUNK_SIZE_LF;
             } else if (c == ';') {
                 g->state = S_CHUNK_EXT;
-                g->ext_len = 0;
             } else if (c == ' ' || c == '\t') {
                 g->state = S_CHUNK_BWS;
             } else {
@@ -630,7 +630,6 @@ cf_h1guard_result_t cf_h1guard_feed(cf_h1guard_t *restrict g, const char *restri
         case S_CHUNK_BWS:
             if (c == ';') {
                 g->state = S_CHUNK_EXT;
-                g->ext_len = 0;
             } else if (c != ' ' && c != '\t') {
                 r = CF_H1G_ERR_CHUNK_SIZE;
                 goto Error;

@@ -53,8 +53,8 @@ typedef enum en_cf_h1guard_result_t {
 
 /** Bounds of a request head (they match the gateway's own 431 limits, with room for the request line). */
 #define CF_H1G_MAX_HEAD (80 * 1024)
-#define CF_H1G_MAX_FIELDS 100 /* libh2o's own limit (H2O_MAX_HEADERS); more would be its 400 */
-#define CF_H1G_MAX_CHUNK_EXT 4096
+#define CF_H1G_MAX_FIELDS 100     /* libh2o's own limit (H2O_MAX_HEADERS); more would be its 400 */
+#define CF_H1G_MAX_CHUNK_EXT 4096 /* bytes of chunk extensions in one body, all chunks together */
 
 /** The state of one client connection's stream: cf_h1guard_init before the first byte. */
 typedef struct st_cf_h1guard_t {
@@ -65,7 +65,7 @@ typedef struct st_cf_h1guard_t {
     uint8_t value_flags; /* per field value: digits seen, space after them */
     uint16_t num_fields;
     uint32_t head_len;  /* bytes of the current head so far (its request line included) */
-    uint32_t ext_len;   /* bytes of the current chunk's extension */
+    uint32_t ext_len;   /* bytes of chunk extensions in the current body */
     uint8_t hex_digits; /* digits of the current chunk size */
     uint64_t remaining; /* body or chunk bytes still to skip; the Content-Length being read */
     uint64_t max_body;  /* the longest body a request may have (limits.max_request_body); cf_h1guard_init sets no bound

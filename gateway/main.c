@@ -54,7 +54,7 @@ static struct {
     const char *config_path;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *gateway_hosts[2], *admin_hosts[2];
-    SSL_CTX **ssl_ctxs;  /* per listen: entry; NULL for plain HTTP */
+    cf_tls_slot_t **tls; /* per listen: entry, its certificate and key; NULL for plain HTTP */
     cf_config_t *config; /* the live config (the main thread's reference) */
     cf_thread_t *threads;
     size_t num_threads;
@@ -98,11 +98,18 @@ static h2o_hostconf_t *register_host(const char *name, int (*on_req)(h2o_handler
     return hostconf;
 }
 
-static void log_address(const char *host, uint16_t port, const char *what)
+/* "host:port", "[v6]:port" or "0.0.0.0:port" */
+static const char *format_address(char *buf, size_t len, const char *host, uint16_t port)
 {
     int v6 = host != NULL && strchr(host, ':') != NULL;
-    fprintf(stderr, "conflux: listening on %s%s%s:%u%s\n", v6 ? "[" : "", host != NULL ? host : "0.0.0.0", v6 ? "]" : "", port,
-            what);
+    snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host != NULL ? host : "0.0.0.0", v6 ? "]" : "", port);
+    return buf;
+}
+
+static void log_address(const char *host, uint16_t port, const char *what)
+{
+    char addr[320];
+    fprintf(stderr, "conflux: listening on %s%s\n", format_address(addr, sizeof(addr), host, port), what);
 }
 
 /* --- the event-loop threads ----------------------------------------------------------------------------------- */
@@ -173,7 +180,7 @@ static int setup_thread(cf_thread_t *th)
         return -1;
     }
     for (size_t i = 0; i < config->num_listen; ++i)
-        cf_conns_listen(&th->conns, th->fds[i], conflux.gateway_hosts, conflux.ssl_ctxs[i], config->listen[i].http2, 0);
+        cf_conns_listen(&th->conns, th->fds[i], conflux.gateway_hosts, conflux.tls[i], config->listen[i].http2, 0);
     if (th->index == 0 && conflux.admin_fd != -1)
         cf_conns_listen(&th->conns, conflux.admin_fd, conflux.admin_hosts, NULL, 0, 1);
     return 0;
@@ -229,7 +236,8 @@ static int same_string(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* The parts of a config that only a restart applies: addresses, TLS files, threads. NULL when none changed. */
+/* The parts of a config that only a restart applies: addresses, TLS on or off, threads. NULL when none changed. (The TLS
+ * files' paths may change: they are read again on every reload.) */
 static const char *restart_only_change(const cf_config_t *a, const cf_config_t *b)
 {
     if (a->threads != b->threads)
@@ -241,12 +249,37 @@ static const char *restart_only_change(const cf_config_t *a, const cf_config_t *
     for (size_t i = 0; i < a->num_listen; ++i) {
         const cf_listen_t *x = &a->listen[i], *y = &b->listen[i];
         if (x->port != y->port || !same_string(x->host, y->host) || x->http2 != y->http2 ||
-            !same_string(x->tls_certificate, y->tls_certificate) || !same_string(x->tls_key, y->tls_key))
+            (x->tls_certificate == NULL) != (y->tls_certificate == NULL))
             return "listen";
     }
     if (a->limits.max_request_body != b->limits.max_request_body)
         return "limits.max_request_body";
     return NULL;
+}
+
+/*
+ * Reads every TLS listener's certificate and key again (the paths of the new config; a renewed file at the same path is
+ * the common case) and makes them current for new handshakes; connections already up keep theirs. Runs on the main
+ * thread, which is no event loop, so reading files here blocks no request. A file that cannot be used keeps the
+ * previous pair for that listener, with one line saying why.
+ */
+static void reload_certificates(const cf_config_t *config)
+{
+    for (size_t i = 0; i < config->num_listen; ++i) {
+        const cf_listen_t *l = &config->listen[i];
+        if (l->tls_certificate == NULL || conflux.tls[i] == NULL)
+            continue;
+        char err[1024], warn[512], addr[320];
+        format_address(addr, sizeof(addr), l->host, cf_bound_port(conflux.threads[0].fds[i]));
+        SSL_CTX *ctx = cf_tls_reload_ctx(l, err, sizeof(err), warn, sizeof(warn));
+        if (ctx == NULL) {
+            fprintf(stderr, "conflux: reload: listener %s: %s; keeping the previous one\n", addr, err);
+            continue;
+        }
+        if (*warn != '\0')
+            fprintf(stderr, "conflux: reload: listener %s: %s\n", addr, warn);
+        cf_tls_slot_set(conflux.tls[i], ctx);
+    }
 }
 
 static void notify_ready(void)
@@ -293,6 +326,7 @@ static void reload(void)
     conflux.reload_config = NULL;
     pthread_mutex_unlock(&conflux.mutex);
 
+    reload_certificates(config);
     cf_config_t *old = conflux.config;
     conflux.config = config;
     cf_config_free(old);
@@ -458,21 +492,23 @@ int main(int argc, char **argv)
         return 0;
     }
     /* certificates and keys are read now, so that -t and startup report a bad one */
-    conflux.ssl_ctxs = h2o_mem_alloc(sizeof(*conflux.ssl_ctxs) * config->num_listen);
+    conflux.tls = h2o_mem_alloc(sizeof(*conflux.tls) * config->num_listen);
     for (size_t i = 0; i < config->num_listen; ++i) {
-        conflux.ssl_ctxs[i] = NULL;
-        if (config->listen[i].tls_certificate != NULL &&
-            (conflux.ssl_ctxs[i] = cf_tls_server_ctx(config, i, err, sizeof(err))) == NULL) {
+        conflux.tls[i] = NULL;
+        if (config->listen[i].tls_certificate == NULL)
+            continue;
+        SSL_CTX *ctx = cf_tls_server_ctx(config, i, err, sizeof(err));
+        if (ctx == NULL) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
+        conflux.tls[i] = cf_tls_slot_new(ctx);
     }
     if (test_only) {
         fprintf(stderr, "conflux: %s: configuration OK\n", conflux.config_path);
         for (size_t i = 0; i < config->num_listen; ++i)
-            if (conflux.ssl_ctxs[i] != NULL)
-                SSL_CTX_free(conflux.ssl_ctxs[i]);
-        free(conflux.ssl_ctxs);
+            cf_tls_slot_free(conflux.tls[i]);
+        free(conflux.tls);
         cf_config_free(config);
         return 0;
     }
@@ -497,7 +533,9 @@ int main(int argc, char **argv)
     conflux.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("conflux"));
     /* no h2c (Upgrade: h2c, or the h2 preface on a plain listener): HTTP/2 only where a TLS listener asks for it */
     conflux.globalconf.http1.upgrade_to_http2 = 0;
-    conflux.globalconf.max_request_entity_size = config->limits.max_request_body;
+    /* +1: libh2o refuses a chunked HTTP/1 body of exactly its limit (it compares with >=), in plain text; the framing
+     * guard (h1guard.c) enforces max_request_body itself on HTTP/1, so libh2o's bound only ever acts on HTTP/2 */
+    conflux.globalconf.max_request_entity_size = config->limits.max_request_body + 1;
     conflux.gateway_hosts[0] = register_host("default", on_gateway_req);
     conflux.admin_hosts[0] = register_host("admin", on_admin_req);
 

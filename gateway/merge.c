@@ -201,7 +201,8 @@ static json_t *merge_members(const cf_route_t *route, cf_outcome_t *outcomes)
         cf_outcome_t *o = &outcomes[i];
         if (o->value != NULL && !json_is_object(o->value)) {
             json_decref(o->value);
-            o->value = route->calls[i].default_value != NULL ? json_incref(route->calls[i].default_value) : NULL;
+            /* a copy, never a reference to the config's value, which every thread shares (fanout.c give_default) */
+            o->value = route->calls[i].default_value != NULL ? json_deep_copy(route->calls[i].default_value) : NULL;
             o->reason = CF_REASON_NOT_AN_OBJECT;
         }
     }

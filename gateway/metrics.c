@@ -40,7 +40,8 @@ typedef struct st_hist_t {
 typedef struct st_call_series_t {
     mnode_t super; /* the call's name */
     hist_t latency;
-    uint64_t cache[CF_NUM_CACHE_STATES]; /* by cache state (record.h) */
+    uint64_t cache[CF_NUM_CACHE_STATES];   /* by cache state (record.h) */
+    uint64_t elements_ok, elements_failed; /* a foreach call's elements */
 } call_series_t;
 
 #define MAX_STATUS 600
@@ -161,6 +162,10 @@ void cf_metrics_observe(const cf_request_record_t *rec)
             hist_observe(&cs->latency, c->duration_ns);
         if (c->cache.state != CF_CACHE_NONE)
             COUNT(&cs->cache[c->cache.state], 1);
+        if (c->elements != 0 && c->elements_tried) { /* a hostile source far over max_items counts nothing */
+            COUNT(&cs->elements_ok, c->elements_ok);
+            COUNT(&cs->elements_failed, c->elements - c->elements_ok);
+        }
         backend_series_t *bs = backend_series(rec->route, i, c->backend);
         COUNT(&bs->results[cf_reason_result(c->reason, c->status)], 1);
         if (c->attempts != 0) {
@@ -443,6 +448,20 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
         for (mnode_t *c = LOAD_PTR(&((route_series_t *)n)->calls); c != NULL; c = LOAD_PTR(&c->next))
             hist_render(out, "conflux_call_duration_seconds_bucket", &((call_series_t *)c)->latency, "route", n->name, "call",
                         c->name);
+
+    header(out, "conflux_call_elements_total", "counter",
+           "Elements of foreach calls by route, call and result: ok (answered), failed (null or dropped in the answer).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next))
+        for (mnode_t *c = LOAD_PTR(&((route_series_t *)n)->calls); c != NULL; c = LOAD_PTR(&c->next)) {
+            const call_series_t *cs = (const call_series_t *)c;
+            uint64_t ok = READ(&cs->elements_ok), failed = READ(&cs->elements_failed);
+            if (ok == 0 && failed == 0) /* only calls that had elements */
+                continue;
+            series_start(out, "conflux_call_elements_total", "route", n->name, "call", c->name);
+            cf_buf_appendf(out, ",result=\"ok\"} %" PRIu64 "\n", ok);
+            series_start(out, "conflux_call_elements_total", "route", n->name, "call", c->name);
+            cf_buf_appendf(out, ",result=\"failed\"} %" PRIu64 "\n", failed);
+        }
 
     header(out, "conflux_upstream_results_total", "counter",
            "Upstream call outcomes by backend and result: ok, or the failure reason (status_NNN folded to status_4xx, "

@@ -24,8 +24,8 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 
 /*
  * One line: {"time","client","method","path","route","status","duration","calls":[{"name","backend","status",
- * "duration","cache","reason","attempts","hedges"}]}. The path is logged without its query string: queries carry tokens and
- * personal data more often than paths do, and the route tells which endpoint it was.
+ * "duration","cache","reason","attempts","hedges"[,"elements":{"ok","total"} for a foreach call]}]}. The path is logged without its
+ * query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it was.
  */
 /* The start of a line: {"time":...,"client":... (the peer's address, or null). */
 static void line_start(cf_buf_t *b, struct sockaddr *peer, socklen_t peerlen)
@@ -83,6 +83,8 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         cf_buf_appends(b, ",\"reason\":");
         json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
         cf_buf_appendf(b, ",\"attempts\":%u,\"hedges\":%u", c->attempts, c->hedges);
+        if (c->foreach)
+            cf_buf_appendf(b, ",\"elements\":{\"ok\":%zu,\"total\":%zu}", c->elements_ok, c->elements);
         cf_buf_appendc(b, '}');
     }
     cf_buf_appends(b, "]}\n");

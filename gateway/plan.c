@@ -37,15 +37,64 @@ static int find_call(const cf_route_t *r, const char *name, size_t len)
     return -1;
 }
 
-/* Binds the placeholders of every call's template to route parameters and other calls; fills in the dependencies. */
+/* The k-th part of a call's templates: its path's, then its body's (NULL for body text); *key: the key it is under. */
+static cf_tpl_part_t *call_part(cf_call_t *call, size_t k, const char **key)
+{
+    *key = k < call->path.num_parts ? "path" : "body";
+    if (k < call->path.num_parts)
+        return &call->path.parts[k];
+    cf_body_part_t *b = &call->body.parts[k - call->path.num_parts];
+    return b->kind == CF_BODY_VALUE || b->kind == CF_BODY_INTERPOLATED ? &b->tpl : NULL;
+}
+
+/* Binds call j's foreach: to its source call (which it then waits for); `items`: its {item}/{items} placeholders. */
+static int bind_foreach(cf_route_t *r, size_t j, size_t items, char *uses, cf_plan_error_t *err)
+{
+    cf_call_t *call = &r->calls[j];
+    const char *src = call->foreach.source, *dot = strchr(src, '.');
+    size_t len = dot != NULL ? (size_t)(dot - src) : strlen(src);
+    int idx = find_call(r, src, len);
+    if (idx < 0) {
+        cf_buf_t b = CF_BUF_INIT;
+        for (size_t i = 0; i < r->num_calls; ++i)
+            cf_buf_appendf(&b, "%s%s", i ? ", " : "", r->calls[i].name);
+        plan_error(err, j, "foreach", "unknown call \"%.*s\" (calls: %s)", (int)len, src, b.base);
+        cf_buf_free(&b);
+        return -1;
+    }
+    if ((size_t)idx == j)
+        return plan_error(err, j, "foreach", "a call cannot go over its own answer");
+    if (r->calls[idx].foreach.source != NULL)
+        return plan_error(err, j, "foreach",
+                          "\"%s\" is itself a foreach call: nested foreach is not supported (go over the array of a plain "
+                          "call)",
+                          r->calls[idx].name);
+    if (items == 0)
+        return plan_error(err, j, "path", "a foreach call's path%s must use %s, or every request would be the same",
+                          call->foreach.batch != 0 ? "" : " or body",
+                          call->foreach.batch != 0 ? "{items}" : "{item} or {item.field}");
+    if (r->merge == CF_MERGE_MERGE)
+        return plan_error(err, j, "foreach",
+                          "a foreach call's answer is an array, which merge: merge cannot merge (use merge: group)");
+    call->foreach.call_index = idx;
+    uses[idx] = 1;
+    return 0;
+}
+
+/* Binds the placeholders of every call's templates (path and body) to route parameters and other calls; fills in the
+ * dependencies. */
 static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
 {
     char uses[CF_CONFIG_MAX_CALLS];
     for (size_t j = 0; j < r->num_calls; ++j) {
         cf_call_t *call = &r->calls[j];
+        size_t items = 0; /* {item} and {items} parts */
         memset(uses, 0, sizeof(uses));
-        for (size_t k = 0; k < call->path.num_parts; ++k) {
-            cf_tpl_part_t *part = &call->path.parts[k];
+        for (size_t k = 0; k < call->path.num_parts + call->body.num_parts; ++k) {
+            const char *key;
+            cf_tpl_part_t *part = call_part(call, k, &key);
+            if (part == NULL)
+                continue;
             char name[128];
             snprintf(name, sizeof(name), "%.*s", (int)part->len, part->text);
             switch (part->kind) {
@@ -54,11 +103,20 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
             case CF_TPL_HEADER: /* template.c lower-cases the name */
                 break;
             case CF_TPL_PARAM: {
-                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len);
+                int idx = cf_pattern_param_index(&r->pattern, part->text, part->len), whole;
+                if (idx < 0 && key[0] == 'b' && (whole = find_call(r, part->text, part->len)) >= 0) {
+                    /* "{friends}" in a body: another call's whole answer, with its JSON type (a foreach call's array
+                     * can only be used so) */
+                    part->kind = CF_TPL_CALL;
+                    part->call_index = whole;
+                    uses[whole] = 1;
+                    break;
+                }
                 if (idx < 0) {
                     cf_buf_t b = CF_BUF_INIT;
                     if (find_call(r, part->text, part->len) >= 0) {
-                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id}", name, name);
+                        cf_buf_appendf(&b, "%s is a call: name one of its fields, e.g. {%s.id} (its whole answer may go in a body)",
+                                       name, name);
                     } else if (r->pattern.num_params != 0) {
                         cf_buf_appends(&b, "the route has ");
                         for (size_t i = 0; i < r->pattern.num_params; ++i)
@@ -66,7 +124,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                     } else {
                         cf_buf_appends(&b, "the route path has no parameters");
                     }
-                    plan_error(err, j, "path", "unknown route parameter {%s} (%s)", name, b.base);
+                    plan_error(err, j, key, "unknown route parameter {%s} (%s)", name, b.base);
                     cf_buf_free(&b);
                     return -1;
                 }
@@ -75,6 +133,11 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
             }
             case CF_TPL_CALL: {
                 int idx = find_call(r, part->text, part->len);
+                if (idx >= 0 && r->calls[idx].foreach.source != NULL)
+                    return plan_error(err, j, key,
+                                      "{%s...}: \"%s\" is a foreach call, whose answer is an array of its elements' "
+                                      "answers: no field of it can be used (its whole answer may go in a body: \"{%s}\")",
+                                      name, name, name);
                 if (idx < 0) {
                     cf_buf_t b = CF_BUF_INIT;
                     if (cf_pattern_param_index(&r->pattern, part->text, part->len) >= 0) {
@@ -84,7 +147,7 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                         for (size_t i = 0; i < r->num_calls; ++i)
                             cf_buf_appendf(&b, "%s%s", i ? ", " : "", r->calls[i].name);
                     }
-                    plan_error(err, j, "path", "unknown call \"%s\" (%s)", name, b.base);
+                    plan_error(err, j, key, "unknown call \"%s\" (%s)", name, b.base);
                     cf_buf_free(&b);
                     return -1;
                 }
@@ -93,9 +156,29 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
                 break;
             }
             case CF_TPL_ITEM:
-                return plan_error(err, j, "path", "{%s} is the element of foreach:, which this call does not have", name);
+                if (call->foreach.source == NULL)
+                    return plan_error(err, j, key, "{%s} is the element of foreach:, which this call does not have", name);
+                if (call->foreach.batch != 0)
+                    return plan_error(err, j, key,
+                                      "{%s} is one element, but with batch: a request asks for several: use {items} "
+                                      "(e.g. /users?ids={items})",
+                                      name);
+                ++items;
+                break;
+            case CF_TPL_ITEMS:
+                if (key[0] == 'b')
+                    return plan_error(err, j, key, "{items} goes in the path (e.g. /users?ids={items}), not in a body");
+                if (call->foreach.source == NULL || call->foreach.batch == 0)
+                    return plan_error(err, j, key,
+                                      "{items} is the elements of a batch, which goes with foreach: and batch: (without "
+                                      "batch:, use {item})");
+                if (items++ != 0)
+                    return plan_error(err, j, key, "{items} may appear only once");
+                break;
             }
         }
+        if (call->foreach.source != NULL && bind_foreach(r, j, items, uses, err) != 0)
+            return -1;
         if (call->encoded_slash == CF_ENCODED_SLASH_KEEP) {
             /* only a value that fills one path segment can hold an encoded '/': say so rather than ignore the key */
             int fills_segment = 0;
@@ -176,6 +259,28 @@ typedef struct st_plan_t {
     char done[CF_CONFIG_MAX_CALLS];
 } plan_t;
 
+/* The requests of a foreach call at most: one per element, or per batch of elements. */
+static uint64_t foreach_requests(const cf_call_t *call)
+{
+    uint64_t per = call->foreach.batch != 0 ? call->foreach.batch : 1;
+    return (call->foreach.max_items + per - 1) / per;
+}
+
+/* The rounds of its timeout a foreach call takes at the longest: every request taking the whole timeout, `concurrency`
+ * of them at a time (a slot refills at once, so it is never more). 1 for a plain call. */
+static uint64_t call_rounds(const cf_call_t *call)
+{
+    if (call->foreach.source == NULL)
+        return 1;
+    return (foreach_requests(call) + call->foreach.concurrency - 1) / call->foreach.concurrency;
+}
+
+/* How long a call may take once it starts: its timeout, or for a foreach call that many rounds of it. */
+static uint64_t call_span(const cf_call_t *call)
+{
+    return call_rounds(call) * call->timeout_ms;
+}
+
 static void plan_visit(const cf_route_t *r, size_t i, plan_t *p)
 {
     if (p->done[i])
@@ -190,7 +295,7 @@ static void plan_visit(const cf_route_t *r, size_t i, plan_t *p)
         if (p->stage[dep] + 1 > stage)
             stage = p->stage[dep] + 1;
     }
-    p->finish[i] = before + r->calls[i].timeout_ms;
+    p->finish[i] = before + call_span(&r->calls[i]);
     p->stage[i] = stage;
     p->done[i] = 1;
 }
@@ -436,9 +541,31 @@ static void explain_servers(FILE *out, const char *indent, const cf_backend_t *b
                 cf_format_duration(b->health.timeout_ms, d2, sizeof(d2)), b->health.unhealthy, b->health.healthy);
 }
 
+/* A call's method and body: one line. */
+static void explain_body(FILE *out, const cf_call_t *call)
+{
+    int unsafe = call->method == CF_METHOD_POST || call->method == CF_METHOD_PATCH;
+    fprintf(out, "        method %s%s", cf_method_name(call->method), unsafe ? " (not idempotent: never retried nor hedged)" : "");
+    if (call->body.num_parts != 0) {
+        size_t holes = 0;
+        for (size_t i = 0; i < call->body.num_parts; ++i)
+            holes += call->body.parts[i].kind != CF_BODY_TEXT;
+        fprintf(out, "; sends a JSON body (Content-Type: application/json)");
+        if (call->body.num_parts == 1 && call->body.parts[0].kind == CF_BODY_REQUEST)
+            fputs(": the client's body, as it came", out);
+        else if (call->body.uses_request_body)
+            fprintf(out, " from a template with %zu value%s, the client's body among them", holes, holes == 1 ? "" : "s");
+        else if (holes != 0)
+            fprintf(out, " from a template with %zu value%s", holes, holes == 1 ? "" : "s");
+        else
+            fputs(", fixed", out);
+    }
+    fputc('\n', out);
+}
+
 static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, const cf_call_t *call)
 {
-    char d[32];
+    char d[32], d2[32];
     const cf_server_t *s = &call->backend->servers[0];
     fprintf(out, "      %s: %s  (backend %s: http://%s%s%s:%u%s%s)\n", call->name, call->path.src, call->backend->name,
             strchr(s->host, ':') != NULL ? "[" : "", s->host, strchr(s->host, ':') != NULL ? "]" : "", s->port, s->base_path,
@@ -456,12 +583,31 @@ static void explain_call(FILE *out, const cf_route_t *r, const plan_t *plan, con
         fprintf(out, ", optional: on error %s", call->on_error == CF_ON_ERROR_OMIT ? "the key is omitted" : "the key is null");
     }
     fputc('\n', out);
+    if (call->foreach.source != NULL) {
+        const cf_foreach_t *fe = &call->foreach;
+        fprintf(out, "        foreach %s: one request per ", fe->source);
+        if (fe->batch != 0)
+            fprintf(out, "%" PRIu64 " elements ({items}, batch %" PRIu64 ")", fe->batch, fe->batch);
+        else
+            fputs("element ({item})", out);
+        fprintf(out,
+                ", up to %" PRIu64 " requests (max_items %" PRIu64 "; more fails the call with too_large), concurrency %" PRIu64
+                " (a slot refills as soon as a request ends)\n",
+                foreach_requests(call), fe->max_items, fe->concurrency);
+        fprintf(out,
+                "        n elements take at least ceil(n/%" PRIu64 ") rounds of their answer time; at most %" PRIu64
+                " rounds of timeout %s = %s\n",
+                fe->batch != 0 ? fe->batch * fe->concurrency : fe->concurrency, call_rounds(call),
+                cf_format_duration(call->timeout_ms, d, sizeof(d)), cf_format_duration(call_span(call), d2, sizeof(d2)));
+    }
     explain_attempts(out, "        ", call->backend);
     explain_servers(out, "        ", call->backend);
     if (call->encoded_slash == CF_ENCODED_SLASH_KEEP)
         fputs("        encoded_slash: keep: a '/' in a value that fills one path segment is sent as %2F; \".\", \"..\" and '\\' "
               "are still refused\n",
               out);
+    if (call->method != CF_METHOD_GET || call->body.num_parts != 0)
+        explain_body(out, call);
     if (call->cache.ttl_ms != 0) {
         char d2[32], d3[32];
         fprintf(out, "        cache: ttl %s, stale_while_revalidate %s, stale_if_error %s\n",
@@ -514,7 +660,10 @@ static void explain_chain(FILE *out, const cf_route_t *r, const plan_t *plan, si
         explain_chain(out, r, plan, slowest);
         fputs(" -> ", out);
     }
-    fprintf(out, "%s (%s)", call->name, cf_format_duration(call->timeout_ms, d, sizeof(d)));
+    if (call_rounds(call) > 1)
+        fprintf(out, "%s (%" PRIu64 " x %s)", call->name, call_rounds(call), cf_format_duration(call->timeout_ms, d, sizeof(d)));
+    else
+        fprintf(out, "%s (%s)", call->name, cf_format_duration(call->timeout_ms, d, sizeof(d)));
 }
 
 static void explain_merge(FILE *out, const cf_route_t *r)
@@ -569,6 +718,8 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
         const cf_route_t *r = &c->routes[i];
         fprintf(out, "\nroute %s  [%s]  (%s:%d)\n", r->pattern.src, cf_methods_format(r->methods, m, sizeof(m)), c->filename,
                 r->line);
+        if (r->cors != NULL)
+            cf_cors_explain(out, "  ", r->cors, r->methods, r->cors == r->cors_own ? "its own" : "the default");
         if (r->proxy != NULL) {
             const cf_server_t *s = &r->proxy->servers[0];
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",
@@ -589,6 +740,11 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
         explain_chain(out, r, &plan, last);
         if (r->deadline_ms < longest)
             fputs("\n    (calls still running at the deadline fail with \"deadline\")", out);
+        for (size_t k = 0; k < r->num_calls; ++k)
+            if (call_rounds(&r->calls[k]) > 1) {
+                fputs("\n    (a foreach call counts as its most rounds of timeout; set deadline: to what clients can wait)", out);
+                break;
+            }
         fputc('\n', out);
         if (r->forward_headers.n != 0 || r->forward_query.n != 0) {
             fputs("  forwards", out);

@@ -8,7 +8,8 @@
 #include "proxy.h"
 #include "respond.h"
 
-static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2O_STRLIT("x-forwarded-host")};
+static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2O_STRLIT("x-forwarded-host")},
+                   x_forwarded_proto = {H2O_STRLIT("x-forwarded-proto")};
 
 struct st_proxy_t {
     h2o_req_t *req;
@@ -113,6 +114,9 @@ static void on_response(cf_attempt_t *a, const cf_upstream_res_t *res)
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("date")) ||
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("server")))
             continue;
+        /* on a route with cors: conflux's policy alone speaks for the route (the fields were added at dispatch) */
+        if (p->route->cors != NULL && h->name->len > 15 && h2o_lcstris(h->name->base, 15, H2O_STRLIT("access-control-")))
+            continue;
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
         if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("via"))) {
             value = h2o_concat(&req->pool, value, h2o_iovec_init(H2O_STRLIT(", 1.1 conflux")));
@@ -205,6 +209,26 @@ static void build_path(struct st_proxy_t *p, const cf_route_match_t *m, cf_buf_t
         cf_buf_append(path, req->path.base + req->query_at, req->path.len - req->query_at);
 }
 
+/*
+ * The fields by which a proxy in front tells the upstream about the client: conflux is that proxy (it sits at the
+ * edge), so a client's own would be believed upstream (an https scheme on a plain connection, another host, another
+ * address). Dropped; conflux sets X-Forwarded-Host, X-Forwarded-Proto and Forwarded itself. X-Forwarded-For is
+ * appended to instead, as every proxy does: an upstream reads it from the right. A field name with '_' is dropped
+ * too (as nginx does by default): CGI-style servers read "X_Forwarded_Host" as X-Forwarded-Host.
+ */
+static int is_edge_claim(const h2o_iovec_t *name)
+{
+    static const h2o_iovec_t claims[] = {{H2O_STRLIT("forwarded")},          {H2O_STRLIT("x-forwarded-host")},
+                                         {H2O_STRLIT("x-forwarded-proto")},  {H2O_STRLIT("x-forwarded-port")},
+                                         {H2O_STRLIT("x-forwarded-prefix")}, {H2O_STRLIT("x-real-ip")}};
+    if (memchr(name->base, '_', name->len) != NULL)
+        return 1;
+    for (size_t i = 0; i != sizeof(claims) / sizeof(claims[0]); ++i)
+        if (h2o_lcstris(name->base, name->len, claims[i].base, claims[i].len))
+            return 1;
+    return 0;
+}
+
 void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
 {
     struct st_proxy_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_dispose);
@@ -226,7 +250,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
     /* client headers minus hop-by-hop ones and Host; then Via and the X-Forwarded-* / Forwarded (RFC 7239) set */
     char addr[INET6_ADDRSTRLEN];
     client_address(req, addr, sizeof(addr));
-    h2o_header_t *headers = h2o_mem_alloc_pool(&req->pool, sizeof(*headers) * (req->headers.size + 5));
+    h2o_header_t *headers = h2o_mem_alloc_pool(&req->pool, sizeof(*headers) * (req->headers.size + 6));
     size_t n = 0;
     h2o_iovec_t xff = {NULL, 0}, via = {NULL, 0};
     for (size_t i = 0; i != req->headers.size; ++i) {
@@ -239,8 +263,8 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
             xff = xff.base == NULL ? h->value : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
             continue;
         }
-        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-forwarded-host")))
-            continue; /* one value, set below from the Host conflux received: a client's own would be believed */
+        if (is_edge_claim(h->name))
+            continue;
         if (h->name == &H2O_TOKEN_VIA->buf) {
             via = via.base == NULL ? h->value : h2o_concat(&req->pool, via, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
             continue;
@@ -269,6 +293,9 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         headers[n++] = (h2o_header_t){&x_forwarded_host, NULL, host};
     }
     headers[n++] = (h2o_header_t){&forwarded, NULL, h2o_strdup(&req->pool, fwd, SIZE_MAX)};
+    headers[n++] = (h2o_header_t){&x_forwarded_proto, NULL,
+                                  req->scheme == &H2O_URL_SCHEME_HTTPS ? h2o_iovec_init(H2O_STRLIT("https"))
+                                                                       : h2o_iovec_init(H2O_STRLIT("http"))};
 
     unsigned method = cf_method_bit(req->method.base, req->method.len);
     cf_upstream_req_t ureq = {

@@ -24,6 +24,7 @@ const cf_reason_info_t cf_reasons[CF_NUM_REASONS] = {
     [CF_REASON_BAD_PARAM] = {"bad_param", "http_request_error", 502, "bad_param"},
     [CF_REASON_CIRCUIT_OPEN] = {"circuit_open", "destination_unavailable", 502, "circuit_open"},
     [CF_REASON_CANCELLED] = {"cancelled", NULL, 502, "cancelled"},
+    [CF_REASON_NOT_AN_ARRAY] = {"not_an_array", "http_protocol_error", 502, "not_an_array"},
 };
 
 const char *cf_reason_text(cf_reason_t reason, int status, char buf[CF_REASON_TEXT_SIZE])

@@ -25,6 +25,8 @@ typedef enum en_cf_reason_t {
     CF_REASON_BAD_PARAM,      /* a value from another call's answer may not fill a path segment */
     CF_REASON_CIRCUIT_OPEN,   /* every server of the backend is out of rotation (breaker open, or unhealthy) */
     CF_REASON_CANCELLED,      /* stopped: a required call failed first, or the client went away */
+    CF_REASON_NOT_AN_ARRAY,   /* foreach: the source field, or a batch's answer (after shaping), is not an array of the
+                                 expected length */
     CF_NUM_REASONS
 } cf_reason_t;
 

@@ -46,6 +46,11 @@ typedef struct st_cf_call_record_t {
     unsigned hedges;               /* of those, copies of a slow attempt (hedge_after) */
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the backend's retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy */
+    unsigned foreach : 1;          /* a foreach call: attempts are its elements' together, and elements are counted */
+    size_t elements, elements_ok;  /* foreach: the source array's elements (0 when it never got one), and those answered */
+    unsigned elements_tried : 1;   /* foreach: the elements were gone over (not refused as more than max_items) */
+    cf_reason_t element_reason;    /* foreach: why its first failed element failed (CF_REASON_NONE: none failed) */
+    int element_status;            /* and that element's upstream status */
 } cf_call_record_t;
 
 /** One client request, as it ended (or as conflux answered it without a route). */

@@ -1,8 +1,10 @@
 /* What conflux sends: its own errors, JSON answers, and the headers that report each call (formatted here only). */
+#include <stdio.h>
 #include <string.h>
 #include "cf_http.h"
 #include "jsonout.h"
 #include "respond.h"
+#include "router.h"
 
 void cf_send_json(h2o_req_t *req, int status, json_t *doc)
 {
@@ -138,7 +140,11 @@ static int proxy_status(cf_buf_t *out, const cf_call_record_t *calls, size_t num
         size_t before = out->len;
         if (before != 0)
             cf_buf_appends(out, ", ");
-        if (cf_proxy_status_format(out, calls[i].name, calls[i].reason, calls[i].status) != 0)
+        const cf_call_record_t *c = &calls[i];
+        /* a foreach call that got its answer but not every element's: its first failed element says why */
+        int elements_failed = c->reason == CF_REASON_NONE && c->element_reason != CF_REASON_NONE;
+        if (cf_proxy_status_format(out, c->name, elements_failed ? c->element_reason : c->reason,
+                                   elements_failed ? c->element_status : c->status) != 0)
             out->len = before; /* a success, or a cancelled call */
     }
     return out->len != 0;
@@ -164,6 +170,11 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
                                                              : "ok";
         if (i != 0)
             cf_buf_appends(&value, ", ");
+        char counts[CF_REASON_TEXT_SIZE + 48];
+        if (c->foreach) { /* "ok 19/20": the elements answered, of those the source array had */
+            snprintf(counts, sizeof(counts), "%s %zu/%zu", c->reason != CF_REASON_NONE ? desc : "ok", c->elements_ok, c->elements);
+            desc = counts;
+        }
         cf_server_timing_format(&value, c->name, c->duration_ns, desc);
         /* a call that took more than one attempt says so: attempts=N (retries and hedges), hedged=won|lost */
         if (c->attempts > 1) {
@@ -172,7 +183,7 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
         }
         if (c->hedges != 0)
             cf_buf_appends(&value, c->hedge_won ? ";hedged=won" : ";hedged=lost");
-        complete &= c->reason == CF_REASON_NONE;
+        complete &= c->reason == CF_REASON_NONE && c->elements_ok == c->elements;
     }
     if (num_calls != 0)
         cf_buf_appends(&value, ", ");
@@ -195,4 +206,88 @@ void cf_add_call_headers(h2o_req_t *req, const cf_call_record_t *calls, size_t n
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("conflux-complete"), 0, NULL, complete ? "true" : "false",
                           complete ? 4 : 5);
     cf_buf_free(&value);
+}
+
+/* --- CORS (the policies and their checks are cors.c's) ------------------------------------------------------------ */
+
+static const h2o_iovec_t *request_origin(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    return i != -1 ? &req->headers.entries[i].value : NULL;
+}
+
+/* Access-Control-Allow-Origin and -Credentials for an origin the policy allows (its bytes checked by cors.c: safe to
+ * echo). Never "*" with credentials: the config refuses that pair. */
+static void add_allow_origin(h2o_req_t *req, const cf_cors_t *cors, const h2o_iovec_t *origin)
+{
+    if (cors->any_origin)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, origin->base, origin->len);
+    if (cors->credentials)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL,
+                              H2O_STRLIT("true"));
+}
+
+/* A field whose value is the config's: copied, since the answer may still be written after a reload freed the config */
+static void add_config_value(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v.base, v.len);
+}
+
+void cf_add_cors_headers(h2o_req_t *req, const cf_cors_t *cors)
+{
+    /* the answer depends on Origin even when it carries no CORS field (a cache must not serve one origin's to another) */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    const h2o_iovec_t *origin = request_origin(req);
+    if (origin == NULL || !cf_cors_origin_allowed(cors, origin->base, origin->len))
+        return; /* no CORS fields: the browser keeps the answer from the page */
+    add_allow_origin(req, cors, origin);
+    if (cors->expose_headers != NULL)
+        add_config_value(req, "access-control-expose-headers", cors->expose_headers);
+}
+
+void cf_send_cors_preflight(h2o_req_t *req, const cf_cors_t *cors, cf_cors_verdict_t verdict, unsigned allowed)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL,
+                   H2O_STRLIT("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"));
+    switch (verdict) {
+    case CF_CORS_OK:
+        break;
+    case CF_CORS_BAD_ORIGIN:
+        cf_send_error(req, 403, "cors_denied", "CORS preflight refused: the Origin is not allowed on this route");
+        return;
+    case CF_CORS_BAD_METHOD: {
+        char m[64], msg[160];
+        snprintf(msg, sizeof(msg), "CORS preflight refused: the method is not allowed on this route (allowed: %s)",
+                 allowed != 0 ? cf_methods_format(allowed, m, sizeof(m)) : "none");
+        cf_send_error(req, 403, "cors_denied", msg);
+        return;
+    }
+    default: {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "CORS preflight refused: a requested header is not allowed on this route (allowed: %s)",
+                 cors->allow_headers != NULL ? cors->allow_headers : "none");
+        cf_send_error(req, 403, "cors_denied", msg);
+        return;
+    }
+    }
+    add_allow_origin(req, cors, request_origin(req));
+    char m[64];
+    cf_methods_format(allowed, m, sizeof(m));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                          h2o_strdup(&req->pool, m, SIZE_MAX).base, strlen(m));
+    if (cors->allow_headers != NULL)
+        add_config_value(req, "access-control-allow-headers", cors->allow_headers);
+    if (cors->max_age_ms != UINT64_MAX) {
+        char age[24];
+        int n = snprintf(age, sizeof(age), "%llu", (unsigned long long)(cors->max_age_ms / 1000));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                              h2o_strdup(&req->pool, age, n).base, n);
+    }
+    req->res.status = 204;
+    req->res.reason = cf_http_reason(204);
+    req->res.content_length = 0;
+    h2o_send_inline(req, "", 0);
 }

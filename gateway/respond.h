@@ -19,6 +19,19 @@ void cf_send_error(h2o_req_t *req, int status, const char *code, const char *mes
 void cf_send_client_gone(h2o_req_t *req);
 
 /**
+ * Adds the CORS fields of an answer on a route with the policy `cors` (any answer but a preflight's): Vary: Origin
+ * always; when the request's Origin is allowed, Access-Control-Allow-Origin (that origin, or "*" for origins: ["*"]),
+ * Access-Control-Allow-Credentials and Access-Control-Expose-Headers as the policy says.
+ */
+void cf_add_cors_headers(h2o_req_t *req, const cf_cors_t *cors);
+/**
+ * Answers a CORS preflight judged `verdict`: 204 with Access-Control-Allow-Origin, -Allow-Methods (`allowed`),
+ * -Allow-Headers, -Max-Age and -Allow-Credentials as the policy says; or 403 {"error": "cors_denied"} saying what was
+ * refused (without echoing what the client sent). Both vary on Origin and the two request fields.
+ */
+void cf_send_cors_preflight(h2o_req_t *req, const cf_cors_t *cors, cf_cors_verdict_t verdict, unsigned allowed);
+
+/**
  * Adds the headers of an aggregated answer from its calls' records (in config order): Server-Timing (each call's
  * duration and outcome, then the total), Cache-Status (one member per call the cache answered), Proxy-Status (one
  * member per failed call it reports) and Conflux-Complete (false when any call failed).

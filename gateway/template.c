@@ -234,6 +234,8 @@ static int parse_placeholder(cf_template_t *t, const char *s, size_t len, size_t
     if (dot == NULL) {
         if (len == 4 && memcmp(s, "item", 4) == 0) {
             p = add_part(t, CF_TPL_ITEM, s, len);
+        } else if (len == 5 && memcmp(s, "items", 5) == 0) {
+            p = add_part(t, CF_TPL_ITEMS, s, len);
         } else if (valid_ident(s, len, 0)) {
             p = add_part(t, CF_TPL_PARAM, s, len);
         } else {
@@ -373,6 +375,42 @@ static int path_value_ok(const cf_tpl_part_t *p, const char *val, size_t len, un
     return p->kind == CF_TPL_PARAM && p->rest ? cf_rest_value_ok(val, len) : cf_segment_value_ok(val, len, flags);
 }
 
+/* Writes the values of a {items} list, each encoded (and checked) for where it lands, joined with ','. */
+/* Whether appending `len` more bytes (at least: encoding only adds) takes the URL that began at `start` past its bound:
+ * checked before a value is encoded, so a hostile megabyte costs a comparison, not an encoding per element. */
+static int too_long(const cf_buf_t *out, size_t start, size_t len)
+{
+    return len > CF_TPL_MAX_URL || out->len - start + len > CF_TPL_MAX_URL;
+}
+
+static int expand_list(const cf_tpl_part_t *p, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out, size_t start)
+{
+    size_t count = 0;
+    for (;; ++count) {
+        const char *val = NULL;
+        size_t len = 0;
+        int rc = lookup(ctx, p, &val, &len);
+        if (rc == CF_TPL_END)
+            break;
+        if (rc != CF_TPL_OK)
+            return rc == CF_TPL_BAD_INPUT ? rc : CF_TPL_MISSING;
+        if (val == NULL || len == 0) /* "ids=1,,3" would ask for something else */
+            return CF_TPL_MISSING;
+        if (too_long(out, start, len + 1))
+            return CF_TPL_BAD_INPUT;
+        if (count != 0)
+            cf_buf_appendc(out, ',');
+        if (p->in_query) {
+            cf_encode_query(out, val, len);
+        } else {
+            if (!cf_segment_value_ok(val, len, flags))
+                return CF_TPL_BAD_INPUT;
+            encode_bytes(out, val, len);
+        }
+    }
+    return count != 0 ? CF_TPL_OK : CF_TPL_MISSING;
+}
+
 int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb lookup, void *ctx, cf_buf_t *out,
                        const cf_tpl_part_t **failed)
 {
@@ -404,6 +442,12 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
         }
         const char *val = NULL;
         size_t len = 0;
+        if (p->kind == CF_TPL_ITEMS) {
+            if ((rc = expand_list(p, flags, lookup, ctx, out, start)) != CF_TPL_OK)
+                goto Fail;
+            seg_value = p;
+            continue;
+        }
         if ((rc = lookup(ctx, p, &val, &len)) != CF_TPL_OK) {
             if (rc != CF_TPL_BAD_INPUT)
                 rc = CF_TPL_MISSING;
@@ -415,6 +459,10 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
                 goto Fail;
             }
             val = "";
+        }
+        if (too_long(out, start, len)) {
+            rc = CF_TPL_BAD_INPUT;
+            goto Fail;
         }
         if (p->in_query) {
             cf_encode_query(out, val, len);
@@ -449,14 +497,14 @@ int cf_template_expand(const cf_template_t *t, unsigned flags, cf_tpl_lookup_cb 
         rc = CF_TPL_BAD_INPUT;
         goto Fail;
     }
-    cf_buf_reserve(out, 0); /* NUL-terminated even when the template expanded to nothing new */
-    out->base[out->len] = '\0';
+    if (out->len - start > CF_TPL_MAX_URL) { /* encoded, the values grew past it */
+        rc = CF_TPL_BAD_INPUT;
+        goto Fail;
+    }
+    cf_buf_truncate(out, out->len); /* NUL-terminated even when the template expanded to nothing new */
     return CF_TPL_OK;
 Fail:
-    /* leave `out` as it was */
-    out->len = start;
-    if (out->base != NULL)
-        out->base[start] = '\0';
+    cf_buf_truncate(out, start); /* leave `out` as it was */
     if (failed != NULL)
         *failed = p;
     return rc;
@@ -497,4 +545,29 @@ const char *cf_template_refusal(const cf_tpl_part_t *p, unsigned flags, char *bu
         rule = "a value that is \".\" or \"..\" or holds \"/\" or \"\\\" cannot fill a segment of the upstream path";
     snprintf(buf, size, "%s \"%.*s\": %s", what, (int)p->len, p->text, rule);
     return buf;
+}
+
+/* --- one placeholder on its own (JSON body templates, body.c) --- */
+
+int cf_tpl_part_parse(const char *s, size_t len, cf_tpl_part_t *out, char *err, size_t errlen)
+{
+    cf_template_t t;
+    memset(&t, 0, sizeof(t));
+    if (len == 0) {
+        snprintf(err, errlen, "empty placeholder '{}'");
+        return -1;
+    }
+    if (parse_placeholder(&t, s, len, 0, 0, err, errlen) != 0) {
+        cf_template_free(&t);
+        return -1;
+    }
+    *out = t.parts[0];
+    free(t.parts);
+    return 0;
+}
+
+void cf_tpl_part_free(cf_tpl_part_t *p)
+{
+    part_free(p);
+    memset(p, 0, sizeof(*p));
 }

@@ -12,6 +12,7 @@ typedef enum en_cf_tpl_kind_t {
     CF_TPL_HEADER,  /* {header.NAME}: a client request header (name lower-cased) */
     CF_TPL_CALL,    /* {CALL.a.b}: a field of an earlier call's JSON */
     CF_TPL_ITEM,    /* {item} / {item.a.b}: the foreach element */
+    CF_TPL_ITEMS,   /* {items}: the elements of a foreach batch, each encoded, joined with ',' */
 } cf_tpl_kind_t;
 
 typedef struct st_cf_tpl_part_t {
@@ -39,10 +40,15 @@ typedef struct st_cf_template_t {
 int cf_template_parse(const char *src, cf_template_t *out, char *err, size_t errlen);
 void cf_template_free(cf_template_t *t);
 
+/** The longest upstream path and query a template may expand to (nginx's default request line bound is 8 KiB): longer is
+ * CF_TPL_BAD_INPUT, found before the value that would go past it is encoded. */
+#define CF_TPL_MAX_URL (16 * 1024)
+
 enum {
     CF_TPL_OK = 0,
     CF_TPL_MISSING = -1,   /* a placeholder has no value: the call fails with missing_param */
     CF_TPL_BAD_INPUT = -2, /* a value may not be used where it lands (see cf_segment_value_ok): 400 or bad_param */
+    CF_TPL_END = 1,        /* CF_TPL_ITEMS: the list has no more values */
 };
 
 /** Flags of cf_template_expand and cf_template_check: the policy of the call the template belongs to. */
@@ -57,7 +63,8 @@ enum {
 
 /**
  * Supplies the raw (decoded, unencoded) value of a placeholder. Returns CF_TPL_OK with *val and *len set (borrowed
- * until expansion ends), or CF_TPL_MISSING.
+ * until expansion ends), or CF_TPL_MISSING. For a CF_TPL_ITEMS part it is called again and again, once per value of
+ * the list in order, until it returns CF_TPL_END (the callee keeps the cursor; a template has at most one {items}).
  */
 typedef int (*cf_tpl_lookup_cb)(void *ctx, const cf_tpl_part_t *part, const char **val, size_t *len);
 
@@ -86,6 +93,9 @@ int cf_rest_value_ok(const char *s, size_t len);
  * ".." (a rest capture next to a literal dot). An empty value in the path (not in the query, not a rest capture) is
  * CF_TPL_MISSING: "/users/" instead of "/users/42" would address another resource. Values in the query are only
  * encoded: a query value is not path-resolved, so '/' and ".." are harmless there.
+ * A CF_TPL_ITEMS part writes each value of its list encoded for where it lands (and checked like one value there),
+ * joined with ','; an empty list, or an empty value in it, is CF_TPL_MISSING.
+ * An expansion longer than CF_TPL_MAX_URL is CF_TPL_BAD_INPUT.
  * Returns CF_TPL_OK, CF_TPL_MISSING or CF_TPL_BAD_INPUT; on failure *failed (if not NULL) names the part and `out` is
  * left as it was.
  */
@@ -107,6 +117,15 @@ int cf_template_check(const cf_template_t *t, unsigned kinds, unsigned flags, cf
  * parameter ("path parameter \"id\"", "query parameter \"q\"", "header \"x-id\"") and what is refused. Returns buf.
  */
 const char *cf_template_refusal(const cf_tpl_part_t *part, unsigned flags, char *buf, size_t size);
+
+/**
+ * Parses the inside of one placeholder ("user_id", "query.q", "profile.a.b", without the braces) into `out`, which
+ * then owns its text and fields (free with cf_tpl_part_free): what a "{...}" of a URL template would be, for templates
+ * that are not URLs (a call's JSON body). in_query is 0. Returns 0, or -1 with a message in err.
+ */
+int cf_tpl_part_parse(const char *s, size_t len, cf_tpl_part_t *out, char *err, size_t errlen);
+/** Frees what cf_tpl_part_parse put in `p`, and zeroes it. */
+void cf_tpl_part_free(cf_tpl_part_t *p);
 
 /** Appends `s` percent-encoded as a path segment ("." and ".." are encoded too). */
 void cf_encode_segment(cf_buf_t *out, const char *s, size_t len);

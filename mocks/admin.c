@@ -45,7 +45,8 @@ static json_t *counts_json(size_t listener)
 }
 
 /*
- * GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "stubs": {"GET /path": N, ...},
+ * GET /__mock/stats: {"total": N, "unmatched": N, "respond": N, "aborted": N, "inflight": N, "max_inflight": N,
+ * "stubs": {"GET /path": N, ...},
  * "listeners": {"NAME": {"total": N, "unmatched": N, "respond": N, "aborted": N}, ...}}
  */
 static void on_stats(h2o_req_t *req)
@@ -59,6 +60,10 @@ static void on_stats(h2o_req_t *req)
     const char *const *names = cf_mock_journal_listeners(&n_listeners);
     for (size_t i = 0; i != n_listeners; ++i)
         json_object_set_new(listeners, names[i], counts_json(i));
+    uint64_t inflight, max_inflight;
+    cf_mock_journal_inflight(&inflight, &max_inflight);
+    json_object_set_new(v, "inflight", json_integer((json_int_t)inflight));
+    json_object_set_new(v, "max_inflight", json_integer((json_int_t)max_inflight));
     json_object_set_new(v, "stubs", per);
     json_object_set_new(v, "listeners", listeners);
     send_json(req, 200, v);

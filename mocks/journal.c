@@ -21,6 +21,7 @@ typedef struct st_journal_entry_t {
     int status;
     const char *fault; /* static string or NULL */
     int aborted;
+    int open;        /* counted in `inflight`: arrived, answer not yet complete */
     size_t listener; /* index into listener_names */
     json_t *closest; /* owned: the near miss of an unmatched request, or NULL */
 } journal_entry_t;
@@ -36,6 +37,18 @@ static cf_mock_journal_counts_t *counts;   /* [0]: every listener; [1 + i]: list
 static const char *const *listener_names;
 static size_t n_listeners;
 static h2o_loop_t *journal_loop;
+/* requests being answered now (arrived, last byte not yet handed to the socket), and the most at once since the last
+ * reset: what a caller's concurrency limit is checked against */
+static uint64_t inflight, max_inflight;
+
+/* The request of entry e is no longer in flight (answered, aborted, or dropped from the ring before it ended). */
+static void entry_close(journal_entry_t *e)
+{
+    if (e != NULL && e->open) {
+        e->open = 0;
+        --inflight;
+    }
+}
 
 /* A JSON string for bytes a client sent; bytes that are not UTF-8 become '?' so the journal stays valid JSON. */
 static json_t *jstr(const char *s, size_t len)
@@ -138,8 +151,12 @@ uint64_t cf_mock_journal_add(h2o_req_t *req, size_t listener, const char *stub)
     e->time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
     e->arrived = h2o_now(journal_loop);
 
+    e->open = 1;
+    if (++inflight > max_inflight)
+        max_inflight = inflight;
     size_t slot = (e->id - 1) % capacity;
     if (ring[slot] != NULL) {
+        entry_close(ring[slot]);
         entry_free(ring[slot]);
         ++first_id;
     }
@@ -172,6 +189,7 @@ void cf_mock_journal_abort(uint64_t id, size_t listener)
     ++counts[0].aborted;
     ++counts[1 + listener].aborted;
     journal_entry_t *e = lookup(id);
+    entry_close(e);
     if (e != NULL && !e->aborted) {
         e->aborted = 1;
         e->finished = h2o_now(journal_loop);
@@ -188,8 +206,20 @@ void cf_mock_journal_closest(uint64_t id, json_t *closest)
 void cf_mock_journal_done(uint64_t id)
 {
     journal_entry_t *e = lookup(id);
+    entry_close(e);
     if (e != NULL && e->finished == 0)
         e->finished = h2o_now(journal_loop);
+}
+
+void cf_mock_journal_close(uint64_t id)
+{
+    entry_close(lookup(id));
+}
+
+void cf_mock_journal_inflight(uint64_t *now, uint64_t *max)
+{
+    *now = inflight;
+    *max = max_inflight;
 }
 
 void cf_mock_journal_reset(void)
@@ -200,6 +230,7 @@ void cf_mock_journal_reset(void)
     }
     /* ids keep growing so that a request in flight across a reset cannot touch a newer entry */
     first_id = next_id;
+    inflight = max_inflight = 0; /* what is in flight across a reset is forgotten with its entry */
     if (counts != NULL)
         memset(counts, 0, (n_listeners + 1) * sizeof(*counts));
 }

@@ -43,6 +43,14 @@ typedef struct st_cf_mock_journal_counts_t {
 /** Reads the request counters into counts: of every listener, or (listener < the number of listeners) of one. */
 void cf_mock_journal_counts(size_t listener, cf_mock_journal_counts_t *counts);
 
+/** Records that the exchange ended, however it ended (a fault that closes the socket sends no complete answer). */
+void cf_mock_journal_close(uint64_t id);
+/**
+ * Requests in flight (arrived, answer not yet completely handed to the socket, not aborted) now, and the most at once
+ * since start or the last reset. A request in flight across a reset is not counted after it.
+ */
+void cf_mock_journal_inflight(uint64_t *now, uint64_t *max);
+
 /** The names of the listeners given to cf_mock_journal_init, and their number in *n. */
 const char *const *cf_mock_journal_listeners(size_t *n);
 

@@ -370,6 +370,7 @@ static void on_dispose(void *_ex)
         h2o_linklist_unlink(&ex->waiting);
     if (ex->state == EX_ANSWERING) /* a trickle cut short: the client went away */
         cf_mock_journal_abort(ex->journal_id, ex->listener);
+    cf_mock_journal_close(ex->journal_id); /* a socket fault or a truncated answer is no longer in flight either */
     cf_mock_stub_release(ex->stub);
 }
 

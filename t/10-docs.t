@@ -50,7 +50,8 @@ sub rows {
 
 # ---- the config loader's tables ----------------------------------------------------------------------------------
 
-my $config_c = slurp("$root/gateway/config.c");
+# (cors: is decoded by gateway/cors.c, with a table of the same kind)
+my $config_c = slurp("$root/gateway/config.c") . slurp("$root/gateway/cors.c");
 my %tables;    # name => [[key, unsupported, default or undef], ...]
 while ($config_c =~ /static const cf_yfield_t (\w+)\[\] = \{(.*?)\n\};/sg) {
     my ($name, $body) = ($1, $2);
@@ -77,6 +78,7 @@ my %where = (
     call_cache_fields => ['`routes[].calls[].cache`',  ['$defs', 'cache_policy', 'anyOf', 1, 'properties']],
     breaker_fields    => ['`backends[].circuit_breaker`', ['$defs', 'backend', 'properties', 'circuit_breaker', 'properties']],
     health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
+    cors_fields       => ['`cors`',                    ['$defs', 'cors', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});

@@ -135,6 +135,20 @@ YAML
     ['a bare admin port and empty limits', $head . "admin: 9901\nlimits: {}\n" . $route],
     ['admin on IPv6', $head . "admin: \"[::1]:9901\"\n" . $route],
     ['a proxy-only config', $head . "routes:\n  - path: /p/{r*}\n    proxy: users\n"],
+    ['CORS: a default, a route\'s own, and off', $head
+        . "cors: { origins: [https://app.example.com, \"https://*.example.org:8443\"], methods: [GET, post],\n"
+        . "        headers: [Content-Type], expose_headers: Server-Timing, max_age: 10m, credentials: true }\n"
+        . "routes:\n  - path: /a\n    cors: { origins: \"*\" }\n    proxy: users\n"
+        . "  - path: /b\n    cors: off\n    proxy: users\n  - path: /c\n    proxy: users\n"],
+    ['methods and bodies', $head . "routes:\n  - path: /o/{id}\n    methods: [POST, PUT]\n    calls:\n"
+        . "      - { name: p, backend: users, path: /p }\n"
+        . "      - { name: fwd, backend: users, path: /f, method: put, body: \"{request.body}\" }\n"
+        . "      - name: t\n        backend: users\n        path: /t\n        method: POST\n"
+        . "        body: { ids: \"{p.ids}\", note: \"for {id}\", n: 1, l: [true, null, 1.5, \"{{x}}\"] }\n"
+        . "      - { name: d, backend: users, path: /d, method: DELETE }\n      - { name: g, backend: users, path: /g, method: GET, cache: 30s }\n"],
+    ['foreach with its keys, and batch', $head . $route
+        . "      - { name: f, backend: users, path: '/f/{item.id}', foreach: profile.friends, concurrency: 8, max_items: 500 }\n"
+        . "      - { name: g, backend: users, path: '/g?ids={items}', foreach: profile.ids, batch: 50 }\n"],
 );
 
 # Refused by both: [name, yaml, what conflux's message must say].
@@ -155,6 +169,11 @@ my @bad = (
     ['a call without backend', $head . "routes:\n  - path: /x\n    calls:\n      - name: a\n        path: /a\n", qr/missing backend/],
     ['a reserved call name', $head . ($route =~ s/name: profile/name: query/r), qr/reserved/],
     ['on_error: drop', $head . $route . "        on_error: drop\n", qr/not one of: null, omit/],
+    ['a body on a GET call', $head . $route . "        body: { a: 1 }\n", qr/a GET call sends no body/],
+    ['a body on a call that says GET', $head . $route . "        method: get\n        body: [1]\n", qr/a GET call sends no body/],
+    ['cache: on a POST call', $head . $route . "        method: POST\n        cache: 30s\n", qr/only GET calls are cached/],
+    ['method: HEAD', $head . $route . "        method: HEAD\n", qr/HEAD: its answer has no body/],
+    ['method: FETCH', $head . $route . "        method: FETCH\n", qr/is not a call method/],
     ['encoded_slash: yes', $head . $route . "        encoded_slash: yes\n", qr/not one of: refuse, keep/],
     ['encoded_slash: keep with no value in the path', $head . ($route =~ s{/users/\{id\}}{/users?id={id}}r)
         . "        encoded_slash: keep\n", qr/keep has no effect: no value of \/users\?id=\{id\} fills a path segment/],
@@ -176,9 +195,20 @@ my @bad = (
     ['circuit_breaker: failures 0', $head . "    circuit_breaker: { failures: 0 }\n" . $route, qr/out of range/],
     ['health without a path', $head . "    health: { interval: 5s }\n" . $route, qr/missing path/],
     ['health: a path without /', $head . "    health: { path: healthz }\n" . $route, qr/does not start with/],
-    # keys conflux knows but refuses as "not supported yet" (docs/configuration.md): the schema leaves them out
-    ['foreach (not supported yet)', $head . $route . "        foreach: profile.ids\n", qr/not supported/],
-    ['concurrency (not supported yet)', $head . $route . "        concurrency: 8\n", qr/not supported/],
+    ['CORS: "*" with credentials', $head . "cors: { origins: \"*\", credentials: true }\n" . $route, qr/credentials: true with origins "\*"/],
+    ['CORS: an origin with a path', $head . "cors: { origins: [https://app.example.com/] }\n" . $route, qr/an origin has no path/],
+    ['CORS: no origins', $head . ($route =~ s{    calls:}{    cors: { methods: [GET] }\n    calls:}r), qr/needs origins:/],
+    ['CORS: a scalar other than off', $head . ($route =~ s{    calls:}{    cors: none\n    calls:}r), qr/or off/],
+    ['concurrency without foreach', $head . $route . "        concurrency: 8\n", qr/goes with foreach:/],
+    ['batch without foreach', $head . $route . "        batch: 8\n", qr/goes with foreach:/],
+    ['foreach: concurrency 0', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: profile.ids, concurrency: 0 }\n",
+        qr/out of range \(1 to 256\)/],
+    ['foreach: max_items 10001', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: profile.ids, max_items: 10001 }\n",
+        qr/out of range \(1 to 10000\)/],
+    ['foreach: batch 0', $head . $route . "      - { name: f, backend: users, path: '/f?ids={items}', foreach: profile.ids, batch: 0 }\n",
+        qr/out of range \(1 to 1000\)/],
+    ['foreach: a number', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: 7 }\n",
+        qr/is not a call and a field path|unknown call/],
 );
 
 # A self-signed certificate for the TLS cases (conflux -t loads the files).

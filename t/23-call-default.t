@@ -101,14 +101,22 @@ subtest 'conflux -t refuses a default that cannot be meant' => sub {
             . "      - { name: b, backend: svc, path: /b, allow: [y], default: { x: 0 } }\n",
           qr/"x"/, 'merge mode: a default\'s key that another call gives' ],
         [ "    calls:\n      - { name: a, backend: svc, path: /a, default: 1e999 }\n",
-          qr/not a number JSON can carry/, 'a number out of range' ],
+          qr/1e999 is out of the range of a JSON number/, 'a number out of range' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: 0x1F }\n",
+          qr/0x1F is a number in YAML that JSON cannot carry as written/, 'a YAML number JSON cannot carry' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: \"{user_id}\" }\n",
+          qr/a default is a fixed value: no \{\.\.\.\} placeholder/, 'a placeholder' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: !!binary aGVsbG8= }\n",
+          qr/the YAML tag tag:yaml\.org,2002:binary is not read here/, 'a YAML tag' ],
+        [ "    calls:\n      - { name: a, backend: svc, path: /a, default: { <<: { x: 1 }, y: 2 } }\n",
+          qr/YAML merge keys \(<<\) are not read here/, 'a merge key' ],
         [ "    calls:\n      - { name: a, backend: svc, path: /a, default: { k: 1, k: 2 } }\n",
-          qr/"k" is given twice/, 'a key given twice' ],
+          qr/"k" appears twice in this mapping/, 'a key given twice' ],
     );
     # an alias bomb: each level refers to the one below twice, 2^30 values once expanded
     my $bomb = "    calls:\n      - name: a\n        backend: svc\n        path: /a\n        default: &l0 [x, x]\n";
     $bomb .= "      - { name: a$_, backend: svc, path: /a, default: &l$_ [*l" . ($_ - 1) . ', *l' . ($_ - 1) . "] }\n" for 1 .. 30;
-    push @cases, [ $bomb, qr/too deep or too large/, 'an alias bomb is refused, not expanded' ];
+    push @cases, [ $bomb, qr/more than 4096 values in all/, 'an alias bomb is refused, not expanded' ];
     my $i = 0;
     for my $c (@cases) {
         my $file = write_file(tmpdir() . '/default-' . ++$i . '.yaml', $head . $c->[0]);

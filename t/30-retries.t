@@ -169,7 +169,9 @@ subtest 'no retry starts after the deadline' => sub {
     $a->reset;
     # the 503 comes after 240ms; the shortest backoff is 15ms, so a retry would start after the 250ms deadline
     my $r = http_get($gw->url('/late'));
-    is $r->{status}, 503, 'the first attempt\'s answer';
+    # 503: the first attempt's answer, in the 10ms before the deadline; on a busy machine it may come after the
+    # deadline, which answers 504: either way no retry may start
+    like $r->{status}, qr/^50[34]$/, "the first attempt's answer, or the deadline's ($r->{status})";
     is count_path($a, '/late'), 1, 'no second upstream request';
 };
 

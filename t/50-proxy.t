@@ -109,6 +109,19 @@ subtest 'upstream failures become 502 / 504 in JSON' => sub {
     cmp_ok $r->{elapsed}, '<', 1.0, 'at the backend timeout';
 };
 
+subtest 'what a client claims about the edge is dropped: conflux is the edge' => sub {
+    $mock->reset;
+    my ($resp) = raw_exchange($gw->port, "GET /legacy/items/11 HTTP/1.1\r\nHost: shop.example\r\n"
+        . "Forwarded: for=1.2.3.4;host=evil.example;proto=https\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"
+        . "X-Real-IP: 1.2.3.4\r\nX-Forwarded-Prefix: /admin\r\nX_Forwarded_Host: evil.example\r\nX-Keep: k\r\nConnection: close\r\n\r\n");
+    like $resp, qr{^HTTP/1\.1 201 }, 'status';
+    my $e = $mock->journal('/items/11')->[-1];
+    like $e->{headers}{forwarded}, qr/^for=127\.0\.0\.1;proto=http;host="shop\.example"$/, 'Forwarded: conflux\'s entry only';
+    is $e->{headers}{'x-forwarded-proto'}, 'http', 'X-Forwarded-Proto: the scheme conflux received';
+    ok !exists $e->{headers}{$_}, "$_ dropped" for qw(x-forwarded-port x-real-ip x-forwarded-prefix x_forwarded_host);
+    is $e->{headers}{'x-keep'}, 'k', 'other headers kept';
+};
+
 subtest 'a proxy route\'s deadline bounds the exchange when it is shorter than the backend\'s timeout' => sub {
     my $r = http_get($gw->url('/quick/slow'));
     is $r->{status}, 504, 'cut: 504';

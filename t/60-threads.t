@@ -67,7 +67,7 @@ sub wait_workers {
 subtest 'threads: 2 runs two event loops that both serve' => sub {
     my $gw = spawn_conflux("threads: 2\n$routes");
     is_deeply([wait_workers($gw->pid, 2)], ['conflux-w0', 'conflux-w1'], 'two event-loop threads (/proc/PID/task/*/comm)');
-    like($gw->log_text, qr/serving with 2 threads/, 'the log says so');
+    ok(wait_until(sub { $gw->log_text =~ /serving with 2 threads/ }, 10), 'the log says so');
 
     my ($res, $wall) = http_parallel(60, $gw->url('/s/7'));
     is(scalar(@$res), 60, '60 answers');

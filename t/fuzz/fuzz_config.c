@@ -19,6 +19,8 @@
 #include <string.h>
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
+#include "../../gateway/body.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
 #include "../../gateway/jsonout.c"
@@ -122,14 +124,29 @@ static void verify_route(const cf_config_t *c, const cf_route_t *r, size_t index
             if (part->kind == CF_TPL_CALL) {
                 if (part->call_index < 0 || (size_t)part->call_index >= r->num_calls || (size_t)part->call_index == i)
                     bug("a template refers to a call that is not another of the route's", call->name);
+                if (r->calls[part->call_index].foreach.source != NULL)
+                    bug("a template takes a field of a foreach call", call->name);
                 uses[part->call_index] = 1;
             } else if (part->kind == CF_TPL_PARAM) {
                 int idx = cf_pattern_param_index(&r->pattern, part->text, part->len);
                 if (idx < 0 || part->rest != (idx == r->pattern.rest_index))
                     bug("a template parameter the pattern does not have, or a wrong rest flag", call->name);
-            } else if (part->kind == CF_TPL_ITEM) {
-                bug("an {item} placeholder without foreach", call->name);
+            } else if (part->kind == CF_TPL_ITEM && (call->foreach.source == NULL || call->foreach.batch != 0)) {
+                bug("an {item} placeholder without foreach, or with batch", call->name);
+            } else if (part->kind == CF_TPL_ITEMS && (call->foreach.source == NULL || call->foreach.batch == 0)) {
+                bug("an {items} placeholder without foreach and batch", call->name);
             }
+        }
+        if (call->foreach.source != NULL) {
+            /* it waits for its source, which is another call of the route and not a foreach call itself */
+            int src = call->foreach.call_index;
+            if (src < 0 || (size_t)src >= r->num_calls || (size_t)src == i || r->calls[src].foreach.source != NULL)
+                bug("a foreach source that is not another plain call of the route", call->name);
+            uses[src] = 1;
+            if (call->foreach.concurrency < 1 || call->foreach.concurrency > CF_FOREACH_MAX_CONCURRENCY ||
+                call->foreach.max_items < 1 || call->foreach.max_items > CF_FOREACH_MAX_ITEMS ||
+                call->foreach.batch > CF_FOREACH_MAX_BATCH || r->merge == CF_MERGE_MERGE)
+                bug("foreach bounds, or foreach in merge: merge", call->name);
         }
         size_t n = 0;
         for (size_t d = 0; d != r->num_calls; ++d) {

@@ -34,6 +34,8 @@
 #include "../../gateway/reason.c"
 #include "../../gateway/merge.c"
 #include "../../gateway/jsonout.c"
+#include "../../gateway/router.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/respond.c" /* Proxy-Status of the failed calls */
 
 #define MAX_CALLS 16

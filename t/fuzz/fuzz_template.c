@@ -3,7 +3,8 @@
  * Input: the template is the bytes up to the first NUL; after it, one byte of flags (bit 0: CF_TPL_KEEP_ENCODED_SLASH,
  * as a call's encoded_slash: keep), then each placeholder in turn takes a value as one length byte followed by that
  * many bytes (any bytes, NUL included); when the input runs out, the placeholder is missing. A PARAM whose name starts
- * with 'r' is treated as a {name*} capture. Build and run: see README.md.
+ * with 'r' is treated as a {name*} capture. An {items} list gets one value (so it reads as one placeholder). Build and run: see
+ * README.md.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@ struct feed {
     const uint8_t *p;
     size_t left;
     size_t slashes_added; /* '/' that rest values bring into the path */
+    int items_given;      /* an {items} list got its one value: the next lookup ends it */
     const cf_tpl_part_t *parts;
     struct {
         const char *val; /* NULL: not looked up, or missing */
@@ -27,8 +29,13 @@ struct feed {
 static int on_lookup(void *_ctx, const cf_tpl_part_t *part, const char **val, size_t *len)
 {
     struct feed *f = _ctx;
+    if (part->kind == CF_TPL_ITEMS && f->items_given) { /* a list of one value, so the oracle reads it as one */
+        f->items_given = 0;
+        return CF_TPL_END;
+    }
     if (f->left == 0)
         return CF_TPL_MISSING;
+    f->items_given = part->kind == CF_TPL_ITEMS;
     size_t n = f->p[0];
     if (n > f->left - 1)
         n = f->left - 1;
@@ -263,8 +270,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (oracle_allows(failed, f.seen[fi].val, f.seen[fi].len, keep) && !(has_rest && failed->rest))
                 abort();
         } else if (fi < MAX_PARTS && f.seen[fi].val != NULL &&
-                   (f.seen[fi].len != 0 || failed->in_query || (failed->kind == CF_TPL_PARAM && failed->rest))) {
-            abort(); /* MISSING: the value was absent, or empty in a one-segment place */
+                   (f.seen[fi].len != 0 || (failed->in_query && failed->kind != CF_TPL_ITEMS) ||
+                    (failed->kind == CF_TPL_PARAM && failed->rest))) {
+            abort(); /* MISSING: the value was absent, or empty in a one-segment place (or anywhere in an {items} list) */
         }
     } else {
         const char *o = out.base + 4;

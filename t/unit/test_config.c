@@ -1,6 +1,8 @@
 /* Unit tests of the config loader: every default, every parsed field, and the exact text of the errors. */
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
+#include "../../gateway/body.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/config.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/plan.c"
@@ -262,6 +264,9 @@ static void test_everything(void)
                        "        on_error: omit\n"
                        "        deny: [secret]\n"
                        "        required: false\n"
+                       "        method: post\n"
+                       "        safe: true\n"
+                       "        body: { id: \"{profile.id}\", note: \"for {user_id}\", n: 1 }\n"
                        "  - path: /legacy/{rest*}\n"
                        "    methods: GET\n"
                        "    proxy: legacy\n";
@@ -341,6 +346,15 @@ static void test_everything(void)
     is(q->path.parts[1].kind, CF_TPL_CALL, "{profile.seg.name}");
     is(q->path.parts[1].call_index, 0, "call_index set");
     is(q->path.parts[3].call_index, 0, "call_index set (2)");
+    is(p->method, CF_METHOD_GET, "method: GET by default");
+    is(p->body.num_parts, 0, "no body by default");
+    is(q->method, CF_METHOD_POST, "method: post, case-insensitive");
+    is(q->safe, 1, "safe: true");
+    is(q->body.num_parts, 5, "body: text, a value, text, an interpolated value, text");
+    is(q->body.parts[1].kind, CF_BODY_VALUE, "\"{profile.id}\" is a value with its type");
+    is(q->body.parts[1].tpl.call_index, 0, "a body's call placeholder is bound");
+    is(q->body.parts[3].kind, CF_BODY_INTERPOLATED, "\"for {user_id}\" interpolates");
+    is_str(q->body.parts[4].text, "\",\"n\":1}", "the rest is JSON text");
 
     cf_route_t *l = &c->routes[1];
     ok(l->proxy == &c->backends[2], "proxy backend");
@@ -362,6 +376,9 @@ static void test_everything(void)
     ok(contains(out, "profile gives: id, seg, amount"), "explain: keys of an allow list, renamed");
     ok(contains(out, "recs_2 gives: any key but secret"), "explain: keys of a deny list");
     ok(contains(out, "profile and recs_2 both give \"id\""), "explain: collisions");
+    ok(contains(out, "method POST (not idempotent: never retried nor hedged); sends a JSON body (Content-Type: "
+                     "application/json) from a template with 2 values"),
+       "explain: method and body");
     ok(contains(out, "route /legacy/{rest*}  [GET]"), "explain: proxy route");
     ok(contains(out, "proxy -> legacy (http://127.0.0.1:9004/old), timeout 5s"), "explain: proxy target");
     free(out);
@@ -832,10 +849,21 @@ static void test_call_errors(void)
         "t.yaml:14:16: routes[0].calls[0].cache: missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
     bad("cache unknown key", BASE ROUTE1 "        cache: { ttl: 1s, stale_while_revalidat: 1m }\n",
         "t.yaml:14:27: routes[0].calls[0].cache: unknown key \"stale_while_revalidat\" (did you mean \"stale_while_revalidate\"?)");
-    bad("foreach", BASE ROUTE1 "        foreach: profile.friend_ids\n",
-        "t.yaml:14:18: routes[0].calls[0].foreach: not supported yet");
-    bad("concurrency", BASE ROUTE1 "        concurrency: 8\n",
-        "t.yaml:14:22: routes[0].calls[0].concurrency: not supported yet (it goes with foreach:)");
+    bad("foreach over its own answer", BASE ROUTE1 "        foreach: profile.friend_ids\n",
+        "t.yaml:14:18: routes[0].calls[0].foreach: a call cannot go over its own answer");
+    bad("concurrency without foreach", BASE ROUTE1 "        concurrency: 8\n",
+        "t.yaml:14:22: routes[0].calls[0].concurrency: goes with foreach:, which this call does not have");
+    bad("batch without foreach", BASE ROUTE1 "        batch: 8\n",
+        "t.yaml:14:16: routes[0].calls[0].batch: goes with foreach:, which this call does not have");
+    bad("foreach not a field path",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile..ids\n",
+        "t.yaml:17:18: routes[0].calls[1].foreach: \"profile..ids\" is not a call and a field path (names separated by dots, e.g. "
+        "profile.friend_ids)");
+    bad("concurrency 0",
+        BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{item}\n"
+                    "        foreach: profile.ids\n        concurrency: 0\n",
+        "t.yaml:18:22: routes[0].calls[1].concurrency: 0 is out of range (1 to 256)");
     bad("allow and deny", BASE ROUTE1 "        allow: [a]\n        deny: [b]\n",
         "t.yaml:15:15: routes[0].calls[0]: use either allow: or deny:, not both");
     bad("rename of a field allow drops", BASE ROUTE1 "        allow: [a]\n        rename: { b: c }\n",
@@ -861,7 +889,7 @@ static void test_call_errors(void)
         "t.yaml:13:15: routes[0].calls[0].path: unknown route parameter {uid} (the route path has no parameters)");
     bad("a call used as a parameter", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{profile}\n",
         "t.yaml:16:15: routes[0].calls[1].path: unknown route parameter {profile} (profile is a call: name one of its fields, e.g. "
-        "{profile.id})");
+        "{profile.id} (its whole answer may go in a body))");
     bad("unknown call", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{profil.id}\n",
         "t.yaml:16:15: routes[0].calls[1].path: unknown call \"profil\" (calls: profile, b)");
     bad("a parameter used as a call", BASE ROUTE1 "      - name: b\n        backend: users\n        path: /x/{id.x}\n",
@@ -1031,6 +1059,78 @@ static void test_encoded_slash(void)
         "(query values and {name*} captures are not concerned)");
 }
 
+/* A call's method: and body:, and the route methods they go with. */
+static void test_method_body(void)
+{
+/* a route of POST with one call, lines 9-14; the call's keys follow from line 15 */
+#define POSTCALL                                                                                                                   \
+    "  - path: /u/{id}\n"         /* 9 */                                                                                          \
+    "    methods: [POST]\n"       /* 10 */                                                                                         \
+    "    calls:\n"                /* 11 */                                                                                         \
+    "      - name: profile\n"     /* 12 */                                                                                         \
+    "        backend: users\n"    /* 13 */                                                                                         \
+    "        path: /users/{id}\n" /* 14 */
+    good("POST with the client's body", BASE POSTCALL "        method: POST\n        body: \"{request.body}\"\n");
+    good("POST without a body", BASE POSTCALL "        method: POST\n");
+    good("PUT with a fixed body", BASE POSTCALL "        method: put\n        body: {a: 1}\n");
+    good("DELETE with a body", BASE POSTCALL "        method: DELETE\n        body: [1, 2]\n");
+    bad("HEAD", BASE POSTCALL "        method: HEAD\n",
+        "t.yaml:15:17: routes[0].calls[0].method: HEAD: its answer has no body, and a call needs a JSON body (use GET)");
+    bad("OPTIONS", BASE POSTCALL "        method: OPTIONS\n",
+        "t.yaml:15:17: routes[0].calls[0].method: \"OPTIONS\" is not a call method (use GET, POST, PUT, PATCH or DELETE)");
+    bad("a body on a GET", BASE ROUTE1 "        body: {a: 1}\n",
+        "t.yaml:14:15: routes[0].calls[0].body: a GET call sends no body (many servers ignore one, and caches key without it): "
+        "set method: POST (or PUT, PATCH, DELETE)");
+    bad("cache on a POST", BASE POSTCALL "        method: POST\n        cache: 30s\n",
+        "t.yaml:16:16: routes[0].calls[0].cache: only GET calls are cached; a POST call is sent every time (and never retried "
+        "nor hedged)");
+    bad("cache on a PUT", BASE POSTCALL "        method: PUT\n        cache: {ttl: 30s}\n",
+        "t.yaml:16:16: routes[0].calls[0].cache: only GET calls are cached; a PUT call is sent every time (and its answer is "
+        "not the resource)");
+    bad("a route listing POST that does nothing with it", BASE POSTCALL,
+        "t.yaml:10:14: routes[0].methods: POST: no call forwards the client's body ({request.body} in a body:) or has a "
+        "method: other than GET, so the request would be answered as a GET with its body dropped; list only GET (and HEAD), or "
+        "use the body");
+    bad("a POST call on a GET route", BASE ROUTE1 "        method: POST\n",
+        "t.yaml:14:17: routes[0].calls[0].method: the route answers GET, HEAD, which must change nothing, but this call sends "
+        "POST upstream (a link, a prefetch or a retried request would trigger it): list only POST, PUT, PATCH or DELETE in the "
+        "route's methods, or say safe: true if this POST only reads (a search or a GraphQL query)");
+    good("a safe POST call on a GET route", BASE ROUTE1 "        method: POST\n        safe: true\n");
+    bad("{request.body} on a GET route", BASE ROUTE1 "        method: POST\n        body: {x: \"{request.body}\"}\n",
+        "t.yaml:15:15: routes[0].calls[0].body: {request.body} forwards the client's body, but the route takes only GET, "
+        "HEAD, which carry none: add methods: [POST] (or PUT, PATCH, DELETE) to the route");
+    bad("an unknown parameter in a body", BASE POSTCALL "        method: POST\n        body: {a: [\"{nope}\"]}\n",
+        "t.yaml:16:15: routes[0].calls[0].body: unknown route parameter {nope} (the route has id)");
+    bad("an unknown call in a body", BASE POSTCALL "        method: POST\n        body: {a: \"x {other.id}\"}\n",
+        "t.yaml:16:15: routes[0].calls[0].body: unknown call \"other\" (calls: profile)");
+    bad("{item} in a body without foreach", BASE POSTCALL "        method: POST\n        body: \"{item.id}\"\n",
+        "t.yaml:16:15: routes[0].calls[0].body: {item} is the element of foreach:, which this call does not have");
+    bad("a cycle through a body",
+        BASE POSTCALL "        method: POST\n        body: \"{b.id}\"\n"
+                      "      - name: b\n        backend: users\n        path: /b/{profile.id}\n",
+        "t.yaml:14:15: routes[0].calls[0].path: the calls wait for each other in a cycle: profile -> b -> profile");
+    bad("{request.body} inside a string", BASE POSTCALL "        method: POST\n        body: {a: \"x{request.body}\"}\n",
+        "t.yaml:16:19: routes[0].calls[0].body.a: {request.body} inside a longer string: it inserts the client's JSON body and "
+        "must be the whole string (\"{request.body}\")");
+    bad("{request.other}", BASE POSTCALL "        method: POST\n        body: \"{request.headers}\"\n",
+        "t.yaml:16:15: routes[0].calls[0].body: \"{request.headers}\": the only field of request is body ({request.body})");
+    bad("a call named request", BASE "  - path: /u\n    calls:\n      - name: request\n        backend: users\n        path: /\n",
+        "t.yaml:11:15: routes[0].calls[0].name: \"request\" is reserved in templates ({request.NAME}); choose another name");
+    bad("a YAML number JSON cannot carry", BASE POSTCALL "        method: POST\n        body: {n: [1, 0x1F]}\n",
+        "t.yaml:16:23: routes[0].calls[0].body.n[1]: 0x1F is a number in YAML that JSON cannot carry as written: write it as "
+        "JSON does (10, 0.5, 1e3) or quote it to send a string");
+    bad("a number out of range", BASE POSTCALL "        method: POST\n        body: 1e999\n",
+        "t.yaml:16:15: routes[0].calls[0].body: 1e999 is out of the range of a JSON number (a double)");
+    bad("a duplicate key", BASE POSTCALL "        method: POST\n        body: {a: 1, a: 2}\n",
+        "t.yaml:16:22: routes[0].calls[0].body: \"a\" appears twice in this mapping");
+    bad("an unbalanced brace", BASE POSTCALL "        method: POST\n        body: \"a {b\"\n",
+        "t.yaml:16:15: routes[0].calls[0].body: unbalanced '{' at offset 2 of \"a {b\" (write \"{{\" for a '{')");
+    bad("a self-referencing alias", BASE POSTCALL "        method: POST\n        body: &a [1, *a]\n",
+        "t.yaml:16:19: routes[0].calls[0].body[1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1][1]"
+        "[1][1][1][1][1][0]: nests deeper than 32 levels");
+#undef POSTCALL
+}
+
 int main(void)
 {
     test_defaults();
@@ -1044,6 +1144,7 @@ int main(void)
     test_route_errors();
     test_call_errors();
     test_encoded_slash();
+    test_method_body();
     test_hostile();
     test_files();
     return done_testing();

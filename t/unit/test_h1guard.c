@@ -230,6 +230,23 @@ static void test_body_limit(void)
        "limit 0: one byte is refused");
     judge_max_body = UINT64_MAX;
     is(cf_h1guard_status(CF_H1G_ERR_BODY_TOO_LARGE), 413, "413");
+
+    /* chunk extensions: 4 KiB in one body, whatever the chunks */
+    char ext[CF_H1G_MAX_CHUNK_EXT / 2 + 11], req[3 * CF_H1G_MAX_CHUNK_EXT];
+    memset(ext, 'e', sizeof(ext) - 1);
+    ext[sizeof(ext) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;%.*s\r\na\r\n1;%.*s\r\nb\r\n0\r\n\r\n",
+             (int)sizeof(ext) - 20, ext, (int)sizeof(ext) - 20, ext);
+    is(judge(req), CF_H1G_MORE, "two chunks with 2 KiB of extensions each: 4 KiB in all, accepted");
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;%s\r\na\r\n1;%s\r\nb\r\n0\r\n\r\n", ext, ext);
+    is(judge(req), CF_H1G_ERR_CHUNK_EXT, "two chunks with over 2 KiB each: over 4 KiB in one body, refused");
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;%.*s\r\na\r\n0\r\n\r\n"
+             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;%.*s\r\na\r\n0\r\n\r\n",
+             (int)sizeof(ext), ext, (int)sizeof(ext) - 20, ext);
+    is(judge(req), CF_H1G_MORE, "the bound is per body: the next request starts again");
 }
 
 static void test_expect(void)

@@ -1,6 +1,8 @@
 /* Unit tests of the metrics: label escaping, result folding, the exposition text, exact counts under threads, cost. */
 #include "../../gateway/router.c"
 #include "../../gateway/template.c"
+#include "../../gateway/body.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
 #include "../../gateway/jsonout.c"

@@ -2,6 +2,8 @@
 #include "tap.h"
 #include "../../gateway/reason.c"
 #include "../../gateway/jsonout.c"
+#include "../../gateway/router.c"
+#include "../../gateway/cors.c"
 #include "../../gateway/respond.c"
 
 /* Each reason's RFC 9209 error type, as docs/http.md lists them. */

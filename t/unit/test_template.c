@@ -8,8 +8,8 @@
 
 static const char *kind_name(cf_tpl_kind_t k)
 {
-    static const char *names[] = {"LITERAL", "PARAM", "QUERY", "HEADER", "CALL", "ITEM"};
-    return (unsigned)k < 6 ? names[k] : "?";
+    static const char *names[] = {"LITERAL", "PARAM", "QUERY", "HEADER", "CALL", "ITEM", "ITEMS"};
+    return (unsigned)k < 7 ? names[k] : "?";
 }
 
 /* Renders parts as "KIND:text[.field...][?]" joined by ' ' ('?' marks in_query), for one is_str per template. */
@@ -524,6 +524,29 @@ static void test_expand_failures(void)
     is(cf_template_expand(&t, 0, on_lookup, &vs, &out, &failed), CF_TPL_MISSING, "another code counts as missing");
     cf_template_free(&t);
 
+    /* the URL bound: a value that cannot fit is refused before it is encoded; one whose encoding goes past it after */
+    {
+        static char big[CF_TPL_MAX_URL + 1], spaces[CF_TPL_MAX_URL / 2];
+        memset(big, 'a', sizeof(big));
+        memset(spaces, ' ', sizeof(spaces)); /* each encoded as %20: three times as long */
+        struct values bv = {0};
+        set_value(&bv, "id", big, CF_TPL_MAX_URL - 30);
+        set_value(&bv, "lang", "fr", 2);
+        set_value(&bv, "x-t", "T", 1);
+        is(cf_template_parse("/u/{id}?lang={query.lang}&t={header.x-t}", &t, err, sizeof(err)), 0, "parse");
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_OK, "a URL just under %d bytes", CF_TPL_MAX_URL);
+        bv.v[0].len = sizeof(big);
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_BAD_INPUT, "a value longer than the bound: refused");
+        is(out.len, 0, "  before anything is left in out");
+        bv.v[0].val = spaces;
+        bv.v[0].len = sizeof(spaces);
+        cf_buf_reset(&out);
+        is(cf_template_expand(&t, 0, on_lookup, &bv, &out, &failed), CF_TPL_BAD_INPUT, "a value that grows past it encoded");
+        cf_template_free(&t);
+    }
+
     /* a literal-only template needs no lookup */
     is(cf_template_parse("/health", &t, err, sizeof(err)), 0, "parse literal");
     cf_buf_reset(&out);
@@ -730,8 +753,72 @@ static void test_structure(void)
     ok(round_trips("..", 2, 0) && round_trips(".", 1, 0), "even %%2E%%2E decodes back to ..");
 }
 
+/* --- {items}: a list of values, each encoded for where it lands, joined with ',' --- */
+
+struct list {
+    const char *const *vals; /* NULL entry: a value that is missing (an object element) */
+    size_t n, next;
+};
+
+static int on_list(void *ctx, const cf_tpl_part_t *part, const char **val, size_t *len)
+{
+    struct list *l = ctx;
+    if (part->kind != CF_TPL_ITEMS)
+        return CF_TPL_MISSING;
+    if (l->next == l->n)
+        return CF_TPL_END;
+    const char *v = l->vals[l->next++];
+    if (v == NULL)
+        return CF_TPL_MISSING;
+    *val = v;
+    *len = strlen(v);
+    return CF_TPL_OK;
+}
+
+static const char *expand_items(const char *src, const char *const *vals, size_t n)
+{
+    static char expanded[1024];
+    cf_template_t t;
+    char err[256];
+    if (cf_template_parse(src, &t, err, sizeof(err)) != 0) {
+        snprintf(expanded, sizeof(expanded), "#PARSE %s", err);
+        return expanded;
+    }
+    struct list l = {vals, n, 0};
+    cf_buf_t out = CF_BUF_INIT;
+    int rc = cf_template_expand(&t, 0, on_list, &l, &out, NULL);
+    if (rc == CF_TPL_OK)
+        snprintf(expanded, sizeof(expanded), "%s", out.base);
+    else
+        snprintf(expanded, sizeof(expanded), "%s", rc == CF_TPL_MISSING ? "#MISSING" : "#BAD_INPUT");
+    cf_buf_free(&out);
+    cf_template_free(&t);
+    return expanded;
+}
+
+static void test_items(void)
+{
+    parses_as("/users?ids={items}", "LITERAL:/users?ids= ITEMS:items?");
+    parses_as("/users/{items}", "LITERAL:/users/ ITEMS:items");
+    const char *const nums[] = {"1", "0.92", "3"};
+    is_str(expand_items("/users?ids={items}", nums, 3), "/users?ids=1,0.92,3", "query: joined with ','");
+    const char *const odd[] = {"a,b", "x y", "a/b", "&c=d"};
+    is_str(expand_items("/users?ids={items}", odd, 4), "/users?ids=a%2Cb,x%20y,a%2Fb,%26c%3Dd",
+           "query: each value encoded, its own ',' too");
+    is_str(expand_items("/users/{items}", nums, 3), "/users/1,0.92,3", "path: joined with ','");
+    is_str(expand_items("/users/{items}", odd, 4), "#BAD_INPUT", "path: a '/' in one value is refused as in {item}");
+    const char *const dots[] = {"1", ".."};
+    is_str(expand_items("/users/{items}", dots, 2), "#BAD_INPUT", "path: a dot segment value is refused");
+    is_str(expand_items("/users?ids={items}", nums, 0), "#MISSING", "an empty list is missing");
+    const char *const holes[] = {"1", NULL};
+    is_str(expand_items("/users?ids={items}", holes, 2), "#MISSING", "a missing value in the list");
+    const char *const empty[] = {"1", ""};
+    is_str(expand_items("/users?ids={items}", empty, 2), "#MISSING", "an empty value in the list");
+}
+
 int main(void)
 {
+    test_items();
     test_parse();
     test_encoders();
     test_expand();
