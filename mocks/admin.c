@@ -84,6 +84,12 @@ static void on_list_stubs(h2o_req_t *req)
             json_object_set_new(v, "fault", json_integer((json_int_t)s->fault_status));
         if (s->listener != NULL)
             json_object_set_new(v, "listener", json_string(s->listener));
+        json_object_set_new(v, "priority", json_integer((json_int_t)s->priority));
+        if (s->scenario != NULL) {
+            json_object_set_new(v, "scenario", json_string(s->scenario));
+            json_object_set_new(v, "state", s->state != NULL ? json_string(s->state) : json_null());
+            json_object_set_new(v, "next_state", s->next_state != NULL ? json_string(s->next_state) : json_null());
+        }
         json_array_append_new(arr, v);
     }
     send_json(req, 200, arr);
@@ -140,7 +146,77 @@ static void on_up(h2o_req_t *req)
     set_up(req, 1);
 }
 
-/* POST /__mock/reset: journal, counters and sequence positions back to zero (stubs stay) */
+/* The states a scenario can be in: its first, then every state and next_state its live stubs name, in order. */
+static json_t *scenario_states(const cf_mock_scenario_t *scen)
+{
+    size_t n;
+    cf_mock_stub_t **stubs = cf_mock_stubs_list(&n);
+    json_t *states = json_array();
+    json_array_append_new(states, json_string(CF_MOCK_SCENARIO_START));
+    for (size_t i = 0; i != n; ++i) {
+        if (stubs[i]->scen != scen)
+            continue;
+        const char *names[] = {stubs[i]->state, stubs[i]->next_state};
+        for (size_t k = 0; k != 2; ++k) {
+            size_t j;
+            for (j = 0; names[k] != NULL && j != json_array_size(states); ++j)
+                if (strcmp(json_string_value(json_array_get(states, j)), names[k]) == 0)
+                    break;
+            if (names[k] != NULL && j == json_array_size(states))
+                json_array_append_new(states, json_string(names[k]));
+        }
+    }
+    return states;
+}
+
+static json_t *scenario_json(const cf_mock_scenario_t *scen)
+{
+    return json_pack("{ssssso}", "name", scen->name, "state", scen->state, "states", scenario_states(scen));
+}
+
+/* GET /__mock/scenarios: [{"name", "state", "states"}, ...] in the order stubs first named them */
+static void on_scenarios(h2o_req_t *req)
+{
+    size_t n;
+    cf_mock_scenario_t **scenarios = cf_mock_scenarios_list(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i != n; ++i)
+        json_array_append_new(arr, scenario_json(scenarios[i]));
+    send_json(req, 200, arr);
+}
+
+/* PUT /__mock/scenarios/NAME {"state": "paid"}: moves a scenario to one of its states */
+static void on_put_scenario(h2o_req_t *req, h2o_iovec_t name)
+{
+    char *s = cf_mock_url_decode(&req->pool, name).base;
+    cf_mock_scenario_t *scen = cf_mock_scenario_find(s);
+    if (scen == NULL)
+        return send_error(req, 404, "no scenario of that name (GET /__mock/scenarios lists them)");
+    json_t *body =
+        req->entity.len <= 4096 ? json_loadb(req->entity.base != NULL ? req->entity.base : "", req->entity.len, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(body, "state"));
+    if (state == NULL || json_object_size(body) != 1) {
+        json_decref(body);
+        return send_error(req, 400, "expected {\"state\": \"NAME\"}");
+    }
+    json_t *states = scenario_states(scen);
+    size_t i;
+    for (i = 0; i != json_array_size(states); ++i)
+        if (strcmp(json_string_value(json_array_get(states, i)), state) == 0)
+            break;
+    if (i == json_array_size(states)) {
+        json_t *err = json_pack("{sssO}", "error", "not a state of this scenario", "states", states);
+        json_decref(states);
+        json_decref(body);
+        return send_json(req, 400, err);
+    }
+    json_decref(states);
+    cf_mock_scenario_set(scen, state);
+    json_decref(body);
+    send_json(req, 200, scenario_json(scen));
+}
+
+/* POST /__mock/reset: journal, counters and sequence positions back to zero, scenarios to their first state (stubs stay) */
 static void on_reset(h2o_req_t *req)
 {
     cf_mock_journal_reset();
@@ -157,8 +233,16 @@ void cf_mock_admin_handle(h2o_req_t *req)
         {"GET", "/__mock/requests", on_requests},   {"GET", "/__mock/stats", on_stats},  {"GET", "/__mock/stubs", on_list_stubs},
         {"POST", "/__mock/stubs", on_post_stubs},   {"POST", "/__mock/reset", on_reset}, {"DELETE", "/__mock/requests", on_reset},
         {"GET", "/__mock/listeners", on_listeners}, {"POST", "/__mock/down", on_down},   {"POST", "/__mock/up", on_up},
+        {"GET", "/__mock/scenarios", on_scenarios},
     };
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    static const char scenario_prefix[] = "/__mock/scenarios/";
+    if (pathlen > sizeof(scenario_prefix) - 1 && memcmp(req->path.base, scenario_prefix, sizeof(scenario_prefix) - 1) == 0) {
+        if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")))
+            return send_error(req, 405, "method not allowed for this admin endpoint");
+        return on_put_scenario(
+            req, h2o_iovec_init(req->path.base + sizeof(scenario_prefix) - 1, pathlen - (sizeof(scenario_prefix) - 1)));
+    }
     int path_known = 0;
     for (size_t i = 0; i != sizeof(endpoints) / sizeof(endpoints[0]); ++i) {
         if (!h2o_memis(req->path.base, pathlen, endpoints[i].path, strlen(endpoints[i].path)))
@@ -169,5 +253,5 @@ void cf_mock_admin_handle(h2o_req_t *req)
     }
     if (path_known)
         return send_error(req, 405, "method not allowed for this admin endpoint");
-    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond, listeners, down, up)");
+    send_error(req, 404, "no such admin endpoint (requests, stats, stubs, reset, respond, listeners, down, up, scenarios)");
 }

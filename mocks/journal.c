@@ -23,6 +23,7 @@ typedef struct st_journal_entry_t {
     int aborted;
     int open;        /* counted in `inflight`: arrived, answer not yet complete */
     size_t listener; /* index into listener_names */
+    json_t *closest; /* owned: the near miss of an unmatched request, or NULL */
 } journal_entry_t;
 
 /* request bodies are journaled up to this size, so a journal of N entries stays bounded */
@@ -73,6 +74,7 @@ static void entry_free(journal_entry_t *e)
     free(e->stub);
     free(e->body);
     json_decref(e->headers);
+    json_decref(e->closest);
     free(e);
 }
 
@@ -194,6 +196,13 @@ void cf_mock_journal_abort(uint64_t id, size_t listener)
     }
 }
 
+void cf_mock_journal_closest(uint64_t id, json_t *closest)
+{
+    journal_entry_t *e = lookup(id);
+    if (e != NULL && closest != NULL)
+        e->closest = json_incref(closest);
+}
+
 void cf_mock_journal_done(uint64_t id)
 {
     journal_entry_t *e = lookup(id);
@@ -255,6 +264,8 @@ static json_t *entry_json(const journal_entry_t *e)
     json_object_set_new(o, "answered_at",
                         e->answered != 0 ? json_real(e->time + (double)(e->answered - e->arrived) / 1000.0) : json_null());
     json_object_set_new(o, "duration_ms", e->finished != 0 ? json_integer((json_int_t)(e->finished - e->arrived)) : json_null());
+    if (e->stub == NULL)
+        json_object_set(o, "closest", e->closest != NULL ? e->closest : json_null());
     return o;
 }
 

@@ -20,6 +20,8 @@ void cf_mock_journal_plan(uint64_t id, const char *fault, uint64_t delay);
 void cf_mock_journal_answer(uint64_t id, int status);
 /** Records that the client went away before the answer was complete (it arrived on the listener of that index). */
 void cf_mock_journal_abort(uint64_t id, size_t listener);
+/** Records the near miss of a request no stub matched (borrowed: the entry takes its own reference). */
+void cf_mock_journal_closest(uint64_t id, json_t *closest);
 /** Records that the answer was completely sent. */
 void cf_mock_journal_done(uint64_t id);
 

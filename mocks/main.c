@@ -45,7 +45,8 @@ static void usage(FILE *fp)
                 "\n"
                 "Once listening it prints \"listening on HOST:PORT\" for each listener, in order.\n"
                 "Admin: GET /__mock/requests, GET /__mock/stats, GET|POST /__mock/stubs, POST /__mock/reset,\n"
-                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME;\n"
+                "GET /__mock/listeners, POST /__mock/down?listener=NAME, POST /__mock/up?listener=NAME,\n"
+                "GET /__mock/scenarios, PUT /__mock/scenarios/NAME;\n"
                 "/__mock/respond?status=&delay=&body=&fault=&header=.\n");
 }
 
@@ -71,11 +72,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     h2o_iovec_t caps[CF_MOCK_MAX_PARAMS];
-    cf_mock_stub_t *stub = cf_mock_stubs_match(req->method, path, listener, caps);
+    cf_mock_request_t r = {
+        req->method, path,      h2o_iovec_init(NULL, 0), req->headers.entries, req->headers.size, req->authority, req->entity,
+        listener,    &req->pool};
+    if (req->query_at != SIZE_MAX)
+        r.query = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+    cf_mock_stub_t *stub = cf_mock_stubs_match(&r, caps);
     if (stub != NULL)
         cf_mock_serve_stub(req, listener, stub, caps);
     else
-        cf_mock_serve_unmatched(req, listener);
+        cf_mock_serve_unmatched(req, listener, cf_mock_stubs_near_miss(&r));
+    cf_mock_request_dispose(&r);
     return 0;
 }
 

@@ -531,9 +531,10 @@ void cf_mock_serve_respond(h2o_req_t *req, size_t listener)
     start(ex);
 }
 
-void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener)
+void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener, json_t *closest)
 {
     uint64_t id = cf_mock_journal_add(req, listener, NULL);
+    cf_mock_journal_closest(id, closest);
     cf_mock_journal_plan(id, "none", 0);
     cf_mock_journal_answer(id, 404);
     cf_mock_journal_done(id);
@@ -547,5 +548,6 @@ void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener)
     json_object_set_new(v, "method", json_stringn(req->method.base, req->method.len)); /* NULL (skipped) if not UTF-8 */
     json_object_set_new(v, "path", json_stringn(req->path.base, pathlen));
     json_object_set_new(v, "stubs", known);
+    json_object_set_new(v, "closest", closest != NULL ? closest : json_null());
     cf_mock_send_json(req, 404, v);
 }

@@ -3,6 +3,7 @@
 #define CF_MOCK_SERVE_H
 
 #include <h2o.h>
+#include <jansson.h>
 #include "stubs.h"
 
 /*
@@ -12,8 +13,11 @@
 void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h2o_iovec_t *caps);
 /** Serves /__mock/respond?status=&delay=&body=&fault=&header=Name:Value (journaled as "respond"). */
 void cf_mock_serve_respond(h2o_req_t *req, size_t listener);
-/** Answers 404 {"error":"no stub",...} for a request nothing matched (journaled). */
-void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener);
+/**
+ * Answers 404 {"error":"no stub",...,"closest":closest} for a request nothing matched (journaled with closest too);
+ * closest is the near miss of cf_mock_stubs_near_miss (owned: released here), or NULL.
+ */
+void cf_mock_serve_unmatched(h2o_req_t *req, size_t listener, json_t *closest);
 /** Resets the connection of a request that arrived on a listener that is down (not journaled). */
 void cf_mock_serve_down(h2o_req_t *req, size_t listener);
 /** Resets every request of that listener still waiting out its delay (the listener went down). */

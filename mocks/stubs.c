@@ -14,6 +14,9 @@
 const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "garbage", "truncated", "trickle", NULL};
 
 #define DEFAULT_TRICKLE_INTERVAL 100
+#define DEFAULT_PRIORITY 5
+/* the longest name of a stub, of a scenario, of a state */
+#define MAX_NAME 128
 
 /* the live stubs, in publication order; each holds one reference */
 static cf_mock_stub_t **live;
@@ -23,6 +26,10 @@ static size_t n_live, cap_live;
 static const char *const *listener_names;
 static size_t n_listener_names;
 static int listeners_known;
+
+/* the scenarios stubs have named, in order; never freed before exit, so a stub can point at its own */
+static cf_mock_scenario_t **scenarios;
+static size_t n_scenarios;
 
 static char *xstrdup(const char *s)
 {
@@ -43,6 +50,11 @@ static void stub_free(cf_mock_stub_t *stub)
     free(stub->body_file);
     free(stub->sequence);
     free(stub->listener);
+    free(stub->name);
+    cf_mock_match_dispose(&stub->match);
+    free(stub->scenario);
+    free(stub->state);
+    free(stub->next_state);
     free(stub->key);
     for (size_t i = 0; i != stub->n_segs; ++i)
         free(stub->segs[i].text.base);
@@ -61,6 +73,7 @@ static cf_mock_stub_t *stub_new(void)
     stub->status = 200;
     stub->fault_rate = 1;
     stub->trickle_interval = DEFAULT_TRICKLE_INTERVAL;
+    stub->priority = DEFAULT_PRIORITY;
     stub->refcnt = 1;
     return stub;
 }
@@ -99,7 +112,8 @@ static int compile_path(cf_mock_stub_t *stub, const char *path, char *err, size_
         return -1;
     }
     if (strpbrk(path, "?# \t\r\n") != NULL) {
-        snprintf(err, errlen, "\"%s\": a path has no query, fragment or whitespace (stubs match the path only)", path);
+        snprintf(err, errlen, "\"%s\": a path has no query, fragment or whitespace (conditions on the query go under match:)",
+                 path);
         return -1;
     }
     size_t n = 1;
@@ -357,10 +371,24 @@ static int finish_stub(cf_mock_stub_t *stub, char *err, size_t errlen)
         stub->method = xstrdup("GET");
     if (stub->body == NULL)
         stub->body = xstrdup("");
-    size_t keylen = strlen(stub->method) + strlen(stub->path) + 4 + (stub->listener != NULL ? strlen(stub->listener) : 0);
-    stub->key = h2o_mem_alloc(keylen);
-    snprintf(stub->key, keylen, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
-             stub->listener != NULL ? stub->listener : "");
+    free(stub->key);
+    if (stub->name != NULL) {
+        stub->key = xstrdup(stub->name);
+    } else {
+        /* "METHOD path[ @listener][ [conditions]]": stubs of one method and path differ by what else they require */
+        cf_buf_t key = CF_BUF_INIT, conds = CF_BUF_INIT;
+        cf_buf_appendf(&key, "%s %s%s%s", stub->method, stub->path, stub->listener != NULL ? " @" : "",
+                       stub->listener != NULL ? stub->listener : "");
+        cf_mock_match_describe(&stub->match, &conds);
+        if (stub->scenario != NULL)
+            cf_buf_appendf(&conds, "%sscenario %s%s%s", conds.len != 0 ? ", " : "", stub->scenario, stub->state != NULL ? "=" : "",
+                           stub->state != NULL ? stub->state : "");
+        if (conds.len != 0)
+            cf_buf_appendf(&key, " [%s]", conds.base);
+        stub->key = xstrdup(key.base);
+        cf_buf_free(&key);
+        cf_buf_free(&conds);
+    }
     cf_mock_rng_init(&stub->rng, stub->key);
     stub->json_escape = 0;
     for (size_t i = 0; i != stub->n_headers; ++i)
@@ -559,6 +587,54 @@ static int on_sequence(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
     return 0;
 }
 
+/* a stub's name: printable, so that it reads well as a key in the journal and the stats */
+static int on_name(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    if (cf_yget_string(ctx, node, &stub->name) != 0)
+        return -1;
+    if (strlen(stub->name) > MAX_NAME)
+        return cf_yerror(ctx, node, "a name longer than %d bytes", MAX_NAME);
+    for (const char *p = stub->name; *p != '\0'; ++p)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return cf_yerror(ctx, node, "a name with a control character");
+    return 0;
+}
+
+static int on_match(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    return cf_mock_match_decode(ctx, node, &stub->match);
+}
+
+/* scenario:, state:, next_state: names of letters, digits, '_', '-', '.' */
+static int get_scenario_name(cf_yctx_t *ctx, yaml_node_t *node, char **out)
+{
+    if (cf_yget_string(ctx, node, out) != 0)
+        return -1;
+    if (strlen(*out) > MAX_NAME)
+        return cf_yerror(ctx, node, "longer than %d bytes", MAX_NAME);
+    for (const char *p = *out; *p != '\0'; ++p)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.'))
+            return cf_yerror(ctx, node, "\"%s\": use letters, digits, '_', '-' and '.'", *out);
+    return 0;
+}
+
+static int on_scenario(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    return get_scenario_name(ctx, node, &((cf_mock_stub_t *)obj)->scenario);
+}
+
+static int on_state(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    return get_scenario_name(ctx, node, &((cf_mock_stub_t *)obj)->state);
+}
+
+static int on_next_state(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    return get_scenario_name(ctx, node, &((cf_mock_stub_t *)obj)->next_state);
+}
+
 static const cf_yfield_t stub_fields[] = {
     {"path", CF_YT_CUSTOM, 0, 0, 0, NULL, on_path},
     {"method", CF_YT_CUSTOM, 0, 0, 0, NULL, on_method},
@@ -572,6 +648,12 @@ static const cf_yfield_t stub_fields[] = {
     {"sequence", CF_YT_CUSTOM, 0, 0, 0, NULL, on_sequence},
     {"trickle_interval", CF_YT_DURATION, offsetof(cf_mock_stub_t, trickle_interval), 1, 60000},
     {"listener", CF_YT_STRING, offsetof(cf_mock_stub_t, listener)},
+    {"name", CF_YT_CUSTOM, 0, 0, 0, NULL, on_name},
+    {"priority", CF_YT_UINT, offsetof(cf_mock_stub_t, priority), 0, 1000000},
+    {"match", CF_YT_CUSTOM, 0, 0, 0, NULL, on_match},
+    {"scenario", CF_YT_CUSTOM, 0, 0, 0, NULL, on_scenario},
+    {"state", CF_YT_CUSTOM, 0, 0, 0, NULL, on_state},
+    {"next_state", CF_YT_CUSTOM, 0, 0, 0, NULL, on_next_state},
     {NULL},
 };
 enum { F_PATH, F_METHOD, F_STATUS, F_HEADERS, F_BODY, F_BODY_FILE };
@@ -585,6 +667,13 @@ static cf_mock_stub_t *decode_stub(cf_yctx_t *ctx, yaml_node_t *node)
         goto Error;
     if ((seen & (1u << F_PATH)) == 0) {
         cf_yerror(ctx, node, "path is required");
+        goto Error;
+    }
+    if (stub->scenario == NULL && (stub->state != NULL || stub->next_state != NULL)) {
+        const char *k = stub->state != NULL ? "state" : "next_state";
+        size_t mark = cf_ypath_key(ctx, k);
+        cf_yerror(ctx, cf_ymap_get(ctx->y, node, k), "needs scenario: (the scenario whose state it is)");
+        cf_ypath_restore(ctx, mark);
         goto Error;
     }
     if ((seen & (1u << F_BODY)) != 0 && (seen & (1u << F_BODY_FILE)) != 0) {
@@ -634,7 +723,7 @@ static cf_mock_stub_t **decode_stub_list(cf_yctx_t *ctx, yaml_node_t *node, size
         stubs[i] = decode_stub(ctx, item);
         for (size_t j = 0; stubs[i] != NULL && j != i; ++j) {
             if (strcmp(stubs[j]->key, stubs[i]->key) == 0) {
-                cf_yerror(ctx, item, "a second stub for %s (the first is [%zu])", stubs[i]->key, j);
+                cf_yerror(ctx, item, "a second stub for %s (the first is [%zu]): tell them apart with name:", stubs[i]->key, j);
                 stub_free(stubs[i]);
                 stubs[i] = NULL;
             }
@@ -651,9 +740,45 @@ static cf_mock_stub_t **decode_stub_list(cf_yctx_t *ctx, yaml_node_t *node, size
     return stubs;
 }
 
-/* Adds a stub to the live set, replacing the one with the same method and path in place. */
+cf_mock_scenario_t *cf_mock_scenario_find(const char *name)
+{
+    for (size_t i = 0; i != n_scenarios; ++i)
+        if (strcmp(scenarios[i]->name, name) == 0)
+            return scenarios[i];
+    return NULL;
+}
+
+void cf_mock_scenario_set(cf_mock_scenario_t *s, const char *state)
+{
+    free(s->state);
+    s->state = xstrdup(state);
+}
+
+cf_mock_scenario_t **cf_mock_scenarios_list(size_t *n)
+{
+    *n = n_scenarios;
+    return scenarios;
+}
+
+/* The scenario of that name, created in its first state when no stub named it before. */
+static cf_mock_scenario_t *scenario_get(const char *name)
+{
+    cf_mock_scenario_t *s = cf_mock_scenario_find(name);
+    if (s != NULL)
+        return s;
+    s = h2o_mem_alloc(sizeof(*s));
+    s->name = xstrdup(name);
+    s->state = xstrdup(CF_MOCK_SCENARIO_START);
+    scenarios = h2o_mem_realloc(scenarios, (n_scenarios + 1) * sizeof(*scenarios));
+    scenarios[n_scenarios++] = s;
+    return s;
+}
+
+/* Adds a stub to the live set, replacing the one with the same key in place. */
 static int publish(cf_mock_stub_t *stub)
 {
+    if (stub->scenario != NULL)
+        stub->scen = scenario_get(stub->scenario);
     for (size_t i = 0; i != n_live; ++i) {
         if (strcmp(live[i]->key, stub->key) == 0) {
             cf_mock_stub_release(live[i]);
@@ -1038,28 +1163,100 @@ static int match_path(const cf_mock_stub_t *stub, h2o_iovec_t path, h2o_iovec_t 
     return off == path.len + 1;
 }
 
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps)
+static int method_matches(const cf_mock_stub_t *s, h2o_iovec_t method)
+{
+    return strcmp(s->method, "*") == 0 || h2o_memis(method.base, method.len, s->method, strlen(s->method));
+}
+
+static int state_holds(const cf_mock_stub_t *s)
+{
+    return s->state == NULL || strcmp(s->scen->state, s->state) == 0;
+}
+
+/*
+ * Method and path come first, and most stubs have nothing else: conditions (and the body's JSON parse, done once per
+ * request) are looked at only for stubs whose method and path match, and only while they could still win.
+ */
+cf_mock_stub_t *cf_mock_stubs_match(cf_mock_request_t *r, h2o_iovec_t *caps)
 {
     cf_mock_stub_t *best = NULL;
     h2o_iovec_t tmp[CF_MOCK_MAX_PARAMS];
-    if (path.len == 0 || path.base[0] != '/')
+    if (r->path.len == 0 || r->path.base[0] != '/')
         return NULL;
     for (size_t i = 0; i != n_live; ++i) {
         cf_mock_stub_t *s = live[i];
-        if (s->listener != NULL && s->listener_index != listener)
+        if (s->listener != NULL && s->listener_index != r->listener)
             continue;
-        if (!(strcmp(s->method, "*") == 0 || h2o_memis(method.base, method.len, s->method, strlen(s->method))))
+        if (!method_matches(s, r->method) || !match_path(s, r->path, tmp))
             continue;
-        if (!match_path(s, path, tmp))
+        if (best != NULL && (s->priority > best->priority || (s->priority == best->priority && compare_specificity(s, best) <= 0)))
             continue;
-        if (best == NULL || compare_specificity(s, best) > 0) {
-            best = s;
-            memcpy(caps, tmp, sizeof(tmp));
+        if (s->scen != NULL && !state_holds(s))
+            continue;
+        if (s->match.n != 0 && cf_mock_match_eval(&s->match, r, NULL) != 0)
+            continue;
+        best = s;
+        memcpy(caps, tmp, sizeof(tmp));
+    }
+    if (best == NULL)
+        return NULL;
+    /* one loop thread: choosing the stub and moving its scenario on are one step, so one request sees each state */
+    if (best->next_state != NULL)
+        cf_mock_scenario_set(best->scen, best->next_state);
+    ++best->refcnt;
+    return best;
+}
+
+json_t *cf_mock_stubs_near_miss(cf_mock_request_t *r)
+{
+    cf_mock_stub_t *closest = NULL;
+    json_t *closest_missed = NULL;
+    size_t best_rank = 0, best_missed = 0;
+    h2o_iovec_t tmp[CF_MOCK_MAX_PARAMS];
+    for (size_t i = 0; i != n_live; ++i) {
+        cf_mock_stub_t *s = live[i];
+        if (s->listener != NULL && s->listener_index != r->listener)
+            continue;
+        json_t *missed = json_array();
+        int path_ok = r->path.len != 0 && r->path.base[0] == '/' && match_path(s, r->path, tmp),
+            method_ok = method_matches(s, r->method);
+        if (!method_ok) {
+            cf_buf_t msg = CF_BUF_INIT;
+            cf_buf_appendf(&msg, "method: expected %s, got %.*s", s->method, (int)(r->method.len < 32 ? r->method.len : 32),
+                           r->method.base);
+            json_array_append_new(missed, json_string(msg.base));
+            cf_buf_free(&msg);
+        }
+        if (!path_ok)
+            json_array_append_new(missed, json_pack("s+", "path: expected ", s->path));
+        size_t n_missed = (size_t)!method_ok + (size_t)!path_ok;
+        if (s->scen != NULL && !state_holds(s)) {
+            cf_buf_t msg = CF_BUF_INIT;
+            cf_buf_appendf(&msg, "scenario %s: expected state \"%s\", got \"%s\"", s->scenario, s->state, s->scen->state);
+            json_array_append_new(missed, json_string(msg.base));
+            cf_buf_free(&msg);
+            ++n_missed;
+        }
+        if (s->match.n != 0)
+            n_missed += cf_mock_match_eval(&s->match, r, missed);
+        /* a matching path counts most, then the method, then the fewest misses; the earliest stub wins ties */
+        size_t rank = (size_t)path_ok * 2 + (size_t)method_ok;
+        if (closest == NULL || rank > best_rank || (rank == best_rank && n_missed < best_missed)) {
+            json_decref(closest_missed);
+            closest = s;
+            closest_missed = missed;
+            best_rank = rank;
+            best_missed = n_missed;
+        } else {
+            json_decref(missed);
         }
     }
-    if (best != NULL)
-        ++best->refcnt;
-    return best;
+    if (closest == NULL)
+        return NULL;
+    json_t *v = json_object();
+    json_object_set_new(v, "stub", json_string(closest->key));
+    json_object_set_new(v, "missed", closest_missed);
+    return v;
 }
 
 int cf_mock_listener_name_ok(const char *name)
@@ -1099,6 +1296,8 @@ void cf_mock_stubs_reset(void)
         live[i]->calls = 0;
         cf_mock_rng_init(&live[i]->rng, live[i]->key);
     }
+    for (size_t i = 0; i != n_scenarios; ++i)
+        cf_mock_scenario_set(scenarios[i], CF_MOCK_SCENARIO_START);
 }
 
 void cf_mock_stubs_dispose(void)
@@ -1108,4 +1307,12 @@ void cf_mock_stubs_dispose(void)
     free(live);
     live = NULL;
     n_live = cap_live = 0;
+    for (size_t i = 0; i != n_scenarios; ++i) {
+        free(scenarios[i]->name);
+        free(scenarios[i]->state);
+        free(scenarios[i]);
+    }
+    free(scenarios);
+    scenarios = NULL;
+    n_scenarios = 0;
 }

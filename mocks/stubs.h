@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
+#include "match.h"
 #include "timing.h"
 
 /** How a stub misbehaves (see serve.c for what a client sees for each). */
@@ -59,9 +60,16 @@ typedef struct st_cf_mock_stub_t {
     uint64_t trickle_interval; /* ms between bytes for fault: trickle */
     cf_mock_step_t *sequence;
     size_t n_sequence;
-    char *listener; /* the name of the only listener it answers on, or NULL for every listener */
+    char *listener;                     /* the name of the only listener it answers on, or NULL for every listener */
+    char *name;                         /* its key when given (else derived from method, path, listener, conditions) */
+    uint64_t priority;                  /* among the stubs that match a request, the lowest wins (default 5) */
+    cf_mock_match_t match;              /* request conditions beyond method and path */
+    char *scenario;                     /* the scenario it belongs to, or NULL */
+    char *state;                        /* the state of the scenario it requires, or NULL for any */
+    char *next_state;                   /* the state the scenario moves to when it is chosen, or NULL */
+    struct st_cf_mock_scenario_t *scen; /* `scenario` resolved (set when published) */
     /* compiled */
-    char *key;             /* "METHOD path", or "METHOD path @listener": the identity for replacement and stats */
+    char *key;             /* name, or "METHOD path[ @listener][ [conditions]]": the identity for replacement and stats */
     size_t listener_index; /* the index of `listener` among the listeners (set once they are known) */
     cf_mock_seg_t *segs;
     size_t n_segs;
@@ -103,20 +111,43 @@ int cf_mock_stubs_set_listeners(const char *const *names, size_t n, char *err, s
 int cf_mock_load_runtime(const char *src, size_t len, size_t *replaced, char *err, size_t errlen);
 /** Parses the one-line form `METHOD PATH STATUS [BODY] [key=value ...]` and publishes it. Returns 0 or -1 + err. */
 int cf_mock_load_cli(const char *line, char *err, size_t errlen);
+/** The state every scenario starts in, and returns to at each reset. */
+#define CF_MOCK_SCENARIO_START "started"
+
+/** A scenario: a named state shared by the stubs that name it. Lives until exit once a stub has named it. */
+typedef struct st_cf_mock_scenario_t {
+    char *name;
+    char *state; /* malloc'ed */
+} cf_mock_scenario_t;
+
 /**
- * Finds the most specific stub for a request that arrived on the listener of that index (literal segments beat
- * {param}, which beats {rest*}; then a method beats "*", then a stub of that listener beats one of every listener;
- * ties go to the earliest stub) and stores the captures (pointing into `path`) in caps. Returns a retained stub or
- * NULL.
+ * Finds the stub for a request (r->listener is the index of the listener it arrived on): among the stubs whose method,
+ * path, listener, conditions and scenario state hold, the lowest priority; then the most specific (literal segments
+ * beat {param}, which beats {rest*}; then a method beats "*", then a stub of that listener beats one of every
+ * listener); ties go to the earliest stub. Stores the captures (pointing into r->path) in caps, and moves the stub's
+ * scenario to its next_state in the same step. Returns a retained stub or NULL.
  */
-cf_mock_stub_t *cf_mock_stubs_match(h2o_iovec_t method, h2o_iovec_t path, size_t listener, h2o_iovec_t *caps);
+cf_mock_stub_t *cf_mock_stubs_match(cf_mock_request_t *r, h2o_iovec_t *caps);
+/**
+ * For a request no stub matched: the closest stub and why it missed, {"stub": KEY, "missed": ["...", ...]}, or NULL
+ * without any stub for its listener (owned by the caller). Closest: a stub whose path matches beats one whose path
+ * does not; then one whose method matches; then the fewest missed conditions; then the earliest.
+ */
+json_t *cf_mock_stubs_near_miss(cf_mock_request_t *r);
+/** The scenarios, in the order stubs first named them (borrowed), and their number in *n. */
+cf_mock_scenario_t **cf_mock_scenarios_list(size_t *n);
+/** The scenario of that name, or NULL. */
+cf_mock_scenario_t *cf_mock_scenario_find(const char *name);
+/** Sets a scenario's state (copied). */
+void cf_mock_scenario_set(cf_mock_scenario_t *s, const char *state);
 /** Whether a listener's name is made of letters, digits and _ - . : [ ] (the last three for a bound address). */
 int cf_mock_listener_name_ok(const char *name);
 /** Drops a reference taken by cf_mock_stubs_match. */
 void cf_mock_stub_release(cf_mock_stub_t *stub);
 /** The live stubs, in order (borrowed; valid until the next publish). */
 cf_mock_stub_t **cf_mock_stubs_list(size_t *n);
-/** Zeroes every stub's call counter (and so its sequence position) and restarts its random stream. */
+/** Zeroes every stub's call counter (and so its sequence position), restarts its random stream, and puts every scenario
+ * back in its first state. */
 void cf_mock_stubs_reset(void);
 /** Frees every stub (at exit, for leak checkers). */
 void cf_mock_stubs_dispose(void);

@@ -129,7 +129,7 @@ subtest 'GET /__mock/stubs lists a stub with a fault' => sub {
     my ($s) = grep { $_->{key} eq 'GET /broken' } @{ json_of(get('/__mock/stubs')) };
     ok $s, 'listed';
     is_deeply $s, { key => 'GET /broken', method => 'GET', path => '/broken', status => 502, fault => 'reset', calls => 0,
-        sequence_length => 0 }, 'every member, the fault by name';
+        sequence_length => 0, priority => 5 }, 'every member, the fault by name';
     my ($f) = grep { $_->{key} eq 'GET /flaky' } @{ json_of(get('/__mock/stubs')) };
     is $f->{fault}, 'none', 'a stub without a fault: "none"';
     is $f->{sequence_length}, 2, 'sequence_length';
