@@ -99,7 +99,7 @@ static int admit_rate(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns
         key = addr;
     } else {
         /* without the header: the one bucket of every request that has none (document: docs/http.md) */
-        ssize_t i = h2o_find_header_by_str(&req->headers, rl->header, strlen(rl->header), -1);
+        ssize_t i = h2o_find_header_by_str(&req->headers, rl->header, rl->header_len, -1);
         if (i != -1) {
             key = req->headers.entries[i].value.base;
             len = req->headers.entries[i].value.len;
@@ -108,15 +108,13 @@ static int admit_rate(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns
     cf_ratelimit_verdict_t v;
     cf_ratelimit_take(rl, key, len, start_ns, &v);
     cf_metrics_rate_limit(route, !v.allowed, cf_ratelimit_keys(rl));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL, rl->policy, strlen(rl->policy));
-    char *field = h2o_mem_alloc_pool(&req->pool, 64);
-    int n = snprintf(field, 64, "\"default\";r=%llu;t=%llu", (unsigned long long)v.remaining, (unsigned long long)v.reset_s);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit"), 0, NULL, field, (size_t)n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL, rl->policy, rl->policy_len);
+    char *field = h2o_mem_alloc_pool(&req->pool, CF_RATELIMIT_FIELD_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit"), 0, NULL, field, cf_ratelimit_field(&v, field));
     if (v.allowed)
         return 1;
-    char *retry = h2o_mem_alloc_pool(&req->pool, 24);
-    n = snprintf(retry, 24, "%llu", (unsigned long long)v.reset_s);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, (size_t)n);
+    char *retry = h2o_mem_alloc_pool(&req->pool, 20);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, cf_ratelimit_seconds(&v, retry));
     reject(req, route, start_ns, 429, "rate_limited", "too many requests on this route; retry after the seconds in Retry-After");
     return 0;
 }

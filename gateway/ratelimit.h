@@ -28,14 +28,16 @@ typedef struct st_cf_ratelimit_table_t cf_ratelimit_table_t;
  * thread (under striped locks) and lives as long as the config: a reload starts every bucket full.
  */
 typedef struct st_cf_ratelimit_t {
-    uint64_t count;              /* tokens per period */
-    uint64_t period_s;           /* 1, 60 or 3600 */
-    uint64_t burst;              /* bucket size; rate_limit.burst, else `count` */
-    int key;                     /* CF_RATELIMIT_BY_* */
-    char *header;                /* CF_RATELIMIT_BY_HEADER: the field name, lower case */
-    uint64_t interval_ns;        /* the time one token takes to come back: period / count */
-    uint64_t tolerance_ns;       /* burst * interval_ns: how far ahead of now a key's bucket may be drawn */
-    char *policy;                /* the RateLimit-Policy field value */
+    uint64_t count;    /* tokens per period */
+    uint64_t period_s; /* 1, 60 or 3600 */
+    uint64_t burst;    /* bucket size; rate_limit.burst, else `count` */
+    int key;           /* CF_RATELIMIT_BY_* */
+    char *header;      /* CF_RATELIMIT_BY_HEADER: the field name, lower case */
+    size_t header_len;
+    uint64_t interval_ns;  /* the time one token takes to come back: period / count */
+    uint64_t tolerance_ns; /* burst * interval_ns: how far ahead of now a key's bucket may be drawn */
+    char *policy;          /* the RateLimit-Policy field value */
+    size_t policy_len;
     cf_ratelimit_table_t *table; /* owned */
     int line, col;
 } cf_ratelimit_t;
@@ -67,6 +69,14 @@ void cf_ratelimit_free(cf_ratelimit_t *rl);
  * only for them. Thread-safe.
  */
 void cf_ratelimit_take(cf_ratelimit_t *rl, const void *key, size_t len, uint64_t now_ns, cf_ratelimit_verdict_t *v);
+
+/** The longest RateLimit field value cf_ratelimit_field writes. */
+#define CF_RATELIMIT_FIELD_MAX 64
+/** Writes the RateLimit field value of `v` ("default";r=R;t=T) into buf (CF_RATELIMIT_FIELD_MAX bytes, no NUL); returns
+ * its length. */
+size_t cf_ratelimit_field(const cf_ratelimit_verdict_t *v, char *buf);
+/** Writes v->reset_s in decimal (a Retry-After value) into buf (20 bytes, no NUL); returns its length. */
+size_t cf_ratelimit_seconds(const cf_ratelimit_verdict_t *v, char *buf);
 
 /** The keys the table holds now (an idle one stays until its place is taken). */
 size_t cf_ratelimit_keys(const cf_ratelimit_t *rl);

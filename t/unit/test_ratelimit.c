@@ -210,8 +210,26 @@ static void test_decode(void)
     refused("100/s", "expected {rate: 100/s");
 }
 
+static void test_fields(void)
+{
+    char buf[CF_RATELIMIT_FIELD_MAX];
+    cf_ratelimit_verdict_t v = {1, 0, 0};
+    buf[cf_ratelimit_field(&v, buf)] = '\0';
+    is_str(buf, "\"default\";r=0;t=0", "RateLimit of zeros");
+    v.remaining = 1000000;
+    v.reset_s = 3600;
+    buf[cf_ratelimit_field(&v, buf)] = '\0';
+    is_str(buf, "\"default\";r=1000000;t=3600", "RateLimit r and t");
+    v.remaining = v.reset_s = UINT64_MAX;
+    size_t n = cf_ratelimit_field(&v, buf);
+    ok(n <= CF_RATELIMIT_FIELD_MAX, "the longest field fits (%zu bytes)", n);
+    buf[cf_ratelimit_seconds(&v, buf)] = '\0';
+    is_str(buf, "18446744073709551615", "Retry-After of the largest value");
+}
+
 int main(void)
 {
+    test_fields();
     test_burst_and_refill();
     test_keys();
     test_table_bound();
