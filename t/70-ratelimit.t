@@ -120,8 +120,10 @@ subtest 'a refused request takes no max_inflight slot' => sub {
 
 subtest 'the client address on a proxy route' => sub {
     $mock->reset;
-    my @s = map { get('/px/users/7')->{status} } 1 .. 3;
-    is_deeply(\@s, [200, 200, 429], 'burst 2 per client address');
+    my @r = map { get('/px/users/7') } 1 .. 3;
+    is_deeply([map { $_->{status} } @r], [200, 200, 429], 'burst 2 per client address');
+    is($r[0]{headers}{ratelimit}, '"default";r=1;t=3600', 'a proxied answer carries RateLimit');
+    is($r[0]{headers}{'ratelimit-policy'}, '"default";q=1;w=3600', 'and RateLimit-Policy');
     is(get('/px/users/7', 'X-Forwarded-For' => '203.0.113.9')->{status}, 429, 'X-Forwarded-For changes nothing');
     is($mock->stub_count('GET /users/{id}'), 2, 'the refused ones were not proxied');
 };
