@@ -145,6 +145,40 @@ static void test_table_bound(void)
     cf_ratelimit_free(rl);
 }
 
+/* threads taking from one bucket at one instant: exactly burst pass in all (the per-process choice: one shared table) */
+#define RACERS 4
+static cf_ratelimit_t *shared;
+static int racer_passed[RACERS];
+
+static void *racer(void *arg)
+{
+    int *passed = arg;
+    cf_ratelimit_verdict_t v;
+    char key[16];
+    for (int i = 0; i != 20000; ++i) {
+        *passed += take(shared, "one", T0, &v);
+        snprintf(key, sizeof(key), "k%d", i % 500); /* and other keys, under the same locks, meanwhile */
+        take(shared, key, T0 + (uint64_t)i, &v);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    shared = cf_ratelimit_new(1, 3600, 5000, 65536); /* room enough that nothing is evicted */
+    pthread_t th[RACERS];
+    for (int i = 0; i != RACERS; ++i)
+        pthread_create(&th[i], NULL, racer, &racer_passed[i]);
+    int total = 0;
+    for (int i = 0; i != RACERS; ++i) {
+        pthread_join(th[i], NULL);
+        total += racer_passed[i];
+    }
+    is(total, 5000, "4 threads, 80,000 requests of one key at one instant: exactly burst (5000) pass");
+    is(cf_ratelimit_keys(shared), 501, "501 keys");
+    cf_ratelimit_free(shared);
+}
+
 /* Decodes `yaml` as a route's rate_limit:; returns the policy, or NULL with the error in err. */
 static cf_ratelimit_t *decode(const char *yaml, char *err, size_t errlen)
 {
@@ -233,6 +267,7 @@ int main(void)
     test_burst_and_refill();
     test_keys();
     test_table_bound();
+    test_threads();
     test_decode();
     return done_testing();
 }
