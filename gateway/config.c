@@ -1160,6 +1160,12 @@ static int on_route_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_cors_decode(ctx, node, 1, &r->cors_own);
 }
 
+/* rate_limit: {rate, burst, key} (ratelimit.c decodes it) */
+static int on_route_rate_limit(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_ratelimit_decode(ctx, node, &((cf_route_t *)object)->rate_limit);
+}
+
 static const char *const merge_names[] = {"group", "merge", NULL};
 
 static const cf_yfield_t route_fields[] = {
@@ -1170,6 +1176,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "on_conflict", .type = CF_YT_CUSTOM, .custom = on_route_on_conflict},
     {.key = "forward_headers", .type = CF_YT_CUSTOM, .custom = on_route_forward_headers},
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
+    {.key = "rate_limit", .type = CF_YT_CUSTOM, .custom = on_route_rate_limit},
     {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_route_cors},
     {.key = "calls", .type = CF_YT_CUSTOM, .custom = on_calls},
     {.key = "proxy", .type = CF_YT_CUSTOM, .custom = on_route_proxy},
@@ -1617,6 +1624,7 @@ void cf_config_free(cf_config_t *c)
         cf_strlist_free(&r->forward_headers);
         cf_strlist_free(&r->forward_query);
         cf_cors_free(r->cors_own);
+        cf_ratelimit_free(r->rate_limit);
         for (size_t j = 0; j < r->num_calls; ++j)
             free_call(&r->calls[j]);
         free(r->calls);

@@ -12,6 +12,7 @@
 #include "cf_yaml.h"
 #include "body.h"
 #include "cors.h"
+#include "ratelimit.h"
 #include "reason.h"
 #include "router.h"
 #include "template.h"
@@ -159,8 +160,9 @@ typedef struct st_cf_route_t {
     int on_conflict;              /* CF_CONFLICT_* */
     cf_strlist_t forward_headers; /* lower-cased */
     cf_strlist_t forward_query;
-    cf_cors_t *cors_own;   /* cors: on the route (owned); NULL when absent or off */
-    const cf_cors_t *cors; /* the policy in force: cors_own, else the top-level default unless cors: off; NULL: none */
+    cf_cors_t *cors_own;        /* cors: on the route (owned); NULL when absent or off */
+    const cf_cors_t *cors;      /* the policy in force: cors_own, else the top-level default unless cors: off; NULL: none */
+    cf_ratelimit_t *rate_limit; /* rate_limit: (owned; its key table is shared by the threads); NULL: none */
     cf_call_t *calls;
     size_t num_calls;
     cf_backend_t *proxy; /* non-NULL for a pass-through route (then num_calls == 0) */

@@ -2,8 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "dispatch.h"
 #include "fanout.h"
+#include "metrics.h"
 #include "observe.h"
 #include "proxy.h"
 #include "respond.h"
@@ -51,6 +54,69 @@ static int answer_preflight(cf_table_t *t, h2o_req_t *req, uint64_t start_ns, si
     cf_observe_request(&rec);
     cf_send_cors_preflight(req, route->cors, v, allowed);
     return 1;
+}
+
+/* The bytes that key a request's client (`key: client`): its TCP peer's address, never a header such as X-Forwarded-For
+ * that the client writes itself. An IPv6 client counts by its /64, the block one host is usually given. Returns the
+ * length (0: no address). */
+static size_t client_key(h2o_req_t *req, unsigned char *key)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = req->conn->callbacks->get_peername != NULL ? req->conn->callbacks->get_peername(req->conn, (void *)&ss) : 0;
+    if (sslen != 0 && ss.ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 5;
+    }
+    if (sslen != 0 && ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            key[0] = 4;
+            memcpy(key + 1, a->s6_addr + 12, 4);
+            return 5;
+        }
+        key[0] = 6;
+        memcpy(key + 1, a->s6_addr, 8);
+        return 9;
+    }
+    return 0;
+}
+
+/*
+ * The route's rate limit, before max_inflight: a refused request takes no slot and reaches no upstream. Every answer of
+ * the route carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11 §3 and §4, structured
+ * fields); a refusal is a 429 (RFC 6585 §4) with Retry-After in whole seconds, rounded up. Returns 0 when refused
+ * (answered), 1 when the request goes on.
+ */
+static int admit_rate(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns)
+{
+    cf_ratelimit_t *rl = route->rate_limit;
+    unsigned char addr[16];
+    const void *key = NULL;
+    size_t len = 0;
+    if (rl->key == CF_RATELIMIT_BY_CLIENT) {
+        len = client_key(req, addr);
+        key = addr;
+    } else {
+        /* without the header: the one bucket of every request that has none (document: docs/http.md) */
+        ssize_t i = h2o_find_header_by_str(&req->headers, rl->header, rl->header_len, -1);
+        if (i != -1) {
+            key = req->headers.entries[i].value.base;
+            len = req->headers.entries[i].value.len;
+        }
+    }
+    cf_ratelimit_verdict_t v;
+    cf_ratelimit_take(rl, key, len, start_ns, &v);
+    cf_metrics_rate_limit(route, !v.allowed, cf_ratelimit_keys(rl));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL, rl->policy, rl->policy_len);
+    char *field = h2o_mem_alloc_pool(&req->pool, CF_RATELIMIT_FIELD_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit"), 0, NULL, field, cf_ratelimit_field(&v, field));
+    if (v.allowed)
+        return 1;
+    char *retry = h2o_mem_alloc_pool(&req->pool, 20);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, cf_ratelimit_seconds(&v, retry));
+    reject(req, route, start_ns, 429, "rate_limited", "too many requests on this route; retry after the seconds in Retry-After");
+    return 0;
 }
 
 int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
@@ -129,6 +195,9 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     const cf_route_t *route = m.data;
     if (route->cors != NULL) /* before anything can answer: every answer of the route carries them */
         cf_add_cors_headers(req, route->cors);
+
+    if (route->rate_limit != NULL && !admit_rate(req, route, start_ns))
+        return 0;
 
     /* max_inflight bounds the whole process, whichever thread accepted the connection */
     if (cf_slot_admit(w, t->config->limits.max_inflight) != 0) {

@@ -49,7 +49,10 @@ typedef struct st_route_series_t {
     mnode_t super;               /* the route's pattern, or "none" */
     uint64_t status[MAX_STATUS]; /* index 0: a status outside 100-599 */
     hist_t latency;
-    mnode_t *calls; /* call_series_t */
+    mnode_t *calls;      /* call_series_t */
+    uint64_t limited;    /* requests refused by the route's rate limit */
+    uint64_t limit_keys; /* keys in its rate limit's table, as last seen; 0 and not rendered until then */
+    int has_limit;
 } route_series_t;
 
 typedef struct st_backend_series_t {
@@ -148,6 +151,17 @@ static backend_series_t *backend_series(const cf_route_t *route, size_t i, const
     if (b != NULL && (name == NULL || strcmp(b->name, name) == 0))
         return cached((void **)&b->metrics, &backends, b->name, sizeof(backend_series_t));
     return (backend_series_t *)get(&backends, name != NULL ? name : "unknown", sizeof(backend_series_t));
+}
+
+void cf_metrics_rate_limit(const cf_route_t *route, int limited, size_t keys)
+{
+    route_series_t *rs = route_series(route);
+    if (!__atomic_load_n(&rs->has_limit, __ATOMIC_RELAXED))
+        __atomic_store_n(&rs->has_limit, 1, __ATOMIC_RELAXED);
+    if (limited)
+        COUNT(&rs->limited, 1);
+    if (__atomic_load_n(&rs->limit_keys, __ATOMIC_RELAXED) != keys) /* no write to share between threads when unchanged */
+        __atomic_store_n(&rs->limit_keys, (uint64_t)keys, __ATOMIC_RELAXED);
 }
 
 void cf_metrics_observe(const cf_request_record_t *rec)
@@ -435,6 +449,26 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
             series_start(out, "conflux_requests_total", "route", n->name, "status", status);
             cf_buf_appendf(out, "} %" PRIu64 "\n", v);
         }
+    }
+
+    header(out, "conflux_rate_limited_total", "counter",
+           "Requests refused with 429 by their route's rate_limit, by route (routes with a rate_limit that has judged a request).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next)) {
+        route_series_t *rs = (route_series_t *)n;
+        if (!__atomic_load_n(&rs->has_limit, __ATOMIC_RELAXED))
+            continue;
+        series_start(out, "conflux_rate_limited_total", "route", n->name, NULL, NULL);
+        cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&rs->limited));
+    }
+    header(out, "conflux_rate_limit_keys", "gauge",
+           "Keys in a route's rate_limit table, by route, as its last request saw it (at most 131072 per route; a reload "
+           "starts the table empty).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next)) {
+        route_series_t *rs = (route_series_t *)n;
+        if (!__atomic_load_n(&rs->has_limit, __ATOMIC_RELAXED))
+            continue;
+        series_start(out, "conflux_rate_limit_keys", "route", n->name, NULL, NULL);
+        cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&rs->limit_keys));
     }
 
     header(out, "conflux_request_duration_seconds", "histogram", "Time from a request's arrival to its answer, by route.");

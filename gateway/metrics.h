@@ -20,6 +20,9 @@
  * and backend exist (each is created once, under a mutex, and cached in the config struct). Never blocks.
  */
 void cf_metrics_observe(const cf_request_record_t *rec);
+/** A request on `route`, which has a rate limit, was judged by it: `limited` when refused (a 429); `keys`: the keys its
+ * table holds now. Any thread. */
+void cf_metrics_rate_limit(const cf_route_t *route, int limited, size_t keys);
 
 /** Counts a config reload attempt: `ok` non-zero when the new config went live. */
 void cf_metrics_reload(int ok);

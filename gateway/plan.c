@@ -720,6 +720,8 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
                 r->line);
         if (r->cors != NULL)
             cf_cors_explain(out, "  ", r->cors, r->methods, r->cors == r->cors_own ? "its own" : "the default");
+        if (r->rate_limit != NULL)
+            cf_ratelimit_explain(out, "  ", r->rate_limit);
         if (r->proxy != NULL) {
             const cf_server_t *s = &r->proxy->servers[0];
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",

@@ -50,8 +50,8 @@ sub rows {
 
 # ---- the config loader's tables ----------------------------------------------------------------------------------
 
-# (cors: is decoded by gateway/cors.c, with a table of the same kind)
-my $config_c = slurp("$root/gateway/config.c") . slurp("$root/gateway/cors.c");
+# (cors: and rate_limit: are decoded by gateway/cors.c and gateway/ratelimit.c, with tables of the same kind)
+my $config_c = slurp("$root/gateway/config.c") . slurp("$root/gateway/cors.c") . slurp("$root/gateway/ratelimit.c");
 my %tables;    # name => [[key, unsupported, default or undef], ...]
 while ($config_c =~ /static const cf_yfield_t (\w+)\[\] = \{(.*?)\n\};/sg) {
     my ($name, $body) = ($1, $2);
@@ -79,6 +79,7 @@ my %where = (
     breaker_fields    => ['`backends[].circuit_breaker`', ['$defs', 'backend', 'properties', 'circuit_breaker', 'properties']],
     health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
     cors_fields       => ['`cors`',                    ['$defs', 'cors', 'properties']],
+    ratelimit_fields  => ['`routes[].rate_limit`',     ['$defs', 'rate_limit', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});

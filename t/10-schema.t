@@ -140,6 +140,10 @@ YAML
         . "        headers: [Content-Type], expose_headers: Server-Timing, max_age: 10m, credentials: true }\n"
         . "routes:\n  - path: /a\n    cors: { origins: \"*\" }\n    proxy: users\n"
         . "  - path: /b\n    cors: off\n    proxy: users\n  - path: /c\n    proxy: users\n"],
+    ['rate limits: by header, by client, per minute and hour, burst defaulted', $head
+        . "routes:\n  - path: /a\n    rate_limit: { rate: 100/s, burst: 200, key: header.X-Api-Key }\n    proxy: users\n"
+        . "  - path: /b\n    rate_limit: { rate: 600/m, key: client }\n    proxy: users\n"
+        . "  - path: /c\n    rate_limit: { rate: 10/h, burst: 1, key: client }\n    proxy: users\n"],
     ['methods and bodies', $head . "routes:\n  - path: /o/{id}\n    methods: [POST, PUT]\n    calls:\n"
         . "      - { name: p, backend: users, path: /p }\n"
         . "      - { name: fwd, backend: users, path: /f, method: put, body: \"{request.body}\" }\n"
@@ -199,6 +203,10 @@ my @bad = (
     ['CORS: an origin with a path', $head . "cors: { origins: [https://app.example.com/] }\n" . $route, qr/an origin has no path/],
     ['CORS: no origins', $head . ($route =~ s{    calls:}{    cors: { methods: [GET] }\n    calls:}r), qr/needs origins:/],
     ['CORS: a scalar other than off', $head . ($route =~ s{    calls:}{    cors: none\n    calls:}r), qr/or off/],
+    ['rate_limit: key jwt.sub', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s, key: jwt.sub }\n    calls:}r), qr/needs JWT validation/],
+    ['rate_limit: a rate per day', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/d, key: client }\n    calls:}r), qr/expected a rate such as/],
+    ['rate_limit: burst 0', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s, burst: 0, key: client }\n    calls:}r), qr/out of range/],
+    ['rate_limit: no key', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s }\n    calls:}r), qr/needs key:/],
     ['concurrency without foreach', $head . $route . "        concurrency: 8\n", qr/goes with foreach:/],
     ['batch without foreach', $head . $route . "        batch: 8\n", qr/goes with foreach:/],
     ['foreach: concurrency 0', $head . $route . "      - { name: f, backend: users, path: '/f/{item}', foreach: profile.ids, concurrency: 0 }\n",

@@ -21,6 +21,7 @@
 #include "../../gateway/template.c"
 #include "../../gateway/body.c"
 #include "../../gateway/cors.c"
+#include "../../gateway/ratelimit.c"
 #include "../../gateway/config.c"
 #include "../../gateway/plan.c"
 #include "../../gateway/jsonout.c"

@@ -36,6 +36,7 @@
 #include "../../gateway/jsonout.c"
 #include "../../gateway/router.c"
 #include "../../gateway/cors.c"
+#include "../../gateway/ratelimit.c"
 #include "../../gateway/respond.c" /* Proxy-Status of the failed calls */
 
 #define MAX_CALLS 16

@@ -3,6 +3,7 @@
 #include "../../gateway/template.c"
 #include "../../gateway/body.c"
 #include "../../gateway/cors.c"
+#include "../../gateway/ratelimit.c"
 #include "../../gateway/config.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/plan.c"

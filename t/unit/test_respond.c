@@ -4,6 +4,7 @@
 #include "../../gateway/jsonout.c"
 #include "../../gateway/router.c"
 #include "../../gateway/cors.c"
+#include "../../gateway/ratelimit.c"
 #include "../../gateway/respond.c"
 
 /* Each reason's RFC 9209 error type, as docs/http.md lists them. */
