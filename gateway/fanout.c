@@ -909,8 +909,8 @@ static void finish(struct st_fanout_t *f)
     cf_call_record_t *calls = call_records(f, now);
     cf_add_call_headers(f->req, calls, f->route->num_calls, now - f->start_ns);
     observe(f, status, now, calls);
-    cf_send_json(f->req, status, body);
     cf_slot_answered(&f->slot);
+    cf_send_json(f->req, status, body);
     json_decref(body);
 }
 
@@ -933,8 +933,8 @@ static void on_client_gone(cf_watch_t *watch)
     h2o_timeout_unlink(&f->deadline);
     cancel_running(f, CF_REASON_CANCELLED);
     observe(f, 499, cf_now_ns(), NULL);
-    cf_send_client_gone(f->req);
     cf_slot_answered(&f->slot);
+    cf_send_client_gone(f->req);
 }
 
 static void on_dispose(void *_f)
@@ -969,8 +969,8 @@ static int check_client_values(struct st_fanout_t *f)
             char msg[256];
             f->finished = 1;
             observe(f, 400, cf_now_ns(), NULL);
-            cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
             cf_slot_answered(&f->slot);
+            cf_send_error(f->req, 400, "bad_param", cf_template_refusal(bad, tpl_flags(conf), msg, sizeof(msg)));
             return -1;
         }
     }
@@ -1003,8 +1003,8 @@ static int check_request_body(struct st_fanout_t *f)
     }
     f->finished = 1;
     observe(f, 400, cf_now_ns(), NULL);
-    cf_send_error(f->req, 400, "bad_request", msg);
     cf_slot_answered(&f->slot);
+    cf_send_error(f->req, 400, "bad_request", msg);
     return -1;
 }
 
@@ -1026,8 +1026,8 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
     if (parse_query(f) != 0) {
         f->finished = 1;
         observe(f, 400, cf_now_ns(), NULL);
-        cf_send_error(req, 400, "bad_request", "malformed query string");
         cf_slot_answered(&f->slot);
+        cf_send_error(req, 400, "bad_request", "malformed query string");
         return;
     }
     if (check_client_values(f) != 0 || check_request_body(f) != 0)

@@ -90,8 +90,8 @@ static void finish_error(struct st_proxy_t *p, cf_reason_t reason, int status)
                              status != 0 ? json_integer(status) : json_null());
     int answer = cf_reason_required_status(reason, status); /* 504 for a timeout, else 502 */
     observe(p, answer, &call, now);
-    cf_send_json(p->req, answer, body);
     cf_slot_answered(&p->slot);
+    cf_send_json(p->req, answer, body);
     json_decref(body);
 }
 
@@ -132,8 +132,8 @@ static void on_response(cf_attempt_t *a, const cf_upstream_res_t *res)
     req->res.status = res->status;
     req->res.reason = cf_http_reason(res->status);
     req->res.content_length = res->body.len;
-    h2o_send_inline(req, res->body.base, res->body.len);
     cf_slot_answered(&p->slot);
+    h2o_send_inline(req, res->body.base, res->body.len);
 }
 
 static void on_client_gone(cf_watch_t *watch)
@@ -146,8 +146,8 @@ static void on_client_gone(cf_watch_t *watch)
     uint64_t now = cf_now_ns();
     cf_call_record_t call = call_record(p, 0, CF_REASON_CANCELLED, now);
     observe(p, 499, &call, now);
-    cf_send_client_gone(p->req);
     cf_slot_answered(&p->slot);
+    cf_send_client_gone(p->req);
 }
 
 static void on_dispose(void *_p)
@@ -177,8 +177,8 @@ static int check_params(struct st_proxy_t *p, const cf_route_match_t *m)
         uint64_t now = cf_now_ns();
         cf_call_record_t call = call_record(p, 0, CF_REASON_NONE, now);
         observe(p, 400, &call, now);
-        cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
         cf_slot_answered(&p->slot);
+        cf_send_error(p->req, 400, "bad_param", cf_template_refusal(&part, 0, msg, sizeof(msg)));
         return -1;
     }
     return 0;

@@ -68,8 +68,9 @@ int cf_slot_admit(cf_worker_t *w, uint64_t max_inflight);
 
 /**
  * A request admitted with cf_slot_admit, as the module that answers it holds it (embedded in its state):
- *  - it holds a max_inflight slot until its answer is handed to libh2o (cf_slot_answered), not until the client has
- *    read it all: a client that never reads must not keep others out;
+ *  - it holds a max_inflight slot until its answer is handed to libh2o (cf_slot_answered, called just before the send:
+ *    after it, the client may already have its answer and send its next request, on any thread), not until the client
+ *    has read it all: a client that never reads must not keep others out;
  *  - from then on, the send timeout watches it: when its client takes no byte for limits.send_timeout, its connection
  *    is shut down (libh2o 2.2.5 has no send timeout of its own, and would keep the request and its answer for ever);
  *  - it counts as pending (graceful stop waits for it) until it is disposed (cf_slot_dispose).
@@ -84,7 +85,8 @@ typedef struct st_cf_slot_t {
 } cf_slot_t;
 /** Takes over the slot cf_slot_admit reserved for `req`. */
 void cf_slot_init(cf_slot_t *s, cf_worker_t *w, h2o_req_t *req, uint64_t send_timeout_ms);
-/** The answer was handed to libh2o: releases the max_inflight slot and arms the send timeout. Idempotent. */
+/** The answer is being handed to libh2o (call it just before): releases the max_inflight slot and arms the send
+ * timeout. Idempotent. */
 void cf_slot_answered(cf_slot_t *s);
 /** The request is disposed (called once, from its dispose callback). */
 void cf_slot_dispose(cf_slot_t *s);

@@ -113,6 +113,14 @@ subtest 'max_inflight bounds the whole process, not each thread' => sub {
     is($ok + $busy, 12, 'the others got 503');
 };
 
+subtest 'max_inflight: 1 with two threads: requests one after another all pass (a slot is free before the answer)' => sub {
+    # the answer used to be sent before its slot was given back: the client's next request, accepted by the other
+    # thread in that gap, found the one slot taken and got 503
+    my $gw = spawn_conflux("threads: 2\nlimits: { max_inflight: 1 }\n$routes");
+    my @status = map { http_get($gw->url('/f/x'))->{status} } 1 .. 300; # a new connection each
+    is(scalar(grep { $_ == 200 } @status), 300, '300 of 300 sequential requests: 200') or diag "@status";
+};
+
 subtest 'threads: out of range is refused' => sub {
     my $file = write_file(tmpdir() . "/t65.yaml", "listen: [{port: 1}]\nthreads: 65\n$routes");
     my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
