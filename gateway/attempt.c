@@ -188,6 +188,11 @@ void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_
     dst->path = h2o_strdup(pool, src->path.base, src->path.len);
     dst->authority = h2o_strdup(pool, src->authority.base, src->authority.len);
     dst->body = src->body.base != NULL ? h2o_strdup(pool, src->body.base, src->body.len) : h2o_iovec_init(NULL, 0);
+    if (src->trace != NULL) {
+        cf_trace_t *t = h2o_mem_alloc_pool(pool, sizeof(*t));
+        cf_trace_copy(pool, t, src->trace);
+        dst->trace = t;
+    }
     dst->headers = NULL;
     if (src->num_headers != 0) {
         dst->headers = h2o_mem_alloc_pool(pool, sizeof(*dst->headers) * src->num_headers);

@@ -96,7 +96,7 @@ int cf_attempt_queued(const cf_attempt_t *a);
 void cf_attempt_cancel(cf_attempt_t *a);
 
 /**
- * Copies `src` into `pool`: method, path, authority, headers (names too) and body, so that the copy outlives the
+ * Copies `src` into `pool`: method, path, authority, headers (names too), body and trace, so that the copy outlives the
  * request it came from.
  */
 void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_upstream_req_t *src);

@@ -69,6 +69,7 @@ struct st_query_param_t {
 
 struct st_fanout_t {
     h2o_req_t *req;
+    const cf_trace_t *trace; /* the request's identity, in its pool */
     cf_worker_t *w;
     cf_table_t *table;
     const cf_route_t *route;
@@ -581,6 +582,13 @@ static cf_reason_t set_method_body(struct st_exchange_t *x, cf_upstream_req_t *u
     return CF_REASON_NONE;
 }
 
+/* traceparent, tracestate and X-Request-Id go upstream as the request's identity (trace.h) even when forward_headers
+ * names them: never twice, and never in a cache key, where a per-request value would defeat every hit and coalescing. */
+static int own_header(const char *name)
+{
+    return cf_trace_is_own_header(name, strlen(name));
+}
+
 /* The client's headers named by forward_headers (nothing else from the client goes upstream), gathered once. */
 static void forward_headers(struct st_fanout_t *f)
 {
@@ -590,14 +598,16 @@ static void forward_headers(struct st_fanout_t *f)
     f->headers_ready = 1;
     size_t max_headers = 0;
     for (size_t i = 0; i < f->route->forward_headers.n; ++i)
-        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
-                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
-            ++max_headers;
+        if (!own_header(f->route->forward_headers.items[i]))
+            for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                             strlen(f->route->forward_headers.items[i]), j)) != -1;)
+                ++max_headers;
     f->headers = max_headers != 0 ? h2o_mem_alloc_pool(&req->pool, sizeof(*f->headers) * max_headers) : NULL;
     for (size_t i = 0; i < f->route->forward_headers.n; ++i)
-        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
-                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
-            f->headers[f->num_headers++] = req->headers.entries[j];
+        if (!own_header(f->route->forward_headers.items[i]))
+            for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                             strlen(f->route->forward_headers.items[i]), j)) != -1;)
+                f->headers[f->num_headers++] = req->headers.entries[j];
 }
 
 /*
@@ -634,6 +644,7 @@ static int build_request(struct st_exchange_t *x, cf_buf_t *url, cf_upstream_req
         .timeout_ms = conf->timeout_ms,
         .max_response_body = f->table->config->limits.max_response_body,
         .prepend_base_path = 1,
+        .trace = f->trace,
     };
     return CF_TPL_OK;
 }
@@ -860,7 +871,13 @@ static void observe(struct st_fanout_t *f, int status, uint64_t now, const cf_ca
 {
     if (calls == NULL)
         calls = call_records(f, now);
-    cf_request_record_t rec = {f->req, f->route, status, now - f->start_ns, calls, f->calls != NULL ? f->route->num_calls : 0};
+    cf_request_record_t rec = {.req = f->req,
+                               .route = f->route,
+                               .status = status,
+                               .duration_ns = now - f->start_ns,
+                               .calls = calls,
+                               .num_calls = f->calls != NULL ? f->route->num_calls : 0,
+                               .trace = f->trace};
     cf_observe_request(&rec);
 }
 
@@ -987,11 +1004,13 @@ static int check_request_body(struct st_fanout_t *f)
     return -1;
 }
 
-void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
+void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m,
+                     const cf_trace_t *trace)
 {
     struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
     memset(f, 0, sizeof(*f));
     f->req = req;
+    f->trace = trace;
     f->w = w;
     f->table = t;
     f->route = route;

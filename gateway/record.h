@@ -7,6 +7,7 @@
 #include <h2o.h>
 #include "config.h"
 #include "reason.h"
+#include "trace.h"
 
 /** How the cache answered a cached call. */
 typedef enum en_cf_cache_state_t {
@@ -60,6 +61,7 @@ typedef struct st_cf_request_record_t {
     uint64_t duration_ns;    /* from the handler's start to the answer */
     const cf_call_record_t *calls;
     size_t num_calls;
+    const cf_trace_t *trace; /* its identity; NULL when refused before it was read (431) */
 } cf_request_record_t;
 
 #endif

@@ -3,6 +3,7 @@
 #include "tap.h"
 #include "../../gateway/attempt.c"
 #include "../../gateway/reason.c"
+#include "../../gateway/trace.c"
 
 /* a fake upstream: exchanges are recorded, and the test answers them by calling their callback */
 struct st_cf_upstream_t {

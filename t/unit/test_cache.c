@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include "tap.h"
+#include "../../gateway/trace.c"
 #include "../../gateway/attempt.c"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"

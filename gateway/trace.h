@@ -1,0 +1,74 @@
+/* Request identity: W3C Trace Context (traceparent, tracestate) and X-Request-Id, parsed strictly; ids from a per-thread PRNG. */
+#ifndef CF_TRACE_H
+#define CF_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o.h>
+
+/** traceparent of version 00: "00-" 32 hex "-" 16 hex "-" 2 hex. */
+#define CF_TRACEPARENT_LEN 55
+/** A tracestate longer than this, or with more list members, is dropped (W3C Trace Context 3.3.1.1, 3.3.1.5). */
+#define CF_TRACESTATE_MAX_LEN 512
+#define CF_TRACESTATE_MAX_MEMBERS 32
+/** A client's X-Request-Id is kept when it is 1 to this many of [A-Za-z0-9._:-]. */
+#define CF_REQUEST_ID_MAX_LEN 128
+
+/**
+ * The identity of one client request, as every upstream attempt and the access log see it. The strings are the
+ * owner's (a request's pool, or a copy's): cf_trace_t holds no memory of its own.
+ */
+typedef struct st_cf_trace_t {
+    char trace_id[32];      /* lowercase hex, never all zero */
+    char flags[2];          /* lowercase hex: the client's trace-flags, or "00" for a trace conflux started */
+    const char *tracestate; /* the client's, valid and bounded, or NULL */
+    size_t tracestate_len;
+    const char *request_id; /* never NULL: the client's when sane, else a generated one */
+    size_t request_id_len;
+    unsigned continued : 1; /* trace_id and flags came from a valid client traceparent */
+} cf_trace_t;
+
+/**
+ * Parses a traceparent value strictly: version 00 only, exactly 55 bytes, lowercase hex, a trace-id and a parent-id
+ * not all zero. Fills trace_id and flags of `t` and returns 0, or returns -1 and leaves `t` untouched.
+ */
+int cf_trace_parse_traceparent(cf_trace_t *t, const char *s, size_t len);
+/**
+ * Whether a tracestate value is well formed (W3C Trace Context level 1, 3.3: list members key=value, separated by
+ * commas and optional spaces, empty members allowed), at most CF_TRACESTATE_MAX_LEN bytes and
+ * CF_TRACESTATE_MAX_MEMBERS members.
+ */
+int cf_trace_tracestate_ok(const char *s, size_t len);
+/** Whether a client's X-Request-Id is kept: 1 to CF_REQUEST_ID_MAX_LEN bytes of [A-Za-z0-9._:-]. */
+int cf_trace_request_id_ok(const char *s, size_t len);
+
+/**
+ * Writes `n` bytes of random ids as 2n lowercase hex digits into `dst` (no NUL), never all zero. The generator is the
+ * calling thread's (xoshiro256**), seeded from getrandom(2) on its first use in that thread: no system call after.
+ */
+void cf_trace_random_hex(char *dst, size_t n);
+
+/** Starts a new trace in `t`: a random trace-id, flags "00" (not sampled: nothing is exported). */
+void cf_trace_start(cf_trace_t *t);
+
+/**
+ * Writes the traceparent of one upstream attempt, CF_TRACEPARENT_LEN bytes (no NUL): `t`'s trace-id and flags and a
+ * fresh random span id as parent-id, which is also written to `span_id` (16 bytes, no NUL) when not NULL.
+ */
+void cf_trace_format_attempt(const cf_trace_t *t, char *dst, char *span_id);
+
+/**
+ * The identity of a client request (allocated from req->pool): its traceparent continued when valid (and its
+ * tracestate with it, when valid and bounded), else a new trace; its X-Request-Id when sane, else a generated one,
+ * which is added to the response's headers at once, so that every answer carries it. A traceparent, tracestate or
+ * X-Request-Id sent more than once is treated as invalid.
+ */
+cf_trace_t *cf_trace_begin(h2o_req_t *req);
+
+/** Copies `src` into `dst`, its strings into `pool`. */
+void cf_trace_copy(h2o_mem_pool_t *pool, cf_trace_t *dst, const cf_trace_t *src);
+
+/** Whether a header is one that conflux writes itself for a traced upstream request (traceparent, tracestate, x-request-id). */
+int cf_trace_is_own_header(const char *name, size_t len);
+
+#endif
