@@ -25,8 +25,9 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 /*
  * One line:
  * {"time","client","method","path","route","status","duration","request_id","trace_id","calls":[{"name","backend","status",
- * "duration","cache","reason","attempts","hedges"[,"elements":{"ok","total"} for a foreach call]}]}. The path is logged without its
- * query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it was.
+ * "duration","cache","reason","attempts","hedges","spans"[,"elements":{"ok","total"} for a foreach call]}]}. The path is logged
+ * without its query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it
+ * was.
  */
 /* The start of a line: {"time":...,"client":... (the peer's address, or null). */
 static void line_start(cf_buf_t *b, struct sockaddr *peer, socklen_t peerlen)
@@ -94,7 +95,13 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         char reason[CF_REASON_TEXT_SIZE];
         cf_buf_appends(b, ",\"reason\":");
         json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
-        cf_buf_appendf(b, ",\"attempts\":%u,\"hedges\":%u", c->attempts, c->hedges);
+        cf_buf_appendf(b, ",\"attempts\":%u,\"hedges\":%u,\"spans\":[", c->attempts, c->hedges);
+        for (unsigned k = 0; c->spans != NULL && k != c->spans->n; ++k) {
+            cf_buf_appends(b, k == 0 ? "\"" : ",\"");
+            cf_buf_append(b, c->spans->ids[k], 16);
+            cf_buf_appendc(b, '"');
+        }
+        cf_buf_appendc(b, ']');
         if (c->foreach)
             cf_buf_appendf(b, ",\"elements\":{\"ok\":%zu,\"total\":%zu}", c->elements_ok, c->elements);
         cf_buf_appendc(b, '}');

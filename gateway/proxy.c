@@ -35,7 +35,8 @@ static cf_call_record_t call_record(struct st_proxy_t *p, int upstream_status, c
                               .attempts = p->attempt.attempts,
                               .hedges = p->attempt.hedges,
                               .budget_exhausted = p->attempt.budget_exhausted,
-                              .hedge_won = p->attempt.hedge_won};
+                              .hedge_won = p->attempt.hedge_won,
+                              .spans = &p->attempt.spans};
 }
 
 /* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */

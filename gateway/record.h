@@ -48,6 +48,7 @@ typedef struct st_cf_call_record_t {
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the backend's retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy */
     unsigned foreach : 1;          /* a foreach call: attempts are its elements' together, and elements are counted */
+    const cf_spans_t *spans;       /* the span ids of the attempts counted (the first CF_TRACE_MAX_SPANS); NULL: none */
     size_t elements, elements_ok;  /* foreach: the source array's elements (0 when it never got one), and those answered */
     cf_reason_t element_reason;    /* foreach: why its first failed element failed (CF_REASON_NONE: none failed) */
     int element_status;            /* and that element's upstream status */

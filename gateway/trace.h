@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <h2o.h>
 
 /** traceparent of version 00: "00-" 32 hex "-" 16 hex "-" 2 hex. */
@@ -27,6 +28,22 @@ typedef struct st_cf_trace_t {
     size_t request_id_len;
     unsigned continued : 1; /* trace_id and flags came from a valid client traceparent */
 } cf_trace_t;
+
+/** Span ids kept per call for the access log: an attempt, up to 10 retries and 3 hedges (config.c's bounds). */
+#define CF_TRACE_MAX_SPANS 14
+
+/** The span ids of a call's upstream attempts, in the order they started (16 lowercase hex digits each, no NUL). */
+typedef struct st_cf_spans_t {
+    unsigned n;
+    char ids[CF_TRACE_MAX_SPANS][16];
+} cf_spans_t;
+
+/** Appends one span id to `s`; past CF_TRACE_MAX_SPANS the id is not kept. */
+static inline void cf_spans_add(cf_spans_t *s, const char *id)
+{
+    if (s->n < CF_TRACE_MAX_SPANS)
+        memcpy(s->ids[s->n++], id, 16);
+}
 
 /**
  * Parses a traceparent value strictly: version 00 only, exactly 55 bytes, lowercase hex, a trace-id and a parent-id

@@ -5,6 +5,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
+use JSON::PP ();
 use Test::More;
 
 my $mock = spawn_mock(<<'EOF');
@@ -59,6 +60,17 @@ sub tp_of {
     return $v =~ /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/ ? ($1, $2, $3) : ();
 }
 
+# the access log's line of the request with that X-Request-Id, decoded; undef until it is written
+sub log_line {
+    my ($rid) = @_;
+    return undef unless -s $log;
+    for my $l (split /\n/, slurp($log)) {
+        my $v = eval { JSON::PP->new->decode($l) } or next;
+        return $v if ($v->{request_id} // '') eq $rid;
+    }
+    return undef;
+}
+
 sub one_request {
     my ($path, $headers) = @_;
     $mock->reset;
@@ -79,6 +91,10 @@ subtest 'a valid traceparent is continued: same trace-id, a parent-id of its own
     ok defined $pb && $pb ne $client_pid && $pb ne $pa, 'call b has another';
     ok !exists $ea->{headers}{tracestate}, 'no tracestate when the client sent none';
     ok !exists $r->{headers}{traceparent}, 'the answer has no traceparent (only X-Request-Id identifies it)';
+    my $rid = $r->{headers}{'x-request-id'};
+    ok wait_until(sub { log_line($rid) }), 'the request is logged';
+    my %spans = map { $_->{name} => $_->{spans} } @{ log_line($rid)->{calls} };
+    is_deeply \%spans, { a => [$pa], b => [$pb] }, 'each call with the span id its upstream request carried';
 };
 
 subtest 'without a traceparent a new trace starts, one per request, not sampled' => sub {
@@ -162,6 +178,11 @@ subtest 'a retry is a span of its own' => sub {
     is $t2, $client_tid, 'so does the retry';
     ok defined $p1 && defined $p2 && $p1 ne $p2, 'with another parent-id';
     is $j->[1]{headers}{'x-request-id'}, $r->{headers}{'x-request-id'}, 'and the same X-Request-Id';
+    my $rid = $r->{headers}{'x-request-id'};
+    ok wait_until(sub { log_line($rid) }), 'the request is logged';
+    my $line = log_line($rid);
+    is $line->{trace_id}, $client_tid, 'with the trace-id';
+    is_deeply $line->{calls}[0]{spans}, [$p1, $p2], 'and both attempts\' span ids, in order';
 };
 
 subtest 'X-Request-Id: a sane one is kept, in the answer, upstream and in the access log' => sub {
@@ -233,6 +254,10 @@ subtest 'a cached call hits across requests of different traces and ids' => sub 
         like $r->{headers}{'server-timing'}, $i == 1 ? qr/desc="miss"/ : qr/desc="hit"/, "request $i: " . ($i == 1 ? 'a miss' : 'a hit');
     }
     is scalar @{ $mock->journal('/c') }, 1, 'one upstream request in all';
+    my (undef, $miss_span) = tp_of($mock->journal('/c')->[0]);
+    ok wait_until(sub { log_line('c-3') }), 'logged';
+    is_deeply log_line('c-1')->{calls}[0]{spans}, [$miss_span], 'the miss lists the span of its upstream request';
+    is_deeply log_line('c-2')->{calls}[0]{spans}, [], 'a hit lists none';
 };
 
 subtest 'a proxy route: the client\'s traceparent is replaced by the continued one' => sub {
@@ -245,6 +270,8 @@ subtest 'a proxy route: the client\'s traceparent is replaced by the continued o
     is $e->{headers}{tracestate}, 'a=1', 'tracestate passed';
     is $e->{headers}{'x-request-id'}, 'px-1', 'X-Request-Id sent';
     is $r->{headers}{'x-request-id'}, 'px-1', 'the answer has conflux\'s X-Request-Id, not the backend\'s';
+    ok wait_until(sub { log_line('px-1') }), 'logged';
+    is_deeply log_line('px-1')->{calls}[0]{spans}, [$p], 'with the span of the proxied request';
     $r = one_request('/p/px/y', { traceparent => 'garbage' });
     ($t) = tp_of($mock->journal('/px/y')->[0]);
     ok defined $t && $t ne $client_tid, 'an invalid one is replaced by a new trace';

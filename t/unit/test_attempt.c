@@ -14,14 +14,22 @@ struct st_cf_exchange_t {
     cf_upstream_cb cb;
     void *data;
     int live;
+    char span[16]; /* "span-N" padded, when the request had a trace */
+    int traced;
 };
 static struct st_cf_exchange_t exchanges[8];
 static size_t num_exchanges;
 
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
 {
-    exchanges[num_exchanges] = (struct st_cf_exchange_t){cb, data, 1};
+    exchanges[num_exchanges] = (struct st_cf_exchange_t){cb, data, 1, "", req->trace != NULL};
+    snprintf(exchanges[num_exchanges].span, sizeof(exchanges[num_exchanges].span), "span-%010zu", num_exchanges);
     return &exchanges[num_exchanges++];
+}
+
+const char *cf_upstream_span_id(const cf_exchange_t *x)
+{
+    return x->traced ? x->span : NULL;
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)

@@ -46,6 +46,11 @@ size_t cf_upstream_server(const cf_exchange_t *x)
     return 0;
 }
 
+const char *cf_upstream_span_id(const cf_exchange_t *x)
+{
+    return NULL;
+}
+
 void cf_upstream_cancel(cf_exchange_t *x)
 {
     x->live = 0;
