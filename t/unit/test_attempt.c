@@ -159,6 +159,44 @@ static void test_hedge_samples(void)
     h2o_evloop_destroy(loop);
 }
 
+/* A traced call: the copy carries the trace too (copied with the request), and the call keeps both exchanges' span
+ * ids in the order they started; an untraced one keeps none. */
+static void test_spans(void)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    cf_timeouts_t timeouts;
+    cf_timeouts_init(&timeouts, loop);
+    cf_upstream_t u = {1};
+    cf_backend_t b = {.timeout_ms = 5000, .hedge_after_ms = 10, .max_hedges = 1, .retry_budget = {.min = 3}};
+    cf_attempt_backend_t *ab = cf_attempt_backend_create(&timeouts, &u, &b);
+    cf_attempt_t a;
+    cf_trace_t t = {.request_id = "r", .request_id_len = 1};
+    cf_trace_start(&t);
+    cf_upstream_req_t req = {
+        .method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(H2O_STRLIT("/")), .idempotent = 1, .trace = &t};
+    cf_upstream_res_t ok = {.reason = CF_REASON_NONE, .status = 200, .body = h2o_iovec_init("", 0)};
+    for (int traced = 1; traced >= 0; --traced) {
+        req.trace = traced ? &t : NULL;
+        num_exchanges = 0;
+        calls_done = 0;
+        cf_attempt_start(&a, ab, &req, 0, on_call_done);
+        uint64_t t0 = h2o_now(loop);
+        while (num_exchanges < 2 && h2o_now(loop) - t0 < 2000)
+            h2o_evloop_run(loop, 10);
+        is(num_exchanges, 2, "%s: the hedge went out", traced ? "traced" : "untraced");
+        is(exchanges[1].traced, traced, "the copy's request has the trace or not, like the first");
+        exchanges[1].cb(exchanges[1].data, &ok);
+        is(calls_done, 1, "the call is answered");
+        is(a.spans.n, traced ? 2 : 0, "its span ids");
+        if (traced)
+            ok(memcmp(a.spans.ids[0], exchanges[0].span, 16) == 0 && memcmp(a.spans.ids[1], exchanges[1].span, 16) == 0,
+               "in the order the exchanges started");
+    }
+    cf_attempt_backend_release(ab);
+    cf_timeouts_dispose(&timeouts);
+    h2o_evloop_destroy(loop);
+}
+
 static void test_retryable(void)
 {
     cf_upstream_t u = {1};
@@ -179,6 +217,7 @@ int main(void)
     test_budget();
     test_hedge_delay();
     test_hedge_samples();
+    test_spans();
     test_retryable();
     return done_testing();
 }
