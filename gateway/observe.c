@@ -23,11 +23,10 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 }
 
 /*
- * One line:
- * {"time","client","method","path","route","status","duration","request_id","trace_id","calls":[{"name","backend","status",
- * "duration","cache","reason","attempts","hedges","spans"[,"elements":{"ok","total"} for a foreach call]}]}. The path is logged
- * without its query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it
- * was.
+ * One line: {"time","client","method","path","route","status","duration","request_id","trace_id","calls":[{"name",
+ * "backend","status","duration","cache","reason","attempts","hedges","spans"[,"elements":{"ok","total"} for a foreach
+ * call]}]}. The path is logged without its query string: queries carry tokens and personal data more often than paths
+ * do, and the route tells which endpoint it was.
  */
 /* The start of a line: {"time":...,"client":... (the peer's address, or null). */
 static void line_start(cf_buf_t *b, struct sockaddr *peer, socklen_t peerlen)
