@@ -214,8 +214,8 @@ static void on_hedge_timer(h2o_timeout_entry_t *entry);
 static cf_exchange_t *open_exchange(cf_attempt_t *a, const cf_upstream_req_t *req, cf_attempt_slot_t *s)
 {
     cf_exchange_t *x = cf_upstream_start(a->ab->u, req, on_exchange_done, s);
-    const char *span = cf_upstream_span_id(x);
-    if (span != NULL)
+    uint64_t span = cf_upstream_span_id(x);
+    if (span != 0)
         cf_spans_add(&a->spans, span);
     return x;
 }

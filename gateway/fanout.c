@@ -24,7 +24,6 @@ struct st_exchange_t {
     cf_attempt_t attempt;      /* its upstream request (retries, hedges), while running */
     unsigned attempts, hedges; /* what its own upstream request took (attempt.h); 0 when it made none */
     unsigned budget_exhausted : 1, hedge_won : 1;
-    cf_spans_t spans;            /* and its attempts' span ids */
     cf_cache_wait_t *cw;         /* while waiting for the cache (a cached call's upstream request, maybe another's) */
     h2o_timeout_entry_t timeout; /* its own timeout while it waits for another call's upstream request */
     cf_cache_report_t cache;     /* how the cache answered (CF_CACHE_NONE: not a cached call, or not answered) */
@@ -377,8 +376,8 @@ static void take_answer(struct st_exchange_t *x, cf_reason_t reason, int status,
     c->fe->hedges += x->hedges;
     c->fe->budget_exhausted |= x->budget_exhausted;
     c->fe->hedge_won |= x->hedge_won;
-    for (unsigned i = 0; i != x->spans.n; ++i)
-        cf_spans_add(&c->fe->spans, x->spans.ids[i]);
+    for (unsigned i = 0; i != x->attempt.spans.n; ++i)
+        cf_spans_add(&c->fe->spans, x->attempt.spans.ids[i]);
 }
 
 /* A foreach call's elements all ended (or the deadline cut them): its outcome. A required call fails with its first
@@ -446,7 +445,6 @@ static void on_call_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     x->hedges = a->hedges;
     x->budget_exhausted = a->budget_exhausted;
     x->hedge_won = a->hedge_won;
-    x->spans = a->spans;
     if (wants_body(res->reason, res->status))
         doc = json_loadb(res->body.base, res->body.len, JSON_DECODE_ANY, &jerr);
     take_answer(x, res->reason, res->status, doc);
@@ -461,9 +459,10 @@ static void take_cache_answer(struct st_exchange_t *x, const cf_cache_answer_t *
     x->hedges = ans->hedges;
     x->budget_exhausted = ans->budget_exhausted;
     x->hedge_won = ans->hedge_won;
-    x->spans.n = 0;
+    /* a cached call's own attempt never ran: its span ids are those of the miss's upstream request, if this was it */
+    x->attempt.spans.n = 0;
     if (ans->spans != NULL)
-        x->spans = *ans->spans;
+        x->attempt.spans = *ans->spans;
     take_answer(x, ans->reason, ans->status, ans->doc);
 }
 
@@ -698,7 +697,7 @@ static void foreach_pump(struct st_call_t *c)
             x->count = fe->n - fe->next < per ? fe->n - fe->next : per;
             x->attempts = x->hedges = 0;
             x->budget_exhausted = x->hedge_won = 0;
-            x->spans.n = 0;
+            x->attempt.spans.n = 0;
             fe->next += x->count;
             start_exchange(x); /* an element that ends at once (a cache hit, a missing value) frees the slot again */
         }
@@ -776,7 +775,6 @@ static int cancel_exchange(struct st_exchange_t *x, cf_reason_t reason)
         x->attempts = x->attempt.attempts; /* made all the same */
         x->hedges = x->attempt.hedges;
         x->budget_exhausted = x->attempt.budget_exhausted;
-        x->spans = x->attempt.spans;
         cf_attempt_cancel(&x->attempt);
     }
     h2o_timeout_unlink(&x->timeout);
@@ -861,7 +859,7 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .hedges = c->x.hedges,
                                       .budget_exhausted = c->x.budget_exhausted,
                                       .hedge_won = c->x.hedge_won,
-                                      .spans = &c->x.spans,
+                                      .spans = &c->x.attempt.spans,
                                       .foreach = c->conf->foreach.source != NULL,
                                       .elements = c->elements};
         if (c->fe != NULL) { /* the elements' exchanges together; their cache states are not summed up */

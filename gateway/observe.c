@@ -96,8 +96,10 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         json_cstr(b, c->reason != CF_REASON_NONE ? cf_reason_text(c->reason, c->status, reason) : NULL);
         cf_buf_appendf(b, ",\"attempts\":%u,\"hedges\":%u,\"spans\":[", c->attempts, c->hedges);
         for (unsigned k = 0; c->spans != NULL && k != c->spans->n; ++k) {
+            char hex[16];
+            cf_trace_hex64(hex, c->spans->ids[k]);
             cf_buf_appends(b, k == 0 ? "\"" : ",\"");
-            cf_buf_append(b, c->spans->ids[k], 16);
+            cf_buf_append(b, hex, 16);
             cf_buf_appendc(b, '"');
         }
         cf_buf_appendc(b, ']');

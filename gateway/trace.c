@@ -184,78 +184,124 @@ static uint64_t rng_next(void)
     return result;
 }
 
-void cf_trace_random_hex(char *dst, size_t n)
+uint64_t cf_trace_random64(void)
 {
-    static const char digits[] = "0123456789abcdef";
-    uint64_t any = 0;
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t r = rng_next();
-        for (size_t j = 0; j != 8 && i + j != n; ++j, r >>= 8) {
-            dst[2 * (i + j)] = digits[r >> 4 & 15];
-            dst[2 * (i + j) + 1] = digits[r & 15];
-            any |= r & 255;
-        }
-    }
-    if (any == 0 && n != 0) /* W3C: an all-zero trace-id or parent-id is invalid */
-        dst[2 * n - 1] = '1';
+    uint64_t r;
+    while ((r = rng_next()) == 0) /* W3C: an all-zero trace-id or parent-id is invalid */
+        ;
+    return r;
+}
+
+/* The 8 nibbles of x (< 2^32) as 8 lowercase hex digits in one word, the least significant in the lowest byte: each
+ * nibble spread to a byte of its own, then '0' added to each, and 'a' - '0' - 10 more to those over 9, all at once. */
+static inline uint64_t hex32(uint64_t x)
+{
+    x = (x | x << 16) & 0x0000ffff0000ffffull;
+    x = (x | x << 8) & 0x00ff00ff00ff00ffull;
+    x = (x | x << 4) & 0x0f0f0f0f0f0f0f0full;
+    uint64_t over9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+    return x + 0x3030303030303030ull + over9 * ('a' - '0' - 10);
+}
+
+static inline void hex64(char *dst, uint64_t v)
+{
+    uint64_t hi = hex32(v >> 32), lo = hex32(v & 0xffffffffu);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    hi = __builtin_bswap64(hi); /* the most significant digit first in memory */
+    lo = __builtin_bswap64(lo);
+#endif
+    memcpy(dst, &hi, 8);
+    memcpy(dst + 8, &lo, 8);
+}
+
+void cf_trace_hex64(char *dst, uint64_t v)
+{
+    hex64(dst, v);
 }
 
 void cf_trace_start(cf_trace_t *t)
 {
-    cf_trace_random_hex(t->trace_id, 16);
+    hex64(t->trace_id, cf_trace_random64());
+    hex64(t->trace_id + 16, cf_trace_random64());
     memcpy(t->flags, "00", 2);
     t->tracestate = NULL;
     t->tracestate_len = 0;
     t->continued = 0;
 }
 
-void cf_trace_format_attempt(const cf_trace_t *t, char *dst, char *span_id)
+uint64_t cf_trace_format_attempt(const cf_trace_t *t, char *dst)
 {
+    uint64_t span = cf_trace_random64();
     memcpy(dst, "00-", 3);
     memcpy(dst + 3, t->trace_id, 32);
     dst[35] = '-';
-    cf_trace_random_hex(dst + 36, 8);
+    hex64(dst + 36, span);
     dst[52] = '-';
     memcpy(dst + 53, t->flags, 2);
-    if (span_id != NULL)
-        memcpy(span_id, dst + 36, 16);
+    return span;
 }
 
 /* --- a request's identity ------------------------------------------------------------------------------------------ */
 
-/* The value of a header sent exactly once; NULL when absent or repeated. */
-static const h2o_iovec_t *single_header(h2o_req_t *req, const char *name, size_t len)
+/* The field name of X-Request-Id in answers: not an h2o token, and static, so adding it allocates no name. */
+static h2o_iovec_t x_request_id = {H2O_STRLIT("x-request-id")};
+
+/* One of the three fields in a request: its value when sent exactly once, else NULL. */
+struct st_trace_field_t {
+    const h2o_iovec_t *value;
+    unsigned count;
+};
+
+static void note_field(struct st_trace_field_t *f, const h2o_iovec_t *value)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
-    if (i == -1 || h2o_find_header_by_str(&req->headers, name, len, i) != -1)
-        return NULL;
-    return &req->headers.entries[i].value;
+    f->value = value;
+    ++f->count;
 }
 
 cf_trace_t *cf_trace_begin(h2o_req_t *req)
 {
-    cf_trace_t *t = h2o_mem_alloc_pool(&req->pool, sizeof(*t));
-    const h2o_iovec_t *v;
+    /* the identity and room for a generated request id, in one allocation */
+    struct st_trace_mem_t {
+        cf_trace_t t;
+        char id[32];
+    } *mem = h2o_mem_alloc_pool(&req->pool, sizeof(*mem));
+    cf_trace_t *t = &mem->t;
+    struct st_trace_field_t tp = {NULL}, ts = {NULL}, rid = {NULL};
 
-    cf_trace_start(t);
-    if ((v = single_header(req, H2O_STRLIT("traceparent"))) != NULL && cf_trace_parse_traceparent(t, v->base, v->len) == 0) {
+    /* one pass over the head, by name length first: most requests have none of the three */
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = req->headers.entries + i;
+        if (h->name->len == 11 && h2o_lcstris(h->name->base, 11, H2O_STRLIT("traceparent")))
+            note_field(&tp, &h->value);
+        else if (h->name->len == 10 && h2o_lcstris(h->name->base, 10, H2O_STRLIT("tracestate")))
+            note_field(&ts, &h->value);
+        else if (h->name->len == 12 && h2o_lcstris(h->name->base, 12, H2O_STRLIT("x-request-id")))
+            note_field(&rid, &h->value);
+    }
+    if (tp.count == 1 && cf_trace_parse_traceparent(t, tp.value->base, tp.value->len) == 0) {
         t->continued = 1;
+        t->tracestate = NULL;
+        t->tracestate_len = 0;
         /* a tracestate is only meaningful with the traceparent it came with (W3C Trace Context 3.3) */
-        if ((v = single_header(req, H2O_STRLIT("tracestate"))) != NULL && cf_trace_tracestate_ok(v->base, v->len)) {
-            t->tracestate = v->base;
-            t->tracestate_len = v->len;
+        if (ts.count == 1 && cf_trace_tracestate_ok(ts.value->base, ts.value->len)) {
+            t->tracestate = ts.value->base;
+            t->tracestate_len = ts.value->len;
         }
-    }
-    if ((v = single_header(req, H2O_STRLIT("x-request-id"))) != NULL && cf_trace_request_id_ok(v->base, v->len)) {
-        t->request_id = v->base;
-        t->request_id_len = v->len;
     } else {
-        char *id = h2o_mem_alloc_pool(&req->pool, 32);
-        cf_trace_random_hex(id, 16);
-        t->request_id = id;
-        t->request_id_len = 32;
+        cf_trace_start(t);
     }
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, t->request_id, t->request_id_len);
+    if (rid.count == 1 && cf_trace_request_id_ok(rid.value->base, rid.value->len)) {
+        t->request_id = rid.value->base;
+        t->request_id_len = rid.value->len;
+    } else {
+        hex64(mem->id, cf_trace_random64());
+        hex64(mem->id + 16, cf_trace_random64());
+        t->request_id = mem->id;
+        t->request_id_len = sizeof(mem->id);
+    }
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
+    req->res.headers.entries[req->res.headers.size++] =
+        (h2o_header_t){&x_request_id, NULL, h2o_iovec_init(t->request_id, t->request_id_len)};
     return t;
 }
 

@@ -4,7 +4,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <h2o.h>
 
 /** traceparent of version 00: "00-" 32 hex "-" 16 hex "-" 2 hex. */
@@ -29,20 +28,24 @@ typedef struct st_cf_trace_t {
     unsigned continued : 1; /* trace_id and flags came from a valid client traceparent */
 } cf_trace_t;
 
-/** Span ids kept per call for the access log: an attempt, up to 10 retries and 3 hedges (config.c's bounds). */
-#define CF_TRACE_MAX_SPANS 14
+/**
+ * Span ids kept per call for the access log. A call may make up to 14 attempts (10 retries, 3 hedges), but the record
+ * lives in every request's pool, on the fast path too: four cover a first attempt, two retries and a hedge, and keep
+ * the request within one pool chunk.
+ */
+#define CF_TRACE_MAX_SPANS 4
 
-/** The span ids of a call's upstream attempts, in the order they started (16 lowercase hex digits each, no NUL). */
+/** The span ids of a call's upstream attempts, in the order they started (never 0; cf_trace_hex64 writes them). */
 typedef struct st_cf_spans_t {
     unsigned n;
-    char ids[CF_TRACE_MAX_SPANS][16];
+    uint64_t ids[CF_TRACE_MAX_SPANS];
 } cf_spans_t;
 
 /** Appends one span id to `s`; past CF_TRACE_MAX_SPANS the id is not kept. */
-static inline void cf_spans_add(cf_spans_t *s, const char *id)
+static inline void cf_spans_add(cf_spans_t *s, uint64_t id)
 {
     if (s->n < CF_TRACE_MAX_SPANS)
-        memcpy(s->ids[s->n++], id, 16);
+        s->ids[s->n++] = id;
 }
 
 /**
@@ -60,19 +63,21 @@ int cf_trace_tracestate_ok(const char *s, size_t len);
 int cf_trace_request_id_ok(const char *s, size_t len);
 
 /**
- * Writes `n` bytes of random ids as 2n lowercase hex digits into `dst` (no NUL), never all zero. The generator is the
- * calling thread's (xoshiro256**), seeded from getrandom(2) on its first use in that thread: no system call after.
+ * 64 random bits, never 0. The generator is the calling thread's (xoshiro256**), seeded from getrandom(2) on its first
+ * use in that thread: no system call after.
  */
-void cf_trace_random_hex(char *dst, size_t n);
+uint64_t cf_trace_random64(void);
+/** Writes `v` as 16 lowercase hex digits, most significant first (no NUL). */
+void cf_trace_hex64(char *dst, uint64_t v);
 
 /** Starts a new trace in `t`: a random trace-id, flags "00" (not sampled: nothing is exported). */
 void cf_trace_start(cf_trace_t *t);
 
 /**
  * Writes the traceparent of one upstream attempt, CF_TRACEPARENT_LEN bytes (no NUL): `t`'s trace-id and flags and a
- * fresh random span id as parent-id, which is also written to `span_id` (16 bytes, no NUL) when not NULL.
+ * fresh random span id as parent-id, which it returns.
  */
-void cf_trace_format_attempt(const cf_trace_t *t, char *dst, char *span_id);
+uint64_t cf_trace_format_attempt(const cf_trace_t *t, char *dst);
 
 /**
  * The identity of a client request (allocated from req->pool): its traceparent continued when valid (and its

@@ -140,9 +140,8 @@ struct st_cf_exchange_t {
     char *reqmem; /* one block: the request line pieces, headers and body */
     h2o_iovec_t host_override;
     h2o_iovec_t reqbufs[REQ_NUM]; /* must stay alive until written: freed with the exchange */
-    char span_id[16];             /* the parent-id its traceparent carries (lowercase hex), when has_span */
+    uint64_t span_id;             /* the parent-id its traceparent carries; 0: it carries none */
     unsigned is_head : 1;
-    unsigned has_span : 1; /* the request carries a traceparent of its own span */
     unsigned idempotent : 1;
     unsigned prepend_base_path : 1;
     unsigned holds_slot : 1; /* counted in u->in_use */
@@ -432,8 +431,7 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
     if (req->trace != NULL) {
         /* each exchange is a span of its own: a retry or a hedge gets a parent-id different from the first attempt's */
         PUT("traceparent: ", sizeof("traceparent: ") - 1);
-        cf_trace_format_attempt(req->trace, p, x->span_id);
-        x->has_span = 1;
+        x->span_id = cf_trace_format_attempt(req->trace, p);
         p += CF_TRACEPARENT_LEN;
         PUT("\r\n", 2);
         if (req->trace->tracestate != NULL) {
@@ -934,9 +932,9 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
     return x;
 }
 
-const char *cf_upstream_span_id(const cf_exchange_t *x)
+uint64_t cf_upstream_span_id(const cf_exchange_t *x)
 {
-    return x->has_span ? x->span_id : NULL;
+    return x->span_id;
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)

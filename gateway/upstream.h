@@ -112,11 +112,8 @@ typedef struct st_cf_exchange_t cf_exchange_t;
  * valid until the callback returns or cf_upstream_cancel is called, whichever comes first.
  */
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
-/**
- * The span id (16 lowercase hex digits, no NUL) its traceparent carries, valid as long as the handle; NULL when the
- * request had no trace (or was refused before it was written).
- */
-const char *cf_upstream_span_id(const cf_exchange_t *x);
+/** The span id its traceparent carries; 0 when the request had no trace (or was refused before it was written). */
+uint64_t cf_upstream_span_id(const cf_exchange_t *x);
 /**
  * 1 + the index in the rotation of the server an exchange runs on (for cf_upstream_req_t.avoid_server); 0 while it
  * waits in the queue (no server chosen yet). The rotation changes when names are resolved again: an index is a hint.

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(is_id(s + 3, 32) && is_id(s + 36, 16) && is_lchex(s[53]) && is_lchex(s[54]));
         check(memcmp(t.trace_id, s + 3, 32) == 0 && memcmp(t.flags, s + 53, 2) == 0);
         char tp[CF_TRACEPARENT_LEN], span[16];
-        cf_trace_format_attempt(&t, tp, span);
+        cf_trace_hex64(span, cf_trace_format_attempt(&t, tp));
         cf_trace_t back;
         check(cf_trace_parse_traceparent(&back, tp, sizeof(tp)) == 0);
         check(memcmp(back.trace_id, t.trace_id, 32) == 0 && memcmp(back.flags, t.flags, 2) == 0);

@@ -46,9 +46,9 @@ size_t cf_upstream_server(const cf_exchange_t *x)
     return 0;
 }
 
-const char *cf_upstream_span_id(const cf_exchange_t *x)
+uint64_t cf_upstream_span_id(const cf_exchange_t *x)
 {
-    return NULL;
+    return 0;
 }
 
 void cf_upstream_cancel(cf_exchange_t *x)
