@@ -192,6 +192,12 @@ static void test_ids(void)
     is(zero, 0, "no id of 100000 is 0");
     is(dup, 0, "none repeats the one before");
 
+    cf_spans_t spans = {0};
+    for (uint64_t i = 1; i <= CF_TRACE_MAX_SPANS + 2; ++i)
+        cf_spans_add(&spans, i);
+    ok(spans.n == CF_TRACE_MAX_SPANS && spans.ids[0] == 1 && spans.ids[CF_TRACE_MAX_SPANS - 1] == CF_TRACE_MAX_SPANS,
+       "span ids past the cap are not kept; the first ones are");
+
     /* xoshiro256** gives 0 whenever rng[1] is 0: with a state made so, the id is drawn again */
     uint64_t save[4];
     memcpy(save, rng, sizeof(save));
