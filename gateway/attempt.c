@@ -188,6 +188,11 @@ void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_
     dst->path = h2o_strdup(pool, src->path.base, src->path.len);
     dst->authority = h2o_strdup(pool, src->authority.base, src->authority.len);
     dst->body = src->body.base != NULL ? h2o_strdup(pool, src->body.base, src->body.len) : h2o_iovec_init(NULL, 0);
+    if (src->trace != NULL) {
+        cf_trace_t *t = h2o_mem_alloc_pool(pool, sizeof(*t));
+        cf_trace_copy(pool, t, src->trace);
+        dst->trace = t;
+    }
     dst->headers = NULL;
     if (src->num_headers != 0) {
         dst->headers = h2o_mem_alloc_pool(pool, sizeof(*dst->headers) * src->num_headers);
@@ -204,6 +209,16 @@ void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_
 
 static void on_exchange_done(void *data, const cf_upstream_res_t *res);
 static void on_hedge_timer(h2o_timeout_entry_t *entry);
+
+/* Starts one exchange of the call and keeps its span id for the access log. */
+static cf_exchange_t *open_exchange(cf_attempt_t *a, const cf_upstream_req_t *req, cf_attempt_slot_t *s)
+{
+    cf_exchange_t *x = cf_upstream_start(a->ab->u, req, on_exchange_done, s);
+    uint64_t span = cf_upstream_span_id(x);
+    if (span != 0)
+        cf_spans_add(&a->spans, span);
+    return x;
+}
 
 static h2o_loop_t *loop_of(const cf_attempt_t *a)
 {
@@ -223,7 +238,7 @@ static void start_exchange(cf_attempt_t *a, cf_attempt_slot_t *s, int extra, int
     s->start = now;
     ++a->running;
     ++a->attempts;
-    s->x = cf_upstream_start(a->ab->u, &req, on_exchange_done, s);
+    s->x = open_exchange(a, &req, s);
     size_t server = cf_upstream_server(s->x);
     if (server != 0)
         a->last_server = server;
@@ -392,6 +407,7 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     a->hedges = 0;
     a->budget_exhausted = 0;
     a->hedge_won = 0;
+    a->spans.n = 0;
     a->ab = ab;
     a->cb = cb;
     a->copy = NULL;
@@ -400,7 +416,7 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     a->slots[0] = (cf_attempt_slot_t){.a = a};
     if (ab->retries == 0 && ab->hedge_after_ms == 0) {
         /* the fast path: nothing can follow this exchange */
-        a->slots[0].x = cf_upstream_start(ab->u, req, on_exchange_done, &a->slots[0]);
+        a->slots[0].x = open_exchange(a, req, &a->slots[0]);
         return;
     }
     for (size_t i = 1; i != CF_ATTEMPT_MAX_RUNNING; ++i)
@@ -412,7 +428,7 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     a->counted = 1;
     ++ab->active;
     if (!req->idempotent) {
-        a->slots[0].x = cf_upstream_start(ab->u, req, on_exchange_done, &a->slots[0]);
+        a->slots[0].x = open_exchange(a, req, &a->slots[0]);
         return;
     }
     uint64_t now = h2o_now(ab->timeouts->loop);

@@ -51,7 +51,7 @@ typedef void (*cf_attempt_cb)(cf_attempt_t *a, const cf_upstream_res_t *res);
 
 /**
  * One call's attempts, embedded in the caller's state (find it back with H2O_STRUCT_FROM_MEMBER in the callback). The
- * first four members are the caller's to read once the callback has run (or after cf_attempt_cancel); the rest is
+ * first five members are the caller's to read once the callback has run (or after cf_attempt_cancel); the rest is
  * private.
  */
 struct st_cf_attempt_t {
@@ -59,6 +59,7 @@ struct st_cf_attempt_t {
     unsigned hedges;               /* copies sent because an attempt was slow */
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy, not from the attempt it copied */
+    cf_spans_t spans;              /* the span ids of its exchanges, when the request had a trace (none: spans.n 0) */
     /* private */
     cf_attempt_backend_t *ab;
     cf_attempt_cb cb;
@@ -96,7 +97,7 @@ int cf_attempt_queued(const cf_attempt_t *a);
 void cf_attempt_cancel(cf_attempt_t *a);
 
 /**
- * Copies `src` into `pool`: method, path, authority, headers (names too) and body, so that the copy outlives the
+ * Copies `src` into `pool`: method, path, authority, headers (names too), body and trace, so that the copy outlives the
  * request it came from.
  */
 void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_upstream_req_t *src);

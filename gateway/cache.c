@@ -506,6 +506,7 @@ struct st_result_t {
     json_t *doc;      /* a reference to the parsed body; NULL when there is none or it is not JSON */
     h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
     unsigned attempts, hedges, budget_exhausted, hedge_won; /* of the upstream request, for the leader's answer */
+    cf_spans_t spans;
 };
 
 struct st_flight_t {
@@ -591,6 +592,7 @@ static void on_deliver(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 ans.hedges = r->hedges;
                 ans.budget_exhausted = r->budget_exhausted != 0;
                 ans.hedge_won = r->hedge_won != 0;
+                ans.spans = &r->spans;
             }
             if (r->stale) {
                 ans.report.state = CF_CACHE_STALE;
@@ -671,6 +673,7 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
             s->hedges = r->hedges;
             s->budget_exhausted = r->budget_exhausted;
             s->hedge_won = r->hedge_won;
+            s->spans = r->spans;
             result_release(r);
             r = s;
         }
@@ -731,6 +734,7 @@ static void on_upstream_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     r->hedges = a->hedges;
     r->budget_exhausted = a->budget_exhausted;
     r->hedge_won = a->hedge_won;
+    r->spans = a->spans;
     flight_finish(fl, r, storable, ttl_ms, wall_ms());
 }
 

@@ -100,6 +100,7 @@ typedef struct st_cf_cache_answer_t {
      * request failed): its attempts (attempt.h); 0 for every other answer */
     unsigned attempts, hedges;
     unsigned budget_exhausted : 1, hedge_won : 1;
+    const cf_spans_t *spans; /* and their span ids, valid during the callback; NULL for every other answer */
 } cf_cache_answer_t;
 
 /** Called once on the waiting port's loop; `ans` is valid during the call only, and ans->doc is the callee's. */

@@ -13,9 +13,10 @@
 
 /* Answers a request that was not admitted to a route (`route`: the one its path matched, NULL for none), and reports
  * it like any other. */
-static void reject(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns, int status, const char *code, const char *message)
+static void reject(h2o_req_t *req, const cf_trace_t *trace, const cf_route_t *route, uint64_t start_ns, int status,
+                   const char *code, const char *message)
 {
-    cf_request_record_t rec = {req, route, status, cf_now_ns() - start_ns, NULL, 0};
+    cf_request_record_t rec = {req, route, status, cf_now_ns() - start_ns, NULL, 0, trace};
     cf_observe_request(&rec);
     cf_send_error(req, status, code, message);
 }
@@ -27,7 +28,8 @@ static void reject(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns, i
  * upstream. Returns 1 when answered; 0 when it goes on as an ordinary OPTIONS request (no route for the path, or a
  * route without CORS).
  */
-static int answer_preflight(cf_table_t *t, h2o_req_t *req, uint64_t start_ns, size_t pathlen, char *scratch)
+static int answer_preflight(cf_table_t *t, h2o_req_t *req, const cf_trace_t *trace, uint64_t start_ns, size_t pathlen,
+                            char *scratch)
 {
     ssize_t oi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
     ssize_t mi = oi != -1 ? h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) : -1;
@@ -50,7 +52,7 @@ static int answer_preflight(cf_table_t *t, h2o_req_t *req, uint64_t start_ns, si
     const h2o_iovec_t *headers = hi != -1 ? &req->headers.entries[hi].value : NULL;
     cf_cors_verdict_t v = cf_cors_preflight(route->cors, origin->base, origin->len, bit, allowed,
                                             headers != NULL ? headers->base : NULL, headers != NULL ? headers->len : 0);
-    cf_request_record_t rec = {req, route, v == CF_CORS_OK ? 204 : 403, cf_now_ns() - start_ns, NULL, 0};
+    cf_request_record_t rec = {req, route, v == CF_CORS_OK ? 204 : 403, cf_now_ns() - start_ns, NULL, 0, trace};
     cf_observe_request(&rec);
     cf_send_cors_preflight(req, route->cors, v, allowed);
     return 1;
@@ -88,7 +90,7 @@ static size_t client_key(h2o_req_t *req, unsigned char *key)
  * fields); a refusal is a 429 (RFC 6585 §4) with Retry-After in whole seconds, rounded up. Returns 0 when refused
  * (answered), 1 when the request goes on.
  */
-static int admit_rate(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns)
+static int admit_rate(h2o_req_t *req, const cf_trace_t *trace, const cf_route_t *route, uint64_t start_ns)
 {
     cf_ratelimit_t *rl = route->rate_limit;
     unsigned char addr[16];
@@ -115,7 +117,8 @@ static int admit_rate(h2o_req_t *req, const cf_route_t *route, uint64_t start_ns
         return 1;
     char *retry = h2o_mem_alloc_pool(&req->pool, 20);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, cf_ratelimit_seconds(&v, retry));
-    reject(req, route, start_ns, 429, "rate_limited", "too many requests on this route; retry after the seconds in Retry-After");
+    reject(req, trace, route, start_ns, 429, "rate_limited",
+           "too many requests on this route; retry after the seconds in Retry-After");
     return 0;
 }
 
@@ -157,15 +160,17 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         total += len;
         if (len > CF_MAX_HEADER_FIELD || total > CF_MAX_HEADER_BLOCK) {
             req->http1_is_persistent = 0;
-            reject(req, NULL, start_ns, 431, "headers_too_large", "request header fields too large");
+            reject(req, NULL, NULL, start_ns, 431, "headers_too_large", "request header fields too large");
             return 0;
         }
     }
 
+    /* its identity, once the head is known to be bounded: every answer from here on carries its X-Request-Id */
+    const cf_trace_t *trace = cf_trace_begin(req);
     unsigned method = cf_method_bit(req->method.base, req->method.len);
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *scratch = h2o_mem_alloc_pool(&req->pool, pathlen + 1);
-    if (method == CF_METHOD_OPTIONS && answer_preflight(t, req, start_ns, pathlen, scratch))
+    if (method == CF_METHOD_OPTIONS && answer_preflight(t, req, trace, start_ns, pathlen, scratch))
         return 0;
     cf_route_match_t m;
     switch (cf_router_match(t->router, method, req->path.base, pathlen, scratch, &m)) {
@@ -175,7 +180,7 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         if (t->config->cors != NULL) /* no route, so the default policy: a page may read why */
             cf_add_cors_headers(req, t->config->cors);
         snprintf(msg, sizeof(msg), "no route for %.*s", (int)(pathlen < 200 ? pathlen : 200), req->path.base);
-        reject(req, NULL, start_ns, 404, "not_found", msg);
+        reject(req, trace, NULL, start_ns, 404, "not_found", msg);
         return 0;
     case CF_ROUTE_BAD_METHOD: {
         char allow[128];
@@ -184,11 +189,11 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
         if (((const cf_route_t *)m.data)->cors != NULL)
             cf_add_cors_headers(req, ((const cf_route_t *)m.data)->cors);
         snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
-        reject(req, m.data, start_ns, 405, "method_not_allowed", msg);
+        reject(req, trace, m.data, start_ns, 405, "method_not_allowed", msg);
         return 0;
     }
     default:
-        reject(req, NULL, start_ns, 400, "bad_request", "malformed request path");
+        reject(req, trace, NULL, start_ns, 400, "bad_request", "malformed request path");
         return 0;
     }
 
@@ -196,20 +201,20 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     if (route->cors != NULL) /* before anything can answer: every answer of the route carries them */
         cf_add_cors_headers(req, route->cors);
 
-    if (route->rate_limit != NULL && !admit_rate(req, route, start_ns))
+    if (route->rate_limit != NULL && !admit_rate(req, trace, route, start_ns))
         return 0;
 
     /* max_inflight bounds the whole process, whichever thread accepted the connection */
     if (cf_slot_admit(w, t->config->limits.max_inflight) != 0) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        reject(req, m.data, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
+        reject(req, trace, m.data, start_ns, 503, "overloaded", "too many requests in flight; retry shortly");
         return 0;
     }
 
     cf_table_retain(t);
     if (route->proxy != NULL)
-        cf_proxy_start(w, t, route, req, &m);
+        cf_proxy_start(w, t, route, req, &m, trace);
     else
-        cf_fanout_start(w, t, route, req, &m);
+        cf_fanout_start(w, t, route, req, &m, trace);
     return 0;
 }

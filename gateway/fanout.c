@@ -49,6 +49,7 @@ struct st_foreach_t {
     size_t num_slots;
     unsigned attempts, hedges; /* of every element's exchanges */
     unsigned budget_exhausted : 1, hedge_won : 1;
+    cf_spans_t spans;         /* the first of their span ids */
     unsigned pumping : 1;     /* foreach_pump() is starting elements: an element that ends at once only frees its slot */
     unsigned over_budget : 1; /* the elements' answers together went over limits.max_response_body: the call fails */
     size_t bytes;             /* of the elements' answers read from upstreams so far */
@@ -71,6 +72,7 @@ struct st_query_param_t {
 
 struct st_fanout_t {
     h2o_req_t *req;
+    const cf_trace_t *trace; /* the request's identity, in its pool */
     cf_worker_t *w;
     cf_table_t *table;
     const cf_route_t *route;
@@ -376,6 +378,8 @@ static void take_answer(struct st_exchange_t *x, cf_reason_t reason, int status,
     c->fe->hedges += x->hedges;
     c->fe->budget_exhausted |= x->budget_exhausted;
     c->fe->hedge_won |= x->hedge_won;
+    for (unsigned i = 0; i != x->attempt.spans.n; ++i)
+        cf_spans_add(&c->fe->spans, x->attempt.spans.ids[i]);
 }
 
 /* A foreach call's elements all ended (or the deadline cut them): its outcome. A required call fails with its first
@@ -475,6 +479,10 @@ static void take_cache_answer(struct st_exchange_t *x, const cf_cache_answer_t *
     x->hedges = ans->hedges;
     x->budget_exhausted = ans->budget_exhausted;
     x->hedge_won = ans->hedge_won;
+    /* a cached call's own attempt never ran: its span ids are those of the miss's upstream request, if this was it */
+    x->attempt.spans.n = 0;
+    if (ans->spans != NULL)
+        x->attempt.spans = *ans->spans;
     take_answer(x, ans->reason, ans->status, ans->doc);
 }
 
@@ -601,6 +609,13 @@ static cf_reason_t set_method_body(struct st_exchange_t *x, cf_upstream_req_t *u
     return CF_REASON_NONE;
 }
 
+/* traceparent, tracestate and X-Request-Id go upstream as the request's identity (trace.h) even when forward_headers
+ * names them: never twice, and never in a cache key, where a per-request value would defeat every hit and coalescing. */
+static int own_header(const char *name)
+{
+    return cf_trace_is_own_header(name, strlen(name));
+}
+
 /* The client's headers named by forward_headers (nothing else from the client goes upstream), gathered once. */
 static void forward_headers(struct st_fanout_t *f)
 {
@@ -610,14 +625,16 @@ static void forward_headers(struct st_fanout_t *f)
     f->headers_ready = 1;
     size_t max_headers = 0;
     for (size_t i = 0; i < f->route->forward_headers.n; ++i)
-        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
-                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
-            ++max_headers;
+        if (!own_header(f->route->forward_headers.items[i]))
+            for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                             strlen(f->route->forward_headers.items[i]), j)) != -1;)
+                ++max_headers;
     f->headers = max_headers != 0 ? h2o_mem_alloc_pool(&req->pool, sizeof(*f->headers) * max_headers) : NULL;
     for (size_t i = 0; i < f->route->forward_headers.n; ++i)
-        for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
-                                                         strlen(f->route->forward_headers.items[i]), j)) != -1;)
-            f->headers[f->num_headers++] = req->headers.entries[j];
+        if (!own_header(f->route->forward_headers.items[i]))
+            for (ssize_t j = -1; (j = h2o_find_header_by_str(&req->headers, f->route->forward_headers.items[i],
+                                                             strlen(f->route->forward_headers.items[i]), j)) != -1;)
+                f->headers[f->num_headers++] = req->headers.entries[j];
 }
 
 /*
@@ -654,6 +671,7 @@ static int build_request(struct st_exchange_t *x, cf_buf_t *url, cf_upstream_req
         .timeout_ms = conf->timeout_ms,
         .max_response_body = f->table->config->limits.max_response_body,
         .prepend_base_path = 1,
+        .trace = f->trace,
     };
     return CF_TPL_OK;
 }
@@ -699,6 +717,7 @@ static void foreach_pump(struct st_call_t *c)
             x->count = fe->n - fe->next < per ? fe->n - fe->next : per;
             x->attempts = x->hedges = 0;
             x->budget_exhausted = x->hedge_won = 0;
+            x->attempt.spans.n = 0;
             fe->next += x->count;
             start_exchange(x); /* an element that ends at once (a cache hit, a missing value) frees the slot again */
         }
@@ -860,6 +879,7 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
                                       .hedges = c->x.hedges,
                                       .budget_exhausted = c->x.budget_exhausted,
                                       .hedge_won = c->x.hedge_won,
+                                      .spans = &c->x.attempt.spans,
                                       .foreach = c->conf->foreach.source != NULL,
                                       .elements = c->elements,
                                       .elements_tried = c->fe != NULL};
@@ -868,6 +888,7 @@ static cf_call_record_t *call_records(struct st_fanout_t *f, uint64_t now)
             calls[i].hedges = c->fe->hedges;
             calls[i].budget_exhausted = c->fe->budget_exhausted;
             calls[i].hedge_won = c->fe->hedge_won;
+            calls[i].spans = &c->fe->spans;
             calls[i].elements_ok = c->fe->ok;
             calls[i].element_reason = c->fe->first_reason;
             calls[i].element_status = c->fe->first_status;
@@ -881,7 +902,13 @@ static void observe(struct st_fanout_t *f, int status, uint64_t now, const cf_ca
 {
     if (calls == NULL)
         calls = call_records(f, now);
-    cf_request_record_t rec = {f->req, f->route, status, now - f->start_ns, calls, f->calls != NULL ? f->route->num_calls : 0};
+    cf_request_record_t rec = {.req = f->req,
+                               .route = f->route,
+                               .status = status,
+                               .duration_ns = now - f->start_ns,
+                               .calls = calls,
+                               .num_calls = f->calls != NULL ? f->route->num_calls : 0,
+                               .trace = f->trace};
     cf_observe_request(&rec);
 }
 
@@ -1008,11 +1035,13 @@ static int check_request_body(struct st_fanout_t *f)
     return -1;
 }
 
-void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
+void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m,
+                     const cf_trace_t *trace)
 {
     struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
     memset(f, 0, sizeof(*f));
     f->req = req;
+    f->trace = trace;
     f->w = w;
     f->table = t;
     f->route = route;

@@ -13,6 +13,7 @@ static h2o_iovec_t forwarded = {H2O_STRLIT("forwarded")}, x_forwarded_host = {H2
 
 struct st_proxy_t {
     h2o_req_t *req;
+    const cf_trace_t *trace; /* the request's identity, in its pool */
     cf_worker_t *w;
     cf_table_t *table;
     const cf_route_t *route;
@@ -34,13 +35,14 @@ static cf_call_record_t call_record(struct st_proxy_t *p, int upstream_status, c
                               .attempts = p->attempt.attempts,
                               .hedges = p->attempt.hedges,
                               .budget_exhausted = p->attempt.budget_exhausted,
-                              .hedge_won = p->attempt.hedge_won};
+                              .hedge_won = p->attempt.hedge_won,
+                              .spans = &p->attempt.spans};
 }
 
 /* Reports the request to metrics and the access log (observe.h); the exchange counts as one call. */
 static void observe(struct st_proxy_t *p, int status, const cf_call_record_t *call, uint64_t now)
 {
-    cf_request_record_t rec = {p->req, p->route, status, now - p->start_ns, call, p->upstream_start_ns != 0};
+    cf_request_record_t rec = {p->req, p->route, status, now - p->start_ns, call, p->upstream_start_ns != 0, p->trace};
     cf_observe_request(&rec);
 }
 
@@ -112,7 +114,8 @@ static void on_response(cf_attempt_t *a, const cf_upstream_res_t *res)
         /* like nginx's proxy_hide_header defaults, the answer carries conflux's own Date and Server */
         if (is_hop_by_hop(h->name, &upstream_headers) || h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("content-length")) ||
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("date")) ||
-            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("server")))
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("server")) ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-request-id")))
             continue;
         /* on a route with cors: conflux's policy alone speaks for the route (the fields were added at dispatch) */
         if (p->route->cors != NULL && h->name->len > 15 && h2o_lcstris(h->name->base, 15, H2O_STRLIT("access-control-")))
@@ -229,11 +232,13 @@ static int is_edge_claim(const h2o_iovec_t *name)
     return 0;
 }
 
-void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m)
+void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m,
+                    const cf_trace_t *trace)
 {
     struct st_proxy_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_dispose);
     memset(p, 0, sizeof(*p));
     p->req = req;
+    p->trace = trace;
     p->w = w;
     p->table = t;
     p->route = route;
@@ -308,6 +313,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         .timeout_ms = route->deadline_ms < route->proxy->timeout_ms ? route->deadline_ms : route->proxy->timeout_ms,
         .max_response_body = t->config->limits.max_response_body,
         .prepend_base_path = 1,
+        .trace = trace, /* its traceparent, tracestate and X-Request-Id replace the client's */
         .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,
     };
     cf_watch_start(w->watches, req, &p->watch);

@@ -7,6 +7,7 @@
 #include <h2o.h>
 #include "config.h"
 #include "reason.h"
+#include "trace.h"
 
 /** How the cache answered a cached call. */
 typedef enum en_cf_cache_state_t {
@@ -47,6 +48,7 @@ typedef struct st_cf_call_record_t {
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the backend's retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy */
     unsigned foreach : 1;          /* a foreach call: attempts are its elements' together, and elements are counted */
+    const cf_spans_t *spans;       /* the span ids of the attempts counted (the first CF_TRACE_MAX_SPANS); NULL: none */
     size_t elements, elements_ok;  /* foreach: the source array's elements (0 when it never got one), and those answered */
     unsigned elements_tried : 1;   /* foreach: the elements were gone over (not refused as more than max_items) */
     cf_reason_t element_reason;    /* foreach: why its first failed element failed (CF_REASON_NONE: none failed) */
@@ -61,6 +63,7 @@ typedef struct st_cf_request_record_t {
     uint64_t duration_ns;    /* from the handler's start to the answer */
     const cf_call_record_t *calls;
     size_t num_calls;
+    const cf_trace_t *trace; /* its identity; NULL when refused before it was read (431) */
 } cf_request_record_t;
 
 #endif

@@ -140,6 +140,7 @@ struct st_cf_exchange_t {
     char *reqmem; /* one block: the request line pieces, headers and body */
     h2o_iovec_t host_override;
     h2o_iovec_t reqbufs[REQ_NUM]; /* must stay alive until written: freed with the exchange */
+    uint64_t span_id;             /* the parent-id its traceparent carries; 0: it carries none */
     unsigned is_head : 1;
     unsigned idempotent : 1;
     unsigned prepend_base_path : 1;
@@ -395,6 +396,9 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
           sizeof("content-length: 18446744073709551615\r\n") + 2 + req->body.len;
     for (i = 0; i != req->num_headers; ++i)
         len += req->headers[i].name->len + 2 + req->headers[i].value.len + 2;
+    if (req->trace != NULL)
+        len += sizeof("traceparent: \r\ntracestate: \r\nx-request-id: \r\n") - 1 + CF_TRACEPARENT_LEN + req->trace->tracestate_len +
+               req->trace->request_id_len;
     x->reqmem = h2o_mem_alloc(len);
 
     char *p = x->reqmem;
@@ -417,11 +421,26 @@ static int build_request(cf_exchange_t *x, const cf_upstream_req_t *req)
         p += sprintf(p, "content-length: %zu\r\n", req->body.len);
     for (i = 0; i != req->num_headers; ++i) {
         const h2o_header_t *h = req->headers + i;
-        if (is_framing_header(h->name))
+        if (is_framing_header(h->name) || (req->trace != NULL && cf_trace_is_own_header(h->name->base, h->name->len)))
             continue;
         PUT(h->orig_name != NULL ? h->orig_name : h->name->base, h->name->len);
         PUT(": ", 2);
         PUT(h->value.base, h->value.len);
+        PUT("\r\n", 2);
+    }
+    if (req->trace != NULL) {
+        /* each exchange is a span of its own: a retry or a hedge gets a parent-id different from the first attempt's */
+        PUT("traceparent: ", sizeof("traceparent: ") - 1);
+        x->span_id = cf_trace_format_attempt(req->trace, p);
+        p += CF_TRACEPARENT_LEN;
+        PUT("\r\n", 2);
+        if (req->trace->tracestate != NULL) {
+            PUT("tracestate: ", sizeof("tracestate: ") - 1);
+            PUT(req->trace->tracestate, req->trace->tracestate_len);
+            PUT("\r\n", 2);
+        }
+        PUT("x-request-id: ", sizeof("x-request-id: ") - 1);
+        PUT(req->trace->request_id, req->trace->request_id_len);
         PUT("\r\n", 2);
     }
     PUT("\r\n", 2);
@@ -911,6 +930,11 @@ cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req,
         h2o_linklist_insert(&u->queue, &x->queued);
     }
     return x;
+}
+
+uint64_t cf_upstream_span_id(const cf_exchange_t *x)
+{
+    return x->span_id;
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)

@@ -7,6 +7,7 @@
 #include "cf_timeouts.h"
 #include "config.h"
 #include "reason.h"
+#include "trace.h"
 
 /**
  * One backend's runtime state on one event loop: an idle list per server of keep-alive connections that stay on the
@@ -67,6 +68,9 @@ typedef struct st_cf_upstream_req_t {
                                  base paths); 0: the caller has put a base path in `path` itself */
     size_t avoid_server;      /* 1 + the index of a server to pass over when the rotation lands on it and the backend
                                  has others (a retry or a hedge goes elsewhere); 0: none */
+    const cf_trace_t *trace;  /* the client request's identity (read during cf_upstream_start only), or NULL: when set,
+                                 the exchange sends traceparent with a span id of its own, the tracestate if any and
+                                 X-Request-Id, and drops those three from `headers` (never two of one) */
 } cf_upstream_req_t;
 
 /**
@@ -108,6 +112,8 @@ typedef struct st_cf_exchange_t cf_exchange_t;
  * valid until the callback returns or cf_upstream_cancel is called, whichever comes first.
  */
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data);
+/** The span id its traceparent carries; 0 when the request had no trace (or was refused before it was written). */
+uint64_t cf_upstream_span_id(const cf_exchange_t *x);
 /**
  * 1 + the index in the rotation of the server an exchange runs on (for cf_upstream_req_t.avoid_server); 0 while it
  * waits in the queue (no server chosen yet). The rotation changes when names are resolved again: an index is a hint.

@@ -3,6 +3,7 @@
 #include "tap.h"
 #include "../../gateway/attempt.c"
 #include "../../gateway/reason.c"
+#include "../../gateway/trace.c"
 
 /* a fake upstream: exchanges are recorded, and the test answers them by calling their callback */
 struct st_cf_upstream_t {
@@ -13,14 +14,20 @@ struct st_cf_exchange_t {
     cf_upstream_cb cb;
     void *data;
     int live;
+    uint64_t span; /* its span id when the request had a trace, else 0 */
 };
 static struct st_cf_exchange_t exchanges[8];
 static size_t num_exchanges;
 
 cf_exchange_t *cf_upstream_start(cf_upstream_t *u, const cf_upstream_req_t *req, cf_upstream_cb cb, void *data)
 {
-    exchanges[num_exchanges] = (struct st_cf_exchange_t){cb, data, 1};
+    exchanges[num_exchanges] = (struct st_cf_exchange_t){cb, data, 1, req->trace != NULL ? 1000 + num_exchanges : 0};
     return &exchanges[num_exchanges++];
+}
+
+uint64_t cf_upstream_span_id(const cf_exchange_t *x)
+{
+    return x->span;
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)
@@ -150,6 +157,43 @@ static void test_hedge_samples(void)
     h2o_evloop_destroy(loop);
 }
 
+/* A traced call: the copy carries the trace too (copied with the request), and the call keeps both exchanges' span
+ * ids in the order they started; an untraced one keeps none. */
+static void test_spans(void)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    cf_timeouts_t timeouts;
+    cf_timeouts_init(&timeouts, loop);
+    cf_upstream_t u = {1};
+    cf_backend_t b = {.timeout_ms = 5000, .hedge_after_ms = 10, .max_hedges = 1, .retry_budget = {.min = 3}};
+    cf_attempt_backend_t *ab = cf_attempt_backend_create(&timeouts, &u, &b);
+    cf_attempt_t a;
+    cf_trace_t t = {.request_id = "r", .request_id_len = 1};
+    cf_trace_start(&t);
+    cf_upstream_req_t req = {
+        .method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(H2O_STRLIT("/")), .idempotent = 1, .trace = &t};
+    cf_upstream_res_t ok = {.reason = CF_REASON_NONE, .status = 200, .body = h2o_iovec_init("", 0)};
+    for (int traced = 1; traced >= 0; --traced) {
+        req.trace = traced ? &t : NULL;
+        num_exchanges = 0;
+        calls_done = 0;
+        cf_attempt_start(&a, ab, &req, 0, on_call_done);
+        uint64_t t0 = h2o_now(loop);
+        while (num_exchanges < 2 && h2o_now(loop) - t0 < 2000)
+            h2o_evloop_run(loop, 10);
+        is(num_exchanges, 2, "%s: the hedge went out", traced ? "traced" : "untraced");
+        is(exchanges[1].span != 0, traced, "the copy's request has the trace or not, like the first");
+        exchanges[1].cb(exchanges[1].data, &ok);
+        is(calls_done, 1, "the call is answered");
+        is(a.spans.n, traced ? 2 : 0, "its span ids");
+        if (traced)
+            ok(a.spans.ids[0] == exchanges[0].span && a.spans.ids[1] == exchanges[1].span, "in the order the exchanges started");
+    }
+    cf_attempt_backend_release(ab);
+    cf_timeouts_dispose(&timeouts);
+    h2o_evloop_destroy(loop);
+}
+
 static void test_retryable(void)
 {
     cf_upstream_t u = {1};
@@ -170,6 +214,7 @@ int main(void)
     test_budget();
     test_hedge_delay();
     test_hedge_samples();
+    test_spans();
     test_retryable();
     return done_testing();
 }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include "tap.h"
+#include "../../gateway/trace.c"
 #include "../../gateway/attempt.c"
 #include "../../gateway/breaker.c"
 #include "../../gateway/cache.c"
@@ -41,6 +42,11 @@ int cf_upstream_queued(const cf_exchange_t *x)
 }
 
 size_t cf_upstream_server(const cf_exchange_t *x)
+{
+    return 0;
+}
+
+uint64_t cf_upstream_span_id(const cf_exchange_t *x)
 {
     return 0;
 }

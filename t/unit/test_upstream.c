@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "../../gateway/tls.c" /* https:// servers */
 #include "../../gateway/reason.c"
+#include "../../gateway/trace.c"
 #include "../../gateway/h1resp.c"
 #include "../../gateway/breaker.c"
 #include "../../gateway/peers.c" /* circuit breakers */
