@@ -94,10 +94,15 @@ subtest 'Rapid Reset: GOAWAY, and every upstream exchange it started is cancelle
     ok(wait_until(sub { $gw->metric('conflux_inflight_requests') == 0 }), 'no request is left in flight');
     my $j = $mock->journal;
     cmp_ok(scalar(@$j), '<=', 250, 'at most ~200 streams reached the upstream before the GOAWAY (' . scalar(@$j) . ')');
+    # every one, but for at most one: when the read that crosses the bound ends between a HEADERS and its RST_STREAM,
+    # that stream was never reset, and the GOAWAY (its last-stream-id covers it) promises to finish it (RFC 9113 6.8)
+    my $left;
     ok(wait_until(sub {
         my $j = $mock->journal;
-        !grep { !$_->{aborted} } @$j;
-    }), 'and every one of them was aborted by conflux (the mock saw the client go)');
+        $left = grep { !$_->{aborted} } @$j;
+        $left <= 1;
+    }), "and every one of them was aborted by conflux (the mock saw the client go), but at most one ($left)")
+        or diag explain [grep { !$_->{aborted} } @{ $mock->journal }];
 };
 
 subtest 'a stream reset after its calls started cancels them' => sub {
