@@ -7,6 +7,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CfTest;
 use JSON::PP;
+use IO::Socket::INET;
 use Time::HiRes qw(time);
 use Test::More;
 
@@ -159,6 +160,43 @@ subtest 'a dead upstream answers 502, a slow one 504 after proxy_timeout' => sub
     cmp_ok($r->{elapsed}, '<', 2.5, 'not after the service\'s 3s');
     is(eval { decode_json($r->{body})->{error} }, 'upstream timeout', 'a JSON error');
     is($mock->last_request->{status}, 504, 'journaled with 504');
+};
+
+subtest 'a hostile upstream fails only its request' => sub {
+    # a raw server answering each connection with the next canned response, then closing
+    my @answers = (
+        ["HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxx", 502, qr/invalid content-length/],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", 502, qr/transfer-encoding/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 502, qr/transfer-encoding/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 502, qr/conflicting/],
+        ["\x16\x03\x01 not http at all\r\n\r\n", 502, qr/not an HTTP/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 502, qr/before the end/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 502, qr/64 MiB/],
+        ["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-C: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+         200, 'abcde'],
+        ["HTTP/1.1 203 Fine\r\nX-C: 2\r\n\r\nuntil close", 203, 'until close'],
+    );
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1) or die $!;
+    my $port = $listen->sockport;
+    my $srv = background(sub {
+        for my $a (@answers) {
+            my $c = $listen->accept or return 'accept failed';
+            my $req = '';
+            while ($req !~ /\r\n\r\n/) { my $n = sysread($c, $req, 4096, length $req) or last }
+            print {$c} $a->[0];
+            close $c;
+        }
+        return 'served';
+    });
+    close $listen;
+    my $m = spawn_mock("proxy: http://127.0.0.1:$port\n");
+    for my $a (@answers) {
+        my $r = http_get('http://127.0.0.1:' . $m->port . '/x');
+        is($r->{status}, $a->[1], "status $a->[1]");
+        if (ref $a->[2]) { like($r->{body}, $a->[2], 'the reason') } else { is($r->{body}, $a->[2], 'the body') }
+    }
+    is($srv->wait, 'served', 'every answer was asked for once');
+    is(http_get('http://127.0.0.1:' . $m->port . '/__mock/stats')->{status}, 200, 'the mock still answers');
 };
 
 subtest 'proxied requests run concurrently' => sub {
