@@ -179,6 +179,7 @@ subtest 'a hostile upstream fails only its request' => sub {
     my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1) or die $!;
     my $port = $listen->sockport;
     my $srv = background(sub {
+        alarm 30; # never outlive a failed test
         for my $a (@answers) {
             my $c = $listen->accept or return 'accept failed';
             my $req = '';
