@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <h2o.h>
 #include <jansson.h>
 #include "cf_buf.h"
@@ -54,6 +55,10 @@ ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_
 #define MAX_HEADERS 100
 
 static h2o_loop_t *proxy_loop;
+/* "conflux-mock-PID": added to the Via field of what is forwarded (RFC 9110 7.6.3), and found there when a proxy stub
+ * points back at this process, directly or through other proxies: that loop is answered 508 at once instead of
+ * multiplying connections until descriptors run out */
+static char via_token[64];
 
 typedef enum en_framing_t { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED, FRAMING_CLOSE } framing_t;
 
@@ -76,6 +81,7 @@ typedef struct st_proxy_exchange_t {
 void cf_mock_proxy_init(h2o_loop_t *loop)
 {
     proxy_loop = loop;
+    snprintf(via_token, sizeof(via_token), "conflux-mock-%ld", (long)getpid());
 }
 
 /* Whether a field is hop-by-hop (RFC 9110 7.6.1) or one the mock sets itself: a fixed name, or one that a Connection
@@ -352,6 +358,15 @@ void cf_mock_proxy_forward(h2o_req_t *req, const cf_mock_upstream_t *up, uint64_
         finish_error(px, 400, "request not forwardable", "control bytes or spaces in the method or path");
         return;
     }
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = req->headers.entries + i;
+        if (!h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("via")))
+            continue;
+        if (h2o_strstr(h->value.base, h->value.len, via_token, strlen(via_token)) != SIZE_MAX) {
+            finish_error(px, 508, "proxy loop", "the request already passed through this mock (Via)");
+            return;
+        }
+    }
     cf_buf_t head = CF_BUF_INIT;
     cf_buf_append(&head, req->method.base, req->method.len);
     cf_buf_appendc(&head, ' ');
@@ -376,6 +391,7 @@ void cf_mock_proxy_forward(h2o_req_t *req, const cf_mock_upstream_t *up, uint64_
         cf_buf_append(&head, h->value.base, h->value.len);
         cf_buf_append(&head, "\r\n", 2);
     }
+    cf_buf_appendf(&head, "Via: 1.1 %s\r\n", via_token); /* after the client's own Via fields: a list in order of hops */
     if (req->entity.base != NULL)
         cf_buf_appendf(&head, "Content-Length: %zu\r\n", req->entity.len);
     cf_buf_appends(&head, "Connection: close\r\n\r\n");

@@ -93,6 +93,7 @@ subtest 'forwarded as sent, answered as the service answered' => sub {
     is($seen->{headers}{'x-stay'}, '1', 'an end-to-end field forwarded');
     ok(!exists $seen->{headers}{$_}, "$_ not forwarded") for qw(x-hop keep-alive);
     is($seen->{headers}{host}, "127.0.0.1:$rp", 'Host names the service');
+    like($seen->{headers}{via}, qr/^1\.1 conflux-mock-\d+$/, 'Via names the mock');
 };
 
 subtest 'a stub that matches answers locally; others go to the fallback' => sub {
@@ -198,6 +199,15 @@ subtest 'a hostile upstream fails only its request' => sub {
     }
     is($srv->wait, 'served', 'every answer was asked for once');
     is(http_get('http://127.0.0.1:' . $m->port . '/__mock/stats')->{status}, 200, 'the mock still answers');
+};
+
+subtest 'a proxy pointing back at its own mock is a loop: 508' => sub {
+    my $port = empty_port();
+    my $m = spawn_mock("listen: 127.0.0.1:$port\nproxy: http://127.0.0.1:$port\n");
+    my $r = http_get("http://127.0.0.1:$port/x");
+    is($r->{status}, 508, '508 Loop Detected');
+    is(eval { decode_json($r->{body})->{error} }, 'proxy loop', 'a JSON error');
+    is(scalar @{ $m->journal('/x') }, 2, 'the request went round once');
 };
 
 subtest 'proxied requests run concurrently' => sub {
