@@ -21,9 +21,10 @@ typedef struct st_journal_entry_t {
     int status;
     const char *fault; /* static string or NULL */
     int aborted;
-    int open;        /* counted in `inflight`: arrived, answer not yet complete */
-    size_t listener; /* index into listener_names */
-    json_t *closest; /* owned: the near miss of an unmatched request, or NULL */
+    int open;         /* counted in `inflight`: arrived, answer not yet complete */
+    size_t listener;  /* index into listener_names */
+    json_t *closest;  /* owned: the near miss of an unmatched request, or NULL */
+    char *proxied_to; /* the upstream a proxy stub forwarded it to, or NULL */
 } journal_entry_t;
 
 /* request bodies are journaled up to this size, so a journal of N entries stays bounded */
@@ -75,6 +76,7 @@ static void entry_free(journal_entry_t *e)
     free(e->body);
     json_decref(e->headers);
     json_decref(e->closest);
+    free(e->proxied_to);
     free(e);
 }
 
@@ -203,6 +205,13 @@ void cf_mock_journal_closest(uint64_t id, json_t *closest)
         e->closest = json_incref(closest);
 }
 
+void cf_mock_journal_proxied(uint64_t id, const char *upstream)
+{
+    journal_entry_t *e = lookup(id);
+    if (e != NULL && e->proxied_to == NULL)
+        e->proxied_to = h2o_strdup(NULL, upstream, SIZE_MAX).base;
+}
+
 void cf_mock_journal_done(uint64_t id)
 {
     journal_entry_t *e = lookup(id);
@@ -264,6 +273,8 @@ static json_t *entry_json(const journal_entry_t *e)
     json_object_set_new(o, "answered_at",
                         e->answered != 0 ? json_real(e->time + (double)(e->answered - e->arrived) / 1000.0) : json_null());
     json_object_set_new(o, "duration_ms", e->finished != 0 ? json_integer((json_int_t)(e->finished - e->arrived)) : json_null());
+    if (e->proxied_to != NULL)
+        json_object_set_new(o, "proxied_to", json_string(e->proxied_to));
     if (e->stub == NULL)
         json_object_set(o, "closest", e->closest != NULL ? e->closest : json_null());
     return o;

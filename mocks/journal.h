@@ -22,6 +22,8 @@ void cf_mock_journal_answer(uint64_t id, int status);
 void cf_mock_journal_abort(uint64_t id, size_t listener);
 /** Records the near miss of a request no stub matched (borrowed: the entry takes its own reference). */
 void cf_mock_journal_closest(uint64_t id, json_t *closest);
+/** Records that a proxy stub forwarded the request to upstream ("http://host:port", copied). */
+void cf_mock_journal_proxied(uint64_t id, const char *upstream);
 /** Records that the answer was completely sent. */
 void cf_mock_journal_done(uint64_t id);
 

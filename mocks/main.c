@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "journal.h"
 #include "listeners.h"
+#include "proxy.h"
 #include "serve.h"
 #include "stubs.h"
 #include "timing.h"
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
     cf_mock_listeners_on_down(cf_mock_serve_drop);
     h2o_context_init(&context, h2o_evloop_create(), &globalconf);
     cf_mock_timers_init(context.loop);
+    cf_mock_proxy_init(context.loop);
 
     size_t n_listeners;
     const char *const *names = cf_mock_listeners_names(&n_listeners);

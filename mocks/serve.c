@@ -9,6 +9,7 @@
 #include "cf_http.h"
 #include "http.h"
 #include "journal.h"
+#include "proxy.h"
 #include "serve.h"
 #include "stubs.h"
 #include "timing.h"
@@ -61,6 +62,7 @@ typedef struct st_exchange_t {
     exchange_state_t state;
     int status;
     cf_mock_fault_t fault;
+    int faulted; /* the stub's fault (or fault status) was drawn for this request */
     uint64_t delay;
     h2o_iovec_t body;
     const h2o_iovec_t *hnames, *hvalues; /* the stub's headers, or a pool array for /__mock/respond */
@@ -327,6 +329,12 @@ static void answer(exchange_t *ex)
     unwatch(ex);
     if (h2o_linklist_is_linked(&ex->waiting))
         h2o_linklist_unlink(&ex->waiting);
+    if (ex->stub != NULL && ex->stub->proxy.url != NULL && !ex->faulted) {
+        /* a proxy stub whose fault was not drawn: the upstream answers (proxy.c journals it) */
+        ex->state = EX_DONE;
+        cf_mock_proxy_forward(ex->req, &ex->stub->proxy, ex->journal_id);
+        return;
+    }
     ex->state = EX_ANSWERING;
     int sends_status =
         ex->fault == CF_MOCK_FAULT_NONE || ex->fault == CF_MOCK_FAULT_TRUNCATED || ex->fault == CF_MOCK_FAULT_TRICKLE;
@@ -433,6 +441,7 @@ void cf_mock_serve_stub(h2o_req_t *req, size_t listener, cf_mock_stub_t *stub, h
     if ((stub->fault != CF_MOCK_FAULT_NONE || stub->fault_status != 0) &&
         (stub->fault_rate >= 1 || cf_mock_random(&stub->rng) < stub->fault_rate)) {
         ex->fault = (cf_mock_fault_t)stub->fault;
+        ex->faulted = 1;
         if (stub->fault_status != 0)
             ex->status = (int)stub->fault_status;
     }

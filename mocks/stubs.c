@@ -1,4 +1,5 @@
 /* Stubs of conflux-mock: decoding them from YAML or one command-line string, the live set, and matching. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@ const char *const cf_mock_fault_names[] = {"none", "reset", "hang", "empty", "ga
 
 #define DEFAULT_TRICKLE_INTERVAL 100
 #define DEFAULT_PRIORITY 5
+#define DEFAULT_PROXY_TIMEOUT 30000
+#define MAX_PROXY_TIMEOUT 3600000
 /* the longest name of a stub, of a scenario, of a state */
 #define MAX_NAME 128
 
@@ -36,6 +39,53 @@ static char *xstrdup(const char *s)
     return h2o_strdup(NULL, s, SIZE_MAX).base;
 }
 
+int cf_mock_upstream_parse(const char *url, cf_mock_upstream_t *up, char *err, size_t errlen)
+{
+    if (strncmp(url, "http://", 7) != 0) {
+        snprintf(err, errlen, "\"%s\": expected http://HOST:PORT (https is not supported)", url);
+        return -1;
+    }
+    const char *hp = url + 7, *slash = strchr(hp, '/');
+    if (slash != NULL && slash[1] != '\0') {
+        snprintf(err, errlen, "\"%s\": a proxy URL has no path (the request's path is forwarded as is)", url);
+        return -1;
+    }
+    char *hostport = h2o_strdup(NULL, hp, slash != NULL ? (size_t)(slash - hp) : SIZE_MAX).base, *colon = strrchr(hostport, ':');
+    char *end;
+    unsigned long port = colon != NULL ? strtoul(colon + 1, &end, 10) : 80;
+    if (colon != NULL && (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)) {
+        snprintf(err, errlen, "\"%s\": not a port number (1-65535)", url);
+        free(hostport);
+        return -1;
+    }
+    if (colon != NULL)
+        *colon = '\0';
+    const char *host = strcmp(hostport, "localhost") == 0 ? "127.0.0.1" : hostport;
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1) {
+        snprintf(err, errlen, "\"%s\": the host must be a numeric IPv4 address or localhost (no name resolution)", url);
+        free(hostport);
+        return -1;
+    }
+    char buf[64];
+    up->host = h2o_strdup(NULL, host, SIZE_MAX).base;
+    up->port = (uint16_t)port;
+    snprintf(buf, sizeof(buf), "%s:%u", host, (unsigned)port);
+    up->hostport = h2o_strdup(NULL, buf, SIZE_MAX).base;
+    snprintf(buf, sizeof(buf), "http://%s:%u", host, (unsigned)port);
+    up->url = h2o_strdup(NULL, buf, SIZE_MAX).base;
+    free(hostport);
+    return 0;
+}
+
+void cf_mock_upstream_dispose(cf_mock_upstream_t *up)
+{
+    free(up->url);
+    free(up->host);
+    free(up->hostport);
+    up->url = up->host = up->hostport = NULL;
+}
+
 static void stub_free(cf_mock_stub_t *stub)
 {
     free(stub->method);
@@ -55,6 +105,7 @@ static void stub_free(cf_mock_stub_t *stub)
     free(stub->scenario);
     free(stub->state);
     free(stub->next_state);
+    cf_mock_upstream_dispose(&stub->proxy);
     free(stub->key);
     for (size_t i = 0; i != stub->n_segs; ++i)
         free(stub->segs[i].text.base);
@@ -74,6 +125,7 @@ static cf_mock_stub_t *stub_new(void)
     stub->fault_rate = 1;
     stub->trickle_interval = DEFAULT_TRICKLE_INTERVAL;
     stub->priority = DEFAULT_PRIORITY;
+    stub->proxy.timeout = DEFAULT_PROXY_TIMEOUT;
     stub->refcnt = 1;
     return stub;
 }
@@ -601,6 +653,19 @@ static int on_name(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
     return 0;
 }
 
+static int on_proxy(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    cf_mock_stub_t *stub = obj;
+    char err[512];
+    const char *s = cf_yscalar(node);
+    if (s == NULL)
+        return cf_yerror(ctx, node, "expected http://HOST:PORT");
+    cf_mock_upstream_dispose(&stub->proxy);
+    if (cf_mock_upstream_parse(s, &stub->proxy, err, sizeof(err)) != 0)
+        return yerr_msg(ctx, node, err);
+    return 0;
+}
+
 static int on_match(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
 {
     cf_mock_stub_t *stub = obj;
@@ -654,6 +719,8 @@ static const cf_yfield_t stub_fields[] = {
     {"scenario", CF_YT_CUSTOM, 0, 0, 0, NULL, on_scenario},
     {"state", CF_YT_CUSTOM, 0, 0, 0, NULL, on_state},
     {"next_state", CF_YT_CUSTOM, 0, 0, 0, NULL, on_next_state},
+    {"proxy", CF_YT_CUSTOM, 0, 0, 0, NULL, on_proxy},
+    {"proxy_timeout", CF_YT_DURATION, offsetof(cf_mock_stub_t, proxy.timeout), 1, MAX_PROXY_TIMEOUT},
     {NULL},
 };
 enum { F_PATH, F_METHOD, F_STATUS, F_HEADERS, F_BODY, F_BODY_FILE };
@@ -674,6 +741,10 @@ static cf_mock_stub_t *decode_stub(cf_yctx_t *ctx, yaml_node_t *node)
         size_t mark = cf_ypath_key(ctx, k);
         cf_yerror(ctx, cf_ymap_get(ctx->y, node, k), "needs scenario: (the scenario whose state it is)");
         cf_ypath_restore(ctx, mark);
+        goto Error;
+    }
+    if (stub->proxy.url != NULL && stub->n_sequence != 0) {
+        cf_yerror(ctx, cf_ymap_get(ctx->y, node, "sequence"), "sequence and proxy exclude each other");
         goto Error;
     }
     if ((seen & (1u << F_BODY)) != 0 && (seen & (1u << F_BODY_FILE)) != 0) {
@@ -799,7 +870,40 @@ struct file_conf {
     size_t n_listen;
     cf_mock_stub_t **stubs;
     size_t n_stubs;
+    cf_mock_stub_t *fallback; /* the file-level proxy:, or NULL */
 };
+
+/* The file-level `proxy:` is a stub named "proxy" for every method and path that any other stub beats. */
+static int on_file_proxy(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    struct file_conf *conf = obj;
+    char err[64];
+    if (conf->fallback == NULL) {
+        conf->fallback = stub_new();
+        conf->fallback->method = xstrdup("*");
+        conf->fallback->path = xstrdup("/{rest*}");
+        conf->fallback->name = xstrdup("proxy");
+        conf->fallback->priority = UINT64_MAX;
+        if (compile_path(conf->fallback, conf->fallback->path, err, sizeof(err)) != 0 ||
+            finish_stub(conf->fallback, err, sizeof(err)) != 0)
+            return cf_yerror(ctx, node, "%s", err);
+    }
+    return on_proxy(ctx, node, conf->fallback);
+}
+
+static int on_file_proxy_timeout(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
+{
+    struct file_conf *conf = obj;
+    uint64_t ms;
+    if (cf_yget_duration(ctx, node, &ms) != 0)
+        return -1;
+    if (ms == 0 || ms > MAX_PROXY_TIMEOUT)
+        return cf_yerror(ctx, node, "expected a duration from 1ms to 1h");
+    if (conf->fallback == NULL)
+        return cf_yerror(ctx, node, "proxy_timeout needs proxy: above it");
+    conf->fallback->proxy.timeout = ms;
+    return 0;
+}
 
 static void free_listen(cf_mock_listen_t *listen, size_t n)
 {
@@ -881,11 +985,13 @@ int cf_mock_load_file(const char *file, cf_mock_listen_t **listen, size_t *n_lis
     static const cf_yfield_t fields[] = {
         {"listen", CF_YT_CUSTOM, 0, 0, 0, NULL, on_listen},
         {"stubs", CF_YT_CUSTOM, 0, 0, 0, NULL, on_stubs},
+        {"proxy", CF_YT_CUSTOM, 0, 0, 0, NULL, on_file_proxy},
+        {"proxy_timeout", CF_YT_CUSTOM, 0, 0, 0, NULL, on_file_proxy_timeout},
         {NULL},
     };
     cf_yaml_t y;
     cf_yctx_t ctx;
-    struct file_conf conf = {NULL, 0, NULL, 0};
+    struct file_conf conf = {NULL, 0, NULL, 0, NULL};
     if (cf_yaml_load_file(&y, file, err, errlen) != 0)
         return -1;
     cf_yctx_init(&ctx, &y);
@@ -900,6 +1006,8 @@ int cf_mock_load_file(const char *file, cf_mock_listen_t **listen, size_t *n_lis
     if (ret == 0) {
         for (size_t i = 0; i != conf.n_stubs; ++i)
             publish(conf.stubs[i]);
+        if (conf.fallback != NULL)
+            publish(conf.fallback);
         if (conf.listen != NULL) {
             free_listen(*listen, *n_listen);
             *listen = conf.listen;
@@ -910,6 +1018,8 @@ int cf_mock_load_file(const char *file, cf_mock_listen_t **listen, size_t *n_lis
     } else {
         for (size_t i = 0; i != conf.n_stubs; ++i)
             stub_free(conf.stubs[i]);
+        if (conf.fallback != NULL)
+            stub_free(conf.fallback);
     }
     free(conf.stubs);
     free_listen(conf.listen, conf.n_listen);

@@ -41,6 +41,23 @@ typedef struct st_cf_mock_seg_t {
     h2o_iovec_t text; /* LITERAL: the segment; PARAM/REST: the parameter name */
 } cf_mock_seg_t;
 
+/** Where a proxy stub forwards to: a numeric IPv4 address and a port (names are resolved when the stub is loaded). */
+typedef struct st_cf_mock_upstream_t {
+    char *url;  /* "http://host:port" as normalized (malloc'ed): what the journal shows */
+    char *host; /* dotted IPv4 (malloc'ed) */
+    uint16_t port;
+    char *hostport;   /* the Host header sent upstream (malloc'ed) */
+    uint64_t timeout; /* ms from forwarding to the last byte of the answer */
+} cf_mock_upstream_t;
+
+/**
+ * Parses "http://HOST:PORT" (no path; HOST a dotted IPv4 address or "localhost", which is 127.0.0.1) into up (its
+ * strings malloc'ed; timeout left alone). Returns 0, or -1 with a message in err.
+ */
+int cf_mock_upstream_parse(const char *url, cf_mock_upstream_t *up, char *err, size_t errlen);
+/** Frees what cf_mock_upstream_parse allocated (safe on a zeroed struct). */
+void cf_mock_upstream_dispose(cf_mock_upstream_t *up);
+
 /** A configured answer. Immutable once published, except for the counters; reference-counted. */
 typedef struct st_cf_mock_stub_t {
     /* as configured */
@@ -67,6 +84,7 @@ typedef struct st_cf_mock_stub_t {
     char *scenario;                     /* the scenario it belongs to, or NULL */
     char *state;                        /* the state of the scenario it requires, or NULL for any */
     char *next_state;                   /* the state the scenario moves to when it is chosen, or NULL */
+    cf_mock_upstream_t proxy;           /* proxy: where to forward to (url NULL: the stub answers itself) */
     struct st_cf_mock_scenario_t *scen; /* `scenario` resolved (set when published) */
     /* compiled */
     char *key;             /* name, or "METHOD path[ @listener][ [conditions]]": the identity for replacement and stats */
