@@ -743,6 +743,12 @@ static cf_mock_stub_t *decode_stub(cf_yctx_t *ctx, yaml_node_t *node)
         cf_ypath_restore(ctx, mark);
         goto Error;
     }
+    if (stub->proxy.url == NULL && cf_ymap_get(ctx->y, node, "proxy_timeout") != NULL) {
+        size_t mark = cf_ypath_key(ctx, "proxy_timeout");
+        cf_yerror(ctx, cf_ymap_get(ctx->y, node, "proxy_timeout"), "needs proxy: (the upstream it bounds)");
+        cf_ypath_restore(ctx, mark);
+        goto Error;
+    }
     if (stub->proxy.url != NULL && stub->n_sequence != 0) {
         cf_yerror(ctx, cf_ymap_get(ctx->y, node, "sequence"), "sequence and proxy exclude each other");
         goto Error;

@@ -225,6 +225,10 @@ subtest 'a bad proxy URL is refused at load' => sub {
         isnt($res->{code}, 0, "$case->[0] refused");
         like($res->{err}, $case->[1], 'saying why');
     }
+    my $f = write_file("$dir/bad.yaml", "listen: 127.0.0.1:" . empty_port() . "\nstubs:\n  - path: /x\n    proxy_timeout: 1s\n");
+    my $res = run_cmd([bindir() . '/conflux-mock', '-c', $f]);
+    isnt($res->{code}, 0, 'proxy_timeout without proxy: refused, not ignored');
+    like($res->{err}, qr/bad\.yaml:4:\d+: stubs\[0\]\.proxy_timeout: needs proxy:/, 'saying why, and where');
 };
 
 done_testing;
