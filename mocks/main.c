@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "listeners.h"
 #include "proxy.h"
+#include "record.h"
 #include "serve.h"
 #include "stubs.h"
 #include "timing.h"
@@ -40,6 +41,7 @@ static void usage(FILE *fp)
                 "                       fault_rate=0.5, header=Name:Value, listener=NAME, sequence=503,503,200,\n"
                 "                       trickle_interval=100ms\n"
                 "      --journal N      requests kept in the journal (default 10000)\n"
+                "      --record DIR     write what proxied requests were answered to DIR/recorded.yaml at stop\n"
                 "      --seed N         seed for delays and fault rates (default: from the clock)\n"
                 "  -h, --help           this text\n"
                 "  -v, --version        print the version\n"
@@ -117,9 +119,11 @@ static void raise_nofile(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},    {"port", required_argument, NULL, 'p'},
-        {"stub", required_argument, NULL, 's'},   {"journal", required_argument, NULL, 'j'}, {"seed", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'v'},       {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},  {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},    {"stub", required_argument, NULL, 's'},
+        {"journal", required_argument, NULL, 'j'}, {"seed", required_argument, NULL, 'S'},
+        {"record", required_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},       {NULL, 0, NULL, 0},
     };
     const char *config_file = NULL, *opt_host = NULL;
     const char **opt_ports = h2o_mem_alloc((size_t)argc * sizeof(*opt_ports));
@@ -167,6 +171,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "conflux-mock: --seed %s: not a number\n", optarg);
                 goto Exit;
             }
+            break;
+        case 'R':
+            if (*optarg == '\0') {
+                fprintf(stderr, "conflux-mock: --record needs a directory\n");
+                goto Exit;
+            }
+            cf_mock_record_init(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -266,7 +277,12 @@ int main(int argc, char **argv)
     while (!stop_requested)
         h2o_evloop_run(context.loop, 1000);
 
+    /* after the loop: the recording is written once no request can wait on the disk */
     ret = 0;
+    if (cf_mock_record_write(err, sizeof(err)) != 0) {
+        fprintf(stderr, "conflux-mock: %s\n", err);
+        ret = 1;
+    }
 Exit:
     cf_mock_stubs_dispose();
     cf_mock_journal_dispose();

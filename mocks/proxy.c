@@ -13,6 +13,7 @@
 #include "http.h"
 #include "journal.h"
 #include "proxy.h"
+#include "record.h"
 #include "timing.h"
 
 /*
@@ -148,6 +149,7 @@ static void finish_ok(proxy_exchange_t *px)
         memcpy(body.base, px->body->bytes, px->body->size);
         body.len = px->body->size;
     }
+    cf_mock_record_add(req, req->res.status, &req->res.headers, body);
     req->res.content_length = px->is_head ? SIZE_MAX : body.len;
     h2o_send_inline(req, body.base, body.len);
 }

@@ -251,7 +251,7 @@ static int compile_body(cf_mock_stub_t *stub, char *err, size_t errlen)
 {
     size_t cap = 0, lit = 0, i = 0;
     const char *b = stub->body;
-    while (i < stub->body_len) {
+    while (!stub->body_raw && i < stub->body_len) { /* body_raw: one piece of text, braces and all */
         if (b[i] != '{') {
             ++i;
             continue;
@@ -707,6 +707,7 @@ static const cf_yfield_t stub_fields[] = {
     {"headers", CF_YT_CUSTOM, 0, 0, 0, NULL, on_headers},
     {"body", CF_YT_CUSTOM, 0, 0, 0, NULL, on_body},
     {"body_file", CF_YT_STRING, offsetof(cf_mock_stub_t, body_file)},
+    {"body_raw", CF_YT_BOOL, offsetof(cf_mock_stub_t, body_raw)},
     {"delay", CF_YT_CUSTOM, 0, 0, 0, NULL, on_delay},
     {"fault", CF_YT_CUSTOM, 0, 0, 0, NULL, on_fault},
     {"fault_rate", CF_YT_CUSTOM, 0, 0, 0, NULL, on_fault_rate},

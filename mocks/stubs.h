@@ -70,6 +70,7 @@ typedef struct st_cf_mock_stub_t {
     char *body; /* malloc'ed, body_len bytes (NUL-terminated) */
     size_t body_len;
     char *body_file;
+    int body_raw; /* the body is sent verbatim, not as a template ({name} stays text) */
     cf_mock_delay_t delay;
     int fault;                 /* cf_mock_fault_t */
     uint64_t fault_status;     /* instead of a fault, this status (0: none) */
