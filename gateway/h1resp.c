@@ -11,8 +11,6 @@
  * picohttpparser's own chunk decoder is not used: it takes "0x10" as a chunk of size 0 with an extension "x10",
  * accepts bare LF line ends, and skips chunk extensions and trailer lines unchecked.
  */
-int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
-                       struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 enum {
     S_HEAD,

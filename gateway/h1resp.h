@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cf_picohttp.h" /* struct phr_header: name and value point into the bytes given to cf_h1resp_parse */
 #include "reason.h"
 
 /* A response head (status line, header fields, and the 1xx responses before it) larger than this is a bad_response. */
@@ -12,18 +13,6 @@
 #define CF_H1RESP_MAX_HEADERS 100
 /* A chunk-size line or trailer line (CRLF included) longer than this is a bad_response. */
 #define CF_H1RESP_MAX_LINE 4096
-
-/**
- * One header field, as picohttpparser (bundled in and exported by libh2o, its header not installed) fills it: name and
- * value point into the bytes given to cf_h1resp_parse. The name is a token as received (any case); the value has no
- * leading or trailing whitespace and no control byte but HTAB.
- */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
 
 /** What cf_h1resp_parse reports. */
 typedef enum en_cf_h1resp_kind_t {

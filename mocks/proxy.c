@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "cf_buf.h"
 #include "cf_http.h"
+#include "cf_picohttp.h"
 #include "http.h"
 #include "journal.h"
 #include "proxy.h"
@@ -34,22 +35,6 @@
  *   Transfer-Encoding, Upgrade) are dropped both ways; so are Content-Length (recomputed) and, from the answer, Date
  *   and Server (h2o writes its own).
  */
-
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-struct phr_chunked_decoder {
-    size_t bytes_left_in_chunk;
-    char consume_trailer;
-    char _hex_count;
-    char _state;
-};
-int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
-                       struct phr_header *headers, size_t *num_headers, size_t last_len);
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 /* a response head larger than this, or with more fields, fails with 502 */
 #define MAX_HEAD (64 * 1024)

@@ -13,23 +13,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include "../../gateway/h1guard.c"
-
-/* picohttpparser as bundled in libh2o 2.2.5 (the library exports it; its header is not installed) */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-struct phr_chunked_decoder {
-    size_t bytes_left_in_chunk;
-    char consume_trailer;
-    char _hex_count;
-    char _state;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
-                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
+#include "cf_picohttp.h" /* picohttpparser, exported by libh2o: what libh2o makes of the bytes the guard passed */
 
 #define MAX_REQUESTS 256
 
