@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <jansson.h>
 #include "cf_buf.h"
+#include "cf_http.h"
 #include "record.h"
 
 /*
@@ -32,27 +33,12 @@ void cf_mock_record_init(const char *dir)
     record_dir = dir;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* %XX- and +-decoded (as match.c compares query values); the result is malloc'ed and NUL-terminated */
+/* %XX- and +-decoded, a stray '%' kept (as match.c compares query values); the result is malloc'ed and NUL-terminated */
 static char *query_decode(const char *s, size_t len, size_t *outlen)
 {
-    char *out = malloc(len + 1), *d = out;
-    for (size_t i = 0; i != len; ++i) {
-        if (s[i] == '+') {
-            *d++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *d++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *d++ = s[i];
-        }
-    }
-    *d = '\0';
-    *outlen = (size_t)(d - out);
+    char *out = malloc(len + 1);
+    cf_form_decode(s, len, out, outlen, CF_FORM_LENIENT);
+    out[*outlen] = '\0';
     return out;
 }
 
