@@ -1160,6 +1160,12 @@ static int on_route_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_cors_decode(ctx, node, 1, &r->cors_own);
 }
 
+/* auth: {jwt: {...}} or off (auth.c decodes it); a route without the key takes the top-level one in merge_route */
+static int on_route_auth(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_auth_decode(ctx, node, 1, &((cf_route_t *)object)->auth_own);
+}
+
 /* rate_limit: {rate, burst, key} (ratelimit.c decodes it) */
 static int on_route_rate_limit(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
@@ -1178,6 +1184,7 @@ static const cf_yfield_t route_fields[] = {
     {.key = "forward_query", .type = CF_YT_STRLIST, .offset = offsetof(cf_route_t, forward_query)},
     {.key = "rate_limit", .type = CF_YT_CUSTOM, .custom = on_route_rate_limit},
     {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_route_cors},
+    {.key = "auth", .type = CF_YT_CUSTOM, .custom = on_route_auth},
     {.key = "calls", .type = CF_YT_CUSTOM, .custom = on_calls},
     {.key = "proxy", .type = CF_YT_CUSTOM, .custom = on_route_proxy},
     {NULL},
@@ -1263,6 +1270,14 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
         return cf_yerror(ctx, rnode, "missing path:");
     if (r->proxy == NULL && r->num_calls == 0)
         return cf_yerror(ctx, rnode, "needs calls: (an aggregated route) or proxy: BACKEND (a pass-through route)");
+    if (r->rate_limit != NULL && r->rate_limit->key == CF_RATELIMIT_BY_CLAIM && r->auth == NULL) {
+        size_t mark = cf_ypath_key(ctx, "rate_limit");
+        cf_ypath_key(ctx, "key");
+        cf_yerror(ctx, cf_ymap_get(ctx->y, cf_ymap_get(ctx->y, rnode, "rate_limit"), "key"),
+                  "jwt.%s needs the route's token: add auth: {jwt: ...} to the route or at the top level", r->rate_limit->header);
+        cf_ypath_restore(ctx, mark);
+        return -1;
+    }
     if (r->proxy != NULL) {
         static const char *const calls_only[] = {"calls", "merge", "on_conflict", "forward_headers", "forward_query", NULL};
         for (size_t i = 0; calls_only[i] != NULL; ++i) {
@@ -1378,6 +1393,11 @@ static int on_top_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_cors_decode(ctx, node, 0, &((cf_config_t *)object)->cors);
 }
 
+static int on_top_auth(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_auth_decode(ctx, node, 0, &((cf_config_t *)object)->auth);
+}
+
 static const cf_yfield_t top_fields[] = {
     {.key = "listen", .type = CF_YT_CUSTOM, .custom = on_listen},
     {.key = "threads", .type = CF_YT_CUSTOM, .custom = on_threads},
@@ -1394,6 +1414,7 @@ static const cf_yfield_t top_fields[] = {
     {.key = "backends", .type = CF_YT_CUSTOM, .custom = on_backends},
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
     {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_top_cors},
+    {.key = "auth", .type = CF_YT_CUSTOM, .custom = on_top_auth},
     {NULL},
 };
 
@@ -1449,6 +1470,8 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
         r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
     /* cors: replaces the default wholly (off: none); without the key the route takes the default */
     r->cors = was_seen(route_fields, seen, "cors") ? r->cors_own : loader_of(ctx)->c->cors;
+    /* auth: the same (off: none) */
+    r->auth = was_seen(route_fields, seen, "auth") ? r->auth_own : loader_of(ctx)->c->auth;
     if (!was_seen(route_fields, seen, "on_conflict"))
         r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
     return cf_ydefaults(ctx, route_fields, r, seen);
@@ -1625,12 +1648,14 @@ void cf_config_free(cf_config_t *c)
         cf_strlist_free(&r->forward_query);
         cf_cors_free(r->cors_own);
         cf_ratelimit_free(r->rate_limit);
+        cf_auth_free(r->auth_own);
         for (size_t j = 0; j < r->num_calls; ++j)
             free_call(&r->calls[j]);
         free(r->calls);
     }
     free(c->routes);
     cf_cors_free(c->cors);
+    cf_auth_free(c->auth);
     for (size_t i = 0; i < c->num_backends; ++i) {
         cf_backend_t *b = &c->backends[i];
         for (size_t j = 0; j < b->num_servers; ++j) {

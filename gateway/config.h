@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "cf_yaml.h"
+#include "auth.h"
 #include "body.h"
 #include "cors.h"
 #include "ratelimit.h"
@@ -163,6 +164,8 @@ typedef struct st_cf_route_t {
     cf_cors_t *cors_own;        /* cors: on the route (owned); NULL when absent or off */
     const cf_cors_t *cors;      /* the policy in force: cors_own, else the top-level default unless cors: off; NULL: none */
     cf_ratelimit_t *rate_limit; /* rate_limit: (owned; its key table is shared by the threads); NULL: none */
+    cf_auth_t *auth_own;        /* auth: on the route (owned); NULL when absent or off */
+    const cf_auth_t *auth;      /* the policy in force: auth_own, else the top-level default unless auth: off; NULL: none */
     cf_call_t *calls;
     size_t num_calls;
     cf_backend_t *proxy; /* non-NULL for a pass-through route (then num_calls == 0) */
@@ -196,6 +199,7 @@ typedef struct st_cf_config_t {
         uint64_t memcached_timeout_ms; /* the most a lookup waits for memcached before asking the upstream. 50ms */
     } cache;
     cf_cors_t *cors; /* the top-level cors:, every route's unless it has its own (owned); NULL: none */
+    cf_auth_t *auth; /* the top-level auth:, every route's unless it has its own or auth: off (owned); NULL: none */
     cf_backend_t *backends;
     size_t num_backends;
     cf_route_t *routes;

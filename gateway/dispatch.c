@@ -2,10 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include "dispatch.h"
 #include "fanout.h"
+#include "jsonout.h"
 #include "metrics.h"
 #include "observe.h"
 #include "proxy.h"
@@ -90,15 +93,26 @@ static size_t client_key(h2o_req_t *req, unsigned char *key)
  * fields); a refusal is a 429 (RFC 6585 §4) with Retry-After in whole seconds, rounded up. Returns 0 when refused
  * (answered), 1 when the request goes on.
  */
-static int admit_rate(h2o_req_t *req, const cf_trace_t *trace, const cf_route_t *route, uint64_t start_ns)
+static int admit_rate(h2o_req_t *req, const cf_trace_t *trace, const cf_route_t *route, uint64_t start_ns, json_t *claims)
 {
     cf_ratelimit_t *rl = route->rate_limit;
     unsigned char addr[16];
+    char scalar[CF_JSON_SCALAR_MAX];
     const void *key = NULL;
     size_t len = 0;
     if (rl->key == CF_RATELIMIT_BY_CLIENT) {
         len = client_key(req, addr);
         key = addr;
+    } else if (rl->key == CF_RATELIMIT_BY_CLAIM) {
+        /* a token without the claim (or with an object or array there): the one bucket of all such tokens, as requests
+         * without the header of key: header.NAME (document: docs/http.md) */
+        json_t *v = claims != NULL ? json_object_get(claims, rl->header) : NULL;
+        if (json_is_string(v)) {
+            key = json_string_value(v);
+            len = json_string_length(v);
+        } else if (v != NULL && (len = cf_json_format_scalar(v, 0, scalar)) != 0) {
+            key = scalar;
+        }
     } else {
         /* without the header: the one bucket of every request that has none (document: docs/http.md) */
         ssize_t i = h2o_find_header_by_str(&req->headers, rl->header, rl->header_len, -1);
@@ -119,6 +133,45 @@ static int admit_rate(h2o_req_t *req, const cf_trace_t *trace, const cf_route_t 
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, cf_ratelimit_seconds(&v, retry));
     reject(req, trace, route, start_ns, 429, "rate_limited",
            "too many requests on this route; retry after the seconds in Retry-After");
+    return 0;
+}
+
+/*
+ * The route's auth: jwt. The token comes from the one Authorization field, scheme Bearer (RFC 6750 §2.1; the scheme is
+ * case-insensitive, RFC 9110 §11.1), and nowhere else (a query or a cookie leaks to logs and other sites). A refusal is
+ * a 401 with WWW-Authenticate (RFC 6750 §3): with no token, only the realm (no error code, §3.1); with a bad one,
+ * error="invalid_token" and a short description, never the token. Returns 1 with *claims (borrowed from the worker's
+ * cache: take a reference to keep them) when the request goes on, 0 when refused (answered).
+ */
+static int authenticate(cf_worker_t *w, h2o_req_t *req, const cf_trace_t *trace, const cf_route_t *route, uint64_t start_ns,
+                        json_t **claims)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    cf_jwt_error_t e = CF_JWT_MISSING;
+    if (i != -1) {
+        const h2o_iovec_t *v = &req->headers.entries[i].value;
+        if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) != -1) {
+            e = CF_JWT_MALFORMED; /* two credentials: which one would the upstream believe? */
+        } else if (v->len > 7 && strncasecmp(v->base, "bearer ", 7) == 0) {
+            size_t at = 7;
+            while (at < v->len && v->base[at] == ' ')
+                ++at;
+            e = cf_auth_verify(route->auth, w->jwt_cache, v->base + at, v->len - at, (int64_t)time(NULL), claims);
+            if (e == CF_JWT_OK)
+                return 1;
+        }
+    }
+    if (e == CF_JWT_MISSING) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"conflux\""));
+    } else {
+        char field[160];
+        int n = snprintf(field, sizeof(field), "Bearer error=\"invalid_token\", error_description=\"%s\"", cf_jwt_error_text(e));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, h2o_strdup(&req->pool, field, n).base,
+                       (size_t)n);
+    }
+    cf_request_record_t rec = {req, route, 401, cf_now_ns() - start_ns, NULL, 0, trace, e};
+    cf_observe_request(&rec);
+    cf_send_error(req, 401, "unauthorized", e == CF_JWT_MISSING ? "this route needs a bearer token" : cf_jwt_error_text(e));
     return 0;
 }
 
@@ -201,7 +254,15 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     if (route->cors != NULL) /* before anything can answer: every answer of the route carries them */
         cf_add_cors_headers(req, route->cors);
 
-    if (route->rate_limit != NULL && !admit_rate(req, trace, route, start_ns))
+    /* the cheap checks first: a rate limit by client or header before the token (so a flood of forged tokens costs one
+     * bucket each, not a signature each), one keyed by a claim after it; both before max_inflight and any upstream */
+    json_t *claims = NULL;
+    int by_claim = route->rate_limit != NULL && route->rate_limit->key == CF_RATELIMIT_BY_CLAIM;
+    if (route->rate_limit != NULL && !by_claim && !admit_rate(req, trace, route, start_ns, NULL))
+        return 0;
+    if (route->auth != NULL && !authenticate(w, req, trace, route, start_ns, &claims))
+        return 0;
+    if (by_claim && !admit_rate(req, trace, route, start_ns, claims))
         return 0;
 
     /* max_inflight bounds the whole process, whichever thread accepted the connection */
@@ -215,6 +276,6 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     if (route->proxy != NULL)
         cf_proxy_start(w, t, route, req, &m, trace);
     else
-        cf_fanout_start(w, t, route, req, &m, trace);
+        cf_fanout_start(w, t, route, req, &m, trace, claims);
     return 0;
 }

@@ -91,6 +91,7 @@ struct st_fanout_t {
     size_t num_headers;
     int headers_ready;
     uint64_t start_ns;
+    json_t *claims; /* the verified token's claims (a reference), NULL: the route has no auth */
     int finished;
 };
 
@@ -205,6 +206,10 @@ static int lookup_value(void *ctx, const cf_tpl_part_t *part, const char **val, 
         *val = f->req->headers.entries[i].value.base;
         *len = f->req->headers.entries[i].value.len;
         return CF_TPL_OK;
+    }
+    case CF_TPL_JWT: {
+        json_t *v = f->claims != NULL ? json_object_get(f->claims, part->text) : NULL;
+        return v != NULL ? json_scalar_text(&f->req->pool, v, val, len) : CF_TPL_MISSING;
     }
     case CF_TPL_CALL: {
         if (part->call_index < 0 || (size_t)part->call_index >= f->route->num_calls)
@@ -566,6 +571,9 @@ static int lookup_body_value(void *ctx, const cf_tpl_part_t *part, cf_body_value
         break;
     case CF_TPL_ITEM:
         j = item_value(x, part);
+        break;
+    case CF_TPL_JWT: /* with its JSON type, like a call's field */
+        j = c->f->claims != NULL ? json_object_get(c->f->claims, part->text) : NULL;
         break;
     default:
         return lookup_value(ctx, part, &v->str, &v->len);
@@ -976,6 +984,7 @@ static void on_dispose(void *_f)
         if (f->calls[i].fe != NULL)
             json_decref(f->calls[i].fe->results);
     }
+    json_decref(f->claims);
     cf_slot_dispose(&f->slot);
     cf_table_release(f->table);
 }
@@ -1036,7 +1045,7 @@ static int check_request_body(struct st_fanout_t *f)
 }
 
 void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_req_t *req, const cf_route_match_t *m,
-                     const cf_trace_t *trace)
+                     const cf_trace_t *trace, json_t *claims)
 {
     struct st_fanout_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_dispose);
     memset(f, 0, sizeof(*f));
@@ -1047,6 +1056,7 @@ void cf_fanout_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o
     f->route = route;
     f->match = *m;
     f->start_ns = cf_now_ns();
+    f->claims = json_incref(claims);
     f->deadline.cb = on_deadline;
     f->watch.on_gone = on_client_gone;
     f->watch.fd = -1;

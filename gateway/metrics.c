@@ -53,6 +53,7 @@ typedef struct st_route_series_t {
     uint64_t limited;    /* requests refused by the route's rate limit */
     uint64_t limit_keys; /* keys in its rate limit's table, as last seen; 0 and not rendered until then */
     int has_limit;
+    uint64_t jwt_failures[CF_JWT_NUM_ERRORS]; /* 401s by why the token was refused */
 } route_series_t;
 
 typedef struct st_backend_series_t {
@@ -168,6 +169,8 @@ void cf_metrics_observe(const cf_request_record_t *rec)
 {
     route_series_t *rs = route_series(rec->route);
     COUNT(&rs->status[rec->status >= 100 && rec->status < MAX_STATUS ? rec->status : 0], 1);
+    if (rec->jwt_error > 0 && rec->jwt_error < CF_JWT_NUM_ERRORS)
+        COUNT(&rs->jwt_failures[rec->jwt_error], 1);
     hist_observe(&rs->latency, rec->duration_ns);
     for (size_t i = 0; i != rec->num_calls; ++i) {
         const cf_call_record_t *c = &rec->calls[i];
@@ -469,6 +472,20 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
             continue;
         series_start(out, "conflux_rate_limit_keys", "route", n->name, NULL, NULL);
         cf_buf_appendf(out, "} %" PRIu64 "\n", READ(&rs->limit_keys));
+    }
+
+    header(out, "conflux_jwt_failures_total", "counter",
+           "Requests refused with 401 by their route's auth: jwt, by route and reason (missing, malformed, bad_header, bad_alg, "
+           "unknown_kid, bad_signature, bad_claims, expired, not_yet_valid, wrong_issuer, wrong_audience, no_keys).");
+    for (mnode_t *n = LOAD_PTR(&routes); n != NULL; n = LOAD_PTR(&n->next)) {
+        route_series_t *rs = (route_series_t *)n;
+        for (int e = 1; e != CF_JWT_NUM_ERRORS; ++e) {
+            uint64_t v = READ(&rs->jwt_failures[e]);
+            if (v == 0)
+                continue;
+            series_start(out, "conflux_jwt_failures_total", "route", n->name, "reason", cf_jwt_error_name(e));
+            cf_buf_appendf(out, "} %" PRIu64 "\n", v);
+        }
     }
 
     header(out, "conflux_request_duration_seconds", "histogram", "Time from a request's arrival to its answer, by route.");

@@ -25,8 +25,9 @@ static void json_ms(cf_buf_t *b, uint64_t ns)
 /*
  * One line: {"time","client","method","path","route","status","duration","request_id","trace_id","calls":[{"name",
  * "backend","status","duration","cache","reason","attempts","hedges","spans"[,"elements":{"ok","total"} for a foreach
- * call]}]}. The path is logged without its query string: queries carry tokens and personal data more often than paths
- * do, and the route tells which endpoint it was.
+ * call]}]}, with "auth" (why the bearer token was refused) after "trace_id" on a 401 of a route with auth. The path is logged
+ * without its query string: queries carry tokens and personal data more often than paths do, and the route tells which endpoint it
+ * was.
  */
 /* The start of a line: {"time":...,"client":... (the peer's address, or null). */
 static void line_start(cf_buf_t *b, struct sockaddr *peer, socklen_t peerlen)
@@ -72,6 +73,10 @@ static void format_line(cf_buf_t *b, const cf_request_record_t *rec)
         cf_json_write_string(b, rec->trace->trace_id, sizeof(rec->trace->trace_id));
     else
         cf_buf_appends(b, "null");
+    if (rec->jwt_error != CF_JWT_OK) { /* why the token was refused; never the token */
+        cf_buf_appends(b, ",\"auth\":");
+        json_cstr(b, cf_jwt_error_name(rec->jwt_error));
+    }
     cf_buf_appends(b, ",\"calls\":[");
     for (size_t i = 0; i != rec->num_calls; ++i) {
         const cf_call_record_t *c = &rec->calls[i];

@@ -102,6 +102,12 @@ static int bind_templates(cf_route_t *r, cf_plan_error_t *err)
             case CF_TPL_QUERY:
             case CF_TPL_HEADER: /* template.c lower-cases the name */
                 break;
+            case CF_TPL_JWT:
+                if (r->auth == NULL)
+                    return plan_error(err, j, key,
+                                      "{jwt.%s} needs the route's token: add auth: {jwt: ...} to the route or at the top level",
+                                      name);
+                break;
             case CF_TPL_PARAM: {
                 int idx = cf_pattern_param_index(&r->pattern, part->text, part->len), whole;
                 if (idx < 0 && key[0] == 'b' && (whole = find_call(r, part->text, part->len)) >= 0) {
@@ -722,6 +728,8 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
             cf_cors_explain(out, "  ", r->cors, r->methods, r->cors == r->cors_own ? "its own" : "the default");
         if (r->rate_limit != NULL)
             cf_ratelimit_explain(out, "  ", r->rate_limit);
+        if (r->auth != NULL)
+            cf_auth_explain(out, "  ", r->auth, r->auth == r->auth_own ? "its own" : "the default");
         if (r->proxy != NULL) {
             const cf_server_t *s = &r->proxy->servers[0];
             fprintf(out, "  proxy -> %s (%s%s), timeout %s\n", r->proxy->name, s->url, r->proxy->num_servers > 1 ? ", ..." : "",

@@ -304,7 +304,7 @@ static int on_rate(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return 0;
 }
 
-/* key: client or header.NAME (jwt.* waits for JWT validation) */
+/* key: client, header.NAME or jwt.CLAIM (a top-level claim of the route's verified token) */
 static int on_key(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_ratelimit_t *rl = object;
@@ -313,10 +313,17 @@ static int on_key(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         rl->key = CF_RATELIMIT_BY_CLIENT;
         return 0;
     }
-    if (s != NULL && strncmp(s, "jwt.", 4) == 0)
-        return cf_yerror(ctx, node, "\"%s\" needs JWT validation, which conflux does not have yet; use client or header.NAME", s);
+    if (s != NULL && strncmp(s, "jwt.", 4) == 0) {
+        if (!cf_http_is_token(s + 4, strlen(s + 4)) || strchr(s + 4, '.') != NULL)
+            return cf_yerror(ctx, node, "expected jwt.CLAIM, a top-level claim of the token (e.g. jwt.sub)");
+        rl->key = CF_RATELIMIT_BY_CLAIM;
+        free(rl->header);
+        rl->header = strdup(s + 4);
+        rl->header_len = strlen(rl->header);
+        return 0;
+    }
     if (s == NULL || strncmp(s, "header.", 7) != 0 || !cf_http_is_token(s + 7, strlen(s + 7)))
-        return cf_yerror(ctx, node, "expected client or header.NAME (e.g. header.X-Api-Key)");
+        return cf_yerror(ctx, node, "expected client, header.NAME (e.g. header.X-Api-Key) or jwt.CLAIM (e.g. jwt.sub)");
     rl->key = CF_RATELIMIT_BY_HEADER;
     free(rl->header);
     rl->header = strdup(s + 7);
@@ -345,7 +352,7 @@ int cf_ratelimit_decode(cf_yctx_t *ctx, yaml_node_t *node, cf_ratelimit_t **out)
 {
     *out = NULL;
     if (node == NULL || node->type != YAML_MAPPING_NODE)
-        return cf_yerror(ctx, node, "expected {rate: 100/s, burst: 200, key: client | header.NAME}");
+        return cf_yerror(ctx, node, "expected {rate: 100/s, burst: 200, key: client | header.NAME | jwt.CLAIM}");
     cf_ratelimit_t *rl = calloc(1, sizeof(*rl));
     rl->line = (int)node->start_mark.line + 1;
     rl->col = (int)node->start_mark.column + 1;
@@ -357,7 +364,7 @@ int cf_ratelimit_decode(cf_yctx_t *ctx, yaml_node_t *node, cf_ratelimit_t **out)
         goto Fail;
     }
     if (!seen_key(seen, "key")) {
-        cf_yerror(ctx, node, "needs key: (client, or header.NAME)");
+        cf_yerror(ctx, node, "needs key: (client, header.NAME or jwt.CLAIM)");
         goto Fail;
     }
     if (!seen_key(seen, "burst"))
@@ -382,6 +389,9 @@ void cf_ratelimit_explain(FILE *out, const char *indent, const cf_ratelimit_t *r
             rl->period_s == 1    ? "s"
             : rl->period_s == 60 ? "m"
                                  : "h",
-            (unsigned long long)rl->burst, rl->key == CF_RATELIMIT_BY_CLIENT ? "client address" : "header ",
+            (unsigned long long)rl->burst,
+            rl->key == CF_RATELIMIT_BY_CLIENT   ? "client address"
+            : rl->key == CF_RATELIMIT_BY_HEADER ? "header "
+                                                : "token claim ",
             rl->key == CF_RATELIMIT_BY_CLIENT ? "" : rl->header, cf_ratelimit_capacity(rl), cf_ratelimit_memory(rl) >> 20);
 }

@@ -19,6 +19,7 @@
 typedef enum en_cf_ratelimit_key_t {
     CF_RATELIMIT_BY_CLIENT, /* the TCP peer's address (an IPv6 one by its /64) */
     CF_RATELIMIT_BY_HEADER, /* a request header's value; requests without it share one bucket */
+    CF_RATELIMIT_BY_CLAIM,  /* a claim of the request's verified JWT; tokens without it share one bucket */
 } cf_ratelimit_key_t;
 
 typedef struct st_cf_ratelimit_table_t cf_ratelimit_table_t;
@@ -32,7 +33,7 @@ typedef struct st_cf_ratelimit_t {
     uint64_t period_s; /* 1, 60 or 3600 */
     uint64_t burst;    /* bucket size; rate_limit.burst, else `count` */
     int key;           /* CF_RATELIMIT_BY_* */
-    char *header;      /* CF_RATELIMIT_BY_HEADER: the field name, lower case */
+    char *header;      /* CF_RATELIMIT_BY_HEADER: the field name, lower case; CF_RATELIMIT_BY_CLAIM: the claim name */
     size_t header_len;
     uint64_t interval_ns;  /* the time one token takes to come back: period / count */
     uint64_t tolerance_ns; /* burst * interval_ns: how far ahead of now a key's bucket may be drawn */

@@ -64,6 +64,7 @@ typedef struct st_cf_request_record_t {
     const cf_call_record_t *calls;
     size_t num_calls;
     const cf_trace_t *trace; /* its identity; NULL when refused before it was read (431) */
+    int jwt_error;           /* a cf_jwt_error_t: why its bearer token was refused (a 401); 0: none */
 } cf_request_record_t;
 
 #endif

@@ -153,6 +153,7 @@ int cf_worker_init(cf_worker_t *w, h2o_context_t *ctx, cf_config_t *config, char
     cf_timeouts_init(&w->timeouts, w->loop);
     h2o_multithread_register_receiver(ctx->queue, &w->getaddr_receiver, h2o_hostinfo_getaddr_receiver);
     w->cache_port = cf_cache_port_create(ctx->queue, &w->timeouts);
+    w->jwt_cache = cf_jwt_cache_new(CF_AUTH_CACHE_ENTRIES);
     if ((w->watches = cf_watch_set_create(w->loop, &w->timeouts)) == NULL) {
         snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
         return -1;
@@ -180,4 +181,6 @@ void cf_worker_dispose(cf_worker_t *w)
     cf_timeouts_dispose(&w->timeouts);
     cf_watch_set_destroy(w->watches);
     w->watches = NULL;
+    cf_jwt_cache_free(w->jwt_cache); /* requests still alive hold references to the claims they use */
+    w->jwt_cache = NULL;
 }

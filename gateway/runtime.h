@@ -43,6 +43,7 @@ struct st_cf_worker_t {
     h2o_multithread_receiver_t getaddr_receiver;
     cf_cache_port_t *cache_port; /* the cache's deliveries and flights on this loop (cache.c) */
     cf_watch_set_t *watches;     /* client-disconnect watches (watch.c) */
+    cf_jwt_cache_t *jwt_cache;   /* tokens verified on this loop, with their claims (jwt.c) */
     size_t inflight;             /* client requests admitted on this loop and not yet disposed */
 };
 

@@ -256,6 +256,13 @@ static int parse_placeholder(cf_template_t *t, const char *s, size_t len, size_t
             }
         }
         p = add_part(t, CF_TPL_QUERY, tail, taillen);
+    } else if (headlen == 3 && memcmp(s, "jwt", 3) == 0) {
+        /* a top-level claim; a name with a dot (a URI-named claim) cannot be written here */
+        if (!valid_ident(tail, taillen, 1)) {
+            snprintf(err, errlen, "invalid claim name at offset %zu (a claim name is letters, digits, '_' and '-')", tailoff);
+            return -1;
+        }
+        p = add_part(t, CF_TPL_JWT, tail, taillen);
     } else if (headlen == 6 && memcmp(s, "header", 6) == 0) {
         if (taillen == 0) {
             snprintf(err, errlen, "empty header name at offset %zu", tailoff);
@@ -535,6 +542,7 @@ const char *cf_template_refusal(const cf_tpl_part_t *p, unsigned flags, char *bu
     const char *what = p->kind == CF_TPL_PARAM    ? "path parameter"
                        : p->kind == CF_TPL_QUERY  ? "query parameter"
                        : p->kind == CF_TPL_HEADER ? "header"
+                       : p->kind == CF_TPL_JWT    ? "token claim"
                                                   : "value";
     const char *rule;
     if (p->kind == CF_TPL_PARAM && p->rest)

@@ -13,11 +13,12 @@ typedef enum en_cf_tpl_kind_t {
     CF_TPL_CALL,    /* {CALL.a.b}: a field of an earlier call's JSON */
     CF_TPL_ITEM,    /* {item} / {item.a.b}: the foreach element */
     CF_TPL_ITEMS,   /* {items}: the elements of a foreach batch, each encoded, joined with ',' */
+    CF_TPL_JWT,     /* {jwt.NAME}: a top-level claim of the request's verified token */
 } cf_tpl_kind_t;
 
 typedef struct st_cf_tpl_part_t {
     cf_tpl_kind_t kind;
-    char *text;    /* LITERAL: the bytes; PARAM/QUERY/HEADER: the name; CALL: the call name; ITEM: "item" */
+    char *text;    /* LITERAL: the bytes; PARAM/QUERY/HEADER/JWT: the name; CALL: the call name; ITEM: "item" */
     size_t len;    /* of text */
     char **fields; /* CALL / ITEM: the field path after the first dot ("a", "b"); NULL-terminated */
     size_t num_fields;
@@ -58,8 +59,8 @@ enum {
     CF_TPL_KEEP_ENCODED_SLASH = 1,
 };
 
-/** The kinds whose values come from the client's request, as a mask for cf_template_check. */
-#define CF_TPL_CLIENT_KINDS ((1u << CF_TPL_PARAM) | (1u << CF_TPL_QUERY) | (1u << CF_TPL_HEADER))
+/** The kinds whose values come from the client's request (its token's claims too), as a mask for cf_template_check. */
+#define CF_TPL_CLIENT_KINDS ((1u << CF_TPL_PARAM) | (1u << CF_TPL_QUERY) | (1u << CF_TPL_HEADER) | (1u << CF_TPL_JWT))
 
 /**
  * Supplies the raw (decoded, unencoded) value of a placeholder. Returns CF_TPL_OK with *val and *len set (borrowed

@@ -50,8 +50,10 @@ sub rows {
 
 # ---- the config loader's tables ----------------------------------------------------------------------------------
 
-# (cors: and rate_limit: are decoded by gateway/cors.c and gateway/ratelimit.c, with tables of the same kind)
-my $config_c = slurp("$root/gateway/config.c") . slurp("$root/gateway/cors.c") . slurp("$root/gateway/ratelimit.c");
+# (cors:, rate_limit: and auth: are decoded by gateway/cors.c, gateway/ratelimit.c and gateway/auth.c, with tables of the
+# same kind)
+my $config_c = slurp("$root/gateway/config.c") . slurp("$root/gateway/cors.c") . slurp("$root/gateway/ratelimit.c")
+    . slurp("$root/gateway/auth.c");
 my %tables;    # name => [[key, unsupported, default or undef], ...]
 while ($config_c =~ /static const cf_yfield_t (\w+)\[\] = \{(.*?)\n\};/sg) {
     my ($name, $body) = ($1, $2);
@@ -80,6 +82,8 @@ my %where = (
     health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
     cors_fields       => ['`cors`',                    ['$defs', 'cors', 'properties']],
     ratelimit_fields  => ['`routes[].rate_limit`',     ['$defs', 'rate_limit', 'properties']],
+    auth_fields       => ['`auth`',                    ['$defs', 'auth', 'properties']],
+    jwt_fields        => ['`auth.jwt`',                ['$defs', 'jwt', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});
@@ -342,6 +346,9 @@ subtest 'every YAML example in docs/ loads' => sub {
                 $text =~ s{/etc/conflux/key\.pem}{$key}g;
                 $text =~ s{/etc/conflux/[\w-]+\.pem}{$cert}g;
             }
+            # a JWK Set for the auth: examples (one Ed25519 key: any 32 bytes are one)
+            $text =~ s{/etc/conflux/jwks\.json}{write_file("$dir/jwks.json",
+                '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "' . ('A' x 43) . '"}]}')}ge;
             write_file($file, $text);
             my ($rc, $err) = run($conflux, '-t', '-c', $file);
             is($rc, 0, "$what: conflux -t accepts it") or diag("$err\n$text");

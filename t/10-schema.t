@@ -203,7 +203,7 @@ my @bad = (
     ['CORS: an origin with a path', $head . "cors: { origins: [https://app.example.com/] }\n" . $route, qr/an origin has no path/],
     ['CORS: no origins', $head . ($route =~ s{    calls:}{    cors: { methods: [GET] }\n    calls:}r), qr/needs origins:/],
     ['CORS: a scalar other than off', $head . ($route =~ s{    calls:}{    cors: none\n    calls:}r), qr/or off/],
-    ['rate_limit: key jwt.sub', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s, key: jwt.sub }\n    calls:}r), qr/needs JWT validation/],
+    ['rate_limit: key jwt.a.b', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s, key: jwt.a.b }\n    calls:}r), qr/expected jwt\.CLAIM/],
     ['rate_limit: a rate per day', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/d, key: client }\n    calls:}r), qr/expected a rate such as/],
     ['rate_limit: burst 0', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s, burst: 0, key: client }\n    calls:}r), qr/out of range/],
     ['rate_limit: no key', $head . ($route =~ s{    calls:}{    rate_limit: { rate: 10/s }\n    calls:}r), qr/needs key:/],
@@ -262,6 +262,23 @@ push @bad, (
         qr/needs both certificate: and key:/],
     ['http2 without tls', "listen:\n  - port: 8443\n    http2: true\n" . $no_listen . $route, qr/it needs tls:/],
     ['an sni that is not a host name', $head . "    sni: bad_name\n" . $route, qr/not a host name/],
+);
+
+# auth: jwt (docs/configuration.md, `auth`), with a JWK Set of one Ed25519 key
+my $jwks = write_file("$dir/jwks.json", '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "' . ('A' x 43) . '", "kid": "k"}]}');
+push @good, (
+    ['auth: jwt at the top level, replaced and turned off on routes; claims in a template and a rate limit key',
+     $head . "auth:\n  jwt: { jwks_file: $jwks, issuer: https://idp.example, audience: [api], algorithms: [EdDSA], leeway: 10s }\n"
+        . "routes:\n  - path: /me\n    rate_limit: { rate: 10/s, key: jwt.sub }\n"
+        . "    calls: [{ name: me, backend: users, path: '/users/{jwt.sub}' }]\n"
+        . "  - path: /own\n    auth: { jwt: { jwks_file: $jwks, audience: api, algorithms: EdDSA, require_exp: false } }\n"
+        . "    calls: [{ name: me, backend: users, path: /own }]\n"
+        . "  - path: /open\n    auth: off\n    calls: [{ name: me, backend: users, path: /open }]\n"],
+);
+push @bad, (
+    ['auth: algorithms HS256', $head . "auth: { jwt: { jwks_file: $jwks, algorithms: [HS256] } }\n" . $route, qr/"HS256" is not accepted/],
+    ['auth: jwt without jwks_file', $head . "auth: { jwt: { issuer: x } }\n" . $route, qr/needs jwks_file/],
+    ['auth: off at the top level', $head . "auth: off\n" . $route, qr/expected \{jwt: \{\.\.\.\}\}/],
 );
 
 my $n = 0;

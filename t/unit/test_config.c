@@ -4,6 +4,8 @@
 #include "../../gateway/body.c"
 #include "../../gateway/cors.c"
 #include "../../gateway/ratelimit.c"
+#include "../../gateway/jwt.c"
+#include "../../gateway/auth.c"
 #include "../../gateway/config.c"
 #include "../../gateway/reason.c"
 #include "../../gateway/plan.c"
