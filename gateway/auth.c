@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cf_sha256.h"
 #include "cf_units.h"
 #include "auth.h"
 
@@ -155,10 +156,8 @@ cf_jwt_error_t cf_auth_verify(const cf_auth_t *a, cf_jwt_cache_t *cache, const c
     *claims = NULL;
     if (len == 0 || len > CF_JWT_MAX_TOKEN) /* before hashing it */
         return CF_JWT_MALFORMED;
-    unsigned char digest[CF_SHA256_LEN];
-    cf_sha256(token, len, digest);
     uint64_t gen = __atomic_load_n(&a->source->generation, __ATOMIC_ACQUIRE);
-    if ((*claims = cf_jwt_cache_get(cache, digest, a->id, gen, now)) != NULL)
+    if ((*claims = cf_jwt_cache_get(cache, token, len, a->id, gen, now)) != NULL)
         return CF_JWT_OK;
     cf_jwks_t *keys = source_keys(a->source);
     cf_jwt_t jwt;
@@ -167,7 +166,7 @@ cf_jwt_error_t cf_auth_verify(const cf_auth_t *a, cf_jwt_cache_t *cache, const c
         /* valid until exp plus the leeway the check gave it: what a fresh verification would accept */
         int64_t leeway = (int64_t)a->rules.leeway_s;
         int64_t until = jwt.exp < INT64_MAX - leeway ? jwt.exp + leeway : INT64_MAX;
-        cf_jwt_cache_put(cache, digest, a->id, keys->generation, until, jwt.claims);
+        cf_jwt_cache_put(cache, token, len, a->id, keys->generation, until, jwt.claims);
         *claims = jwt.claims;
         json_decref(jwt.claims); /* the cache holds it */
     }

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <jansson.h>
 #include <openssl/evp.h>
-#include "cf_sha256.h"
 
 /** The longest token looked at: a longer one is refused before any decoding (an ID token is usually under 2 KiB). */
 #define CF_JWT_MAX_TOKEN 8192
@@ -120,15 +119,14 @@ cf_jwt_cache_t *cf_jwt_cache_new(size_t entries);
 void cf_jwt_cache_free(cf_jwt_cache_t *c);
 
 /**
- * The claims of a token verified before: `digest` is the token's SHA-256, `policy` identifies the rules it was verified
+ * The claims of a token verified before (`len` bytes, compared whole): `policy` identifies the rules it was verified
  * against and `generation` the key set (a new set invalidates every entry of the old). An entry is valid until the
- * token's exp plus the leeway it was given. Returns borrowed claims (valid until the next call on this cache), or NULL.
+ * `until` it was put with. Returns borrowed claims (valid until the next call on this cache), or NULL.
  */
-json_t *cf_jwt_cache_get(cf_jwt_cache_t *c, const unsigned char digest[CF_SHA256_LEN], uint64_t policy, uint64_t generation,
-                         int64_t now);
-/** Remembers a verified token until `until` (seconds since the epoch); takes a reference to claims. */
-void cf_jwt_cache_put(cf_jwt_cache_t *c, const unsigned char digest[CF_SHA256_LEN], uint64_t policy, uint64_t generation,
-                      int64_t until, json_t *claims);
+json_t *cf_jwt_cache_get(cf_jwt_cache_t *c, const char *token, size_t len, uint64_t policy, uint64_t generation, int64_t now);
+/** Remembers a verified token (a copy) until `until` (seconds since the epoch); takes a reference to claims. */
+void cf_jwt_cache_put(cf_jwt_cache_t *c, const char *token, size_t len, uint64_t policy, uint64_t generation, int64_t until,
+                      json_t *claims);
 /** Entries held now. */
 size_t cf_jwt_cache_size(const cf_jwt_cache_t *c);
 

@@ -3,9 +3,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include "cf_http.h"
 #include "cf_sha256.h"
+#include "cf_siphash.h"
 #include "ratelimit.h"
 
 /*
@@ -45,53 +45,6 @@ struct st_cf_ratelimit_table_t {
     pthread_mutex_t locks[STRIPES];
 };
 
-/* --- SipHash-1-3 (Aumasson and Bernstein, 2012) ---------------------------------------------------------------- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                                                   \
-    do {                                                                                                                           \
-        v0 += v1;                                                                                                                  \
-        v1 = ROTL(v1, 13);                                                                                                         \
-        v1 ^= v0;                                                                                                                  \
-        v0 = ROTL(v0, 32);                                                                                                         \
-        v2 += v3;                                                                                                                  \
-        v3 = ROTL(v3, 16);                                                                                                         \
-        v3 ^= v2;                                                                                                                  \
-        v0 += v3;                                                                                                                  \
-        v3 = ROTL(v3, 21);                                                                                                         \
-        v3 ^= v0;                                                                                                                  \
-        v2 += v1;                                                                                                                  \
-        v1 = ROTL(v1, 17);                                                                                                         \
-        v1 ^= v2;                                                                                                                  \
-        v2 = ROTL(v2, 32);                                                                                                         \
-    } while (0)
-
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
-{
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull, v2 = k0 ^ 0x6c7967656e657261ull,
-             v3 = k1 ^ 0x7465646279746573ull;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; --j)
-            m = m << 8 | p[i + j];
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; i + j < len; ++j)
-        b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* --- the table ------------------------------------------------------------------------------------------------- */
 
 static cf_ratelimit_table_t *table_new(size_t max_keys)
@@ -106,13 +59,7 @@ static cf_ratelimit_table_t *table_new(size_t max_keys)
         return NULL;
     }
     t->set_mask = sets - 1;
-    uint64_t seed[2];
-    if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) { /* not seen on Linux >= 3.17 with a 16-byte read */
-        seed[0] = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ull;
-        seed[1] = (uint64_t)(uintptr_t)t->entries;
-    }
-    t->k0 = seed[0];
-    t->k1 = seed[1];
+    cf_siphash_key(&t->k0, &t->k1, t);
     for (size_t i = 0; i != STRIPES; ++i)
         pthread_mutex_init(&t->locks[i], NULL);
     return t;
@@ -148,7 +95,7 @@ void cf_ratelimit_take(cf_ratelimit_t *rl, const void *key, size_t len, uint64_t
         key = digest;
         len = sizeof(digest);
     }
-    uint64_t h = siphash13(t->k0, t->k1, key, len) ^ kind;
+    uint64_t h = cf_siphash13(t->k0, t->k1, key, len) ^ kind;
     size_t set = (size_t)(h >> 16) & t->set_mask;
     uint16_t tag = (uint16_t)h;
     uint32_t tick = (uint32_t)(now_ns >> 20);
