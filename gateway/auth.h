@@ -1,10 +1,12 @@
-/* Authentication policies: auth: {jwt: {...}} decoded, their key sets kept current (jwks_file, read at load and on
- * every reload), and a bearer token judged against them through a thread's cache of verified tokens. No h2o. */
+/* Authentication policies: auth: {jwt: {...}} decoded, their key sets kept current (a jwks_file read at load and on
+ * every reload, a jwks_url fetched by a thread of its own), and a bearer token judged against them through a thread's
+ * cache of verified tokens. No h2o. */
 #ifndef CF_AUTH_H
 #define CF_AUTH_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <openssl/ssl.h>
 #include "cf_yaml.h"
 #include "jwt.h"
 
@@ -21,11 +23,22 @@ typedef struct st_cf_auth_t {
     cf_strlist_t algorithms;
     uint64_t leeway_ms;
     int require_exp;
-    char *jwks_file;
-    cf_jwks_source_t *source; /* shared by every policy (and config) naming the same file */
+    char *jwks_file; /* one of jwks_file and jwks_url */
+    char *jwks_url;
+    uint64_t refresh_ms;      /* jwks_url: fetched again this often */
+    cf_jwks_source_t *source; /* shared by every policy (and config) naming the same file or URL */
     uint64_t id;              /* unique in the process: what the cache keys a verified token by, with its key set */
     int line, col;
 } cf_auth_t;
+
+/**
+ * Starts a thread for each jwks_url of the configs loaded so far that has none (call it after the start's load and
+ * after each reload's): it fetches the set at once, then every refresh, and early (at most once a minute) when a token
+ * names an unknown kid; it ends by itself once no config names its URL. For an https URL, `tls_ctx` makes the client
+ * context that verifies the server as `host` (the thread owns it). Returns 0, or -1 with a message.
+ */
+typedef SSL_CTX *(*cf_auth_tls_cb)(const char *host, char *err, size_t errlen);
+int cf_auth_start_fetchers(cf_auth_tls_cb tls_ctx, char *err, size_t errlen);
 
 /**
  * Decodes an auth: node ({jwt: {...}}, or off when allow_off) into *out (NULL for off). Reads the jwks_file: a file

@@ -282,6 +282,12 @@ static void reload_certificates(const cf_config_t *config)
     }
 }
 
+/* The client context of a jwks_url's fetch thread: the system's CA store, the URL's host checked (auth.c). */
+static SSL_CTX *jwks_tls_ctx(const char *host, char *err, size_t errlen)
+{
+    return cf_tls_client_ctx(NULL, host, err, errlen);
+}
+
 static void notify_ready(void)
 {
     sd_notifyf(0, "READY=1\nSTATUS=serving with %zu threads, config %s", conflux.num_threads, conflux.config_path);
@@ -327,6 +333,8 @@ static void reload(void)
     pthread_mutex_unlock(&conflux.mutex);
 
     reload_certificates(config);
+    if (cf_auth_start_fetchers(jwks_tls_ctx, err, sizeof(err)) != 0) /* a jwks_url new in this config */
+        fprintf(stderr, "conflux: reload: %s\n", err);
     cf_config_t *old = conflux.config;
     conflux.config = config;
     cf_config_free(old);
@@ -552,6 +560,10 @@ int main(int argc, char **argv)
     }
     cf_cache_create(config->cache.memory, config->cache.memcached_host, config->cache.memcached_port,
                     config->cache.memcached_timeout_ms);
+    if (cf_auth_start_fetchers(jwks_tls_ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "conflux: %s\n", err);
+        return 1;
+    }
     if (open_listeners(config) != 0 || start_threads(config) != 0)
         return 1;
     fprintf(stderr, "conflux: serving with %zu thread%s\n", conflux.num_threads, conflux.num_threads == 1 ? "" : "s");

@@ -273,11 +273,17 @@ push @good, (
         . "    calls: [{ name: me, backend: users, path: '/users/{jwt.sub}' }]\n"
         . "  - path: /own\n    auth: { jwt: { jwks_file: $jwks, audience: api, algorithms: EdDSA, require_exp: false } }\n"
         . "    calls: [{ name: me, backend: users, path: /own }]\n"
-        . "  - path: /open\n    auth: off\n    calls: [{ name: me, backend: users, path: /open }]\n"],
+        . "  - path: /open\n    auth: off\n    calls: [{ name: me, backend: users, path: /open }]\n"
+        . "  - path: /url\n    auth: { jwt: { jwks_url: 'https://idp.example/jwks.json', refresh: 5m } }\n"
+        . "    calls: [{ name: me, backend: users, path: /url }]\n"],
 );
 push @bad, (
     ['auth: algorithms HS256', $head . "auth: { jwt: { jwks_file: $jwks, algorithms: [HS256] } }\n" . $route, qr/"HS256" is not accepted/],
-    ['auth: jwt without jwks_file', $head . "auth: { jwt: { issuer: x } }\n" . $route, qr/needs jwks_file/],
+    ['auth: jwt without jwks_file', $head . "auth: { jwt: { issuer: x } }\n" . $route, qr/needs jwks_file: or jwks_url:/],
+    ['auth: jwks_file and jwks_url', $head . "auth: { jwt: { jwks_file: $jwks, jwks_url: 'http://x/j' } }\n" . $route,
+     qr/one or the other/],
+    ['auth: refresh with jwks_file', $head . "auth: { jwt: { jwks_file: $jwks, refresh: 1m } }\n" . $route, qr/goes with jwks_url/],
+    ['auth: jwks_url ftp://', $head . "auth: { jwt: { jwks_url: 'ftp://x/j' } }\n" . $route, qr/jwks_url/],
     ['auth: off at the top level', $head . "auth: off\n" . $route, qr/expected \{jwt: \{\.\.\.\}\}/],
 );
 

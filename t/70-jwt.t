@@ -226,7 +226,7 @@ subtest '-t: errors with file:line:col' => sub {
         ["auth: { jwt: { jwks_file: \"$jwks\", algorithms: [HS256] } }", qr/algorithms: "HS256" is not accepted/, 'HS256'],
         ["auth: { jwt: { jwks_file: \"$jwks\", algorithms: [none] } }", qr/algorithms: "none" is not accepted/, 'none'],
         ["auth: { jwt: { jwks_file: \"$jwks\", leeway: 1h } }", qr/leeway/, 'a leeway too long'],
-        ["auth: { jwt: { issuer: x } }", qr/auth\.jwt: needs jwks_file/, 'no jwks_file'],
+        ["auth: { jwt: { issuer: x } }", qr/auth\.jwt: needs jwks_file: or jwks_url:/, 'no jwks_file'],
         ["auth: { basic: {} }", qr/auth: unknown key "basic"/, 'another kind'],
         ["rate_limit: { rate: 1/s, key: jwt.sub }", qr/rate_limit\.key: jwt\.sub needs the route's token/, 'jwt.sub without auth'],
         ["auth: off", qr/calls\[0\]\.path: \{jwt\.sub\} needs the route's token/, '{jwt.sub} without auth', '/u/{jwt.sub}'],
@@ -277,4 +277,97 @@ subtest 'reload: a rotated jwks_file is taken; a broken one keeps the previous s
 };
 
 $gw->stop;
+
+# jwks_url: a JWK Set the mock serves (POST /__mock/stubs swaps it)
+sub publish_jwks {
+    my ($status, $body) = @_;
+    my $r = http_request('POST', $mock->url('/__mock/stubs'), { 'Content-Type' => 'application/json' },
+                         $json->encode({ path => '/jwks', status => $status, body => $body, body_raw => JSON::PP::true }));
+    die "publish: $r->{status} $r->{body}\n" unless $r->{status} == 200;
+}
+
+subtest 'jwks_url: fetched off the request path; an unknown kid fetches early, once a minute; refresh; last good kept' => sub {
+    $mock->reset;
+    publish_jwks(503, 'not yet');
+    my $url_config = <<"EOF";
+threads: 1
+backends:
+  svc: { url: "http://127.0.0.1:$m", timeout: 5s }
+routes:
+  - path: /me
+    auth: { jwt: { jwks_url: "http://127.0.0.1:$m/jwks", refresh: 1h, issuer: "https://idp.test", audience: api } }
+    calls: [{ name: user, backend: svc, path: "/users/{jwt.sub}" }]
+EOF
+    my $u = spawn_conflux($url_config);
+    my $ubase = $u->url;
+    my $tok = token_for($ec, claims(sub => 'url-user'));
+    ok(wait_until(sub { $u->log_text =~ m{jwks_url http://127\.0\.0\.1:$m/jwks: status 503; tokens are refused until a fetch succeeds} },
+                  10), 'the failed first fetch says so') or diag $u->log_text;
+    publish_jwks(200, jwks_json($rsa, $ec, $ed));
+    my $r = http_request('GET', "$ubase/me", { Authorization => "Bearer $tok" });
+    is($r->{status}, 401, 'no key set yet: 401');
+    like($r->{headers}{'www-authenticate'} // '', qr/no keys/, 'no keys yet');
+    ok(wait_until(sub { http_request('GET', "$ubase/me", { Authorization => "Bearer $tok" })->{status} == 200 }, 10),
+       'that request made it fetch again at once (refresh is 1h): the token passes');
+    my $fetches = sub { scalar @{ $mock->journal('/jwks') } }; # publishing a stub again restarts its count: the journal
+    my $fetched = $fetches->();
+    is($fetched, 2, 'two fetches so far');
+
+    my $rsa2 = make_key('RS256', 'url-r2');
+    publish_jwks(200, jwks_json($rsa2, $ec));
+    my $new = token_for($rsa2, claims(sub => 'rotated'));
+    is(http_request('GET', "$ubase/me", { Authorization => "Bearer $new" })->{status}, 401, 'an unknown kid: 401 at once');
+    sleep 1;
+    is($fetches->(), $fetched, 'and no fetch: the last early one was less than a minute ago');
+
+    (my $faster = slurp($u->{config})) =~ s/refresh: 1h/refresh: 1s/ or die;
+    write_file($u->{config}, $faster);
+    $u->signal('HUP');
+    ok(wait_until(sub { http_request('GET', "$ubase/me", { Authorization => "Bearer $new" })->{status} == 200 }, 10),
+       'a reload to refresh: 1s: the rotated key is fetched');
+    is(http_request('GET', "$ubase/me", { Authorization => "Bearer $tok" })->{status}, 200, 'the EC key is still there');
+    is(http_request('GET', "$ubase/me", { Authorization => 'Bearer ' . token_for($rsa, claims()) })->{status}, 401,
+       'the removed RSA key is gone');
+
+    publish_jwks(500, 'broken');
+    my $before = $fetches->();
+    ok(wait_until(sub { $fetches->() >= $before + 2 }, 10), 'it keeps fetching every second');
+    like($u->log_text, qr{jwks_url \S+: status 500; keeping the key set fetched before}, 'a failed fetch says the set is kept');
+    is(http_request('GET', "$ubase/me", { Authorization => "Bearer $new" })->{status}, 200, 'the last good set stays');
+    publish_jwks(200, '{"keys": "not a list"}');
+    ok(wait_until(sub { $u->log_text =~ /jwks_url \S+: not a JWK Set.*; keeping the key set fetched before/ }, 10),
+       'an answer that is no JWK Set is not taken');
+    is(http_request('GET', "$ubase/me", { Authorization => "Bearer $new" })->{status}, 200, 'the last good set stays');
+    $u->stop;
+};
+
+subtest 'jwks_url: -t checks it without fetching' => sub {
+    $mock->reset;
+    my $file = "$dir/jwt-url-$$.yaml";
+    for my $case (['jwks_url: "ftp://x/jwks"', qr/jwks_url: /, 'a URL that is not http(s)'],
+                  ["jwks_url: \"http://127.0.0.1:$m/jwks\", jwks_file: \"$jwks\"", qr/one or the other/, 'both'],
+                  ["jwks_file: \"$jwks\", refresh: 1m", qr/refresh: goes with jwks_url/, 'refresh with a file'],
+                  ["jwks_url: \"http://127.0.0.1:$m/jwks\", refresh: 0s", qr/refresh/, 'refresh 0']) {
+        my ($jwt, $re, $name) = @$case;
+        write_file($file, <<"EOF");
+listen: [{ host: 127.0.0.1, port: 1 }]
+backends:
+  svc: { url: "http://127.0.0.1:$m" }
+routes:
+  - path: /a
+    auth: { jwt: { $jwt } }
+    calls: [{ name: a, backend: svc, path: "/a" }]
+EOF
+        my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
+        is($r->{code}, 1, "$name: exit 1");
+        like($r->{out} . $r->{err}, $re, "$name: the message") or diag $r->{out} . $r->{err};
+    }
+    (my $ok = slurp($file)) =~ s/auth: \{ jwt: \{.*\} \}/auth: { jwt: { jwks_url: "http:\/\/127.0.0.1:$m\/jwks" } }/ or die;
+    write_file($file, $ok);
+    my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
+    is($r->{code}, 0, 'a good jwks_url: OK') or diag $r->{err};
+    is(scalar @{ $mock->journal('/jwks') }, 0, 'and nothing fetched');
+};
+
 done_testing;
+
