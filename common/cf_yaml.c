@@ -466,3 +466,11 @@ int cf_ydefaults(cf_yctx_t *ctx, const cf_yfield_t *table, void *object, uint64_
     }
     return 0;
 }
+
+int cf_yseen(const cf_yfield_t *table, uint64_t seen, const char *key)
+{
+    for (size_t i = 0; table[i].key != NULL; ++i)
+        if (strcmp(table[i].key, key) == 0)
+            return (seen >> i & 1) != 0;
+    return 0;
+}

@@ -102,6 +102,9 @@ typedef struct st_cf_yfield_t {
  */
 int cf_ydecode(cf_yctx_t *ctx, yaml_node_t *node, const cf_yfield_t *table, void *object, uint64_t *seen);
 
+/** Whether the key `key` of `table` was present: its bit in cf_ydecode's `seen`. */
+int cf_yseen(const cf_yfield_t *table, uint64_t seen, const char *key);
+
 /**
  * Merges the defaults of `table` into `object` after decoding (nginx's unset-then-merge): each entry with a `def` whose
  * bit is not set in `seen` (cf_ydecode's; 0 when the whole mapping was absent) gets that value, parsed and bounded as

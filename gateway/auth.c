@@ -394,14 +394,6 @@ static const cf_yfield_t jwt_fields[] = {
     {NULL},
 };
 
-static int jwt_seen(uint64_t seen, const char *key)
-{
-    for (size_t i = 0; jwt_fields[i].key != NULL; ++i)
-        if (strcmp(jwt_fields[i].key, key) == 0)
-            return (seen >> i) & 1;
-    return 0;
-}
-
 static int on_jwt(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_auth_t *a = object;
@@ -410,14 +402,14 @@ static int on_jwt(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, jwt_fields, a, &seen) != 0 || cf_ydefaults(ctx, jwt_fields, a, seen) != 0)
         return -1;
-    if (!jwt_seen(seen, "algorithms"))
+    if (!cf_yseen(jwt_fields, seen, "algorithms"))
         a->rules.algs = CF_JWT_ALL_ALGS;
-    int file = jwt_seen(seen, "jwks_file"), url = jwt_seen(seen, "jwks_url");
+    int file = cf_yseen(jwt_fields, seen, "jwks_file"), url = cf_yseen(jwt_fields, seen, "jwks_url");
     if (file == url)
         return cf_yerror(ctx, node,
                          file ? "jwks_file and jwks_url: one or the other"
                               : "needs jwks_file: or jwks_url: (a JWK Set with the issuer's public keys)");
-    if (file && jwt_seen(seen, "refresh")) {
+    if (file && cf_yseen(jwt_fields, seen, "refresh")) {
         size_t mark = cf_ypath_key(ctx, "refresh");
         cf_yerror(ctx, cf_ymap_get(ctx->y, node, "refresh"), "goes with jwks_url (a jwks_file is read again on reload)");
         cf_ypath_restore(ctx, mark);

@@ -71,15 +71,6 @@ static size_t map_len(const yaml_node_t *n)
     return n != NULL && n->type == YAML_MAPPING_NODE ? (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start) : 0;
 }
 
-/* Whether the key `key` of `table` was present, after cf_ydecode filled `seen`. */
-static int was_seen(const cf_yfield_t *table, uint64_t seen, const char *key)
-{
-    for (size_t i = 0; table[i].key != NULL; ++i)
-        if (strcmp(table[i].key, key) == 0)
-            return (seen & ((uint64_t)1 << i)) != 0;
-    return 0;
-}
-
 /* The value of a node that must be a non-empty scalar, or NULL after an error. */
 static const char *want_string(cf_yctx_t *ctx, yaml_node_t *node, const char *what)
 {
@@ -159,7 +150,7 @@ static int on_listen_tls(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     l->tls_col = (int)node->start_mark.column + 1;
     if (cf_ydecode(ctx, node, tls_fields, l, &seen) != 0)
         return -1;
-    if (!was_seen(tls_fields, seen, "certificate") || !was_seen(tls_fields, seen, "key"))
+    if (!cf_yseen(tls_fields, seen, "certificate") || !cf_yseen(tls_fields, seen, "key"))
         return cf_yerror(ctx, node, "needs both certificate: and key: (PEM files)");
     if (*l->tls_certificate == '\0' || *l->tls_key == '\0')
         return cf_yerror(ctx, node, "certificate: and key: may not be empty");
@@ -193,7 +184,7 @@ static int on_listen(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         uint64_t seen = 0;
         if (cf_ydecode(ctx, item, listen_fields, l, &seen) != 0 || merge_listen(ctx, l, seen) != 0)
             return -1;
-        if (!was_seen(listen_fields, seen, "port"))
+        if (!cf_yseen(listen_fields, seen, "port"))
             return cf_yerror(ctx, item, "missing port:");
         if (l->http2 && l->tls_certificate == NULL) {
             cf_ypath_key(ctx, "http2");
@@ -447,7 +438,7 @@ static int decode_policy(cf_yctx_t *ctx, yaml_node_t *node, const cf_yfield_t *t
         return cf_yerror(ctx, node, "expected a mapping, e.g. %s", example);
     if (cf_ydecode(ctx, node, table, policy, &seen) != 0)
         return -1;
-    if (required != NULL && !was_seen(table, seen, required))
+    if (required != NULL && !cf_yseen(table, seen, required))
         return cf_yerror(ctx, node, "missing %s (e.g. %s)", required, example);
     return cf_ydefaults(ctx, table, policy, seen);
 }
@@ -847,7 +838,7 @@ static int on_call_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, call_cache_fields, &call->cache, &seen) != 0)
         return -1;
-    if (!was_seen(call_cache_fields, seen, "ttl"))
+    if (!cf_yseen(call_cache_fields, seen, "ttl"))
         return cf_yerror(ctx, node, "missing ttl (e.g. cache: {ttl: 30s, stale_while_revalidate: 1m})");
     return merge_cache_policy(ctx, &call->cache, seen);
 }
@@ -1281,7 +1272,7 @@ static int check_route(cf_yctx_t *ctx, yaml_node_t *rnode, cf_route_t *r, uint64
     if (r->proxy != NULL) {
         static const char *const calls_only[] = {"calls", "merge", "on_conflict", "forward_headers", "forward_query", NULL};
         for (size_t i = 0; calls_only[i] != NULL; ++i) {
-            if (was_seen(route_fields, seen, calls_only[i])) {
+            if (cf_yseen(route_fields, seen, calls_only[i])) {
                 size_t mark = cf_ypath_key(ctx, calls_only[i]);
                 if (i == 0)
                     cf_yerror(ctx, cf_ymap_get(ctx->y, rnode, calls_only[i]), "a route has either calls: or proxy:, not both");
@@ -1435,12 +1426,12 @@ static int merge_listen(cf_yctx_t *ctx, cf_listen_t *l, uint64_t seen)
  * absent (as Envoy's retry_budget); hedge_after: pNN goes after hedge_fallback until the backend has enough samples. */
 static int merge_backend(cf_yctx_t *ctx, cf_backend_t *b, uint64_t seen)
 {
-    if (!was_seen(backend_fields, seen, "retry_on")) {
+    if (!cf_yseen(backend_fields, seen, "retry_on")) {
         b->retry_on = 1u << CF_REASON_CONNECT_FAILED | 1u << CF_REASON_RESET;
         for (int st = 502; st <= 504; ++st)
             b->retry_on_status[st / 64] |= (uint64_t)1 << (st % 64);
     }
-    if (!was_seen(backend_fields, seen, "retry_budget") && cf_ydefaults(ctx, retry_budget_fields, b, 0) != 0)
+    if (!cf_yseen(backend_fields, seen, "retry_budget") && cf_ydefaults(ctx, retry_budget_fields, b, 0) != 0)
         return -1;
     if (cf_ydefaults(ctx, backend_fields, b, seen) != 0)
         return -1;
@@ -1457,22 +1448,22 @@ static int merge_cache_policy(cf_yctx_t *ctx, cf_cache_policy_t *p, uint64_t see
 /* A call's timeout is its backend's unless it has its own (a call without backend: fails its check next). */
 static int merge_call(cf_yctx_t *ctx, cf_call_t *call, uint64_t seen)
 {
-    if (!was_seen(call_fields, seen, "timeout") && call->backend != NULL)
+    if (!cf_yseen(call_fields, seen, "timeout") && call->backend != NULL)
         call->timeout_ms = call->backend->timeout_ms;
-    if (!was_seen(call_fields, seen, "method"))
+    if (!cf_yseen(call_fields, seen, "method"))
         call->method = CF_METHOD_GET;
     return cf_ydefaults(ctx, call_fields, call, seen);
 }
 
 static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
 {
-    if (!was_seen(route_fields, seen, "methods"))
+    if (!cf_yseen(route_fields, seen, "methods"))
         r->methods = CF_METHOD_GET | CF_METHOD_HEAD;
     /* cors: replaces the default wholly (off: none); without the key the route takes the default */
-    r->cors = was_seen(route_fields, seen, "cors") ? r->cors_own : loader_of(ctx)->c->cors;
+    r->cors = cf_yseen(route_fields, seen, "cors") ? r->cors_own : loader_of(ctx)->c->cors;
     /* auth: the same (off: none) */
-    r->auth = was_seen(route_fields, seen, "auth") ? r->auth_own : loader_of(ctx)->c->auth;
-    if (!was_seen(route_fields, seen, "on_conflict"))
+    r->auth = cf_yseen(route_fields, seen, "auth") ? r->auth_own : loader_of(ctx)->c->auth;
+    if (!cf_yseen(route_fields, seen, "on_conflict"))
         r->on_conflict = CF_CONFLICT_ERROR; /* a key two calls can both give is a config error */
     return cf_ydefaults(ctx, route_fields, r, seen);
 }
@@ -1486,7 +1477,7 @@ static int merge_route(cf_yctx_t *ctx, cf_route_t *r, uint64_t seen)
  */
 static void merge_route_deadline(cf_route_t *r, uint64_t seen)
 {
-    if (!was_seen(route_fields, seen, "deadline"))
+    if (!cf_yseen(route_fields, seen, "deadline"))
         r->deadline_ms = r->proxy != NULL ? r->proxy->timeout_ms : cf_plan_longest_chain(r);
     if (r->deadline_ms > MAX_TIMEOUT_MS)
         r->deadline_ms = MAX_TIMEOUT_MS;
@@ -1496,7 +1487,7 @@ static void merge_route_deadline(cf_route_t *r, uint64_t seen)
 static int merge_top(struct st_loader_t *L, uint64_t seen)
 {
     cf_config_t *c = L->c;
-    if (!was_seen(top_fields, seen, "threads")) {
+    if (!cf_yseen(top_fields, seen, "threads")) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
     }

@@ -301,14 +301,6 @@ static const cf_yfield_t cors_fields[] = {
     {NULL},
 };
 
-static int cors_seen_key(uint64_t seen, const char *key)
-{
-    for (size_t i = 0; cors_fields[i].key != NULL; ++i)
-        if (strcmp(cors_fields[i].key, key) == 0)
-            return (seen >> i & 1) != 0;
-    return 0;
-}
-
 int cf_cors_decode(cf_yctx_t *ctx, yaml_node_t *node, int allow_off, cf_cors_t **out)
 {
     *out = NULL;
@@ -323,9 +315,9 @@ int cf_cors_decode(cf_yctx_t *ctx, yaml_node_t *node, int allow_off, cf_cors_t *
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, cors_fields, cors, &seen) != 0 || cf_ydefaults(ctx, cors_fields, cors, seen) != 0)
         goto Fail;
-    if (!cors_seen_key(seen, "max_age"))
+    if (!cf_yseen(cors_fields, seen, "max_age"))
         cors->max_age_ms = UINT64_MAX;
-    if (!cors_seen_key(seen, "origins")) {
+    if (!cf_yseen(cors_fields, seen, "origins")) {
         cf_yerror(ctx, node, "needs origins: (the origins allowed, e.g. [https://app.example.com])");
         goto Fail;
     }

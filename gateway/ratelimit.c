@@ -287,14 +287,6 @@ static const cf_yfield_t ratelimit_fields[] = {
     {NULL},
 };
 
-static int seen_key(uint64_t seen, const char *key)
-{
-    for (size_t i = 0; ratelimit_fields[i].key != NULL; ++i)
-        if (strcmp(ratelimit_fields[i].key, key) == 0)
-            return (seen >> i) & 1;
-    return 0;
-}
-
 int cf_ratelimit_decode(cf_yctx_t *ctx, yaml_node_t *node, cf_ratelimit_t **out)
 {
     *out = NULL;
@@ -306,15 +298,15 @@ int cf_ratelimit_decode(cf_yctx_t *ctx, yaml_node_t *node, cf_ratelimit_t **out)
     uint64_t seen = 0;
     if (cf_ydecode(ctx, node, ratelimit_fields, rl, &seen) != 0)
         goto Fail;
-    if (!seen_key(seen, "rate")) {
+    if (!cf_yseen(ratelimit_fields, seen, "rate")) {
         cf_yerror(ctx, node, "needs rate: (e.g. 100/s)");
         goto Fail;
     }
-    if (!seen_key(seen, "key")) {
+    if (!cf_yseen(ratelimit_fields, seen, "key")) {
         cf_yerror(ctx, node, "needs key: (client, header.NAME or jwt.CLAIM)");
         goto Fail;
     }
-    if (!seen_key(seen, "burst"))
+    if (!cf_yseen(ratelimit_fields, seen, "burst"))
         rl->burst = rl->count;
     if (finish(rl, DEFAULT_MAX_KEYS) != 0) {
         cf_yerror(ctx, node, "out of memory for the key table");

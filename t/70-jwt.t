@@ -212,8 +212,32 @@ subtest 'metrics and the access log name the reason; neither holds the token' =>
     unlike(slurp($log), qr/\Q$parts[1]\E/, 'and no token');
 };
 
+# conflux -t on a one-route config whose route has the line $line (and calls $path): {code, out}
+my $check_file = "$dir/jwt-check-$$.yaml";
+sub conflux_t_route {
+    my ($line, $path) = @_;
+    $path //= '/a';
+    write_file($check_file, <<"EOF");
+listen: [{ host: 127.0.0.1, port: 1 }]
+backends:
+  svc: { url: "http://127.0.0.1:$m" }
+routes:
+  - path: /a
+    $line
+    calls: [{ name: a, backend: svc, path: "$path" }]
+EOF
+    my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $check_file]);
+    return { code => $r->{code}, out => $r->{out} . $r->{err} };
+}
+
+sub t_refuses {
+    my ($name, $re, @route) = @_;
+    my $r = conflux_t_route(@route);
+    is($r->{code}, 1, "$name: exit 1");
+    like($r->{out}, $re, "$name: the message") or diag $r->{out};
+}
+
 subtest '-t: errors with file:line:col' => sub {
-    my $file = "$dir/jwt-check-$$.yaml";
     my $bad = "$dir/jwt-bad-$$.json";
     write_file($bad, '{"keys": []}');
     my $rsa1024 = make_key('RS1024', 'small');
@@ -232,19 +256,7 @@ subtest '-t: errors with file:line:col' => sub {
         ["auth: off", qr/calls\[0\]\.path: \{jwt\.sub\} needs the route's token/, '{jwt.sub} without auth', '/u/{jwt.sub}'],
         ) {
         my ($line, $re, $name, $path) = @$case;
-        $path //= '/a';
-        write_file($file, <<"EOF");
-listen: [{ host: 127.0.0.1, port: 1 }]
-backends:
-  svc: { url: "http://127.0.0.1:$m" }
-routes:
-  - path: /a
-    $line
-    calls: [{ name: a, backend: svc, path: "$path" }]
-EOF
-        my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
-        is($r->{code}, 1, "$name: exit 1");
-        like($r->{out} . $r->{err}, $re, "$name: the message") or diag $r->{out} . $r->{err};
+        t_refuses($name, $re, $line, $path);
     }
 };
 
@@ -343,29 +355,15 @@ EOF
 
 subtest 'jwks_url: -t checks it without fetching' => sub {
     $mock->reset;
-    my $file = "$dir/jwt-url-$$.yaml";
     for my $case (['jwks_url: "ftp://x/jwks"', qr/jwks_url: /, 'a URL that is not http(s)'],
                   ["jwks_url: \"http://127.0.0.1:$m/jwks\", jwks_file: \"$jwks\"", qr/one or the other/, 'both'],
                   ["jwks_file: \"$jwks\", refresh: 1m", qr/refresh: goes with jwks_url/, 'refresh with a file'],
                   ["jwks_url: \"http://127.0.0.1:$m/jwks\", refresh: 0s", qr/refresh/, 'refresh 0']) {
         my ($jwt, $re, $name) = @$case;
-        write_file($file, <<"EOF");
-listen: [{ host: 127.0.0.1, port: 1 }]
-backends:
-  svc: { url: "http://127.0.0.1:$m" }
-routes:
-  - path: /a
-    auth: { jwt: { $jwt } }
-    calls: [{ name: a, backend: svc, path: "/a" }]
-EOF
-        my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
-        is($r->{code}, 1, "$name: exit 1");
-        like($r->{out} . $r->{err}, $re, "$name: the message") or diag $r->{out} . $r->{err};
+        t_refuses($name, $re, "auth: { jwt: { $jwt } }");
     }
-    (my $ok = slurp($file)) =~ s/auth: \{ jwt: \{.*\} \}/auth: { jwt: { jwks_url: "http:\/\/127.0.0.1:$m\/jwks" } }/ or die;
-    write_file($file, $ok);
-    my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $file]);
-    is($r->{code}, 0, 'a good jwks_url: OK') or diag $r->{err};
+    my $r = conflux_t_route("auth: { jwt: { jwks_url: \"http://127.0.0.1:$m/jwks\" } }");
+    is($r->{code}, 0, 'a good jwks_url: OK') or diag $r->{out};
     is(scalar @{ $mock->journal('/jwks') }, 0, 'and nothing fetched');
 };
 
