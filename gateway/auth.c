@@ -125,6 +125,7 @@ static cf_jwks_source_t *source_open(const char *name, int is_url, uint64_t refr
 {
     cf_fetch_url_t url;
     const char *why;
+    memset(&url, 0, sizeof(url));
     if (is_url && cf_fetch_parse_url(name, &url, &why) != 0) {
         snprintf(err, errlen, "%s", why);
         return NULL;
@@ -140,7 +141,11 @@ static cf_jwks_source_t *source_open(const char *name, int is_url, uint64_t refr
         s->is_url = is_url;
         s->url = url;
         pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
+        pthread_condattr_t attr; /* the refresh period is a duration: a wall-clock step must not stretch or skip it */
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cond, &attr);
+        pthread_condattr_destroy(&attr);
     }
     if (is_url) {
         if (!created && __atomic_load_n(&s->refresh_ms, __ATOMIC_RELAXED) != refresh_ms) {
@@ -269,7 +274,7 @@ static void *fetcher_main(void *arg)
         uint64_t refresh = __atomic_load_n(&s->refresh_ms, __ATOMIC_RELAXED),
                  wait_ms = ok || refresh < RETRY_MS ? refresh : RETRY_MS;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += (time_t)(wait_ms / 1000);
         until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) {

@@ -51,7 +51,7 @@ void cf_auth_free(cf_auth_t *a);
 
 /**
  * Judges a bearer token (len bytes, not yet decoded) at `now` (seconds since the epoch) with `cache` (the calling
- * thread's): a token verified before with the same policy and key set costs one SHA-256 and a lookup. Returns
+ * thread's): a token verified before with the same policy and key set costs a hash of its tail, a lookup and a compare. Returns
  * CF_JWT_OK with *claims borrowed from the cache (take a reference to keep them past the next call on it), or why the
  * token is refused.
  */
