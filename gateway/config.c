@@ -696,7 +696,7 @@ static int on_call_name(cf_yctx_t *ctx, yaml_node_t *node, void *object)
         return cf_yerror(ctx, node, "\"%s\" is not a call name (letters, digits, '_' and '-', starting with a letter or '_')",
                          call->name);
     if (strcmp(call->name, "query") == 0 || strcmp(call->name, "header") == 0 || strcmp(call->name, "item") == 0 ||
-        strcmp(call->name, "request") == 0)
+        strcmp(call->name, "request") == 0 || strcmp(call->name, "jwt") == 0)
         return cf_yerror(ctx, node, "\"%s\" is reserved in templates ({%s.NAME}); choose another name", call->name, call->name);
     for (size_t i = 0; i < call->index; ++i)
         if (strcmp(r->calls[i].name, call->name) == 0)

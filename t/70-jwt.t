@@ -212,11 +212,12 @@ subtest 'metrics and the access log name the reason; neither holds the token' =>
     unlike(slurp($log), qr/\Q$parts[1]\E/, 'and no token');
 };
 
-# conflux -t on a one-route config whose route has the line $line (and calls $path): {code, out}
+# conflux -t on a one-route config whose route has the line $line and one call ($path, named $name): {code, out}
 my $check_file = "$dir/jwt-check-$$.yaml";
 sub conflux_t_route {
-    my ($line, $path) = @_;
+    my ($line, $path, $name) = @_;
     $path //= '/a';
+    $name //= 'a';
     write_file($check_file, <<"EOF");
 listen: [{ host: 127.0.0.1, port: 1 }]
 backends:
@@ -224,7 +225,7 @@ backends:
 routes:
   - path: /a
     $line
-    calls: [{ name: a, backend: svc, path: "$path" }]
+    calls: [{ name: $name, backend: svc, path: "$path" }]
 EOF
     my $r = run_cmd([bindir() . '/conflux', '-t', '-c', $check_file]);
     return { code => $r->{code}, out => $r->{out} . $r->{err} };
@@ -254,9 +255,10 @@ subtest '-t: errors with file:line:col' => sub {
         ["auth: { basic: {} }", qr/auth: unknown key "basic"/, 'another kind'],
         ["rate_limit: { rate: 1/s, key: jwt.sub }", qr/rate_limit\.key: jwt\.sub needs the route's token/, 'jwt.sub without auth'],
         ["auth: off", qr/calls\[0\]\.path: \{jwt\.sub\} needs the route's token/, '{jwt.sub} without auth', '/u/{jwt.sub}'],
+        ["auth: off", qr/calls\[0\]\.name: "jwt" is reserved in templates/, 'a call named jwt', '/a', 'jwt'],
         ) {
-        my ($line, $re, $name, $path) = @$case;
-        t_refuses($name, $re, $line, $path);
+        my ($line, $re, $name, @call) = @$case;
+        t_refuses($name, $re, $line, @call);
     }
 };
 
