@@ -314,6 +314,33 @@ static void bench(long n)
         printf("%-6s %8.1f us/verification  %9.0f/s  (token %zu bytes%s)\n", keys[i].alg, us, 1e6 / us, strlen(tok),
                bad ? ", FAILURES" : "");
     }
+    /* refusals: what a hostile token costs */
+    static char hostile[6][16384];
+    const char *names[6] = {"alg none", "HS256", "unknown kid", "expired", "bad base64", "bad RS256 signature"};
+    char h[256], p[1024];
+    b64s("{\"alg\":\"none\"}", h);
+    b64s(GOOD, p);
+    snprintf(hostile[0], sizeof(hostile[0]), "%s.%s.AAAA", h, p);
+    snprintf(hostile[1], sizeof(hostile[1]), "%s", sign(&keys[0], "{\"alg\":\"HS256\",\"kid\":\"r\"}", GOOD));
+    snprintf(hostile[2], sizeof(hostile[2]), "%s", sign(&keys[0], "{\"alg\":\"RS256\",\"kid\":\"x\"}", GOOD));
+    snprintf(hostile[3], sizeof(hostile[3]), "%s", token(&keys[0], "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1800000000}"));
+    snprintf(hostile[4], sizeof(hostile[4]), "%s", token(&keys[0], GOOD));
+    hostile[4][30] = '$';
+    snprintf(hostile[5], sizeof(hostile[5]), "%s", token(&keys[0], GOOD));
+    hostile[5][strlen(hostile[5]) - 5] ^= 1;
+    for (int i = 0; i != 6; ++i) {
+        struct timespec t0, t1;
+        long m = i == 5 ? n : n * 10;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (long k = 0; k != m; ++k)
+            if (check(&rules, hostile[i]) == CF_JWT_OK)
+                abort();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("refused: %-20s %8.2f us (%s)\n", names[i],
+               ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)m,
+               cf_jwt_error_name(check(&rules, hostile[i])));
+    }
+
     char tok[16384];
     snprintf(tok, sizeof(tok), "%s", token(&keys[0], GOOD));
     cf_jwt_cache_t *c = cf_jwt_cache_new(4096);
