@@ -83,6 +83,22 @@ subtest 'RS256, ES256 and EdDSA tokens pass; {jwt.sub} and {jwt.tenant} reach th
     is(get('/me', undef, Authorization => 'bEaReR ' . token_for($ec, claims()))->{status}, 200, 'the scheme is case-insensitive');
 };
 
+subtest 'claim values are checked and encoded like any client value; a missing claim is missing_param' => sub {
+    $mock->reset;
+    my $r = get('/me', token_for($ec, claims(sub => '../admin')));
+    is($r->{status}, 400, 'a sub of "../admin" cannot fill a path segment: 400');
+    is((eval { $json->decode($r->{body}) } // {})->{error}, 'bad_param', 'bad_param');
+    $r = get('/me', token_for($ec, claims(sub => 'a b&c', tenant => 'x&y=z')));
+    is($r->{status}, 200, 'a sub with a space and an ampersand: 200');
+    my $j = $mock->journal;
+    like($j->[-1]{path} // '', qr{^/users/a%20b%26c}, 'percent-encoded in the path') or diag explain $j->[-1];
+    like($j->[-1]{query} // '', qr/tenant=x%26y%3Dz/, 'and in the query');
+    $r = get('/me', token_for($ec, claims(tenant => undef)));
+    is($r->{body}, '{"user":null}', 'no tenant claim: the call fails (it is not required: null)') or diag $r->{body};
+    like(join(' ', values %{ $r->{headers} }), qr/missing_param/, 'with missing_param') or diag explain $r->{headers};
+    is($mock->stub_count('GET /users/{id}'), 1, 'only the good request went upstream');
+};
+
 # the hostile cases: [name, token or Authorization value, the error_description expected]
 my $now = time;
 my $good_input = b64u('{"alg":"RS256","kid":"r1"}') . '.' . b64u($json->encode(claims()));
