@@ -1,6 +1,7 @@
 /* Unit tests of gateway/jwt.c: strict base64url, JWK Sets to keys, RS256/ES256/EdDSA verification and every way a token
  * is refused, the claims' rules, and the cache of verified tokens (bound, expiry, key-set generation).
- * `test_jwt --bench N` instead times N uncached verifications per algorithm (bench/README.md, "JWT"). */
+ * `test_jwt --bench N [ALG]` instead times N uncached verifications per algorithm, or only ALG's (bench/README.md,
+ * "JWT"). */
 #include <time.h>
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
@@ -125,7 +126,7 @@ static char *aud_list[] = {"api", "other"};
 static const cf_jwt_rules_t rules = {CF_JWT_ALL_ALGS, "https://idp", aud_list, 2, 30, 1};
 #define GOOD "{\"iss\":\"https://idp\",\"aud\":\"api\",\"sub\":\"alice\",\"exp\":1900000600}"
 
-static cf_jwt_error_t check(const cf_jwt_rules_t *r, const char *tok)
+__attribute__((noinline)) static cf_jwt_error_t check(const cf_jwt_rules_t *r, const char *tok)
 {
     cf_jwt_t out;
     cf_jwt_error_t e = cf_jwt_verify(r, set, tok, strlen(tok), NOW, &out);
@@ -298,10 +299,13 @@ static void test_cache(void)
     json_decref(claims);
 }
 
-static void bench(long n)
+/* `only`: one algorithm's verifications and nothing else (for counting instructions under callgrind); NULL: all */
+static void bench(long n, const char *only)
 {
     printf("# %ld uncached verifications per algorithm (one thread, the token parsed and all claims checked each time)\n", n);
     for (int i = 0; i != 3; ++i) {
+        if (only != NULL && strcmp(only, keys[i].alg) != 0)
+            continue;
         char tok[16384];
         snprintf(tok, sizeof(tok), "%s", token(&keys[i], GOOD));
         struct timespec t0, t1;
@@ -314,6 +318,8 @@ static void bench(long n)
         printf("%-6s %8.1f us/verification  %9.0f/s  (token %zu bytes%s)\n", keys[i].alg, us, 1e6 / us, strlen(tok),
                bad ? ", FAILURES" : "");
     }
+    if (only != NULL)
+        return;
     /* refusals: what a hostile token costs */
     static char hostile[6][16384];
     const char *names[6] = {"alg none", "HS256", "unknown kid", "expired", "bad base64", "bad RS256 signature"};
@@ -372,8 +378,8 @@ int main(int argc, char **argv)
     set = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
     if (set == NULL)
         diag("jwks: %s", err);
-    if (argc == 3 && strcmp(argv[1], "--bench") == 0) {
-        bench(atol(argv[2]));
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--bench") == 0) {
+        bench(atol(argv[2]), argc == 4 ? argv[3] : NULL);
         return 0;
     }
     test_base64url();
