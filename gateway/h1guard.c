@@ -342,6 +342,28 @@ static size_t fast_request_line(cf_h1guard_t *g, const unsigned char *p, size_t 
     return i;
 }
 
+/*
+ * How many of the len bytes at p, taken 8 at a time, are field-value bytes other than HTAB: none below 0x20 and no
+ * DEL (RFC 9110 5.5). Long values (a bearer token, cookies) are most of a large head; a byte at a time they cost about
+ * six instructions each, a word at a time under two. A word with a byte below 0x20 (CR, HTAB, a control) or a DEL ends
+ * the run: the caller goes on a byte at a time from there. Bytes of 0x80 and above are obs-text, allowed.
+ */
+static size_t plain_value_bytes(const unsigned char *p, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        /* the high bit of a byte is set in (x - 0x20) & ~x when that byte is below 0x20 (exact for the lowest such byte,
+         * which is all that matters: any hit stops the run), and the same test on x ^ 0x7f finds a DEL */
+        uint64_t del = x ^ (0x7f * ones);
+        if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+            break;
+    }
+    return i;
+}
+
 static size_t fast_field_line(cf_h1guard_t *g, const unsigned char *p, size_t len)
 {
     size_t i = 0;
@@ -363,6 +385,7 @@ static size_t fast_field_line(cf_h1guard_t *g, const unsigned char *p, size_t le
         while (i < len && (p[i] == ' ' || p[i] == '\t'))
             ++i;
     } else {
+        i += plain_value_bytes(p + i, len - i);
         while (i < len && ((p[i] >= 0x20 && p[i] != 0x7f) || p[i] == '\t'))
             ++i;
     }

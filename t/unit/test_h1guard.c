@@ -272,8 +272,52 @@ static void test_expect(void)
     is(cf_h1guard_feed(&g, other, sizeof(other) - 1, &consumed), CF_H1G_MORE, "another expectation is left to libh2o (417)");
 }
 
+/* A long value (read a word at a time) with one odd byte at each offset: refused or accepted as a byte at a time. */
+static void test_long_values(void)
+{
+    static const struct {
+        unsigned char c;
+        cf_h1guard_result_t want;
+    } bytes[] = {{0x00, CF_H1G_ERR_FIELD_VALUE},
+                 {0x01, CF_H1G_ERR_FIELD_VALUE},
+                 {0x1f, CF_H1G_ERR_FIELD_VALUE},
+                 {0x7f, CF_H1G_ERR_FIELD_VALUE},
+                 {'\n', CF_H1G_ERR_BARE_LF},
+                 {'\r', CF_H1G_ERR_BARE_CR},
+                 {'\t', CF_H1G_MORE},
+                 {0x80, CF_H1G_MORE},
+                 {0xff, CF_H1G_MORE},
+                 {0x20, CF_H1G_MORE},
+                 {0x7e, CF_H1G_MORE}};
+    for (size_t b = 0; b != sizeof(bytes) / sizeof(bytes[0]); ++b) {
+        int all_right = 1;
+        for (size_t at = 0; at != 40; ++at) {
+            char req[128], value[41];
+            memset(value, 'a', 40);
+            value[40] = '\0';
+            value[at] = (char)bytes[b].c;
+            /* a NUL would end the string: the request is built with the byte after the formatting */
+            int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %.40s\r\n\r\n",
+                             "0123456789012345678901234567890123456789");
+            memcpy(strstr(req, "Bearer ") + 7, value, 40);
+            size_t consumed;
+            cf_h1guard_t g;
+            cf_h1guard_init(&g);
+            cf_h1guard_result_t r = cf_h1guard_feed(&g, req, (size_t)n, &consumed);
+            if (r != bytes[b].want) {
+                ok(0, "byte 0x%02x at %zu of a 40-byte value: %s", bytes[b].c, at, cf_h1guard_label(r));
+                all_right = 0;
+                break;
+            }
+        }
+        if (all_right)
+            ok(1, "byte 0x%02x at any of 40 offsets of a value: %s", bytes[b].c, cf_h1guard_label(bytes[b].want));
+    }
+}
+
 int main(void)
 {
+    test_long_values();
     test_heads();
     test_limits();
     test_content_length();
