@@ -7,7 +7,7 @@
 #include <h2o.h>
 #include <h2o/socketpool.h>
 #include "cf_http.h"
-#include "h1resp.h"
+#include "cf_h1resp.h"
 #include "peers.h"
 #include "tls.h"
 #include "upstream.h"
@@ -34,7 +34,7 @@
  *   aborts the whole process (a failed assert in on_error_before_head) when an HTTP/1.1 upstream sends an invalid
  *   Content-Length or an unknown Transfer-Encoding, and it has no bound on the size of a response head, takes a
  *   close right after a complete chunk as the end of a chunked body, and would pool the socket after a 101. The
- *   response is parsed by h1resp.c (a pure parser: head, framing, chunked decoding, limits); this file feeds it the
+ *   response is parsed by common/cf_h1resp.c (a pure parser: head, framing, chunked decoding, limits); this file feeds it the
  *   socket's bytes and acts on its events. A connection becomes idle only after a complete response that allows
  *   keep-alive with no byte beyond it; after any error, timeout or cancel it is closed.
  * - Server choice is round robin. With a circuit_breaker or health checks, each server has a peer (peers.h: its state
@@ -701,6 +701,19 @@ static void keep_head(cf_exchange_t *x, const cf_h1resp_event_t *ev)
     }
 }
 
+/* The reason a response the parser refused is reported under: bad_response, too_large or reset. */
+static cf_reason_t h1resp_reason(cf_h1resp_error_t error)
+{
+    switch (error) {
+    case CF_H1RESP_TOO_LARGE:
+        return CF_REASON_TOO_LARGE;
+    case CF_H1RESP_TRUNCATED:
+        return CF_REASON_RESET;
+    default:
+        return CF_REASON_BAD_RESPONSE;
+    }
+}
+
 /* Feeds the buffered response bytes to the parser and acts on its events, until it needs more or the exchange ends.
  * `eof`: the connection is closed (or failed), so nothing more will come. */
 static void read_response(cf_exchange_t *x, int eof)
@@ -730,7 +743,7 @@ static void read_response(cf_exchange_t *x, int eof)
             if (ev.error == CF_H1RESP_TRUNCATED)
                 fail_io(x); /* a head, chunked or Content-Length body cut short: maybe a stale pooled connection */
             else
-                finish(x, cf_h1resp_error_reason(ev.error));
+                finish(x, h1resp_reason(ev.error));
             return;
         }
         h2o_buffer_consume(in, ev.consumed);

@@ -83,7 +83,7 @@ typedef struct st_cf_upstream_req_t {
  * - CF_REASON_BAD_RESPONSE: not HTTP/1.x, a malformed or folded head, a head over 64KiB (1xx responses included), conflicting
  *   Content-Length values, both Content-Length and Transfer-Encoding, a Transfer-Encoding other than chunked or from
  *   an HTTP/1.0 server, a malformed chunk (a size that is not 1 to 15 hex digits, a malformed extension or trailer
- *   field, a line not ending in CRLF, data not followed by CRLF), a 101 (never asked for); see h1resp.h;
+ *   field, a line not ending in CRLF, data not followed by CRLF), a 101 (never asked for); see common/cf_h1resp.h;
  * - CF_REASON_BAD_REQUEST: see cf_upstream_req_t;
  * - CF_REASON_CIRCUIT_OPEN: every server of the backend is out of rotation (its breaker open, or health checks took it
  *   out); nothing was sent.

@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include "cf_buf.h"
 #include "cf_http.h"
-#include "cf_picohttp.h"
+#include "cf_h1resp.h"
 #include "http.h"
 #include "journal.h"
 #include "proxy.h"
@@ -23,9 +23,9 @@
  *
  * - The exchange is driven here on an h2o_socket, not with h2o_http1client: in 2.2.5 that client aborts the process (a
  *   failed assert in on_error_before_head) when an HTTP/1.1 upstream sends an invalid Content-Length or an unknown
- *   Transfer-Encoding, and an upstream's bytes are hostile. The head is parsed with picohttpparser (bundled in and
- *   exported by libh2o; its header is not installed, so the two prototypes are declared below); the framing
- *   (RFC 9112 6.3) is decided here and anything ambiguous fails the request with 502.
+ *   Transfer-Encoding, and an upstream's bytes are hostile. The answer is read by the gateway's own response parser
+ *   (common/cf_h1resp.c: 1xx skipped, framing by RFC 9112 6.3, strict chunked decoding, bounded head and body);
+ *   anything it refuses, ambiguous framing included, fails the request with 502.
  * - Names are not resolved on the loop: a proxy URL names a numeric IPv4 address, or "localhost" (127.0.0.1).
  * - Each exchange has one deadline timer (the stub's proxy_timeout, from forwarding to the last byte): a service that
  *   trickles cannot hold a request past it.
@@ -36,17 +36,11 @@
  *   and Server (h2o writes its own).
  */
 
-/* a response head larger than this, or with more fields, fails with 502 */
-#define MAX_HEAD (64 * 1024)
-#define MAX_HEADERS 100
-
 static h2o_loop_t *proxy_loop;
 /* "conflux-mock-PID": added to the Via field of what is forwarded (RFC 9110 7.6.3), and found there when a proxy stub
  * points back at this process, directly or through other proxies: that loop is answered 508 at once instead of
  * multiplying connections until descriptors run out */
 static char via_token[64];
-
-typedef enum en_framing_t { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED, FRAMING_CLOSE } framing_t;
 
 typedef struct st_proxy_exchange_t {
     h2o_req_t *req;
@@ -55,11 +49,8 @@ typedef struct st_proxy_exchange_t {
     cf_mock_timer_t deadline;
     h2o_iovec_t reqbufs[2];
     int is_head;
-    int done;      /* the answer was sent */
-    int head_seen; /* the final response head was parsed */
-    framing_t framing;
-    uint64_t left; /* FRAMING_LENGTH: body bytes still to come */
-    struct phr_chunked_decoder chunked;
+    int done; /* the answer was sent */
+    cf_h1resp_t parser;
     char *url;
     h2o_buffer_t *body; /* the upstream's body so far */
 } proxy_exchange_t;
@@ -145,156 +136,66 @@ static void on_deadline(cf_mock_timer_t *timer)
     finish_error(px, 504, "upstream timeout", "no complete answer within proxy_timeout");
 }
 
-static int append_body(proxy_exchange_t *px, const char *p, size_t n)
+/* Keeps a piece of the body (the parser has bounded the whole by CF_MOCK_PROXY_MAX_BODY). */
+static void append_body(proxy_exchange_t *px, const char *p, size_t n)
 {
-    if (px->body->size + n > CF_MOCK_PROXY_MAX_BODY) {
-        finish_error(px, 502, "upstream answer too large", "the body exceeds 64 MiB");
-        return -1;
-    }
-    if (n != 0) {
-        h2o_iovec_t dst = h2o_buffer_reserve(&px->body, n);
-        memcpy(dst.base, p, n);
-        px->body->size += n;
-    }
-    return 0;
+    h2o_iovec_t dst = h2o_buffer_reserve(&px->body, n);
+    memcpy(dst.base, p, n);
+    px->body->size += n;
 }
 
-/* Parses the head in sock->input: returns 1 when the final head was taken (its bytes consumed), 0 for more, -1 failed. */
-static int parse_head(proxy_exchange_t *px)
+/* Takes the final response head: the status, the reason phrase and the end-to-end fields into the client's answer. */
+static void take_head(proxy_exchange_t *px, const cf_h1resp_event_t *ev)
 {
-    h2o_buffer_t **in = &px->sock->input;
     h2o_req_t *req = px->req;
-    for (;;) {
-        struct phr_header headers[MAX_HEADERS];
-        size_t num_headers = MAX_HEADERS, msg_len;
-        int minor, status;
-        const char *msg;
-        int rlen = phr_parse_response((*in)->bytes, (*in)->size, &minor, &status, &msg, &msg_len, headers, &num_headers, 0);
-        if (rlen == -2) {
-            if ((*in)->size > MAX_HEAD)
-                return finish_error(px, 502, "upstream failed", "response head too large"), -1;
-            return 0;
-        }
-        if (rlen < 0)
-            return finish_error(px, 502, "upstream failed", "not an HTTP/1 response"), -1;
-        if (status < 100 || status > 999 || status == 101)
-            return finish_error(px, 502, "upstream failed", "unusable status"), -1;
-        if (status < 200) { /* 1xx: skipped (RFC 9110 15.2) */
-            h2o_buffer_consume(in, (size_t)rlen);
+    h2o_iovec_t conn[CF_H1RESP_MAX_HEADERS];
+    size_t n_conn = 0;
+    for (size_t i = 0; i != ev->num_headers; ++i)
+        if (h2o_lcstris(ev->headers[i].name, ev->headers[i].name_len, H2O_STRLIT("connection")))
+            conn[n_conn++] = h2o_iovec_init(ev->headers[i].value, ev->headers[i].value_len);
+    req->res.status = ev->status;
+    req->res.reason = h2o_strdup(&req->pool, ev->reason, ev->reason_len).base;
+    for (size_t i = 0; i != ev->num_headers; ++i) {
+        h2o_iovec_t name = h2o_iovec_init(ev->headers[i].name, ev->headers[i].name_len);
+        if (is_hop_by_hop(&req->pool, name, conn, n_conn) || h2o_lcstris(name.base, name.len, H2O_STRLIT("date")) ||
+            h2o_lcstris(name.base, name.len, H2O_STRLIT("server")))
             continue;
-        }
-        h2o_iovec_t conn[MAX_HEADERS];
-        size_t n_conn = 0, n_cl = 0;
-        int te = 0, te_chunked = 0;
-        uint64_t cl = 0;
-        for (size_t i = 0; i != num_headers; ++i) {
-            h2o_iovec_t name = h2o_iovec_init(headers[i].name, headers[i].name_len);
-            h2o_iovec_t value = h2o_iovec_init(headers[i].value, headers[i].value_len);
-            if (name.base == NULL) /* a continuation line (obsolete folding, RFC 9112 5.2): refused */
-                return finish_error(px, 502, "upstream failed", "folded header field"), -1;
-            if (h2o_lcstris(name.base, name.len, H2O_STRLIT("connection"))) {
-                conn[n_conn++] = value;
-            } else if (h2o_lcstris(name.base, name.len, H2O_STRLIT("transfer-encoding"))) {
-                te = 1;
-                te_chunked = h2o_lcstris(value.base, value.len, H2O_STRLIT("chunked"));
-                if (!te_chunked)
-                    return finish_error(px, 502, "upstream failed", "unsupported transfer-encoding"), -1;
-            } else if (h2o_lcstris(name.base, name.len, H2O_STRLIT("content-length"))) {
-                uint64_t v = 0;
-                if (value.len == 0 || value.len > 19)
-                    return finish_error(px, 502, "upstream failed", "invalid content-length"), -1;
-                for (size_t k = 0; k != value.len; ++k) {
-                    if (value.base[k] < '0' || value.base[k] > '9')
-                        return finish_error(px, 502, "upstream failed", "invalid content-length"), -1;
-                    v = v * 10 + (uint64_t)(value.base[k] - '0');
-                }
-                if (n_cl++ != 0 && v != cl)
-                    return finish_error(px, 502, "upstream failed", "conflicting content-length"), -1;
-                cl = v;
-            }
-        }
-        if (te && n_cl != 0) /* RFC 9112 6.1: both is a smuggling attempt at worst */
-            return finish_error(px, 502, "upstream failed", "transfer-encoding with content-length"), -1;
-        req->res.status = status;
-        req->res.reason = h2o_strdup(&req->pool, msg, msg_len).base;
-        for (size_t i = 0; i != num_headers; ++i) {
-            h2o_iovec_t name = h2o_iovec_init(headers[i].name, headers[i].name_len);
-            if (is_hop_by_hop(&req->pool, name, conn, n_conn) || h2o_lcstris(name.base, name.len, H2O_STRLIT("date")) ||
-                h2o_lcstris(name.base, name.len, H2O_STRLIT("server")))
-                continue;
-            h2o_iovec_t n = h2o_strdup(&req->pool, name.base, name.len);
-            h2o_iovec_t v = h2o_strdup(&req->pool, headers[i].value, headers[i].value_len);
-            h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, v.base, v.len);
-        }
-        if (px->is_head || status == 204 || status == 304)
-            px->framing = FRAMING_NONE;
-        else if (te)
-            px->framing = FRAMING_CHUNKED;
-        else if (n_cl != 0)
-            px->framing = FRAMING_LENGTH, px->left = cl;
-        else
-            px->framing = FRAMING_CLOSE;
-        if (px->framing == FRAMING_LENGTH && cl > CF_MOCK_PROXY_MAX_BODY)
-            return finish_error(px, 502, "upstream answer too large", "the body exceeds 64 MiB"), -1;
-        h2o_buffer_consume(in, (size_t)rlen);
-        px->head_seen = 1;
-        return 1;
+        h2o_iovec_t n = h2o_strdup(&req->pool, name.base, name.len);
+        h2o_iovec_t v = h2o_strdup(&req->pool, ev->headers[i].value, ev->headers[i].value_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, v.base, v.len);
     }
 }
 
+/* Feeds what arrived to the response parser (common/cf_h1resp.c, the gateway's own: strict framing, 1xx skipped, bounded
+ * head and body) until it needs more or the answer is complete or refused. `err`: the connection closed or failed. */
 static void on_read(h2o_socket_t *sock, const char *err)
 {
     proxy_exchange_t *px = sock->data;
     h2o_buffer_t **in = &sock->input;
-    if (!px->head_seen) {
-        int r = parse_head(px);
-        if (r < 0)
+    cf_h1resp_event_t ev;
+    for (;;) {
+        cf_h1resp_kind_t kind = cf_h1resp_parse(&px->parser, (*in)->size != 0 ? (*in)->bytes : NULL, (*in)->size, err != NULL, &ev);
+        switch (kind) {
+        case CF_H1RESP_NEED_MORE:
+            h2o_buffer_consume(in, ev.consumed);
             return;
-        if (r == 0) {
-            if (err != NULL)
-                finish_error(px, 502, "upstream failed", "connection closed before a complete response head");
+        case CF_H1RESP_HEAD:
+            take_head(px, &ev);
+            break;
+        case CF_H1RESP_BODY:
+            append_body(px, ev.body, ev.body_len);
+            break;
+        case CF_H1RESP_DONE:
+            finish_ok(px);
+            return;
+        case CF_H1RESP_ERROR:
+            if (ev.error == CF_H1RESP_TOO_LARGE)
+                finish_error(px, 502, "upstream answer too large", "the body exceeds 64 MiB");
+            else
+                finish_error(px, 502, "upstream failed", ev.detail);
             return;
         }
-    }
-    switch (px->framing) {
-    case FRAMING_NONE:
-        finish_ok(px);
-        return;
-    case FRAMING_LENGTH: {
-        size_t n = (*in)->size < px->left ? (*in)->size : (size_t)px->left;
-        if (append_body(px, (*in)->bytes, n) != 0)
-            return;
-        px->left -= n;
-        h2o_buffer_consume(in, (*in)->size);
-        if (px->left == 0)
-            finish_ok(px);
-        else if (err != NULL)
-            finish_error(px, 502, "upstream failed", "connection closed before the end of the body");
-        return;
-    }
-    case FRAMING_CHUNKED: {
-        size_t n = (*in)->size;
-        ssize_t r = phr_decode_chunked(&px->chunked, (*in)->bytes, &n); /* decodes in place */
-        if (r == -1) {
-            finish_error(px, 502, "upstream failed", "malformed chunked body");
-            return;
-        }
-        if (append_body(px, (*in)->bytes, n) != 0)
-            return;
-        h2o_buffer_consume(in, (*in)->size);
-        if (r >= 0)
-            finish_ok(px);
-        else if (err != NULL)
-            finish_error(px, 502, "upstream failed", "connection closed before the end of the body");
-        return;
-    }
-    case FRAMING_CLOSE:
-        if (append_body(px, (*in)->bytes, (*in)->size) != 0)
-            return;
-        h2o_buffer_consume(in, (*in)->size);
-        if (err != NULL)
-            finish_ok(px); /* the close is the end of the body (RFC 9112 6.3 item 8) */
-        return;
+        h2o_buffer_consume(in, ev.consumed);
     }
 }
 
@@ -338,6 +239,7 @@ void cf_mock_proxy_forward(h2o_req_t *req, const cf_mock_upstream_t *up, uint64_
     px->url = h2o_strdup(&req->pool, up->url, SIZE_MAX).base;
     px->is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_buffer_init(&px->body, &h2o_socket_buffer_prototype);
+    cf_h1resp_init(&px->parser, px->is_head, CF_MOCK_PROXY_MAX_BODY);
     cf_mock_journal_proxied(journal_id, up->url);
 
     /* the request head: h2o parsed it, but check again that nothing can split a line */

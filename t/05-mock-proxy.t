@@ -166,12 +166,17 @@ subtest 'a dead upstream answers 502, a slow one 504 after proxy_timeout' => sub
 subtest 'a hostile upstream fails only its request' => sub {
     # a raw server answering each connection with the next canned response, then closing
     my @answers = (
-        ["HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxx", 502, qr/invalid content-length/],
-        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", 502, qr/transfer-encoding/],
-        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 502, qr/transfer-encoding/],
-        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 502, qr/conflicting/],
-        ["\x16\x03\x01 not http at all\r\n\r\n", 502, qr/not an HTTP/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxx", 502, qr/invalid content-length/i],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", 502, qr/transfer-encoding other than chunked/i],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 502, qr/both Content-Length and Transfer-Encoding/],
+        ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 502, qr/two different Content-Length/],
+        ["\x16\x03\x01 not http at all\r\n\r\n", 502, qr/not HTTP/],
         ["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 502, qr/before the end/],
+        # the strictness of the gateway's own response parser: "0x10" is no chunk size (picohttpparser's decoder read it as
+        # 0 with an extension), a bare LF ends no line, a folded field is refused
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n0123456789abcdef\r\n0\r\n\r\n", 502, qr/chunk-size/],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 502, qr/bare LF|malformed/],
+        ["HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", 502, qr/fold|malformed/],
         ["HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 502, qr/64 MiB/],
         ["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-C: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
          200, 'abcde'],

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../gateway/h1resp.c"
+#include "../../common/cf_h1resp.c"
 #include "h1resp_feed.h"
 
 /* --- the reference chunked decoder ------------------------------------------------------------------------------- */

@@ -1,9 +1,9 @@
-/* Feeds a response to gateway/h1resp.c in pieces, as a socket would, checking the parser's contract on every event. */
+/* Feeds a response to common/cf_h1resp.c in pieces, as a socket would, checking the parser's contract on every event. */
 #ifndef CF_H1RESP_FEED_H
 #define CF_H1RESP_FEED_H
 
 /*
- * Shared by t/unit/test_h1resp.c and t/fuzz/fuzz_h1resp.c, which #include gateway/h1resp.c first. Each parse call gets
+ * Shared by t/unit/test_h1resp.c and t/fuzz/fuzz_h1resp.c, which #include common/cf_h1resp.c first. Each parse call gets
  * a fresh malloc'ed copy of exactly the bytes it may read, so that ASan sees any read beyond them.
  */
 #include <stdint.h>

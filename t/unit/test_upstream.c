@@ -12,7 +12,7 @@
 #include "../../gateway/tls.c" /* https:// servers */
 #include "../../gateway/reason.c"
 #include "../../gateway/trace.c"
-#include "../../gateway/h1resp.c"
+#include "../../common/cf_h1resp.c"
 #include "../../gateway/breaker.c"
 #include "../../gateway/peers.c" /* circuit breakers */
 #include "../../gateway/upstream.c"
@@ -1075,6 +1075,11 @@ static void test_destroy_from_callback(void)
 
 int main(void)
 {
+    /* the reasons a response the parser refused is reported under */
+    is(h1resp_reason(CF_H1RESP_BAD_RESPONSE), CF_REASON_BAD_RESPONSE, "a malformed response: bad_response");
+    is(h1resp_reason(CF_H1RESP_TOO_LARGE), CF_REASON_TOO_LARGE, "a body over max_response_body: too_large");
+    is(h1resp_reason(CF_H1RESP_TRUNCATED), CF_REASON_RESET, "a response cut short: reset");
+
     loop = h2o_evloop_create();
     cf_timeouts_init(&timeouts, loop);
     mt_queue = h2o_multithread_create_queue(loop);

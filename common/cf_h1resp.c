@@ -1,7 +1,7 @@
-/* The upstream client's HTTP/1.x response parser: head, body framing, chunked decoding; bytes in, events out. */
+/* The HTTP/1.x response parser of every client in conflux: head, body framing, chunked decoding; bytes in, events out. */
 #include <string.h>
 #include "cf_http.h"
-#include "h1resp.h"
+#include "cf_h1resp.h"
 
 /*
  * The status line and header fields are parsed by picohttpparser's phr_parse_response (exported by libh2o): it needs
@@ -33,18 +33,6 @@ void cf_h1resp_init(cf_h1resp_t *p, int is_head_request, uint64_t max_body)
     p->state = S_HEAD;
     p->is_head_request = is_head_request != 0;
     p->max_body = max_body;
-}
-
-cf_reason_t cf_h1resp_error_reason(cf_h1resp_error_t error)
-{
-    switch (error) {
-    case CF_H1RESP_TOO_LARGE:
-        return CF_REASON_TOO_LARGE;
-    case CF_H1RESP_TRUNCATED:
-        return CF_REASON_RESET;
-    default:
-        return CF_REASON_BAD_RESPONSE;
-    }
 }
 
 static cf_h1resp_kind_t fail(cf_h1resp_t *p, cf_h1resp_event_t *ev, cf_h1resp_error_t error, const char *detail)
@@ -337,8 +325,11 @@ static cf_h1resp_kind_t parse_head(cf_h1resp_t *p, const char *buf, size_t len, 
         if (status == 101)
             return fail(p, ev, CF_H1RESP_BAD_RESPONSE, "a 101 Switching Protocols no request asked for");
         ev->consumed += (size_t)r;
-        if (status >= 200)
+        if (status >= 200) {
+            ev->reason = msg;
+            ev->reason_len = msg_len;
             return decide_framing(p, ev, minor_version, status);
+        }
         /* 1xx informational (RFC 9110 15.2): skipped */
     }
 }

@@ -1,11 +1,11 @@
-/* The HTTP/1.x response parser of the upstream client: bytes in, events out (RFC 9112). No I/O, no timers, no malloc. */
+/* The HTTP/1.x response parser shared by the gateway's upstream client, the mock's proxy and the blocking fetch client:
+ * bytes in, events out (RFC 9112). No I/O, no timers, no malloc. */
 #ifndef CF_H1RESP_H
 #define CF_H1RESP_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "cf_picohttp.h" /* struct phr_header: name and value point into the bytes given to cf_h1resp_parse */
-#include "reason.h"
 
 /* A response head (status line, header fields, and the 1xx responses before it) larger than this is a bad_response. */
 #define CF_H1RESP_MAX_HEAD (64 * 1024)
@@ -23,7 +23,7 @@ typedef enum en_cf_h1resp_kind_t {
     CF_H1RESP_ERROR,     /* the response cannot be used; every later call reports the same */
 } cf_h1resp_kind_t;
 
-/** Why a response failed; the upstream client reports these as the reasons in comments. */
+/** Why a response failed (the gateway's upstream client reports them as the reasons in comments). */
 typedef enum en_cf_h1resp_error_t {
     CF_H1RESP_BAD_RESPONSE = 1, /* CF_REASON_BAD_RESPONSE: not HTTP/1.x, or its framing is malformed or ambiguous */
     CF_H1RESP_TOO_LARGE,        /* CF_REASON_TOO_LARGE: the body, declared or received, exceeds max_body */
@@ -56,9 +56,11 @@ typedef struct st_cf_h1resp_t {
 typedef struct st_cf_h1resp_event_t {
     size_t consumed; /* always set: the caller drops this many bytes from the front of its buffer */
     /* CF_H1RESP_HEAD */
-    int status;        /* 200..999 (100..199 are skipped, a 101 is an error) */
-    int minor_version; /* HTTP/1.x */
-    int keepalive;     /* the connection may carry another request after this response (RFC 9112 9.3) */
+    int status;         /* 200..999 (100..199 are skipped, a 101 is an error) */
+    int minor_version;  /* HTTP/1.x */
+    const char *reason; /* the reason phrase (may be empty), pointing into the bytes given like the header fields */
+    size_t reason_len;
+    int keepalive; /* the connection may carry another request after this response (RFC 9112 9.3) */
     cf_h1resp_framing_t framing;
     uint64_t content_length; /* with CF_H1RESP_FRAMING_LENGTH */
     size_t num_headers;
@@ -93,8 +95,5 @@ void cf_h1resp_init(cf_h1resp_t *p, int is_head_request, uint64_t max_body);
  * chunk extension or trailer field, a line ending in a bare LF or a bare CR, chunk data not followed by CRLF.
  */
 cf_h1resp_kind_t cf_h1resp_parse(cf_h1resp_t *p, const char *buf, size_t len, int eof, cf_h1resp_event_t *ev);
-
-/** The reason under which the upstream client reports an error: bad_response, too_large or reset. */
-cf_reason_t cf_h1resp_error_reason(cf_h1resp_error_t error);
 
 #endif
