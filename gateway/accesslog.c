@@ -16,7 +16,6 @@
 static struct {
     cf_spool_t spool;
     pthread_mutex_t mutex; /* guards path */
-    pthread_t thread;
     int started, stopping;
     char *path;    /* the wanted log: NULL, "-" or a file (guarded by mutex) */
     int enabled;   /* atomic: lines are wanted */
@@ -136,7 +135,7 @@ int cf_accesslog_start(const char *path, char *err, size_t errlen)
         close_log();
         return -1;
     }
-    if ((errno = pthread_create(&L.thread, NULL, writer_main, NULL)) != 0) {
+    if ((errno = cf_spool_start(&L.spool, writer_main, NULL)) != 0) {
         snprintf(err, errlen, "access_log: cannot start the writer thread: %s", strerror(errno));
         close_log();
         return -1;
@@ -152,11 +151,6 @@ int cf_accesslog_enabled(void)
 
 void cf_accesslog_write(char *copy, size_t len)
 {
-    if (!L.started) {
-        free(copy);
-        cf_metrics_log_dropped();
-        return;
-    }
     if (cf_spool_put(&L.spool, (cf_spool_item_t){copy, len, 1}) != 0)
         cf_metrics_log_dropped();
 }
@@ -176,14 +170,11 @@ void cf_accesslog_reopen(const char *path)
 void cf_accesslog_stop(void)
 {
     pthread_mutex_lock(&L.mutex);
-    int started = L.started && !L.stopping;
     L.stopping = 1;
     __atomic_store_n(&L.enabled, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&L.mutex);
-    if (!started)
+    if (cf_spool_stop(&L.spool, 0) != 1) /* the writer writes what is queued first */
         return;
-    cf_spool_close(&L.spool);
-    pthread_join(L.thread, NULL); /* the spool stays, closed: a late line is dropped, not written to freed memory */
     close_log();
     free(L.path);
     L.path = NULL;
