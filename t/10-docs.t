@@ -80,6 +80,7 @@ my %where = (
     health_fields     => ['`backends[].health`',       ['$defs', 'backend', 'properties', 'health', 'properties']],
     cors_fields       => ['`cors`',                    ['$defs', 'cors', 'properties']],
     ratelimit_fields  => ['`routes[].rate_limit`',     ['$defs', 'rate_limit', 'properties']],
+    tracing_fields    => ['`tracing`',                 ['properties', 'tracing', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});
