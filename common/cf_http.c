@@ -1,5 +1,6 @@
 /* Small HTTP text helpers shared by the gateway and the mock: reason phrases, hex digits, form decoding. */
 #include <string.h>
+#include <strings.h>
 #include "cf_http.h"
 
 const char *cf_http_reason(int status)
@@ -123,5 +124,33 @@ int cf_form_decode(const char *src, size_t len, char *dst, size_t *dstlen, int f
         }
     }
     *dstlen = n;
+    return 0;
+}
+
+int cf_http_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const names[] = {"connection",        "proxy-connection", "keep-alive", "te",
+                                        "transfer-encoding", "upgrade",          "trailer",    NULL};
+    for (size_t i = 0; names[i] != NULL; ++i)
+        if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+int cf_http_list_has(const char *list, size_t list_len, const char *elem, size_t elem_len)
+{
+    const char *p = list, *end = list + list_len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p)), *e = comma != NULL ? comma : end;
+        const char *b = p;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            ++b;
+        const char *t = e;
+        while (t > b && (t[-1] == ' ' || t[-1] == '\t'))
+            --t;
+        if ((size_t)(t - b) == elem_len && elem_len != 0 && strncasecmp(b, elem, elem_len) == 0)
+            return 1;
+        p = e + 1;
+    }
     return 0;
 }

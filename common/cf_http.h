@@ -14,6 +14,18 @@ extern const unsigned char cf_http_tchar[256];
 /** 1 when the `len` bytes at `s` are a token (RFC 9110 §5.6.2: one or more tchars), as a method or a field name is. */
 int cf_http_is_token(const char *s, size_t len);
 
+/**
+ * 1 when the field `name` (len bytes, any case) is hop-by-hop by its name alone (RFC 9110 7.6.1): Connection,
+ * Proxy-Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Trailer. A proxy drops these, and every field a
+ * Connection field names (cf_http_list_has), in both directions; what else it drops is its own choice.
+ */
+int cf_http_is_hop_by_hop(const char *name, size_t len);
+/**
+ * 1 when the comma-separated list `list` (list_len bytes: a Connection field's value) has the element `elem`
+ * (elem_len bytes), compared in any case, with optional whitespace around elements (RFC 9110 5.6.1).
+ */
+int cf_http_list_has(const char *list, size_t list_len, const char *elem, size_t elem_len);
+
 /** The value of a hex digit (either case), or -1 when `c` is not one. */
 int cf_hexval(int c);
 /**

@@ -49,22 +49,16 @@ static void observe(struct st_proxy_t *p, int status, const cf_call_record_t *ca
 /* RFC 9110 §7.6.1: connection-specific fields a proxy must not forward (plus the de-facto Proxy-Connection). */
 static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_headers_t *connection_listed_in)
 {
-    static const char *const names[] = {
-        "connection", "proxy-connection",   "keep-alive",          "te", "transfer-encoding", "upgrade",
-        "trailer",    "proxy-authenticate", "proxy-authorization", NULL};
-    for (size_t i = 0; names[i] != NULL; ++i)
-        if (h2o_lcstris(name->base, name->len, names[i], strlen(names[i])))
-            return 1;
+    /* the proxy credentials are for this hop too (RFC 9110 11.7) */
+    if (cf_http_is_hop_by_hop(name->base, name->len) || h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-authenticate")) ||
+        h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-authorization")))
+        return 1;
     /* and every field the Connection header names */
     if (connection_listed_in != NULL) {
-        for (ssize_t i = -1; (i = h2o_find_header(connection_listed_in, H2O_TOKEN_CONNECTION, i)) != -1;) {
-            h2o_iovec_t v = connection_listed_in->entries[i].value;
-            const char *tok;
-            size_t toklen;
-            while ((tok = h2o_next_token(&v, ',', &toklen, NULL)) != NULL)
-                if (h2o_lcstris(tok, toklen, name->base, name->len)) /* the second argument must be lower-case */
-                    return 1;
-        }
+        for (ssize_t i = -1; (i = h2o_find_header(connection_listed_in, H2O_TOKEN_CONNECTION, i)) != -1;)
+            if (cf_http_list_has(connection_listed_in->entries[i].value.base, connection_listed_in->entries[i].value.len,
+                                 name->base, name->len))
+                return 1;
     }
     return 0;
 }

@@ -63,19 +63,13 @@ void cf_mock_proxy_init(h2o_loop_t *loop)
 
 /* Whether a field is hop-by-hop (RFC 9110 7.6.1) or one the mock sets itself: a fixed name, or one that a Connection
  * field (conn, n of them) names. */
-static int is_hop_by_hop(h2o_mem_pool_t *pool, h2o_iovec_t name, const h2o_iovec_t *conn, size_t n)
+static int is_hop_by_hop(h2o_iovec_t name, const h2o_iovec_t *conn, size_t n)
 {
-    static const char *const fixed[] = {"connection",        "keep-alive", "proxy-connection", "te",   "trailer", "trailers",
-                                        "transfer-encoding", "upgrade",    "content-length",   "host", NULL};
-    for (size_t i = 0; fixed[i] != NULL; ++i)
-        if (h2o_lcstris(name.base, name.len, fixed[i], strlen(fixed[i])))
-            return 1;
-    if (n == 0)
-        return 0;
-    h2o_iovec_t lc = h2o_strdup(pool, name.base, name.len);
-    h2o_strtolower(lc.base, lc.len);
+    if (cf_http_is_hop_by_hop(name.base, name.len) || h2o_lcstris(name.base, name.len, H2O_STRLIT("trailers")) ||
+        h2o_lcstris(name.base, name.len, H2O_STRLIT("content-length")) || h2o_lcstris(name.base, name.len, H2O_STRLIT("host")))
+        return 1;
     for (size_t i = 0; i != n; ++i)
-        if (h2o_contains_token(conn[i].base, conn[i].len, lc.base, lc.len, ','))
+        if (cf_http_list_has(conn[i].base, conn[i].len, name.base, name.len))
             return 1;
     return 0;
 }
@@ -157,7 +151,7 @@ static void take_head(proxy_exchange_t *px, const cf_h1resp_event_t *ev)
     req->res.reason = h2o_strdup(&req->pool, ev->reason, ev->reason_len).base;
     for (size_t i = 0; i != ev->num_headers; ++i) {
         h2o_iovec_t name = h2o_iovec_init(ev->headers[i].name, ev->headers[i].name_len);
-        if (is_hop_by_hop(&req->pool, name, conn, n_conn) || h2o_lcstris(name.base, name.len, H2O_STRLIT("date")) ||
+        if (is_hop_by_hop(name, conn, n_conn) || h2o_lcstris(name.base, name.len, H2O_STRLIT("date")) ||
             h2o_lcstris(name.base, name.len, H2O_STRLIT("server")))
             continue;
         h2o_iovec_t n = h2o_strdup(&req->pool, name.base, name.len);
@@ -268,7 +262,7 @@ void cf_mock_proxy_forward(h2o_req_t *req, const cf_mock_upstream_t *up, uint64_
             conn[n_conn++] = req->headers.entries[i].value;
     for (size_t i = 0; i != req->headers.size; ++i) {
         const h2o_header_t *h = req->headers.entries + i;
-        if (is_hop_by_hop(&req->pool, *h->name, conn, n_conn))
+        if (is_hop_by_hop(*h->name, conn, n_conn))
             continue;
         if (unsafe_bytes(*h->name, 0) || unsafe_bytes(h->value, 1)) {
             cf_buf_free(&head);

@@ -20,7 +20,7 @@ typedef struct st_record_t {
     char *key;           /* method, path and query: the first answer for it wins */
     json_t *query;       /* owned: {name: decoded value}, the first of each name, or NULL */
     int status;
-    json_t *headers;  /* owned: {name: value}, the first of each name */
+    json_t *headers;  /* owned: {name: value, or [values] for a name that came more than once} */
     h2o_iovec_t body; /* malloc'ed */
 } record_t;
 
@@ -129,11 +129,18 @@ void cf_mock_record_add(h2o_req_t *req, int status, const h2o_headers_t *headers
         const h2o_header_t *h = headers->entries + i;
         char *name = h2o_strdup(NULL, h->orig_name != NULL ? h->orig_name : h->name->base, h->name->len).base;
         json_t *v = json_stringn(h->value.base, h->value.len);
-        /* the first of each name (a mapping has one value per key); a value that is not text is left out */
-        if (v != NULL && strlen(name) == h->name->len && json_object_get(r.headers, name) == NULL)
-            json_object_set_new(r.headers, name, v);
-        else
+        /* a value that is not text is left out; a name seen before becomes a list of its values, in order (a stub's
+         * headers: takes one, and sends the field once per value) */
+        json_t *seen = v != NULL && strlen(name) == h->name->len ? json_object_get(r.headers, name) : NULL;
+        if (v == NULL || strlen(name) != h->name->len) {
             json_decref(v);
+        } else if (seen == NULL) {
+            json_object_set_new(r.headers, name, v);
+        } else if (json_is_array(seen)) {
+            json_array_append_new(seen, v);
+        } else {
+            json_object_set_new(r.headers, name, json_pack("[Oo]", seen, v));
+        }
         free(name);
     }
     r.body.base = malloc(body.len + 1);

@@ -495,17 +495,29 @@ static int on_headers(cf_yctx_t *ctx, yaml_node_t *node, void *obj)
         return cf_yerror(ctx, node, "expected a mapping of header names to values");
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; ++p) {
         yaml_node_t *k = cf_yaml_node(ctx->y, p->key), *v = cf_yaml_node(ctx->y, p->value);
-        const char *name = cf_yscalar(k), *value = cf_yscalar(v);
+        const char *name = cf_yscalar(k);
         if (name == NULL)
             return cf_yerror(ctx, k, "header names are strings");
         size_t mark = cf_ypath_key(ctx, name);
         int ret = 0;
-        if (value == NULL)
-            ret = cf_yerror(ctx, v, "a header value is a string");
-        else if (check_header(name, value, err, sizeof(err)) != 0)
-            ret = yerr_msg(ctx, k, err);
-        else
-            add_header(stub, name, value);
+        /* a list of strings: the field once per value, in order (Set-Cookie cannot be joined with commas) */
+        yaml_node_item_t one[1] = {p->value}, *items = one, *items_end = one + 1;
+        if (v->type == YAML_SEQUENCE_NODE) {
+            items = v->data.sequence.items.start;
+            items_end = v->data.sequence.items.top;
+            if (items == items_end)
+                ret = cf_yerror(ctx, v, "an empty list of values (leave the header out)");
+        }
+        for (yaml_node_item_t *it = items; ret == 0 && it < items_end; ++it) {
+            yaml_node_t *item = cf_yaml_node(ctx->y, *it);
+            const char *value = cf_yscalar(item);
+            if (value == NULL)
+                ret = cf_yerror(ctx, item, "a header value is a string, or a list of strings");
+            else if (check_header(name, value, err, sizeof(err)) != 0)
+                ret = yerr_msg(ctx, k, err);
+            else
+                add_header(stub, name, value);
+        }
         cf_ypath_restore(ctx, mark);
         if (ret != 0)
             return -1;

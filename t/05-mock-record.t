@@ -1,6 +1,7 @@
 # conflux-mock --record DIR: the answers a real service (a second mock here) gave through the proxy are written at stop
 # as a stubs file that conflux-mock -c loads and that replays them: same status, headers and byte-identical bodies
-# (binary, braces), one stub per method + path + query (the first answer wins), without asking the service again.
+# (binary, braces), repeated header fields kept, one stub per method + path + query (the first answer wins), without
+# asking the service again.
 use strict;
 use warnings;
 use FindBin;
@@ -15,7 +16,7 @@ write_file("$dir/real.bin", $bin);
 my $real = spawn_mock(<<"EOF2");
 stubs:
   - path: /users/{id}
-    headers: { Content-Type: application/json, X-Real: 'yes', Cache-Control: no-store }
+    headers: { Content-Type: application/json, X-Real: 'yes', Cache-Control: no-store, Set-Cookie: ['a=1; Path=/', 'b=2'] }
     body: '{"id": "{id}", "name": "Ada"}'
   - path: /bin
     headers: { Content-Type: application/octet-stream }
@@ -65,6 +66,7 @@ subtest 'requests through the recording mock reach the real service' => sub {
     is($through[5]{status}, 201, 'first /seq answer');
     is($through[6]{status}, 202, 'second /seq answer differs');
     is(http_request('GET', $rec->url('/search?page=2&q=a+b'))->{body}, $through[3]{body}, 'the same query, reordered and re-encoded');
+    is($through[0]{headers}{'set-cookie'}, 'a=1; Path=/, b=2', 'a header list in a stub: the field once per value');
     is(scalar @{ $real->journal }, 9, 'the real service saw every proxied request (not /local)');
 };
 
@@ -77,6 +79,7 @@ subtest 'the recording is written at stop' => sub {
     is($n, 7, 'one stub per method + path + query conditions (not a second /seq nor /search?page=2&q=a+b; /local is not recorded)');
     unlike($yaml, qr/^\s+"?(?:Date|Server|Content-Length)"?:/mi, 'no Date, Server or Content-Length in the headers');
     unlike($yaml, qr/proxy/, 'no proxy in the replay file');
+    like($yaml, qr/"Set-Cookie": \["a=1; Path=\/", "b=2"\]/, 'a field sent twice is recorded as a list of its values');
     like($rec->log_text, qr/recorded 7 exchanges/, 'the log says how many were recorded');
 };
 
@@ -95,7 +98,7 @@ subtest 'the replay answers as the real service did, without it' => sub {
         is($got->{status}, $want->{status}, "$r->[0] $r->[1]: status");
         ok($got->{body} eq $want->{body}, "$r->[0] $r->[1]: byte-identical body")
             or diag(explain([$got->{body}, $want->{body}]));
-        for my $h (qw(content-type x-real cache-control location)) {
+        for my $h (qw(content-type x-real cache-control location set-cookie)) {
             is($got->{headers}{$h}, $want->{headers}{$h}, "$r->[0] $r->[1]: $h") if defined $want->{headers}{$h};
         }
     }
@@ -120,6 +123,18 @@ subtest 'nothing proxied, nothing recorded: an empty stubs file that loads' => s
     my $e = CfTest::spawn(name => 'empty-replay', port => $p, class => 'CfTest::Mock',
                           cmd => [CfTest::bindir() . '/conflux-mock', '-c', "$d/recorded.yaml", '--port', $p]);
     is(http_get($e->url('/x'))->{status}, 404, 'it loads, with no stubs');
+};
+
+subtest 'a header list in a stub: strings only, never empty' => sub {
+    my $d = tmpdir();
+    for my $case (['[]', qr/bad\.yaml:4:\d+: stubs\[0\]\.headers\.Set-Cookie: an empty list/],
+                  ['[a=1, {b: 2}]', qr/bad\.yaml:4:\d+: stubs\[0\]\.headers\.Set-Cookie: a header value is a string, or a list/],
+                  ['[a=1, "b\nc"]', qr/line break/]) {
+        my $f = write_file("$d/bad.yaml", "listen: 127.0.0.1:" . CfTest::empty_port() . "\nstubs:\n  - path: /x\n    headers: { Set-Cookie: $case->[0] }\n");
+        my $res = run_cmd([CfTest::bindir() . '/conflux-mock', '-c', $f]);
+        isnt($res->{code}, 0, "$case->[0] refused");
+        like($res->{err}, $case->[1], 'saying why, and where');
+    }
 };
 
 done_testing;

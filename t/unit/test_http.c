@@ -1,4 +1,4 @@
-/* Unit tests of common/cf_http.c: reason phrases, hex digit values, and form-urlencoded decoding. */
+/* Unit tests of common/cf_http.c: reason phrases, hex digit values, form-urlencoded decoding, hop-by-hop fields. */
 #include <ctype.h>
 #include <stdlib.h>
 #include "tap.h"
@@ -130,8 +130,29 @@ static void test_form_decode(void)
     is(n, 2, "  two bytes");
 }
 
+static void test_hop_by_hop(void)
+{
+    static const char *const hop[] = {"Connection",        "proxy-connection", "KEEP-ALIVE", "te",
+                                      "Transfer-Encoding", "upgrade",          "Trailer",    NULL};
+    for (size_t i = 0; hop[i] != NULL; ++i)
+        ok(cf_http_is_hop_by_hop(hop[i], strlen(hop[i])), "%s is hop-by-hop", hop[i]);
+    static const char *const end[] = {"content-length", "connectio", "connections", "tee", "x-upgrade", "", "host", NULL};
+    for (size_t i = 0; end[i] != NULL; ++i)
+        ok(!cf_http_is_hop_by_hop(end[i], strlen(end[i])), "'%s' is not", end[i]);
+
+    const char *list = "close, X-Secret ,\tx-other\t,,";
+    ok(cf_http_list_has(list, strlen(list), "x-secret", 8), "an element with spaces around it, in another case");
+    ok(cf_http_list_has(list, strlen(list), "X-OTHER", 7), "one with tabs around it");
+    ok(cf_http_list_has(list, strlen(list), "close", 5), "the first");
+    ok(!cf_http_list_has(list, strlen(list), "x-secre", 7), "not a prefix of one");
+    ok(!cf_http_list_has(list, strlen(list), "x-secret ,", 10), "not across a comma");
+    ok(!cf_http_list_has(list, strlen(list), "", 0), "never the empty element");
+    ok(!cf_http_list_has("", 0, "close", 5), "nothing in an empty list");
+}
+
 int main(void)
 {
+    test_hop_by_hop();
     test_reason();
     test_tchar();
     test_hexval();
