@@ -7,31 +7,21 @@
 #include <string.h>
 #include <unistd.h>
 #include "accesslog.h"
+#include "cf_spool.h"
 #include "metrics.h"
 
-typedef struct st_line_t {
-    char *base;
-    size_t len;
-} line_t;
+#define EVENT_REOPEN 1u
 
-/*
- * The loops only take the mutex to copy a pointer into the ring (no I/O under it); the writer takes the whole ring
- * at once and writes it with the mutex released, so a slow disk delays nothing but the writer, and a full ring only
- * costs the lines that do not fit.
- */
+/* The lines go through a spool (cf_spool.h): the loops never wait on the disk. */
 static struct {
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    pthread_t thread;
+    cf_spool_t spool;
+    pthread_mutex_t mutex; /* guards path */
     int started, stopping;
-    line_t ring[CF_ACCESSLOG_MAX_LINES];
-    size_t head, count, bytes;
     char *path;    /* the wanted log: NULL, "-" or a file (guarded by mutex) */
-    int reopen;    /* the writer must (re)open `path` */
     int enabled;   /* atomic: lines are wanted */
     int fd;        /* writer-owned: -1, 2 or the file */
     char *fd_path; /* writer-owned: what fd is */
-} L = {.mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fd = -1};
+} L = {.mutex = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static int open_log(const char *path, char *err, size_t errlen)
 {
@@ -89,31 +79,21 @@ static void write_all(const char *p, size_t len)
 
 static void *writer_main(void *unused)
 {
-    line_t *batch = malloc(sizeof(*batch) * CF_ACCESSLOG_MAX_LINES);
+    cf_spool_item_t *batch = malloc(sizeof(*batch) * CF_ACCESSLOG_MAX_LINES);
     char *buf = NULL;
     size_t bufcap = 0;
-    pthread_mutex_lock(&L.mutex);
     while (1) {
-        while (L.count == 0 && !L.reopen && !L.stopping)
-            pthread_cond_wait(&L.cond, &L.mutex);
+        cf_spool_take_t got = cf_spool_take(&L.spool, batch, CF_ACCESSLOG_MAX_LINES, 0, 0, 0);
         char *reopen_path = NULL;
-        int reopen = L.reopen;
-        if (reopen) {
+        if (got.events & EVENT_REOPEN) {
+            pthread_mutex_lock(&L.mutex);
             reopen_path = L.path != NULL ? strdup(L.path) : NULL;
-            L.reopen = 0;
+            pthread_mutex_unlock(&L.mutex);
         }
-        size_t n = L.count;
-        for (size_t i = 0; i != n; ++i)
-            batch[i] = L.ring[(L.head + i) % CF_ACCESSLOG_MAX_LINES];
-        L.head = (L.head + n) % CF_ACCESSLOG_MAX_LINES;
-        L.count = 0;
-        L.bytes = 0;
-        int stopping = L.stopping;
-        pthread_mutex_unlock(&L.mutex);
 
         /* lines queued before a switch were meant for the old file */
         size_t total = 0;
-        for (size_t i = 0; i != n; ++i)
+        for (size_t i = 0; i != got.n; ++i)
             total += batch[i].len;
         if (total > bufcap) {
             free(buf);
@@ -121,20 +101,17 @@ static void *writer_main(void *unused)
             buf = malloc(bufcap);
         }
         size_t off = 0;
-        for (size_t i = 0; i != n; ++i) {
+        for (size_t i = 0; i != got.n; ++i) {
             memcpy(buf + off, batch[i].base, batch[i].len);
             off += batch[i].len;
             free(batch[i].base);
         }
         write_all(buf, off);
-        if (reopen)
+        if (got.events & EVENT_REOPEN)
             apply_reopen(reopen_path);
-
-        pthread_mutex_lock(&L.mutex);
-        if (stopping && L.count == 0)
+        if (got.closed && got.n == 0)
             break;
     }
-    pthread_mutex_unlock(&L.mutex);
     free(buf);
     free(batch);
     return NULL;
@@ -153,7 +130,12 @@ int cf_accesslog_start(const char *path, char *err, size_t errlen)
         L.path = strdup(path);
         __atomic_store_n(&L.enabled, 1, __ATOMIC_RELAXED);
     }
-    if ((errno = pthread_create(&L.thread, NULL, writer_main, NULL)) != 0) {
+    if (cf_spool_init(&L.spool, CF_ACCESSLOG_MAX_LINES, CF_ACCESSLOG_MAX_LINES, CF_ACCESSLOG_MAX_BYTES) != 0) {
+        snprintf(err, errlen, "access_log: no memory for its queue");
+        close_log();
+        return -1;
+    }
+    if ((errno = cf_spool_start(&L.spool, writer_main, NULL)) != 0) {
         snprintf(err, errlen, "access_log: cannot start the writer thread: %s", strerror(errno));
         close_log();
         return -1;
@@ -169,18 +151,8 @@ int cf_accesslog_enabled(void)
 
 void cf_accesslog_write(char *copy, size_t len)
 {
-    pthread_mutex_lock(&L.mutex);
-    if (!L.started || L.stopping || L.count == CF_ACCESSLOG_MAX_LINES || L.bytes + len > CF_ACCESSLOG_MAX_BYTES) {
-        pthread_mutex_unlock(&L.mutex);
-        free(copy);
+    if (cf_spool_put(&L.spool, (cf_spool_item_t){copy, len, 1}) != 0)
         cf_metrics_log_dropped();
-        return;
-    }
-    L.ring[(L.head + L.count) % CF_ACCESSLOG_MAX_LINES] = (line_t){copy, len};
-    if (L.count++ == 0)
-        pthread_cond_signal(&L.cond); /* the writer only sleeps on an empty ring */
-    L.bytes += len;
-    pthread_mutex_unlock(&L.mutex);
 }
 
 void cf_accesslog_reopen(const char *path)
@@ -189,9 +161,8 @@ void cf_accesslog_reopen(const char *path)
     if (L.started && !L.stopping) {
         free(L.path);
         L.path = path != NULL ? strdup(path) : NULL;
-        L.reopen = 1;
         __atomic_store_n(&L.enabled, path != NULL, __ATOMIC_RELAXED);
-        pthread_cond_signal(&L.cond);
+        cf_spool_poke(&L.spool, EVENT_REOPEN);
     }
     pthread_mutex_unlock(&L.mutex);
 }
@@ -199,14 +170,11 @@ void cf_accesslog_reopen(const char *path)
 void cf_accesslog_stop(void)
 {
     pthread_mutex_lock(&L.mutex);
-    int started = L.started && !L.stopping;
     L.stopping = 1;
     __atomic_store_n(&L.enabled, 0, __ATOMIC_RELAXED);
-    pthread_cond_signal(&L.cond);
     pthread_mutex_unlock(&L.mutex);
-    if (!started)
+    if (cf_spool_stop(&L.spool, 0) != 1) /* the writer writes what is queued first */
         return;
-    pthread_join(L.thread, NULL);
     close_log();
     free(L.path);
     L.path = NULL;

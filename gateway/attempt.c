@@ -210,14 +210,30 @@ void cf_attempt_req_copy(h2o_mem_pool_t *pool, cf_upstream_req_t *dst, const cf_
 static void on_exchange_done(void *data, const cf_upstream_res_t *res);
 static void on_hedge_timer(h2o_timeout_entry_t *entry);
 
-/* Starts one exchange of the call and keeps its span id for the access log. */
+/* Starts one exchange of the call and keeps its span id for the access log; its start too when the trace is sampled. */
 static cf_exchange_t *open_exchange(cf_attempt_t *a, const cf_upstream_req_t *req, cf_attempt_slot_t *s)
 {
     cf_exchange_t *x = cf_upstream_start(a->ab->u, req, on_exchange_done, s);
-    uint64_t span = cf_upstream_span_id(x);
-    if (span != 0)
-        cf_spans_add(&a->spans, span);
+    uint64_t id = cf_upstream_span_id(x);
+    s->span = id != 0 ? (signed char)cf_spans_add(&a->spans, id) : -1;
+    if (s->span >= 0 && a->spans.details != NULL)
+        a->spans.details[s->span] = (cf_span_detail_t){.start_ns = cf_trace_now_ns(),
+                                                       .reason = CF_REASON_NONE,
+                                                       .kind = s->hedge   ? CF_SPAN_HEDGE
+                                                               : s->extra ? CF_SPAN_RETRY
+                                                                          : CF_SPAN_FIRST};
     return x;
+}
+
+/* The end of a slot's exchange, on its span when the trace is sampled. */
+static void end_span(cf_attempt_t *a, cf_attempt_slot_t *s, cf_reason_t reason, int status)
+{
+    if (a->spans.details == NULL || s->span < 0)
+        return;
+    cf_span_detail_t *sp = &a->spans.details[s->span];
+    sp->end_ns = cf_trace_now_ns();
+    sp->reason = (uint8_t)reason;
+    sp->status = (uint16_t)status;
 }
 
 static h2o_loop_t *loop_of(const cf_attempt_t *a)
@@ -262,6 +278,7 @@ static cf_attempt_slot_t *free_slot(cf_attempt_t *a)
 static void stop_slot(cf_attempt_t *a, cf_attempt_slot_t *s)
 {
     if (s->x != NULL) {
+        end_span(a, s, CF_REASON_CANCELLED, 0);
         cf_upstream_cancel(s->x);
         s->x = NULL;
         --a->running;
@@ -360,6 +377,7 @@ static void on_exchange_done(void *data, const cf_upstream_res_t *res)
 
     s->x = NULL;
     --a->running;
+    end_span(a, s, res->reason, res->status);
     if (!a->counted) { /* the fast path: nothing to wind up */
         cf_attempt_cb cb = a->cb;
         a->cb = NULL;
@@ -408,6 +426,9 @@ void cf_attempt_start(cf_attempt_t *a, cf_attempt_backend_t *ab, const cf_upstre
     a->budget_exhausted = 0;
     a->hedge_won = 0;
     a->spans.n = 0;
+    a->spans.details = req->trace != NULL && req->trace->sampled && req->span_pool != NULL
+                           ? h2o_mem_alloc_pool(req->span_pool, sizeof(*a->spans.details) * CF_TRACE_MAX_SPANS)
+                           : NULL;
     a->ab = ab;
     a->cb = cb;
     a->copy = NULL;

@@ -38,6 +38,7 @@ typedef struct st_cf_attempt_slot_t {
     cf_attempt_t *a;
     cf_exchange_t *x;   /* NULL: free */
     uint64_t start;     /* loop ms */
+    signed char span;   /* its span in a->spans, -1: none kept */
     unsigned extra : 1; /* holds one of the budget's extra attempts */
     unsigned hedge : 1; /* a copy of a slow attempt */
 } cf_attempt_slot_t;
@@ -59,7 +60,8 @@ struct st_cf_attempt_t {
     unsigned hedges;               /* copies sent because an attempt was slow */
     unsigned budget_exhausted : 1; /* a retry or a hedge was not sent because the retry budget was spent */
     unsigned hedge_won : 1;        /* the answer came from a copy, not from the attempt it copied */
-    cf_spans_t spans;              /* the span ids of its exchanges, when the request had a trace (none: spans.n 0) */
+    cf_spans_t spans;              /* its exchanges' span ids, when the request had a trace (none: spans.n 0); their
+                                      details too when the trace is sampled (in req->span_pool) */
     /* private */
     cf_attempt_backend_t *ab;
     cf_attempt_cb cb;

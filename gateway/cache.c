@@ -507,6 +507,7 @@ struct st_result_t {
     h2o_iovec_t body; /* the text of a body to store to memcached (points into this allocation); base NULL otherwise */
     unsigned attempts, hedges, budget_exhausted, hedge_won; /* of the upstream request, for the leader's answer */
     cf_spans_t spans;
+    cf_span_detail_t span_details[CF_TRACE_MAX_SPANS]; /* spans.details when sampled: the flight's pool goes first */
 };
 
 struct st_flight_t {
@@ -673,7 +674,7 @@ static void flight_finish(struct st_flight_t *fl, struct st_result_t *r, int sto
             s->hedges = r->hedges;
             s->budget_exhausted = r->budget_exhausted;
             s->hedge_won = r->hedge_won;
-            s->spans = r->spans;
+            cf_spans_copy(&s->spans, &r->spans, NULL, s->span_details);
             result_release(r);
             r = s;
         }
@@ -734,7 +735,7 @@ static void on_upstream_done(cf_attempt_t *a, const cf_upstream_res_t *res)
     r->hedges = a->hedges;
     r->budget_exhausted = a->budget_exhausted;
     r->hedge_won = a->hedge_won;
-    r->spans = a->spans;
+    cf_spans_copy(&r->spans, &a->spans, NULL, r->span_details);
     flight_finish(fl, r, storable, ttl_ms, wall_ms());
 }
 
@@ -949,6 +950,7 @@ static struct st_flight_t *flight_new(cf_cache_t *c, cf_cache_port_t *port, cf_a
     fl->policy = *policy;
     h2o_mem_init_pool(&fl->pool);
     cf_attempt_req_copy(&fl->pool, &fl->req, req);
+    fl->req.span_pool = &fl->pool; /* copied into the result at the end: the flight's pool goes with the flight */
     fl->req.body = h2o_iovec_init(NULL, 0);
     h2o_linklist_init_anchor(&fl->waiters);
     h2o_linklist_insert(&fl->port->flights, &fl->port_link);

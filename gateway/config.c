@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cf_buf.h"
+#include "cf_fetch.h"
 #include "cf_http.h"
 #include "cf_net.h"
 #include "cf_units.h"
@@ -37,9 +38,9 @@
 struct st_loader_t {
     cf_yctx_t ctx;
     cf_config_t *c;
-    yaml_node_t *routes;              /* decoded last, so that every backend is known whatever the order of the keys */
-    cf_route_t *route;                /* the route being decoded */
-    uint64_t limits_seen, cache_seen; /* the keys of limits: and cache: in the file, for their defaults */
+    yaml_node_t *routes; /* decoded last, so that every backend is known whatever the order of the keys */
+    cf_route_t *route;   /* the route being decoded */
+    uint64_t limits_seen, cache_seen, tracing_seen; /* the keys of limits:, cache: and tracing: in the file, for their defaults */
 };
 
 /* The defaults of each level, merged right after it is decoded: in "Defaults", after the tables they complete. */
@@ -1379,6 +1380,63 @@ static int on_cache(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     return cf_ydecode(ctx, node, cache_fields, object, &loader_of(ctx)->cache_seen);
 }
 
+/* tracing: {otlp: URL, sample: 0.1, batch:, queue:, delay:, timeout:, service_name:} */
+static int on_tracing_otlp(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = object;
+    const char *url = want_string(ctx, node, "the collector's traces URL (e.g. http://127.0.0.1:4318/v1/traces)");
+    if (url == NULL)
+        return -1;
+    cf_fetch_url_t parsed; /* checked by the parser the exporter uses (cf_fetch.h) */
+    const char *why = NULL;
+    if (cf_fetch_parse_url(url, &parsed, &why) != 0)
+        return cf_yerror(ctx, node, "\"%s\" %s (e.g. http://127.0.0.1:4318/v1/traces)", url, why);
+    free(c->tracing.otlp);
+    c->tracing.otlp = strdup(url);
+    return 0;
+}
+
+static int on_tracing_sample(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    cf_config_t *c = object;
+    const char *s = want_string(ctx, node, "a number from 0 to 1");
+    char *end;
+    if (s == NULL)
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 1.0))
+        return cf_yerror(ctx, node, "\"%s\" is not a number from 0 to 1 (the share of new traces sampled)", s);
+    c->tracing.sample = v;
+    return 0;
+}
+
+static const cf_yfield_t tracing_fields[] = {
+    {.key = "otlp", .type = CF_YT_CUSTOM, .custom = on_tracing_otlp},
+    {.key = "sample", .type = CF_YT_CUSTOM, .custom = on_tracing_sample},
+    {.key = "batch", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, tracing.batch), .min = 1, .max = 10000, .def = "512"},
+    {.key = "queue", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, tracing.queue), .min = 1, .max = 1000000, .def = "2048"},
+    {.key = "delay",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_config_t, tracing.delay_ms),
+     .min = 1,
+     .max = 60000,
+     .def = "1s"},
+    {.key = "timeout",
+     .type = CF_YT_DURATION,
+     .offset = offsetof(cf_config_t, tracing.timeout_ms),
+     .min = 1,
+     .max = 60000,
+     .def = "5s"},
+    {.key = "service_name", .type = CF_YT_STRING, .offset = offsetof(cf_config_t, tracing.service_name), .def = "conflux"},
+    {NULL},
+};
+
+static int on_tracing(cf_yctx_t *ctx, yaml_node_t *node, void *object)
+{
+    return cf_ydecode(ctx, node, tracing_fields, object, &loader_of(ctx)->tracing_seen);
+}
+
 static int on_top_cors(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     return cf_cors_decode(ctx, node, 0, &((cf_config_t *)object)->cors);
@@ -1406,6 +1464,7 @@ static const cf_yfield_t top_fields[] = {
     {.key = "routes", .type = CF_YT_CUSTOM, .custom = on_routes},
     {.key = "cors", .type = CF_YT_CUSTOM, .custom = on_top_cors},
     {.key = "auth", .type = CF_YT_CUSTOM, .custom = on_top_auth},
+    {.key = "tracing", .type = CF_YT_CUSTOM, .custom = on_tracing},
     {NULL},
 };
 
@@ -1491,7 +1550,8 @@ static int merge_top(struct st_loader_t *L, uint64_t seen)
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         c->threads = ncpu < 1 ? 1 : ncpu > CF_CONFIG_MAX_THREADS ? CF_CONFIG_MAX_THREADS : (uint64_t)ncpu;
     }
-    if (cf_ydefaults(&L->ctx, top_fields, c, seen) != 0 || cf_ydefaults(&L->ctx, limits_fields, c, L->limits_seen) != 0)
+    if (cf_ydefaults(&L->ctx, top_fields, c, seen) != 0 || cf_ydefaults(&L->ctx, limits_fields, c, L->limits_seen) != 0 ||
+        cf_ydefaults(&L->ctx, tracing_fields, c, L->tracing_seen) != 0)
         return -1;
     return cf_ydefaults(&L->ctx, cache_fields, c, L->cache_seen);
 }
@@ -1670,6 +1730,8 @@ void cf_config_free(cf_config_t *c)
     free(c->listen);
     free(c->admin_host);
     free(c->access_log);
+    free(c->tracing.otlp);
+    free(c->tracing.service_name);
     free(c->filename);
     free(c);
 }

@@ -198,6 +198,15 @@ typedef struct st_cf_config_t {
         uint16_t memcached_port;
         uint64_t memcached_timeout_ms; /* the most a lookup waits for memcached before asking the upstream. 50ms */
     } cache;
+    struct {
+        char *otlp;          /* the collector's URL, http:// or https://, as written; NULL: spans are not exported */
+        double sample;       /* the chance that a trace conflux starts is sampled (0 to 1). 0 */
+        uint64_t batch;      /* the most spans in one export request. 512 */
+        uint64_t queue;      /* the most spans waiting for the exporter; beyond, spans are dropped. 2048 */
+        uint64_t delay_ms;   /* the longest a span waits for its batch to fill. 1s */
+        uint64_t timeout_ms; /* the longest one export request may take. 5s */
+        char *service_name;  /* the resource's service.name. "conflux" */
+    } tracing;
     cf_cors_t *cors; /* the top-level cors:, every route's unless it has its own (owned); NULL: none */
     cf_auth_t *auth; /* the top-level auth:, every route's unless it has its own or auth: off (owned); NULL: none */
     cf_backend_t *backends;

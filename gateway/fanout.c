@@ -383,8 +383,14 @@ static void take_answer(struct st_exchange_t *x, cf_reason_t reason, int status,
     c->fe->hedges += x->hedges;
     c->fe->budget_exhausted |= x->budget_exhausted;
     c->fe->hedge_won |= x->hedge_won;
-    for (unsigned i = 0; i != x->attempt.spans.n; ++i)
-        cf_spans_add(&c->fe->spans, x->attempt.spans.ids[i]);
+    for (unsigned i = 0; i != x->attempt.spans.n; ++i) {
+        int k = cf_spans_add(&c->fe->spans, x->attempt.spans.ids[i]);
+        if (k < 0 || x->attempt.spans.details == NULL)
+            continue;
+        if (c->fe->spans.details == NULL)
+            c->fe->spans.details = h2o_mem_alloc_pool(&c->f->req->pool, sizeof(*c->fe->spans.details) * CF_TRACE_MAX_SPANS);
+        c->fe->spans.details[k] = x->attempt.spans.details[i];
+    }
 }
 
 /* A foreach call's elements all ended (or the deadline cut them): its outcome. A required call fails with its first
@@ -486,8 +492,9 @@ static void take_cache_answer(struct st_exchange_t *x, const cf_cache_answer_t *
     x->hedge_won = ans->hedge_won;
     /* a cached call's own attempt never ran: its span ids are those of the miss's upstream request, if this was it */
     x->attempt.spans.n = 0;
-    if (ans->spans != NULL)
-        x->attempt.spans = *ans->spans;
+    x->attempt.spans.details = NULL;
+    if (ans->spans != NULL) /* the flight's details are the cache's: the request keeps a copy */
+        cf_spans_copy(&x->attempt.spans, ans->spans, &x->c->f->req->pool, NULL);
     take_answer(x, ans->reason, ans->status, ans->doc);
 }
 
@@ -680,6 +687,7 @@ static int build_request(struct st_exchange_t *x, cf_buf_t *url, cf_upstream_req
         .max_response_body = f->table->config->limits.max_response_body,
         .prepend_base_path = 1,
         .trace = f->trace,
+        .span_pool = &f->req->pool,
     };
     return CF_TPL_OK;
 }

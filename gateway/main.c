@@ -16,6 +16,7 @@
 #include "cf_net.h"
 #include "config.h"
 #include "accesslog.h"
+#include "otlp.h"
 #include "conn.h"
 #include "admin.h"
 #include "cache.h"
@@ -558,6 +559,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", conflux.config_path, err);
         return 1;
     }
+    if (cf_otlp_start(config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", conflux.config_path, err);
+        return 1;
+    }
     cf_cache_create(config->cache.memory, config->cache.memcached_host, config->cache.memcached_port,
                     config->cache.memcached_timeout_ms);
     if (cf_auth_start_fetchers(jwks_tls_ctx, err, sizeof(err)) != 0) {
@@ -576,12 +581,14 @@ int main(int argc, char **argv)
         if (signo == SIGHUP) {
             reload();
             cf_accesslog_reopen(conflux.config->access_log); /* log rotation, or a changed access_log */
+            cf_otlp_configure(conflux.config);
         } else {
             stop();
             break;
         }
     }
     cf_accesslog_stop(); /* writes what is queued */
+    cf_otlp_stop();      /* sends what is queued, each request bounded */
     if (cf_pending_total() == 0)
         cf_cache_destroy(cf_cache_get());
     fprintf(stderr, "conflux: stopped\n");

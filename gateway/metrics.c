@@ -71,7 +71,7 @@ static pthread_mutex_t create_mutex = PTHREAD_MUTEX_INITIALIZER;
 static mnode_t *routes;   /* route_series_t */
 static mnode_t *backends; /* backend_series_t */
 static void *unrouted;    /* route_series_t "none", cached */
-static uint64_t reloads_ok, reloads_error, log_dropped;
+static uint64_t reloads_ok, reloads_error, log_dropped, spans[CF_METRICS_NUM_SPANS];
 /* the edge: connections refused or closed before any request reached a route (labels are static strings) */
 static mnode_t *http1_refused, *http2_goaway, *accept_paused; /* labelled_t by reason */
 static uint64_t send_timeouts;
@@ -200,6 +200,11 @@ void cf_metrics_observe(const cf_request_record_t *rec)
 void cf_metrics_reload(int ok)
 {
     COUNT(ok ? &reloads_ok : &reloads_error, 1);
+}
+
+void cf_metrics_spans(cf_metrics_spans_t what, uint64_t n)
+{
+    COUNT(&spans[what], n);
 }
 
 void cf_metrics_log_dropped(void)
@@ -566,6 +571,13 @@ void cf_metrics_render(cf_buf_t *out, size_t inflight, const cf_cache_stats_t *c
 
     header(out, "conflux_access_log_dropped_total", "counter", "Access-log lines dropped because the writer fell behind.");
     cf_buf_appendf(out, "conflux_access_log_dropped_total %" PRIu64 "\n", READ(&log_dropped));
+
+    static const char *const span_results[CF_METRICS_NUM_SPANS] = {"exported", "dropped", "failed"};
+    header(out, "conflux_trace_spans_total", "counter",
+           "Spans of sampled requests by what became of them: exported (the collector took them), dropped (the export "
+           "queue was full, or no usable collector), failed (their batch got no 2xx in time).");
+    for (size_t i = 0; i != CF_METRICS_NUM_SPANS; ++i)
+        cf_buf_appendf(out, "conflux_trace_spans_total{result=\"%s\"} %" PRIu64 "\n", span_results[i], READ(&spans[i]));
 
     header(out, "conflux_build_info", "gauge", "The running conflux version and the libh2o it was built with.");
     series_start(out, "conflux_build_info", "version", cf_version, "libh2o", H2O_VERSION);

@@ -30,6 +30,17 @@ void cf_metrics_reload(int ok);
 /** Counts an access-log line dropped because the writer's queue was full. */
 void cf_metrics_log_dropped(void);
 
+/** What became of exported spans (conflux_trace_spans_total's result label). */
+typedef enum en_cf_metrics_spans_t {
+    CF_METRICS_SPANS_EXPORTED, /* the collector took them (2xx) */
+    CF_METRICS_SPANS_DROPPED,  /* the queue was full, or no collector was usable: never sent */
+    CF_METRICS_SPANS_FAILED,   /* their batch failed: no answer in time, or not a 2xx */
+    CF_METRICS_NUM_SPANS
+} cf_metrics_spans_t;
+
+/** Counts `n` spans of the OTLP export. Any thread. */
+void cf_metrics_spans(cf_metrics_spans_t what, uint64_t n);
+
 /** Counts an HTTP/1 connection refused by the framing guard, or a 100-continue refused early; `reason` is a static
  * string (a bounded set of labels). */
 void cf_metrics_http1_refused(const char *reason);

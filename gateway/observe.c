@@ -7,6 +7,7 @@
 #include "jsonout.h"
 #include "metrics.h"
 #include "observe.h"
+#include "otlp.h"
 
 static void json_cstr(cf_buf_t *b, const char *s)
 {
@@ -133,6 +134,8 @@ void cf_observe_refusal(h2o_socket_t *sock, int status, const char *reason)
 void cf_observe_request(const cf_request_record_t *rec)
 {
     cf_metrics_observe(rec);
+    if (rec->trace != NULL && rec->trace->sampled && cf_otlp_enabled())
+        cf_otlp_request(rec);
     if (!cf_accesslog_enabled())
         return;
     cf_buf_t line = CF_BUF_INIT;

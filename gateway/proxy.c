@@ -308,6 +308,7 @@ void cf_proxy_start(cf_worker_t *w, cf_table_t *t, const cf_route_t *route, h2o_
         .max_response_body = t->config->limits.max_response_body,
         .prepend_base_path = 1,
         .trace = trace, /* its traceparent, tracestate and X-Request-Id replace the client's */
+        .span_pool = &req->pool,
         .idempotent = (method & (CF_METHOD_GET | CF_METHOD_HEAD | CF_METHOD_PUT | CF_METHOD_DELETE | CF_METHOD_OPTIONS)) != 0,
     };
     cf_watch_start(w->watches, req, &p->watch);

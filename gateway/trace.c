@@ -35,7 +35,12 @@ int cf_trace_parse_traceparent(cf_trace_t *t, const char *s, size_t len)
     if (!is_id(s + 3, 32) || !is_id(s + 36, 16) || !is_lchex(s[53]) || !is_lchex(s[54]))
         return -1;
     memcpy(t->trace_id, s + 3, 32);
+    t->parent_id = 0;
+    for (size_t i = 36; i != 52; ++i)
+        t->parent_id = t->parent_id << 4 | (uint64_t)(s[i] >= 'a' ? s[i] - 'a' + 10 : s[i] - '0');
     memcpy(t->flags, s + 53, 2);
+    /* trace-flags bit 0 is "sampled" (W3C Trace Context level 1, 3.2.2.5) */
+    t->sampled = ((s[54] >= 'a' ? s[54] - 'a' + 10 : s[54] - '0') & 1) != 0;
     return 0;
 }
 
@@ -214,16 +219,25 @@ static inline void hex64(char *dst, uint64_t v)
     memcpy(dst + 8, &lo, 8);
 }
 
+uint64_t cf_trace_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void cf_trace_hex64(char *dst, uint64_t v)
 {
     hex64(dst, v);
 }
 
-void cf_trace_start(cf_trace_t *t)
+void cf_trace_start(cf_trace_t *t, double sample)
 {
     hex64(t->trace_id, cf_trace_random64());
     hex64(t->trace_id + 16, cf_trace_random64());
-    memcpy(t->flags, "00", 2);
+    /* 53 random bits against the rate: exact for 0 and 1, and no draw at all for the default 0 */
+    t->sampled = sample >= 1.0 || (sample > 0.0 && (double)(cf_trace_random64() >> 11) < sample * 9007199254740992.0);
+    memcpy(t->flags, t->sampled ? "01" : "00", 2);
     t->tracestate = NULL;
     t->tracestate_len = 0;
     t->continued = 0;
@@ -258,7 +272,7 @@ static void note_field(struct st_trace_field_t *f, const h2o_iovec_t *value)
     ++f->count;
 }
 
-cf_trace_t *cf_trace_begin(h2o_req_t *req)
+cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample)
 {
     /* the identity and room for a generated request id, in one allocation */
     struct st_trace_mem_t {
@@ -288,7 +302,7 @@ cf_trace_t *cf_trace_begin(h2o_req_t *req)
             t->tracestate_len = ts.value->len;
         }
     } else {
-        cf_trace_start(t);
+        cf_trace_start(t, sample);
     }
     if (rid.count == 1 && cf_trace_request_id_ok(rid.value->base, rid.value->len)) {
         t->request_id = rid.value->base;
@@ -303,6 +317,15 @@ cf_trace_t *cf_trace_begin(h2o_req_t *req)
     req->res.headers.entries[req->res.headers.size++] =
         (h2o_header_t){&x_request_id, NULL, h2o_iovec_init(t->request_id, t->request_id_len)};
     return t;
+}
+
+void cf_spans_copy(cf_spans_t *dst, const cf_spans_t *src, h2o_mem_pool_t *pool, cf_span_detail_t *room)
+{
+    *dst = *src;
+    if (src->details == NULL)
+        return;
+    dst->details = pool != NULL ? h2o_mem_alloc_pool(pool, sizeof(*dst->details) * CF_TRACE_MAX_SPANS) : room;
+    memcpy(dst->details, src->details, sizeof(*dst->details) * CF_TRACE_MAX_SPANS);
 }
 
 void cf_trace_copy(h2o_mem_pool_t *pool, cf_trace_t *dst, const cf_trace_t *src)

@@ -59,18 +59,20 @@ typedef struct st_cf_upstream_req_t {
     h2o_header_t *headers; /* extra request headers (orig_name used when set); Host, Content-Length,
                               Transfer-Encoding and Connection belong to the framing and are dropped */
     size_t num_headers;
-    h2o_iovec_t body;         /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
-    uint64_t timeout_ms;      /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
-    size_t max_response_body; /* a larger body fails with CF_REASON_TOO_LARGE, its connection closed (limits.max_response_body) */
-    int idempotent;           /* may be retried once, on a fresh connection, when a reused idle connection failed
-                                 before any response byte, and only before the timeout */
-    int prepend_base_path;    /* prepend the chosen server's base_path to `path` (right with servers of different
-                                 base paths); 0: the caller has put a base path in `path` itself */
-    size_t avoid_server;      /* 1 + the index of a server to pass over when the rotation lands on it and the backend
-                                 has others (a retry or a hedge goes elsewhere); 0: none */
-    const cf_trace_t *trace;  /* the client request's identity (read during cf_upstream_start only), or NULL: when set,
-                                 the exchange sends traceparent with a span id of its own, the tracestate if any and
-                                 X-Request-Id, and drops those three from `headers` (never two of one) */
+    h2o_iovec_t body;          /* sent with Content-Length when non-empty or when the method is POST/PUT/PATCH */
+    uint64_t timeout_ms;       /* the whole exchange, start to last body byte, queueing included; 0: the backend's */
+    size_t max_response_body;  /* a larger body fails with CF_REASON_TOO_LARGE, its connection closed (limits.max_response_body) */
+    int idempotent;            /* may be retried once, on a fresh connection, when a reused idle connection failed
+                                  before any response byte, and only before the timeout */
+    int prepend_base_path;     /* prepend the chosen server's base_path to `path` (right with servers of different
+                                  base paths); 0: the caller has put a base path in `path` itself */
+    size_t avoid_server;       /* 1 + the index of a server to pass over when the rotation lands on it and the backend
+                                  has others (a retry or a hedge goes elsewhere); 0: none */
+    const cf_trace_t *trace;   /* the client request's identity (read during cf_upstream_start only), or NULL: when set,
+                                  the exchange sends traceparent with a span id of its own, the tracestate if any and
+                                  X-Request-Id, and drops those three from `headers` (never two of one) */
+    h2o_mem_pool_t *span_pool; /* with a sampled trace, where cf_attempt keeps its spans' details (the memory the
+                                  attempt's spans live as long as); NULL: none kept */
 } cf_upstream_req_t;
 
 /**

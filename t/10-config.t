@@ -229,4 +229,14 @@ subtest '--explain refuses a bad file like -t' => sub {
     is($out, '', 'no plan');
 };
 
+refused('tracing.sample above 1', $base . "  - path: /x\n    proxy: users\ntracing: { sample: 1.5 }\n",
+        '9:20: tracing.sample: "1.5" is not a number from 0 to 1 (the share of new traces sampled)');
+refused('tracing.sample not a number', $base . "  - path: /x\n    proxy: users\ntracing: { sample: nan }\n",
+        '9:20: tracing.sample: "nan" is not a number from 0 to 1 (the share of new traces sampled)');
+refused('tracing.batch 0', $base . "  - path: /x\n    proxy: users\ntracing: { batch: 0 }\n",
+        '9:19: tracing.batch: 0 is out of range (1 to 10000)');
+refused('tracing: an unknown key', $base . "  - path: /x\n    proxy: users\ntracing: { otel: x }\n",
+        '9:12: tracing: unknown key "otel" (did you mean "otlp"?)');
+refused('tracing.otlp not http', $base . "  - path: /x\n    proxy: users\ntracing: { otlp: ftp://c/v1/traces }\n",
+        '9:18: tracing.otlp: "ftp://c/v1/traces" is not an http:// or https:// URL (e.g. http://127.0.0.1:4318/v1/traces)');
 done_testing;

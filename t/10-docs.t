@@ -84,6 +84,7 @@ my %where = (
     ratelimit_fields  => ['`routes[].rate_limit`',     ['$defs', 'rate_limit', 'properties']],
     auth_fields       => ['`auth`',                    ['$defs', 'auth', 'properties']],
     jwt_fields        => ['`auth.jwt`',                ['$defs', 'jwt', 'properties']],
+    tracing_fields    => ['`tracing`',                 ['properties', 'tracing', 'properties']],
 );
 
 my $conf_sections = sections($doc{configuration});

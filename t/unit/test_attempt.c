@@ -169,7 +169,7 @@ static void test_spans(void)
     cf_attempt_backend_t *ab = cf_attempt_backend_create(&timeouts, &u, &b);
     cf_attempt_t a;
     cf_trace_t t = {.request_id = "r", .request_id_len = 1};
-    cf_trace_start(&t);
+    cf_trace_start(&t, 0);
     cf_upstream_req_t req = {
         .method = h2o_iovec_init(H2O_STRLIT("GET")), .path = h2o_iovec_init(H2O_STRLIT("/")), .idempotent = 1, .trace = &t};
     cf_upstream_res_t ok = {.reason = CF_REASON_NONE, .status = 200, .body = h2o_iovec_init("", 0)};

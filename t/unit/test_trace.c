@@ -166,7 +166,7 @@ static void test_ids(void)
     ok(same, "hex64 writes what printf(\"%%016llx\") does, for 100000 values");
 
     cf_trace_t t;
-    cf_trace_start(&t);
+    cf_trace_start(&t, 0);
     ok(is_id(t.trace_id, 32), "a new trace-id is hex and not all zero");
     ok(memcmp(t.flags, "00", 2) == 0 && !t.continued && t.tracestate == NULL, "a new trace is not sampled, has no state");
     char tp[CF_TRACEPARENT_LEN + 1];
