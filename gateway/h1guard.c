@@ -1,5 +1,8 @@
 /* Strict HTTP/1.1 request framing (RFC 9112) over a client's raw byte stream: pure, one byte at a time, no buffer. */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "cf_http.h"
 #include "h1guard.h"
 
@@ -343,22 +346,33 @@ static size_t fast_request_line(cf_h1guard_t *g, const unsigned char *p, size_t 
 }
 
 /*
- * How many of the len bytes at p, taken 8 at a time, are field-value bytes other than HTAB: none below 0x20 and no
- * DEL (RFC 9110 5.5). Long values (a bearer token, cookies) are most of a large head; a byte at a time they cost about
- * six instructions each, a word at a time under two. A word with a byte below 0x20 (CR, HTAB, a control) or a DEL ends
- * the run: the caller goes on a byte at a time from there. Bytes of 0x80 and above are obs-text, allowed.
+ * How many of the len bytes at p, taken 16 or 8 at a time, are field-value bytes other than HTAB: none below 0x20 and
+ * no DEL (RFC 9110 5.5). Long values (a bearer token, cookies) are most of a large head; a byte at a time they cost
+ * about six instructions each, 8 at a time about two, 16 at a time (SSE2, every x86-64) under one. A block with a byte
+ * below 0x20 (CR, HTAB, a control) or a DEL ends the run: the caller goes on a byte at a time from there. Bytes of 0x80
+ * and above are obs-text, allowed.
  */
 static size_t plain_value_bytes(const unsigned char *p, size_t len)
 {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     size_t i = 0;
+#ifdef __SSE2__
+    /* 16 at a time: x <= 0x1f exactly when max(x, 0x1f) == 0x1f (unsigned) */
+    const __m128i low = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    for (; len - i >= 16; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+        __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(x, low), low), _mm_cmpeq_epi8(x, del));
+        if (_mm_movemask_epi8(bad) != 0)
+            return i;
+    }
+#endif
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     for (; len - i >= 8; i += 8) {
         uint64_t x;
         memcpy(&x, p + i, 8);
         /* the high bit of a byte is set in (x - 0x20) & ~x when that byte is below 0x20 (exact for the lowest such byte,
          * which is all that matters: any hit stops the run), and the same test on x ^ 0x7f finds a DEL */
-        uint64_t del = x ^ (0x7f * ones);
-        if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+        uint64_t d = x ^ (0x7f * ones);
+        if ((((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs)
             break;
     }
     return i;
