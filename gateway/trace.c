@@ -38,9 +38,10 @@ int cf_trace_parse_traceparent(cf_trace_t *t, const char *s, size_t len)
     t->parent_id = 0;
     for (size_t i = 36; i != 52; ++i)
         t->parent_id = t->parent_id << 4 | (uint64_t)(s[i] >= 'a' ? s[i] - 'a' + 10 : s[i] - '0');
-    memcpy(t->flags, s + 53, 2);
-    /* trace-flags bit 0 is "sampled" (W3C Trace Context level 1, 3.2.2.5) */
+    /* trace-flags bit 0 is "sampled" (W3C Trace Context level 1, 3.2.2.5); the others are not defined there, and a
+     * vendor sets them to zero (3.2.2.5.2): what goes upstream is 00 or 01, never a client's other bits */
     t->sampled = ((s[54] >= 'a' ? s[54] - 'a' + 10 : s[54] - '0') & 1) != 0;
+    memcpy(t->flags, t->sampled ? "01" : "00", 2);
     return 0;
 }
 

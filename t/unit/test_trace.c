@@ -30,7 +30,12 @@ static void test_traceparent(void)
     ok(memcmp(t.trace_id, TID, 32) == 0, "its trace-id");
     ok(memcmp(t.flags, "01", 2) == 0, "its flags");
     ok(parses("00-" TID "-" PID "-00"), "flags 00");
-    ok(parses("00-" TID "-" PID "-ff"), "unknown flags are carried");
+    ok(parses("00-" TID "-" PID "-ff"), "unknown flags are accepted");
+    const char *ff = "00-" TID "-" PID "-ff", *fe = "00-" TID "-" PID "-fe";
+    ok(cf_trace_parse_traceparent(&t, ff, strlen(ff)) == 0 && memcmp(t.flags, "01", 2) == 0 && t.sampled,
+       "flags ff: sampled, propagated as 01 (the other bits set to zero)");
+    ok(cf_trace_parse_traceparent(&t, fe, strlen(fe)) == 0 && memcmp(t.flags, "00", 2) == 0 && !t.sampled,
+       "flags fe: not sampled, propagated as 00");
 
     static const char *const bad[] = {
         "",
