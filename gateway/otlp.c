@@ -256,12 +256,27 @@ static void encode_attempt(cf_buf_t *b, struct st_sec_cache_t *secs, const cf_re
     PUT(b, "}");
 }
 
+/* The length of the first `max` bytes at most of s[0..len), not cutting a UTF-8 character (a cut one would be an invalid
+ * sequence, written as U+FFFD): backs over up to 3 continuation bytes. */
+static size_t cut_utf8(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    for (int i = 0; i != 3 && n != 0 && ((unsigned char)s[n] & 0xc0) == 0x80; ++i)
+        --n;
+    return n;
+}
+
 size_t cf_otlp_encode_spans(cf_buf_t *b, const cf_request_record_t *rec, uint64_t span_id, uint64_t end_ns, int64_t offset)
 {
     const cf_trace_t *t = rec->trace;
     const h2o_req_t *req = rec->req;
     const char *route = rec->route != NULL ? rec->route->pattern.src : NULL;
     size_t route_len = route != NULL ? strlen(route) : 0, path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    /* the client chooses the path: a long one (h2o takes request heads of hundreds of KiB) would make every span of it,
+     * and the buffer that holds it, as long, six times over when its bytes need escapes */
+    path_len = cut_utf8(req->path.base, path_len, CF_OTLP_MAX_PATH);
     size_t n = 1;
     struct st_sec_cache_t secs = {0};
     cf_buf_reserve(b, SPAN_ROOM + t->tracestate_len * 6 + room_of(req->method.len) * 2 + room_of(route_len) * 2 +

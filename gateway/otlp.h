@@ -11,6 +11,9 @@
 /** The instrumentation scope of every span: {"name":"conflux","version":cf_version}. */
 #define CF_OTLP_SCOPE "conflux"
 
+/** The most bytes of a request's path that go into its span's url.path (cut before a UTF-8 character, never in one). */
+#define CF_OTLP_MAX_PATH 1024
+
 /**
  * Starts the exporter thread with `c`'s tracing: settings; tracing.queue sizes its queue for good (a reload does not
  * change it). Returns 0, or -1 with a message in err. Call once, before the loops run.

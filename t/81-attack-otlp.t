@@ -1,0 +1,173 @@
+# Attacks on span export (docs/operations.md, "Span export (OTLP)") as a hostile client, a hostile collector and a
+# hostile config would make them: what a client sends stays valid, bounded JSON; a collector that blackholes costs
+# requests nothing and does not hold the stop; the trace-flags conflux propagates are the ones it understands.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use Test::More;
+use Time::HiRes qw(time);
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /a
+    body: '{"a": 1}'
+  - path: /v1/traces
+    method: POST
+    body: '{}'
+EOF
+my $m = $mock->port;
+
+sub gateway {
+    my ($tracing) = @_;
+    my $admin = empty_port();
+    return spawn_conflux(<<"EOF");
+threads: 1
+admin: 127.0.0.1:$admin
+tracing: { $tracing }
+backends: { api: { url: "http://127.0.0.1:$m" } }
+routes:
+  - path: "/users/{id}"
+    calls: [{ name: a, backend: api, path: /a }]
+EOF
+}
+
+my $tid = '4bf92f3577b34da6a3ce929d0e0e4736';
+my $pid = '00f067aa0ba902b7';
+
+# A collector of our own (the mock's journal keeps 4 KiB of a body): a child that takes each POST whole, writes its body
+# to $dir/N.json and answers as `answer` says: 'ok' (200 {}), or a code ref given the socket. Returns ($port, $dir).
+my @children;
+END { local $?; kill "KILL", @children; waitpid($_, 0) for @children }
+sub collector {
+    my (%o) = @_;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 64, ReuseAddr => 1) or die $!;
+    my $dir = tmpdir() . '/collector-' . $l->sockport;
+    mkdir $dir;
+    my $pid = fork // die "fork: $!";
+    if ($pid) { my $port = $l->sockport; close $l; push @children, $pid; return ($port, $dir) }
+    my $n = 0;
+    while (my $c = $l->accept) {
+        my $in = '';
+        while ($in !~ /\r\n\r\n/) { sysread($c, $in, 65536, length $in) or last }
+        my ($head, $body) = split /\r\n\r\n/, $in, 2;
+        my ($len) = ($head // '') =~ /^content-length:\s*(\d+)/mi;
+        $body //= '';
+        while (defined $len && length($body) < $len) { sysread($c, $body, 65536, length $body) or last }
+        open my $fh, '>', "$dir/" . ++$n . '.json.tmp' or die;
+        print $fh $body;
+        close $fh;
+        rename "$dir/$n.json.tmp", "$dir/$n.json";
+        if (ref $o{answer}) { $o{answer}->($c) }
+        else { syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}") }
+        close $c;
+    }
+    CORE::exit(0);
+}
+
+# the batches a collector of ours got, decoded strictly (UTF-8 checked): (spans, failures)
+sub collected {
+    my ($dir) = @_;
+    my (@spans, @bad);
+    for my $f (glob "$dir/*.json") {
+        my $doc = eval { JSON::PP->new->utf8->decode(slurp($f)) };
+        if (!$doc) { push @bad, $@; next }
+        for my $rs (@{ $doc->{resourceSpans} // [] }) {
+            push @spans, @{ $_->{spans} // [] } for @{ $rs->{scopeSpans} // [] };
+        }
+    }
+    return (\@spans, \@bad);
+}
+
+# every batch body the collector got, decoded strictly (UTF-8 checked): a list of [span, undef] and the raw failures
+sub batches {
+    my (@spans, @bad);
+    for my $e (@{ $mock->journal('/v1/traces') }) {
+        my $doc = eval { JSON::PP->new->utf8->decode($e->{body} // '') };
+        if (!$doc) { push @bad, $@; next }
+        for my $rs (@{ $doc->{resourceSpans} // [] }) {
+            push @spans, @{ $_->{spans} // [] } for @{ $rs->{scopeSpans} // [] };
+        }
+    }
+    return (\@spans, \@bad);
+}
+
+sub attrs {
+    my ($span) = @_;
+    return { map { $_->{key} => (values %{ $_->{value} })[0] } @{ $span->{attributes} // [] } };
+}
+
+# the traceparent flags the upstream saw on its latest request to /a
+sub upstream_flags {
+    my $j = $mock->journal('/a');
+    my $v = @$j ? $j->[-1]{headers}{traceparent} // '' : '';
+    return $v =~ /^00-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$/ ? $1 : '';
+}
+
+subtest 'hostile bytes in the path and method: the batch stays strict JSON, url.path bounded' => sub {
+    my ($cp, $dir) = collector();
+    my $gw = gateway("otlp: http://127.0.0.1:$cp/v1/traces, sample: 1, delay: 20ms");
+    my $long = '/users/' . ('x' x 60000);
+    my @req = (
+        "GET /users/a%22b\\c\"d\x80\xff\xc3\x28\xed\xa0\x80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET $long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /users/" . ("\xe2\x82" x 20000) . " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "X-'|^`~!#\$%&*+.Y /users/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ('M' x 5000) . " /users/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /users/" . ("\xc3\xa9" x 2000) . " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    my @st = map { raw_request($gw->port, $_)->{status} } @req;
+    note "statuses: @st";
+    my ($spans, $bad);
+    ok wait_until(sub { ($spans, $bad) = collected($dir); @$bad || @$spans >= grep { $_ != 400 } @st }), 'the collector got them';
+    is scalar(@$bad), 0, 'every batch is strict JSON (valid UTF-8)' or diag explain $bad;
+    my ($e) = grep { (attrs($_)->{'url.path'} // '') =~ /^\/users\/\x{e9}/ } @$spans;
+    is attrs($e // {})->{'url.path'}, '/users/' . ("\x{e9}" x 508), 'a long path is cut before a character, not in one';
+    for my $s (@$spans) {
+        my $a = attrs($s);
+        ok length($a->{'url.path'} // '') <= 1024, 'url.path is at most 1 KiB' or diag length $a->{'url.path'};
+        ok length($s->{name}) <= 300, 'the span name is bounded' or diag substr($s->{name}, 0, 80);
+    }
+    $gw->stop;
+};
+
+subtest 'trace-flags: only the sampled bit is propagated (W3C: other flags are set to zero)' => sub {
+    $mock->reset;
+    my $gw = gateway("sample: 0");
+    for my $case (['ff', '01'], ['fe', '00'], ['03', '01'], ['01', '01'], ['00', '00']) {
+        my ($in, $out) = @$case;
+        http_get($gw->url('/users/1'), { traceparent => "00-$tid-$pid-$in" });
+        is upstream_flags(), $out, "flags $in from the client: $out upstream";
+    }
+    $gw->stop;
+};
+
+# A collector that accepts connections and never reads nor answers.
+sub blackhole {
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1) or die $!;
+    return $l;
+}
+
+subtest 'a blackholed collector: requests stay fast, drops are counted, the stop is bounded' => sub {
+    my $bh = blackhole();
+    my $p = $bh->sockport;
+    my $gw = gateway("otlp: http://127.0.0.1:$p/v1/traces, sample: 1, delay: 1ms, batch: 1, queue: 4, timeout: 60s");
+    my $before = $gw->metrics;
+    my $worst = 0;
+    for (1 .. 40) {
+        my $r = http_get($gw->url('/users/1'));
+        $worst = $r->{elapsed} if $r->{elapsed} > $worst;
+    }
+    ok $worst < 1, "no request waits on the collector (worst ${worst}s)";
+    ok wait_until(sub { delta($before, $gw->metrics, 'conflux_trace_spans_total{result="dropped"}') > 0 }),
+        'spans past the queue are dropped and counted';
+    my $t0 = time;
+    $gw->stop(timeout => 8);
+    ok time - $t0 < 6, sprintf('the stop is bounded though a POST hangs (%.1fs)', time - $t0);
+};
+
+done_testing;
