@@ -1414,6 +1414,7 @@ static int on_tracing_sample(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 static const cf_yfield_t tracing_fields[] = {
     {.key = "otlp", .type = CF_YT_CUSTOM, .custom = on_tracing_otlp},
     {.key = "sample", .type = CF_YT_CUSTOM, .custom = on_tracing_sample},
+    {.key = "parent_based", .type = CF_YT_BOOL, .offset = offsetof(cf_config_t, tracing.parent_based), .def = "true"},
     {.key = "batch", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, tracing.batch), .min = 1, .max = 10000, .def = "512"},
     {.key = "queue", .type = CF_YT_UINT, .offset = offsetof(cf_config_t, tracing.queue), .min = 1, .max = 1000000, .def = "2048"},
     {.key = "delay",

@@ -201,6 +201,7 @@ typedef struct st_cf_config_t {
     struct {
         char *otlp;          /* the collector's URL, http:// or https://, as written; NULL: spans are not exported */
         double sample;       /* the chance that a trace conflux starts is sampled (0 to 1). 0 */
+        int parent_based;    /* a continued trace follows the client's sampled flag; 0: `sample` decides. 1 */
         uint64_t batch;      /* the most spans in one export request. 512 */
         uint64_t queue;      /* the most spans waiting for the exporter; beyond, spans are dropped. 2048 */
         uint64_t delay_ms;   /* the longest a span waits for its batch to fill. 1s */

@@ -219,7 +219,7 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req)
     }
 
     /* its identity, once the head is known to be bounded: every answer from here on carries its X-Request-Id */
-    const cf_trace_t *trace = cf_trace_begin(req, t->config->tracing.sample);
+    const cf_trace_t *trace = cf_trace_begin(req, t->config->tracing.sample, t->config->tracing.parent_based);
     unsigned method = cf_method_bit(req->method.base, req->method.len);
     size_t pathlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *scratch = h2o_mem_alloc_pool(&req->pool, pathlen + 1);

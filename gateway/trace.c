@@ -232,13 +232,18 @@ void cf_trace_hex64(char *dst, uint64_t v)
     hex64(dst, v);
 }
 
+/* Sampled with probability `sample`: 53 random bits against the rate, exact for 0 and 1, and no draw at all for 0. */
+static void decide(cf_trace_t *t, double sample)
+{
+    t->sampled = sample >= 1.0 || (sample > 0.0 && (double)(cf_trace_random64() >> 11) < sample * 9007199254740992.0);
+    memcpy(t->flags, t->sampled ? "01" : "00", 2);
+}
+
 void cf_trace_start(cf_trace_t *t, double sample)
 {
     hex64(t->trace_id, cf_trace_random64());
     hex64(t->trace_id + 16, cf_trace_random64());
-    /* 53 random bits against the rate: exact for 0 and 1, and no draw at all for the default 0 */
-    t->sampled = sample >= 1.0 || (sample > 0.0 && (double)(cf_trace_random64() >> 11) < sample * 9007199254740992.0);
-    memcpy(t->flags, t->sampled ? "01" : "00", 2);
+    decide(t, sample);
     t->tracestate = NULL;
     t->tracestate_len = 0;
     t->continued = 0;
@@ -273,7 +278,7 @@ static void note_field(struct st_trace_field_t *f, const h2o_iovec_t *value)
     ++f->count;
 }
 
-cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample)
+cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample, int parent_based)
 {
     /* the identity and room for a generated request id, in one allocation */
     struct st_trace_mem_t {
@@ -295,6 +300,8 @@ cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample)
     }
     if (tp.count == 1 && cf_trace_parse_traceparent(t, tp.value->base, tp.value->len) == 0) {
         t->continued = 1;
+        if (!parent_based) /* the client's sampled flag is not trusted: conflux's own rate decides */
+            decide(t, sample);
         t->tracestate = NULL;
         t->tracestate_len = 0;
         /* a tracestate is only meaningful with the traceparent it came with (W3C Trace Context 3.3) */

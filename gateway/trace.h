@@ -115,11 +115,12 @@ uint64_t cf_trace_format_attempt(const cf_trace_t *t, char *dst);
 /**
  * The identity of a client request (allocated from req->pool): its traceparent continued when valid (and its
  * tracestate with it, when valid and bounded; sampled as the client's flags say, as OpenTelemetry's parent-based
- * sampler does), else a new trace, sampled with probability `sample`; its X-Request-Id when sane, else a generated one,
+ * sampler does; when `parent_based` is 0, with probability `sample` instead, the client's flag ignored), else a new
+ * trace, sampled with probability `sample`; its X-Request-Id when sane, else a generated one,
  * which is added to the response's headers at once, so that every answer carries it. A traceparent, tracestate or
  * X-Request-Id sent more than once is treated as invalid.
  */
-cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample);
+cf_trace_t *cf_trace_begin(h2o_req_t *req, double sample, int parent_based);
 
 /** Copies `src` into `dst`, its strings into `pool`. */
 void cf_trace_copy(h2o_mem_pool_t *pool, cf_trace_t *dst, const cf_trace_t *src);

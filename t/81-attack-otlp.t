@@ -146,6 +146,28 @@ subtest 'trace-flags: only the sampled bit is propagated (W3C: other flags are s
     $gw->stop;
 };
 
+subtest 'parent_based: false: a client\'s flag 01 no longer forces export; sample decides, the trace is continued' => sub {
+    $mock->reset;
+    my $gw = gateway("sample: 0, parent_based: false");
+    http_get($gw->url('/users/1'), { traceparent => "00-$tid-$pid-01" });
+    my $j = $mock->journal('/a');
+    like $j->[-1]{headers}{traceparent} // '', qr/^00-$tid-[0-9a-f]{16}-00$/, 'sample 0: the client\'s 01 goes upstream as 00';
+    $gw->stop;
+    my ($cp, $dir) = collector();
+    $gw = gateway("otlp: http://127.0.0.1:$cp/v1/traces, sample: 1, parent_based: false, delay: 20ms");
+    http_get($gw->url('/users/1'), { traceparent => "00-$tid-$pid-00" });
+    like $mock->journal('/a')->[-1]{headers}{traceparent} // '', qr/^00-$tid-[0-9a-f]{16}-01$/, 'sample 1: the client\'s 00 goes upstream as 01';
+    my $spans;
+    ok wait_until(sub { ($spans) = collected($dir); grep { $_->{kind} == 2 } @$spans }), 'and the request is exported';
+    my ($server) = grep { $_->{kind} == 2 } @$spans;
+    is $server->{parentSpanId} // '', $pid, 'as a child of the client\'s span';
+    $gw->stop;
+    $gw = gateway("sample: 0");
+    http_get($gw->url('/users/1'), { traceparent => "00-$tid-$pid-01" });
+    like $mock->journal('/a')->[-1]{headers}{traceparent} // '', qr/-01$/, 'the default stays parent-based (W3C)';
+    $gw->stop;
+};
+
 # A collector that accepts connections and never reads nor answers.
 sub blackhole {
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1) or die $!;
