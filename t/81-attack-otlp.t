@@ -62,7 +62,7 @@ sub collector {
         print $fh $body;
         close $fh;
         rename "$dir/$n.json.tmp", "$dir/$n.json";
-        if (ref $o{answer}) { $o{answer}->($c) }
+        if (ref $o{answer}) { $o{answer}->($c, $n) }
         else { syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}") }
         close $c;
     }
@@ -190,6 +190,56 @@ subtest 'a blackholed collector: requests stay fast, drops are counted, the stop
     my $t0 = time;
     $gw->stop(timeout => 8);
     ok time - $t0 < 6, sprintf('the stop is bounded though a POST hangs (%.1fs)', time - $t0);
+};
+
+sub rss_kb {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/status" or return 0;
+    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
+
+subtest 'a hostile collector: huge, trickling, garbage, redirect and error answers are failures, bounded in time and memory' => sub {
+    local $SIG{PIPE} = 'IGNORE';
+    my @answers = (
+        sub { # 100 MB of answer
+            syswrite($_[0], "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n");
+            my $mb = 'x' x (1 << 20);
+            for (1 .. 100) { defined syswrite($_[0], $mb) or last }
+        },
+        sub { # a byte at a time, past the timeout
+            for my $b (split //, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}") {
+                defined syswrite($_[0], $b) or last;
+                select undef, undef, undef, 0.1;
+            }
+        },
+        sub { syswrite($_[0], "\x00\xffGARBAGE\r\n\r\n" x 100) },
+        sub { syswrite($_[0], "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n") },
+        sub { syswrite($_[0], "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n") },
+        sub { syswrite($_[0], "HTTP/1.1 429 Slow Down\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n") },
+        sub { syswrite($_[0], "HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n") },
+        sub { syswrite($_[0], "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" . ("ffffffffffffffffff\r\n")) },
+        sub { syswrite($_[0], "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}") },
+    );
+    my ($cp, $dir) = collector(answer => sub { my ($c, $n) = @_; ($answers[$n - 1] // $answers[-1])->($c) });
+    my $gw = gateway("otlp: http://127.0.0.1:$cp/v1/traces, sample: 1, delay: 1ms, batch: 1, timeout: 500ms");
+    my $rss0 = rss_kb($gw->pid);
+    my $before = $gw->metrics;
+    my $worst = 0;
+    for my $i (1 .. @answers) {
+        my $r = http_get($gw->url('/users/1'));
+        $worst = $r->{elapsed} if $r->{elapsed} > $worst;
+        ok wait_until(sub { my $a = $gw->metrics; delta($before, $a, 'conflux_trace_spans_total{result="failed"}') +
+                            delta($before, $a, 'conflux_trace_spans_total{result="exported"}') >= 2 * $i }),
+            "answer $i: the batch is settled" or last;
+    }
+    my $after = $gw->metrics;
+    is delta($before, $after, 'conflux_trace_spans_total{result="failed"}'), 2 * (@answers - 1), 'every bad answer is a failure';
+    is delta($before, $after, 'conflux_trace_spans_total{result="exported"}'), 2, 'and the good one an export';
+    ok $worst < 0.5, "no request waited on the collector (worst ${worst}s)";
+    my $grown = rss_kb($gw->pid) - $rss0;
+    ok $grown < 32 * 1024, "memory stays bounded after a 100 MB answer (+${grown} KiB)";
+    $gw->stop;
 };
 
 done_testing;
