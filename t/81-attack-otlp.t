@@ -192,6 +192,42 @@ subtest 'a blackholed collector: requests stay fast, drops are counted, the stop
     ok time - $t0 < 6, sprintf('the stop is bounded though a POST hangs (%.1fs)', time - $t0);
 };
 
+subtest 'reloads while spans are queued and a POST hangs: URL, batch, sample changed, tracing removed, https to a blackhole' => sub {
+    my $bh = blackhole();
+    my $p = $bh->sockport;
+    my ($cp, $dir) = collector();
+    my $admin = empty_port();
+    my $head = "threads: 2\nadmin: 127.0.0.1:$admin\nbackends: { api: { url: \"http://127.0.0.1:$m\" } }\n"
+        . "routes:\n  - path: \"/users/{id}\"\n    calls: [{ name: a, backend: api, path: /a }]\n";
+    my $gw = spawn_conflux("tracing: { otlp: http://127.0.0.1:$p/v1/traces, sample: 1, delay: 1ms, batch: 8, queue: 64, timeout: 3s }\n$head");
+    my $reloads = 0;
+    my $reload = sub {
+        my ($tracing) = @_;
+        my $yaml = CfTest::slurp($gw->{config});
+        $yaml =~ s/^tracing:.*\n//m;
+        write_file($gw->{config}, ($tracing ? "tracing: { $tracing }\n" : '') . $yaml);
+        $gw->signal('HUP');
+        ++$reloads;
+        return wait_until(sub { (() = $gw->log_text =~ /conflux: reloaded /g) >= $reloads });
+    };
+    my ($res) = http_parallel(40, $gw->url('/users/1'));
+    is scalar(grep { $_->{status} == 200 } @$res), 40, 'sampled traffic on 2 threads, the collector blackholed';
+    ok $reload->("otlp: http://127.0.0.1:$cp/v1/traces, sample: 0.5, batch: 3, delay: 1ms, timeout: 1s"), 'reloaded to a good collector';
+    ($res) = http_parallel(40, $gw->url('/users/2'));
+    is scalar(grep { $_->{status} == 200 } @$res), 40, 'traffic after it';
+    ok wait_until(sub { my ($s) = collected($dir); @$s > 0 }), 'spans reach the new collector';
+    ok $reload->(''), 'tracing removed';
+    ($res) = http_parallel(20, $gw->url('/users/3'), headers => { traceparent => "00-$tid-$pid-01" });
+    is scalar(grep { $_->{status} == 200 } @$res), 20, 'traffic without it';
+    ok $reload->("otlp: https://127.0.0.1:$p/v1/traces, sample: 1, delay: 1ms, batch: 1, timeout: 60s"), 'https to the blackhole';
+    ($res) = http_parallel(20, $gw->url('/users/4'));
+    is scalar(grep { $_->{status} == 200 } @$res), 20, 'traffic with a TLS handshake hanging';
+    ok wait_until(sub { $gw->metric('conflux_trace_spans_total{result="dropped"}') > 0 }), 'drops counted';
+    my $t0 = time;
+    $gw->stop(timeout => 10);
+    ok time - $t0 < 6, sprintf('the stop is bounded (%.1fs)', time - $t0);
+};
+
 sub rss_kb {
     my ($pid) = @_;
     open my $fh, '<', "/proc/$pid/status" or return 0;
