@@ -69,7 +69,8 @@ int cf_spool_put(cf_spool_t *s, cf_spool_item_t item)
     }
     pthread_mutex_lock(&s->mutex);
     if (s->closed || s->count == s->cap || s->units + item.units > s->max_units || s->bytes + item.len > s->max_bytes) {
-        if (item.cap != 0 && !s->closed && s->num_spares != s->max_spares) { /* a borrowed buffer goes round again */
+        if (item.cap != 0 && item.cap <= CF_SPOOL_MAX_SPARE_CAP && !s->closed && s->num_spares != s->max_spares) {
+            /* a borrowed buffer goes round again */
             s->spares[s->num_spares++] = item;
             item.base = NULL;
         }
@@ -103,11 +104,17 @@ cf_spool_item_t cf_spool_borrow(cf_spool_t *s)
 
 void cf_spool_recycle(cf_spool_t *s, cf_spool_item_t *items, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, kept = 0;
     pthread_mutex_lock(&s->mutex);
-    for (; i != n && s->num_spares != s->max_spares; ++i)
-        s->spares[s->num_spares++] = items[i];
+    for (; i != n && s->num_spares != s->max_spares; ++i) {
+        if ((items[i].cap != 0 ? items[i].cap : items[i].len) <= CF_SPOOL_MAX_SPARE_CAP)
+            s->spares[s->num_spares++] = items[i];
+        else
+            items[kept++] = items[i]; /* too big to keep: freed below, out of the lock */
+    }
     pthread_mutex_unlock(&s->mutex);
+    for (size_t k = 0; k != kept; ++k)
+        free(items[k].base);
     for (; i != n; ++i)
         free(items[i].base);
 }

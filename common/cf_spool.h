@@ -24,6 +24,13 @@ typedef struct st_cf_spool_item_t {
 #define CF_SPOOL_MAX_SPARES 1024
 
 /**
+ * The largest buffer kept for reuse: a bigger one (an item made large once, by a client's long strings) is freed when
+ * handed back, so that the spares hold CF_SPOOL_MAX_SPARES buffers of this size at most, not as many of the largest
+ * ever filled.
+ */
+#define CF_SPOOL_MAX_SPARE_CAP (64 << 10)
+
+/**
  * The producers only take the mutex to copy an item into the ring (no I/O under it); the consumer takes what it wants
  * at once and works with the mutex released, so a slow consumer delays nothing but itself, and a full ring only costs
  * the items that do not fit. Bounded three ways: items, units (e.g. spans) and bytes.
