@@ -168,6 +168,52 @@ subtest 'parent_based: false: a client\'s flag 01 no longer forces export; sampl
     $gw->stop;
 };
 
+subtest 'quotes, backslashes and control bytes in tracestate and service_name are escaped' => sub {
+    my ($cp, $dir) = collector();
+    my $gw = gateway(qq{otlp: http://127.0.0.1:$cp/v1/traces, sample: 1, delay: 1ms, service_name: "e\\"d\\\\g\\x01\\te\\u00e9"});
+    my $state = 'a=x"y\\z,b@c=' . ('q' x 200) . ',d=}{';
+    is http_get($gw->url('/users/1'), { traceparent => "00-$tid-$pid-01", tracestate => $state })->{status}, 200, 'answered';
+    my ($spans, $bad);
+    ok wait_until(sub { ($spans, $bad) = collected($dir); @$bad || grep { $_->{kind} == 2 } @$spans }), 'exported';
+    is scalar(@$bad), 0, 'strict JSON' or diag explain $bad;
+    my ($server) = grep { $_->{kind} == 2 } @$spans;
+    is $server->{traceState}, $state, 'traceState: the client\'s value, quotes and backslashes intact';
+    my ($f) = glob "$dir/*.json";
+    my $doc = JSON::PP->new->utf8->decode(slurp($f));
+    is $doc->{resourceSpans}[0]{resource}{attributes}[0]{value}{stringValue}, "e\"d\\g\x01\te\x{e9}", 'service.name as configured';
+    $gw->stop;
+};
+
+subtest 'the access log with a blackholed collector and a full span queue: every line written, reopened on SIGHUP' => sub {
+    my $bh = blackhole();
+    my $p = $bh->sockport;
+    my $log = tmpdir() . "/access-otlp-$p.log";
+    my $admin = empty_port();
+    my $gw = spawn_conflux(<<"EOF2");
+threads: 2
+admin: 127.0.0.1:$admin
+access_log: $log
+tracing: { otlp: http://127.0.0.1:$p/v1/traces, sample: 1, delay: 1ms, batch: 1, queue: 2, timeout: 60s }
+backends: { api: { url: "http://127.0.0.1:$m" } }
+routes:
+  - path: "/users/{id}"
+    calls: [{ name: a, backend: api, path: /a }]
+EOF2
+    my $lines = sub { my ($f) = @_; -e $f ? scalar(() = slurp($f) =~ /\n/g) : 0 };
+    my ($res) = http_parallel(30, $gw->url('/users/1'));
+    is scalar(grep { $_->{status} == 200 } @$res), 30, '30 requests answered';
+    ok wait_until(sub { $lines->($log) >= 30 }), 'each has its access-log line though spans are dropped';
+    ok $gw->metric('conflux_trace_spans_total{result="dropped"}') > 0, 'spans dropped';
+    rename $log, "$log.1" or die;
+    $gw->signal('HUP');
+    ok wait_until(sub { $gw->log_text =~ /conflux: reloaded / }), 'reloaded';
+    ($res) = http_parallel(10, $gw->url('/users/2'));
+    ok wait_until(sub { $lines->($log) >= 10 }), 'the reopened log gets the next lines';
+    my $t0 = time;
+    $gw->stop(timeout => 10);
+    ok time - $t0 < 6, 'the stop is bounded';
+};
+
 # A collector that accepts connections and never reads nor answers.
 sub blackhole {
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1) or die $!;
