@@ -214,6 +214,35 @@ EOF2
     ok time - $t0 < 6, 'the stop is bounded';
 };
 
+subtest 'an https collector with a certificate no CA signed: nothing is sent, the failure is counted' => sub {
+    my ($cert, $key) = self_signed_cert() or plan skip_all => 'no openssl to make a certificate';
+    require IO::Socket::SSL;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 8, ReuseAddr => 1) or die $!;
+    my $port = $l->sockport;
+    my $flag = tmpdir() . "/tls-body-$port";
+    my $child = fork // die;
+    if (!$child) { # a TLS collector that would take a batch if the handshake succeeded
+        while (my $c = $l->accept) {
+            IO::Socket::SSL->start_SSL($c, SSL_server => 1, SSL_cert_file => $cert, SSL_key_file => $key) or next;
+            my $in = '';
+            sysread($c, $in, 65536);
+            write_file($flag, $in) if length $in;
+            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            close $c;
+        }
+        CORE::exit(0);
+    }
+    push @children, $child;
+    close $l;
+    my $gw = gateway("otlp: https://127.0.0.1:$port/v1/traces, sample: 1, delay: 1ms, batch: 1, timeout: 2s");
+    is http_get($gw->url('/users/1'))->{status}, 200, 'answered';
+    ok wait_until(sub { $gw->metric('conflux_trace_spans_total{result="failed"}') >= 2 }), 'the batch failed';
+    like $gw->log_text, qr/tracing\.otlp .*certificate verify failed/, 'because the certificate is not trusted';
+    ok !-e $flag, 'no span went over the untrusted connection';
+    is $gw->metric('conflux_trace_spans_total{result="exported"}'), 0, 'none counted exported';
+    $gw->stop;
+};
+
 # A collector that accepts connections and never reads nor answers.
 sub blackhole {
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1) or die $!;
