@@ -268,6 +268,16 @@ static size_t cut_utf8(const char *s, size_t len, size_t max)
     return n;
 }
 
+/* Whether OpenTelemetry's HTTP conventions name the method (RFC 9110's and PATCH): others are "_OTHER". */
+static int known_method(const char *m, size_t len)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
+        if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
+            return 1;
+    return 0;
+}
+
 size_t cf_otlp_encode_spans(cf_buf_t *b, const cf_request_record_t *rec, uint64_t span_id, uint64_t end_ns, int64_t offset)
 {
     const cf_trace_t *t = rec->trace;
@@ -277,10 +287,15 @@ size_t cf_otlp_encode_spans(cf_buf_t *b, const cf_request_record_t *rec, uint64_
     /* the client chooses the path: a long one (h2o takes request heads of hundreds of KiB) would make every span of it,
      * and the buffer that holds it, as long, six times over when its bytes need escapes */
     path_len = cut_utf8(req->path.base, path_len, CF_OTLP_MAX_PATH);
+    /* so does the method, over HTTP/2: one the conventions do not know is "_OTHER", the span "HTTP", and the method as
+     * sent, cut, http.request.method_original */
+    int known = known_method(req->method.base, req->method.len);
+    const char *method = known ? req->method.base : "HTTP";
+    size_t method_len = known ? req->method.len : 4, original_len = known ? 0 : cut_utf8(req->method.base, req->method.len, 64);
     size_t n = 1;
     struct st_sec_cache_t secs = {0};
-    cf_buf_reserve(b, SPAN_ROOM + t->tracestate_len * 6 + room_of(req->method.len) * 2 + room_of(route_len) * 2 +
-                          room_of(path_len) + room_of(t->request_id_len));
+    cf_buf_reserve(b, SPAN_ROOM + t->tracestate_len * 6 + room_of(original_len) + room_of(route_len) * 2 + room_of(path_len) +
+                          room_of(t->request_id_len));
 
     /* the request: SERVER, "METHOD /route/{pattern}" (the pattern, not the path: span names are for grouping) */
     char client_hex[16];
@@ -288,7 +303,7 @@ size_t cf_otlp_encode_spans(cf_buf_t *b, const cf_request_record_t *rec, uint64_
         cf_trace_hex64(client_hex, t->parent_id);
     span_ids(b, t, span_id, t->continued ? client_hex : NULL);
     PUT(b, ",\"name\":\"");
-    put_chars(b, req->method.base, req->method.len);
+    put(b, method, method_len); /* a known method, or "HTTP" */
     if (route != NULL) {
         PUT(b, " ");
         put_chars(b, route, route_len);
@@ -299,7 +314,12 @@ size_t cf_otlp_encode_spans(cf_buf_t *b, const cf_request_record_t *rec, uint64_
     put_time(b, &secs, end_ns, offset);
     PUT(b, ",\"attributes\":[");
     int first = 1;
-    ATTR_STR(b, &first, "http.request.method", req->method.base, req->method.len);
+    if (known) {
+        ATTR_PLAIN(b, &first, "http.request.method", method, method_len);
+    } else {
+        ATTR_PLAIN(b, &first, "http.request.method", "_OTHER", 6);
+        ATTR_STR(b, &first, "http.request.method_original", req->method.base, original_len);
+    }
     if (route != NULL)
         ATTR_STR(b, &first, "http.route", route, route_len);
     ATTR_STR(b, &first, "url.path", req->path.base, path_len);

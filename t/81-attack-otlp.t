@@ -243,6 +243,61 @@ subtest 'an https collector with a certificate no CA signed: nothing is sent, th
     $gw->stop;
 };
 
+# HPACK integer with a 7-bit prefix, the H bit clear (RFC 7541 5.1)
+sub hpack_len {
+    my ($n) = @_;
+    return chr($n) if $n < 127;
+    my $out = chr(127);
+    $n -= 127;
+    while ($n >= 128) { $out .= chr(0x80 | ($n & 0x7f)); $n >>= 7 }
+    return $out . chr($n);
+}
+
+subtest 'an HTTP/2 :method of 8 KiB: its span\'s name and attributes stay bounded' => sub {
+    my ($cert, $key) = self_signed_cert() or plan skip_all => 'no openssl to make a certificate';
+    my ($cp, $dir) = collector();
+    my ($port, $admin) = (empty_port(), empty_port());
+    my $gw = spawn_conflux(<<"EOF2", port => $port);
+listen:
+  - host: 127.0.0.1
+    port: $port
+    tls: { certificate: $cert, key: $key }
+    http2: true
+admin: 127.0.0.1:$admin
+threads: 1
+tracing: { otlp: http://127.0.0.1:$cp/v1/traces, sample: 1, delay: 1ms }
+backends: { api: { url: "http://127.0.0.1:$m" } }
+routes:
+  - path: "/users/{id}"
+    calls: [{ name: a, backend: api, path: /a }]
+EOF2
+    my $method = 'X' x 8192;
+    my $block = "\x02" . hpack_len(length $method) . $method . "\x87\x04\x08/users/1\x01\x09localhost";
+    my $s = h2_connect($port);
+    my $first = 1;
+    while (length $block) { # HEADERS then CONTINUATION, 16 KiB each at most
+        my $chunk = substr($block, 0, 16384, '');
+        syswrite($s, h2_frame($first ? 1 : 9, (length $block ? 0 : 0x4) | ($first ? 0x1 : 0), 1, $chunk));
+        $first = 0;
+    }
+    my $spans;
+    if (wait_until(sub { ($spans) = collected($dir); @$spans }, 5)) {
+        for my $sp (@$spans) {
+            ok length($sp->{name}) <= 300, 'the span name is bounded' or diag length $sp->{name};
+            ok length(attrs($sp)->{'http.request.method'} // '') <= 64, 'http.request.method is bounded';
+        }
+        my ($server) = grep { $_->{kind} == 2 } @$spans;
+        is $server->{name}, 'HTTP /users/{id}', 'an unknown method: the span is named HTTP (OpenTelemetry\'s conventions)';
+        is attrs($server)->{'http.request.method'}, '_OTHER', 'http.request.method: _OTHER';
+        is attrs($server)->{'http.request.method_original'}, 'X' x 64, 'http.request.method_original: its first 64 bytes';
+    } else {
+        pass 'the request was not traced';
+    }
+    close $s;
+    is http_get("http://127.0.0.1:$admin/healthz")->{status}, 200, 'conflux is still up';
+    $gw->stop;
+};
+
 # A collector that accepts connections and never reads nor answers.
 sub blackhole {
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1) or die $!;
