@@ -168,6 +168,24 @@ static EVP_PKEY *ed25519_key(json_t *jwk)
     return key;
 }
 
+/*
+ * An RSA key conflux verifies with: a modulus of 2048 bits (RFC 7518 §3.3) to 8192, and an odd public exponent of 3 to
+ * 2^33 - 1. OpenSSL takes any n and e. With e = 1 a signature is its own padded digest: anyone could forge one. An even e
+ * is no RSA key. And the cost of a verification grows with the bits of e and the square of those of n, and every forged
+ * token with the key's kid pays it: a 16,384-bit n with a 64-bit e costs some hundreds of 2048-bit verifications.
+ */
+static int rsa_key_sound(const EVP_PKEY *key)
+{
+    int bits = EVP_PKEY_get_bits(key);
+    if (bits < 2048 || bits > 8192)
+        return 0;
+    BIGNUM *e = NULL;
+    int ok =
+        EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(e) && BN_num_bits(e) >= 2 && BN_num_bits(e) <= 33;
+    BN_free(e);
+    return ok;
+}
+
 static const char *str_member(json_t *obj, const char *name)
 {
     json_t *v = json_object_get(obj, name);
@@ -204,7 +222,7 @@ static int parse_jwk(json_t *jwk, size_t i, cf_jwk_t *out, char *err, size_t err
         snprintf(err, errlen, "keys[%zu]: a malformed %s key", i, kty);
         return -1;
     }
-    if (type == CF_JWT_RS256 && EVP_PKEY_get_bits(key) < 2048) { /* RFC 7518 §3.3 */
+    if (type == CF_JWT_RS256 && !rsa_key_sound(key)) {
         EVP_PKEY_free(key);
         return 0;
     }
@@ -257,7 +275,9 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
         }
     }
     if (s->num_keys == 0) {
-        snprintf(err, errlen, "no usable key (RSA of 2048 bits or more, EC P-256 or OKP Ed25519, for signatures)");
+        snprintf(err, errlen,
+                 "no usable key (RSA of 2048 to 8192 bits with an odd e of 3 to 2^33 - 1, EC P-256 or OKP "
+                 "Ed25519, for signatures)");
         goto Fail;
     }
     json_decref(root);
@@ -358,15 +378,17 @@ static cf_jwt_error_t check_claims(const cf_jwt_rules_t *rules, json_t *claims, 
     if (rc == 0 && rules->require_exp)
         return CF_JWT_EXPIRED;
     *exp = rc == 0 ? INT64_MAX : t;
-    if (rc > 0 && (t < INT64_MIN + leeway + 1 || now >= t + leeway)) /* §4.1.4: valid only before exp */
+    /* the arithmetic is on `now` (a clock reading, far from the int64 bounds), never on a claim: a claim is any int64 the
+     * client chose, and it is judged before the signature, so exp: 9223372036854775807 must not overflow */
+    if (rc > 0 && now - leeway >= t) /* §4.1.4: valid only before exp */
         return CF_JWT_EXPIRED;
     if ((rc = numeric_date(claims, "nbf", &t)) < 0)
         return CF_JWT_BAD_CLAIMS;
-    if (rc > 0 && (t > INT64_MAX - leeway || now + leeway < t))
+    if (rc > 0 && now + leeway < t)
         return CF_JWT_NOT_YET_VALID;
     if ((rc = numeric_date(claims, "iat", &t)) < 0) /* a token issued in the future: a wrong clock or a forgery */
         return CF_JWT_BAD_CLAIMS;
-    if (rc > 0 && (t > INT64_MAX - leeway || now + leeway < t))
+    if (rc > 0 && now + leeway < t)
         return CF_JWT_NOT_YET_VALID;
     if (rules->issuer != NULL) {
         const char *iss = str_member(claims, "iss");

@@ -175,6 +175,31 @@ static void test_jwks(void)
                          "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}";
     ok(cf_jwks_parse(bad_ec, strlen(bad_ec), err, sizeof(err)) == NULL && strstr(err, "malformed EC") != NULL,
        "an EC point not on the curve: %s", err);
+    /* the 2048-bit modulus of keys[0] with another e: 1 (any client could forge: the signature is its own padded digest),
+     * 2 (even), 2^64 - 1 and 2^33 + 1 (the cost of every forged token); 3 and 2^33 - 1 are the bounds kept */
+    char n[1024];
+    bn_b64(keys[0].key, OSSL_PKEY_PARAM_RSA_N, n);
+    static const struct {
+        const char *e, *name;
+        int usable;
+    } exps[] = {{"AQ", "e = 1", 0},
+                {"Ag", "e = 2", 0},
+                {"__________8", "e = 2^64 - 1", 0},
+                {"AgAAAAE", "e = 2^33 + 1", 0},
+                {"Aw", "e = 3", 1},
+                {"Af____8", "e = 2^33 - 1", 1}};
+    for (size_t i = 0; i != sizeof(exps) / sizeof(exps[0]); ++i) {
+        snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\"}]}", n, exps[i].e);
+        s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+        ok((s != NULL) == exps[i].usable, "an RSA key with %s is %s", exps[i].name, exps[i].usable ? "usable" : "skipped");
+        cf_jwks_release(s);
+    }
+    /* a modulus of 8200 bits (1025 bytes, all 0xff: only its size matters here) */
+    unsigned char big[1025];
+    memset(big, 0xff, sizeof(big));
+    b64url(big, sizeof(big), a);
+    snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", a);
+    ok(cf_jwks_parse(doc, strlen(doc), err, sizeof(err)) == NULL, "an RSA key over 8192 bits is skipped");
 }
 
 static void test_verify(void)
@@ -222,6 +247,17 @@ static void test_verify(void)
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"iat\":1900000100}")),
        CF_JWT_NOT_YET_VALID, "iat ahead");
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":9.3e18}")), CF_JWT_BAD_CLAIMS, "exp out of range");
+    /* claims are judged before the signature: the extremes of int64 must not overflow with the leeway (UBSan aborts) */
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":9223372036854775807}")), CF_JWT_OK,
+       "exp the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":-9223372036854775808}")), CF_JWT_EXPIRED,
+       "exp the smallest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"nbf\":9223372036854775807}")),
+       CF_JWT_NOT_YET_VALID, "nbf the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"iat\":9223372036854775807}")),
+       CF_JWT_NOT_YET_VALID, "iat the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"nbf\":-9223372036854775808}")),
+       CF_JWT_OK, "nbf the smallest int64");
     is(check(&rules, token(rs, "{\"iss\":\"https://evil\",\"aud\":\"api\",\"exp\":1900000600}")), CF_JWT_WRONG_ISSUER, "iss");
     is(check(&rules, token(rs, "{\"aud\":\"api\",\"exp\":1900000600}")), CF_JWT_WRONG_ISSUER, "no iss");
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"x\",\"exp\":1900000600}")), CF_JWT_WRONG_AUDIENCE, "aud");

@@ -1,0 +1,226 @@
+# Attacks on auth: jwt as a hostile client and a hostile JWK Set would make them: tokens forged every known way (alg
+# confusion, embedded keys, header tricks), claims at the bounds of int64 (judged before the signature), an RSA key with
+# e = 1 in the set (anyone could forge for it), the cache after exp and after a reload that changes the audience, the
+# bearer field in odd spellings, HTTP/2, the query string, a proxy route. Each must end in a 401 that sends nothing
+# upstream, and the gateway must live on.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CfTest;
+use CfJwt;
+use Digest::SHA qw(hmac_sha256 hmac_sha384 hmac_sha512 sha256);
+use JSON::PP ();
+use Test::More;
+
+my $mock = spawn_mock(<<'EOF');
+stubs:
+  - path: /users/{id}
+    body: '{"id": "{id}"}'
+EOF
+my $m = $mock->port;
+my $admin = empty_port();
+my $dir = tmpdir();
+my $jwks = "$dir/jwt-attack-jwks-$$.json";
+my $weak_jwks = "$dir/jwt-attack-weak-$$.json";
+my $json = JSON::PP->new->canonical;
+
+my $rsa = make_key('RS256', 'r1');
+my $ec = make_key('ES256', 'e1');
+my $ed = make_key('EdDSA', 'd1');
+my $evil = make_key('RS256', 'r1'); # the attacker's own key, with the kid of the real one
+write_file($jwks, jwks_json($rsa, $ec, $ed));
+
+# a set with one sound key and one RSA key whose e is 1: for it a signature is its own padded digest
+my $weak = { %{ make_key('RS256', 'weak') } };
+$weak->{e} = "\x01";
+write_file($weak_jwks, jwks_json($ec, $weak));
+
+my ($cert, $key) = self_signed_cert() or die 'openssl could not make a certificate';
+my ($port, $tls_port) = (empty_port(), empty_port());
+my $config = <<"EOF";
+listen:
+  - { host: 127.0.0.1, port: $port }
+  - { host: 127.0.0.1, port: $tls_port, tls: { certificate: $cert, key: $key }, http2: true }
+admin: 127.0.0.1:$admin
+threads: 1
+auth:
+  jwt: { jwks_file: "$jwks", issuer: "https://idp.test", audience: [api], leeway: 0s }
+backends:
+  svc: { url: "http://127.0.0.1:$m", timeout: 5s }
+routes:
+  - path: /me
+    calls: [{ name: user, backend: svc, path: "/users/{jwt.sub}" }]
+  - path: /weak
+    auth: { jwt: { jwks_file: "$weak_jwks" } }
+    calls: [{ name: user, backend: svc, path: "/users/weak" }]
+  - path: /px/{rest*}
+    proxy: svc
+EOF
+my $gw = spawn_conflux($config, port => $port);
+my $base = $gw->url;
+
+sub claims { return { iss => 'https://idp.test', aud => 'api', sub => 'alice', exp => time + 600, @_ } }
+
+sub get {
+    my ($path, $token, %h) = @_;
+    $h{Authorization} = "Bearer $token" if defined $token;
+    return http_request('GET', "$base$path", \%h);
+}
+
+sub refused {
+    my ($r, $desc, $name) = @_;
+    is($r->{status}, 401, "$name: 401") or diag "$r->{status} $r->{body}";
+    like($r->{headers}{'www-authenticate'} // '', $desc, "$name: why") if defined $desc;
+}
+
+subtest 'claims at the int64 bounds are judged without overflow (before the signature, so anyone can send them)' => sub {
+    $mock->reset;
+    my $max = '9223372036854775807';
+    my $body = '{"aud":"api","exp":' . $max . ',"iss":"https://idp.test","sub":"forever"}';
+    my $r = get('/me', token_for($rsa, $body));
+    is($r->{status}, 200, 'exp the largest int64, signed: 200 (it was refused as expired, or aborted under UBSan)')
+        or diag $r->{body};
+    my ($h, $p) = split /\./, token_for($rsa, $body);
+    refused(get('/me', "$h.$p." . b64u('x' x 256)), qr/signature/, 'the same claims with a forged signature');
+    refused(get('/me', token_for($rsa, '{"aud":"api","exp":-9223372036854775808,"iss":"https://idp.test"}')), qr/expired/,
+            'exp the smallest int64');
+    refused(get('/me', token_for($rsa, claims(nbf => 0 + $max))), qr/not valid yet/, 'nbf the largest int64');
+    refused(get('/me', token_for($rsa, claims(exp => 1e300))), qr/claims/, 'exp 1e300');
+    refused(get('/me', token_for($rsa, claims(exp => JSON::PP::true))), qr/claims/, 'exp true');
+    refused(get('/me', token_for($rsa, claims(exp => undef))), qr/claims/, 'exp null');
+    is(get('/me', token_for($rsa, claims()))->{status}, 200, 'the gateway lives on');
+};
+
+# RFC 8017 §9.2: EMSA-PKCS1-v1_5 of $input under SHA-256, $k bytes long
+sub pkcs1_em {
+    my ($input, $k) = @_;
+    my $t = pack('H*', '3031300d060960864801650304020105000420') . sha256($input);
+    return "\x00\x01" . ("\xff" x ($k - length($t) - 3)) . "\x00" . $t;
+}
+
+subtest 'an RSA key with e = 1 in the set is skipped: with it anyone forges a token' => sub {
+    $mock->reset;
+    my $input = b64u('{"alg":"RS256","kid":"weak"}') . '.' . b64u($json->encode(claims(sub => 'mallory')));
+    my $forged = "$input." . b64u(pkcs1_em($input, length $weak->{n}));
+    refused(get('/weak', $forged), qr/no key/, 'a token "signed" with no private key at all');
+    is(get('/weak', token_for($ec, claims()))->{status}, 200, 'the sound key of the same set works');
+    is($mock->stub_count('GET /users/{id}'), 1, 'only the good token reached the upstream');
+};
+
+my $now = time;
+my $good = token_for($rsa, claims());
+my @parts = split /\./, $good;
+my $payload = b64u($json->encode(claims(sub => 'root')));
+sub with_header { my ($h, $sig) = @_; return b64u(ref $h ? $json->encode($h) : $h) . ".$payload." . ($sig // $parts[2]) }
+my $n_b64 = b64u($rsa->{n});
+my $jwk_text = $json->encode(CfJwt::jwk($rsa));
+my @forged;
+for my $alg (qw(HS256 HS384 HS512)) {
+    my $mac = { HS256 => \&hmac_sha256, HS384 => \&hmac_sha384, HS512 => \&hmac_sha512 }->{$alg};
+    for my $secret (['PEM', $rsa->{pub}], ['DER', $rsa->{der}], ['JWK JSON', $jwk_text], ['n', $n_b64], ['raw n', $rsa->{n}]) {
+        my $in = b64u($json->encode({ alg => $alg, kid => 'r1', typ => 'JWT' })) . ".$payload";
+        push @forged, ["$alg with the public key's $secret->[0] as secret", "$in." . b64u($mac->($in, $secret->[1])), qr/algorithm/];
+    }
+}
+push @forged,
+    (map { ["alg $_->[0]", with_header({ alg => $_->[0], kid => 'r1' }, $_->[1]), qr/algorithm|JWS/] }
+     ['none', ''], ['None', 'AAAA'], ['NONE', 'AAAA'], ['rs256', undef], ['RS256 ', undef], ['PS256', undef], ['ES384', undef]),
+    ['alg a list', with_header({ alg => ['RS256'], kid => 'r1' }), qr/header/],
+    ['alg a number', with_header({ alg => 256, kid => 'r1' }), qr/header/],
+    ['no alg', with_header({ kid => 'r1' }), qr/header/],
+    ['kid a number', with_header({ alg => 'RS256', kid => 1 }), qr/header/],
+    ['kid an object', with_header({ alg => 'RS256', kid => { x => 'r1' } }), qr/header/],
+    ['kid with NUL', with_header('{"alg":"RS256","kid":"r1\u0000"}'), qr/header/],
+    ['kid a path', with_header({ alg => 'RS256', kid => '../../etc/passwd' }), qr/no key/],
+    ['kid 5,000 bytes', with_header({ alg => 'RS256', kid => 'k' x 5000 }), qr/no key/],
+    ['crit empty', with_header({ alg => 'RS256', kid => 'r1', crit => [] }), qr/header/],
+    # the attacker signs with a key of its own and names it in the header: it must be ignored, never fetched or trusted
+    ['an embedded jwk', token_for($evil, claims(sub => 'root'), header => { alg => 'RS256', kid => 'r1', jwk => CfJwt::jwk($evil) }),
+     qr/signature/],
+    ['a jku', token_for($evil, claims(sub => 'root'), header => { alg => 'RS256', kid => 'r1', jku => "http://127.0.0.1:$m/jwks" }),
+     qr/signature/],
+    ['an x5u', token_for($evil, claims(sub => 'root'), header => { alg => 'RS256', kid => 'r1', x5u => "http://127.0.0.1:$m/x" }),
+     qr/signature/],
+    ['an x5c', token_for($evil, claims(sub => 'root'), header => { alg => 'RS256', kid => 'r1', x5c => [b64u($evil->{der})] }),
+     qr/signature/],
+    ['the right RSA signature under the EC kid', token_for($rsa, claims(), header => { alg => 'RS256', kid => 'e1' }), qr/no key/],
+    ['an EdDSA signature under ES256', token_for($ed, claims(), header => { alg => 'ES256', kid => 'd1' }), qr/no key/],
+    ['an empty payload', "$parts[0]..$parts[2]", qr/JWS/],
+    ['an empty signature', "$parts[0].$parts[1].", qr/JWS/],
+    ['a stray bit in the last character', $parts[0] . ".$parts[1]." . substr($parts[2], 0, -1)
+         . (substr($parts[2], -1) =~ /[AQgw]/ ? chr(ord(substr($parts[2], -1)) + 1) : 'B'), qr/JWS|signature/],
+    ['a "/" in the signature', "$parts[0].$parts[1]." . ($parts[2] =~ tr{_-}{/+}r) . '/', qr/JWS/],
+    ['a trailing dot', "$good.", qr/JWS/],
+    ['a leading dot', ".$good", qr/JWS/];
+
+subtest 'forged tokens: every one a 401, nothing upstream' => sub {
+    $mock->reset;
+    for my $case (@forged) {
+        my ($name, $token, $desc) = @$case;
+        refused(get('/me', $token), $desc, $name);
+    }
+    is($mock->stats->{total}, 0, 'the upstream saw no request') or diag explain $mock->journal;
+    is(scalar @{ $mock->journal('/jwks') }, 0, 'and no jku was fetched');
+    is(get('/me', $good)->{status}, 200, 'a good token still passes');
+};
+
+subtest 'the Authorization field: odd spellings, the query string, HTTP/2' => sub {
+    $mock->reset;
+    refused(get('/me', undef, Authorization => "Bearer\t$good"), qr/realm/, 'a tab after the scheme');
+    refused(get('/me', undef, Authorization => "Bearer:$good"), qr/realm/, 'a colon after the scheme');
+    refused(get('/me', undef, Authorization => "Token $good"), qr/realm/, 'another scheme');
+    refused(get('/me', undef, Authorization => $good), qr/realm/, 'no scheme');
+    refused(get('/me', undef, Authorization => "Bearer $good $good"), qr/JWS/, 'two tokens');
+    refused(get('/me', undef, Authorization => "Bearer $good,"), qr/JWS/, 'a trailing comma');
+    refused(get("/me?access_token=$good"), qr/realm/, 'the token in the query string (RFC 6750 §2.3) is not taken');
+    refused(get('/me', undef, Cookie => "access_token=$good"), qr/realm/, 'nor in a cookie');
+    is(get('/me', undef, Authorization => "bearer  $good")->{status}, 200, 'lower case and two spaces: taken');
+    is($mock->stub_count('GET /users/{id}'), 1, 'only that one went upstream');
+  SKIP: {
+        my $curl = run_cmd(['curl', '--version']);
+        skip 'no curl with HTTP/2', 3 unless ($curl->{code} // 1) == 0 && $curl->{out} =~ /HTTP2/;
+        my $h2 = sub {
+            my @h = map { ('-H', "Authorization: $_") } @_;
+            my $r = run_cmd(['curl', '-sk', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', @h,
+                             "https://127.0.0.1:$tls_port/me"], timeout => 10);
+            return $r->{out};
+        };
+        is($h2->("Bearer $good"), '2 200', 'HTTP/2 with a good token: 200');
+        is($h2->('Bearer ' . $forged[0][1]), '2 401', 'HTTP/2 with a forged one: 401');
+        is($h2->("Bearer $good", "Bearer $good"), '2 401', 'HTTP/2 with two Authorization fields: 401');
+    }
+};
+
+subtest 'a proxy route enforces the token and sends nothing upstream without one' => sub {
+    $mock->reset;
+    refused(get('/px/a'), qr/realm/, 'no token');
+    refused(get('/px/a', $forged[0][1]), qr/algorithm/, 'a forged token');
+    is($mock->stats->{total}, 0, 'nothing upstream');
+    my $r = get('/px/users/p', $good);
+    is($r->{status}, 200, 'a good token: 200') or diag $r->{body};
+    my $j = $mock->journal;
+    # documented: a proxy route passes the field through (Envoy's jwt_authn strips it unless `forward: true`)
+    like($j->[-1]{headers}{authorization} // '', qr/^Bearer /, 'the Authorization field goes upstream as documented')
+        or diag explain $j->[-1];
+};
+
+subtest 'the cache: an entry ends with exp, and a reload that changes the audience drops its tokens' => sub {
+    $mock->reset;
+    my $exp = time + 2;
+    my $short = token_for($ec, claims(exp => $exp, sub => 'brief'));
+    is(get('/me', $short)->{status}, 200, 'a token that expires in 2 s: 200 (now cached)');
+    ok(wait_until(sub { time > $exp }, 5), 'its exp has passed');
+    refused(get('/me', $short), qr/expired/, 'the cached token is refused once expired (leeway 0)');
+
+    my $tok = token_for($ec, claims(sub => 'aud-change'));
+    is(get('/me', $tok)->{status}, 200, 'aud api: 200 (now cached)');
+    (my $other = slurp($gw->{config})) =~ s/audience: \[api\]/audience: [other]/ or die;
+    write_file($gw->{config}, $other);
+    $gw->signal('HUP');
+    ok(wait_until(sub { $gw->log_count(qr/^conflux: reloaded /m) >= 1 }, 10), 'reloaded') or diag $gw->log_text;
+    refused(get('/me', $tok), qr/audience/, 'the cached token is judged again under the new audience');
+};
+
+$gw->stop;
+done_testing;
