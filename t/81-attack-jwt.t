@@ -222,5 +222,25 @@ subtest 'the cache: an entry ends with exp, and a reload that changes the audien
     refused(get('/me', $tok), qr/audience/, 'the cached token is judged again under the new audience');
 };
 
+subtest 'a rejected reload does not change the keys: the jwks_file it read stays unused until a reload is taken' => sub {
+    my $rsa2 = make_key('RS256', 'r2');
+    my $cfg = slurp($gw->{config}); # its audience is [other] since the last subtest: the tokens name both
+    write_file($jwks, jwks_json($rsa2, $ec, $ed));
+    (my $bad = $cfg) =~ s/^threads: 1$/threads: 2/m or die;
+    write_file($gw->{config}, $bad);
+    my $rejected = $gw->log_count(qr/^conflux: reload rejected/m);
+    $gw->signal('HUP');
+    ok(wait_until(sub { $gw->log_count(qr/^conflux: reload rejected/m) > $rejected }, 10), 'the reload is rejected')
+        or diag $gw->log_text;
+    is(get('/me', token_for($rsa, claims(sub => 'still', aud => ['api', 'other'])))->{status}, 200, 'the running config still takes the old key');
+    refused(get('/me', token_for($rsa2, claims(sub => 'early', aud => ['api', 'other']))), qr/no key/, 'and not yet the new one');
+    write_file($gw->{config}, $cfg);
+    my $reloaded = $gw->log_count(qr/^conflux: reloaded /m);
+    $gw->signal('HUP');
+    ok(wait_until(sub { $gw->log_count(qr/^conflux: reloaded /m) > $reloaded }, 10), 'a good reload') or diag $gw->log_text;
+    is(get('/me', token_for($rsa2, claims(sub => 'now', aud => ['api', 'other'])))->{status}, 200, 'takes the new key');
+    refused(get('/me', token_for($rsa, claims(sub => 'gone', aud => ['api', 'other']))), qr/no key/, 'and drops the old one');
+};
+
 $gw->stop;
 done_testing;
