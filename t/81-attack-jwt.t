@@ -192,6 +192,36 @@ subtest 'the Authorization field: odd spellings, the query string, HTTP/2' => su
     }
 };
 
+subtest 'claims in {jwt.sub}: never a new segment, query, fragment or line upstream' => sub {
+    $mock->reset;
+    for my $case (["a\r\nX-Injected: 1", qr{^/users/a%0D%0AX-Injected%3A%201$}], ['a?admin=1#x', qr{^/users/a%3Fadmin%3D1%23x$}],
+                  ['a%2F..%2Fadmin', qr{^/users/a%252F..%252Fadmin$}], [42, qr{^/users/42$}], ['x' x 4000, qr{^/users/x{4000}$}],
+                  ["\xc3\xa9t\xc3\xa9", qr{^/users/%C3%A9t%C3%A9$}]) {
+        my ($sub, $want) = @$case;
+        (my $name = substr($sub, 0, 20)) =~ s/[^ -~]/?/g;
+        my $r = get('/me', token_for($ec, claims(sub => $sub)));
+        is($r->{status}, 200, "sub \"$name\": 200") or diag $r->{body};
+        like($mock->journal->[-1]{path} // '', $want, "sub \"$name\": encoded in one segment");
+    }
+    my $n = $mock->stats->{total};
+    for my $sub ('..', '.', 'a/../b', '/admin', 'a\\b') {
+        is(get('/me', token_for($ec, claims(sub => $sub)))->{status}, 400, "sub \"$sub\": 400 before any call");
+    }
+    for my $sub ({ a => 1 }, [1], undef, JSON::PP::true) {
+        my $r = get('/me', token_for($ec, claims(sub => $sub)));
+        my $what = !defined $sub ? 'null' : ref $sub eq 'HASH' ? 'an object' : ref $sub eq 'ARRAY' ? 'an array' : 'true';
+        if ($what eq 'true') {
+            like($mock->journal->[-1]{path} // '', qr{^/users/true$}, 'sub true: sent as "true"');
+        } else {
+            like(join(' ', values %{ $r->{headers} }), qr/missing_param/, "sub $what: missing_param") or diag explain $r;
+        }
+    }
+    is($mock->stats->{total}, $n + 1, 'only sub: true went upstream');
+    my ($h, $p, $sig) = split /\./, token_for($ec, claims());
+    my $latin1 = b64u('{"aud":"api","exp":' . (time + 600) . ',"iss":"https://idp.test","sub":"' . "\xe9" . '"}');
+    refused(get('/me', "$h.$latin1.$sig"), qr/claims|signature/, 'a payload that is not UTF-8');
+};
+
 subtest 'a proxy route enforces the token and sends nothing upstream without one' => sub {
     $mock->reset;
     refused(get('/px/a'), qr/realm/, 'no token');
@@ -243,4 +273,58 @@ subtest 'a rejected reload does not change the keys: the jwks_file it read stays
 };
 
 $gw->stop;
+
+# a hostile or broken JWK Set server: every bad answer keeps the last good set, and nothing it names is fetched
+sub publish {
+    my ($status, $body, %headers) = @_;
+    my $r = http_request('POST', $mock->url('/__mock/stubs'), { 'Content-Type' => 'application/json' },
+                         $json->encode({ path => '/jwks', status => $status, body => $body, body_raw => JSON::PP::true,
+                                         %headers ? (headers => \%headers) : () }));
+    die "publish: $r->{status} $r->{body}\n" unless $r->{status} == 200;
+}
+
+subtest 'jwks_url: a hostile server (huge, too many keys, a kid twice, a redirect, e = 1) never replaces the last good set' => sub {
+    $mock->reset;
+    publish(200, jwks_json($rsa, $ec));
+    my $u = spawn_conflux(<<"EOF2");
+threads: 1
+backends:
+  svc: { url: "http://127.0.0.1:$m", timeout: 5s }
+routes:
+  - path: /me
+    auth: { jwt: { jwks_url: "http://127.0.0.1:$m/jwks", refresh: 1s } }
+    calls: [{ name: user, backend: svc, path: "/users/{jwt.sub}" }]
+EOF2
+    my $tok = token_for($ec, claims(sub => 'kept'));
+    my $ok = sub { http_request('GET', $u->url('/me'), { Authorization => "Bearer $tok" })->{status} == 200 };
+    ok(wait_until($ok, 10), 'the good set is fetched') or diag $u->log_text;
+    my $pad = '"' . ('x' x (300 * 1024)) . '"';
+    my $many = $json->encode({ keys => [map { CfJwt::jwk($ec, kid => "k$_") } 1 .. 65] });
+    my $twice = $json->encode({ keys => [CfJwt::jwk($evil, kid => 'e1'), CfJwt::jwk($ec)] });
+    for my $case ([200, '{"keys": [], "pad": ' . $pad . '}', 'a 300 KB answer'], [200, $many, '65 keys', qr/more than 64 keys/],
+                  [200, $twice, 'a kid twice', qr/already used/], [200, jwks_json($weak), 'only a key with e = 1', qr/no usable key/],
+                  [302, '', 'a redirect to a set of the attacker', qr/status 302/, Location => "http://127.0.0.1:$m/evil-jwks"],
+                  [200, '{"keys": [' . ('[' x 5000) . (']' x 5000) . ']}', 'JSON nested 5,000 deep', qr/not JSON/]) {
+        my ($status, $body, $name, $why, %h) = @$case;
+        my $kept = $u->log_count(qr/keeping the key set fetched before/);
+        publish($status, $body, %h);
+        ok(wait_until(sub { $u->log_count(qr/keeping the key set fetched before/) > $kept }, 10), "$name: refused")
+            or diag $u->log_text;
+        like($u->log_text, $why, "$name: why") if $why;
+        ok($ok->(), "$name: the last good set stays");
+    }
+    is(scalar @{ $mock->journal('/evil-jwks') }, 0, 'the redirect was not followed');
+    refused(http_request('GET', $u->url('/me'), { Authorization => 'Bearer ' . token_for($evil, claims(), header => { alg => 'RS256', kid => 'e1' }) }),
+            qr/no key/, 'the attacker key under the EC kid');
+    # a server that never answers: the fetch gives up at its 10 s deadline, and a stop does not wait for it
+    my $kept = $u->log_count(qr/keeping the key set fetched before/);
+    my $r = http_request('POST', $mock->url('/__mock/stubs'), { 'Content-Type' => 'application/json' },
+                         $json->encode({ path => '/jwks', body => jwks_json($ec), delay => '60s' }));
+    is($r->{status}, 200, 'the JWK Set now takes a minute');
+    ok(wait_until(sub { $u->log_count(qr/keeping the key set fetched before/) > $kept }, 20), 'the fetch gives up')
+        or diag $u->log_text;
+    ok($ok->(), 'the last good set stays');
+    $u->stop;
+};
+
 done_testing;
