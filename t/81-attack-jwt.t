@@ -12,6 +12,7 @@ use CfJwt;
 use Digest::SHA qw(hmac_sha256 hmac_sha384 hmac_sha512 sha256);
 use JSON::PP ();
 use Test::More;
+use IO::Socket::INET;
 
 my $mock = spawn_mock(<<'EOF');
 stubs:
@@ -55,6 +56,7 @@ routes:
     auth: { jwt: { jwks_file: "$weak_jwks" } }
     calls: [{ name: user, backend: svc, path: "/users/weak" }]
   - path: /px/{rest*}
+    methods: [GET, POST]
     proxy: svc
 EOF
 my $gw = spawn_conflux($config, port => $port);
@@ -233,6 +235,29 @@ subtest 'a proxy route enforces the token and sends nothing upstream without one
     # documented: a proxy route passes the field through (Envoy's jwt_authn strips it unless `forward: true`)
     like($j->[-1]{headers}{authorization} // '', qr/^Bearer /, 'the Authorization field goes upstream as documented')
         or diag explain $j->[-1];
+};
+
+subtest 'Expect: 100-continue without a token on a route with auth' => sub {
+    $mock->reset;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5) or die "connect: $!";
+    print $s "POST /px/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n";
+    my $head = '';
+    my $deadline = time + 5;
+    while ($head !~ /\r\n\r\n/ && time < $deadline) {
+        my $n = sysread($s, my $chunk, 4096);
+        last unless $n;
+        $head .= $chunk;
+    }
+    close $s;
+  TODO: {
+        # The early judgement of an Expect: 100-continue head (h1guard.c, cf_gateway_precheck) sees only the method and
+        # the path: a route with auth answers 100 Continue to a client without any Authorization field, which may then
+        # make conflux read a body of up to limits.max_request_body before its 401. Not fixed here: h1guard.c is the
+        # lead's; cf_gateway_precheck would need to know whether the head has an Authorization field.
+        local $TODO = 'the 100-continue precheck does not look at Authorization';
+        like($head, qr{^HTTP/1\.1 401 }, 'the answer is the 401, not 100 Continue');
+    }
+    is($mock->stats->{total}, 0, 'nothing upstream');
 };
 
 subtest 'the cache: an entry ends with exp, and a reload that changes the audience drops its tokens' => sub {
