@@ -80,14 +80,16 @@ subtest 'claims at the int64 bounds are judged without overflow (before the sign
     $mock->reset;
     my $max = '9223372036854775807';
     my $body = '{"aud":"api","exp":' . $max . ',"iss":"https://idp.test","sub":"forever"}';
-    my $r = get('/me', token_for($rsa, $body));
+    # on /weak, whose policy has the default leeway (30 s): exp + leeway is what overflowed
+    my $r = get('/weak', token_for($ec, $body));
     is($r->{status}, 200, 'exp the largest int64, signed: 200 (it was refused as expired, or aborted under UBSan)')
         or diag $r->{body};
-    my ($h, $p) = split /\./, token_for($rsa, $body);
-    refused(get('/me', "$h.$p." . b64u('x' x 256)), qr/signature/, 'the same claims with a forged signature');
-    refused(get('/me', token_for($rsa, '{"aud":"api","exp":-9223372036854775808,"iss":"https://idp.test"}')), qr/expired/,
+    my ($h, $p) = split /\./, token_for($ec, $body);
+    refused(get('/weak', "$h.$p." . b64u('x' x 64)), qr/signature/, 'the same claims with a forged signature');
+    refused(get('/weak', token_for($ec, '{"aud":"api","exp":-9223372036854775808,"iss":"https://idp.test"}')), qr/expired/,
             'exp the smallest int64');
-    refused(get('/me', token_for($rsa, claims(nbf => 0 + $max))), qr/not valid yet/, 'nbf the largest int64');
+    refused(get('/weak', token_for($ec, claims(nbf => 0 + $max))), qr/not valid yet/, 'nbf the largest int64');
+    refused(get('/weak', token_for($ec, claims(iat => 0 + $max))), qr/not valid yet/, 'iat the largest int64');
     refused(get('/me', token_for($rsa, claims(exp => 1e300))), qr/claims/, 'exp 1e300');
     refused(get('/me', token_for($rsa, claims(exp => JSON::PP::true))), qr/claims/, 'exp true');
     refused(get('/me', token_for($rsa, claims(exp => undef))), qr/claims/, 'exp null');
