@@ -156,7 +156,15 @@ push @forged,
          . (substr($parts[2], -1) =~ /[AQgw]/ ? chr(ord(substr($parts[2], -1)) + 1) : 'B'), qr/JWS|signature/],
     ['a "/" in the signature', "$parts[0].$parts[1]." . ($parts[2] =~ tr{_-}{/+}r) . '/', qr/JWS/],
     ['a trailing dot', "$good.", qr/JWS/],
-    ['a leading dot', ".$good", qr/JWS/];
+    ['a leading dot', ".$good", qr/JWS/],
+    # signed with the real key: the claims themselves
+    ['exp twice, the second one valid', token_for($rsa, '{"aud":"api","exp":1,"iss":"https://idp.test","exp":' . ($now + 600) . '}'),
+     qr/claims/],
+    ['a claim nested 2,100 deep (jansson stops at 2,048)', token_for($rsa, claims(deep => ('[' x 2100) . (']' x 2100)) =~ s/"(\[+\]+)"/$1/r), qr/claims/],
+    ['aud holding no string', token_for($rsa, claims(aud => [1, { api => 1 }, ['api'], undef])), qr/audience/],
+    ['iss with a trailing slash', token_for($rsa, claims(iss => 'https://idp.test/')), qr/issuer/],
+    ['iss a list', token_for($rsa, claims(iss => ['https://idp.test'])), qr/issuer/],
+    ['exp a numeric string', token_for($rsa, claims(exp => '' . ($now + 600))), qr/claims/];
 
 subtest 'forged tokens: every one a 401, nothing upstream' => sub {
     $mock->reset;
