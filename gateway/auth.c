@@ -84,6 +84,9 @@ static int source_take(cf_jwks_source_t *s, const char *doc, size_t len, char *e
     cf_jwks_t *set = cf_jwks_parse(doc, len, err, errlen);
     if (set == NULL)
         return -1;
+    if (set->malformed[0] != '\0') /* the set is taken without it: its tokens will get unknown_kid */
+        fprintf(stderr, "conflux: %s %s: %s, skipped (%zu of the keys are not used)\n", s->is_url ? "jwks_url" : "jwks_file",
+                s->name, set->malformed, set->skipped);
     set->generation = __atomic_add_fetch(&last_generation, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&s->lock);
     cf_jwks_t *old = s->current;

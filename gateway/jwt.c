@@ -192,7 +192,7 @@ static const char *str_member(json_t *obj, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* One JWK into *out: 1 taken, 0 skipped (not a signing key conflux can use), -1 malformed (err set). */
+/* One JWK into *out: 1 taken, 0 skipped (not a signing key conflux can use), -1 malformed (err set; skipped too). */
 static int parse_jwk(json_t *jwk, size_t i, cf_jwk_t *out, char *err, size_t errlen)
 {
     const char *kty = str_member(jwk, "kty"), *crv = str_member(jwk, "crv"), *use = str_member(jwk, "use"),
@@ -246,6 +246,7 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
         return NULL;
     }
     json_t *arr = json_object_get(root, "keys");
+    char why[sizeof(((cf_jwks_t *)NULL)->malformed)];
     cf_jwks_t *s = calloc(1, sizeof(*s));
     s->refcnt = 1;
     if (!json_is_array(arr)) {
@@ -258,10 +259,13 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
     }
     s->keys = calloc(json_array_size(arr) + 1, sizeof(*s->keys));
     for (size_t i = 0; i != json_array_size(arr); ++i) {
-        int rc = parse_jwk(json_array_get(arr, i), i, &s->keys[s->num_keys], err, errlen);
-        if (rc < 0)
-            goto Fail;
-        if (rc == 0) {
+        /* a malformed key is skipped like one of an unknown type (RFC 7517 §5: "SHOULD ignore JWKs ... that are missing
+         * required members, or for which values are out of the supported ranges"): an issuer that publishes one odd key
+         * beside its good ones must not stop every token, nor keep a rotated set from being taken */
+        int rc = parse_jwk(json_array_get(arr, i), i, &s->keys[s->num_keys], why, sizeof(why));
+        if (rc < 0 && s->malformed[0] == '\0')
+            snprintf(s->malformed, sizeof(s->malformed), "%s", why);
+        if (rc <= 0) {
             ++s->skipped;
             continue;
         }
@@ -276,8 +280,9 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
     }
     if (s->num_keys == 0) {
         snprintf(err, errlen,
-                 "no usable key (RSA of 2048 to 8192 bits with an odd e of 3 to 2^33 - 1, EC P-256 or OKP "
-                 "Ed25519, for signatures)");
+                 "no usable key (RSA of 2048 to 8192 bits with an odd e of 3 to 2^33 - 1, EC P-256 or OKP Ed25519, for "
+                 "signatures)%s%s",
+                 s->malformed[0] != '\0' ? "; " : "", s->malformed);
         goto Fail;
     }
     json_decref(root);

@@ -350,6 +350,15 @@ EOF2
         ok($ok->(), "$name: the last good set stays");
     }
     is(scalar @{ $mock->journal('/evil-jwks') }, 0, 'the redirect was not followed');
+    # RFC 7517 §5: a malformed key is ignored, not the whole set: a rotation that adds one still brings the new key
+    my $rot = make_key('ES256', 'rotated');
+    my $odd = { kty => 'EC', crv => 'P-256', kid => 'odd', x => b64u("\x01" x 31), y => b64u("\x02" x 32) };
+    publish(200, $json->encode({ keys => [$odd, CfJwt::jwk($ec), CfJwt::jwk($rot)] }));
+    my $rtok = token_for($rot, claims(sub => 'rotated'));
+    ok(wait_until(sub { http_request('GET', $u->url('/me'), { Authorization => "Bearer $rtok" })->{status} == 200 }, 10),
+       'a set with a malformed key beside good ones is taken: the rotated key works') or diag $u->log_text;
+    like($u->log_text, qr/jwks_url \S+: keys\[0\]: a malformed EC key, skipped/, 'one line says which key was skipped');
+    ok($ok->(), 'and the other key of the set');
     refused(http_request('GET', $u->url('/me'), { Authorization => 'Bearer ' . token_for($evil, claims(), header => { alg => 'RS256', kid => 'e1' }) }),
             qr/no key/, 'the attacker key under the EC kid');
     # a server that never answers: the fetch gives up at its 10 s deadline, and a stop does not wait for it

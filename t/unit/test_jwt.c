@@ -175,6 +175,17 @@ static void test_jwks(void)
                          "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}";
     ok(cf_jwks_parse(bad_ec, strlen(bad_ec), err, sizeof(err)) == NULL && strstr(err, "malformed EC") != NULL,
        "an EC point not on the curve: %s", err);
+    /* RFC 7517 §5: a malformed key beside good ones is skipped, and the set taken */
+    jwk_json(&keys[1], "", b, sizeof(b));
+    snprintf(doc, sizeof(doc), "%.*s,{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"},7,{\"kty\":1},%s]}",
+             (int)(strlen(bad_ec) - 2), bad_ec, b); /* the off-curve key of bad_ec first */
+    s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+    ok(s != NULL && s->num_keys == 1 && s->skipped == 4,
+       "an off-curve point, short coordinates, a number and a kty of 1 are "
+       "skipped beside a good key: %s",
+       s != NULL ? s->malformed : err);
+    ok(s != NULL && strcmp(s->malformed, "keys[0]: a malformed EC key") == 0, "the first one is said");
+    cf_jwks_release(s);
     /* the 2048-bit modulus of keys[0] with another e: 1 (any client could forge: the signature is its own padded digest),
      * 2 (even), 2^64 - 1 and 2^33 + 1 (the cost of every forged token); 3 and 2^33 - 1 are the bounds kept */
     char n[1024];
