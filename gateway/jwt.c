@@ -1,4 +1,5 @@
 /* JSON Web Tokens: JWK Sets to OpenSSL keys, compact JWS verification, the registered claims, a cache of verified tokens. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bn.h>
@@ -159,11 +160,52 @@ static EVP_PKEY *ec_key(json_t *jwk)
     return key;
 }
 
+/*
+ * Whether the encoding of an Ed25519 public key is a point of small order (a point of the torsion subgroup, order 1, 2, 4
+ * or 8). OpenSSL takes such a key and verifies without the cofactor ([S]B = R + [k]A): with the identity as the key,
+ * every signature with R the identity and S = 0 verifies, whatever the message; with the others, such forgeries pass for
+ * one message in 2 to 8. A JWK Set with one would let any client forge tokens for its kid. The list is whole: the 8
+ * points in their canonical encodings, x = 0 with the sign bit set (y = 1 and y = p - 1), and y = p and y = p + 1 (the
+ * only y >= p that reduce to a small-order y: 0 and 1), each with either sign bit. Little-endian, as encoded (RFC 8032
+ * §5.1.2).
+ */
+static int ed25519_small_order(const unsigned char *x)
+{
+    static const char *const small[] = {
+        "0100000000000000000000000000000000000000000000000000000000000000", /* the identity (0, 1) */
+        "0100000000000000000000000000000000000000000000000000000000000080", /* the same, x = -0 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* (0, -1), order 2 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", /* the same, x = -0 */
+        "0000000000000000000000000000000000000000000000000000000000000000", /* (+-sqrt(-1), 0), order 4 */
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* y = p: 0 again */
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* y = p + 1: 1 again */
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", /* the 4 of order 8 */
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    };
+    for (size_t i = 0; i != sizeof(small) / sizeof(small[0]); ++i) {
+        size_t j = 0;
+        for (; j != 32; ++j) {
+            unsigned byte;
+            sscanf(small[i] + 2 * j, "%2x", &byte);
+            if (x[j] != byte)
+                break;
+        }
+        if (j == 32)
+            return 1;
+    }
+    return 0;
+}
+
 static EVP_PKEY *ed25519_key(json_t *jwk)
 {
     size_t xlen = 0;
     unsigned char *x = member_bytes(jwk, "x", 32, 32, &xlen);
-    EVP_PKEY *key = x != NULL ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32) : NULL;
+    EVP_PKEY *key = x != NULL && !ed25519_small_order(x) ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32) : NULL;
     free(x);
     return key;
 }

@@ -22,7 +22,7 @@
 enum {
     CF_JWT_RS256 = 1, /* RSASSA-PKCS1-v1_5 with SHA-256, an RSA key of 2048 to 8192 bits, e odd and 3 to 2^33 - 1 */
     CF_JWT_ES256 = 2, /* ECDSA on P-256 with SHA-256; the signature is r || s, 64 bytes */
-    CF_JWT_EDDSA = 4, /* Ed25519 */
+    CF_JWT_EDDSA = 4, /* Ed25519, a key that is not a point of small order */
     CF_JWT_ALL_ALGS = 7,
 };
 

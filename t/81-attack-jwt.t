@@ -35,7 +35,9 @@ write_file($jwks, jwks_json($rsa, $ec, $ed));
 # a set with one sound key and one RSA key whose e is 1: for it a signature is its own padded digest
 my $weak = { %{ make_key('RS256', 'weak') } };
 $weak->{e} = "\x01";
-write_file($weak_jwks, jwks_json($ec, $weak));
+# and an Ed25519 key that is the identity point: with it R = identity, S = 0 verifies every message
+my $tiny = { kty => 'OKP', crv => 'Ed25519', kid => 'tiny', x => b64u("\x01" . ("\x00" x 31)) };
+write_file($weak_jwks, jwks_json($ec, $weak, $tiny));
 
 my ($cert, $key) = self_signed_cert() or die 'openssl could not make a certificate';
 my ($port, $tls_port) = (empty_port(), empty_port());
@@ -103,11 +105,14 @@ sub pkcs1_em {
     return "\x00\x01" . ("\xff" x ($k - length($t) - 3)) . "\x00" . $t;
 }
 
-subtest 'an RSA key with e = 1 in the set is skipped: with it anyone forges a token' => sub {
+subtest 'an RSA key with e = 1 or an Ed25519 key of small order in the set is skipped: with it anyone forges a token' => sub {
     $mock->reset;
     my $input = b64u('{"alg":"RS256","kid":"weak"}') . '.' . b64u($json->encode(claims(sub => 'mallory')));
     my $forged = "$input." . b64u(pkcs1_em($input, length $weak->{n}));
     refused(get('/weak', $forged), qr/no key/, 'a token "signed" with no private key at all');
+    my $ed_input = b64u('{"alg":"EdDSA","kid":"tiny"}') . '.' . b64u($json->encode(claims(sub => 'mallory')));
+    refused(get('/weak', "$ed_input." . b64u("\x01" . ("\x00" x 63))), qr/no key/,
+            'EdDSA with an Ed25519 key of small order: R the identity and S = 0');
     is(get('/weak', token_for($ec, claims()))->{status}, 200, 'the sound key of the same set works');
     is($mock->stub_count('GET /users/{id}'), 1, 'only the good token reached the upstream');
 };

@@ -175,6 +175,36 @@ static void test_jwks(void)
                          "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}";
     ok(cf_jwks_parse(bad_ec, strlen(bad_ec), err, sizeof(err)) == NULL && strstr(err, "malformed EC") != NULL,
        "an EC point not on the curve: %s", err);
+    /* Ed25519 keys of small order, canonical and not: with one, a forged signature verifies (checked here first) */
+    jwk_json(&keys[1], "", b, sizeof(b));
+    static const char *tiny[] = {"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "7P_______________________________________38",
+                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA",
+                                 "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA3o", "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA_o",
+                                 "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_AU", "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_IU",
+                                 "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA", "7P________________________________________8",
+                                 "7f_______________________________________38", "7f________________________________________8",
+                                 "7v_______________________________________38", "7v________________________________________8"};
+    for (size_t i = 0; i != sizeof(tiny) / sizeof(tiny[0]); ++i) {
+        unsigned char x[32], sig[64] = {0};
+        cf_base64url_decode(tiny[i], strlen(tiny[i]), x);
+        EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32);
+        int forged = 0; /* R the identity and S = 0 verifies one of 64 messages (for order n, about 1 in n does) */
+        for (int m = 0; m != 64 && k != NULL && !forged; ++m) {
+            char msg[16];
+            int mlen = snprintf(msg, sizeof(msg), "token %d", m);
+            sig[0] = 1; /* R: the identity (0, 1); S: 0 */
+            EVP_MD_CTX *md = EVP_MD_CTX_new();
+            forged |= EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+                      EVP_DigestVerify(md, sig, 64, (const unsigned char *)msg, (size_t)mlen) == 1;
+            EVP_MD_CTX_free(md);
+        }
+        EVP_PKEY_free(k);
+        ok(forged, "tiny[%zu]: OpenSSL verifies a forged signature with it", i);
+        snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"},%s]}", tiny[i], b);
+        s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+        ok(s != NULL && s->num_keys == 1 && s->keys[0].alg == CF_JWT_ES256, "tiny[%zu]: the key is skipped", i);
+        cf_jwks_release(s);
+    }
     /* RFC 7517 §5: a malformed key beside good ones is skipped, and the set taken */
     jwk_json(&keys[1], "", b, sizeof(b));
     snprintf(doc, sizeof(doc), "%.*s,{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"},7,{\"kty\":1},%s]}",
