@@ -194,7 +194,11 @@ subtest 'the Authorization field: odd spellings, the query string, HTTP/2' => su
     refused(get("/me?access_token=$good"), qr/realm/, 'the token in the query string (RFC 6750 §2.3) is not taken');
     refused(get('/me', undef, Cookie => "access_token=$good"), qr/realm/, 'nor in a cookie');
     is(get('/me', undef, Authorization => "bearer  $good")->{status}, 200, 'lower case and two spaces: taken');
-    is($mock->stub_count('GET /users/{id}'), 1, 'only that one went upstream');
+    my ($raw) = raw_exchange($port, "GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $good \t \r\nConnection: close\r\n\r\n");
+    like($raw // '', qr{^HTTP/1\.1 200 }, 'whitespace after the token (OWS, no part of the value: RFC 9110 §5.5): taken');
+    ($raw) = raw_exchange($port, "GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n $good\r\nConnection: close\r\n\r\n");
+    like($raw // '', qr{^HTTP/1\.1 400 }, 'the token on a folded line (obs-fold): 400');
+    is($mock->stub_count('GET /users/{id}'), 2, 'only the two good ones went upstream');
   SKIP: {
         my $curl = run_cmd(['curl', '--version']);
         skip 'no curl with HTTP/2', 3 unless ($curl->{code} // 1) == 0 && $curl->{out} =~ /HTTP2/;
