@@ -14,7 +14,8 @@
  * config (a reload loads the new config before it drops the old, so a source it keeps is never closed in between).
  *  - A file is read when a config is loaded (the main thread at start, at -t and on SIGHUP; never a request), so that a
  *    reload picks up a rotated file, and a file that turns bad on a reload keeps the set read before (like a TLS
- *    certificate).
+ *    certificate). Each policy keeps the set its config read (file_keys): a reload that is rejected (a bad line
+ *    elsewhere in the file) has read the file too, and must not change the keys the running config verifies with.
  *  - A URL is fetched by a thread of its own (cf_auth_start_fetchers; -t fetches nothing): at once, then every
  *    `refresh`, and early when a token names a kid the set lacks, at most once a minute (that request is refused at
  *    once; it does not wait). A failed fetch keeps the last good set and is tried again within 30 s. Until the first
@@ -83,6 +84,9 @@ static int source_take(cf_jwks_source_t *s, const char *doc, size_t len, char *e
     cf_jwks_t *set = cf_jwks_parse(doc, len, err, errlen);
     if (set == NULL)
         return -1;
+    if (set->malformed[0] != '\0') /* the set is taken without it: its tokens will get unknown_kid */
+        fprintf(stderr, "conflux: %s %s: %s, skipped (%zu of the keys are not used)\n", s->is_url ? "jwks_url" : "jwks_file",
+                s->name, set->malformed, set->skipped);
     set->generation = __atomic_add_fetch(&last_generation, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&s->lock);
     cf_jwks_t *old = s->current;
@@ -331,10 +335,12 @@ cf_jwt_error_t cf_auth_verify(const cf_auth_t *a, cf_jwt_cache_t *cache, const c
     *claims = NULL;
     if (len == 0 || len > CF_JWT_MAX_TOKEN) /* before hashing it */
         return CF_JWT_MALFORMED;
-    uint64_t gen = __atomic_load_n(&a->source->generation, __ATOMIC_ACQUIRE);
+    uint64_t gen = a->file_keys != NULL ? a->file_keys->generation : __atomic_load_n(&a->source->generation, __ATOMIC_ACQUIRE);
     if ((*claims = cf_jwt_cache_get(cache, token, len, a->id, gen, now)) != NULL)
         return CF_JWT_OK;
-    cf_jwks_t *keys = source_keys(a->source);
+    cf_jwks_t *keys = a->file_keys != NULL ? a->file_keys : source_keys(a->source);
+    if (a->file_keys != NULL)
+        cf_jwks_retain(keys);
     cf_jwt_t jwt;
     cf_jwt_error_t e = cf_jwt_verify(&a->rules, keys, token, len, now, &jwt);
     if (e == CF_JWT_UNKNOWN_KID || e == CF_JWT_NO_KEYS)
@@ -426,6 +432,8 @@ static int on_jwt(cf_yctx_t *ctx, yaml_node_t *node, void *object)
     a->source = source_open(file ? a->jwks_file : a->jwks_url, url, a->refresh_ms, err, sizeof(err));
     if (a->source == NULL)
         cf_yerror(ctx, cf_ymap_get(ctx->y, node, key), "%s", err);
+    else if (file)
+        a->file_keys = source_keys(a->source); /* the set as this config read it, whatever a later load reads */
     cf_ypath_restore(ctx, mark);
     return a->source != NULL ? 0 : -1;
 }
@@ -470,6 +478,7 @@ void cf_auth_free(cf_auth_t *a)
 {
     if (a == NULL)
         return;
+    cf_jwks_release(a->file_keys);
     source_close(a->source);
     free(a->issuer);
     free(a->jwks_file);

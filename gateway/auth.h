@@ -27,6 +27,7 @@ typedef struct st_cf_auth_t {
     char *jwks_url;
     uint64_t refresh_ms;      /* jwks_url: fetched again this often */
     cf_jwks_source_t *source; /* shared by every policy (and config) naming the same file or URL */
+    cf_jwks_t *file_keys;     /* jwks_file: the set as this config read it (a reference); NULL for a jwks_url */
     uint64_t id;              /* unique in the process: what the cache keys a verified token by, with its key set */
     int line, col;
 } cf_auth_t;
@@ -43,7 +44,8 @@ int cf_auth_start_fetchers(cf_auth_tls_cb tls_ctx, char *err, size_t errlen);
 /**
  * Decodes an auth: node ({jwt: {...}}, or off when allow_off) into *out (NULL for off). Reads the jwks_file: a file
  * that cannot be read or holds no usable key is an error when no earlier config read it; on a reload (the file was
- * read before) the previous key set stays, with one line on stderr. Returns 0, or -1 with the error in ctx.
+ * read before) the previous key set stays, with one line on stderr. The policy keeps the set it read: a later load of
+ * the file (a reload, even one that is rejected) never changes it. Returns 0, or -1 with the error in ctx.
  */
 int cf_auth_decode(cf_yctx_t *ctx, yaml_node_t *node, int allow_off, cf_auth_t **out);
 /** Frees a policy (NULL: nothing); its key set goes when no policy names its file any more. */

@@ -153,10 +153,13 @@ static int authenticate(cf_worker_t *w, h2o_req_t *req, const cf_trace_t *trace,
         if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) != -1) {
             e = CF_JWT_MALFORMED; /* two credentials: which one would the upstream believe? */
         } else if (v->len > 7 && strncasecmp(v->base, "bearer ", 7) == 0) {
-            size_t at = 7;
-            while (at < v->len && v->base[at] == ' ')
+            size_t at = 7, end = v->len;
+            while (at < end && v->base[at] == ' ')
                 ++at;
-            e = cf_auth_verify(route->auth, w->jwt_cache, v->base + at, v->len - at, (int64_t)time(NULL), claims);
+            /* trailing OWS is no part of a field value (RFC 9110 §5.5), but h2o 2.2.5 keeps it */
+            while (end > at && (v->base[end - 1] == ' ' || v->base[end - 1] == '\t'))
+                --end;
+            e = cf_auth_verify(route->auth, w->jwt_cache, v->base + at, end - at, (int64_t)time(NULL), claims);
             if (e == CF_JWT_OK)
                 return 1;
         }

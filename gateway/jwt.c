@@ -1,4 +1,5 @@
 /* JSON Web Tokens: JWK Sets to OpenSSL keys, compact JWS verification, the registered claims, a cache of verified tokens. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bn.h>
@@ -159,13 +160,72 @@ static EVP_PKEY *ec_key(json_t *jwk)
     return key;
 }
 
+/*
+ * Whether the encoding of an Ed25519 public key is a point of small order (a point of the torsion subgroup, order 1, 2, 4
+ * or 8). OpenSSL takes such a key and verifies without the cofactor ([S]B = R + [k]A): with the identity as the key,
+ * every signature with R the identity and S = 0 verifies, whatever the message; with the others, such forgeries pass for
+ * one message in 2 to 8. A JWK Set with one would let any client forge tokens for its kid. The list is whole: the 8
+ * points in their canonical encodings, x = 0 with the sign bit set (y = 1 and y = p - 1), and y = p and y = p + 1 (the
+ * only y >= p that reduce to a small-order y: 0 and 1), each with either sign bit. Little-endian, as encoded (RFC 8032
+ * §5.1.2).
+ */
+static int ed25519_small_order(const unsigned char *x)
+{
+    static const char *const small[] = {
+        "0100000000000000000000000000000000000000000000000000000000000000", /* the identity (0, 1) */
+        "0100000000000000000000000000000000000000000000000000000000000080", /* the same, x = -0 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* (0, -1), order 2 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", /* the same, x = -0 */
+        "0000000000000000000000000000000000000000000000000000000000000000", /* (+-sqrt(-1), 0), order 4 */
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* y = p: 0 again */
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* y = p + 1: 1 again */
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", /* the 4 of order 8 */
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    };
+    for (size_t i = 0; i != sizeof(small) / sizeof(small[0]); ++i) {
+        size_t j = 0;
+        for (; j != 32; ++j) {
+            unsigned byte;
+            sscanf(small[i] + 2 * j, "%2x", &byte);
+            if (x[j] != byte)
+                break;
+        }
+        if (j == 32)
+            return 1;
+    }
+    return 0;
+}
+
 static EVP_PKEY *ed25519_key(json_t *jwk)
 {
     size_t xlen = 0;
     unsigned char *x = member_bytes(jwk, "x", 32, 32, &xlen);
-    EVP_PKEY *key = x != NULL ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32) : NULL;
+    EVP_PKEY *key = x != NULL && !ed25519_small_order(x) ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32) : NULL;
     free(x);
     return key;
+}
+
+/*
+ * An RSA key conflux verifies with: a modulus of 2048 bits (RFC 7518 §3.3) to 8192, and an odd public exponent of 3 to
+ * 2^33 - 1. OpenSSL takes any n and e. With e = 1 a signature is its own padded digest: anyone could forge one. An even e
+ * is no RSA key. And the cost of a verification grows with the bits of e and the square of those of n, and every forged
+ * token with the key's kid pays it: a 16,384-bit n with a 64-bit e costs some hundreds of 2048-bit verifications.
+ */
+static int rsa_key_sound(const EVP_PKEY *key)
+{
+    int bits = EVP_PKEY_get_bits(key);
+    if (bits < 2048 || bits > 8192)
+        return 0;
+    BIGNUM *e = NULL;
+    int ok =
+        EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(e) && BN_num_bits(e) >= 2 && BN_num_bits(e) <= 33;
+    BN_free(e);
+    return ok;
 }
 
 static const char *str_member(json_t *obj, const char *name)
@@ -174,7 +234,7 @@ static const char *str_member(json_t *obj, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* One JWK into *out: 1 taken, 0 skipped (not a signing key conflux can use), -1 malformed (err set). */
+/* One JWK into *out: 1 taken, 0 skipped (not a signing key conflux can use), -1 malformed (err set; skipped too). */
 static int parse_jwk(json_t *jwk, size_t i, cf_jwk_t *out, char *err, size_t errlen)
 {
     const char *kty = str_member(jwk, "kty"), *crv = str_member(jwk, "crv"), *use = str_member(jwk, "use"),
@@ -204,7 +264,7 @@ static int parse_jwk(json_t *jwk, size_t i, cf_jwk_t *out, char *err, size_t err
         snprintf(err, errlen, "keys[%zu]: a malformed %s key", i, kty);
         return -1;
     }
-    if (type == CF_JWT_RS256 && EVP_PKEY_get_bits(key) < 2048) { /* RFC 7518 §3.3 */
+    if (type == CF_JWT_RS256 && !rsa_key_sound(key)) {
         EVP_PKEY_free(key);
         return 0;
     }
@@ -228,6 +288,7 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
         return NULL;
     }
     json_t *arr = json_object_get(root, "keys");
+    char why[sizeof(((cf_jwks_t *)NULL)->malformed)];
     cf_jwks_t *s = calloc(1, sizeof(*s));
     s->refcnt = 1;
     if (!json_is_array(arr)) {
@@ -240,10 +301,13 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
     }
     s->keys = calloc(json_array_size(arr) + 1, sizeof(*s->keys));
     for (size_t i = 0; i != json_array_size(arr); ++i) {
-        int rc = parse_jwk(json_array_get(arr, i), i, &s->keys[s->num_keys], err, errlen);
-        if (rc < 0)
-            goto Fail;
-        if (rc == 0) {
+        /* a malformed key is skipped like one of an unknown type (RFC 7517 §5: "SHOULD ignore JWKs ... that are missing
+         * required members, or for which values are out of the supported ranges"): an issuer that publishes one odd key
+         * beside its good ones must not stop every token, nor keep a rotated set from being taken */
+        int rc = parse_jwk(json_array_get(arr, i), i, &s->keys[s->num_keys], why, sizeof(why));
+        if (rc < 0 && s->malformed[0] == '\0')
+            snprintf(s->malformed, sizeof(s->malformed), "%s", why);
+        if (rc <= 0) {
             ++s->skipped;
             continue;
         }
@@ -257,7 +321,10 @@ cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen)
         }
     }
     if (s->num_keys == 0) {
-        snprintf(err, errlen, "no usable key (RSA of 2048 bits or more, EC P-256 or OKP Ed25519, for signatures)");
+        snprintf(err, errlen,
+                 "no usable key (RSA of 2048 to 8192 bits with an odd e of 3 to 2^33 - 1, EC P-256 or OKP Ed25519, for "
+                 "signatures)%s%s",
+                 s->malformed[0] != '\0' ? "; " : "", s->malformed);
         goto Fail;
     }
     json_decref(root);
@@ -358,15 +425,17 @@ static cf_jwt_error_t check_claims(const cf_jwt_rules_t *rules, json_t *claims, 
     if (rc == 0 && rules->require_exp)
         return CF_JWT_EXPIRED;
     *exp = rc == 0 ? INT64_MAX : t;
-    if (rc > 0 && (t < INT64_MIN + leeway + 1 || now >= t + leeway)) /* §4.1.4: valid only before exp */
+    /* the arithmetic is on `now` (a clock reading, far from the int64 bounds), never on a claim: a claim is any int64 the
+     * client chose, and it is judged before the signature, so exp: 9223372036854775807 must not overflow */
+    if (rc > 0 && now - leeway >= t) /* §4.1.4: valid only before exp */
         return CF_JWT_EXPIRED;
     if ((rc = numeric_date(claims, "nbf", &t)) < 0)
         return CF_JWT_BAD_CLAIMS;
-    if (rc > 0 && (t > INT64_MAX - leeway || now + leeway < t))
+    if (rc > 0 && now + leeway < t)
         return CF_JWT_NOT_YET_VALID;
     if ((rc = numeric_date(claims, "iat", &t)) < 0) /* a token issued in the future: a wrong clock or a forgery */
         return CF_JWT_BAD_CLAIMS;
-    if (rc > 0 && (t > INT64_MAX - leeway || now + leeway < t))
+    if (rc > 0 && now + leeway < t)
         return CF_JWT_NOT_YET_VALID;
     if (rules->issuer != NULL) {
         const char *iss = str_member(claims, "iss");

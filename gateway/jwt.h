@@ -20,9 +20,9 @@
 /** The signature algorithms (RFC 7518 §3.1, RFC 8037 §3.1), as bits of a policy's `algorithms`. None, and no HMAC: a
  * key from a JWK Set is a public key, so a token "signed" with it as an HMAC secret can never pass. */
 enum {
-    CF_JWT_RS256 = 1, /* RSASSA-PKCS1-v1_5 with SHA-256, an RSA key of at least 2048 bits */
+    CF_JWT_RS256 = 1, /* RSASSA-PKCS1-v1_5 with SHA-256, an RSA key of 2048 to 8192 bits, e odd and 3 to 2^33 - 1 */
     CF_JWT_ES256 = 2, /* ECDSA on P-256 with SHA-256; the signature is r || s, 64 bytes */
-    CF_JWT_EDDSA = 4, /* Ed25519 */
+    CF_JWT_EDDSA = 4, /* Ed25519, a key that is not a point of small order */
     CF_JWT_ALL_ALGS = 7,
 };
 
@@ -61,14 +61,16 @@ typedef struct st_cf_jwks_t {
     uint64_t generation;
     cf_jwk_t *keys;
     size_t num_keys;
-    size_t skipped; /* keys of the document that were not usable (type, curve, use, size) */
+    size_t skipped;     /* keys of the document that were not usable (type, curve, use, size, malformed) */
+    char malformed[96]; /* why the first malformed key was skipped ("keys[3]: a malformed EC key"), or "" */
 } cf_jwks_t;
 
 /**
- * Parses a JWK Set document (RFC 7517 §5): {"keys": [...]}. Keys of type RSA (n, e; at least 2048 bits), EC on P-256
- * (x, y) and OKP Ed25519 (x) are taken; a key with "use" other than "sig", an "alg" that does not match its type, or
- * another type or curve is skipped (counted in `skipped`). Returns a new set with one reference and generation 0, or
- * NULL with a message in err (not JSON, no keys array, no usable key, two keys with one kid, a malformed key).
+ * Parses a JWK Set document (RFC 7517 §5): {"keys": [...]}. Keys of type RSA (n, e; 2048 to 8192 bits, e odd, 3 to
+ * 2^33 - 1), EC on P-256 (x, y) and OKP Ed25519 (x) are taken; a key with "use" other than "sig", an "alg" that does not
+ * match its type, another type or curve, an RSA key out of those bounds, or a malformed key (RFC 7517 §5; the first one
+ * said in `malformed`) is skipped (counted in `skipped`). Returns a new set with one reference and generation 0, or NULL
+ * with a message in err (not JSON, no keys array, more than CF_JWKS_MAX_KEYS, no usable key, two keys with one kid).
  */
 cf_jwks_t *cf_jwks_parse(const char *doc, size_t len, char *err, size_t errlen);
 void cf_jwks_retain(cf_jwks_t *s);

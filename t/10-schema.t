@@ -265,7 +265,7 @@ push @bad, (
 );
 
 # auth: jwt (docs/configuration.md, `auth`), with a JWK Set of one Ed25519 key
-my $jwks = write_file("$dir/jwks.json", '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "' . ('A' x 43) . '", "kid": "k"}]}');
+my $jwks = write_file("$dir/jwks.json", '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "' . ('B' x 42) . 'A' . '", "kid": "k"}]}');
 push @good, (
     ['auth: jwt at the top level, replaced and turned off on routes; claims in a template and a rate limit key',
      $head . "auth:\n  jwt: { jwks_file: $jwks, issuer: https://idp.example, audience: [api], algorithms: [EdDSA], leeway: 10s }\n"

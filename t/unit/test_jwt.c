@@ -175,6 +175,72 @@ static void test_jwks(void)
                          "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}";
     ok(cf_jwks_parse(bad_ec, strlen(bad_ec), err, sizeof(err)) == NULL && strstr(err, "malformed EC") != NULL,
        "an EC point not on the curve: %s", err);
+    /* Ed25519 keys of small order, canonical and not: with one, a forged signature verifies (checked here first) */
+    jwk_json(&keys[1], "", b, sizeof(b));
+    static const char *tiny[] = {"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "7P_______________________________________38",
+                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA",
+                                 "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA3o", "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA_o",
+                                 "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_AU", "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_IU",
+                                 "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA", "7P________________________________________8",
+                                 "7f_______________________________________38", "7f________________________________________8",
+                                 "7v_______________________________________38", "7v________________________________________8"};
+    for (size_t i = 0; i != sizeof(tiny) / sizeof(tiny[0]); ++i) {
+        unsigned char x[32], sig[64] = {0};
+        cf_base64url_decode(tiny[i], strlen(tiny[i]), x);
+        EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32);
+        int forged = 0; /* R the identity and S = 0 verifies one of 64 messages (for order n, about 1 in n does) */
+        for (int m = 0; m != 64 && k != NULL && !forged; ++m) {
+            char msg[16];
+            int mlen = snprintf(msg, sizeof(msg), "token %d", m);
+            sig[0] = 1; /* R: the identity (0, 1); S: 0 */
+            EVP_MD_CTX *md = EVP_MD_CTX_new();
+            forged |= EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+                      EVP_DigestVerify(md, sig, 64, (const unsigned char *)msg, (size_t)mlen) == 1;
+            EVP_MD_CTX_free(md);
+        }
+        EVP_PKEY_free(k);
+        ok(forged, "tiny[%zu]: OpenSSL verifies a forged signature with it", i);
+        snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"},%s]}", tiny[i], b);
+        s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+        ok(s != NULL && s->num_keys == 1 && s->keys[0].alg == CF_JWT_ES256, "tiny[%zu]: the key is skipped", i);
+        cf_jwks_release(s);
+    }
+    /* RFC 7517 §5: a malformed key beside good ones is skipped, and the set taken */
+    jwk_json(&keys[1], "", b, sizeof(b));
+    snprintf(doc, sizeof(doc), "%.*s,{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"},7,{\"kty\":1},%s]}",
+             (int)(strlen(bad_ec) - 2), bad_ec, b); /* the off-curve key of bad_ec first */
+    s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+    ok(s != NULL && s->num_keys == 1 && s->skipped == 4,
+       "an off-curve point, short coordinates, a number and a kty of 1 are "
+       "skipped beside a good key: %s",
+       s != NULL ? s->malformed : err);
+    ok(s != NULL && strcmp(s->malformed, "keys[0]: a malformed EC key") == 0, "the first one is said");
+    cf_jwks_release(s);
+    /* the 2048-bit modulus of keys[0] with another e: 1 (any client could forge: the signature is its own padded digest),
+     * 2 (even), 2^64 - 1 and 2^33 + 1 (the cost of every forged token); 3 and 2^33 - 1 are the bounds kept */
+    char n[1024];
+    bn_b64(keys[0].key, OSSL_PKEY_PARAM_RSA_N, n);
+    static const struct {
+        const char *e, *name;
+        int usable;
+    } exps[] = {{"AQ", "e = 1", 0},
+                {"Ag", "e = 2", 0},
+                {"__________8", "e = 2^64 - 1", 0},
+                {"AgAAAAE", "e = 2^33 + 1", 0},
+                {"Aw", "e = 3", 1},
+                {"Af____8", "e = 2^33 - 1", 1}};
+    for (size_t i = 0; i != sizeof(exps) / sizeof(exps[0]); ++i) {
+        snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\"}]}", n, exps[i].e);
+        s = cf_jwks_parse(doc, strlen(doc), err, sizeof(err));
+        ok((s != NULL) == exps[i].usable, "an RSA key with %s is %s", exps[i].name, exps[i].usable ? "usable" : "skipped");
+        cf_jwks_release(s);
+    }
+    /* a modulus of 8200 bits (1025 bytes, all 0xff: only its size matters here) */
+    unsigned char big[1025];
+    memset(big, 0xff, sizeof(big));
+    b64url(big, sizeof(big), a);
+    snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", a);
+    ok(cf_jwks_parse(doc, strlen(doc), err, sizeof(err)) == NULL, "an RSA key over 8192 bits is skipped");
 }
 
 static void test_verify(void)
@@ -222,6 +288,17 @@ static void test_verify(void)
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"iat\":1900000100}")),
        CF_JWT_NOT_YET_VALID, "iat ahead");
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":9.3e18}")), CF_JWT_BAD_CLAIMS, "exp out of range");
+    /* claims are judged before the signature: the extremes of int64 must not overflow with the leeway (UBSan aborts) */
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":9223372036854775807}")), CF_JWT_OK,
+       "exp the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":-9223372036854775808}")), CF_JWT_EXPIRED,
+       "exp the smallest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"nbf\":9223372036854775807}")),
+       CF_JWT_NOT_YET_VALID, "nbf the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"iat\":9223372036854775807}")),
+       CF_JWT_NOT_YET_VALID, "iat the largest int64");
+    is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"api\",\"exp\":1900000600,\"nbf\":-9223372036854775808}")),
+       CF_JWT_OK, "nbf the smallest int64");
     is(check(&rules, token(rs, "{\"iss\":\"https://evil\",\"aud\":\"api\",\"exp\":1900000600}")), CF_JWT_WRONG_ISSUER, "iss");
     is(check(&rules, token(rs, "{\"aud\":\"api\",\"exp\":1900000600}")), CF_JWT_WRONG_ISSUER, "no iss");
     is(check(&rules, token(rs, "{\"iss\":\"https://idp\",\"aud\":\"x\",\"exp\":1900000600}")), CF_JWT_WRONG_AUDIENCE, "aud");
