@@ -189,10 +189,10 @@ static void on_refusal_sent(h2o_socket_t *sock, const char *err)
         h2o_socket_close(sock);
 }
 
-/* Answers `status` with conflux's JSON error and `Connection: close`, then closes: nothing the client sent after the
- * offending byte (a pipelined or smuggled request) ever reaches libh2o. */
+/* Answers `status` with conflux's JSON error and `Connection: close` (and `extra`, a whole header line, when not NULL),
+ * then closes: nothing the client sent after the offending byte (a pipelined or smuggled request) ever reaches libh2o. */
 static void refuse(cf_conn_t *c, h2o_socket_t *sock, int status, const char *label, const char *code, const char *message,
-                   const char *allow)
+                   const char *extra)
 {
     cf_metrics_http1_refused(label);
     cf_observe_refusal(sock, status, label);
@@ -204,9 +204,8 @@ static void refuse(cf_conn_t *c, h2o_socket_t *sock, int status, const char *lab
     cf_buf_appends(&body, "}");
     cf_buf_appendf(&text,
                    "HTTP/1.1 %d %s\r\nServer: conflux\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                   "Connection: close\r\n%s%s%s\r\n",
-                   status, cf_http_reason(status), body.len, allow != NULL ? "Allow: " : "", allow != NULL ? allow : "",
-                   allow != NULL ? "\r\n" : "");
+                   "Connection: close\r\n%s%s\r\n",
+                   status, cf_http_reason(status), body.len, extra != NULL ? extra : "", extra != NULL ? "\r\n" : "");
     cf_buf_append(&text, body.base, body.len);
     cf_buf_free(&body);
 
@@ -219,6 +218,18 @@ static void refuse(cf_conn_t *c, h2o_socket_t *sock, int status, const char *lab
 
 /* --- HTTP/1.1: the framing guard -------------------------------------------------------------------------------- */
 
+/* Whether a head (`len` bytes, the framing guard has passed it: CRLF lines, token names) has a field `lc_name`. */
+static int has_field(const char *head, size_t len, const char *lc_name)
+{
+    size_t n = strlen(lc_name);
+    for (const char *p = head, *end = head + len; (p = memchr(p, '\n', end - p)) != NULL;) {
+        ++p;
+        if ((size_t)(end - p) > n && p[n] == ':' && h2o_lcstris(p, n, lc_name, n))
+            return 1;
+    }
+    return 0;
+}
+
 /* RFC 9110 §10.1.1: a server may answer a request that expects 100-continue with its final status at once. Without
  * this, libh2o sends "100 Continue" first and the client uploads its body for a request conflux then refuses. */
 static int refuse_expectation(cf_conn_t *c, h2o_socket_t *sock, const char *head, size_t len)
@@ -230,12 +241,16 @@ static int refuse_expectation(cf_conn_t *c, h2o_socket_t *sock, const char *head
     if (sp2 == NULL)
         return 0;
     const char *q = memchr(target, '?', sp2 - target);
-    char allow[128];
-    int status = cf_gateway_precheck(c->listener->conns->worker, head, sp1 - head, target, (q != NULL ? q : sp2) - target, allow,
-                                     sizeof(allow));
+    char allow[128] = "Allow: ";
+    int status = cf_gateway_precheck(c->listener->conns->worker, head, sp1 - head, target, (q != NULL ? q : sp2) - target,
+                                     has_field(head, len, "authorization"), allow + 7, sizeof(allow) - 7);
     switch (status) {
     case 0:
         return 0;
+    case 401: /* as dispatch would answer it, before the body is sent for nothing */
+        refuse(c, sock, 401, "expect_unauthorized", "unauthorized", "this route needs a bearer token",
+               "WWW-Authenticate: Bearer realm=\"conflux\"");
+        break;
     case 404:
         refuse(c, sock, 404, "expect_not_found", "not_found", "no route for this path", NULL);
         break;

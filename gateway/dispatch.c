@@ -178,14 +178,16 @@ static int authenticate(cf_worker_t *w, h2o_req_t *req, const cf_trace_t *trace,
     return 0;
 }
 
-int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
-                        size_t allowlen)
+int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, int has_authorization,
+                        char *allow, size_t allowlen)
 {
     char small[1024], *scratch = plen <= sizeof(small) ? small : h2o_mem_alloc(plen);
     cf_route_match_t m;
     int status = 0;
     switch (cf_router_match(w->table->router, cf_method_bit(method, mlen), path, plen, scratch, &m)) {
     case CF_ROUTE_OK:
+        if (((const cf_route_t *)m.data)->auth != NULL && !has_authorization)
+            status = 401;
         break;
     case CF_ROUTE_NOT_FOUND:
         status = 404;

@@ -15,10 +15,11 @@ int cf_gateway_handle(cf_worker_t *w, h2o_req_t *req);
 
 /**
  * Routes a request head before its body is read (for an early answer to Expect: 100-continue): 0 when a route takes
- * `method` on the raw `path` (without the query), else 404, 405 with the Allow value in `allow`, or 400 for a path the
- * router refuses (a target that is not origin-form among them). Touches nothing.
+ * `method` on the raw `path` (without the query), else 404, 405 with the Allow value in `allow`, 400 for a path the
+ * router refuses (a target that is not origin-form among them), or 401 when the route needs a token and the head has no
+ * Authorization field (`has_authorization` 0); a token that is there is judged with the request. Touches nothing.
  */
-int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, char *allow,
-                        size_t allowlen);
+int cf_gateway_precheck(cf_worker_t *w, const char *method, size_t mlen, const char *path, size_t plen, int has_authorization,
+                        char *allow, size_t allowlen);
 
 #endif
