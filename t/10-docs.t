@@ -228,7 +228,7 @@ subtest 'docs/http.md: every HTTP/1 refusal, with its status and metric label' =
     my @results = slurp("$root/gateway/h1guard.c") =~ /\[CF_H1G_ERR_\w+\] = \{"(?:[^"\\]|\\.)*", "(\w+)", (\d+)\}/g;
     ok(@results >= 40, 'the refusals were found in gateway/h1guard.c');
     my %label = @results;
-    $label{$_} = $_ =~ /not_found/ ? 404 : $_ =~ /bad_request/ ? 400 : 405 for slurp("$root/gateway/conn.c") =~ /"(expect_\w+)"/g;
+    $label{$_} = $_ =~ /not_found/ ? 404 : $_ =~ /bad_request/ ? 400 : $_ =~ /unauthorized/ ? 401 : 405 for slurp("$root/gateway/conn.c") =~ /"(expect_\w+)"/g;
     my $rows = rows($http->{'Strict HTTP/1 framing'} // '');
     for my $l (sort keys %label) {
         ok(exists $rows->{$l}, "Strict HTTP/1 framing: a row for `$l`") or next;
