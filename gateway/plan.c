@@ -720,6 +720,19 @@ void cf_plan_explain(const cf_config_t *c, FILE *out)
     if (c->admin_host != NULL)
         fprintf(out, "admin %s%s%s:%u\n", strchr(c->admin_host, ':') ? "[" : "", c->admin_host,
                 strchr(c->admin_host, ':') ? "]" : "", c->admin_port);
+    /* the trace every request carries, and where its spans go */
+    fprintf(out, "tracing: new traces sampled at %g, %s", c->tracing.sample,
+            c->tracing.parent_based ? "a continued trace keeps the client's sampled flag" : "continued traces too");
+    if (c->tracing.otlp != NULL) {
+        char d2[32];
+        fprintf(out,
+                "; sampled spans exported to %s (service %s), batches of %" PRIu64 " or every %s, %s a request, %" PRIu64
+                " spans queued at most (then dropped)\n",
+                c->tracing.otlp, c->tracing.service_name, c->tracing.batch, cf_format_duration(c->tracing.delay_ms, d, sizeof(d)),
+                cf_format_duration(c->tracing.timeout_ms, d2, sizeof(d2)), c->tracing.queue);
+    } else {
+        fputs("; no span export\n", out);
+    }
     for (size_t i = 0; i < c->num_routes; ++i) {
         const cf_route_t *r = &c->routes[i];
         fprintf(out, "\nroute %s  [%s]  (%s:%d)\n", r->pattern.src, cf_methods_format(r->methods, m, sizeof(m)), c->filename,

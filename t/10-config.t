@@ -183,6 +183,19 @@ subtest '--explain on the sample' => sub {
         'the proxy route');
 };
 
+subtest '--explain shows tracing: sampling and where spans go' => sub {
+    my ($rc, $out, $err) = run_conflux('--explain', '-c', $sample);
+    is($rc, 0, 'exit 0') or diag($err);
+    like($out, qr{^tracing: new traces sampled at 0, a continued trace keeps the client's sampled flag; no span export$}m,
+         'the defaults: nothing sampled, no export');
+    my $file = write_config($base . "  - path: /x\n    proxy: users\n"
+        . "tracing: { otlp: 'http://127.0.0.1:4318/v1/traces', sample: 0.25, parent_based: false, batch: 100, delay: 2s }\n");
+    ($rc, $out, $err) = run_conflux('--explain', '-c', $file);
+    is($rc, 0, 'exit 0') or diag($err);
+    like($out, qr{^tracing: new traces sampled at 0\.25, continued traces too; sampled spans exported to http://127\.0\.0\.1:4318/v1/traces \(service conflux\), batches of 100 or every 2s, 5s a request, 2048 spans queued at most \(then dropped\)$}m,
+         'an export: its URL and bounds');
+};
+
 subtest '--explain stages of a diamond' => sub {
     my $file = write_config($base . <<'YAML');
   - path: /d/{id}
