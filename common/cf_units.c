@@ -1,5 +1,7 @@
 /* Parsing of the units the YAML speaks: durations (250ms, 2s, 1m, 1h) and sizes (512KiB, 64MiB, bytes). */
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include "cf_units.h"
@@ -41,6 +43,27 @@ int cf_parse_duration(const char *s, uint64_t *ms)
         if (strcmp(s + n, units[i].suffix) == 0)
             return scale(v, units[i].ms, ms);
     return -1;
+}
+
+int cf_parse_fraction(const char *s, double *v)
+{
+    /* strtod alone also takes hex floats, "nan", "infinity" and leading spaces: only [+]digits[.digits][e[+-]digits] */
+    const char *p = s;
+    if (*p == '+')
+        ++p;
+    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+        return -1;
+    for (; *p != '\0'; ++p)
+        if (!isdigit((unsigned char)*p) && *p != '.' && *p != 'e' && *p != 'E' &&
+            !((*p == '-' || *p == '+') && (p[-1] | 0x20) == 'e'))
+            return -1;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (end == s || *end != '\0' || (errno == ERANGE && d != 0.0) || !(d >= 0.0 && d <= 1.0))
+        return -1;
+    *v = d;
+    return 0;
 }
 
 int cf_parse_size(const char *s, uint64_t *bytes)

@@ -1400,14 +1400,10 @@ static int on_tracing_sample(cf_yctx_t *ctx, yaml_node_t *node, void *object)
 {
     cf_config_t *c = object;
     const char *s = want_string(ctx, node, "a number from 0 to 1");
-    char *end;
     if (s == NULL)
         return -1;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 1.0))
+    if (cf_parse_fraction(s, &c->tracing.sample) != 0)
         return cf_yerror(ctx, node, "\"%s\" is not a number from 0 to 1 (the share of new traces sampled)", s);
-    c->tracing.sample = v;
     return 0;
 }
 

@@ -347,14 +347,10 @@ static int parse_step(const char *s, cf_mock_step_t *step, char *err, size_t err
 
 static int parse_rate(const char *s, double *rate, char *err, size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v >= 0 && v <= 1)) {
+    if (cf_parse_fraction(s, rate) != 0) {
         snprintf(err, errlen, "\"%s\" is not a fraction between 0 and 1", s);
         return -1;
     }
-    *rate = v;
     return 0;
 }
 

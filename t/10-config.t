@@ -246,6 +246,8 @@ refused('tracing.sample above 1', $base . "  - path: /x\n    proxy: users\ntraci
         '9:20: tracing.sample: "1.5" is not a number from 0 to 1 (the share of new traces sampled)');
 refused('tracing.sample not a number', $base . "  - path: /x\n    proxy: users\ntracing: { sample: nan }\n",
         '9:20: tracing.sample: "nan" is not a number from 0 to 1 (the share of new traces sampled)');
+refused('tracing.sample as a hex float', $base . "  - path: /x\n    proxy: users\ntracing: { sample: 0x1p-1 }\n",
+        '9:20: tracing.sample: "0x1p-1" is not a number from 0 to 1 (the share of new traces sampled)');
 refused('tracing.batch 0', $base . "  - path: /x\n    proxy: users\ntracing: { batch: 0 }\n",
         '9:19: tracing.batch: 0 is out of range (1 to 10000)');
 refused('tracing: an unknown key', $base . "  - path: /x\n    proxy: users\ntracing: { otel: x }\n",

@@ -40,6 +40,25 @@ static void test_units(void)
     is_str(cf_format_duration(0, buf, sizeof(buf)), "0ms", "format 0");
 }
 
+static void test_fractions(void)
+{
+    static const struct {
+        const char *s;
+        double v;
+    } good[] = {{"0", 0},        {"1", 1},   {"0.25", 0.25}, {".5", 0.5}, {"+0.5", 0.5},
+                {"5e-3", 0.005}, {"1E0", 1}, {"1e-400", 0},  {"1.0", 1}};
+    for (size_t i = 0; i != sizeof(good) / sizeof(good[0]); ++i) {
+        double v = -1;
+        ok(cf_parse_fraction(good[i].s, &v) == 0 && v == good[i].v, "fraction \"%s\" is %g (got %g)", good[i].s, good[i].v, v);
+    }
+    static const char *const bad[] = {"",     "1.5",  "-0.5", "2", "0x1p-1", "0X0.8", "nan",  "inf", "infinity", " 0.5",
+                                      "0.5 ", "0.5x", "e5",   ".", "1e400",  "-0",    "0.5e", "--1", "1e+-1",    NULL};
+    for (size_t i = 0; bad[i] != NULL; ++i) {
+        double v = 42;
+        ok(cf_parse_fraction(bad[i], &v) == -1 && v == 42, "not a fraction: \"%s\"", bad[i]);
+    }
+}
+
 static void test_hostport(void)
 {
     char *host;
@@ -334,6 +353,7 @@ static void test_sha256(void)
 int main(void)
 {
     test_units();
+    test_fractions();
     test_hostport();
     test_buf();
     test_sha256();
