@@ -201,6 +201,8 @@ subtest 'a hostile upstream fails only its request' => sub {
         my $r = http_get('http://127.0.0.1:' . $m->port . '/x');
         is($r->{status}, $a->[1], "status $a->[1]");
         if (ref $a->[2]) { like($r->{body}, $a->[2], 'the reason') } else { is($r->{body}, $a->[2], 'the body') }
+        # the service's own reason phrase comes through (the parser hands it over with the head)
+        is($r->{reason}, 'Fine', 'the reason phrase of a 203 Fine') if $a->[1] == 203;
     }
     is($srv->wait, 'served', 'every answer was asked for once');
     is(http_get('http://127.0.0.1:' . $m->port . '/__mock/stats')->{status}, 200, 'the mock still answers');
