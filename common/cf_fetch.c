@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 #include "cf_fetch.h"
 #include "cf_h1resp.h"
+#include "cf_units.h"
 
 /* --- URLs ---------------------------------------------------------------------------------------------------------- */
 
@@ -119,9 +120,7 @@ typedef struct st_conn_t {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return cf_mono_ns() / 1000000;
 }
 
 static int fail(conn_t *c, const char *fmt, const char *arg)

@@ -4,13 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "cf_spool.h"
-
-uint64_t cf_spool_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "cf_units.h"
 
 int cf_spool_init(cf_spool_t *s, size_t max_items, size_t max_units, size_t max_bytes)
 {

@@ -100,7 +100,4 @@ typedef struct st_cf_spool_take_t {
 cf_spool_take_t cf_spool_take(cf_spool_t *s, cf_spool_item_t *out, size_t max, size_t min_units, size_t max_units,
                               uint64_t until_ns);
 
-/** CLOCK_MONOTONIC in nanoseconds (the clock of cf_spool_take's `until_ns`). */
-uint64_t cf_spool_now_ns(void);
-
 #endif

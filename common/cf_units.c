@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "cf_units.h"
 
 /* Reads the leading decimal digits of s into *v; returns the number of digits, 0 on none or on overflow. */
@@ -43,6 +44,13 @@ int cf_parse_duration(const char *s, uint64_t *ms)
         if (strcmp(s + n, units[i].suffix) == 0)
             return scale(v, units[i].ms, ms);
     return -1;
+}
+
+uint64_t cf_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int cf_parse_fraction(const char *s, double *v)

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+/** CLOCK_MONOTONIC in nanoseconds: the one clock that request times, span times, queue waits and fetch deadlines use. */
+uint64_t cf_mono_ns(void);
 /** "250ms", "2s", "1m", "1h" (and "0") -> milliseconds. Returns 0, or -1 when not a duration or overflowing. */
 int cf_parse_duration(const char *s, uint64_t *ms);
 /**

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include "cf_fetch.h"
 #include "cf_spool.h"
+#include "cf_units.h"
 #include "jsonout.h"
 #include "metrics.h"
 #include "otlp.h"
@@ -467,7 +468,7 @@ static void *exporter_main(void *unused)
         refresh(&s);
         /* without a collector nothing is queued: sleep until a reload sets one, or the stop */
         cf_spool_take_t got = cf_spool_take(&X.spool, items, MAX_FRAGMENTS, s.batch, s.batch,
-                                            s.url != NULL ? cf_spool_now_ns() + s.delay_ms * 1000000u : 0);
+                                            s.url != NULL ? cf_mono_ns() + s.delay_ms * 1000000u : 0);
         if (got.n == 0) {
             if (got.closed)
                 break;

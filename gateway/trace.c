@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include "cf_units.h"
 #include "trace.h"
 
 /* --- parsing (hostile input: every byte checked, every length bounded) -------------------------------------------- */
@@ -222,9 +223,7 @@ static inline void hex64(char *dst, uint64_t v)
 
 uint64_t cf_trace_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return cf_mono_ns();
 }
 
 void cf_trace_hex64(char *dst, uint64_t v)

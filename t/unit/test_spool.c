@@ -18,7 +18,7 @@ static void test_bounds(void)
     ok(cf_spool_put(&s, item(16, 10)) == 0, "a second fits");
     ok(cf_spool_put(&s, item(16, 10)) == -1, "a third is over the items bound");
     cf_spool_item_t out[4];
-    cf_spool_take_t got = cf_spool_take(&s, out, 4, 0, 0, cf_spool_now_ns());
+    cf_spool_take_t got = cf_spool_take(&s, out, 4, 0, 0, cf_mono_ns());
     is(got.n, 2, "both are taken");
     cf_spool_recycle(&s, out, got.n);
     cf_spool_stop(&s, 0);
@@ -49,7 +49,7 @@ static void test_spares(void)
     is(s.num_spares, 1, "whose small buffer is");
 
     cf_spool_item_t out[8];
-    cf_spool_take_t got = cf_spool_take(&s, out, 8, 0, 0, cf_spool_now_ns());
+    cf_spool_take_t got = cf_spool_take(&s, out, 8, 0, 0, cf_mono_ns());
     for (size_t i = 0; i != got.n; ++i)
         free(out[i].base);
     while (s.num_spares != 0)
